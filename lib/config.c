@@ -1,0 +1,379 @@
+#include "config.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum cfg_type { CFG_INT, CFG_STR };
+
+/* One row per field: the single place that names, bounds and documents it. */
+typedef struct cfg_field {
+    const char *path;
+    const char *env;
+    enum cfg_type type;
+    size_t offset;
+    size_t size;          /* CFG_STR: buffer size */
+    int64_t min, max;     /* CFG_INT bounds */
+    const char *choices;  /* CFG_STR: "a|b|c", or NULL for free text */
+    const char *help;
+} cfg_field;
+
+#define INT(p, e, f, lo, hi, h) \
+    {p, e, CFG_INT, offsetof(kv_config, f), 0, lo, hi, NULL, h}
+#define STR(p, e, f, ch, h) \
+    {p, e, CFG_STR, offsetof(kv_config, f), sizeof(((kv_config *)0)->f), 0, 0, ch, h}
+
+static const cfg_field cfg_fields[] = {
+    INT("cluster.shards", "KV_SHARDS", shards, 1, 64, "number of shards"),
+    INT("cluster.replicas", "KV_REPLICAS", replicas, 1, 17,
+        "copies of each shard, primary included"),
+    INT("cluster.vnodes", "KV_VNODES", vnodes, 1, 4096,
+        "virtual nodes per shard on the hash ring"),
+    INT("cluster.base_port", "KV_BASE_PORT", base_port, 1024, 64000,
+        "controller port; queue +1, api i +10+i, store s/r +100+10s+r"),
+    STR("cluster.bind", "KV_BIND", bind, NULL, "address every server binds"),
+    STR("cluster.data_dir", "KV_DATA_DIR", data_dir, NULL,
+        "where stores, the queue journal and run files live"),
+    STR("cluster.token", "KV_TOKEN", token, NULL,
+        "Bearer token required on /internal/ routes (empty: none)"),
+    INT("limits.max_key_bytes", "MAX_KEY_BYTES", max_key_bytes, 1, 65536,
+        "longest key (414 above)"),
+    INT("limits.max_value_bytes", "MAX_VALUE_BYTES", max_value_bytes, 0,
+        64 * 1024 * 1024, "largest value (413 above)"),
+    STR("store.fsync", "FSYNC", fsync, "always|everysec|no",
+        "when a store flushes LMDB to disk"),
+    INT("store.map_size_mb", "STORE_MAP_SIZE_MB", map_size_mb, 1, 1 << 20,
+        "LMDB map size (the store's size limit, 507 past it)"),
+    INT("store.threads", "STORE_THREADS", store_threads, 0, 256,
+        "HTTP threads of a store (0: cores)"),
+    INT("queue.max_queue_size", "MAX_QUEUE_SIZE", max_queue_size, 1, 100000000,
+        "jobs the queue holds before answering 429"),
+    INT("queue.worker_count", "WORKER_COUNT", worker_count, 1, 64,
+        "dispatcher threads sending batches to shard primaries"),
+    INT("queue.batch_max", "QUEUE_BATCH_MAX", batch_max, 1, 10000,
+        "most ops in one batch to a shard"),
+    INT("queue.retry_max", "QUEUE_RETRY_MAX", retry_max, 0, 1000,
+        "retries of a batch before its jobs fail"),
+    INT("queue.retry_backoff_ms", "QUEUE_RETRY_BACKOFF_MS", retry_backoff_ms, 1,
+        60000, "first retry delay, doubling up to 5 s"),
+    INT("queue.wait_max_ms", "QUEUE_WAIT_MAX_MS", wait_max_ms, 1, 600000,
+        "longest a ?sync=1 write waits before answering 202"),
+    INT("queue.jobs_kept", "QUEUE_JOBS_KEPT", jobs_kept, 16, 100000000,
+        "finished jobs remembered for GET /jobs/{id}"),
+    INT("api.count", "API_COUNT", api_count, 1, 64,
+        "kv-api processes behind nginx"),
+    INT("api.threads", "API_THREADS", api_threads, 0, 256,
+        "HTTP threads of an api (0: cores)"),
+    INT("api.rate_limit", "RATE_LIMIT", rate_limit, 0, 1000000000,
+        "requests per client per window (0: no limit)"),
+    INT("api.rate_window_ms", "RATE_WINDOW_MS", rate_window_ms, 1, 86400000,
+        "rate-limit window"),
+    INT("api.upstream_timeout_ms", "UPSTREAM_TIMEOUT_MS", upstream_timeout_ms,
+        10, 600000, "timeout of an api call to a store or the queue"),
+    INT("api.topology_poll_ms", "TOPOLOGY_POLL_MS", topology_poll_ms, 10,
+        60000, "how often api and queue re-read the topology"),
+    INT("controller.restart_backoff_ms", "RESTART_BACKOFF_MS",
+        restart_backoff_ms, 1, 600000, "first delay before restarting a child"),
+    INT("controller.restart_backoff_max_ms", "RESTART_BACKOFF_MAX_MS",
+        restart_backoff_max_ms, 1, 3600000, "longest restart delay"),
+    INT("nginx.port", "KV_PORT", nginx_port, 1, 65535,
+        "public port (nginx)"),
+    STR("nginx.bin", "NGINX_BIN", nginx_bin, NULL, "nginx executable"),
+    INT("nginx.workers", "NGINX_WORKERS", nginx_workers, 0, 64,
+        "nginx worker processes (0: auto)"),
+};
+#define CFG_NFIELDS (sizeof cfg_fields / sizeof cfg_fields[0])
+
+void config_defaults(kv_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->shards = 2;
+    c->replicas = 2;
+    c->vnodes = 128;
+    c->base_port = 7000;
+    strcpy(c->bind, "127.0.0.1");
+    strcpy(c->data_dir, "data");
+    c->max_key_bytes = 1024;
+    c->max_value_bytes = 1024 * 1024;
+    strcpy(c->fsync, "everysec");
+    c->map_size_mb = 4096;
+    c->max_queue_size = 100000;
+    c->worker_count = 2;
+    c->batch_max = 256;
+    c->retry_max = 20;
+    c->retry_backoff_ms = 50;
+    c->wait_max_ms = 10000;
+    c->jobs_kept = 100000;
+    c->api_count = 2;
+    c->rate_limit = 100000;
+    c->rate_window_ms = 1000;
+    c->upstream_timeout_ms = 2000;
+    c->topology_poll_ms = 1000;
+    c->restart_backoff_ms = 200;
+    c->restart_backoff_max_ms = 10000;
+    c->nginx_port = 8000;
+    strcpy(c->nginx_bin, "nginx");
+}
+
+static int cfg_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int cfg_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const cfg_field *cfg_find(const char *path)
+{
+    for (size_t i = 0; i < CFG_NFIELDS; i++)
+        if (strcmp(cfg_fields[i].path, path) == 0)
+            return &cfg_fields[i];
+    return NULL;
+}
+
+static int cfg_check_int(const cfg_field *f, int64_t v, char *err, size_t errlen)
+{
+    if (v < f->min)
+        return cfg_fail(err, errlen, "%s: must be >= %lld (got %lld)", f->path,
+                        (long long)f->min, (long long)v);
+    if (v > f->max)
+        return cfg_fail(err, errlen, "%s: must be <= %lld (got %lld)", f->path,
+                        (long long)f->max, (long long)v);
+    return 0;
+}
+
+static int cfg_store_str(kv_config *c, const cfg_field *f, const char *s,
+                         char *err, size_t errlen)
+{
+    size_t n = strlen(s);
+
+    if (n >= f->size)
+        return cfg_fail(err, errlen, "%s: longer than %zu characters", f->path,
+                        f->size - 1);
+    if (f->choices) {
+        const char *p = f->choices;
+        int ok = 0;
+        while (*p && !ok) {
+            size_t len = strcspn(p, "|");
+            ok = len == n && strncmp(p, s, n) == 0;
+            p += len + (p[len] == '|');
+        }
+        if (!ok)
+            return cfg_fail(err, errlen, "%s: must be one of %s (got \"%s\")",
+                            f->path, f->choices, s);
+    }
+    memcpy((char *)c + f->offset, s, n + 1);
+    return 0;
+}
+
+int config_set(kv_config *c, const char *path, const char *value, char *err,
+               size_t errlen)
+{
+    const cfg_field *f = cfg_find(path);
+    char *end;
+    long long v;
+
+    if (f == NULL)
+        return cfg_fail(err, errlen, "%s: unknown setting", path);
+    switch (f->type) {
+    case CFG_STR:
+        return cfg_store_str(c, f, value, err, errlen);
+    case CFG_INT:
+        errno = 0;
+        v = strtoll(value, &end, 10);
+        if (errno || end == value || *end != '\0')
+            return cfg_fail(err, errlen, "%s: not an integer: \"%s\"", path,
+                            value);
+        if (cfg_check_int(f, v, err, errlen))
+            return -1;
+        *(int64_t *)((char *)c + f->offset) = v;
+        return 0;
+    }
+    return -1;
+}
+
+static int cfg_set_json(kv_config *c, const cfg_field *f, const cJSON *v,
+                        char *err, size_t errlen)
+{
+    if (f->type == CFG_STR) {
+        if (!cJSON_IsString(v))
+            return cfg_fail(err, errlen, "%s: must be a string", f->path);
+        return cfg_store_str(c, f, v->valuestring, err, errlen);
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble)
+        return cfg_fail(err, errlen, "%s: must be an integer", f->path);
+    if (cfg_check_int(f, (int64_t)v->valuedouble, err, errlen))
+        return -1;
+    *(int64_t *)((char *)c + f->offset) = (int64_t)v->valuedouble;
+    return 0;
+}
+
+/* Walk a section object; every key must be a known field. */
+static int cfg_load_json(kv_config *c, const cJSON *root, char *err,
+                         size_t errlen)
+{
+    const cJSON *sec, *item;
+    char path[128];
+
+    if (!cJSON_IsObject(root))
+        return cfg_fail(err, errlen, "the configuration must be a JSON object");
+    cJSON_ArrayForEach(sec, root) {
+        if (!cJSON_IsObject(sec))
+            return cfg_fail(err, errlen, "%s: must be an object of settings",
+                            sec->string);
+        cJSON_ArrayForEach(item, sec) {
+            const cfg_field *f;
+            snprintf(path, sizeof path, "%s.%s", sec->string, item->string);
+            f = cfg_find(path);
+            if (f == NULL)
+                return cfg_fail(err, errlen, "%s: unknown setting", path);
+            if (cfg_set_json(c, f, item, err, errlen))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static char *cfg_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+
+    if (f == NULL)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+        fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+        *len = fread(buf, 1, (size_t)n, f);
+        buf[*len] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+int config_load(kv_config *c, const char *path, char *err, size_t errlen)
+{
+    if (path) {
+        size_t len = 0;
+        char *text = cfg_read_file(path, &len);
+        cJSON *root;
+        int rc;
+
+        if (text == NULL)
+            return cfg_fail(err, errlen, "%s: cannot read: %s", path,
+                            strerror(errno));
+        root = cJSON_ParseWithLength(text, len);
+        free(text);
+        if (root == NULL)
+            return cfg_fail(err, errlen, "%s: not valid JSON", path);
+        rc = cfg_load_json(c, root, err, errlen);
+        cJSON_Delete(root);
+        if (rc)
+            return -1;
+    }
+    for (size_t i = 0; i < CFG_NFIELDS; i++) {
+        const char *v = cfg_fields[i].env ? getenv(cfg_fields[i].env) : NULL;
+        if (v && *v && config_set(c, cfg_fields[i].path, v, err, errlen)) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (from $%s)", cfg_fields[i].env);
+            return -1;
+        }
+    }
+    return config_validate(c, err, errlen);
+}
+
+int config_validate(const kv_config *c, char *err, size_t errlen)
+{
+    uint64_t top = (uint64_t)c->base_port + 100 + 10 * (uint64_t)c->shards;
+    if (c->replicas > 10)
+        return cfg_fail(err, errlen,
+                        "cluster.replicas: at most 10 in the port layout");
+    if (c->api_count > 90)
+        return cfg_fail(err, errlen, "api.count: at most 90 in the port layout");
+    if (top > 65535)
+        return cfg_fail(err, errlen,
+                        "cluster.base_port: %lld leaves no room for %lld shards",
+                        (long long)c->base_port, (long long)c->shards);
+    if (c->restart_backoff_max_ms < c->restart_backoff_ms)
+        return cfg_fail(err, errlen,
+                        "controller.restart_backoff_max_ms: must be >= "
+                        "controller.restart_backoff_ms");
+    if (c->data_dir[0] == '\0')
+        return cfg_fail(err, errlen, "cluster.data_dir: must not be empty");
+    return 0;
+}
+
+static void cfg_value_text(const kv_config *c, const cfg_field *f, char *buf,
+                           size_t n)
+{
+    if (f->type == CFG_STR)
+        snprintf(buf, n, "\"%s\"", (const char *)c + f->offset);
+    else
+        snprintf(buf, n, "%lld",
+                 (long long)*(const int64_t *)((const char *)c + f->offset));
+}
+
+void config_print_help(FILE *out)
+{
+    kv_config d;
+    char val[CFG_STR_MAX + 2];
+
+    config_defaults(&d);
+    fprintf(out, "%-34s %-24s %-12s %s\n", "setting (JSON path)", "environment",
+            "default", "meaning");
+    for (size_t i = 0; i < CFG_NFIELDS; i++) {
+        const cfg_field *f = &cfg_fields[i];
+        cfg_value_text(&d, f, val, sizeof val);
+        fprintf(out, "%-34s %-24s %-12s %s%s%s\n", f->path, f->env ? f->env : "-",
+                val, f->help, f->choices ? ": " : "",
+                f->choices ? f->choices : "");
+    }
+}
+
+char *config_to_json(const kv_config *c)
+{
+    cJSON *root = cJSON_CreateObject();
+    char sec[64];
+    char *s;
+
+    for (size_t i = 0; i < CFG_NFIELDS; i++) {
+        const cfg_field *f = &cfg_fields[i];
+        const char *dot = strchr(f->path, '.');
+        size_t n = (size_t)(dot - f->path);
+        cJSON *obj;
+        memcpy(sec, f->path, n);
+        sec[n] = '\0';
+        obj = cJSON_GetObjectItemCaseSensitive(root, sec);
+        if (obj == NULL)
+            obj = cJSON_AddObjectToObject(root, sec);
+        if (f->type == CFG_STR)
+            cJSON_AddStringToObject(obj, dot + 1, (const char *)c + f->offset);
+        else
+            cJSON_AddNumberToObject(
+                obj, dot + 1,
+                (double)*(const int64_t *)((const char *)c + f->offset));
+    }
+    s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+uint16_t config_queue_port(const kv_config *c)
+{
+    return (uint16_t)(c->base_port + 1);
+}
+
+uint16_t config_api_port(const kv_config *c, unsigned i)
+{
+    return (uint16_t)(c->base_port + 10 + i);
+}
+
+uint16_t config_store_port(const kv_config *c, unsigned shard, unsigned replica)
+{
+    return (uint16_t)(c->base_port + 100 + 10 * shard + replica);
+}

@@ -1,0 +1,78 @@
+/* config: the cluster configuration, one JSON file shared by every process,
+ * with environment overrides and validation that names the bad field.
+ *
+ * Precedence: built-in defaults < JSON file < environment < command-line
+ * (config_set). Every field has a dotted JSON path ("queue.max_queue_size")
+ * and most an environment name ("MAX_QUEUE_SIZE"); `kv-controller --help`
+ * prints the table. Plain struct, no heap: copy it freely. */
+#ifndef KV_CONFIG_H
+#define KV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_STR_MAX 256
+
+typedef struct kv_config {
+    /* cluster */
+    int64_t shards;            /* cluster.shards */
+    int64_t replicas;          /* cluster.replicas: copies per shard, primary included */
+    int64_t vnodes;            /* cluster.vnodes */
+    int64_t base_port;         /* cluster.base_port: controller; others follow */
+    char bind[CFG_STR_MAX];    /* cluster.bind */
+    char data_dir[CFG_STR_MAX];/* cluster.data_dir */
+    char token[CFG_STR_MAX];   /* cluster.token: Bearer token for /internal/ */
+    /* limits */
+    int64_t max_key_bytes;     /* limits.max_key_bytes */
+    int64_t max_value_bytes;   /* limits.max_value_bytes */
+    /* store */
+    char fsync[16];            /* store.fsync: always | everysec | no */
+    int64_t map_size_mb;       /* store.map_size_mb */
+    int64_t store_threads;     /* store.threads (0 = cores) */
+    /* queue */
+    int64_t max_queue_size;    /* queue.max_queue_size */
+    int64_t worker_count;      /* queue.worker_count: dispatcher threads */
+    int64_t batch_max;         /* queue.batch_max: ops per batch to a shard */
+    int64_t retry_max;         /* queue.retry_max */
+    int64_t retry_backoff_ms;  /* queue.retry_backoff_ms: first retry delay */
+    int64_t wait_max_ms;       /* queue.wait_max_ms: longest ?sync wait */
+    int64_t jobs_kept;         /* queue.jobs_kept: finished jobs remembered */
+    /* api */
+    int64_t api_count;         /* api.count: processes behind nginx */
+    int64_t api_threads;       /* api.threads (0 = cores) */
+    int64_t rate_limit;        /* api.rate_limit: requests per client per window, 0 = off */
+    int64_t rate_window_ms;    /* api.rate_window_ms */
+    int64_t upstream_timeout_ms; /* api.upstream_timeout_ms */
+    int64_t topology_poll_ms;  /* api.topology_poll_ms (also the queue's) */
+    /* controller */
+    int64_t restart_backoff_ms;     /* controller.restart_backoff_ms */
+    int64_t restart_backoff_max_ms; /* controller.restart_backoff_max_ms */
+    /* nginx */
+    int64_t nginx_port;        /* nginx.port */
+    char nginx_bin[CFG_STR_MAX]; /* nginx.bin */
+    int64_t nginx_workers;     /* nginx.workers (0 = auto) */
+} kv_config;
+
+/* Fill with the built-in defaults. */
+void config_defaults(kv_config *c);
+/* Load path (NULL: none) over c, then the environment, then validate.
+ * 0, or -1 with err naming the field ("queue.max_queue_size: must be >= 1"). */
+int config_load(kv_config *c, const char *path, char *err, size_t errlen);
+/* Set one field by its dotted path from text, validated. 0 or -1 + err. */
+int config_set(kv_config *c, const char *path, const char *value, char *err,
+               size_t errlen);
+/* Cross-field checks (also done by config_load). */
+int config_validate(const kv_config *c, char *err, size_t errlen);
+/* The field table as help text: path, env, default, meaning. */
+void config_print_help(FILE *f);
+/* The whole configuration as JSON text (caller frees). */
+char *config_to_json(const kv_config *c);
+
+/* Ports derived from base_port: controller = base, queue = base + 1,
+ * api i = base + 10 + i, store (shard s, replica r) = base + 100 + 10 s + r. */
+uint16_t config_queue_port(const kv_config *c);
+uint16_t config_api_port(const kv_config *c, unsigned i);
+uint16_t config_store_port(const kv_config *c, unsigned shard, unsigned replica);
+
+#endif

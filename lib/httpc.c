@@ -1,0 +1,406 @@
+#include "httpc.h"
+
+#include "log.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define HTTPC_CONNECT_TIMEOUT_MS 1000L
+#define HTTPC_PARALLEL_MAX 64
+
+void httpc_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+typedef struct httpc_buf {
+    char *data;
+    size_t len, cap;
+    size_t limit;
+} httpc_buf;
+
+static int httpc_buf_add(httpc_buf *b, const char *p, size_t n)
+{
+    if (b->len + n > b->limit)
+        return -1;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (d == NULL)
+            return -1;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+/* What one transfer collects; lives as long as the transfer. */
+typedef struct httpc_xfer {
+    httpc_buf body, hdrs;
+    struct curl_slist *req_hdrs;
+    char errbuf[CURL_ERROR_SIZE];
+} httpc_xfer;
+
+static size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    httpc_xfer *x = ud;
+    return httpc_buf_add(&x->body, p, sz * n) ? 0 : sz * n;
+}
+
+static size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    httpc_xfer *x = ud;
+    /* A new status line (after 100 Continue, say) starts a new header block. */
+    if (n * sz > 5 && strncmp(p, "HTTP/", 5) == 0)
+        x->hdrs.len = 0;
+    return httpc_buf_add(&x->hdrs, p, sz * n) ? 0 : sz * n;
+}
+
+static void httpc_setup(CURL *e, const httpc_req *req, httpc_xfer *x)
+{
+    const char *m = req->method ? req->method : "GET";
+    long timeout = req->timeout_ms > 0 ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
+    int has_ctype = 0;
+
+    memset(x, 0, sizeof *x);
+    x->body.limit = HTTPC_MAX_RESP_BODY;
+    x->hdrs.limit = 64 * 1024;
+    for (size_t i = 0; req->headers && req->headers[i]; i++) {
+        has_ctype |= strncasecmp(req->headers[i], "Content-Type:", 13) == 0;
+        x->req_hdrs = curl_slist_append(x->req_hdrs, req->headers[i]);
+    }
+    /* No "Expect: 100-continue" round trip before bodies. */
+    x->req_hdrs = curl_slist_append(x->req_hdrs, "Expect:");
+    if (!has_ctype && req->body)
+        x->req_hdrs = curl_slist_append(x->req_hdrs,
+                                        "Content-Type: application/octet-stream");
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     timeout < HTTPC_CONNECT_TIMEOUT_MS ? timeout
+                                                        : HTTPC_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_hdrs);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    if (strcmp(m, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(req->body ? req->body_len : 0));
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    }
+}
+
+/* Move what the transfer collected into the response, and clean up. */
+static int httpc_finish(CURL *e, CURLcode rc, httpc_xfer *x, httpc_resp *out)
+{
+    memset(out, 0, sizeof *out);
+    curl_slist_free_all(x->req_hdrs);
+    x->req_hdrs = NULL;
+    if (rc != CURLE_OK) {
+        snprintf(out->error, sizeof out->error, "%s",
+                 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+        free(x->body.data);
+        free(x->hdrs.data);
+        return -1;
+    }
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &out->status);
+    out->body = x->body.data ? x->body.data : calloc(1, 1);
+    out->len = x->body.len;
+    out->headers = x->hdrs.data;
+    return 0;
+}
+
+static __thread CURL *httpc_tl_easy;
+
+int httpc_do(const httpc_req *req, httpc_resp *out)
+{
+    httpc_xfer x;
+
+    if (httpc_tl_easy == NULL)
+        httpc_tl_easy = curl_easy_init();
+    else
+        curl_easy_reset(httpc_tl_easy); /* keeps the live connections */
+    if (httpc_tl_easy == NULL) {
+        memset(out, 0, sizeof *out);
+        strcpy(out->error, "out of memory");
+        return -1;
+    }
+    httpc_setup(httpc_tl_easy, req, &x);
+    return httpc_finish(httpc_tl_easy, curl_easy_perform(httpc_tl_easy), &x, out);
+}
+
+/* Fan-out: one multi handle per thread keeps its connections alive. */
+static __thread CURLM *httpc_tl_multi;
+static __thread CURL *httpc_tl_pool[HTTPC_PARALLEL_MAX];
+
+void httpc_parallel(const httpc_req *reqs, httpc_resp *resps, size_t n,
+                    long deadline_ms)
+{
+    httpc_xfer x[HTTPC_PARALLEL_MAX];
+    int running = 0;
+    CURLMsg *msg;
+    int left;
+
+    if (n > HTTPC_PARALLEL_MAX)
+        n = HTTPC_PARALLEL_MAX;
+    if (httpc_tl_multi == NULL)
+        httpc_tl_multi = curl_multi_init();
+    for (size_t i = 0; i < n; i++) {
+        httpc_req r = reqs[i];
+        if (deadline_ms > 0 && (r.timeout_ms <= 0 || r.timeout_ms > deadline_ms))
+            r.timeout_ms = deadline_ms;
+        if (httpc_tl_pool[i] == NULL)
+            httpc_tl_pool[i] = curl_easy_init();
+        else
+            curl_easy_reset(httpc_tl_pool[i]);
+        httpc_setup(httpc_tl_pool[i], &r, &x[i]);
+        curl_easy_setopt(httpc_tl_pool[i], CURLOPT_PRIVATE, (void *)(uintptr_t)i);
+        curl_multi_add_handle(httpc_tl_multi, httpc_tl_pool[i]);
+    }
+    do {
+        if (curl_multi_perform(httpc_tl_multi, &running) != CURLM_OK)
+            break;
+        if (running)
+            curl_multi_poll(httpc_tl_multi, NULL, 0, 100, NULL);
+        while ((msg = curl_multi_info_read(httpc_tl_multi, &left))) {
+            char *priv;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+            size_t i = (size_t)(uintptr_t)priv;
+            httpc_finish(msg->easy_handle, msg->data.result, &x[i], &resps[i]);
+            curl_multi_remove_handle(httpc_tl_multi, msg->easy_handle);
+        }
+    } while (running);
+}
+
+void httpc_resp_free(httpc_resp *r)
+{
+    if (r == NULL)
+        return;
+    free(r->body);
+    free(r->headers);
+    r->body = r->headers = NULL;
+    r->len = 0;
+}
+
+const char *httpc_resp_header(const httpc_resp *r, const char *name, char *buf,
+                              size_t bufsz)
+{
+    size_t nlen = strlen(name);
+    const char *p = r->headers;
+
+    while (p && *p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+            const char *v = p + nlen + 1;
+            size_t vlen = len - nlen - 1;
+            while (vlen && (*v == ' ' || *v == '\t'))
+                v++, vlen--;
+            while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
+                vlen--;
+            if (vlen >= bufsz)
+                vlen = bufsz - 1;
+            memcpy(buf, v, vlen);
+            buf[vlen] = '\0';
+            return buf;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* ---- the async loop ---------------------------------------------------- */
+
+typedef struct httpc_job {
+    CURL *easy;
+    httpc_xfer x;
+    httpc_done_fn cb;
+    void *ctx;
+    struct httpc_job *next;             /* incoming FIFO, then active list */
+    struct httpc_job *prev;             /* active list only */
+} httpc_job;
+
+struct httpc_loop {
+    CURLM *multi;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    httpc_job *in_head, *in_tail; /* submitted, not yet added to multi */
+    httpc_job *active;            /* in the multi handle; loop thread only */
+    CURL *idle[256];          /* easy handles to reuse */
+    size_t nidle;
+    int stopping;
+};
+
+static void httpc_job_done(httpc_loop *l, httpc_job *j, CURLcode rc)
+{
+    httpc_resp resp;
+
+    httpc_finish(j->easy, rc, &j->x, &resp);
+    if (rc != CURLE_OK)
+        log_debug("httpc: async request failed: %s", resp.error);
+    j->cb(&resp, j->ctx);
+    httpc_resp_free(&resp);
+    pthread_mutex_lock(&l->mu);
+    if (l->nidle < sizeof l->idle / sizeof l->idle[0]) {
+        l->idle[l->nidle++] = j->easy;
+        j->easy = NULL;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (j->easy)
+        curl_easy_cleanup(j->easy);
+    free(j);
+}
+
+static void httpc_active_add(httpc_loop *l, httpc_job *j)
+{
+    j->prev = NULL;
+    j->next = l->active;
+    if (l->active)
+        l->active->prev = j;
+    l->active = j;
+}
+
+static void httpc_active_del(httpc_loop *l, httpc_job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->active = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+}
+
+static void *httpc_loop_main(void *arg)
+{
+    httpc_loop *l = arg;
+    int running = 0, stopping = 0;
+
+    while (!stopping || running) {
+        httpc_job *in;
+        CURLMsg *msg;
+        int left;
+
+        pthread_mutex_lock(&l->mu);
+        in = l->in_head;
+        l->in_head = l->in_tail = NULL;
+        stopping = l->stopping;
+        pthread_mutex_unlock(&l->mu);
+        for (httpc_job *j = in, *next; j; j = next) {
+            next = j->next;
+            if (stopping) {
+                httpc_job_done(l, j, CURLE_ABORTED_BY_CALLBACK);
+                continue;
+            }
+            httpc_active_add(l, j);
+            curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
+            curl_multi_add_handle(l->multi, j->easy);
+        }
+        curl_multi_perform(l->multi, &running);
+        while ((msg = curl_multi_info_read(l->multi, &left))) {
+            httpc_job *j;
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+            curl_multi_remove_handle(l->multi, msg->easy_handle);
+            httpc_active_del(l, j);
+            httpc_job_done(l, j, msg->data.result);
+        }
+        if (stopping) {
+            /* Abandon what is in flight: its callers get a failure now. */
+            while (l->active) {
+                httpc_job *j = l->active;
+                curl_multi_remove_handle(l->multi, j->easy);
+                httpc_active_del(l, j);
+                httpc_job_done(l, j, CURLE_ABORTED_BY_CALLBACK);
+            }
+            running = 0;
+        }
+        if (!stopping)
+            curl_multi_poll(l->multi, NULL, 0, 1000, NULL);
+    }
+    return NULL;
+}
+
+httpc_loop *httpc_loop_start(void)
+{
+    httpc_loop *l = calloc(1, sizeof *l);
+
+    if (l == NULL)
+        return NULL;
+    l->multi = curl_multi_init();
+    curl_multi_setopt(l->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, 512L);
+    pthread_mutex_init(&l->mu, NULL);
+    if (pthread_create(&l->thread, NULL, httpc_loop_main, l) != 0) {
+        curl_multi_cleanup(l->multi);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void httpc_loop_stop(httpc_loop *l)
+{
+    if (l == NULL)
+        return;
+    pthread_mutex_lock(&l->mu);
+    l->stopping = 1;
+    pthread_mutex_unlock(&l->mu);
+    curl_multi_wakeup(l->multi);
+    pthread_join(l->thread, NULL);
+    for (size_t i = 0; i < l->nidle; i++)
+        curl_easy_cleanup(l->idle[i]);
+    curl_multi_cleanup(l->multi);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx)
+{
+    httpc_job *j = calloc(1, sizeof *j);
+
+    if (j == NULL)
+        return -1;
+    pthread_mutex_lock(&l->mu);
+    j->easy = l->nidle ? l->idle[--l->nidle] : NULL;
+    pthread_mutex_unlock(&l->mu);
+    if (j->easy)
+        curl_easy_reset(j->easy);
+    else if ((j->easy = curl_easy_init()) == NULL) {
+        free(j);
+        return -1;
+    }
+    httpc_setup(j->easy, req, &j->x);
+    j->cb = cb;
+    j->ctx = ctx;
+    pthread_mutex_lock(&l->mu);
+    if (l->in_tail)
+        l->in_tail->next = j;
+    else
+        l->in_head = j;
+    l->in_tail = j;
+    pthread_mutex_unlock(&l->mu);
+    curl_multi_wakeup(l->multi);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* httpc: HTTP client over libcurl, three ways to call.
+ *  - httpc_do: blocking, on a keep-alive handle cached per thread.
+ *  - httpc_parallel: blocking fan-out of n requests with curl_multi.
+ *  - httpc_async: queue a request on an event loop thread (curl_multi) and
+ *    get a callback on that thread when it ends; for servers that suspend a
+ *    request while they wait on another server.
+ * Every call has a timeout (timeout_ms, default 2000 ms; connect 1000 ms).
+ *
+ * Ownership: the caller owns httpc_req and what it points to; httpc_async
+ * copies url and headers but borrows body until the callback runs. A
+ * response's buffers are allocated by httpc and freed with httpc_resp_free;
+ * the response an async callback gets is valid during the callback only
+ * (take resp->body and set it to NULL to keep it). */
+#ifndef KV_HTTPC_H
+#define KV_HTTPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTPC_DEFAULT_TIMEOUT_MS 2000L
+#define HTTPC_MAX_RESP_BODY ((size_t)64 * 1024 * 1024)
+
+typedef struct httpc_req {
+    const char *method;            /* default GET */
+    const char *url;
+    const void *body;
+    size_t body_len;
+    const char *const *headers;    /* "Name: value", NULL-terminated */
+    long timeout_ms;               /* 0 = HTTPC_DEFAULT_TIMEOUT_MS */
+} httpc_req;
+
+typedef struct httpc_resp {
+    long status;                   /* 0 when the transport failed */
+    char *body;                    /* NUL-terminated, may hold NULs */
+    size_t len;
+    char *headers;                 /* raw header block */
+    char error[256];               /* transport error text when status == 0 */
+} httpc_resp;
+
+void httpc_global_init(void);      /* once, before any thread starts */
+int httpc_do(const httpc_req *req, httpc_resp *out); /* 0, -1 on transport error */
+void httpc_parallel(const httpc_req *reqs, httpc_resp *resps, size_t n,
+                    long deadline_ms);
+void httpc_resp_free(httpc_resp *r);
+/* Value of a response header (case-insensitive) into buf; NULL when absent. */
+const char *httpc_resp_header(const httpc_resp *r, const char *name, char *buf,
+                              size_t bufsz);
+
+typedef struct httpc_loop httpc_loop;
+typedef void (*httpc_done_fn)(httpc_resp *resp, void *ctx);
+
+httpc_loop *httpc_loop_start(void);
+void httpc_loop_stop(httpc_loop *l);   /* fails pending requests, joins */
+int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb,
+                void *ctx);
+
+#endif

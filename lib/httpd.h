@@ -1,0 +1,80 @@
+/* httpd: a small HTTP server over libmicrohttpd.
+ *
+ * One epoll thread pool (sized to the cores unless told otherwise) calls the
+ * handler once per request, after the whole body has arrived (bodies over
+ * max_body get 413 JSON without reaching the handler). The handler answers
+ * with one httpd_respond* call, or calls httpd_suspend() and answers later,
+ * from any thread, with the same httpd_respond* calls (the connection is then
+ * resumed). Every request gets exactly one answer.
+ *
+ * Paths are kept percent-encoded: split them with httpd_path_* and decode a
+ * segment with httpd_decode(), so that a key may contain '/' as %2F.
+ *
+ * Ownership: the server owns httpd_req; it is valid from the handler call
+ * until the request is answered. Strings returned by accessors live as long
+ * as the request. */
+#ifndef KV_HTTPD_H
+#define KV_HTTPD_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct httpd httpd_t;
+typedef struct httpd_req httpd_req;
+typedef void (*httpd_handler)(httpd_req *r, void *app);
+
+typedef struct httpd_opts {
+    const char *bind;       /* address, default "127.0.0.1" */
+    uint16_t port;          /* 0 picks a free port: see httpd_port() */
+    unsigned threads;       /* 0 = number of cores */
+    unsigned timeout_s;     /* idle connection timeout, default 120 s: longer
+                               than nginx's upstream keepalive_timeout (60 s) */
+    size_t max_body;        /* default 1 MiB + 64 KiB */
+    unsigned max_conns;     /* default 4096 */
+} httpd_opts;
+
+httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app);
+/* Stops accepting, answers nothing more, joins the threads, frees. */
+void httpd_stop(httpd_t *d);
+uint16_t httpd_port(const httpd_t *d);
+
+/* Request accessors. */
+const char *httpd_method(const httpd_req *r);
+const char *httpd_path(const httpd_req *r);      /* raw, still %-encoded */
+const char *httpd_header(httpd_req *r, const char *name);
+const char *httpd_query(httpd_req *r, const char *name); /* decoded */
+const void *httpd_body(const httpd_req *r, size_t *len);
+/* The client's address: X-Real-IP when present (nginx sets it), else the peer. */
+const char *httpd_client_ip(httpd_req *r);
+int httpd_method_is(const httpd_req *r, const char *m);
+
+/* Path helpers. httpd_path_seg returns the i-th '/'-separated segment of the
+ * raw path (without the query) and its length, or NULL past the end. */
+const char *httpd_path_seg(const httpd_req *r, unsigned i, size_t *len);
+unsigned httpd_path_nsegs(const httpd_req *r);
+/* Percent-decode in[0..n) into a new NUL-terminated buffer (caller frees).
+ * Returns NULL on a bad escape or a decoded NUL byte. */
+char *httpd_decode(const char *in, size_t n, size_t *out_len);
+
+/* Per-request user data, freed with free_fn when the request ends. */
+void httpd_set_user(httpd_req *r, void *user, void (*free_fn)(void *));
+void *httpd_user(const httpd_req *r);
+
+/* Answering. Headers are "Name: value" strings, terminated by NULL. */
+void httpd_respond(httpd_req *r, unsigned status, const char *content_type,
+                   const void *body, size_t len, const char *const *headers);
+/* Takes ownership of json (deleted after printing). */
+void httpd_respond_json(httpd_req *r, unsigned status, cJSON *json,
+                        const char *const *headers);
+/* {"error":code,"message":...} with the given status. */
+void httpd_error(httpd_req *r, unsigned status, const char *code,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Same with extra headers (Retry-After and the like). */
+void httpd_error_h(httpd_req *r, unsigned status, const char *const *headers,
+                   const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Answer later: call before handing the request to another thread. */
+void httpd_suspend(httpd_req *r);
+
+#endif

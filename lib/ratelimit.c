@@ -1,0 +1,204 @@
+#include "ratelimit.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#define RL_STRIPES 64
+#define RL_BUCKETS 256 /* per stripe */
+
+typedef struct rl_entry {
+    struct rl_entry *next;
+    uint64_t win_start;   /* sliding: aligned window; fixed: first request */
+    uint64_t last_ms;
+    uint32_t cur, prev;
+    char key[];
+} rl_entry;
+
+typedef struct rl_stripe {
+    pthread_mutex_t mu;
+    rl_entry *buckets[RL_BUCKETS];
+    size_t n;
+    rl_entry overflow;    /* shared by clients past the cap */
+} rl_stripe;
+
+struct rl {
+    rl_kind kind;
+    uint32_t limit;
+    uint64_t window;
+    size_t cap;           /* entries per stripe */
+    _Atomic uint64_t allowed, denied;
+    rl_stripe stripes[RL_STRIPES];
+};
+
+uint64_t rl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+rl_t *rl_new(rl_kind kind, uint32_t limit, uint64_t window_ms,
+             size_t max_clients)
+{
+    rl_t *rl = calloc(1, sizeof *rl);
+
+    if (rl == NULL || window_ms == 0) {
+        free(rl);
+        return NULL;
+    }
+    rl->kind = kind;
+    rl->limit = limit;
+    rl->window = window_ms;
+    rl->cap = max_clients / RL_STRIPES + 1;
+    for (int i = 0; i < RL_STRIPES; i++)
+        pthread_mutex_init(&rl->stripes[i].mu, NULL);
+    return rl;
+}
+
+void rl_free(rl_t *rl)
+{
+    if (rl == NULL)
+        return;
+    for (int i = 0; i < RL_STRIPES; i++) {
+        for (int b = 0; b < RL_BUCKETS; b++)
+            for (rl_entry *e = rl->stripes[i].buckets[b], *n; e; e = n) {
+                n = e->next;
+                free(e);
+            }
+        pthread_mutex_destroy(&rl->stripes[i].mu);
+    }
+    free(rl);
+}
+
+/* Drop the entries of a stripe idle for two windows (they carry no state). */
+static void rl_sweep(rl_t *rl, rl_stripe *s, uint64_t now)
+{
+    for (int b = 0; b < RL_BUCKETS; b++) {
+        rl_entry **pp = &s->buckets[b];
+        while (*pp) {
+            rl_entry *e = *pp;
+            if (now - e->last_ms > 2 * rl->window) {
+                *pp = e->next;
+                free(e);
+                s->n--;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+}
+
+static rl_entry *rl_find(rl_t *rl, rl_stripe *s, uint64_t h, const char *client,
+                         uint64_t now)
+{
+    rl_entry **head = &s->buckets[(h >> 8) % RL_BUCKETS];
+    size_t len;
+    rl_entry *e;
+
+    for (e = *head; e; e = e->next)
+        if (strcmp(e->key, client) == 0)
+            return e;
+    if (s->n >= rl->cap)
+        rl_sweep(rl, s, now);
+    len = strlen(client);
+    if (s->n >= rl->cap || (e = calloc(1, sizeof *e + len + 1)) == NULL)
+        return &s->overflow;
+    memcpy(e->key, client, len + 1);
+    e->win_start = now;
+    e->next = *head;
+    *head = e;
+    s->n++;
+    return e;
+}
+
+static void rl_sliding(rl_t *rl, rl_entry *e, uint64_t now, rl_verdict *v)
+{
+    uint64_t w = rl->window, start = now - now % w, elapsed = now - start;
+    double weight, est;
+
+    if (e->win_start != start) {
+        e->prev = start - e->win_start == w ? e->cur : 0;
+        e->cur = 0;
+        e->win_start = start;
+    }
+    weight = (double)(w - elapsed) / (double)w;
+    est = e->prev * weight + e->cur;
+    v->reset_ms = w - elapsed;
+    if (est + 1.0 <= (double)rl->limit + 1e-9) {
+        e->cur++;
+        v->allowed = 1;
+        v->remaining = (uint32_t)((double)rl->limit - est - 1.0 + 1e-9);
+        return;
+    }
+    v->remaining = 0;
+    if (e->cur + 1 > rl->limit) {
+        /* Next window: the estimate is cur * (w - t) / w; wait until it
+         * leaves room for one. */
+        double t = (double)w * (1.0 - (double)(rl->limit - 1) / e->cur);
+        v->retry_after_ms = (w - elapsed) + (uint64_t)(t > 0 ? t : 0) + 1;
+    } else {
+        /* The previous window's share must decay: solve prev * (w - elapsed
+         * - d) / w + cur <= limit - 1 for d. */
+        double room = (double)(rl->limit - 1 - e->cur);
+        double d = (double)(w - elapsed) - (double)w * room / e->prev;
+        v->retry_after_ms = (uint64_t)(d > 1 ? d : 1);
+    }
+}
+
+static void rl_fixed(rl_t *rl, rl_entry *e, uint64_t now, rl_verdict *v)
+{
+    if (e->cur == 0 || now >= e->win_start + rl->window) {
+        e->win_start = now;
+        e->cur = 0;
+    }
+    v->reset_ms = e->win_start + rl->window - now;
+    if (e->cur < rl->limit) {
+        e->cur++;
+        v->allowed = 1;
+        v->remaining = rl->limit - e->cur;
+    } else {
+        v->remaining = 0;
+        v->retry_after_ms = v->reset_ms;
+    }
+}
+
+rl_verdict rl_check(rl_t *rl, const char *client, uint64_t now_ms)
+{
+    uint64_t h = XXH3_64bits(client, strlen(client));
+    rl_stripe *s = &rl->stripes[h % RL_STRIPES];
+    rl_verdict v = {.limit = rl->limit};
+    rl_entry *e;
+
+    pthread_mutex_lock(&s->mu);
+    e = rl_find(rl, s, h, client, now_ms);
+    e->last_ms = now_ms;
+    if (rl->kind == RL_SLIDING)
+        rl_sliding(rl, e, now_ms, &v);
+    else
+        rl_fixed(rl, e, now_ms, &v);
+    pthread_mutex_unlock(&s->mu);
+    atomic_fetch_add(v.allowed ? &rl->allowed : &rl->denied, 1);
+    return v;
+}
+
+void rl_get_stats(rl_t *rl, rl_stats *out)
+{
+    out->allowed = atomic_load(&rl->allowed);
+    out->denied = atomic_load(&rl->denied);
+    out->clients = 0;
+    for (int i = 0; i < RL_STRIPES; i++) {
+        pthread_mutex_lock(&rl->stripes[i].mu);
+        out->clients += rl->stripes[i].n;
+        pthread_mutex_unlock(&rl->stripes[i].mu);
+    }
+}
+
+unsigned rl_retry_after_s(const rl_verdict *v)
+{
+    uint64_t s = (v->retry_after_ms + 999) / 1000;
+    return s ? (unsigned)s : 1;
+}

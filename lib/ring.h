@@ -1,0 +1,29 @@
+/* ring: consistent hashing of keys onto shards (XXH3-64, virtual nodes).
+ * Shard s owns `vnodes` points: point i is XXH3-64 of the text "shard-<s>"
+ * with seed i. Points are random, so a shard's share of the keys varies by
+ * about 1/sqrt(vnodes) (9 % at 128); raise vnodes for wide clusters.
+ * A key belongs to the first point at or after XXH3(key), wrapping around.
+ * Immutable after ring_new, so lookups from many threads need no lock.
+ * Ownership: ring_new allocates, ring_free frees. */
+#ifndef KV_RING_H
+#define KV_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RING_DEFAULT_VNODES 128
+
+typedef struct ring ring_t;
+
+ring_t *ring_new(uint32_t nshards, uint32_t vnodes);
+void ring_free(ring_t *r);
+uint64_t ring_hash(const void *key, size_t len);
+/* The shard owning the key. */
+uint32_t ring_lookup(const ring_t *r, const void *key, size_t len);
+/* Up to n distinct shards for the key, walking clockwise from its point,
+ * owner first. Returns how many were written (min(n, nshards)). */
+size_t ring_replicas(const ring_t *r, const void *key, size_t len,
+                     uint32_t *out, size_t n);
+uint32_t ring_shards(const ring_t *r);
+
+#endif

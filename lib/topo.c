@@ -1,0 +1,274 @@
+#include "topo.h"
+
+#include "httpc.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void topo_free(topo_t *t)
+{
+    for (size_t i = 0; i < t->nshards; i++) {
+        free(t->shards[i].primary);
+        for (size_t k = 0; k < t->shards[i].nsecondaries; k++)
+            free(t->shards[i].secondaries[k]);
+    }
+    free(t->shards);
+    free(t->queue);
+    ring_free(t->ring);
+    free(t);
+}
+
+static char *topo_strdup_or_null(const cJSON *j)
+{
+    return cJSON_IsString(j) && j->valuestring[0] ? strdup(j->valuestring)
+                                                   : NULL;
+}
+
+topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const cJSON *shards, *s;
+    topo_t *t = NULL;
+    size_t i = 0;
+
+    if (root == NULL) {
+        snprintf(err, errlen, "topology: not valid JSON");
+        return NULL;
+    }
+    shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
+    if (!cJSON_IsArray(shards) || cJSON_GetArraySize(shards) == 0) {
+        snprintf(err, errlen, "topology: \"shards\" must be a non-empty array");
+        goto out;
+    }
+    t = calloc(1, sizeof *t);
+    t->nshards = (size_t)cJSON_GetArraySize(shards);
+    t->shards = calloc(t->nshards, sizeof *t->shards);
+    t->epoch = (uint64_t)cJSON_GetNumberValue(
+        cJSON_GetObjectItemCaseSensitive(root, "epoch"));
+    t->vnodes = (uint32_t)cJSON_GetNumberValue(
+        cJSON_GetObjectItemCaseSensitive(root, "vnodes"));
+    if (t->vnodes == 0)
+        t->vnodes = RING_DEFAULT_VNODES;
+    t->queue = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(root, "queue"));
+    atomic_init(&t->refs, 1);
+    cJSON_ArrayForEach(s, shards) {
+        topo_shard *sh = &t->shards[i];
+        const cJSON *secs = cJSON_GetObjectItemCaseSensitive(s, "secondaries"), *u;
+        double id = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "id"));
+        if (id != (double)i) {
+            snprintf(err, errlen, "topology: shards[%zu].id must be %zu", i, i);
+            topo_free(t);
+            t = NULL;
+            goto out;
+        }
+        sh->id = (uint32_t)i;
+        sh->epoch = (uint64_t)cJSON_GetNumberValue(
+            cJSON_GetObjectItemCaseSensitive(s, "epoch"));
+        sh->primary = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(s, "primary"));
+        cJSON_ArrayForEach(u, secs) {
+            if (sh->nsecondaries < TOPO_MAX_SECONDARIES && cJSON_IsString(u))
+                sh->secondaries[sh->nsecondaries++] = strdup(u->valuestring);
+        }
+        i++;
+    }
+    t->ring = ring_new((uint32_t)t->nshards, t->vnodes);
+out:
+    cJSON_Delete(root);
+    return t;
+}
+
+cJSON *topo_to_json(const topo_t *t)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr;
+
+    cJSON_AddNumberToObject(root, "epoch", (double)t->epoch);
+    cJSON_AddNumberToObject(root, "vnodes", t->vnodes);
+    if (t->queue)
+        cJSON_AddStringToObject(root, "queue", t->queue);
+    else
+        cJSON_AddNullToObject(root, "queue");
+    arr = cJSON_AddArrayToObject(root, "shards");
+    for (size_t i = 0; i < t->nshards; i++) {
+        const topo_shard *sh = &t->shards[i];
+        cJSON *o = cJSON_CreateObject(), *secs;
+        cJSON_AddNumberToObject(o, "id", sh->id);
+        cJSON_AddNumberToObject(o, "epoch", (double)sh->epoch);
+        if (sh->primary)
+            cJSON_AddStringToObject(o, "primary", sh->primary);
+        else
+            cJSON_AddNullToObject(o, "primary");
+        secs = cJSON_AddArrayToObject(o, "secondaries");
+        for (size_t k = 0; k < sh->nsecondaries; k++)
+            cJSON_AddItemToArray(secs, cJSON_CreateString(sh->secondaries[k]));
+        cJSON_AddItemToArray(arr, o);
+    }
+    return root;
+}
+
+void topo_get(topo_t *t)
+{
+    atomic_fetch_add(&t->refs, 1);
+}
+
+void topo_put(topo_t *t)
+{
+    if (t && atomic_fetch_sub(&t->refs, 1) == 1)
+        topo_free(t);
+}
+
+const topo_shard *topo_shard_for(const topo_t *t, const char *key, size_t len)
+{
+    return &t->shards[ring_lookup(t->ring, key, len)];
+}
+
+/* ---- the watcher -------------------------------------------------------- */
+
+struct topo_watch {
+    char *url;
+    long poll_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    topo_t *cur;
+    char *cur_text;
+    int stopping;
+};
+
+static void topo_watch_poll(topo_watch *w)
+{
+    httpc_req req = {.url = w->url, .timeout_ms = 1000};
+    httpc_resp resp;
+    char err[160];
+    topo_t *t, *old = NULL;
+
+    if (httpc_do(&req, &resp) != 0 || resp.status != 200) {
+        log_debug("topology: %s unreachable, keeping the last one", w->url);
+        httpc_resp_free(&resp);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->cur_text && strcmp(w->cur_text, resp.body) == 0) {
+        pthread_mutex_unlock(&w->mu);
+        httpc_resp_free(&resp);
+        return;
+    }
+    pthread_mutex_unlock(&w->mu);
+    t = topo_parse(resp.body, resp.len, err, sizeof err);
+    if (t == NULL) {
+        log_warn("%s", err);
+        httpc_resp_free(&resp);
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (w->cur == NULL || w->cur->epoch != t->epoch)
+        log_info("topology epoch %llu: %zu shards, queue %s",
+                 (unsigned long long)t->epoch, t->nshards,
+                 t->queue ? t->queue : "none");
+    old = w->cur;
+    w->cur = t;
+    free(w->cur_text);
+    w->cur_text = resp.body;
+    resp.body = NULL;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    topo_put(old);
+    httpc_resp_free(&resp);
+}
+
+static void *topo_watch_main(void *arg)
+{
+    topo_watch *w = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping) {
+        pthread_mutex_unlock(&w->mu);
+        topo_watch_poll(w);
+        pthread_mutex_lock(&w->mu);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += w->poll_ms / 1000;
+        ts.tv_nsec += (w->poll_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!w->stopping)
+            pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+topo_watch *topo_watch_start(const char *controller_url, long poll_ms)
+{
+    topo_watch *w = calloc(1, sizeof *w);
+    size_t n = strlen(controller_url) + sizeof "/topology";
+
+    w->url = malloc(n);
+    snprintf(w->url, n, "%s/topology", controller_url);
+    w->poll_ms = poll_ms > 0 ? poll_ms : 1000;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (pthread_create(&w->thread, NULL, topo_watch_main, w) != 0) {
+        free(w->url);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void topo_watch_stop(topo_watch *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    topo_put(w->cur);
+    free(w->cur_text);
+    free(w->url);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+topo_t *topo_watch_get(topo_watch *w)
+{
+    topo_t *t;
+
+    pthread_mutex_lock(&w->mu);
+    t = w->cur;
+    if (t)
+        topo_get(t);
+    pthread_mutex_unlock(&w->mu);
+    return t;
+}
+
+int topo_watch_wait(topo_watch *w, long timeout_ms)
+{
+    struct timespec ts;
+    int ok;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (w->cur == NULL && !w->stopping &&
+           pthread_cond_timedwait(&w->cond, &w->mu, &ts) == 0)
+        ;
+    ok = w->cur != NULL;
+    pthread_mutex_unlock(&w->mu);
+    return ok ? 0 : -1;
+}

@@ -1,0 +1,56 @@
+/* topo: the cluster topology the controller publishes at GET /topology,
+ *   {"epoch":E,"vnodes":V,"queue":"http://...",
+ *    "shards":[{"id":0,"epoch":e,"primary":"http://...",
+ *               "secondaries":["http://...",...]}, ...]}
+ * and a watcher that polls it. A topology is immutable once parsed and
+ * reference counted: readers take one with topo_watch_get and put it back
+ * with topo_put; the watcher swaps in new ones. When the controller is
+ * unreachable the last topology stays in use (the controller is never on the
+ * data path). */
+#ifndef KV_TOPO_H
+#define KV_TOPO_H
+
+#include "ring.h"
+
+#include <cjson/cJSON.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TOPO_MAX_SECONDARIES 16
+
+typedef struct topo_shard {
+    uint32_t id;
+    uint64_t epoch;
+    char *primary;                 /* NULL while the shard has no primary */
+    char *secondaries[TOPO_MAX_SECONDARIES];
+    size_t nsecondaries;
+} topo_shard;
+
+typedef struct topo {
+    uint64_t epoch;
+    uint32_t vnodes;
+    char *queue;
+    topo_shard *shards;
+    size_t nshards;
+    ring_t *ring;
+    _Atomic int refs;
+} topo_t;
+
+topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen);
+cJSON *topo_to_json(const topo_t *t);
+void topo_get(topo_t *t);
+void topo_put(topo_t *t);          /* frees at zero */
+/* The shard owning key. */
+const topo_shard *topo_shard_for(const topo_t *t, const char *key, size_t len);
+
+typedef struct topo_watch topo_watch;
+/* Starts a thread polling controller_url/topology every poll_ms. */
+topo_watch *topo_watch_start(const char *controller_url, long poll_ms);
+void topo_watch_stop(topo_watch *w);
+/* Current topology (a reference: topo_put it) or NULL before the first. */
+topo_t *topo_watch_get(topo_watch *w);
+/* Block up to timeout_ms for the first topology. 0 or -1. */
+int topo_watch_wait(topo_watch *w, long timeout_ms);
+
+#endif

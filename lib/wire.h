@@ -1,0 +1,55 @@
+/* wire: the binary framing of write batches between queue and store (and
+ * between replicas): a body is a sequence of ops, each
+ *   u8 op, u8 flags, u16 reserved, u32 key_len, u32 val_len, u32 reserved,
+ *   u64 version, u64 seq, key bytes, value bytes        (little-endian)
+ * For WIRE_INCR the value is the 8-byte signed delta. A batch answer is a
+ * sequence of results: u16 status, u16 reserved, u32 reserved, u64 version,
+ * i64 number (the counter after an increment).
+ * Ownership: encoders append to a caller-owned wire_buf (wire_buf_free);
+ * decoded ops point into the caller's input buffer. */
+#ifndef KV_WIRE_H
+#define KV_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum wire_op_kind { WIRE_PUT = 1, WIRE_DEL = 2, WIRE_INCR = 3 };
+
+#define WIRE_OP_HDR 32
+#define WIRE_RESULT_LEN 24
+
+typedef struct wire_op {
+    uint8_t op;
+    uint8_t flags;
+    uint64_t version;
+    uint64_t seq;
+    const char *key;
+    size_t key_len;
+    const char *val;
+    size_t val_len;
+} wire_op;
+
+typedef struct wire_result {
+    uint16_t status;   /* HTTP-like: 200 applied, 208 older (no-op), 409, 500 */
+    uint64_t version;  /* the record's version after the op */
+    int64_t number;    /* the counter value after an increment */
+} wire_result;
+
+typedef struct wire_buf {
+    uint8_t *data;
+    size_t len, cap;
+} wire_buf;
+
+int wire_put_op(wire_buf *b, const wire_op *op);
+int wire_put_result(wire_buf *b, const wire_result *res);
+/* Decode the op at *off and advance. 1 = got one, 0 = end, -1 = malformed. */
+int wire_next_op(const void *buf, size_t len, size_t *off, wire_op *out);
+int wire_next_result(const void *buf, size_t len, size_t *off,
+                     wire_result *out);
+/* An increment's delta as the op's 8-byte value. */
+void wire_encode_delta(int64_t delta, char out[8]);
+int64_t wire_decode_delta(const char *in);
+void wire_buf_reset(wire_buf *b);
+void wire_buf_free(wire_buf *b);
+
+#endif
