@@ -58,7 +58,8 @@ $(foreach p,$(PROGS),$(eval $(call PROG_RULE,$(p))))
 
 $(BUILD)/tests/%: tests/unit/%.c $(MOD_OBJ) $(BUILD)/libkv.a | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
+	@mkdir -p $(BUILD)/tests/.deps
+	$(CC) $(CFLAGS) -MF $(BUILD)/tests/.deps/$(@F).d $(LDFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
 
 run: all
 	bin/kv-controller $(if $(CONFIG),--config $(CONFIG))

@@ -27,7 +27,7 @@ typedef struct cfg_field {
 
 static const cfg_field cfg_fields[] = {
     INT("cluster.shards", "KV_SHARDS", shards, 1, 64, "number of shards"),
-    INT("cluster.replicas", "KV_REPLICAS", replicas, 1, 17,
+    INT("cluster.replicas", "KV_REPLICAS", replicas, 1, 10,
         "copies of each shard, primary included"),
     INT("cluster.vnodes", "KV_VNODES", vnodes, 1, 4096,
         "virtual nodes per shard on the hash ring"),
@@ -205,7 +205,9 @@ static int cfg_set_json(kv_config *c, const cfg_field *f, const cJSON *v,
             return cfg_fail(err, errlen, "%s: must be a string", f->path);
         return cfg_store_str(c, f, v->valuestring, err, errlen);
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble)
+    /* Range-check the double before converting: a cast of 1e300 is UB. */
+    if (!cJSON_IsNumber(v) || v->valuedouble < -9.2e18 || v->valuedouble > 9.2e18 ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return cfg_fail(err, errlen, "%s: must be an integer", f->path);
     if (cfg_check_int(f, (int64_t)v->valuedouble, err, errlen))
         return -1;
@@ -223,6 +225,12 @@ static int cfg_load_json(kv_config *c, const cJSON *root, char *err,
     if (!cJSON_IsObject(root))
         return cfg_fail(err, errlen, "the configuration must be a JSON object");
     cJSON_ArrayForEach(sec, root) {
+        size_t n = strlen(sec->string), known = 0;
+        for (size_t i = 0; i < CFG_NFIELDS && !known; i++)
+            known = strncmp(cfg_fields[i].path, sec->string, n) == 0 &&
+                    cfg_fields[i].path[n] == '.';
+        if (!known)
+            return cfg_fail(err, errlen, "%s: unknown section", sec->string);
         if (!cJSON_IsObject(sec))
             return cfg_fail(err, errlen, "%s: must be an object of settings",
                             sec->string);
@@ -290,9 +298,6 @@ int config_load(kv_config *c, const char *path, char *err, size_t errlen)
 int config_validate(const kv_config *c, char *err, size_t errlen)
 {
     uint64_t top = (uint64_t)c->base_port + 100 + 10 * (uint64_t)c->shards;
-    if (c->replicas > 10)
-        return cfg_fail(err, errlen,
-                        "cluster.replicas: at most 10 in the port layout");
     if (c->api_count > 90)
         return cfg_fail(err, errlen, "api.count: at most 90 in the port layout");
     if (top > 65535)

@@ -25,12 +25,17 @@ uint64_t hlc_next(hlc_t *h)
     do {
         next = phys > last ? phys : last + 1;
     } while (!atomic_compare_exchange_weak(&h->last, &last, next));
-    return next & HLC_MAX;
+    return next;
 }
 
 void hlc_observe(hlc_t *h, uint64_t version)
 {
     uint64_t last = atomic_load(&h->last);
+
+    /* Not a version we could have made: ignore it rather than let one bad
+     * record push the clock past 53 bits. */
+    if (version >= HLC_MAX)
+        return;
     while (version > last &&
            !atomic_compare_exchange_weak(&h->last, &last, version))
         ;

@@ -24,7 +24,7 @@ void hlc_init(hlc_t *h, hlc_clock_fn clock);
 /* A new version, greater than every version returned or observed before. */
 uint64_t hlc_next(hlc_t *h);
 /* Remember a version seen elsewhere (a stored record, a peer's write), so the
- * next version is newer than it. */
+ * next version is newer than it. Versions >= HLC_MAX are ignored. */
 void hlc_observe(hlc_t *h, uint64_t version);
 uint64_t hlc_wall_us(void);
 

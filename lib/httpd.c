@@ -10,13 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HTTPD_DEFAULT_BODY ((size_t)1024 * 1024 + 64 * 1024)
 
 struct httpd {
     struct MHD_Daemon *mhd;
+    _Atomic int pending;       /* suspended requests not yet finished */
     httpd_handler handler;
     void *app;
     size_t max_body;
@@ -32,7 +35,7 @@ struct httpd_req {
     const char *path;
     enum httpd_req_state state;
     int too_big;
-    int suspended;
+    int async;                 /* set by httpd_suspend in the handler */
     char *body;
     size_t len, cap;
     struct MHD_Response *resp; /* ready to queue */
@@ -69,11 +72,14 @@ static void httpd_req_free(httpd_req *r)
 static void httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             enum MHD_RequestTerminationCode toe)
 {
+    httpd_req *r = *con_cls;
     (void)cls;
     (void)c;
     (void)toe;
-    if (*con_cls)
-        httpd_req_free(*con_cls);
+    if (r && r->async)
+        atomic_fetch_sub(&r->srv->pending, 1);
+    if (r)
+        httpd_req_free(r);
     *con_cls = NULL;
 }
 
@@ -143,10 +149,14 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
                         "request body is over the %zu byte limit", d->max_body);
         else
             d->handler(r, d->app);
+        /* Suspended: another thread may be answering right now; MHD calls
+         * us again once it resumed the connection, and we queue it then. */
+        if (r->async)
+            return MHD_YES;
     }
     if (r->resp)
         return httpd_queue(r);
-    return MHD_YES; /* suspended: answered later */
+    return MHD_YES;
 }
 
 httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
@@ -196,10 +206,25 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
     return d;
 }
 
+int httpd_drain(httpd_t *d, long timeout_ms)
+{
+    struct timespec tick = {0, 10 * 1000000L};
+    for (long waited = 0; atomic_load(&d->pending) > 0; waited += 10) {
+        if (waited >= timeout_ms)
+            return -1;
+        nanosleep(&tick, NULL);
+    }
+    return 0;
+}
+
 void httpd_stop(httpd_t *d)
 {
     if (d == NULL)
         return;
+    /* libmicrohttpd must not stop with suspended connections. */
+    if (httpd_drain(d, 5000))
+        log_error("httpd: %d requests still waiting at shutdown",
+                  atomic_load(&d->pending));
     MHD_stop_daemon(d->mhd);
     free(d);
 }
@@ -360,7 +385,8 @@ void *httpd_user(const httpd_req *r)
 
 void httpd_suspend(httpd_req *r)
 {
-    r->suspended = 1;
+    r->async = 1;
+    atomic_fetch_add(&r->srv->pending, 1);
     MHD_suspend_connection(r->conn);
 }
 
@@ -394,10 +420,8 @@ void httpd_respond(httpd_req *r, unsigned status, const char *content_type,
     }
     r->status = status;
     r->resp = resp;
-    if (r->suspended) {
-        r->suspended = 0;
-        MHD_resume_connection(r->conn);
-    }
+    if (r->async)
+        MHD_resume_connection(r->conn); /* its lock publishes r->resp */
 }
 
 void httpd_respond_json(httpd_req *r, unsigned status, cJSON *json,

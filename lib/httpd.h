@@ -35,7 +35,10 @@ typedef struct httpd_opts {
 } httpd_opts;
 
 httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app);
-/* Stops accepting, answers nothing more, joins the threads, frees. */
+/* Wait until every suspended request has been answered and sent; 0, or -1
+ * when timeout_ms passed first. */
+int httpd_drain(httpd_t *d, long timeout_ms);
+/* Drains (up to 5 s), stops, joins the threads, frees. */
 void httpd_stop(httpd_t *d);
 uint16_t httpd_port(const httpd_t *d);
 
@@ -74,7 +77,8 @@ void httpd_error(httpd_req *r, unsigned status, const char *code,
 void httpd_error_h(httpd_req *r, unsigned status, const char *const *headers,
                    const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Answer later: call before handing the request to another thread. */
+/* Answer later: call before handing the request to another thread.
+ * The request counts as pending (httpd_drain) from here until it is sent. */
 void httpd_suspend(httpd_req *r);
 
 #endif

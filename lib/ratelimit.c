@@ -53,7 +53,7 @@ rl_t *rl_new(rl_kind kind, uint32_t limit, uint64_t window_ms,
     rl->kind = kind;
     rl->limit = limit;
     rl->window = window_ms;
-    rl->cap = max_clients / RL_STRIPES + 1;
+    rl->cap = max_clients > RL_STRIPES ? max_clients / RL_STRIPES : 1;
     for (int i = 0; i < RL_STRIPES; i++)
         pthread_mutex_init(&rl->stripes[i].mu, NULL);
     return rl;

@@ -5,8 +5,8 @@
  *  RL_FIXED: a fixed window per client starting at that client's first
  *    request (the CloudCart lab gateway's limiter).
  * Clients live in a striped hash table; entries idle for two windows are
- * recycled, and at most max_clients are tracked (past that, new clients share
- * the verdict of an overflow bucket rather than going unlimited).
+ * recycled, and at most max(max_clients, 64) are tracked (past that, new
+ * clients share an overflow bucket's count rather than going unlimited).
  * Ownership: rl_new allocates, rl_free frees; thread-safe. */
 #ifndef KV_RATELIMIT_H
 #define KV_RATELIMIT_H

@@ -1,0 +1,339 @@
+#include "app.h"
+
+#include "kvhttp.h"
+#include "metrics.h"
+#include "upstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+METRIC_COUNTER(m_requests, "kv_api_requests_total", "requests received");
+METRIC_COUNTER(m_limited, "kv_api_rate_limited_total", "requests refused with 429");
+
+void api_metrics_register(void);
+void api_metrics_register(void)
+{
+    metrics_register(&m_requests);
+    metrics_register(&m_limited);
+}
+
+/* The per-client limit; 0 to go on, -1 when it answered 429. */
+static int api_rate_limit(httpd_req *r, api_app *a, api_call *c)
+{
+    rl_verdict v;
+
+    if (a->rl == NULL)
+        return 0;
+    v = rl_check(a->rl, httpd_client_ip(r), rl_now_ms());
+    snprintf(c->rl_hdrs[0], sizeof c->rl_hdrs[0], "X-RateLimit-Limit: %u", v.limit);
+    snprintf(c->rl_hdrs[1], sizeof c->rl_hdrs[1], "X-RateLimit-Remaining: %u",
+             v.remaining);
+    snprintf(c->rl_hdrs[2], sizeof c->rl_hdrs[2], "X-RateLimit-Reset: %llu",
+             (unsigned long long)(v.reset_ms + 999) / 1000);
+    c->nrl = 3;
+    if (v.allowed)
+        return 0;
+    char retry[48];
+    const char *h[] = {c->rl_hdrs[0], c->rl_hdrs[1], c->rl_hdrs[2], retry, NULL};
+    unsigned s = rl_retry_after_s(&v);
+    snprintf(retry, sizeof retry, "Retry-After: %u", s);
+    metric_add(&m_limited, 1);
+    httpd_error_h(r, 429, h, "rate_limited",
+                  "more than %u requests in %lld ms from %s; retry in %u s",
+                  v.limit, (long long)a->cfg.rate_window_ms, httpd_client_ip(r), s);
+    return -1;
+}
+
+/* Resolve the key's shard; fills c->shard, c->served_by and returns the
+ * primary's base URL (NULL: answered 503). t must be held by the caller. */
+static const char *api_primary(api_call *c, const topo_t *t)
+{
+    const topo_shard *sh = topo_shard_for(t, c->key, c->klen);
+
+    c->shard = sh->id;
+    if (sh->primary == NULL) {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        httpd_error_h(c->r, 503, h, "no_primary",
+                      "shard %u has no primary right now (failover under way)",
+                      sh->id);
+        return NULL;
+    }
+    snprintf(c->served_by, sizeof c->served_by, "%s", sh->primary);
+    return sh->primary;
+}
+
+static topo_t *api_topo(httpd_req *r, api_app *a)
+{
+    topo_t *t = topo_watch_get(a->topo);
+    if (t == NULL) {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        httpd_error_h(r, 503, h, "not_ready",
+                      "the api has not received the cluster topology yet");
+    }
+    return t;
+}
+
+/* GET /kv/{key} and GET /counter/{key}: straight to the shard primary. */
+static void api_read(api_call *c, const char *raw_key, size_t raw_len)
+{
+    topo_t *t = api_topo(c->r, c->app);
+    const char *primary;
+    const char *accept;
+
+    if (t == NULL || (primary = api_primary(c, t)) == NULL) {
+        topo_put(t);
+        api_call_free(c);
+        return;
+    }
+    snprintf(c->url, sizeof c->url, "%s/internal/kv/%.*s", primary,
+             (int)raw_len, raw_key);
+    topo_put(t);
+    accept = httpd_header(c->r, "Accept");
+    c->want_json = accept && strstr(accept, "application/json") != NULL;
+    api_upstream_start(c, "GET", NULL, 0, c->app->cfg.upstream_timeout_ms);
+}
+
+/* Writes: to the queue, same path under /internal/. by < 0 never reaches
+ * here for put/delete: incr says so with is_incr. */
+static void api_write(api_call *c, const char *method, const char *raw_key,
+                      size_t raw_len, int is_incr, int64_t by)
+{
+    api_app *a = c->app;
+    topo_t *t = api_topo(c->r, a);
+    const void *body = NULL;
+    size_t len = 0;
+    uint64_t wait_ms = kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms);
+    const char *prefer = httpd_header(c->r, "Prefer");
+    int n;
+
+    if (t == NULL) {
+        api_call_free(c);
+        return;
+    }
+    if (t->queue == NULL) {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        topo_put(t);
+        httpd_error_h(c->r, 503, h, "no_queue", "the write queue is not known yet");
+        api_call_free(c);
+        return;
+    }
+    n = snprintf(c->url, sizeof c->url, "%s/internal/kv/%.*s", t->queue,
+                 (int)raw_len, raw_key);
+    topo_put(t);
+    if (is_incr)
+        n += snprintf(c->url + n, sizeof c->url - (size_t)n, "/incr?by=%lld",
+                      (long long)by);
+    /* Pass the client's wait on: Prefer as is, else ?sync=1. */
+    if (prefer && strstr(prefer, "wait="))
+        api_call_header(c, "Prefer: %s", prefer);
+    else if (wait_ms)
+        snprintf(c->url + n, sizeof c->url - (size_t)n, "%ssync=1",
+                 is_incr ? "&" : "?");
+    if (strcmp(method, "PUT") == 0)
+        body = httpd_body(c->r, &len);
+    /* A waiting write may take up to the queue's wait plus the round trip. */
+    api_upstream_start(c, method, body, len,
+                       a->cfg.upstream_timeout_ms + (long)wait_ms);
+}
+
+/* /kv/{key}[/incr] and /counter/{key}[/increment] */
+static void api_kv(httpd_req *r, api_app *a, api_call *c, int counter)
+{
+    unsigned nseg = httpd_path_nsegs(r);
+    size_t raw_len, sub_len = 0;
+    const char *raw = httpd_path_seg(r, 1, &raw_len);
+    const char *sub = nseg == 3 ? httpd_path_seg(r, 2, &sub_len) : NULL;
+    const char *want = counter ? "increment" : "incr";
+    int64_t by = 1;
+
+    if (sub && (sub_len != strlen(want) || memcmp(sub, want, sub_len) != 0)) {
+        kvhttp_not_found(r);
+        api_call_free(c);
+        return;
+    }
+    if (sub && !httpd_method_is(r, "POST")) {
+        kvhttp_bad_method(r, "POST");
+        api_call_free(c);
+        return;
+    }
+    if (!sub && !(httpd_method_is(r, "GET") ||
+                  (!counter && (httpd_method_is(r, "PUT") ||
+                                httpd_method_is(r, "DELETE"))))) {
+        kvhttp_bad_method(r, counter ? "GET" : "GET, PUT, DELETE");
+        api_call_free(c);
+        return;
+    }
+    if (kvhttp_key(r, 1, (size_t)a->cfg.max_key_bytes, &c->key, &c->klen)) {
+        api_call_free(c);
+        return;
+    }
+    if (httpd_method_is(r, "PUT")) {
+        size_t len;
+        httpd_body(r, &len);
+        if (len > (size_t)a->cfg.max_value_bytes) {
+            httpd_error(r, 413, "value_too_large", "values are at most %lld bytes",
+                        (long long)a->cfg.max_value_bytes);
+            api_call_free(c);
+            return;
+        }
+    }
+    if (sub && !counter && httpd_query(r, "by") &&
+        kvhttp_parse_i64(httpd_query(r, "by"), &by)) {
+        httpd_error(r, 400, "bad_increment", "by must be an integer");
+        api_call_free(c);
+        return;
+    }
+    if (sub) {
+        c->kind = counter ? CALL_COUNTER_INC : CALL_WRITE;
+        api_write(c, "POST", raw, raw_len, 1, by);
+    } else if (httpd_method_is(r, "GET")) {
+        c->kind = counter ? CALL_COUNTER_GET : CALL_READ;
+        api_read(c, raw, raw_len);
+    } else {
+        api_write(c, httpd_method(r), raw, raw_len, 0, 0);
+    }
+}
+
+static void api_jobs(httpd_req *r, api_app *a, api_call *c)
+{
+    size_t len;
+    const char *id = httpd_path_seg(r, 1, &len);
+    topo_t *t;
+
+    if (!httpd_method_is(r, "GET")) {
+        kvhttp_bad_method(r, "GET");
+        api_call_free(c);
+        return;
+    }
+    if ((t = api_topo(r, a)) == NULL) {
+        api_call_free(c);
+        return;
+    }
+    snprintf(c->url, sizeof c->url, "%s/jobs/%.*s", t->queue ? t->queue : "",
+             (int)len, id);
+    topo_put(t);
+    api_upstream_start(c, "GET", NULL, 0, a->cfg.upstream_timeout_ms);
+}
+
+static void api_ring(httpd_req *r, api_app *a)
+{
+    const char *key = httpd_query(r, "key");
+    topo_t *t;
+    const topo_shard *sh;
+    cJSON *o, *secs;
+
+    if (key == NULL || key[0] == '\0') {
+        httpd_error(r, 400, "bad_key", "give the key as ?key=K");
+        return;
+    }
+    if (strlen(key) > (size_t)a->cfg.max_key_bytes) {
+        httpd_error(r, 414, "key_too_long", "keys are at most %lld bytes",
+                    (long long)a->cfg.max_key_bytes);
+        return;
+    }
+    if ((t = api_topo(r, a)) == NULL)
+        return;
+    sh = topo_shard_for(t, key, strlen(key));
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddNumberToObject(o, "shard", sh->id);
+    cJSON_AddNumberToObject(o, "epoch", (double)sh->epoch);
+    if (sh->primary)
+        cJSON_AddStringToObject(o, "primary", sh->primary);
+    else
+        cJSON_AddNullToObject(o, "primary");
+    secs = cJSON_AddArrayToObject(o, "secondaries");
+    for (size_t i = 0; i < sh->nsecondaries; i++)
+        cJSON_AddItemToArray(secs, cJSON_CreateString(sh->secondaries[i]));
+    topo_put(t);
+    httpd_respond_json(r, 200, o, NULL);
+}
+
+static void api_stats(httpd_req *r, api_app *a)
+{
+    cJSON *o = cJSON_CreateObject(), *rl;
+    topo_t *t = topo_watch_get(a->topo);
+
+    cJSON_AddNumberToObject(o, "requests", (double)metric_get(&m_requests));
+    cJSON_AddNumberToObject(o, "rate_limited", (double)metric_get(&m_limited));
+    cJSON_AddNumberToObject(o, "topology_epoch", t ? (double)t->epoch : 0);
+    topo_put(t);
+    rl = cJSON_AddObjectToObject(o, "rate_limiter");
+    cJSON_AddStringToObject(rl, "strategy", a->rl ? "sliding_window" : "off");
+    cJSON_AddNumberToObject(rl, "max_requests", (double)a->cfg.rate_limit);
+    cJSON_AddNumberToObject(rl, "window_ms", (double)a->cfg.rate_window_ms);
+    if (a->rl) {
+        rl_stats st;
+        rl_get_stats(a->rl, &st);
+        cJSON_AddNumberToObject(rl, "allowed", (double)st.allowed);
+        cJSON_AddNumberToObject(rl, "denied", (double)st.denied);
+        cJSON_AddNumberToObject(rl, "clients", (double)st.clients);
+    }
+    httpd_respond_json(r, 200, o, NULL);
+}
+
+static int api_seg_is(httpd_req *r, const char *name)
+{
+    size_t len;
+    const char *s = httpd_path_seg(r, 0, &len);
+    return s && len == strlen(name) && memcmp(s, name, len) == 0;
+}
+
+void api_handle(httpd_req *r, void *app)
+{
+    api_app *a = app;
+    const char *path = httpd_path(r);
+    unsigned nseg = httpd_path_nsegs(r);
+    api_call *c;
+
+    metric_add(&m_requests, 1);
+    /* Operational routes: never rate limited, answered here. */
+    if (strcmp(path, "/health") == 0) {
+        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        return;
+    }
+    if (strcmp(path, "/ready") == 0) {
+        topo_t *t = topo_watch_get(a->topo);
+        if (t)
+            httpd_respond(r, 200, "application/json", "{\"status\":\"ready\"}",
+                          18, NULL);
+        else
+            httpd_error(r, 503, "not_ready", "no cluster topology yet");
+        topo_put(t);
+        return;
+    }
+    if (strcmp(path, "/stats") == 0) {
+        api_stats(r, a);
+        return;
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        kvhttp_metrics(r);
+        return;
+    }
+    c = api_call_new(r, a, CALL_RELAY);
+    if (c == NULL) {
+        httpd_error(r, 503, "overloaded", "out of memory");
+        return;
+    }
+    if (api_rate_limit(r, a, c)) {
+        api_call_free(c);
+        return;
+    }
+    if ((api_seg_is(r, "kv") || api_seg_is(r, "counter")) &&
+        (nseg == 2 || nseg == 3)) {
+        api_kv(r, a, c, api_seg_is(r, "counter"));
+    } else if (api_seg_is(r, "jobs") && nseg == 2) {
+        api_jobs(r, a, c);
+    } else if (strcmp(path, "/ring") == 0) {
+        api_call_free(c);
+        if (httpd_method_is(r, "GET"))
+            api_ring(r, a);
+        else
+            kvhttp_bad_method(r, "GET");
+    } else {
+        api_call_free(c);
+        kvhttp_not_found(r);
+    }
+}

@@ -1,0 +1,97 @@
+/* kv-api: the public HTTP API, stateless, behind nginx. */
+#include "app.h"
+#include "daemon.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+void api_metrics_register(void);
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kv-api [--config FILE] [--set path=value]... [--port P]\n"
+            "              [--controller URL]\n"
+            "Serves the public API (GET/PUT/DELETE /kv/{key}, POST\n"
+            "/kv/{key}/incr, /counter/..., /jobs/{id}, /ring, /health, /ready,\n"
+            "/stats, /metrics): reads straight from the shard primaries, writes\n"
+            "through the queue. Settings: kv-controller --help.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"port", required_argument, NULL, 'p'},
+        {"controller", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *config = NULL, *controller = NULL;
+    char **sets = calloc((size_t)argc, sizeof *sets);
+    int nsets = 0, port = -1, c;
+    static api_app app;
+    char ctl[300];
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 's': sets[nsets++] = optarg; break;
+        case 'p': port = atoi(optarg); break;
+        case 'C': controller = optarg; break;
+        case 'h': usage(stdout); free(sets); return 0;
+        default: usage(stderr); free(sets); return 2;
+        }
+    }
+    log_init("kv-api", LOG_INFO);
+    if (daemon_config(&app.cfg, config, sets, nsets)) {
+        free(sets);
+        return 1;
+    }
+    free(sets);
+    if (controller == NULL) {
+        snprintf(ctl, sizeof ctl, "http://%s:%lld", app.cfg.bind,
+                 (long long)app.cfg.base_port);
+        controller = ctl;
+    }
+    if (port < 0)
+        port = config_api_port(&app.cfg, 0);
+
+    daemon_block_signals();
+    httpc_global_init();
+    api_metrics_register();
+    if (app.cfg.token[0])
+        snprintf(app.auth, sizeof app.auth, "Authorization: Bearer %s",
+                 app.cfg.token);
+    if (app.cfg.rate_limit > 0)
+        app.rl = rl_new(RL_SLIDING, (uint32_t)app.cfg.rate_limit,
+                        (uint64_t)app.cfg.rate_window_ms, 100000);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    app.nloops = cores < 1 ? 1 : cores > API_MAX_LOOPS ? API_MAX_LOOPS : (unsigned)cores;
+    for (unsigned i = 0; i < app.nloops; i++)
+        app.loops[i] = httpc_loop_start();
+    app.topo = topo_watch_start(controller, app.cfg.topology_poll_ms);
+    httpd_opts ho = {.bind = app.cfg.bind, .port = (uint16_t)port,
+                     .threads = (unsigned)app.cfg.api_threads,
+                     .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024};
+    httpd_t *srv = httpd_start(&ho, api_handle, &app);
+    if (srv == NULL)
+        return 1;
+    log_info("listening on %s:%u, topology from %s", app.cfg.bind,
+             httpd_port(srv), controller);
+    int sig = daemon_wait_signal();
+    log_info("signal %d: stopping", sig);
+    /* Let calls in flight finish (they have timeouts), then stop. */
+    atomic_store(&app.stopping, 1);
+    httpd_drain(srv, app.cfg.upstream_timeout_ms + app.cfg.wait_max_ms);
+    httpd_stop(srv);
+    for (unsigned i = 0; i < app.nloops; i++)
+        httpc_loop_stop(app.loops[i]);
+    topo_watch_stop(app.topo);
+    rl_free(app.rl);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,198 @@
+#include "upstream.h"
+
+#include "kvhttp.h"
+#include "log.h"
+#include "render.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+api_call *api_call_new(httpd_req *r, api_app *a, enum api_call_kind kind)
+{
+    api_call *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->r = r;
+    c->app = a;
+    c->kind = kind;
+    if (a->auth[0])
+        c->hdrs[0] = a->auth;
+    return c;
+}
+
+void api_call_free(api_call *c)
+{
+    free(c->key);
+    free(c);
+}
+
+void api_call_header(api_call *c, const char *fmt, ...)
+{
+    size_t n = 0, b = 0;
+    va_list ap;
+
+    while (c->hdrs[n])
+        n++;
+    while (b < 4 && c->hbuf[b][0])
+        b++;
+    if (n + 1 >= API_MAX_HDRS || b == 4)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(c->hbuf[b], sizeof c->hbuf[b], fmt, ap);
+    va_end(ap);
+    c->hdrs[n] = c->hbuf[b];
+}
+
+/* The headers every answer to the client carries, plus up to 4 extra. */
+static const char *const *api_client_hdrs(api_call *c, const char **out,
+                                          const char *e1, const char *e2,
+                                          const char *e3)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < c->nrl; i++)
+        out[n++] = c->rl_hdrs[i];
+    if (e1)
+        out[n++] = e1;
+    if (e2)
+        out[n++] = e2;
+    if (e3)
+        out[n++] = e3;
+    out[n] = NULL;
+    return out;
+}
+
+/* Pass the upstream answer through (status, body, Content-Type, Retry-After). */
+static void api_relay(api_call *c, const httpc_resp *resp)
+{
+    char ctype[128], retry[32], rh[48];
+    const char *h[8];
+    const char *ra = NULL;
+
+    if (httpc_resp_header(resp, "Retry-After", retry, sizeof retry)) {
+        snprintf(rh, sizeof rh, "Retry-After: %s", retry);
+        ra = rh;
+    }
+    if (!httpc_resp_header(resp, "Content-Type", ctype, sizeof ctype))
+        strcpy(ctype, "application/json");
+    httpd_respond(c->r, (unsigned)resp->status, ctype, resp->body, resp->len,
+                  api_client_hdrs(c, h, ra, NULL, NULL));
+}
+
+static void api_on_read(api_call *c, const httpc_resp *resp)
+{
+    char ver[32], vh[48], sh[48], by[300];
+    const char *h[8];
+
+    snprintf(sh, sizeof sh, "X-KV-Shard: %u", c->shard);
+    snprintf(by, sizeof by, "X-KV-Served-By: %s", c->served_by);
+    if (resp->status != 200) {
+        api_relay(c, resp);
+        return;
+    }
+    if (!httpc_resp_header(resp, "X-KV-Version", ver, sizeof ver))
+        strcpy(ver, "0");
+    if (c->want_json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "key", c->key);
+        render_value(o, resp->body, resp->len);
+        cJSON_AddNumberToObject(o, "version", strtod(ver, NULL));
+        cJSON_AddNumberToObject(o, "shard", c->shard);
+        cJSON_AddStringToObject(o, "served_by", c->served_by);
+        httpd_respond_json(c->r, 200, o, api_client_hdrs(c, h, sh, by, NULL));
+        return;
+    }
+    snprintf(vh, sizeof vh, "X-KV-Version: %s", ver);
+    httpd_respond(c->r, 200, "application/octet-stream", resp->body, resp->len,
+                  api_client_hdrs(c, h, vh, sh, by));
+}
+
+static void api_on_counter_get(api_call *c, const httpc_resp *resp)
+{
+    const char *h[8];
+    int64_t v = 0;
+
+    if (resp->status != 200 && resp->status != 404) {
+        api_relay(c, resp);
+        return;
+    }
+    if (resp->status == 200 && kvhttp_parse_i64(resp->body, &v)) {
+        httpd_error(c->r, 409, "not_integer",
+                    "the value of this key is not an integer counter");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", c->key);
+    cJSON_AddNumberToObject(o, "value", (double)v);
+    httpd_respond_json(c->r, 200, o, api_client_hdrs(c, h, NULL, NULL, NULL));
+}
+
+static void api_on_counter_inc(api_call *c, const httpc_resp *resp)
+{
+    const char *h[8];
+    cJSON *in, *o;
+
+    if (resp->status != 202 && resp->status != 200) {
+        api_relay(c, resp);
+        return;
+    }
+    in = cJSON_ParseWithLength(resp->body, resp->len);
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "key", c->key);
+    cJSON_AddStringToObject(o, "status", resp->status == 200 ? "applied" : "queued");
+    if (resp->status == 200 && cJSON_GetObjectItem(in, "value"))
+        cJSON_AddNumberToObject(o, "value",
+                                cJSON_GetNumberValue(cJSON_GetObjectItem(in, "value")));
+    cJSON_Delete(in);
+    httpd_respond_json(c->r, (unsigned)resp->status, o,
+                       api_client_hdrs(c, h, NULL, NULL, NULL));
+}
+
+static void api_done(httpc_resp *resp, void *ctx)
+{
+    api_call *c = ctx;
+
+    if (resp->status == 0) {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        log_warn("upstream %s failed: %s", c->url, resp->error);
+        httpd_error_h(c->r, 503, h, "upstream_unavailable",
+                      "%s is not answering; retry shortly",
+                      c->kind == CALL_READ || c->kind == CALL_COUNTER_GET
+                          ? "the shard"
+                          : "the write queue");
+    } else if (c->kind == CALL_READ) {
+        api_on_read(c, resp);
+    } else if (c->kind == CALL_COUNTER_GET) {
+        api_on_counter_get(c, resp);
+    } else if (c->kind == CALL_COUNTER_INC) {
+        api_on_counter_inc(c, resp);
+    } else {
+        api_relay(c, resp);
+    }
+    api_call_free(c);
+}
+
+void api_upstream_start(api_call *c, const char *method, const void *body,
+                        size_t len, long timeout_ms)
+{
+    api_app *a = c->app;
+    unsigned i = atomic_fetch_add(&a->next_loop, 1) % a->nloops;
+    httpc_req req = {.method = method, .url = c->url, .body = body,
+                     .body_len = len, .headers = c->hdrs,
+                     .timeout_ms = timeout_ms};
+
+    /* Suspend (counted as pending) before looking at stopping: shutdown sets
+     * stopping and then drains, so no call can slip past both. */
+    httpd_suspend(c->r);
+    if (atomic_load(&a->stopping)) {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        httpd_error_h(c->r, 503, h, "shutting_down", "this api is stopping");
+        api_call_free(c);
+        return;
+    }
+    if (httpc_async(a->loops[i], &req, api_done, c) != 0) {
+        httpd_error(c->r, 503, "overloaded", "the api could not start the call");
+        api_call_free(c);
+    }
+}

@@ -1,0 +1,48 @@
+/* api_upstream: one asynchronous call from the api to a store or the queue
+ * on behalf of a suspended client request, and turning its answer into the
+ * client's answer. Ownership: api_upstream_start takes the call (allocated by
+ * api_call_new) and frees it after the client has been answered. */
+#ifndef KV_API_UPSTREAM_H
+#define KV_API_UPSTREAM_H
+
+#include "app.h"
+
+#include <stdint.h>
+
+enum api_call_kind {
+    CALL_READ,          /* GET /kv/{key} */
+    CALL_WRITE,         /* PUT, DELETE, POST .../incr: relay the queue */
+    CALL_COUNTER_INC,   /* POST /counter/{key}/increment */
+    CALL_COUNTER_GET,   /* GET /counter/{key} */
+    CALL_RELAY          /* relay as is (GET /jobs/{id}) */
+};
+
+#define API_MAX_HDRS 8
+
+typedef struct api_call {
+    httpd_req *r;
+    api_app *app;
+    enum api_call_kind kind;
+    char *key;                     /* decoded key (freed with the call) */
+    size_t klen;
+    uint32_t shard;
+    int want_json;
+    char url[2048];
+    char served_by[256];
+    const char *hdrs[API_MAX_HDRS];   /* to upstream */
+    char hbuf[4][320];
+    char rl_hdrs[3][64];              /* X-RateLimit-* for the client */
+    unsigned nrl;
+} api_call;
+
+api_call *api_call_new(httpd_req *r, api_app *a, enum api_call_kind kind);
+void api_call_free(api_call *c);
+/* Add a "Name: value" header to the upstream request. */
+void api_call_header(api_call *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Suspend the client request and send method url with body (borrowed from
+ * the client request). Answers 503 itself if the call cannot start. */
+void api_upstream_start(api_call *c, const char *method, const void *body,
+                        size_t len, long timeout_ms);
+
+#endif

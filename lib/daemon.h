@@ -1,0 +1,18 @@
+/* daemon: what every server process does around its real work: build its
+ * configuration from --config and --set flags, block SIGINT/SIGTERM before
+ * threads start (so only the waiting thread sees them), wait for one. */
+#ifndef KV_DAEMON_H
+#define KV_DAEMON_H
+
+#include "config.h"
+
+/* Defaults, then the file (may be NULL), then the environment, then each
+ * "path=value" of sets. Prints the error naming the field and returns -1. */
+int daemon_config(kv_config *c, const char *path, char *const *sets,
+                  int nsets);
+/* Block SIGINT, SIGTERM and SIGPIPE in this and every later thread. */
+void daemon_block_signals(void);
+/* Wait for SIGINT or SIGTERM; returns the signal. */
+int daemon_wait_signal(void);
+
+#endif

@@ -1,0 +1,112 @@
+#include "kvhttp.h"
+
+#include "metrics.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int kvhttp_key(httpd_req *r, unsigned seg, size_t max_key, char **key,
+               size_t *len)
+{
+    size_t rawlen;
+    const char *raw = httpd_path_seg(r, seg, &rawlen);
+
+    if (raw == NULL || rawlen == 0) {
+        httpd_error(r, 400, "bad_key", "the key is empty");
+        return -1;
+    }
+    /* A %-escape shrinks 3 bytes to 1, so a raw segment over 3 * max_key
+     * is too long whatever it holds; this bounds the decode work. */
+    if (rawlen > 3 * max_key) {
+        httpd_error(r, 414, "key_too_long", "keys are at most %zu bytes",
+                    max_key);
+        return -1;
+    }
+    *key = httpd_decode(raw, rawlen, len);
+    if (*key == NULL) {
+        httpd_error(r, 400, "bad_key",
+                    "the key has a bad %%-escape or a NUL byte");
+        return -1;
+    }
+    if (*len > max_key) {
+        free(*key);
+        *key = NULL;
+        httpd_error(r, 414, "key_too_long", "keys are at most %zu bytes",
+                    max_key);
+        return -1;
+    }
+    return 0;
+}
+
+void kvhttp_not_found(httpd_req *r)
+{
+    httpd_error(r, 404, "not_found", "no route for %s %s", httpd_method(r),
+                httpd_path(r));
+}
+
+void kvhttp_bad_method(httpd_req *r, const char *allow)
+{
+    char hdr[128];
+    const char *hdrs[] = {hdr, NULL};
+
+    snprintf(hdr, sizeof hdr, "Allow: %s", allow);
+    httpd_error_h(r, 405, hdrs, "method_not_allowed",
+                  "%s is not allowed on %s (allowed: %s)", httpd_method(r),
+                  httpd_path(r), allow);
+}
+
+int kvhttp_auth(httpd_req *r, const char *token)
+{
+    const char *h;
+
+    if (token == NULL || token[0] == '\0')
+        return 0;
+    h = httpd_header(r, "Authorization");
+    if (h && strncmp(h, "Bearer ", 7) == 0 && strcmp(h + 7, token) == 0)
+        return 0;
+    httpd_error(r, 401, "unauthorized",
+                "internal routes need the cluster token (Authorization: Bearer)");
+    return -1;
+}
+
+int kvhttp_parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+uint64_t kvhttp_wait_ms(httpd_req *r, uint64_t max_ms)
+{
+    const char *sync = httpd_query(r, "sync");
+    const char *prefer = httpd_header(r, "Prefer");
+    const char *w;
+
+    if (sync && (strcmp(sync, "1") == 0 || strcasecmp(sync, "true") == 0))
+        return max_ms;
+    if (prefer && (w = strstr(prefer, "wait=")) != NULL) {
+        double s = strtod(w + 5, NULL);
+        uint64_t ms = s > 0 ? (uint64_t)(s * 1000.0) : 0;
+        return ms < max_ms ? ms : max_ms;
+    }
+    return 0;
+}
+
+void kvhttp_metrics(httpd_req *r)
+{
+    size_t len;
+    char *text = metrics_render(&len);
+    httpd_respond(r, 200, "text/plain; version=0.0.4", text, len, NULL);
+    free(text);
+}

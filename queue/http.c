@@ -1,0 +1,172 @@
+#include "http.h"
+
+#include "kvhttp.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cJSON *queue_job_reply(const char *key, const char *status, uint64_t job,
+                              uint64_t version)
+{
+    char id[24];
+    cJSON *o = cJSON_CreateObject();
+
+    snprintf(id, sizeof id, "%llu", (unsigned long long)job);
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddStringToObject(o, "status", status);
+    cJSON_AddStringToObject(o, "job", id);
+    cJSON_AddNumberToObject(o, "version", (double)version);
+    return o;
+}
+
+/* The key of a waiting request, kept with it until it is answered. */
+void queue_http_notify(void *waiter, const wq_outcome *o)
+{
+    httpd_req *r = waiter;
+    const char *key = httpd_user(r);
+    cJSON *j;
+
+    if (o->state == WQ_FAILED) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)o->job);
+        j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "error", o->error);
+        cJSON_AddStringToObject(j, "message", o->message);
+        cJSON_AddStringToObject(j, "job", id);
+        httpd_respond_json(r, o->status, j, NULL);
+        return;
+    }
+    j = queue_job_reply(key, o->state == WQ_APPLIED ? "applied" : "queued",
+                        o->job, o->version);
+    if (o->state == WQ_APPLIED && httpd_method_is(r, "POST"))
+        cJSON_AddNumberToObject(j, "value", (double)o->number);
+    httpd_respond_json(r, o->state == WQ_APPLIED ? 200 : 202, j, NULL);
+}
+
+static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
+{
+    char *key;
+    size_t klen, vlen = 0;
+    const void *val = NULL;
+    int64_t delta = 0;
+    uint64_t wait_ms, job;
+    int rc;
+
+    if (kvhttp_key(r, 2, (size_t)a->cfg->max_key_bytes, &key, &klen))
+        return;
+    if (op == WIRE_PUT) {
+        val = httpd_body(r, &vlen);
+        if (vlen > (size_t)a->cfg->max_value_bytes) {
+            free(key);
+            httpd_error(r, 413, "value_too_large", "values are at most %lld bytes",
+                        (long long)a->cfg->max_value_bytes);
+            return;
+        }
+    } else if (op == WIRE_INCR) {
+        const char *by = httpd_query(r, "by");
+        if (by == NULL)
+            delta = 1;
+        else if (kvhttp_parse_i64(by, &delta)) {
+            free(key);
+            httpd_error(r, 400, "bad_increment", "by must be an integer");
+            return;
+        }
+    }
+    wait_ms = kvhttp_wait_ms(r, (uint64_t)a->cfg->wait_max_ms);
+    /* Suspend before admitting: the job may end before we return. */
+    if (wait_ms) {
+        httpd_set_user(r, key, free);
+        httpd_suspend(r);
+    }
+    rc = wq_admit(a->wq, op, key, klen, val, vlen, delta, wait_ms ? r : NULL,
+                  wait_ms, &job);
+    if (rc == WQ_OK) {
+        if (!wait_ms) {
+            httpd_respond_json(r, 202, queue_job_reply(key, "queued", job, job),
+                               NULL);
+            free(key);
+        }
+        return;
+    }
+    if (!wait_ms)
+        free(key);
+    if (rc == WQ_FULL) {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        httpd_error_h(r, 429, h, "queue_full",
+                      "the write queue is full (%lld jobs); retry shortly",
+                      (long long)a->cfg->max_queue_size);
+    } else {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        httpd_error_h(r, 503, h, "unavailable", "%s",
+                      rc == WQ_NO_TOPOLOGY ? "the queue has no topology yet"
+                      : rc == WQ_STOPPING  ? "the queue is shutting down"
+                                           : "out of memory");
+    }
+}
+
+static void queue_job(httpd_req *r, queue_app *a)
+{
+    size_t len;
+    const char *seg = httpd_path_seg(r, 1, &len);
+    char id[24];
+    int64_t v;
+    cJSON *j;
+
+    if (len == 0 || len >= sizeof id) {
+        httpd_error(r, 404, "no_such_job", "no job with that id");
+        return;
+    }
+    memcpy(id, seg, len);
+    id[len] = '\0';
+    j = kvhttp_parse_i64(id, &v) == 0 ? wq_job_json(a->wq, (uint64_t)v) : NULL;
+    if (j == NULL)
+        httpd_error(r, 404, "no_such_job", "no job %s (unknown, or forgotten)",
+                    id);
+    else
+        httpd_respond_json(r, 200, j, NULL);
+}
+
+void queue_http_handle(httpd_req *r, void *app)
+{
+    queue_app *a = app;
+    const char *path = httpd_path(r);
+    unsigned nseg = httpd_path_nsegs(r);
+
+    if (strncmp(path, "/internal/kv/", 13) == 0 && (nseg == 3 || nseg == 4)) {
+        size_t l;
+        const char *last = httpd_path_seg(r, 3, &l);
+        if (kvhttp_auth(r, a->cfg->token))
+            return;
+        if (nseg == 4) {
+            if (l != 4 || memcmp(last, "incr", 4) != 0)
+                kvhttp_not_found(r);
+            else if (!httpd_method_is(r, "POST"))
+                kvhttp_bad_method(r, "POST");
+            else
+                queue_write(r, a, WIRE_INCR);
+        } else if (httpd_method_is(r, "PUT")) {
+            queue_write(r, a, WIRE_PUT);
+        } else if (httpd_method_is(r, "DELETE")) {
+            queue_write(r, a, WIRE_DEL);
+        } else {
+            kvhttp_bad_method(r, "PUT, DELETE");
+        }
+    } else if (strncmp(path, "/jobs/", 6) == 0 && nseg == 2) {
+        if (httpd_method_is(r, "GET"))
+            queue_job(r, a);
+        else
+            kvhttp_bad_method(r, "GET");
+    } else if (strcmp(path, "/health") == 0) {
+        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+    } else if (strcmp(path, "/stats") == 0) {
+        cJSON *o = cJSON_CreateObject();
+        wq_stats_json(a->wq, o);
+        httpd_respond_json(r, 200, o, NULL);
+    } else if (strcmp(path, "/metrics") == 0) {
+        kvhttp_metrics(r);
+    } else {
+        kvhttp_not_found(r);
+    }
+}

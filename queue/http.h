@@ -1,0 +1,18 @@
+/* queue_http: the routes of kv-queue (docs/PROTOCOL.md "Queue"). */
+#ifndef KV_QUEUE_HTTP_H
+#define KV_QUEUE_HTTP_H
+
+#include "config.h"
+#include "httpd.h"
+#include "wq.h"
+
+typedef struct queue_app {
+    const kv_config *cfg;
+    wq_t *wq;
+} queue_app;
+
+void queue_http_handle(httpd_req *r, void *app);
+/* The wq_notify_fn that answers a waiting request. */
+void queue_http_notify(void *waiter, const wq_outcome *o);
+
+#endif
