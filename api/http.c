@@ -126,6 +126,7 @@ static void api_write(api_call *c, const char *method, const char *raw_key,
         n += snprintf(c->url + n, sizeof c->url - (size_t)n, "/incr?by=%lld",
                       (long long)by);
     /* Pass the client's wait on: Prefer as is, else ?sync=1. */
+    c->waits = wait_ms > 0;
     if (prefer && strstr(prefer, "wait="))
         api_call_header(c, "Prefer: %s", prefer);
     else if (wait_ms)

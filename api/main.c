@@ -74,8 +74,13 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < app.nloops; i++)
         app.loops[i] = httpc_loop_start();
     app.topo = topo_watch_start(controller, app.cfg.topology_poll_ms);
+    /* Reads block a server thread for one store round trip: twice the
+     * cores keeps both cores busy while some threads wait (measured best). */
+    unsigned threads = (unsigned)app.cfg.api_threads;
+    if (threads == 0)
+        threads = 2 * app.nloops;
     httpd_opts ho = {.bind = app.cfg.bind, .port = (uint16_t)port,
-                     .threads = (unsigned)app.cfg.api_threads,
+                     .threads = threads,
                      .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024};
     httpd_t *srv = httpd_start(&ho, api_handle, &app);
     if (srv == NULL)

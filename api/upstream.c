@@ -182,6 +182,17 @@ void api_upstream_start(api_call *c, const char *method, const void *body,
                      .body_len = len, .headers = c->hdrs,
                      .timeout_ms = timeout_ms};
 
+    /* A call that cannot wait long blocks this server thread on its own
+     * keep-alive connection: on this path a hand-off between threads (and
+     * the suspend/resume around it) costs more CPU than the call. Only
+     * writes that wait for their job (seconds) must not hold a thread. */
+    if (!c->waits) {
+        httpc_resp resp;
+        httpc_do(&req, &resp);
+        api_done(&resp, c);
+        httpc_resp_free(&resp);
+        return;
+    }
     /* Suspend (counted as pending) before looking at stopping: shutdown sets
      * stopping and then drains, so no call can slip past both. */
     httpd_suspend(c->r);

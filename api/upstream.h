@@ -27,6 +27,7 @@ typedef struct api_call {
     size_t klen;
     uint32_t shard;
     int want_json;
+    int waits;                     /* a write waiting for its job: async */
     char url[2048];
     char served_by[256];
     const char *hdrs[API_MAX_HDRS];   /* to upstream */

@@ -66,6 +66,21 @@ static size_t httpc_on_header(char *p, size_t sz, size_t n, void *ud)
     return httpc_buf_add(&x->hdrs, p, sz * n) ? 0 : sz * n;
 }
 
+/* Options that never change, set once when a handle is made; resetting a
+ * handle for every call costs more than the call itself on a fast path. */
+static CURL *httpc_easy_new(void)
+{
+    CURL *e = curl_easy_init();
+    if (e == NULL)
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_on_header);
+    return e;
+}
+
+/* Everything that may differ from the handle's previous call. */
 static void httpc_setup(CURL *e, const httpc_req *req, httpc_xfer *x)
 {
     const char *m = req->method ? req->method : "GET";
@@ -85,22 +100,18 @@ static void httpc_setup(CURL *e, const httpc_req *req, httpc_xfer *x)
         x->req_hdrs = curl_slist_append(x->req_hdrs,
                                         "Content-Type: application/octet-stream");
     curl_easy_setopt(e, CURLOPT_URL, req->url);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      timeout < HTTPC_CONNECT_TIMEOUT_MS ? timeout
                                                         : HTTPC_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    if (strcmp(m, "GET") == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(m, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(e, CURLOPT_NOBODY, strcmp(m, "HEAD") == 0 ? 1L : 0L);
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also clears a custom method */
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
     } else {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -129,16 +140,54 @@ static int httpc_finish(CURL *e, CURLcode rc, httpc_xfer *x, httpc_resp *out)
     return 0;
 }
 
+/* Per-thread handles keep connections alive between calls; a pthread key's
+ * destructor frees them when the thread ends. */
 static __thread CURL *httpc_tl_easy;
+static __thread CURLM *httpc_tl_multi;
+static __thread CURL *httpc_tl_pool[HTTPC_PARALLEL_MAX];
+static pthread_key_t httpc_tl_key;
+static pthread_once_t httpc_tl_once = PTHREAD_ONCE_INIT;
+
+static void httpc_tl_free(void *unused)
+{
+    (void)unused;
+    for (size_t i = 0; i < HTTPC_PARALLEL_MAX; i++) {
+        if (httpc_tl_pool[i])
+            curl_easy_cleanup(httpc_tl_pool[i]);
+        httpc_tl_pool[i] = NULL;
+    }
+    if (httpc_tl_multi)
+        curl_multi_cleanup(httpc_tl_multi);
+    if (httpc_tl_easy)
+        curl_easy_cleanup(httpc_tl_easy);
+    httpc_tl_multi = NULL;
+    httpc_tl_easy = NULL;
+}
+
+static void httpc_tl_key_init(void)
+{
+    pthread_key_create(&httpc_tl_key, httpc_tl_free);
+}
+
+static void httpc_tl_register(void)
+{
+    pthread_once(&httpc_tl_once, httpc_tl_key_init);
+    pthread_setspecific(httpc_tl_key, (void *)1);
+}
+
+void httpc_thread_done(void)
+{
+    httpc_tl_free(NULL);
+}
 
 int httpc_do(const httpc_req *req, httpc_resp *out)
 {
     httpc_xfer x;
 
-    if (httpc_tl_easy == NULL)
-        httpc_tl_easy = curl_easy_init();
-    else
-        curl_easy_reset(httpc_tl_easy); /* keeps the live connections */
+    if (httpc_tl_easy == NULL) {
+        httpc_tl_register();
+        httpc_tl_easy = httpc_easy_new();
+    }
     if (httpc_tl_easy == NULL) {
         memset(out, 0, sizeof *out);
         strcpy(out->error, "out of memory");
@@ -147,10 +196,6 @@ int httpc_do(const httpc_req *req, httpc_resp *out)
     httpc_setup(httpc_tl_easy, req, &x);
     return httpc_finish(httpc_tl_easy, curl_easy_perform(httpc_tl_easy), &x, out);
 }
-
-/* Fan-out: one multi handle per thread keeps its connections alive. */
-static __thread CURLM *httpc_tl_multi;
-static __thread CURL *httpc_tl_pool[HTTPC_PARALLEL_MAX];
 
 void httpc_parallel(const httpc_req *reqs, httpc_resp *resps, size_t n,
                     long deadline_ms)
@@ -162,16 +207,16 @@ void httpc_parallel(const httpc_req *reqs, httpc_resp *resps, size_t n,
 
     if (n > HTTPC_PARALLEL_MAX)
         n = HTTPC_PARALLEL_MAX;
-    if (httpc_tl_multi == NULL)
+    if (httpc_tl_multi == NULL) {
+        httpc_tl_register();
         httpc_tl_multi = curl_multi_init();
+    }
     for (size_t i = 0; i < n; i++) {
         httpc_req r = reqs[i];
         if (deadline_ms > 0 && (r.timeout_ms <= 0 || r.timeout_ms > deadline_ms))
             r.timeout_ms = deadline_ms;
         if (httpc_tl_pool[i] == NULL)
-            httpc_tl_pool[i] = curl_easy_init();
-        else
-            curl_easy_reset(httpc_tl_pool[i]);
+            httpc_tl_pool[i] = httpc_easy_new();
         httpc_setup(httpc_tl_pool[i], &r, &x[i]);
         curl_easy_setopt(httpc_tl_pool[i], CURLOPT_PRIVATE, (void *)(uintptr_t)i);
         curl_multi_add_handle(httpc_tl_multi, httpc_tl_pool[i]);
@@ -385,9 +430,7 @@ int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx
     pthread_mutex_lock(&l->mu);
     j->easy = l->nidle ? l->idle[--l->nidle] : NULL;
     pthread_mutex_unlock(&l->mu);
-    if (j->easy)
-        curl_easy_reset(j->easy);
-    else if ((j->easy = curl_easy_init()) == NULL) {
+    if (j->easy == NULL && (j->easy = httpc_easy_new()) == NULL) {
         free(j);
         return -1;
     }

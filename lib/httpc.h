@@ -42,6 +42,9 @@ int httpc_do(const httpc_req *req, httpc_resp *out); /* 0, -1 on transport error
 void httpc_parallel(const httpc_req *reqs, httpc_resp *resps, size_t n,
                     long deadline_ms);
 void httpc_resp_free(httpc_resp *r);
+/* Free this thread's cached handles now (threads that end free them anyway;
+ * the main thread calls this before exit so leak checkers stay quiet). */
+void httpc_thread_done(void);
 /* Value of a response header (case-insensitive) into buf; NULL when absent. */
 const char *httpc_resp_header(const httpc_resp *r, const char *name, char *buf,
                               size_t bufsz);

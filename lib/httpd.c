@@ -16,6 +16,11 @@
 #include <unistd.h>
 
 #define HTTPD_DEFAULT_BODY ((size_t)1024 * 1024 + 64 * 1024)
+/* Per-connection buffer for headers and upload chunks; MHD clears it
+ * between requests, so bigger is slower for small requests. */
+#ifndef HTTPD_CONN_MEMORY
+#define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
+#endif
 
 struct httpd {
     struct MHD_Daemon *mhd;
@@ -191,7 +196,7 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 120u,
         MHD_OPTION_CONNECTION_LIMIT, o->max_conns ? o->max_conns : 4096u,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
         MHD_OPTION_UNESCAPE_CALLBACK, httpd_no_unescape, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
         MHD_OPTION_END);

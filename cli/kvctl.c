@@ -1,0 +1,208 @@
+#include "kvctl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const kvctl_cmd kvctl_cmds[] = {
+    {"get", "get KEY", "print the value of KEY (raw bytes)",
+     "Prints the value exactly as stored, with no newline added unless stdout\n"
+     "is a terminal. With --json prints {\"key\",\"value\",\"version\",\"shard\",\n"
+     "\"served_by\"}. Exit 1 with \"not found\" when KEY is absent or deleted.",
+     1, 1, kvctl_cmd_get},
+    {"put", "put KEY [VALUE | -]", "store VALUE under KEY",
+     "The value is VALUE, or standard input with - (or when VALUE is left out\n"
+     "and stdin is not a terminal), sent as raw bytes. The write is queued\n"
+     "(202); with --wait it returns once applied (?sync=1). A value that\n"
+     "starts with \"--\" goes after a \"--\" argument: kvctl put k -- --x.",
+     1, 2, kvctl_cmd_put},
+    {"del", "del KEY", "delete KEY (writes a tombstone)",
+     "Queued like put; --wait returns once applied.", 1, 1, kvctl_cmd_del},
+    {"incr", "incr KEY [BY]", "add BY (default 1, may be negative) to a counter",
+     "The stored value must be a decimal integer (a missing key counts as 0).\n"
+     "With --wait prints the new value.",
+     1, 2, kvctl_cmd_incr},
+    {"status", "status", "health and stats of the api, children of the controller",
+     "GET /health and /stats of --url, and /status of --controller (default\n"
+     KVCTL_DEFAULT_CONTROLLER ", env KV_CONTROLLER).",
+     0, 0, kvctl_cmd_status},
+    {"ring", "ring KEY", "which shard and replicas own KEY",
+     "GET /ring?key=KEY: the shard, its epoch, its primary and secondaries.",
+     1, 1, kvctl_cmd_ring},
+};
+
+#define KVCTL_NCMDS (sizeof kvctl_cmds / sizeof kvctl_cmds[0])
+
+static const kvctl_cmd *kvctl_find(const char *name)
+{
+    for (size_t i = 0; i < KVCTL_NCMDS; i++)
+        if (strcmp(kvctl_cmds[i].name, name) == 0)
+            return &kvctl_cmds[i];
+    return NULL;
+}
+
+static void kvctl_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: kvctl [options] COMMAND [ARGS]\n"
+        "\n"
+        "Commands:\n");
+    for (size_t i = 0; i < KVCTL_NCMDS; i++)
+        fprintf(f, "  %-22s %s\n", kvctl_cmds[i].synopsis,
+                kvctl_cmds[i].summary);
+    fprintf(f,
+        "  %-22s %s\n"
+        "\n"
+        "Options (anywhere on the line; \"--\" ends them):\n"
+        "  --url URL          public API (nginx); env KV_URL; default %s\n"
+        "  --controller URL   controller, for status; env KV_CONTROLLER;\n"
+        "                     default %s\n"
+        "  --json             print the server's JSON answers\n"
+        "  --wait             writes return once applied (?sync=1)\n"
+        "  --timeout-ms N     per request (default %ld, %ld with --wait)\n"
+        "  --help             this text; kvctl help COMMAND for one command\n"
+        "\n"
+        "Exit codes: 0 ok, 1 not found or refused by the server, 2 usage error,\n"
+        "3 could not connect.\n",
+        "help [COMMAND]", "this text, or the details of one command",
+        KVCTL_DEFAULT_URL, KVCTL_DEFAULT_CONTROLLER, KVCTL_TIMEOUT_MS,
+        KVCTL_WAIT_TIMEOUT_MS);
+}
+
+static int kvctl_help_cmd(const char *name, FILE *f)
+{
+    const kvctl_cmd *c = kvctl_find(name);
+
+    if (c == NULL) {
+        fprintf(stderr, "kvctl: unknown command \"%s\" (see kvctl --help)\n",
+                name);
+        return KVCTL_USAGE;
+    }
+    fprintf(f, "usage: kvctl [options] %s\n\n%s.\n", c->synopsis, c->summary);
+    if (c->help)
+        fprintf(f, "\n%s\n", c->help);
+    return KVCTL_OK;
+}
+
+/* Strip trailing slashes of a base URL (in place). */
+static const char *kvctl_base(char *url)
+{
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/')
+        url[--n] = '\0';
+    return url;
+}
+
+int kvctl_main(int argc, char **argv)
+{
+    kvctl_opts o = {0};
+    char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int npos = 0, help = 0, rc, options_done = 0;
+    const kvctl_cmd *cmd;
+    const char *env;
+
+    if (pos == NULL)
+        return KVCTL_FAIL;
+    env = getenv("KV_URL");
+    o.url = env && *env ? env : KVCTL_DEFAULT_URL;
+    env = getenv("KV_CONTROLLER");
+    o.controller = env && *env ? env : KVCTL_DEFAULT_CONTROLLER;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        size_t nlen;
+
+        if (options_done || strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (!options_done && strcmp(a, "--") == 0)
+                options_done = 1;
+            else if (!options_done && strcmp(a, "-h") == 0)
+                help = 1;
+            else
+                pos[npos++] = argv[i];
+            continue;
+        }
+        nlen = strcspn(a, "=");
+        if (a[nlen] == '=')
+            val = a + nlen + 1;
+#define KVCTL_IS(name) (strlen(name) == nlen && strncmp(a, name, nlen) == 0)
+        if (KVCTL_IS("--help")) {
+            help = 1;
+        } else if (KVCTL_IS("--json")) {
+            o.json = 1;
+        } else if (KVCTL_IS("--wait")) {
+            o.wait = 1;
+        } else if (KVCTL_IS("--url") || KVCTL_IS("--controller") ||
+                   KVCTL_IS("--timeout-ms")) {
+            if (val == NULL) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "kvctl: %s needs a value\n", a);
+                    free(pos);
+                    return KVCTL_USAGE;
+                }
+                val = argv[++i];
+            }
+            if (KVCTL_IS("--url"))
+                o.url = val;
+            else if (KVCTL_IS("--controller"))
+                o.controller = val;
+            else
+                o.timeout_ms = strtol(val, NULL, 10);
+        } else {
+            fprintf(stderr, "kvctl: unknown option %s (see kvctl --help)\n", a);
+            free(pos);
+            return KVCTL_USAGE;
+        }
+#undef KVCTL_IS
+    }
+    if (o.timeout_ms <= 0)
+        o.timeout_ms = o.wait ? KVCTL_WAIT_TIMEOUT_MS : KVCTL_TIMEOUT_MS;
+
+    if (npos == 0) {
+        kvctl_usage(help ? stdout : stderr);
+        free(pos);
+        return help ? KVCTL_OK : KVCTL_USAGE;
+    }
+    if (strcmp(pos[0], "help") == 0) {
+        if (npos > 1)
+            rc = kvctl_help_cmd(pos[1], stdout);
+        else {
+            kvctl_usage(stdout);
+            rc = KVCTL_OK;
+        }
+        free(pos);
+        return rc;
+    }
+    cmd = kvctl_find(pos[0]);
+    if (cmd == NULL) {
+        fprintf(stderr, "kvctl: unknown command \"%s\" (see kvctl --help)\n",
+                pos[0]);
+        free(pos);
+        return KVCTL_USAGE;
+    }
+    if (help) {
+        rc = kvctl_help_cmd(cmd->name, stdout);
+        free(pos);
+        return rc;
+    }
+    if (npos - 1 < cmd->min_args || npos - 1 > cmd->max_args) {
+        fprintf(stderr, "usage: kvctl [options] %s\n", cmd->synopsis);
+        free(pos);
+        return KVCTL_USAGE;
+    }
+    {
+        char *url = strdup(o.url), *ctl = strdup(o.controller);
+        if (url == NULL || ctl == NULL) {
+            free(url);
+            free(ctl);
+            free(pos);
+            return KVCTL_FAIL;
+        }
+        o.url = kvctl_base(url);
+        o.controller = kvctl_base(ctl);
+        httpc_global_init();
+        rc = cmd->run(&o, npos - 1, pos + 1);
+        free(url);
+        free(ctl);
+    }
+    free(pos);
+    return rc;
+}

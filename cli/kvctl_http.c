@@ -1,0 +1,181 @@
+#include "kvctl.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+
+int kvctl_http(const kvctl_opts *o, const char *method, const char *base,
+               const char *path, const void *body, size_t len,
+               const char *const *headers, httpc_resp *out)
+{
+    size_t n = strlen(base) + strlen(path) + 1;
+    char *url = malloc(n);
+    httpc_req req = {0};
+
+    memset(out, 0, sizeof *out);
+    if (url == NULL)
+        return KVCTL_FAIL;
+    snprintf(url, n, "%s%s", base, path);
+    req.method = method;
+    req.url = url;
+    req.body = body;
+    req.body_len = len;
+    req.headers = headers;
+    req.timeout_ms = o->timeout_ms;
+    if (httpc_do(&req, out) < 0 || out->status == 0) {
+        fprintf(stderr, "kvctl: cannot reach %s: %s\n", base,
+                out->error[0] ? out->error : "no answer");
+        free(url);
+        httpc_resp_free(out);
+        return KVCTL_CONNECT;
+    }
+    free(url);
+    return 0;
+}
+
+char *kvctl_escape(const char *s, size_t len)
+{
+    CURL *h = curl_easy_init();
+    char *e, *copy;
+
+    if (h == NULL)
+        return NULL;
+    e = curl_easy_escape(h, s, (int)len);
+    copy = e ? strdup(e) : NULL;
+    curl_free(e);
+    curl_easy_cleanup(h);
+    return copy;
+}
+
+cJSON *kvctl_json(const httpc_resp *r)
+{
+    if (r->body == NULL || r->len == 0)
+        return NULL;
+    return cJSON_ParseWithLength(r->body, r->len);
+}
+
+void kvctl_print_body(const httpc_resp *r)
+{
+    if (r->body && r->len) {
+        fwrite(r->body, 1, r->len, stdout);
+        if (r->body[r->len - 1] != '\n')
+            putchar('\n');
+    }
+}
+
+int kvctl_fail(const kvctl_opts *o, const httpc_resp *r, const char *what)
+{
+    cJSON *j;
+    const cJSON *code, *msg;
+
+    if (o->json) {
+        kvctl_print_body(r);
+        return KVCTL_FAIL;
+    }
+    j = kvctl_json(r);
+    code = cJSON_GetObjectItemCaseSensitive(j, "error");
+    msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+    if (cJSON_IsString(code))
+        fprintf(stderr, "kvctl: %s: %ld %s%s%s\n", what, r->status,
+                code->valuestring, cJSON_IsString(msg) ? ": " : "",
+                cJSON_IsString(msg) ? msg->valuestring : "");
+    else
+        fprintf(stderr, "kvctl: %s: HTTP %ld%s%.200s\n", what, r->status,
+                r->len ? ": " : "", r->body ? r->body : "");
+    cJSON_Delete(j);
+    return KVCTL_FAIL;
+}
+
+static void kvctl_print_scalar(FILE *f, const cJSON *j)
+{
+    if (cJSON_IsString(j))
+        fputs(j->valuestring, f);
+    else if (cJSON_IsBool(j))
+        fputs(cJSON_IsTrue(j) ? "true" : "false", f);
+    else if (cJSON_IsNull(j))
+        fputs("null", f);
+    else if (cJSON_IsNumber(j)) {
+        double d = j->valuedouble;
+        if (d == (double)(long long)d && d < 9.1e15 && d > -9.1e15)
+            fprintf(f, "%lld", (long long)d);
+        else
+            fprintf(f, "%g", d);
+    } else {
+        char *s = cJSON_PrintUnformatted(j);
+        fputs(s ? s : "?", f);
+        free(s);
+    }
+}
+
+static int kvctl_is_flat(const cJSON *j)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j)
+        if (cJSON_IsObject(it) || cJSON_IsArray(it))
+            return 0;
+    return 1;
+}
+
+void kvctl_print_tree(FILE *f, const cJSON *j, int indent)
+{
+    const cJSON *it;
+
+    cJSON_ArrayForEach(it, j) {
+        fprintf(f, "%*s", indent, "");
+        if (it->string)
+            fprintf(f, "%s:", it->string);
+        else
+            fputs("-", f);
+        if (cJSON_IsObject(it) || (cJSON_IsArray(it) && !kvctl_is_flat(it))) {
+            fputc('\n', f);
+            kvctl_print_tree(f, it, indent + 2);
+        } else if (cJSON_IsArray(it)) {
+            const cJSON *e;
+            int first = 1;
+            fputc(' ', f);
+            cJSON_ArrayForEach(e, it) {
+                if (!first)
+                    fputs(", ", f);
+                kvctl_print_scalar(f, e);
+                first = 0;
+            }
+            fputc('\n', f);
+        } else {
+            fputc(' ', f);
+            kvctl_print_scalar(f, it);
+            fputc('\n', f);
+        }
+    }
+}
+
+char *kvctl_read_all(FILE *f, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+
+    if (buf == NULL)
+        return NULL;
+    for (;;) {
+        size_t got;
+        if (n == cap) {
+            char *p = realloc(buf, cap * 2);
+            if (p == NULL) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}

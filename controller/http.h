@@ -1,0 +1,25 @@
+/* http: the controller's HTTP routes (on cluster.bind:cluster.base_port).
+ *   GET /topology   the topology (lib/topo.h format)
+ *   GET /health     {"status":"ok"}
+ *   GET /status     the controller and every child (cluster_status_json)
+ *   GET /metrics    Prometheus text
+ * Anything else: 404 JSON; a known path with another method: 405 JSON with
+ * an Allow header.
+ * Ownership: ctl_http_start returns a server the caller stops with
+ * ctl_http_stop; cl and sup are borrowed and must outlive it. */
+#ifndef KV_CTL_HTTP_H
+#define KV_CTL_HTTP_H
+
+#include "cluster.h"
+#include "httpd.h"
+#include "sup.h"
+
+typedef struct ctl_http ctl_http;
+
+ctl_http *ctl_http_start(cluster_t *cl, sup_t *sup);
+void ctl_http_stop(ctl_http *h);
+
+/* The handler itself, for tests that drive routes without a socket. */
+void ctl_http_handle(httpd_req *r, void *app);
+
+#endif

@@ -1,0 +1,142 @@
+/* kv-controller: starts and supervises a local cluster, serves its topology.
+ * Wiring only; the logic is in sup.c, cluster.c, nginx_conf.c and http.c. */
+#include "cluster.h"
+#include "config.h"
+#include "http.h"
+#include "httpc.h"
+#include "log.h"
+#include "nginx_conf.h"
+#include "opts.h"
+#include "sup.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STOP_GRACE_MS 5000
+#define HEALTH_INTERVAL_MS 1000
+
+typedef struct ready_ctx {
+    cluster_t *cl;
+    sup_t *sup;
+    long timeout_ms;
+    atomic_int stop;
+} ready_ctx;
+
+static void *ready_thread(void *arg)
+{
+    ready_ctx *r = arg;
+    char err[2048];
+
+    if (r->timeout_ms <= 0) {
+        cluster_print_summary(r->cl, r->sup, stdout);
+    } else if (cluster_wait_ready(r->cl, r->timeout_ms, &r->stop, err,
+                                  sizeof err) == 0) {
+        cluster_print_summary(r->cl, r->sup, stdout);
+        log_info("cluster ready");
+    } else {
+        if (!atomic_load(&r->stop)) {
+            log_error("cluster did not come up: %s", err);
+            sup_request_exit(r->sup, 1);
+        }
+        return NULL;
+    }
+    /* Keep the health flags of /status current (failover will hook here). */
+    while (!atomic_load(&r->stop)) {
+        for (int i = 0; i < HEALTH_INTERVAL_MS / 100 && !atomic_load(&r->stop); i++)
+            nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+        if (!atomic_load(&r->stop))
+            cluster_probe_all(r->cl);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    kv_config cfg;
+    ctl_opts args;
+    cluster_t cl;
+    sup_t *sup;
+    ctl_http *http;
+    ready_ctx rc;
+    pthread_t ready_tid;
+    char exe[PATH_MAX], tmpl[PATH_MAX], err[1024];
+    ssize_t n;
+    int code;
+
+    signal(SIGPIPE, SIG_IGN);
+    /* Before any thread exists: the supervisor takes these via signalfd. */
+    sup_block_signals();
+    log_init("kv-controller", LOG_INFO);
+    switch (ctl_opts_parse(argc, argv, &args, &cfg, err, sizeof err)) {
+    case 1:
+        ctl_opts_usage(stdout);
+        return 0;
+    case -1:
+        fprintf(stderr, "kv-controller: %s (see --help)\n", err);
+        return 2;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "kv-controller: cannot read /proc/self/exe\n");
+        return 1;
+    }
+    exe[n] = '\0';
+    if (cluster_init(&cl, &cfg, args.run_dir, dirname(exe), args.log_dir, err,
+                     sizeof err) < 0 ||
+        cluster_check_binaries(&cl, err, sizeof err) < 0 ||
+        cluster_check_ports(&cl, err, sizeof err) < 0) {
+        fprintf(stderr, "kv-controller: %s\n", err);
+        return 1;
+    }
+    if (nginx_conf_find_template(args.nginx_template, cl.bin_dir, tmpl,
+                                 sizeof tmpl) < 0) {
+        fprintf(stderr, "kv-controller: nginx template %s not found "
+                "(use --nginx-template FILE)\n", tmpl);
+        return 1;
+    }
+    if (cluster_prepare(&cl, tmpl, err, sizeof err) < 0) {
+        fprintf(stderr, "kv-controller: %s\n", err);
+        return 1;
+    }
+    httpc_global_init();
+    sup = sup_new(&(sup_opts){.backoff_ms = cfg.restart_backoff_ms,
+                              .backoff_max_ms = cfg.restart_backoff_max_ms,
+                              .log_dir = cl.log_dir[0] ? cl.log_dir : NULL});
+    if (sup == NULL || cluster_register(&cl, sup) < 0) {
+        fprintf(stderr, "kv-controller: cannot set up the supervisor\n");
+        return 1;
+    }
+    http = ctl_http_start(&cl, sup);
+    if (http == NULL) {
+        fprintf(stderr, "kv-controller: cannot listen on %s:%lld\n",
+                cfg.bind, (long long)cfg.base_port);
+        return 1;
+    }
+    log_info("controller on %s, run dir %s", cl.controller_url, cl.run_dir);
+    sup_start_all(sup);
+
+    rc.cl = &cl;
+    rc.sup = sup;
+    rc.timeout_ms = args.ready_timeout_ms;
+    atomic_init(&rc.stop, 0);
+    pthread_create(&ready_tid, NULL, ready_thread, &rc);
+
+    code = sup_run(sup);
+
+    atomic_store(&rc.stop, 1);
+    sup_stop_all(sup, STOP_GRACE_MS);
+    pthread_join(ready_tid, NULL);
+    ctl_http_stop(http);
+    sup_free(sup);
+    cluster_free(&cl);
+    log_info("stopped (exit %d)", code);
+    return code;
+}

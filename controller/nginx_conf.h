@@ -1,0 +1,63 @@
+/* nginx_conf: render nginx/nginx.conf.template into the run directory.
+ *
+ * The template is plain nginx syntax with {{NAME}} placeholders. A value that
+ * spans several lines is indented like the line its placeholder sits on.
+ * Placeholders the controller fills (nginx_conf_vars_from_config):
+ *   RUN_DIR, WORKERS, NOFILE, WORKER_CONNECTIONS, LISTEN, UPSTREAM_SERVERS,
+ *   MAX_BODY, HEADER_BUFFER, PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT.
+ *
+ * Ownership: rendered text is malloc'd, the caller frees it. */
+#ifndef KV_CTL_NGINX_CONF_H
+#define KV_CTL_NGINX_CONF_H
+
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NGINX_CONF_MAX_VARS 24
+
+typedef struct nginx_conf_var {
+    char name[32];
+    char *value;              /* owned by the vars set */
+} nginx_conf_var;
+
+typedef struct nginx_conf_vars {
+    nginx_conf_var v[NGINX_CONF_MAX_VARS];
+    size_t n;
+} nginx_conf_vars;
+
+/* Add or replace name = value (copied). 0 or -1. */
+int nginx_conf_var_set(nginx_conf_vars *vars, const char *name,
+                       const char *value);
+void nginx_conf_vars_free(nginx_conf_vars *vars);
+
+/* Fill every placeholder from the configuration. host: the address the api
+ * processes are reached on (127.0.0.1 when bind is 0.0.0.0). nofile_limit:
+ * the hard RLIMIT_NOFILE (0 = unknown). */
+int nginx_conf_vars_from_config(nginx_conf_vars *vars, const kv_config *c,
+                                const char *run_dir, const char *host,
+                                uint64_t nofile_limit);
+
+/* Substitute placeholders. NULL on an unknown or unterminated placeholder
+ * (err names it). */
+char *nginx_conf_render(const char *tmpl, const nginx_conf_vars *vars,
+                        char *err, size_t errlen);
+
+/* Find the template: explicit path first (may be NULL), then
+ * $KV_NGINX_TEMPLATE, then next to the binaries (bin_dir/../../../nginx,
+ * bin_dir/../nginx, bin_dir/../share/kv), then ./nginx. 0 with path in out,
+ * or -1. */
+int nginx_conf_find_template(const char *explicit_path, const char *bin_dir,
+                             char *out, size_t outlen);
+
+/* Read a whole file (caller frees), NULL + err on failure. */
+char *nginx_conf_read_file(const char *path, char *err, size_t errlen);
+
+/* Render template_path into out_path (and create the temp directories
+ * below run_dir). 0 or -1 + err. */
+int nginx_conf_write(const char *template_path, const char *out_path,
+                     const kv_config *c, const char *run_dir,
+                     const char *host, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,107 @@
+#include "opts.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void ctl_opts_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: kv-controller [--config FILE] [--set path=value]... [--run-dir DIR]\n"
+        "                     [--log-dir DIR] [--nginx-template FILE]\n"
+        "                     [--ready-timeout-ms N]\n"
+        "\n"
+        "Starts a local cluster as child processes (every kv-store replica, kv-queue,\n"
+        "api.count kv-api, nginx in front), restarts any that dies (exponential\n"
+        "backoff), serves GET /topology /status /health /metrics on\n"
+        "cluster.bind:cluster.base_port, prints where everything is and a line\n"
+        "\"ready\" once every child answers /health. Ctrl-C (SIGINT, SIGTERM, SIGHUP)\n"
+        "stops them all: SIGTERM, then SIGKILL after 5 s. Children die with the\n"
+        "controller even when it is killed with SIGKILL.\n"
+        "\n"
+        "  --config FILE         cluster configuration (JSON); default: built-in\n"
+        "  --set path=value      override one field (repeatable), e.g. --set cluster.shards=4\n"
+        "  --run-dir DIR         generated files (cluster.json, nginx.conf, nginx logs);\n"
+        "                        default <cluster.data_dir>/run\n"
+        "  --log-dir DIR         write each child's output to DIR/<name>.log instead of\n"
+        "                        this terminal's stderr\n"
+        "  --nginx-template FILE default: nginx/nginx.conf.template of the source tree\n"
+        "                        (or $KV_NGINX_TEMPLATE)\n"
+        "  --ready-timeout-ms N  how long children get to answer /health (%ld;\n"
+        "                        0 = do not wait); past it the controller stops, exit 1\n"
+        "\n"
+        "Configuration fields (precedence: defaults < file < environment < --set):\n",
+        CTL_READY_TIMEOUT_MS);
+    config_print_help(f);
+}
+
+static int ctl_opts_fail(char *err, size_t errlen, const char *what,
+                         const char *detail)
+{
+    snprintf(err, errlen, "%s%s", what, detail ? detail : "");
+    return -1;
+}
+
+int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
+                   char *err, size_t errlen)
+{
+    int first_set = 0;
+    char msg[256];
+
+    memset(o, 0, sizeof *o);
+    o->ready_timeout_ms = CTL_READY_TIMEOUT_MS;
+    /* Pass 1: options; --set values are applied after the file is loaded. */
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        char *end;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return 1;
+        if (strncmp(arg, "--", 2) != 0)
+            return ctl_opts_fail(err, errlen, "unexpected argument ", arg);
+        if (val == NULL)
+            return ctl_opts_fail(err, errlen, arg, " needs a value");
+        i++;
+        if (strcmp(arg, "--config") == 0)
+            o->config = val;
+        else if (strcmp(arg, "--run-dir") == 0)
+            o->run_dir = val;
+        else if (strcmp(arg, "--log-dir") == 0)
+            o->log_dir = val;
+        else if (strcmp(arg, "--nginx-template") == 0)
+            o->nginx_template = val;
+        else if (strcmp(arg, "--ready-timeout-ms") == 0) {
+            o->ready_timeout_ms = strtol(val, &end, 10);
+            if (*val == '\0' || *end || o->ready_timeout_ms < 0)
+                return ctl_opts_fail(err, errlen,
+                                     "--ready-timeout-ms: not a number: ", val);
+        } else if (strcmp(arg, "--set") == 0) {
+            if (!first_set)
+                first_set = i;
+        } else
+            return ctl_opts_fail(err, errlen, "unknown option ", arg);
+    }
+    config_defaults(c);
+    if (config_load(c, o->config, msg, sizeof msg) < 0) {
+        return ctl_opts_fail(err, errlen, msg, NULL); /* names the file */
+    }
+    /* Pass 2: --set, in order. */
+    for (int i = first_set ? first_set - 1 : argc; i < argc; i += 2) {
+        char path[128];
+        const char *val = argv[i + 1], *eq;
+
+        if (strcmp(argv[i], "--set") != 0)
+            continue;
+        eq = strchr(val, '=');
+        if (eq == NULL || (size_t)(eq - val) >= sizeof path)
+            return ctl_opts_fail(err, errlen, "--set expects path=value, not ",
+                                 val);
+        memcpy(path, val, (size_t)(eq - val));
+        path[eq - val] = '\0';
+        if (config_set(c, path, eq + 1, msg, sizeof msg) < 0)
+            return ctl_opts_fail(err, errlen, "--set ", msg);
+    }
+    if (config_validate(c, msg, sizeof msg) < 0)
+        return ctl_opts_fail(err, errlen, msg, NULL);
+    return 0;
+}

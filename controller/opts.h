@@ -1,0 +1,28 @@
+/* opts: kv-controller's command line.
+ *   --config FILE, --set path=value (repeatable), --run-dir DIR,
+ *   --log-dir DIR, --nginx-template FILE, --ready-timeout-ms N, --help.
+ * Ownership: the strings point into argv. */
+#ifndef KV_CTL_OPTS_H
+#define KV_CTL_OPTS_H
+
+#include "config.h"
+
+#include <stdio.h>
+
+#define CTL_READY_TIMEOUT_MS 10000L
+
+typedef struct ctl_opts {
+    const char *config;
+    const char *run_dir;
+    const char *log_dir;
+    const char *nginx_template;
+    long ready_timeout_ms;     /* 0 = print the summary without waiting */
+} ctl_opts;
+
+void ctl_opts_usage(FILE *f);
+/* Parse argv and build the configuration (defaults < file < environment <
+ * --set). 0 = run, 1 = --help was printed, -1 = error (err says why). */
+int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
+                   char *err, size_t errlen);
+
+#endif
