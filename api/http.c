@@ -87,8 +87,11 @@ static void api_read(api_call *c, const char *raw_key, size_t raw_len)
         api_call_free(c);
         return;
     }
-    snprintf(c->url, sizeof c->url, "%s/internal/kv/%.*s", primary,
-             (int)raw_len, raw_key);
+    if (api_call_url(c, "%s/internal/kv/%.*s", primary, (int)raw_len, raw_key)) {
+        topo_put(t);
+        api_call_free(c);
+        return;
+    }
     topo_put(t);
     accept = httpd_header(c->r, "Accept");
     c->want_json = accept && strstr(accept, "application/json") != NULL;
@@ -119,19 +122,22 @@ static void api_write(api_call *c, const char *method, const char *raw_key,
         api_call_free(c);
         return;
     }
-    n = snprintf(c->url, sizeof c->url, "%s/internal/kv/%.*s", t->queue,
-                 (int)raw_len, raw_key);
-    topo_put(t);
-    if (is_incr)
-        n += snprintf(c->url + n, sizeof c->url - (size_t)n, "/incr?by=%lld",
-                      (long long)by);
     /* Pass the client's wait on: Prefer as is, else ?sync=1. */
     c->waits = wait_ms > 0;
-    if (prefer && strstr(prefer, "wait="))
+    int prefer_wait = prefer && strstr(prefer, "wait=");
+    const char *sync = wait_ms && !prefer_wait ? (is_incr ? "&sync=1" : "?sync=1") : "";
+    char incr[40] = "";
+    if (is_incr)
+        snprintf(incr, sizeof incr, "/incr?by=%lld", (long long)by);
+    n = api_call_url(c, "%s/internal/kv/%.*s%s%s", t->queue, (int)raw_len,
+                     raw_key, incr, sync);
+    topo_put(t);
+    if (n) {
+        api_call_free(c);
+        return;
+    }
+    if (prefer_wait)
         api_call_header(c, "Prefer: %s", prefer);
-    else if (wait_ms)
-        snprintf(c->url + n, sizeof c->url - (size_t)n, "%ssync=1",
-                 is_incr ? "&" : "?");
     if (strcmp(method, "PUT") == 0)
         body = httpd_body(c->r, &len);
     /* A waiting write may take up to the queue's wait plus the round trip. */
@@ -212,8 +218,11 @@ static void api_jobs(httpd_req *r, api_app *a, api_call *c)
         api_call_free(c);
         return;
     }
-    snprintf(c->url, sizeof c->url, "%s/jobs/%.*s", t->queue ? t->queue : "",
-             (int)len, id);
+    if (api_call_url(c, "%s/jobs/%.*s", t->queue ? t->queue : "", (int)len, id)) {
+        topo_put(t);
+        api_call_free(c);
+        return;
+    }
     topo_put(t);
     api_upstream_start(c, "GET", NULL, 0, a->cfg.upstream_timeout_ms);
 }
@@ -290,7 +299,13 @@ void api_handle(httpd_req *r, void *app)
     api_call *c;
 
     metric_add(&m_requests, 1);
-    /* Operational routes: never rate limited, answered here. */
+    /* Operational routes: never rate limited, answered here, GET only. */
+    if ((strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0 ||
+         strcmp(path, "/stats") == 0 || strcmp(path, "/metrics") == 0) &&
+        !httpd_method_is(r, "GET")) {
+        kvhttp_bad_method(r, "GET");
+        return;
+    }
     if (strcmp(path, "/health") == 0) {
         httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
         return;

@@ -25,7 +25,25 @@ api_call *api_call_new(httpd_req *r, api_app *a, enum api_call_kind kind)
 void api_call_free(api_call *c)
 {
     free(c->key);
+    free(c->url);
     free(c);
+}
+
+int api_call_url(api_call *c, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    free(c->url);
+    va_start(ap, fmt);
+    n = vasprintf(&c->url, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        c->url = NULL;
+        httpd_error(c->r, 503, "overloaded", "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 void api_call_header(api_call *c, const char *fmt, ...)

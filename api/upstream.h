@@ -28,7 +28,7 @@ typedef struct api_call {
     uint32_t shard;
     int want_json;
     int waits;                     /* a write waiting for its job: async */
-    char url[2048];
+    char *url;                     /* sized for the key (api_call_url) */
     char served_by[256];
     const char *hdrs[API_MAX_HDRS];   /* to upstream */
     char hbuf[4][320];
@@ -38,6 +38,10 @@ typedef struct api_call {
 
 api_call *api_call_new(httpd_req *r, api_app *a, enum api_call_kind kind);
 void api_call_free(api_call *c);
+/* Build c->url with printf; a 1024-byte key is up to 3072 bytes encoded.
+ * 0, or -1 (answered 503) when out of memory. */
+int api_call_url(api_call *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Add a "Name: value" header to the upstream request. */
 void api_call_header(api_call *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

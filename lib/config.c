@@ -38,6 +38,12 @@ static const cfg_field cfg_fields[] = {
         "where stores, the queue journal and run files live"),
     STR("cluster.token", "KV_TOKEN", token, NULL,
         "Bearer token required on /internal/ routes (empty: none)"),
+    INT("cluster.write_quorum", "WRITE_QUORUM", write_quorum, 0, 9,
+        "W: secondaries that must apply a write before it is acknowledged"),
+    INT("cluster.read_quorum", "READ_QUORUM", read_quorum, 0, 9,
+        "R: secondaries a read consults, newest wins (0: the primary)"),
+    STR("cluster.quorum_policy", "QUORUM_POLICY", quorum_policy, "any|ordered",
+        "which secondaries count for W and R"),
     INT("limits.max_key_bytes", "MAX_KEY_BYTES", max_key_bytes, 1, 65536,
         "longest key (414 above)"),
     INT("limits.max_value_bytes", "MAX_VALUE_BYTES", max_value_bytes, 0,
@@ -48,6 +54,15 @@ static const cfg_field cfg_fields[] = {
         "LMDB map size (the store's size limit, 507 past it)"),
     INT("store.threads", "STORE_THREADS", store_threads, 0, 256,
         "HTTP threads of a store (0: cores)"),
+    INT("store.reconcile_interval_ms", "RECONCILE_INTERVAL_MS",
+        reconcile_interval_ms, 10, 3600000,
+        "how often a secondary pulls the changes it missed"),
+    INT("store.repl_batch_max", "REPL_BATCH_MAX", repl_batch_max, 1, 100000,
+        "most records in one replication batch"),
+    INT("store.quorum_timeout_ms", "QUORUM_TIMEOUT_MS", quorum_timeout_ms, 1,
+        600000, "how long a write waits for W acknowledgements"),
+    INT("store.repl_delay_ms", "REPL_DELAY_MS", repl_delay_ms, 0, 600000,
+        "artificial delay per replication batch (lab and studies)"),
     INT("queue.max_queue_size", "MAX_QUEUE_SIZE", max_queue_size, 1, 100000000,
         "jobs the queue holds before answering 429"),
     INT("queue.worker_count", "WORKER_COUNT", worker_count, 1, 64,
@@ -78,6 +93,10 @@ static const cfg_field cfg_fields[] = {
         restart_backoff_ms, 1, 600000, "first delay before restarting a child"),
     INT("controller.restart_backoff_max_ms", "RESTART_BACKOFF_MAX_MS",
         restart_backoff_max_ms, 1, 3600000, "longest restart delay"),
+    INT("controller.health_interval_ms", "HEALTH_INTERVAL_MS", health_interval_ms,
+        10, 600000, "how often the controller checks every process"),
+    INT("controller.failover_after_ms", "FAILOVER_AFTER_MS", failover_after_ms,
+        10, 3600000, "a primary down this long is replaced by a secondary"),
     INT("nginx.port", "KV_PORT", nginx_port, 1, 65535,
         "public port (nginx)"),
     STR("nginx.bin", "NGINX_BIN", nginx_bin, NULL, "nginx executable"),
@@ -97,7 +116,11 @@ void config_defaults(kv_config *c)
     strcpy(c->data_dir, "data");
     c->max_key_bytes = 1024;
     c->max_value_bytes = 1024 * 1024;
+    strcpy(c->quorum_policy, "any");
     strcpy(c->fsync, "everysec");
+    c->reconcile_interval_ms = 1000;
+    c->repl_batch_max = 512;
+    c->quorum_timeout_ms = 2000;
     c->map_size_mb = 4096;
     c->max_queue_size = 100000;
     c->worker_count = 2;
@@ -113,6 +136,8 @@ void config_defaults(kv_config *c)
     c->topology_poll_ms = 1000;
     c->restart_backoff_ms = 200;
     c->restart_backoff_max_ms = 10000;
+    c->health_interval_ms = 500;
+    c->failover_after_ms = 3000;
     c->nginx_port = 8000;
     strcpy(c->nginx_bin, "nginx");
 }
@@ -308,6 +333,16 @@ int config_validate(const kv_config *c, char *err, size_t errlen)
         return cfg_fail(err, errlen,
                         "controller.restart_backoff_max_ms: must be >= "
                         "controller.restart_backoff_ms");
+    if (c->write_quorum > c->replicas - 1)
+        return cfg_fail(err, errlen,
+                        "cluster.write_quorum: %lld is more than the %lld "
+                        "secondaries of a shard", (long long)c->write_quorum,
+                        (long long)c->replicas - 1);
+    if (c->read_quorum > c->replicas - 1)
+        return cfg_fail(err, errlen,
+                        "cluster.read_quorum: %lld is more than the %lld "
+                        "secondaries of a shard", (long long)c->read_quorum,
+                        (long long)c->replicas - 1);
     if (c->data_dir[0] == '\0')
         return cfg_fail(err, errlen, "cluster.data_dir: must not be empty");
     return 0;

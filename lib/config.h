@@ -23,6 +23,9 @@ typedef struct kv_config {
     char bind[CFG_STR_MAX];    /* cluster.bind */
     char data_dir[CFG_STR_MAX];/* cluster.data_dir */
     char token[CFG_STR_MAX];   /* cluster.token: Bearer token for /internal/ */
+    int64_t write_quorum;      /* cluster.write_quorum: W secondaries per write */
+    int64_t read_quorum;       /* cluster.read_quorum: R secondaries per read */
+    char quorum_policy[16];    /* cluster.quorum_policy: any | ordered */
     /* limits */
     int64_t max_key_bytes;     /* limits.max_key_bytes */
     int64_t max_value_bytes;   /* limits.max_value_bytes */
@@ -30,6 +33,10 @@ typedef struct kv_config {
     char fsync[16];            /* store.fsync: always | everysec | no */
     int64_t map_size_mb;       /* store.map_size_mb */
     int64_t store_threads;     /* store.threads (0 = cores) */
+    int64_t reconcile_interval_ms; /* store.reconcile_interval_ms */
+    int64_t repl_batch_max;    /* store.repl_batch_max: ops per replication batch */
+    int64_t quorum_timeout_ms; /* store.quorum_timeout_ms: wait for W acks */
+    int64_t repl_delay_ms;     /* store.repl_delay_ms: added per batch (lab, studies) */
     /* queue */
     int64_t max_queue_size;    /* queue.max_queue_size */
     int64_t worker_count;      /* queue.worker_count: dispatcher threads */
@@ -48,6 +55,8 @@ typedef struct kv_config {
     /* controller */
     int64_t restart_backoff_ms;     /* controller.restart_backoff_ms */
     int64_t restart_backoff_max_ms; /* controller.restart_backoff_max_ms */
+    int64_t health_interval_ms;     /* controller.health_interval_ms */
+    int64_t failover_after_ms;      /* controller.failover_after_ms */
     /* nginx */
     int64_t nginx_port;        /* nginx.port */
     char nginx_bin[CFG_STR_MAX]; /* nginx.bin */

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""Throughput and latency of the real cluster with wrk, on loopback only.
+
+    python3 tests/bench/bench.py [--build build/release] [--duration 8]
+                                 [--rows ceiling,get_nginx,...] [--out reports/bench.json]
+
+Rows (see ROWS below; add one by appending a Row):
+  ceiling    a bare nginx answering `return 200 "ok"` (same worker count): the
+             most this machine's loopback + nginx can do; ratio = rps / ceiling
+  get_nginx  GET /kv/<key> through the cluster's nginx
+  get_api    GET /kv/<key> straight to one api process
+  get_store  GET <primary store>/internal/kv/<key>
+  put_queue  PUT /kv/<key> through nginx (202 queued), rotating over many keys
+
+Every row runs `wrk -t2 -c64 -d8s --latency`. A row whose wrk run reports
+non-2xx responses or socket errors is a failure (printed; exit status 1).
+Writes reports/bench.json:
+  {"rows":[{"name","rps","p50_ms","p99_ms","ratio",...}],"machine":{"cores","date",...}}
+The whole run stays under 3 minutes. Python 3 standard library + wrk + nginx.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import cluster as kvc  # noqa: E402
+
+TIME_BUDGET_S = 170          # whole run, under 3 minutes
+PRELOAD_KEYS = 200
+VALUE_BYTES = 100
+
+# --------------------------------------------------------------------------
+# wrk
+
+UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+
+def to_ms(text):
+    m = re.match(r"^\s*([0-9.]+)\s*(us|ms|s|m|h)\s*$", text)
+    if not m:
+        raise ValueError("bad wrk latency %r" % text)
+    return float(m.group(1)) * UNIT_MS[m.group(2)]
+
+
+def parse_wrk(out):
+    """Requests/sec, the 50%/99% latency lines (ms), total requests, non-2xx,
+    socket errors from wrk's --latency output."""
+    r = {"rps": None, "p50_ms": None, "p99_ms": None, "requests": None,
+         "non_2xx": 0, "socket_errors": 0}
+    m = re.search(r"^Requests/sec:\s*([0-9.]+)", out, re.M)
+    if m:
+        r["rps"] = float(m.group(1))
+    for pct, field in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(r"^\s*%s(?:\.0+)?%%\s+([0-9.]+\s*(?:us|ms|s|m|h))\s*$" % pct, out, re.M)
+        if m:
+            r[field] = round(to_ms(m.group(1)), 3)
+    m = re.search(r"^\s*(\d+) requests in ", out, re.M)
+    if m:
+        r["requests"] = int(m.group(1))
+    m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    if m:
+        r["non_2xx"] = int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        r["socket_errors"] = sum(int(x) for x in m.groups())
+    return r
+
+
+def run_wrk(url, args, script=None, tmp=None):
+    cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections,
+           "-d%ds" % args.duration, "--latency", "--timeout", "5s"]
+    if script:
+        path = os.path.join(tmp, "row-%d.lua" % (abs(hash(script)) % 10 ** 8))
+        with open(path, "w") as f:
+            f.write(script)
+        cmd += ["-s", path]
+    cmd.append(url)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=args.duration + 30, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("wrk exited %d:\n%s" % (p.returncode, p.stdout))
+    return p.stdout
+
+
+def lua_put(prefix, keys, value_bytes):
+    """PUT /kv/<prefix><i> rotating over `keys` keys, a fixed body."""
+    return """
+local n = 0
+local body = string.rep("v", %d)
+local hdrs = {["Content-Type"] = "application/octet-stream"}
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) %% 100000)
+  n = math.random(0, %d)
+end
+function request()
+  n = n + 1
+  return wrk.format("PUT", "/kv/%s" .. (n %% %d), hdrs, body)
+end
+""" % (value_bytes, keys, prefix, keys)
+
+
+def lua_get_rotating(prefix, keys):
+    return """
+local n = 0
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) %% 100000)
+  n = math.random(0, %d)
+end
+function request()
+  n = n + 1
+  return wrk.format("GET", "/kv/%s" .. (n %% %d))
+end
+""" % (keys, prefix, keys)
+
+
+# --------------------------------------------------------------------------
+# the ceiling: a bare nginx
+
+class BareNginx:
+    def __init__(self, workers, tmp):
+        self.dir = os.path.join(tmp, "ceiling")
+        os.makedirs(self.dir, exist_ok=True)
+        self.port, _, self.locks = None, None, []
+        base, port, self.locks = kvc.pick_ports(block=1)
+        self.port = base
+        conf = os.path.join(self.dir, "nginx.conf")
+        d = self.dir
+        with open(conf, "w") as f:
+            f.write("""worker_processes %s;
+daemon off;
+master_process on;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path %s/body;
+    proxy_temp_path %s/proxy;
+    fastcgi_temp_path %s/fastcgi;
+    uwsgi_temp_path %s/uwsgi;
+    scgi_temp_path %s/scgi;
+    server {
+        listen 127.0.0.1:%d;
+        location / { return 200 "ok"; }
+    }
+}
+""" % (workers if workers else "auto", d, d, d, d, d, d, d, self.port))
+        self.proc = subprocess.Popen(
+            [kvc.find_nginx(), "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(d, "stderr.log"), "wb"), start_new_session=True)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("ceiling nginx exited: %s" % kvc.tail(os.path.join(d, "error.log")))
+            return kvc.request("GET", self.url + "/", timeout=1)[0] == 200
+        kvc.wait_until(up, 10, "the ceiling nginx to answer")
+
+    def stop(self):
+        kvc.close_connections()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for lk in self.locks:
+            lk.release()
+
+
+# --------------------------------------------------------------------------
+# rows
+
+class Row:
+    """name; cluster: key of CLUSTERS (None: the bare nginx); url(ctx) -> the
+    wrk URL; script(ctx) -> optional lua."""
+
+    def __init__(self, name, cluster, url, script=None, note=""):
+        self.name, self.cluster, self.url, self.script, self.note = name, cluster, url, script, note
+
+
+# Cluster configurations rows can run against (overrides of the config).
+# The limiter is on but never denies: its cost is part of the numbers.
+CLUSTERS = {
+    "default": {"api": {"rate_limit": 1000000000, "rate_window_ms": 1000}},
+    # later: "w0_n2": {...write quorum 0, 2 secondaries...}, "w1_n2": {...}
+}
+
+ROWS = [
+    Row("ceiling", None, lambda ctx: ctx["ceiling"] + "/",
+        note="bare nginx return 200"),
+    Row("get_nginx", "default", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"],
+        note="GET through nginx -> api -> primary"),
+    Row("get_api", "default", lambda ctx: ctx["api"] + "/kv/" + ctx["key"],
+        note="GET straight to one api"),
+    Row("get_store", "default", lambda ctx: ctx["store"] + "/internal/kv/" + ctx["key"],
+        note="GET straight to the primary store"),
+    Row("put_queue", "default", lambda ctx: ctx["nginx"] + "/",
+        script=lambda ctx: lua_put("bench-put-", 10000, VALUE_BYTES),
+        note="PUT through nginx -> api -> queue (202)"),
+]
+
+
+def prepare_cluster(cl):
+    """Preload keys; returns the context rows build their URLs from."""
+    value = b"v" * VALUE_BYTES
+    for i in range(PRELOAD_KEYS):
+        st, _, body = kvc.request("PUT", "%s/kv/bench-%d?sync=1" % (cl.nginx, i),
+                                  body=value, timeout=15)
+        if st != 200:
+            raise RuntimeError("preload PUT bench-%d -> %s %r" % (i, st, body[:200]))
+    key = "bench-0"
+    st, _, body = kvc.request("GET", cl.nginx + "/ring?key=" + key)
+    if st != 200:
+        raise RuntimeError("GET /ring -> %s %r" % (st, body[:200]))
+    ring = json.loads(body)
+    ctx = {"nginx": cl.nginx, "api": cl.apis[0], "store": ring["primary"], "key": key,
+           "cluster": cl}
+    for name, url in (("get_nginx", ctx["nginx"] + "/kv/" + key),
+                      ("get_api", ctx["api"] + "/kv/" + key),
+                      ("get_store", ctx["store"] + "/internal/kv/" + key)):
+        st, _, body = kvc.request("GET", url)
+        if st != 200 or body != value:
+            raise RuntimeError("%s check: GET %s -> %s %r" % (name, url, st, body[:100]))
+    return ctx
+
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "date": datetime.datetime.now(datetime.timezone.utc)
+            .replace(microsecond=0).isoformat(), "cpu": cpu, "kernel": platform.release()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default=None, help="build dir (default: where bin/ points)")
+    ap.add_argument("--duration", type=int, default=8, help="seconds per row (default 8)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
+    ap.add_argument("--nginx-workers", type=int, default=0,
+                    help="nginx worker processes for both nginx (0 = auto)")
+    ap.add_argument("--out", default=os.path.join(REPO, "reports", "bench.json"))
+    args = ap.parse_args()
+
+    t0 = time.monotonic()
+    if not shutil.which("wrk"):
+        print("bench: wrk is not installed (scripts/deps.sh installs it)", file=sys.stderr)
+        return 2
+    build = os.path.abspath(args.build) if args.build else kvc.default_build()
+    want = args.rows.split(",") if args.rows else [r.name for r in ROWS]
+    unknown = set(want) - {r.name for r in ROWS}
+    if unknown:
+        print("bench: unknown rows %s (have %s)" % (sorted(unknown), [r.name for r in ROWS]),
+              file=sys.stderr)
+        return 2
+    rows = [r for r in ROWS if r.name in want]
+    tmp = tempfile.mkdtemp(prefix="kvbench-")
+    results, failed = [], []
+    ceiling_rps = None
+    ctx = {}
+    clusters = {}
+    ceiling = None
+    try:
+        # the ceiling always runs first: every ratio needs it
+        ceiling = BareNginx(args.nginx_workers, tmp)
+        ctx["ceiling"] = ceiling.url
+        if not any(r.cluster is None for r in rows):
+            rows.insert(0, ROWS[0])
+        # rows in order, grouped by cluster so that each cluster starts once
+        order = []
+        for r in rows:
+            if r.cluster not in order:
+                order.append(r.cluster)
+        for group in order:
+            gctx = dict(ctx)
+            cl = None
+            if group is not None:
+                over = json.loads(json.dumps(CLUSTERS[group]))
+                kvc.deep_merge(over, {"nginx": {"workers": args.nginx_workers}})
+                # the production defaults, in the `make run` topology
+                cl = kvc.Cluster(over, build=build, name="bench-" + group,
+                                 defaults={"cluster": {"bind": "127.0.0.1", "shards": 2,
+                                                       "replicas": 2},
+                                           "api": {"count": 2}})
+                clusters[group] = cl
+                gctx.update(prepare_cluster(cl))
+            for r in (r for r in rows if r.cluster == group):
+                left = TIME_BUDGET_S - (time.monotonic() - t0)
+                if left < args.duration + 15:
+                    print("bench: skipping %s: time budget (%d s) spent" % (r.name, TIME_BUDGET_S))
+                    failed.append(r.name)
+                    continue
+                url = r.url(gctx)
+                script = r.script(gctx) if r.script else None
+                try:
+                    out = run_wrk(url, args, script, tmp)
+                except Exception as e:  # noqa: BLE001
+                    print("bench: row %s failed: %s" % (r.name, e))
+                    failed.append(r.name)
+                    continue
+                m = parse_wrk(out)
+                if m["rps"] is None:
+                    print("bench: row %s: cannot parse wrk output:\n%s" % (r.name, out))
+                    failed.append(r.name)
+                    continue
+                if r.name == "ceiling":
+                    ceiling_rps = m["rps"]
+                ok = m["non_2xx"] == 0 and m["socket_errors"] == 0
+                if not ok:
+                    print("bench: row %s FAILED: %d non-2xx responses, %d socket errors of %s requests"
+                          % (r.name, m["non_2xx"], m["socket_errors"], m["requests"]))
+                    failed.append(r.name)
+                print("  %-12s %10.1f req/s" % (r.name, m["rps"]), flush=True)
+                results.append({"name": r.name, "rps": round(m["rps"], 1), "p50_ms": m["p50_ms"],
+                                "p99_ms": m["p99_ms"], "ratio": None, "requests": m["requests"],
+                                "non_2xx": m["non_2xx"], "socket_errors": m["socket_errors"],
+                                "ok": ok, "note": r.note})
+            if cl is not None:
+                cl.stop()
+                cl.cleanup()
+    finally:
+        for cl in clusters.values():
+            try:
+                cl.stop()
+            except AssertionError as e:
+                print("bench: %s" % e)
+                failed.append("cluster-stop")
+            if cl.failed:
+                print("bench: cluster logs kept in %s:\n%s" % (cl.tmp, cl.log_tails(20)))
+            cl.cleanup()
+        if ceiling is not None:
+            ceiling.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    for row in results:
+        if ceiling_rps:
+            row["ratio"] = round(row["rps"] / ceiling_rps, 3)
+    print()
+    print("%-12s %12s %9s %9s %7s  %s" % ("row", "req/s", "p50 ms", "p99 ms", "ratio", ""))
+    for row in results:
+        print("%-12s %12.1f %9s %9s %7s  %s" % (
+            row["name"], row["rps"],
+            "%.3f" % row["p50_ms"] if row["p50_ms"] is not None else "-",
+            "%.3f" % row["p99_ms"] if row["p99_ms"] is not None else "-",
+            "%.3f" % row["ratio"] if row["ratio"] is not None else "-",
+            "" if row["ok"] else "FAILED (%d non-2xx, %d socket errors)"
+            % (row["non_2xx"], row["socket_errors"])))
+    report = {"rows": results, "machine": machine(),
+              "wrk": {"threads": args.threads, "connections": args.connections,
+                      "duration_s": args.duration}}
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    print("wrote %s (%.0f s)" % (os.path.relpath(args.out, os.getcwd()), time.monotonic() - t0))
+    if failed:
+        print("failed rows: %s" % ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

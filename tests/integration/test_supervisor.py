@@ -1,0 +1,105 @@
+"""Process supervision by the controller: /status, restart of a killed api
+while nginx fails over, and a clean stop on SIGTERM."""
+
+import os
+import signal
+import threading
+import time
+import uuid
+
+from cluster import json_of, proc_alive, quote_key, request, wait_until
+
+CLUSTER_CONFIG = {}
+
+
+def test_status_lists_every_child(cluster):
+    kids = cluster.children()
+    for c in kids:
+        for f in ("name", "role", "pid", "port", "url", "state"):
+            assert f in c, "/status child lacks %r: %r" % (f, c)
+        assert c["state"] == "running", c
+        assert isinstance(c["pid"], int) and proc_alive(c["pid"]), "child not alive: %r" % c
+    roles = [c["role"] for c in kids]
+    assert roles.count("api") == cluster.api_count, roles
+    assert roles.count("queue") == 1, roles
+    stores = [c for c in kids if c["role"] in ("store", "primary", "secondary")]
+    assert len(stores) == cluster.shards * cluster.replicas, roles
+    assert "nginx" in roles, roles
+    ports = {c["port"] for c in kids}
+    for i in range(cluster.api_count):
+        assert cluster.base_port + 10 + i in ports, ("api port", ports)
+    assert cluster.base_port + 1 in ports, ("queue port", ports)
+    for s in range(cluster.shards):
+        for r in range(cluster.replicas):
+            assert cluster.base_port + 100 + 10 * s + r in ports, ("store port", s, r, ports)
+
+
+def test_api_sigkill_restarted_nginx_fails_over(cluster):
+    key = "sup-" + uuid.uuid4().hex[:8]
+    st, _, body = cluster.request("PUT", "/kv/%s?sync=1" % quote_key(key), body=b"still-here")
+    assert st == 200, (st, body)
+    victim = cluster.children_by_role("api")[0]
+    name, old_pid = victim["name"], victim["pid"]
+    old_restarts = victim.get("restarts", victim.get("restart_count"))
+
+    stop = threading.Event()
+    stats = {"ok": 0, "bad": []}
+
+    def load():
+        while not stop.is_set():
+            try:
+                st, _, body = request("GET", cluster.nginx + "/kv/" + quote_key(key), timeout=5)
+                if st == 200 and body == b"still-here":
+                    stats["ok"] += 1
+                else:
+                    stats["bad"].append((st, body[:200]))
+            except Exception as e:  # noqa: BLE001
+                stats["bad"].append("%s: %s" % (type(e).__name__, e))
+            time.sleep(0.002)
+
+    th = threading.Thread(target=load, daemon=True)
+    th.start()
+    try:
+        wait_until(lambda: stats["ok"] >= 20, 10, "load to start")
+        os.kill(old_pid, signal.SIGKILL)
+
+        def restarted():
+            c = cluster.child(name)
+            return c if c["pid"] != old_pid and c["state"] == "running" else None
+        c = cluster.wait_until(restarted, 20, "controller to restart %s (pid %d)" % (name, old_pid))
+        wait_until(lambda: request("GET", c["url"] + "/health", timeout=2)[0] == 200, 15,
+                   "restarted %s to answer /health" % name)
+        assert proc_alive(c["pid"]), c
+        # the killed process was reaped (no zombie left behind)
+        wait_until(lambda: not os.path.exists("/proc/%d" % old_pid) or not proc_alive(old_pid),
+                   5, "old pid %d gone" % old_pid)
+        new_restarts = c.get("restarts", c.get("restart_count"))
+        if isinstance(old_restarts, int) and isinstance(new_restarts, int):
+            assert new_restarts == old_restarts + 1, (old_restarts, new_restarts)
+        n_before = stats["ok"]
+        wait_until(lambda: stats["ok"] >= n_before + 20, 10, "load to go on after the restart")
+    finally:
+        stop.set()
+        th.join(10)
+    assert not stats["bad"], "%d of %d requests through nginx failed while %s restarted: %s" % (
+        len(stats["bad"]), len(stats["bad"]) + stats["ok"], name, stats["bad"][:5])
+
+
+def test_store_secondary_sigkill_restarted(cluster):
+    sec = [c for c in cluster.children() if c["role"] in ("store", "secondary")
+           and c.get("url") not in [s["primary"] for s in cluster.topology()["shards"]]]
+    assert sec, "no secondary store in /status"
+    victim = sec[0]
+    cluster.kill(victim["name"], signal.SIGKILL)
+    cluster.wait_until(lambda: (lambda c: c["pid"] != victim["pid"] and c["state"] == "running")(
+        cluster.child(victim["name"])), 20, "controller to restart %s" % victim["name"])
+    wait_until(lambda: request("GET", victim["url"] + "/health", timeout=2)[0] == 200, 15,
+               "restarted %s to answer /health" % victim["name"])
+
+
+def test_controller_sigterm_leaves_no_children(cluster):
+    pids = [c["pid"] for c in cluster.children()]
+    assert pids
+    cluster.stop()   # SIGTERM, wait 10 s, then AssertionError on any survivor
+    alive = [p for p in pids if proc_alive(p)]
+    assert not alive, "children alive after the controller's SIGTERM: %s" % alive

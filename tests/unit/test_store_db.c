@@ -1,0 +1,603 @@
+/* Unit tests of store/db.c: last-writer-wins apply, tombstones, INCR,
+ * seq and the changes feed, version assignment, persistence. Each test
+ * works in its own mkdtemp directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../store/db.h"
+#include "hlc.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct tctx {
+    char dir[64];
+    sdb *db;
+} tctx;
+
+/* A clock the tests move by hand (microseconds since the Unix epoch). */
+static uint64_t fake_now = HLC_EPOCH_UNIX_US + 1000000;
+static uint64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+static sdb *open_db(const char *dir)
+{
+    sdb_opts o = {0};
+    char err[256];
+    sdb *db;
+
+    o.map_size_mb = 64;
+    o.fsync = SDB_FSYNC_NO;
+    o.max_key_bytes = 2048;
+    o.max_value_bytes = 4096;
+    o.clock = fake_clock;
+    db = sdb_open(dir, &o, err, sizeof err);
+    if (db == NULL)
+        fail_msg("sdb_open: %s", err);
+    return db;
+}
+
+static int setup(void **state)
+{
+    tctx *t = calloc(1, sizeof *t);
+    strcpy(t->dir, "/tmp/test_store_db.XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    fake_now = HLC_EPOCH_UNIX_US + 1000000;
+    t->db = open_db(t->dir);
+    *state = t;
+    return 0;
+}
+
+static void rm_dir(const char *dir)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/data.mdb", dir);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/lock.mdb", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    tctx *t = *state;
+    sdb_close(t->db);
+    rm_dir(t->dir);
+    free(t);
+    return 0;
+}
+
+/* One op helpers: return the result, optionally the seq. */
+static wire_result op1(sdb *db, uint8_t kind, const char *key, const char *val,
+                       uint64_t version, uint64_t *seq)
+{
+    wire_op op = {0};
+    wire_result res;
+    sdb_opinfo info;
+
+    op.op = kind;
+    op.key = key;
+    op.key_len = strlen(key);
+    op.val = val;
+    op.val_len = val ? strlen(val) : 0;
+    op.version = version;
+    assert_int_equal(sdb_apply_batch(db, &op, 1, &res, &info), 0);
+    if (seq)
+        *seq = info.seq;
+    return res;
+}
+
+static wire_result put(sdb *db, const char *k, const char *v, uint64_t ver)
+{
+    return op1(db, WIRE_PUT, k, v, ver, NULL);
+}
+
+static wire_result del(sdb *db, const char *k, uint64_t ver)
+{
+    return op1(db, WIRE_DEL, k, NULL, ver, NULL);
+}
+
+static wire_result incr(sdb *db, const char *k, int64_t by, uint64_t ver,
+                        enum sdb_err *err)
+{
+    char d[8];
+    wire_op op = {0};
+    wire_result res;
+    sdb_opinfo info;
+
+    wire_encode_delta(by, d);
+    op.op = WIRE_INCR;
+    op.key = k;
+    op.key_len = strlen(k);
+    op.val = d;
+    op.val_len = 8;
+    op.version = ver;
+    assert_int_equal(sdb_apply_batch(db, &op, 1, &res, &info), 0);
+    if (err)
+        *err = info.err;
+    return res;
+}
+
+/* Asserts key holds val (live) at version ver. */
+static void check_value(sdb *db, const char *k, const char *val, uint64_t ver)
+{
+    sdb_record rec;
+    assert_int_equal(sdb_get(db, k, strlen(k), &rec), 0);
+    assert_int_equal(rec.flags & SDB_F_TOMBSTONE, 0);
+    assert_int_equal(rec.val_len, strlen(val));
+    assert_memory_equal(rec.val, val, rec.val_len);
+    assert_int_equal(rec.val[rec.val_len], '\0');
+    if (ver)
+        assert_int_equal(rec.version, ver);
+    sdb_record_free(&rec);
+}
+
+static void test_lww(void **state)
+{
+    tctx *t = *state;
+    wire_result r;
+    sdb_record rec;
+
+    assert_int_equal(sdb_get(t->db, "k", 1, &rec), 1);
+    r = put(t->db, "k", "v100", 100);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.version, 100);
+    /* Older and equal versions are no-ops reporting the stored version. */
+    r = put(t->db, "k", "v50", 50);
+    assert_int_equal(r.status, 208);
+    assert_int_equal(r.version, 100);
+    r = put(t->db, "k", "v100b", 100);
+    assert_int_equal(r.status, 208);
+    assert_int_equal(r.version, 100);
+    check_value(t->db, "k", "v100", 100);
+    assert_int_equal(sdb_last_seq(t->db), 1);
+    /* Newer wins. */
+    r = put(t->db, "k", "v200", 200);
+    assert_int_equal(r.status, 200);
+    check_value(t->db, "k", "v200", 200);
+    assert_int_equal(sdb_last_seq(t->db), 2);
+    /* Empty values are values. */
+    r = put(t->db, "e", "", 10);
+    assert_int_equal(r.status, 200);
+    check_value(t->db, "e", "", 10);
+}
+
+static void test_tombstones(void **state)
+{
+    tctx *t = *state;
+    sdb_record rec;
+    sdb_stats st;
+
+    assert_int_equal(put(t->db, "k", "v", 100).status, 200);
+    assert_int_equal(del(t->db, "k", 90).status, 208);
+    assert_int_equal(del(t->db, "k", 300).status, 200);
+    assert_int_equal(sdb_get(t->db, "k", 1, &rec), 0);
+    assert_true(rec.flags & SDB_F_TOMBSTONE);
+    assert_int_equal(rec.version, 300);
+    assert_int_equal(rec.val_len, 0);
+    sdb_record_free(&rec);
+    /* The tombstone keeps its version: an older put cannot resurrect. */
+    assert_int_equal(put(t->db, "k", "old", 250).status, 208);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.keys, 0);
+    assert_int_equal(st.tombstones, 1);
+    /* A newer put does. */
+    assert_int_equal(put(t->db, "k", "new", 400).status, 200);
+    check_value(t->db, "k", "new", 400);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.keys, 1);
+    assert_int_equal(st.tombstones, 0);
+    /* Deleting a key never written still records the delete's version. */
+    assert_int_equal(del(t->db, "ghost", 500).status, 200);
+    assert_int_equal(put(t->db, "ghost", "late", 450).status, 208);
+}
+
+static void test_incr(void **state)
+{
+    tctx *t = *state;
+    enum sdb_err e;
+    wire_result r;
+
+    r = incr(t->db, "c", 5, 0, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.number, 5);
+    check_value(t->db, "c", "5", 0);
+    r = incr(t->db, "c", -7, 0, NULL);
+    assert_int_equal(r.number, -2);
+    check_value(t->db, "c", "-2", 0);
+    /* Overflow: nothing changes. */
+    r = incr(t->db, "c", INT64_MIN, 0, &e);
+    assert_int_equal(r.status, 409);
+    assert_int_equal(e, SDB_E_OVERFLOW);
+    check_value(t->db, "c", "-2", 0);
+    r = incr(t->db, "c", INT64_MAX, 0, NULL);
+    assert_int_equal(r.number, INT64_MAX - 2);
+    r = incr(t->db, "c", 3, 0, &e);
+    assert_int_equal(r.status, 409);
+    assert_int_equal(e, SDB_E_OVERFLOW);
+    r = incr(t->db, "c", 2, 0, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.number, INT64_MAX);
+    check_value(t->db, "c", "9223372036854775807", 0);
+    /* Not an integer. */
+    assert_int_equal(put(t->db, "s", "abc", 0).status, 200);
+    r = incr(t->db, "s", 1, 0, &e);
+    assert_int_equal(r.status, 409);
+    assert_int_equal(e, SDB_E_NOT_INTEGER);
+    check_value(t->db, "s", "abc", 0);
+    assert_int_equal(put(t->db, "s", " 1", 0).status, 200);
+    assert_int_equal(incr(t->db, "s", 1, 0, NULL).status, 409);
+    /* A tombstone counts as 0. */
+    assert_int_equal(del(t->db, "s", 0).status, 200);
+    r = incr(t->db, "s", 4, 0, NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.number, 4);
+    /* A retried increment (same version) is a no-op reporting the value. */
+    r = incr(t->db, "r", 10, 1000, NULL);
+    assert_int_equal(r.status, 200);
+    r = incr(t->db, "r", 10, 1000, NULL);
+    assert_int_equal(r.status, 208);
+    assert_int_equal(r.number, 10);
+    assert_int_equal(r.version, 1000);
+    check_value(t->db, "r", "10", 1000);
+}
+
+static void test_parse_i64(void **state)
+{
+    int64_t v;
+    (void)state;
+    assert_int_equal(sdb_parse_i64("0", 1, &v), 0);
+    assert_int_equal(v, 0);
+    assert_int_equal(sdb_parse_i64("-9223372036854775808", 20, &v), 0);
+    assert_true(v == INT64_MIN);
+    assert_int_equal(sdb_parse_i64("9223372036854775807", 19, &v), 0);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(sdb_parse_i64("9223372036854775808", 19, &v), -1);
+    assert_int_equal(sdb_parse_i64("-9223372036854775809", 20, &v), -1);
+    assert_int_equal(sdb_parse_i64("", 0, &v), -1);
+    assert_int_equal(sdb_parse_i64("-", 1, &v), -1);
+    assert_int_equal(sdb_parse_i64("+1", 2, &v), -1);
+    assert_int_equal(sdb_parse_i64("1a", 2, &v), -1);
+}
+
+/* Decodes a changes answer into arrays; returns the op count. */
+static size_t decode(const wire_buf *b, wire_op *ops, size_t max)
+{
+    size_t off = 0, n = 0;
+    int rc;
+    while ((rc = wire_next_op(b->data, b->len, &off, &ops[n])) == 1) {
+        n++;
+        assert_true(n <= max);
+    }
+    assert_int_equal(rc, 0);
+    return n;
+}
+
+static void test_changes(void **state)
+{
+    tctx *t = *state;
+    wire_buf b = {0};
+    wire_op ops[16];
+    uint64_t next, seq;
+    int more;
+    size_t n;
+
+    op1(t->db, WIRE_PUT, "a", "1", 0, &seq);
+    assert_int_equal(seq, 1);
+    op1(t->db, WIRE_PUT, "b", "2", 0, &seq);
+    assert_int_equal(seq, 2);
+    op1(t->db, WIRE_PUT, "a", "3", 0, &seq);
+    assert_int_equal(seq, 3);
+    op1(t->db, WIRE_DEL, "c", NULL, 0, &seq);
+    assert_int_equal(seq, 4);
+    /* A no-op takes no seq. */
+    op1(t->db, WIRE_PUT, "a", "old", 1, &seq);
+    assert_int_equal(seq, 0);
+    assert_int_equal(sdb_last_seq(t->db), 4);
+
+    /* Each key once, at its latest seq, in seq order. */
+    assert_int_equal(sdb_changes_since(t->db, 0, 0, 0, &b, &next, &more), 0);
+    n = decode(&b, ops, 16);
+    assert_int_equal(n, 3);
+    assert_int_equal(more, 0);
+    assert_int_equal(next, 4);
+    assert_int_equal(ops[0].seq, 2);
+    assert_memory_equal(ops[0].key, "b", 1);
+    assert_int_equal(ops[0].op, WIRE_PUT);
+    assert_memory_equal(ops[0].val, "2", 1);
+    assert_int_equal(ops[1].seq, 3);
+    assert_memory_equal(ops[1].key, "a", 1);
+    assert_memory_equal(ops[1].val, "3", 1);
+    assert_int_equal(ops[2].seq, 4);
+    assert_int_equal(ops[2].op, WIRE_DEL);
+    assert_int_equal(ops[2].val_len, 0);
+    assert_true(ops[2].version > ops[1].version);
+
+    /* Since 2: only what changed after it. */
+    wire_buf_reset(&b);
+    assert_int_equal(sdb_changes_since(t->db, 2, 0, 0, &b, &next, &more), 0);
+    assert_int_equal(decode(&b, ops, 16), 2);
+    assert_int_equal(ops[0].seq, 3);
+
+    /* Paging: limit 1 resumes where it stopped. */
+    wire_buf_reset(&b);
+    assert_int_equal(sdb_changes_since(t->db, 0, 1, 0, &b, &next, &more), 0);
+    assert_int_equal(decode(&b, ops, 16), 1);
+    assert_int_equal(more, 1);
+    assert_int_equal(next, 2);
+    wire_buf_reset(&b);
+    assert_int_equal(sdb_changes_since(t->db, next, 1, 0, &b, &next, &more), 0);
+    assert_int_equal(decode(&b, ops, 16), 1);
+    assert_int_equal(ops[0].seq, 3);
+    assert_int_equal(more, 1);
+    wire_buf_reset(&b);
+    /* A byte cap still writes at least one op. */
+    assert_int_equal(sdb_changes_since(t->db, next, 0, 1, &b, &next, &more), 0);
+    assert_int_equal(decode(&b, ops, 16), 1);
+    assert_int_equal(ops[0].seq, 4);
+    assert_int_equal(more, 0);
+    assert_int_equal(next, 4);
+
+    /* Caught up: nothing, and the position stays. */
+    wire_buf_reset(&b);
+    assert_int_equal(sdb_changes_since(t->db, 4, 0, 0, &b, &next, &more), 0);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(next, 4);
+
+    /* The feed replays into another store as the same data. */
+    {
+        tctx t2;
+        wire_result res[16];
+        sdb_stats st;
+        strcpy(t2.dir, "/tmp/test_store_db.XXXXXX");
+        assert_non_null(mkdtemp(t2.dir));
+        t2.db = open_db(t2.dir);
+        wire_buf_reset(&b);
+        assert_int_equal(sdb_changes_since(t->db, 0, 0, 0, &b, &next, &more), 0);
+        n = decode(&b, ops, 16);
+        assert_int_equal(sdb_apply_batch(t2.db, ops, n, res, NULL), 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(res[i].status, 200);
+        check_value(t2.db, "a", "3", ops[1].version);
+        assert_int_equal(sdb_stats_get(t2.db, &st), 0);
+        assert_int_equal(st.applied_seq, 4);
+        assert_int_equal(st.keys, 2);
+        assert_int_equal(st.tombstones, 1);
+        /* Replaying again changes nothing. */
+        assert_int_equal(sdb_apply_batch(t2.db, ops, n, res, NULL), 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(res[i].status, 208);
+        assert_int_equal(sdb_last_seq(t2.db), 3);
+        sdb_close(t2.db);
+        rm_dir(t2.dir);
+    }
+    wire_buf_free(&b);
+}
+
+static void test_version_assignment(void **state)
+{
+    tctx *t = *state;
+    wire_result r1, r2, r3;
+
+    /* The clock stands still: versions still strictly increase. */
+    r1 = put(t->db, "a", "1", 0);
+    r2 = put(t->db, "a", "2", 0);
+    assert_int_equal(r1.status, 200);
+    assert_int_equal(r2.status, 200);
+    assert_true(r2.version > r1.version);
+    assert_true(r1.version >= 1000000);
+    assert_true(r2.version <= HLC_MAX);
+    /* A far-future version seen from a peer pulls the clock forward. */
+    assert_int_equal(put(t->db, "b", "x", 5000000000ULL).status, 200);
+    r3 = put(t->db, "a", "3", 0);
+    assert_int_equal(r3.status, 200);
+    assert_true(r3.version > 5000000000ULL);
+    /* Versions above 2^53 are refused. */
+    assert_int_equal(put(t->db, "a", "4", HLC_MAX + 1).status, 400);
+    check_value(t->db, "a", "3", r3.version);
+}
+
+static void test_validation(void **state)
+{
+    tctx *t = *state;
+    char big[5000];
+    char key[2100];
+    wire_op op = {0};
+    wire_result res;
+
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    assert_int_equal(put(t->db, "", "x", 0).status, 400);
+    assert_int_equal(put(t->db, key, "x", 0).status, 414);
+    assert_int_equal(put(t->db, "k", big, 0).status, 413);
+    op.op = WIRE_PUT;
+    op.key = "a\0b";
+    op.key_len = 3;
+    assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
+    assert_int_equal(res.status, 400);
+    op.op = 9;
+    op.key_len = 1;
+    assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
+    assert_int_equal(res.status, 400);
+    assert_int_equal(sdb_last_seq(t->db), 0);
+}
+
+static void test_long_keys(void **state)
+{
+    tctx *t = *state;
+    char k1[1500], k2[1500];
+    wire_buf b = {0};
+    wire_op ops[4];
+    uint64_t next;
+    int more;
+    sdb_record rec;
+
+    /* Same 1000-byte prefix: the surrogate must still tell them apart. */
+    memset(k1, 'p', sizeof k1 - 1);
+    k1[sizeof k1 - 1] = '\0';
+    memcpy(k2, k1, sizeof k1);
+    k2[sizeof k2 - 2] = 'q';
+    assert_int_equal(put(t->db, k1, "one", 0).status, 200);
+    assert_int_equal(put(t->db, k2, "two", 0).status, 200);
+    check_value(t->db, k1, "one", 0);
+    check_value(t->db, k2, "two", 0);
+    /* Exactly at LMDB's limit and one past it. */
+    k1[511] = '\0';
+    assert_int_equal(put(t->db, k1, "511", 0).status, 200);
+    k1[511] = 'p';
+    k1[512] = '\0';
+    assert_int_equal(put(t->db, k1, "512", 0).status, 200);
+    check_value(t->db, k1, "512", 0);
+    k1[512] = 'p';
+    assert_int_equal(del(t->db, k2, 0).status, 200);
+    assert_int_equal(sdb_get(t->db, k2, strlen(k2), &rec), 0);
+    assert_true(rec.flags & SDB_F_TOMBSTONE);
+    sdb_record_free(&rec);
+    assert_int_equal(sdb_changes_since(t->db, 0, 0, 0, &b, &next, &more), 0);
+    assert_int_equal(decode(&b, ops, 4), 4);
+    assert_int_equal(ops[0].key_len, strlen(k1));
+    assert_memory_equal(ops[0].key, k1, ops[0].key_len);
+    assert_memory_equal(ops[0].val, "one", 3);
+    assert_int_equal(ops[3].op, WIRE_DEL);
+    assert_int_equal(ops[3].key_len, strlen(k2));
+    assert_memory_equal(ops[3].key, k2, ops[3].key_len);
+    wire_buf_free(&b);
+}
+
+static void test_batch_one_txn(void **state)
+{
+    tctx *t = *state;
+    wire_op ops[3] = {{0}};
+    wire_result res[3];
+    sdb_opinfo info[3];
+    char d[8];
+
+    wire_encode_delta(2, d);
+    ops[0] = (wire_op){.op = WIRE_PUT, .key = "x", .key_len = 1, .val = "7",
+                       .val_len = 1, .version = 10};
+    ops[1] = (wire_op){.op = WIRE_INCR, .key = "x", .key_len = 1, .val = d,
+                       .val_len = 8, .version = 11};
+    ops[2] = (wire_op){.op = WIRE_PUT, .key = "", .key_len = 0};
+    assert_int_equal(sdb_apply_batch(t->db, ops, 3, res, info), 0);
+    /* Ops see the effects of earlier ops of the same batch. */
+    assert_int_equal(res[0].status, 200);
+    assert_int_equal(res[1].status, 200);
+    assert_int_equal(res[1].number, 9);
+    assert_int_equal(res[2].status, 400);
+    assert_int_equal(info[2].err, SDB_E_BAD_OP);
+    assert_int_equal(info[0].seq, 1);
+    assert_int_equal(info[1].seq, 2);
+    check_value(t->db, "x", "9", 11);
+}
+
+static void test_persistence(void **state)
+{
+    tctx *t = *state;
+    wire_result r;
+    sdb_stats st;
+    uint64_t maxv;
+
+    assert_int_equal(put(t->db, "a", "1", 0).status, 200);
+    assert_int_equal(put(t->db, "b", "2", 7000000000ULL).status, 200);
+    assert_int_equal(del(t->db, "c", 0).status, 200);
+    assert_int_equal(sdb_set_epoch(t->db, 42), 0);
+    assert_int_equal(sdb_set_role(t->db, SDB_ROLE_SECONDARY), 0);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    maxv = st.max_version;
+    assert_true(maxv > 7000000000ULL);
+    sdb_close(t->db);
+
+    /* The clock went back a lot while we were down. */
+    fake_now = HLC_EPOCH_UNIX_US + 10;
+    t->db = open_db(t->dir);
+    check_value(t->db, "a", "1", 0);
+    check_value(t->db, "b", "2", 7000000000ULL);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.last_seq, 3);
+    assert_int_equal(st.max_version, maxv);
+    assert_int_equal(st.keys, 2);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.epoch, 42);
+    assert_int_equal(st.role, SDB_ROLE_SECONDARY);
+    assert_int_equal(sdb_get_epoch(t->db), 42);
+    /* Versions stay monotonic across the restart. */
+    r = put(t->db, "a", "again", 0);
+    assert_int_equal(r.status, 200);
+    assert_true(r.version > maxv);
+    assert_int_equal(sdb_last_seq(t->db), 4);
+}
+
+static void test_collect_tombstones(void **state)
+{
+    tctx *t = *state;
+    uint64_t n, next;
+    wire_buf b = {0};
+    wire_op ops[4];
+    int more;
+    sdb_stats st;
+
+    del(t->db, "d1", 0);        /* seq 1 */
+    put(t->db, "live", "v", 0); /* seq 2 */
+    del(t->db, "d2", 0);        /* seq 3 */
+    del(t->db, "d3", 0);        /* seq 4 */
+    assert_int_equal(sdb_collect_tombstones(t->db, 3, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.keys, 1);
+    assert_int_equal(sdb_changes_since(t->db, 0, 0, 0, &b, &next, &more), 0);
+    assert_int_equal(decode(&b, ops, 4), 2);
+    assert_int_equal(ops[0].seq, 2);
+    assert_int_equal(ops[1].seq, 4);
+    wire_buf_free(&b);
+}
+
+static void test_everysec(void **state)
+{
+    sdb_opts o = {0};
+    char dir[64] = "/tmp/test_store_db.XXXXXX";
+    char err[256];
+    sdb *db;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    o.map_size_mb = 16;
+    o.fsync = SDB_FSYNC_EVERYSEC;
+    db = sdb_open(dir, &o, err, sizeof err);
+    assert_non_null(db);
+    assert_int_equal(put(db, "k", "v", 0).status, 200);
+    assert_int_equal(sdb_sync(db), 0);
+    sdb_close(db);
+    rm_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lww, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_incr, setup, teardown),
+        cmocka_unit_test(test_parse_i64),
+        cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_assignment, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_one_txn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_collect_tombstones, setup,
+                                        teardown),
+        cmocka_unit_test(test_everysec),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
