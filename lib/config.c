@@ -69,14 +69,31 @@ static const cfg_field cfg_fields[] = {
         "dispatcher threads sending batches to shard primaries"),
     INT("queue.batch_max", "QUEUE_BATCH_MAX", batch_max, 1, 10000,
         "most ops in one batch to a shard"),
-    INT("queue.retry_max", "QUEUE_RETRY_MAX", retry_max, 0, 1000,
-        "retries of a batch before its jobs fail"),
     INT("queue.retry_backoff_ms", "QUEUE_RETRY_BACKOFF_MS", retry_backoff_ms, 1,
         60000, "first retry delay, doubling up to 5 s"),
     INT("queue.wait_max_ms", "QUEUE_WAIT_MAX_MS", wait_max_ms, 1, 600000,
         "longest a ?sync=1 write waits before answering 202"),
     INT("queue.jobs_kept", "QUEUE_JOBS_KEPT", jobs_kept, 16, 100000000,
         "finished jobs remembered for GET /jobs/{id}"),
+    INT("queue.spillover_queue_size", "SPILLOVER_QUEUE_SIZE",
+        spillover_queue_size, 0, 100000000,
+        "jobs of keys over max_key_rate held in EXCESS before 429"),
+    INT("queue.stale_queue_size", "STALE_QUEUE_SIZE", stale_queue_size, 0,
+        100000000, "jobs older than stale_after_ms held in STALE"),
+    INT("queue.max_key_rate", "MAX_KEY_RATE", max_key_rate, 0, 100000000,
+        "writes per key per key_window_s before it spills to EXCESS (0: off)"),
+    INT("queue.key_window_s", "KEY_WINDOW_S", key_window_s, 1, 3600,
+        "per-key rate window"),
+    INT("queue.stale_after_ms", "STALE_AFTER_MS", stale_after_ms, 1, 86400000,
+        "a job waiting this long moves to STALE"),
+    INT("queue.stale_retry_max", "STALE_RETRY_MAX", stale_retry_max, 0, 1000,
+        "failed sends of a STALE job before it fails"),
+    INT("queue.dispatch_rate", "DISPATCH_RATE", dispatch_rate, 0, 100000000,
+        "ops per second sent to the shards (0: no limit)"),
+    INT("queue.threads", "QUEUE_THREADS", queue_threads, 0, 256,
+        "HTTP threads of the queue (0: 4 x cores; admission waits on the journal)"),
+    INT("queue.journal_map_mb", "JOURNAL_MAP_MB", journal_map_mb, 1, 1 << 20,
+        "journal size limit (507 past it)"),
     INT("api.count", "API_COUNT", api_count, 1, 64,
         "kv-api processes behind nginx"),
     INT("api.threads", "API_THREADS", api_threads, 0, 256,
@@ -125,10 +142,16 @@ void config_defaults(kv_config *c)
     c->max_queue_size = 100000;
     c->worker_count = 2;
     c->batch_max = 256;
-    c->retry_max = 20;
     c->retry_backoff_ms = 50;
     c->wait_max_ms = 10000;
     c->jobs_kept = 100000;
+    c->spillover_queue_size = 10000;
+    c->stale_queue_size = 10000;
+    c->max_key_rate = 1000;
+    c->key_window_s = 1;
+    c->stale_after_ms = 5000;
+    c->stale_retry_max = 5;
+    c->journal_map_mb = 8192;
     c->api_count = 2;
     c->rate_limit = 100000;
     c->rate_window_ms = 1000;

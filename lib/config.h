@@ -41,10 +41,18 @@ typedef struct kv_config {
     int64_t max_queue_size;    /* queue.max_queue_size */
     int64_t worker_count;      /* queue.worker_count: dispatcher threads */
     int64_t batch_max;         /* queue.batch_max: ops per batch to a shard */
-    int64_t retry_max;         /* queue.retry_max */
     int64_t retry_backoff_ms;  /* queue.retry_backoff_ms: first retry delay */
     int64_t wait_max_ms;       /* queue.wait_max_ms: longest ?sync wait */
     int64_t jobs_kept;         /* queue.jobs_kept: finished jobs remembered */
+    int64_t spillover_queue_size; /* queue.spillover_queue_size: EXCESS jobs */
+    int64_t stale_queue_size;  /* queue.stale_queue_size: STALE jobs */
+    int64_t max_key_rate;      /* queue.max_key_rate: writes per key per window, 0 = off */
+    int64_t key_window_s;      /* queue.key_window_s */
+    int64_t stale_after_ms;    /* queue.stale_after_ms */
+    int64_t stale_retry_max;   /* queue.stale_retry_max */
+    int64_t dispatch_rate;     /* queue.dispatch_rate: ops/s to shards, 0 = no limit */
+    int64_t queue_threads;     /* queue.threads (0 = 4 x cores) */
+    int64_t journal_map_mb;    /* queue.journal_map_mb */
     /* api */
     int64_t api_count;         /* api.count: processes behind nginx */
     int64_t api_threads;       /* api.threads (0 = cores) */

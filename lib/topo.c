@@ -69,6 +69,12 @@ topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
         sh->id = (uint32_t)i;
         sh->epoch = (uint64_t)cJSON_GetNumberValue(
             cJSON_GetObjectItemCaseSensitive(s, "epoch"));
+        {
+            const cJSON *hs = cJSON_GetObjectItemCaseSensitive(s, "handoff_seq");
+            sh->handoff_seq = cJSON_IsNumber(hs) && hs->valuedouble > 0
+                                  ? (uint64_t)hs->valuedouble
+                                  : 0;
+        }
         sh->primary = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(s, "primary"));
         cJSON_ArrayForEach(u, secs) {
             if (sh->nsecondaries < TOPO_MAX_SECONDARIES && cJSON_IsString(u))
@@ -106,6 +112,7 @@ cJSON *topo_to_json(const topo_t *t)
         secs = cJSON_AddArrayToObject(o, "secondaries");
         for (size_t k = 0; k < sh->nsecondaries; k++)
             cJSON_AddItemToArray(secs, cJSON_CreateString(sh->secondaries[k]));
+        cJSON_AddNumberToObject(o, "handoff_seq", (double)sh->handoff_seq);
         cJSON_AddItemToArray(arr, o);
     }
     return root;

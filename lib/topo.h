@@ -1,12 +1,14 @@
 /* topo: the cluster topology the controller publishes at GET /topology,
  *   {"epoch":E,"vnodes":V,"queue":"http://...",
  *    "shards":[{"id":0,"epoch":e,"primary":"http://...",
- *               "secondaries":["http://...",...]}, ...]}
- * and a watcher that polls it. A topology is immutable once parsed and
- * reference counted: readers take one with topo_watch_get and put it back
- * with topo_put; the watcher swaps in new ones. When the controller is
- * unreachable the last topology stays in use (the controller is never on the
- * data path). */
+ *               "secondaries":["http://...",...],"handoff_seq":S}, ...]}
+ * and a watcher that polls it. handoff_seq (optional, default 0) is the
+ * promoted replica's applied seq at the shard's last failover: a returning
+ * old primary hands the new one its records above it (docs/PROTOCOL.md).
+ * A topology is immutable once parsed and reference counted: readers take
+ * one with topo_watch_get and put it back with topo_put; the watcher swaps
+ * in new ones. When the controller is unreachable the last topology stays
+ * in use (the controller is never on the data path). */
 #ifndef KV_TOPO_H
 #define KV_TOPO_H
 
@@ -22,6 +24,8 @@
 typedef struct topo_shard {
     uint32_t id;
     uint64_t epoch;
+    uint64_t handoff_seq;          /* promoted replica's applied seq at the
+                                      last failover (0: none yet) */
     char *primary;                 /* NULL while the shard has no primary */
     char *secondaries[TOPO_MAX_SECONDARIES];
     size_t nsecondaries;

@@ -80,8 +80,10 @@ static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
         httpd_set_user(r, key, free);
         httpd_suspend(r);
     }
-    rc = wq_admit(a->wq, op, key, klen, val, vlen, delta, wait_ms ? r : NULL,
-                  wait_ms, &job);
+    wq_write w = {.op = op, .key = key, .klen = klen, .val = val,
+                  .vlen = vlen, .delta = delta};
+    const char *full = "main";
+    rc = wq_admit(a->wq, &w, wait_ms ? r : NULL, wait_ms, &job, &full);
     if (rc == WQ_OK) {
         if (!wait_ms) {
             httpd_respond_json(r, 202, queue_job_reply(key, "queued", job, job),
@@ -95,8 +97,10 @@ static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
     if (rc == WQ_FULL) {
         static const char *const h[] = {"Retry-After: 1", NULL};
         httpd_error_h(r, 429, h, "queue_full",
-                      "the write queue is full (%lld jobs); retry shortly",
-                      (long long)a->cfg->max_queue_size);
+                      "the %s queue is full; retry shortly", full);
+    } else if (rc == WQ_JOURNAL) {
+        httpd_error(r, 507, "journal_full",
+                    "the queue could not journal the write (disk or map full)");
     } else {
         static const char *const h[] = {"Retry-After: 1", NULL};
         httpd_error_h(r, 503, h, "unavailable", "%s",

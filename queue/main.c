@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
         {"data", required_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *config = NULL, *controller = NULL;
+    const char *config = NULL, *controller = NULL, *data = NULL;
     char **sets = calloc((size_t)argc, sizeof *sets);
     int nsets = 0, port = -1, c;
     kv_config cfg;
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
         case 's': sets[nsets++] = optarg; break;
         case 'p': port = atoi(optarg); break;
         case 'C': controller = optarg; break;
-        case 'd': break; /* the journal's place (the queue issue) */
+        case 'd': data = optarg; break;
         case 'h': usage(stdout); free(sets); return 0;
         default: usage(stderr); free(sets); return 2;
         }
@@ -65,9 +66,22 @@ int main(int argc, char **argv)
     daemon_block_signals();
     httpc_global_init();
     topo_watch *topo = topo_watch_start(controller, cfg.topology_poll_ms);
-    wq_t *wq = wq_start(&cfg, topo, queue_http_notify);
+    char jdir[512];
+    if (data == NULL) {
+        snprintf(jdir, sizeof jdir, "%s/queue", cfg.data_dir);
+        data = jdir;
+    }
+    wq_t *wq = wq_start(&cfg, topo, data, queue_http_notify);
+    if (wq == NULL) {
+        topo_watch_stop(topo);
+        return 1;
+    }
     queue_app app = {.cfg = &cfg, .wq = wq};
-    httpd_opts ho = {.bind = cfg.bind, .port = (uint16_t)port,
+    /* Admission waits for its journal group: more threads, bigger groups. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = cfg.queue_threads ? (unsigned)cfg.queue_threads
+                                         : 4 * (unsigned)(cores > 0 ? cores : 1);
+    httpd_opts ho = {.bind = cfg.bind, .port = (uint16_t)port, .threads = threads,
                      .max_body = (size_t)cfg.max_value_bytes + 64 * 1024};
     httpd_t *srv = httpd_start(&ho, queue_http_handle, &app);
     if (srv == NULL) {

@@ -2,50 +2,90 @@
 
 #include "hlc.h"
 #include "httpc.h"
+#include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 #define WQ_MAX_SHARDS 64
-#define WQ_HASH_BUCKETS (1u << 16)
+#define WQ_JOB_BUCKETS (1u << 16)
+#define WQ_KEY_BUCKETS (1u << 16)
 #define WQ_BACKOFF_MAX_US 5000000ULL
 #define WQ_HOLD_US 200000ULL /* a shard without a primary is retried this often */
+#define WQ_BATCH_BYTES ((size_t)16 << 20) /* well under the store's body cap */
+
+enum wq_class { WQ_MAIN, WQ_EXCESS, WQ_STALE, WQ_NCLASS };
+static const char *const wq_class_names[] = {"main", "excess", "stale"};
 
 typedef struct wq_waiter {
     void *who;
     wq_outcome out;                   /* filled when it is due */
     uint64_t deadline_us;
     struct wq_job *job;
-    struct wq_waiter *jnext;          /* the job's waiters */
+    struct wq_waiter *jnext;          /* the job's waiters; then the due list */
     struct wq_waiter *prev, *next;    /* every waiter, for the timeout scan */
 } wq_waiter;
 
-typedef struct wq_job {
-    uint64_t id;                      /* = version */
+typedef struct wq_job {               /* one client write */
+    uint64_t id;                      /* = its version */
     uint8_t op;
     enum wq_state state;
     uint16_t status;
-    uint32_t attempts;
     uint32_t shard;
-    int64_t delta;
+    uint32_t attempts;
     int64_t number;
     uint64_t admitted_us;
+    uint64_t applied_as;              /* the op version it ended with */
+    enum wq_class charged;            /* MAIN or EXCESS: whose capacity it holds */
     const char *error, *message;      /* static text */
-    char *key, *val;
-    size_t klen, vlen;
-    struct wq_job *next;              /* shard FIFO, then the finished list */
+    char *key;
+    size_t klen;
+    struct wq_op *op_of;              /* while queued */
+    struct wq_job *jnext;             /* the op's jobs */
+    struct wq_job *next;              /* the finished list */
     struct wq_job *hnext;             /* id hash chain */
     wq_waiter *waiters;
 } wq_job;
 
+typedef struct wq_op {                /* one key's write, as sent to a shard */
+    uint8_t kind;
+    uint64_t version;                 /* its newest job's */
+    int64_t delta;
+    char *val;
+    size_t vlen;
+    struct wq_key *k;
+    uint32_t shard;
+    enum wq_class cls;
+    int inflight;
+    uint32_t attempts;                /* failed sends */
+    uint64_t oldest_us;               /* admission of its first job */
+    size_t njobs;
+    wq_job *jobs;
+    struct wq_op *prev, *next;        /* its FIFO; the batch while in flight */
+    struct wq_op *kprev, *knext;      /* the key's ops, oldest first */
+} wq_op;
+
+typedef struct wq_key {               /* exists while the key has ops */
+    char *key;
+    size_t klen;
+    wq_op *first, *last;
+    struct wq_key *hnext;
+} wq_key;
+
+typedef struct wq_fifo {
+    wq_op *head, *tail;
+} wq_fifo;
+
 typedef struct wq_shard {
-    wq_job *head, *tail;
-    size_t depth;
+    wq_fifo fifo[WQ_NCLASS];
+    size_t ops;                       /* queued, not in flight */
     int busy;                         /* a batch is in flight */
     uint64_t next_try_us;
     uint32_t failures;                /* consecutive failed batches */
@@ -55,17 +95,30 @@ struct wq {
     kv_config cfg;
     topo_watch *topo;
     wq_notify_fn notify;
+    jnl_t *jnl;
+    rl_t *key_rate;                   /* admission: over it spills to EXCESS */
+    rl_t *drain_rate;                 /* EXCESS drains at the same rate */
     hlc_t hlc;
     pthread_mutex_t mu;
-    pthread_cond_t work;              /* new jobs or a shard became free */
+    pthread_cond_t work;
     int stopping;
+    size_t cap[WQ_NCLASS];
+    /* Capacity: a job holds a place in MAIN or EXCESS (where it was
+     * admitted) until it ends, in flight or not, wherever it moved since.
+     * STALE's capacity bounds the jobs sitting in STALE. */
+    size_t charged[WQ_NCLASS];
+    size_t jobs_in[WQ_NCLASS];        /* jobs queued in each FIFO now */
     wq_shard shards[WQ_MAX_SHARDS];
-    size_t depth;                     /* queued jobs over all shards */
-    wq_job *table[WQ_HASH_BUCKETS];
+    wq_job *jobs[WQ_JOB_BUCKETS];
+    wq_key *keys[WQ_KEY_BUCKETS];
     wq_job *fin_head, *fin_tail;      /* finished jobs, oldest first */
     size_t nfinished;
     wq_waiter *waiters;
-    unsigned rr;                      /* round-robin start for workers */
+    double tokens;                    /* global dispatch budget */
+    uint64_t tokens_at_us;
+    unsigned rr;
+    uint64_t log_window_us;           /* spill logging: at most 10 a second */
+    unsigned log_count, log_dropped;
     pthread_t *workers;
     pthread_t reaper;
 };
@@ -74,9 +127,19 @@ METRIC_COUNTER(m_admitted, "kv_queue_admitted_total", "jobs accepted");
 METRIC_COUNTER(m_applied, "kv_queue_applied_total", "jobs applied by a shard");
 METRIC_COUNTER(m_failed, "kv_queue_failed_total", "jobs that ended failed");
 METRIC_COUNTER(m_rejected, "kv_queue_rejected_total", "writes refused with 429");
+METRIC_COUNTER(m_coalesced, "kv_queue_coalesced_total",
+               "jobs merged into a pending op of the same key");
+METRIC_COUNTER(m_dispatched, "kv_queue_dispatched_total", "ops sent to shards");
 METRIC_COUNTER(m_batches, "kv_queue_batches_total", "batches sent to primaries");
 METRIC_COUNTER(m_retries, "kv_queue_retries_total", "batches retried after an error");
-METRIC_GAUGE(m_depth, "kv_queue_depth", "jobs waiting to be applied");
+METRIC_COUNTER(m_spill_excess, "kv_queue_spilled_excess_total",
+               "writes of keys over max_key_rate sent to EXCESS");
+METRIC_COUNTER(m_spill_stale, "kv_queue_spilled_stale_total",
+               "ops that waited past stale_after_ms moved to STALE");
+METRIC_COUNTER(m_replayed, "kv_queue_replayed_total", "jobs replayed from the journal");
+METRIC_GAUGE(m_depth_main, "kv_queue_depth_main", "jobs queued in MAIN");
+METRIC_GAUGE(m_depth_excess, "kv_queue_depth_excess", "jobs queued in EXCESS");
+METRIC_GAUGE(m_depth_stale, "kv_queue_depth_stale", "jobs queued in STALE");
 static lat_hist m_apply = {.name = "kv_queue_apply_seconds",
                            .help = "admission to apply latency"};
 
@@ -92,20 +155,120 @@ const char *wq_op_name(uint8_t op)
     return op == WIRE_PUT ? "put" : op == WIRE_DEL ? "delete" : "incr";
 }
 
-static void wq_job_free(wq_job *j)
+static void wq_gauges(wq_t *q)
 {
-    free(j->key);
-    free(j->val);
-    free(j);
+    metric_set(&m_depth_main, (int64_t)q->jobs_in[WQ_MAIN]);
+    metric_set(&m_depth_excess, (int64_t)q->jobs_in[WQ_EXCESS]);
+    metric_set(&m_depth_stale, (int64_t)q->jobs_in[WQ_STALE]);
 }
 
-static wq_job **wq_slot(wq_t *q, uint64_t id)
+/* One log line per spill, at most 10 a second (a hot key spills a lot). */
+static void wq_log_spill(wq_t *q, const char *fmt, const char *key, size_t klen,
+                         uint32_t shard)
 {
-    wq_job **pp = &q->table[(id ^ (id >> 17)) % WQ_HASH_BUCKETS];
+    uint64_t now = wq_now_us();
+    if (now - q->log_window_us > 1000000) {
+        if (q->log_dropped)
+            log_info("(%u more spills not logged)", q->log_dropped);
+        q->log_window_us = now;
+        q->log_count = q->log_dropped = 0;
+    }
+    if (q->log_count++ < 10)
+        log_info(fmt, (int)(klen > 64 ? 64 : klen), key, shard);
+    else
+        q->log_dropped++;
+}
+
+/* ---- the tables ---------------------------------------------------------- */
+
+static wq_job **wq_job_slot(wq_t *q, uint64_t id)
+{
+    wq_job **pp = &q->jobs[(id ^ (id >> 17)) % WQ_JOB_BUCKETS];
     while (*pp && (*pp)->id != id)
         pp = &(*pp)->hnext;
     return pp;
 }
+
+static wq_key **wq_key_slot(wq_t *q, const char *key, size_t klen)
+{
+    wq_key **pp = &q->keys[XXH3_64bits(key, klen) % WQ_KEY_BUCKETS];
+    while (*pp && ((*pp)->klen != klen || memcmp((*pp)->key, key, klen) != 0))
+        pp = &(*pp)->hnext;
+    return pp;
+}
+
+static void wq_fifo_push(wq_fifo *f, wq_op *o)
+{
+    o->next = NULL;
+    o->prev = f->tail;
+    if (f->tail)
+        f->tail->next = o;
+    else
+        f->head = o;
+    f->tail = o;
+}
+
+static void wq_fifo_push_front(wq_fifo *f, wq_op *o)
+{
+    o->prev = NULL;
+    o->next = f->head;
+    if (f->head)
+        f->head->prev = o;
+    else
+        f->tail = o;
+    f->head = o;
+}
+
+static void wq_fifo_del(wq_fifo *f, wq_op *o)
+{
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        f->head = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    else
+        f->tail = o->prev;
+    o->prev = o->next = NULL;
+}
+
+/* Move every queued op of a key to another FIFO, keeping their order. */
+static void wq_key_move(wq_t *q, wq_key *k, enum wq_class to)
+{
+    for (wq_op *o = k->first; o; o = o->knext) {
+        wq_shard *s = &q->shards[o->shard];
+        if (o->inflight || o->cls == to)
+            continue;
+        wq_fifo_del(&s->fifo[o->cls], o);
+        q->jobs_in[o->cls] -= o->njobs;
+        q->jobs_in[to] += o->njobs;
+        o->cls = to;
+        wq_fifo_push(&s->fifo[to], o);
+    }
+}
+
+static void wq_op_free(wq_t *q, wq_op *o)
+{
+    wq_key *k = o->k;
+    if (o->kprev)
+        o->kprev->knext = o->knext;
+    else
+        k->first = o->knext;
+    if (o->knext)
+        o->knext->kprev = o->kprev;
+    else
+        k->last = o->kprev;
+    if (k->first == NULL) {
+        wq_key **pp = wq_key_slot(q, k->key, k->klen);
+        *pp = k->hnext;
+        free(k->key);
+        free(k);
+    }
+    free(o->val);
+    free(o);
+}
+
+/* ---- ending jobs ---------------------------------------------------------- */
 
 static wq_outcome wq_outcome_of(const wq_job *j)
 {
@@ -125,138 +288,349 @@ static void wq_waiter_unlink(wq_t *q, wq_waiter *w)
         w->next->prev = w->prev;
 }
 
-/* Called with the lock held: the job ends; its waiters move to *due
- * (linked through jnext) with their outcome, to be notified unlocked. */
-static void wq_finish(wq_t *q, wq_job *j, enum wq_state st, uint16_t status,
-                      const char *error, const char *message, wq_waiter **due)
+typedef struct wq_ended {             /* collected under the lock */
+    wq_waiter *due;                   /* waiters to notify */
+    uint64_t *ids;                    /* journal records to forget */
+    size_t nids, capids;
+} wq_ended;
+
+static void wq_ended_id(wq_ended *e, uint64_t id)
 {
-    j->state = st;
-    j->status = status;
-    j->error = error;
-    j->message = message;
-    free(j->val);
-    j->val = NULL;
-    metric_add(st == WQ_APPLIED ? &m_applied : &m_failed, 1);
-    lat_record(&m_apply, wq_now_us() - j->admitted_us);
-    for (wq_waiter *w = j->waiters, *n; w; w = n) {
-        n = w->jnext;
-        wq_waiter_unlink(q, w);
-        w->out = wq_outcome_of(j);
-        w->jnext = *due;
-        *due = w;
+    if (e->nids == e->capids) {
+        size_t cap = e->capids ? 2 * e->capids : 256;
+        uint64_t *n = realloc(e->ids, cap * sizeof *n);
+        if (n == NULL)
+            return; /* replayed later: a no-op at the store */
+        e->ids = n;
+        e->capids = cap;
     }
-    j->waiters = NULL;
-    j->next = NULL;
-    if (q->fin_tail)
-        q->fin_tail->next = j;
-    else
-        q->fin_head = j;
-    q->fin_tail = j;
-    /* Forget the oldest finished jobs past jobs_kept. */
-    for (q->nfinished++; q->nfinished > (size_t)q->cfg.jobs_kept; q->nfinished--) {
-        wq_job *old = q->fin_head;
-        *wq_slot(q, old->id) = old->hnext;
-        q->fin_head = old->next;
-        if (q->fin_head == NULL)
-            q->fin_tail = NULL;
-        wq_job_free(old);
-    }
+    e->ids[e->nids++] = id;
 }
 
-static void wq_notify_due(wq_t *q, wq_waiter *due)
+/* With the lock held: every job of the op ends; the op is freed. */
+static void wq_end_op(wq_t *q, wq_op *o, enum wq_state st, uint16_t status,
+                      int64_t number, const char *error, const char *message,
+                      wq_ended *e)
 {
-    for (wq_waiter *w = due, *n; w; w = n) {
+    uint64_t now = wq_now_us();
+
+    for (wq_job *j = o->jobs, *jn; j; j = jn) {
+        jn = j->jnext;
+        j->state = st;
+        j->status = status;
+        j->number = number;
+        j->error = error;
+        j->message = message;
+        j->attempts = o->attempts + (st == WQ_APPLIED);
+        j->applied_as = o->version;
+        j->op_of = NULL;
+        q->charged[j->charged]--;
+        metric_add(st == WQ_APPLIED ? &m_applied : &m_failed, 1);
+        lat_record(&m_apply, now - j->admitted_us);
+        wq_ended_id(e, j->id);
+        for (wq_waiter *w = j->waiters, *wn; w; w = wn) {
+            wn = w->jnext;
+            wq_waiter_unlink(q, w);
+            w->out = wq_outcome_of(j);
+            w->jnext = e->due;
+            e->due = w;
+        }
+        j->waiters = NULL;
+        j->next = NULL;
+        if (q->fin_tail)
+            q->fin_tail->next = j;
+        else
+            q->fin_head = j;
+        q->fin_tail = j;
+        /* Forget the oldest finished jobs past jobs_kept. */
+        for (q->nfinished++; q->nfinished > (size_t)q->cfg.jobs_kept;
+             q->nfinished--) {
+            wq_job *old = q->fin_head;
+            *wq_job_slot(q, old->id) = old->hnext;
+            q->fin_head = old->next;
+            if (q->fin_head == NULL)
+                q->fin_tail = NULL;
+            free(old->key);
+            free(old);
+        }
+    }
+    wq_op_free(q, o);
+}
+
+/* Without the lock: tell the waiters, forget the journal records. */
+static void wq_ended_flush(wq_t *q, wq_ended *e)
+{
+    for (wq_waiter *w = e->due, *n; w; w = n) {
         n = w->jnext;
         q->notify(w->who, &w->out);
         free(w);
     }
+    if (e->nids)
+        jnl_forget(q->jnl, e->ids, e->nids);
+    free(e->ids);
 }
 
-int wq_admit(wq_t *q, uint8_t op, const char *key, size_t klen, const void *val,
-             size_t vlen, int64_t delta, void *waiter, uint64_t wait_ms,
-             uint64_t *job_out)
+/* ---- admission ------------------------------------------------------------ */
+
+/* Coalesce into the key's newest queued op when the result is the same as
+ * applying both: a put or delete replaces whatever is pending; increments
+ * add up. An increment after a pending put or delete gets an op of its own. */
+static int wq_coalesce(wq_op *o, const wq_write *w, uint64_t version)
+{
+    if (o->inflight)
+        return 0;
+    if (w->op == WIRE_INCR) {
+        if (o->kind != WIRE_INCR)
+            return 0;
+        o->delta += w->delta;
+    } else {
+        char *val = NULL;
+        if (w->vlen && (val = malloc(w->vlen)) == NULL)
+            return 0;
+        if (w->vlen)
+            memcpy(val, w->val, w->vlen);
+        free(o->val);
+        o->val = val;
+        o->vlen = w->vlen;
+        o->kind = w->op;
+        o->delta = 0;
+    }
+    o->version = version;
+    return 1;
+}
+
+/* With the lock held: queue an admitted job (journaled already). */
+static int wq_enqueue(wq_t *q, wq_job *j, const wq_write *w, enum wq_class cls,
+                      wq_key *k)
+{
+    wq_shard *s = &q->shards[j->shard];
+    wq_op *o = k->last;
+
+    if (o && o->cls == cls && wq_coalesce(o, w, j->id)) {
+        metric_add(&m_coalesced, 1);
+    } else {
+        o = calloc(1, sizeof *o);
+        if (o == NULL || (w->vlen && (o->val = malloc(w->vlen)) == NULL)) {
+            free(o);
+            return -1;
+        }
+        if (w->vlen)
+            memcpy(o->val, w->val, w->vlen);
+        o->vlen = w->vlen;
+        o->kind = w->op;
+        o->delta = w->delta;
+        o->version = j->id;
+        o->k = k;
+        o->shard = j->shard;
+        o->cls = cls;
+        o->oldest_us = j->admitted_us;
+        o->kprev = k->last;
+        if (k->last)
+            k->last->knext = o;
+        else
+            k->first = o;
+        k->last = o;
+        wq_fifo_push(&s->fifo[cls], o);
+        s->ops++;
+    }
+    j->op_of = o;
+    j->jnext = o->jobs;
+    o->jobs = j;
+    o->njobs++;
+    q->jobs_in[cls]++;
+    return 0;
+}
+
+static wq_key *wq_key_get(wq_t *q, const char *key, size_t klen)
+{
+    wq_key **pp = wq_key_slot(q, key, klen), *k = *pp;
+
+    if (k)
+        return k;
+    k = calloc(1, sizeof *k);
+    if (k == NULL || (k->key = malloc(klen + 1)) == NULL) {
+        free(k);
+        return NULL;
+    }
+    memcpy(k->key, key, klen);
+    k->key[klen] = '\0';
+    k->klen = klen;
+    *pp = k;
+    return k;
+}
+
+/* The FIFO a new write of this key goes to: the key's current one if it has
+ * queued ops (its writes stay in order), else EXCESS when over its rate. */
+static enum wq_class wq_route(wq_key *k, int over_rate)
+{
+    enum wq_class cls = WQ_MAIN;
+
+    for (wq_op *o = k->last; o; o = o->kprev)
+        if (!o->inflight) {
+            cls = o->cls;
+            break;
+        }
+    if (over_rate && cls == WQ_MAIN)
+        cls = WQ_EXCESS;
+    return cls;
+}
+
+static wq_job *wq_job_new(const wq_write *w, uint32_t shard)
+{
+    wq_job *j = calloc(1, sizeof *j);
+    if (j == NULL || (j->key = malloc(w->klen + 1)) == NULL) {
+        free(j);
+        return NULL;
+    }
+    memcpy(j->key, w->key, w->klen);
+    j->key[w->klen] = '\0';
+    j->klen = w->klen;
+    j->op = w->op;
+    j->shard = shard;
+    return j;
+}
+
+int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
+             uint64_t *job_out, const char **full)
 {
     topo_t *t = topo_watch_get(q->topo);
-    wq_waiter *w = NULL;
+    wq_waiter *wt = NULL;
     wq_job *j;
-    wq_shard *s;
+    wq_key *k;
     uint32_t shard;
+    int over = 0, rc;
+    enum wq_class cls;
 
     if (t == NULL)
         return WQ_NO_TOPOLOGY;
-    shard = ring_lookup(t->ring, key, klen);
+    shard = ring_lookup(t->ring, w->key, w->klen);
     topo_put(t);
     if (shard >= WQ_MAX_SHARDS)
         return WQ_NO_TOPOLOGY;
-    j = calloc(1, sizeof *j);
-    if (j == NULL || (j->key = malloc(klen + 1)) == NULL ||
-        (vlen && (j->val = malloc(vlen)) == NULL)) {
+    if (q->key_rate)
+        over = !rl_check(q->key_rate, w->key, rl_now_ms()).allowed;
+    if ((j = wq_job_new(w, shard)) == NULL ||
+        (waiter && (wt = calloc(1, sizeof *wt)) == NULL)) {
         if (j)
-            wq_job_free(j);
-        return WQ_NOMEM;
-    }
-    memcpy(j->key, key, klen);
-    j->key[klen] = '\0';
-    j->klen = klen;
-    if (vlen)
-        memcpy(j->val, val, vlen);
-    j->vlen = vlen;
-    j->op = op;
-    j->delta = delta;
-    j->shard = shard;
-    j->state = WQ_QUEUED;
-    if (waiter && (w = calloc(1, sizeof *w)) == NULL) {
-        wq_job_free(j);
+            free(j->key);
+        free(j);
         return WQ_NOMEM;
     }
 
+    /* Reserve a place, then journal outside the lock, then queue. */
     pthread_mutex_lock(&q->mu);
-    if (q->depth >= (size_t)q->cfg.max_queue_size || q->stopping) {
-        int rc = q->stopping ? WQ_STOPPING : WQ_FULL;
+    k = q->stopping ? NULL : wq_key_get(q, w->key, w->klen);
+    j->charged = over ? WQ_EXCESS : WQ_MAIN;
+    cls = j->charged;
+    if (q->stopping || k == NULL || q->charged[cls] >= q->cap[cls]) {
+        rc = q->stopping ? WQ_STOPPING : k == NULL ? WQ_NOMEM : WQ_FULL;
+        if (k && k->first == NULL) { /* made for nothing */
+            *wq_key_slot(q, k->key, k->klen) = k->hnext;
+            free(k->key);
+            free(k);
+        }
         pthread_mutex_unlock(&q->mu);
         metric_add(&m_rejected, rc == WQ_FULL);
-        wq_job_free(j);
-        free(w);
+        *full = wq_class_names[cls];
+        free(j->key);
+        free(j);
+        free(wt);
         return rc;
     }
-    /* Versions are taken under the lock so FIFO order is version order. */
+    /* Taken under the lock so that a key's versions follow its order. */
     j->id = hlc_next(&q->hlc);
     j->admitted_us = wq_now_us();
-    *wq_slot(q, j->id) = j;
-    s = &q->shards[shard];
-    if (s->tail)
-        s->tail->next = j;
-    else
-        s->head = j;
-    s->tail = j;
-    s->depth++;
-    q->depth++;
-    if (w) {
-        w->who = waiter;
-        w->job = j;
-        w->deadline_us = j->admitted_us + wait_ms * 1000;
-        j->waiters = w;
-        w->next = q->waiters;
+    q->charged[cls]++; /* held until the job ends */
+    pthread_mutex_unlock(&q->mu);
+
+    jnl_rec rec = {.id = j->id, .op = w->op, .delta = w->delta, .key = w->key,
+                   .klen = w->klen, .val = w->val, .vlen = w->vlen};
+    int jrc = jnl_append(q->jnl, &rec);
+
+    pthread_mutex_lock(&q->mu);
+    k = wq_key_get(q, w->key, w->klen);
+    if (jrc != 0 || k == NULL) {
+        q->charged[cls]--;
+        if (k && k->first == NULL) {
+            *wq_key_slot(q, k->key, k->klen) = k->hnext;
+            free(k->key);
+            free(k);
+        }
+        pthread_mutex_unlock(&q->mu);
+        free(j->key);
+        free(j);
+        free(wt);
+        return jrc ? WQ_JOURNAL : WQ_NOMEM;
+    }
+    /* The key may have moved (to STALE, say) while we journaled. A key
+     * going over its rate takes its queued writes along to EXCESS: all of a
+     * key's ops share one FIFO, which keeps them in order. */
+    cls = wq_route(k, over);
+    if (cls == WQ_EXCESS && over) {
+        wq_key_move(q, k, WQ_EXCESS);
+        metric_add(&m_spill_excess, 1);
+        wq_log_spill(q, "key %.*s over max_key_rate: to EXCESS (shard %u)",
+                     w->key, w->klen, shard);
+    }
+    if (wq_enqueue(q, j, w, cls, k) != 0) {
+        q->charged[j->charged]--;
+        pthread_mutex_unlock(&q->mu);
+        free(j->key);
+        free(j);
+        free(wt);
+        return WQ_NOMEM; /* journaled: replayed at the next start */
+    }
+    *wq_job_slot(q, j->id) = j;
+    if (wt) {
+        wt->who = waiter;
+        wt->job = j;
+        wt->deadline_us = j->admitted_us + wait_ms * 1000;
+        j->waiters = wt;
+        wt->next = q->waiters;
         if (q->waiters)
-            q->waiters->prev = w;
-        q->waiters = w;
+            q->waiters->prev = wt;
+        q->waiters = wt;
     }
     *job_out = j->id;
     metric_add(&m_admitted, 1);
-    metric_set(&m_depth, (int64_t)q->depth);
+    wq_gauges(q);
     pthread_cond_signal(&q->work);
     pthread_mutex_unlock(&q->mu);
     return WQ_OK;
 }
 
-/* A shard whose turn it is: has jobs, no batch in flight, not backing off.
+/* ---- dispatch ------------------------------------------------------------- */
+
+/* The global budget: a token bucket of dispatch_rate ops/s (one second of
+ * burst). Unlimited when dispatch_rate is 0. */
+static size_t wq_budget(wq_t *q, uint64_t now, uint64_t *wake_us)
+{
+    double rate = (double)q->cfg.dispatch_rate;
+
+    if (rate <= 0)
+        return (size_t)q->cfg.batch_max;
+    q->tokens += rate * (double)(now - q->tokens_at_us) / 1e6;
+    if (q->tokens > rate)
+        q->tokens = rate;
+    q->tokens_at_us = now;
+    if (q->tokens < 1) {
+        uint64_t at = now + (uint64_t)((1 - q->tokens) / rate * 1e6) + 1;
+        if (at < *wake_us)
+            *wake_us = at;
+        return 0;
+    }
+    return q->tokens < (double)q->cfg.batch_max ? (size_t)q->tokens
+                                                : (size_t)q->cfg.batch_max;
+}
+
+/* A shard whose turn it is: has ops, no batch in flight, not backing off.
  * Round-robin so that one busy shard cannot starve the others. */
 static int wq_pick(wq_t *q, uint64_t now, uint64_t *wake_us)
 {
-    for (size_t k = 0; k < WQ_MAX_SHARDS; k++) {
-        size_t i = (q->rr + k) % WQ_MAX_SHARDS;
+    for (size_t n = 0; n < WQ_MAX_SHARDS; n++) {
+        size_t i = (q->rr + n) % WQ_MAX_SHARDS;
         wq_shard *s = &q->shards[i];
-        if (s->depth == 0 || s->busy)
+        if (s->ops == 0 || s->busy)
             continue;
         if (s->next_try_us > now) {
             if (s->next_try_us < *wake_us)
@@ -269,50 +643,93 @@ static int wq_pick(wq_t *q, uint64_t now, uint64_t *wake_us)
     return -1;
 }
 
-/* Detach up to batch_max jobs from the head of the shard's FIFO. */
-static wq_job *wq_take_batch(wq_t *q, wq_shard *s, size_t *n_out)
+/* Move an op from its FIFO to the end of the batch being built. */
+static void wq_take(wq_t *q, wq_shard *s, wq_op *o, wq_op **first,
+                    wq_op **tail)
 {
-    wq_job *first = s->head, *last = first;
-    size_t n = 1;
+    wq_fifo_del(&s->fifo[o->cls], o);
+    s->ops--;
+    o->inflight = 1;
+    q->jobs_in[o->cls] -= o->njobs;
+    if (*tail)
+        (*tail)->next = o;
+    else
+        *first = o;
+    *tail = o;
+}
 
-    while (n < (size_t)q->cfg.batch_max && last->next) {
-        last = last->next;
+/* Fill a batch: MAIN first, then EXCESS ops whose key has drain budget, and
+ * STALE only when there is no fresh work. Returns the first op (linked by
+ * next) and how many. */
+static wq_op *wq_fill(wq_t *q, wq_shard *s, size_t budget, size_t *n_out)
+{
+    wq_op *first = NULL, *tail = NULL;
+    size_t n = 0, bytes = 0;
+    uint64_t now_ms = rl_now_ms();
+
+    /* Large values: also stop at WQ_BATCH_BYTES (one op always goes). */
+    for (; n < budget && s->fifo[WQ_MAIN].head && bytes < WQ_BATCH_BYTES; n++) {
+        bytes += s->fifo[WQ_MAIN].head->vlen + s->fifo[WQ_MAIN].head->k->klen;
+        wq_take(q, s, s->fifo[WQ_MAIN].head, &first, &tail);
+    }
+    for (wq_op *o = s->fifo[WQ_EXCESS].head, *nx;
+         o && n < budget && bytes < WQ_BATCH_BYTES; o = nx) {
+        nx = o->next;
+        /* Only a key's oldest queued op may go (its order), and only as often
+         * as max_key_rate allows. */
+        if (o->kprev && !o->kprev->inflight)
+            continue;
+        if (q->drain_rate && !rl_check(q->drain_rate, o->k->key, now_ms).allowed)
+            continue;
+        bytes += o->vlen + o->k->klen;
+        wq_take(q, s, o, &first, &tail);
         n++;
     }
-    s->head = last->next;
-    if (s->head == NULL)
-        s->tail = NULL;
-    last->next = NULL;
-    s->depth -= n;
-    q->depth -= n;
+    if (n == 0)
+        for (; n < budget && s->fifo[WQ_STALE].head; n++)
+            wq_take(q, s, s->fifo[WQ_STALE].head, &first, &tail);
     *n_out = n;
     return first;
 }
 
-/* Put a failed batch back at the head, in order. */
-static void wq_requeue(wq_t *q, wq_shard *s, wq_job *first, size_t n)
+/* A failed batch goes back in front of its FIFO (or its key's current one),
+ * in order: reverse it, then push each op to the front. */
+static void wq_requeue(wq_t *q, wq_shard *s, wq_op *first)
 {
-    wq_job *last = first;
-    while (last->next)
-        last = last->next;
-    last->next = s->head;
-    s->head = first;
-    if (s->tail == NULL)
-        s->tail = last;
-    s->depth += n;
-    q->depth += n;
+    wq_op *rev = NULL;
+
+    for (wq_op *o = first, *nx; o; o = nx) {
+        nx = o->next;
+        o->next = rev;
+        rev = o;
+    }
+    for (wq_op *o = rev, *nx; o; o = nx) {
+        enum wq_class cls = o->cls;
+        nx = o->next;
+        /* The key may have moved on (to STALE, say) while this was away. */
+        for (wq_op *later = o->knext; later; later = later->knext)
+            if (!later->inflight) {
+                cls = later->cls;
+                break;
+            }
+        o->inflight = 0;
+        o->cls = cls;
+        q->jobs_in[cls] += o->njobs;
+        wq_fifo_push_front(&s->fifo[cls], o);
+        s->ops++;
+    }
 }
 
-static void wq_encode(wq_job *first, wire_buf *buf)
+static void wq_encode(wq_op *first, wire_buf *buf)
 {
     char delta[8];
 
     wire_buf_reset(buf);
-    for (wq_job *j = first; j; j = j->next) {
-        wire_op op = {.op = j->op, .version = j->id, .key = j->key,
-                      .key_len = j->klen, .val = j->val, .val_len = j->vlen};
-        if (j->op == WIRE_INCR) {
-            wire_encode_delta(j->delta, delta);
+    for (wq_op *o = first; o; o = o->next) {
+        wire_op op = {.op = o->kind, .version = o->version, .key = o->k->key,
+                      .key_len = o->k->klen, .val = o->val, .val_len = o->vlen};
+        if (o->kind == WIRE_INCR) {
+            wire_encode_delta(o->delta, delta);
             op.val = delta;
             op.val_len = sizeof delta;
         }
@@ -320,21 +737,23 @@ static void wq_encode(wq_job *first, wire_buf *buf)
     }
 }
 
-/* Send one batch; 0 with resp filled when the shard answered 200 with one
- * result per op, -1 when it should be retried (why in *why). */
+enum { WQ_SENT = 0, WQ_SEND_FAILED = -1, WQ_NO_PRIMARY = -2 };
+
+/* Send one batch; WQ_SENT with resp filled when the shard answered 200 with
+ * one result per op. */
 static int wq_send(wq_t *q, uint32_t shard, const wire_buf *buf, size_t n,
                    httpc_resp *resp, char *why, size_t whylen)
 {
     topo_t *t = topo_watch_get(q->topo);
     char url[512], auth[300], epoch[48];
     const char *hdrs[4] = {"Content-Type: application/octet-stream", NULL};
-    int nh = 1, rc = -1;
+    int nh = 1;
 
     memset(resp, 0, sizeof *resp);
     if (t == NULL || shard >= t->nshards || t->shards[shard].primary == NULL) {
         snprintf(why, whylen, "shard %u has no primary", shard);
         topo_put(t);
-        return -2;
+        return WQ_NO_PRIMARY;
     }
     snprintf(url, sizeof url, "%s/internal/batch", t->shards[shard].primary);
     snprintf(epoch, sizeof epoch, "X-KV-Epoch: %llu",
@@ -345,46 +764,84 @@ static int wq_send(wq_t *q, uint32_t shard, const wire_buf *buf, size_t n,
         hdrs[nh++] = auth;
     }
     topo_put(t);
+    /* The primary may wait for W secondaries: allow for its quorum wait. */
     httpc_req req = {.method = "POST", .url = url, .body = buf->data,
                      .body_len = buf->len, .headers = hdrs,
-                     .timeout_ms = q->cfg.upstream_timeout_ms};
+                     .timeout_ms = q->cfg.upstream_timeout_ms +
+                                   q->cfg.quorum_timeout_ms};
     if (httpc_do(&req, resp) != 0)
         snprintf(why, whylen, "%s: %s", url, resp->error);
     else if (resp->status != 200)
-        snprintf(why, whylen, "%s answered %ld", url, resp->status);
+        snprintf(why, whylen, "%s answered %ld: %.200s", url, resp->status,
+                 resp->body);
     else if (resp->len != n * WIRE_RESULT_LEN)
         snprintf(why, whylen, "%s answered %zu bytes for %zu ops", url,
                  resp->len, n);
     else
-        rc = 0;
-    return rc;
+        return WQ_SENT;
+    return WQ_SEND_FAILED;
 }
 
-static void wq_apply_results(wq_t *q, wq_job *first, const httpc_resp *resp,
-                             wq_waiter **due)
+static void wq_apply_results(wq_t *q, wq_op *first, const httpc_resp *resp,
+                             wq_ended *e)
 {
     size_t off = 0;
     wire_result r;
 
-    for (wq_job *j = first, *n; j; j = n) {
-        n = j->next;
+    for (wq_op *o = first, *n; o; o = n) {
+        n = o->next;
         if (wire_next_result(resp->body, resp->len, &off, &r) != 1)
             r.status = 500;
-        j->attempts++;
-        j->number = r.number;
         if (r.status == 200 || r.status == 208)
-            wq_finish(q, j, WQ_APPLIED, 200, NULL, NULL, due);
-        else if (r.status == 409)
-            wq_finish(q, j, WQ_FAILED, 409,
-                      j->op == WIRE_INCR ? "not_integer" : "conflict",
-                      j->op == WIRE_INCR
-                          ? "the stored value is not an integer or would overflow"
-                          : "the shard refused the write",
-                      due);
+            wq_end_op(q, o, WQ_APPLIED, 200, r.number, NULL, NULL, e);
+        else if (r.status == 409 && o->kind == WIRE_INCR)
+            wq_end_op(q, o, WQ_FAILED, 409, 0, "not_integer",
+                      "the stored value is not an integer, or would overflow", e);
         else
-            wq_finish(q, j, WQ_FAILED, r.status >= 400 ? r.status : 500,
-                      "store_error", "the shard could not apply the write", due);
+            wq_end_op(q, o, WQ_FAILED, r.status >= 400 ? r.status : 500, 0,
+                      "store_error", "the shard refused the write", e);
     }
+}
+
+/* A batch failed: STALE ops that used up their retries fail, the rest go
+ * back to wait for the shard, which backs off. */
+static void wq_batch_failed(wq_t *q, int si, wq_op *batch, size_t n,
+                            const char *why, wq_ended *e)
+{
+    wq_shard *s = &q->shards[si];
+    wq_op *keep = NULL, *tail = NULL;
+    size_t failed = 0;
+    uint64_t backoff;
+
+    for (wq_op *o = batch, *nx; o; o = nx) {
+        nx = o->next;
+        o->next = NULL;
+        o->attempts++;
+        if (o->cls == WQ_STALE && o->attempts > (uint32_t)q->cfg.stale_retry_max) {
+            wq_end_op(q, o, WQ_FAILED, 503, 0, "shard_unavailable",
+                      "the shard primary could not be reached; gave up after "
+                      "the STALE retries", e);
+            failed++;
+            continue;
+        }
+        if (tail)
+            tail->next = o;
+        else
+            keep = o;
+        tail = o;
+    }
+    if (keep)
+        wq_requeue(q, s, keep);
+    s->failures++;
+    backoff = (uint64_t)q->cfg.retry_backoff_ms * 1000ULL
+              << (s->failures - 1 < 16 ? s->failures - 1 : 16);
+    if (backoff > WQ_BACKOFF_MAX_US)
+        backoff = WQ_BACKOFF_MAX_US;
+    s->next_try_us = wq_now_us() + backoff;
+    metric_add(&m_retries, 1);
+    log_warn("shard %d: batch of %zu failed (%u in a row), %zu jobs' ops gave "
+             "up, retrying in %llu ms: %s", si, n, s->failures, failed,
+             (unsigned long long)backoff / 1000, why);
 }
 
 static void *wq_worker(void *arg)
@@ -396,15 +853,21 @@ static void *wq_worker(void *arg)
     pthread_mutex_lock(&q->mu);
     while (!q->stopping) {
         uint64_t now = wq_now_us(), wake = now + 100000;
-        int si = wq_pick(q, now, &wake);
+        size_t budget = wq_budget(q, now, &wake), n = 0;
+        int si = budget ? wq_pick(q, now, &wake) : -1;
+        wq_ended e = {0};
         wq_shard *s;
-        wq_job *batch;
-        wq_waiter *due = NULL;
+        wq_op *batch;
         httpc_resp resp;
-        size_t n;
         int rc;
 
-        if (si < 0) {
+        if (si >= 0) {
+            s = &q->shards[si];
+            batch = wq_fill(q, s, budget, &n);
+            if (n == 0) /* only EXCESS ops without drain budget: later */
+                s->next_try_us = now + 20000;
+        }
+        if (n == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t ns = (uint64_t)ts.tv_nsec + (wake - now) * 1000;
@@ -413,53 +876,35 @@ static void *wq_worker(void *arg)
             pthread_cond_timedwait(&q->work, &q->mu, &ts);
             continue;
         }
-        s = &q->shards[si];
         s->busy = 1;
-        batch = wq_take_batch(q, s, &n);
+        if (q->cfg.dispatch_rate > 0)
+            q->tokens -= (double)n;
+        wq_gauges(q);
         pthread_mutex_unlock(&q->mu);
 
         wq_encode(batch, &buf);
         rc = wq_send(q, (uint32_t)si, &buf, n, &resp, why, sizeof why);
-        metric_add(&m_batches, rc == 0);
 
         pthread_mutex_lock(&q->mu);
         s->busy = 0;
-        if (rc == 0) {
+        if (rc == WQ_SENT) {
             s->failures = 0;
-            wq_apply_results(q, batch, &resp, &due);
-        } else if (rc == -2) {
-            /* No primary (failover under way): hold the writes, bounded by
-             * the queue's capacity, without spending their retries. */
-            wq_requeue(q, s, batch, n);
+            metric_add(&m_batches, 1);
+            metric_add(&m_dispatched, (int64_t)n);
+            wq_apply_results(q, batch, &resp, &e);
+        } else if (rc == WQ_NO_PRIMARY) {
+            /* Failover under way: hold the writes (bounded by the
+             * capacities) without spending their retries. */
+            wq_requeue(q, s, batch);
             s->next_try_us = wq_now_us() + WQ_HOLD_US;
-        } else if (++s->failures > (uint32_t)q->cfg.retry_max) {
-            log_error("shard %d: giving up on %zu writes after %u tries: %s",
-                      si, n, s->failures, why);
-            for (wq_job *j = batch, *nx; j; j = nx) {
-                nx = j->next;
-                j->attempts = s->failures;
-                wq_finish(q, j, WQ_FAILED, 503, "shard_unavailable",
-                          "the shard primary could not be reached", &due);
-            }
-            s->failures = 0;
         } else {
-            uint64_t backoff = (uint64_t)q->cfg.retry_backoff_ms * 1000ULL
-                               << (s->failures - 1 < 16 ? s->failures - 1 : 16);
-            if (backoff > WQ_BACKOFF_MAX_US)
-                backoff = WQ_BACKOFF_MAX_US;
-            log_warn("shard %d: batch of %zu failed (try %u of %lld), retrying "
-                     "in %llu ms: %s", si, n, s->failures,
-                     (long long)q->cfg.retry_max + 1,
-                     (unsigned long long)backoff / 1000, why);
-            metric_add(&m_retries, 1);
-            wq_requeue(q, s, batch, n);
-            s->next_try_us = wq_now_us() + backoff;
+            wq_batch_failed(q, si, batch, n, why, &e);
         }
-        metric_set(&m_depth, (int64_t)q->depth);
+        wq_gauges(q);
         pthread_cond_broadcast(&q->work);
         pthread_mutex_unlock(&q->mu);
         httpc_resp_free(&resp);
-        wq_notify_due(q, due);
+        wq_ended_flush(q, &e);
         pthread_mutex_lock(&q->mu);
     }
     pthread_mutex_unlock(&q->mu);
@@ -467,14 +912,37 @@ static void *wq_worker(void *arg)
     return NULL;
 }
 
-/* Answers waiters whose wait is over while their job is still queued. */
+/* Moves ops that waited past stale_after_ms from MAIN to STALE (the whole
+ * key, to keep its order) while STALE has room. Lock held. */
+static void wq_age(wq_t *q, uint64_t now)
+{
+    uint64_t limit = (uint64_t)q->cfg.stale_after_ms * 1000;
+
+    for (size_t i = 0; i < WQ_MAX_SHARDS; i++) {
+        wq_shard *s = &q->shards[i];
+        wq_op *o;
+        while ((o = s->fifo[WQ_MAIN].head) && now - o->oldest_us > limit) {
+            size_t jobs = 0;
+            for (wq_op *x = o->k->first; x; x = x->knext)
+                jobs += x->inflight ? 0 : x->njobs;
+            if (q->jobs_in[WQ_STALE] + jobs > q->cap[WQ_STALE])
+                break; /* STALE is full: stay in MAIN, still served */
+            metric_add(&m_spill_stale, 1);
+            wq_log_spill(q, "key %.*s waited past stale_after_ms: to STALE "
+                         "(shard %u)", o->k->key, o->k->klen, (uint32_t)i);
+            wq_key_move(q, o->k, WQ_STALE);
+        }
+    }
+}
+
+/* Every 20 ms: answer waiters whose wait is over, and age MAIN. */
 static void *wq_reaper(void *arg)
 {
     wq_t *q = arg;
     struct timespec tick = {0, 20 * 1000000L};
 
     for (;;) {
-        wq_waiter *due = NULL;
+        wq_ended e = {0};
         uint64_t now = wq_now_us();
         int stopping;
 
@@ -490,37 +958,99 @@ static void *wq_reaper(void *arg)
             *pp = w->jnext;
             wq_waiter_unlink(q, w);
             w->out = wq_outcome_of(w->job);
-            w->jnext = due;
-            due = w;
+            w->jnext = e.due;
+            e.due = w;
         }
+        if (!stopping)
+            wq_age(q, now);
+        wq_gauges(q);
         pthread_mutex_unlock(&q->mu);
-        wq_notify_due(q, due);
+        wq_ended_flush(q, &e);
         if (stopping)
             return NULL;
         nanosleep(&tick, NULL);
     }
 }
 
-wq_t *wq_start(const kv_config *cfg, topo_watch *topo, wq_notify_fn notify)
+/* Journal replay at start: every job left is queued again in MAIN with its
+ * version; the store's version rule makes those already applied no-ops. */
+static void wq_replay_one(const jnl_rec *r, void *ctx)
+{
+    wq_t *q = ctx;
+    topo_t *t = topo_watch_get(q->topo);
+    wq_write w = {.op = r->op, .key = r->key, .klen = r->klen, .val = r->val,
+                  .vlen = r->vlen, .delta = r->delta};
+    uint32_t shard = ring_lookup(t->ring, r->key, r->klen);
+    wq_job *j = wq_job_new(&w, shard);
+    wq_key *k;
+
+    topo_put(t);
+    hlc_observe(&q->hlc, r->id);
+    if (j == NULL || (k = wq_key_get(q, r->key, r->klen)) == NULL ||
+        (j->id = r->id, j->admitted_us = wq_now_us(),
+         wq_enqueue(q, j, &w, WQ_MAIN, k) != 0)) {
+        log_error("replay: out of memory at job %llu", (unsigned long long)r->id);
+        if (j)
+            free(j->key);
+        free(j);
+        return;
+    }
+    *wq_job_slot(q, j->id) = j;
+    q->charged[WQ_MAIN]++; /* over capacity if it must: nothing is dropped */
+    metric_add(&m_replayed, 1);
+}
+
+wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
+               wq_notify_fn notify)
 {
     wq_t *q = calloc(1, sizeof *q);
+    static metric *const ms[] = {
+        &m_admitted, &m_applied, &m_failed, &m_rejected, &m_coalesced,
+        &m_dispatched, &m_batches, &m_retries, &m_spill_excess,
+        &m_spill_stale, &m_replayed, &m_depth_main, &m_depth_excess,
+        &m_depth_stale};
 
     if (q == NULL)
         return NULL;
     q->cfg = *cfg;
     q->topo = topo;
     q->notify = notify;
+    q->cap[WQ_MAIN] = (size_t)cfg->max_queue_size;
+    q->cap[WQ_EXCESS] = (size_t)cfg->spillover_queue_size;
+    q->cap[WQ_STALE] = (size_t)cfg->stale_queue_size;
+    q->tokens_at_us = wq_now_us();
     hlc_init(&q->hlc, NULL);
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->work, NULL);
-    metrics_register(&m_admitted);
-    metrics_register(&m_applied);
-    metrics_register(&m_failed);
-    metrics_register(&m_rejected);
-    metrics_register(&m_batches);
-    metrics_register(&m_retries);
-    metrics_register(&m_depth);
+    if (cfg->max_key_rate > 0) {
+        q->key_rate = rl_new(RL_SLIDING, (uint32_t)cfg->max_key_rate,
+                             (uint64_t)cfg->key_window_s * 1000, 1000000);
+        q->drain_rate = rl_new(RL_SLIDING, (uint32_t)cfg->max_key_rate,
+                               (uint64_t)cfg->key_window_s * 1000, 1000000);
+    }
+    q->jnl = jnl_open(journal_dir, (size_t)cfg->journal_map_mb, cfg->fsync);
+    if (q->jnl == NULL) {
+        rl_free(q->key_rate);
+        rl_free(q->drain_rate);
+        free(q);
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+        metrics_register(ms[i]);
     metrics_register_hist(&m_apply);
+    /* Replay needs the ring: wait for the first topology. */
+    if (jnl_count(q->jnl) > 0) {
+        if (topo_watch_wait(topo, 30000) != 0) {
+            log_error("no topology within 30 s: cannot replay the journal");
+            jnl_close(q->jnl);
+            free(q);
+            return NULL;
+        }
+        jnl_replay(q->jnl, wq_replay_one, q);
+        log_info("replayed %lld jobs from the journal in %s",
+                 (long long)metric_get(&m_replayed), journal_dir);
+    }
+    wq_gauges(q);
     q->workers = calloc((size_t)cfg->worker_count, sizeof *q->workers);
     for (int64_t i = 0; i < cfg->worker_count; i++)
         pthread_create(&q->workers[i], NULL, wq_worker, q);
@@ -530,6 +1060,8 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, wq_notify_fn notify)
 
 void wq_stop(wq_t *q)
 {
+    size_t left;
+
     if (q == NULL)
         return;
     pthread_mutex_lock(&q->mu);
@@ -539,13 +1071,25 @@ void wq_stop(wq_t *q)
     for (int64_t i = 0; i < q->cfg.worker_count; i++)
         pthread_join(q->workers[i], NULL);
     pthread_join(q->reaper, NULL);
-    if (q->depth)
-        log_warn("stopping with %zu writes not yet applied", q->depth);
-    for (size_t b = 0; b < WQ_HASH_BUCKETS; b++)
-        for (wq_job *j = q->table[b], *n; j; j = n) {
+    left = q->jobs_in[WQ_MAIN] + q->jobs_in[WQ_EXCESS] + q->jobs_in[WQ_STALE];
+    if (left)
+        log_info("stopping with %zu jobs queued: they stay in the journal", left);
+    for (size_t i = 0; i < WQ_MAX_SHARDS; i++)
+        for (int c = 0; c < WQ_NCLASS; c++)
+            while (q->shards[i].fifo[c].head) {
+                wq_op *o = q->shards[i].fifo[c].head;
+                wq_fifo_del(&q->shards[i].fifo[c], o);
+                wq_op_free(q, o);
+            }
+    for (size_t b = 0; b < WQ_JOB_BUCKETS; b++)
+        for (wq_job *j = q->jobs[b], *n; j; j = n) {
             n = j->hnext;
-            wq_job_free(j);
+            free(j->key);
+            free(j);
         }
+    jnl_close(q->jnl);
+    rl_free(q->key_rate);
+    rl_free(q->drain_rate);
     free(q->workers);
     pthread_cond_destroy(&q->work);
     pthread_mutex_destroy(&q->mu);
@@ -554,14 +1098,14 @@ void wq_stop(wq_t *q)
 
 cJSON *wq_job_json(wq_t *q, uint64_t id)
 {
+    static const char *const names[] = {"queued", "applied", "failed"};
     cJSON *o = NULL;
     wq_job *j;
+    char idtxt[24];
 
     pthread_mutex_lock(&q->mu);
-    j = *wq_slot(q, id);
+    j = *wq_job_slot(q, id);
     if (j) {
-        static const char *const names[] = {"queued", "applied", "failed"};
-        char idtxt[24];
         snprintf(idtxt, sizeof idtxt, "%llu", (unsigned long long)j->id);
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "job", idtxt);
@@ -569,8 +1113,16 @@ cJSON *wq_job_json(wq_t *q, uint64_t id)
         cJSON_AddStringToObject(o, "op", wq_op_name(j->op));
         cJSON_AddStringToObject(o, "status", names[j->state]);
         cJSON_AddNumberToObject(o, "version", (double)j->id);
-        cJSON_AddNumberToObject(o, "attempts", j->attempts);
         cJSON_AddNumberToObject(o, "shard", j->shard);
+        if (j->state == WQ_QUEUED) {
+            cJSON_AddStringToObject(o, "queue", wq_class_names[j->op_of->cls]);
+            cJSON_AddNumberToObject(o, "attempts", j->op_of->attempts);
+        } else {
+            cJSON_AddNumberToObject(o, "attempts", j->attempts);
+            /* Coalesced: it went out as part of a newer write of the key. */
+            if (j->applied_as != j->id)
+                cJSON_AddNumberToObject(o, "coalesced_into", (double)j->applied_as);
+        }
         if (j->state == WQ_APPLIED && j->op == WIRE_INCR)
             cJSON_AddNumberToObject(o, "value", (double)j->number);
         if (j->state == WQ_FAILED) {
@@ -585,16 +1137,24 @@ cJSON *wq_job_json(wq_t *q, uint64_t id)
 
 void wq_stats_json(wq_t *q, cJSON *obj)
 {
-    cJSON *shards = cJSON_CreateArray();
+    cJSON *shards = cJSON_CreateArray(), *depth, *cap, *used;
 
     pthread_mutex_lock(&q->mu);
-    cJSON_AddNumberToObject(obj, "depth", (double)q->depth);
-    cJSON_AddNumberToObject(obj, "capacity", (double)q->cfg.max_queue_size);
+    depth = cJSON_AddObjectToObject(obj, "depth");
+    cap = cJSON_AddObjectToObject(obj, "capacity");
+    used = cJSON_AddObjectToObject(obj, "held");
+    for (int c = 0; c < WQ_NCLASS; c++) {
+        cJSON_AddNumberToObject(depth, wq_class_names[c], (double)q->jobs_in[c]);
+        cJSON_AddNumberToObject(cap, wq_class_names[c], (double)q->cap[c]);
+    }
+    cJSON_AddNumberToObject(used, "main", (double)q->charged[WQ_MAIN]);
+    cJSON_AddNumberToObject(used, "excess", (double)q->charged[WQ_EXCESS]);
     for (int64_t i = 0; i < q->cfg.shards && i < WQ_MAX_SHARDS; i++) {
         cJSON *s = cJSON_CreateObject();
         cJSON_AddNumberToObject(s, "shard", (double)i);
-        cJSON_AddNumberToObject(s, "backlog", (double)q->shards[i].depth);
+        cJSON_AddNumberToObject(s, "backlog_ops", (double)q->shards[i].ops);
         cJSON_AddNumberToObject(s, "failures", q->shards[i].failures);
+        cJSON_AddBoolToObject(s, "sending", q->shards[i].busy);
         cJSON_AddItemToArray(shards, s);
     }
     pthread_mutex_unlock(&q->mu);
@@ -603,8 +1163,14 @@ void wq_stats_json(wq_t *q, cJSON *obj)
     cJSON_AddNumberToObject(obj, "applied", (double)metric_get(&m_applied));
     cJSON_AddNumberToObject(obj, "failed", (double)metric_get(&m_failed));
     cJSON_AddNumberToObject(obj, "rejected", (double)metric_get(&m_rejected));
+    cJSON_AddNumberToObject(obj, "coalesced", (double)metric_get(&m_coalesced));
+    cJSON_AddNumberToObject(obj, "dispatched_ops", (double)metric_get(&m_dispatched));
     cJSON_AddNumberToObject(obj, "batches", (double)metric_get(&m_batches));
-    cJSON_AddNumberToObject(obj, "retries", (double)metric_get(&m_retries));
+    cJSON_AddNumberToObject(obj, "retried_batches", (double)metric_get(&m_retries));
+    cJSON_AddNumberToObject(obj, "spilled_excess", (double)metric_get(&m_spill_excess));
+    cJSON_AddNumberToObject(obj, "spilled_stale", (double)metric_get(&m_spill_stale));
+    cJSON_AddNumberToObject(obj, "replayed", (double)metric_get(&m_replayed));
+    cJSON_AddNumberToObject(obj, "journal_records", (double)jnl_count(q->jnl));
     cJSON_AddNumberToObject(obj, "apply_p50_ms", lat_percentile(&m_apply, 0.5) / 1000.0);
     cJSON_AddNumberToObject(obj, "apply_p99_ms", lat_percentile(&m_apply, 0.99) / 1000.0);
 }

@@ -1,16 +1,27 @@
-/* wq: the write queue. Admission gives a job a version (the queue's HLC;
- * the job id is that version, so ids are unique across restarts) and puts it
- * on its shard's FIFO. Dispatcher threads send each shard's jobs in order, in
- * batches, to the shard primary named by the topology, one batch in flight
- * per shard (which keeps a shard's writes in version order), retrying with
- * exponential backoff while the primary is unreachable.
+/* wq: the write queue (DESIGN §4).
+ *
+ * A client's write is a job: admission gives it a version from the queue's
+ * HLC (the job id is that version, unique across restarts), journals it
+ * (queue/journal.h) and answers once it is durable. What is sent to a shard
+ * is an op: one key's write. Pending writes to one key coalesce into its
+ * newest op (a put or delete replaces it, increments add up), so one op may
+ * carry many jobs, and all of them end when it does.
+ *
+ * Each shard has three FIFOs of ops: MAIN; EXCESS for keys over
+ * max_key_rate (drained at that rate per key); STALE for ops that waited
+ * longer than stale_after_ms (sent after fresh work, failing after
+ * stale_retry_max failed sends). All pending ops of one key are always in
+ * the same FIFO, in version order, and move together, so a key's writes
+ * reach its shard in version order: the store applies by version, which
+ * makes retries and journal replays no-ops, increments included.
+ *
+ * Dispatcher threads send a shard's ops in batches to its primary (from the
+ * topology), one batch in flight per shard, under a global ops/s budget,
+ * with backoff while the shard fails; a shard without a primary holds its
+ * writes (bounded by the capacities) without spending their retries.
  *
  * A client may wait for its job: admission takes an opaque waiter and
- * calls the wq_notify_fn once, when the job ends or the wait times out.
- *
- * Seams for what comes next: the journal (append at admission, remove at
- * completion), EXCESS/STALE spillover and coalescing all sit in wq_admit and
- * wq_take_batch.
+ * calls the wq_notify_fn once, when the job ends or the wait is over.
  * Ownership: wq_start allocates, wq_stop frees; wq copies keys and values. */
 #ifndef KV_WQ_H
 #define KV_WQ_H
@@ -42,20 +53,32 @@ typedef void (*wq_notify_fn)(void *waiter, const wq_outcome *o);
 
 enum wq_admit_rc {
     WQ_OK = 0,
-    WQ_FULL = -1,        /* at capacity: 429 */
+    WQ_FULL = -1,        /* the target FIFO is at capacity: 429 */
     WQ_NO_TOPOLOGY = -2, /* no topology yet: 503 */
-    WQ_NOMEM = -3,
-    WQ_STOPPING = -4     /* shutting down: 503 */
+    WQ_NOMEM = -3,       /* 503 */
+    WQ_STOPPING = -4,    /* shutting down: 503 */
+    WQ_JOURNAL = -5      /* the journal could not take it: 507 */
 };
 
-wq_t *wq_start(const kv_config *cfg, topo_watch *topo, wq_notify_fn notify);
-/* Stops dispatching; answers every waiter (as still queued); frees. */
+typedef struct wq_write {
+    uint8_t op;                /* WIRE_PUT / WIRE_DEL / WIRE_INCR */
+    const char *key;
+    size_t klen;
+    const void *val;           /* PUT only */
+    size_t vlen;
+    int64_t delta;             /* INCR only */
+} wq_write;
+
+/* journal_dir: where the journal lives (replayed here before returning). */
+wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
+               wq_notify_fn notify);
+/* Stops dispatching; answers every waiter (as still queued); frees. What is
+ * still queued stays in the journal for the next start. */
 void wq_stop(wq_t *q);
-/* op is WIRE_PUT / WIRE_DEL / WIRE_INCR (val holds nothing for INCR: delta).
- * waiter (or NULL) is notified once, within wait_ms. */
-int wq_admit(wq_t *q, uint8_t op, const char *key, size_t klen, const void *val,
-             size_t vlen, int64_t delta, void *waiter, uint64_t wait_ms,
-             uint64_t *job_out);
+/* waiter (or NULL) is notified once, within wait_ms. On WQ_FULL, *full
+ * names the FIFO that is full ("main", "excess" or "stale"). */
+int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
+             uint64_t *job_out, const char **full);
 /* The job as JSON (caller deletes) or NULL when unknown. */
 cJSON *wq_job_json(wq_t *q, uint64_t id);
 /* Depths, counters and latency into obj. */

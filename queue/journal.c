@@ -1,0 +1,291 @@
+#include "journal.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* A pending change: a record to write (rec != NULL) or an id to delete. */
+typedef struct jnl_pend {
+    uint64_t id;
+    uint8_t *rec;
+    size_t len;
+    struct jnl_pend *next;
+} jnl_pend;
+
+struct jnl {
+    MDB_env *env;
+    MDB_dbi dbi;
+    int sync_each;
+    int sync_everysec;
+    pthread_mutex_t mu;
+    pthread_cond_t done;
+    jnl_pend *head, *tail;
+    uint64_t queued;       /* changes handed in so far */
+    uint64_t committed;    /* changes durable so far */
+    int committing;
+    uint64_t fail_lo, fail_hi; /* the last failed group's changes */
+    pthread_t syncer;
+    int stopping;
+};
+
+static void jnl_lead(jnl_t *j);
+
+static void *jnl_sync_main(void *arg)
+{
+    jnl_t *j = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&j->mu);
+    while (!j->stopping) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&j->done, &j->mu, &ts);
+        if (j->stopping)
+            break;
+        /* Deletions nobody waits for go out at least once a second. */
+        if (j->head && !j->committing)
+            jnl_lead(j);
+        if (j->sync_everysec) {
+            pthread_mutex_unlock(&j->mu);
+            mdb_env_sync(j->env, 1);
+            pthread_mutex_lock(&j->mu);
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync)
+{
+    jnl_t *j = calloc(1, sizeof *j);
+    MDB_txn *txn;
+    int rc;
+    unsigned flags = MDB_NOTLS;
+
+    if (j == NULL)
+        return NULL;
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        log_error("journal: cannot create %s: %s", dir, strerror(errno));
+        free(j);
+        return NULL;
+    }
+    j->sync_each = strcmp(fsync, "always") == 0;
+    if (!j->sync_each)
+        flags |= MDB_NOSYNC; /* everysec: the syncer thread; no: the OS */
+    if ((rc = mdb_env_create(&j->env)) ||
+        (rc = mdb_env_set_mapsize(j->env, map_mb * 1024 * 1024)) ||
+        (rc = mdb_env_open(j->env, dir, flags, 0644)) ||
+        (rc = mdb_txn_begin(j->env, NULL, 0, &txn))) {
+        log_error("journal: cannot open %s: %s", dir, mdb_strerror(rc));
+        if (j->env)
+            mdb_env_close(j->env);
+        free(j);
+        return NULL;
+    }
+    if ((rc = mdb_dbi_open(txn, NULL, MDB_INTEGERKEY, &j->dbi)) ||
+        (rc = mdb_txn_commit(txn))) {
+        log_error("journal: cannot open its table: %s", mdb_strerror(rc));
+        mdb_env_close(j->env);
+        free(j);
+        return NULL;
+    }
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->done, NULL);
+    j->sync_everysec = strcmp(fsync, "everysec") == 0;
+    pthread_create(&j->syncer, NULL, jnl_sync_main, j);
+    return j;
+}
+
+void jnl_close(jnl_t *j)
+{
+    if (j == NULL)
+        return;
+    pthread_mutex_lock(&j->mu);
+    while (j->committing)
+        pthread_cond_wait(&j->done, &j->mu);
+    if (j->head)
+        jnl_lead(j);
+    j->stopping = 1;
+    pthread_cond_broadcast(&j->done);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->syncer, NULL);
+    mdb_env_sync(j->env, 1);
+    mdb_env_close(j->env);
+    pthread_cond_destroy(&j->done);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+/* Commit one group (the list taken from the pending queue). */
+static int jnl_commit(jnl_t *j, jnl_pend *list)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(j->env, NULL, 0, &txn);
+
+    for (jnl_pend *p = list; rc == 0 && p; p = p->next) {
+        size_t id = (size_t)p->id;
+        MDB_val k = {sizeof id, &id};
+        if (p->rec) {
+            MDB_val v = {p->len, p->rec};
+            rc = mdb_put(txn, j->dbi, &k, &v, 0);
+        } else {
+            rc = mdb_del(txn, j->dbi, &k, NULL);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    if (rc)
+        log_error("journal: commit of a group failed: %s", mdb_strerror(rc));
+    return rc;
+}
+
+/* Lead a group: take everything pending and commit it in one transaction.
+ * Called and returns with the lock held; drops it while committing. */
+static int jnl_commit(jnl_t *j, jnl_pend *list);
+static void jnl_lead(jnl_t *j)
+{
+    jnl_pend *list = j->head;
+    uint64_t from = j->committed + 1, upto = j->queued;
+    int rc;
+
+    j->head = j->tail = NULL;
+    j->committing = 1;
+    pthread_mutex_unlock(&j->mu);
+    rc = jnl_commit(j, list);
+    for (jnl_pend *q = list, *n; q; q = n) {
+        n = q->next;
+        free(q->rec);
+        free(q);
+    }
+    pthread_mutex_lock(&j->mu);
+    j->committing = 0;
+    j->committed = upto;
+    if (rc) {
+        j->fail_lo = from;
+        j->fail_hi = upto;
+    }
+    pthread_cond_broadcast(&j->done);
+}
+
+/* Hand in one change and, if wait, return once it is durable. */
+static int jnl_submit(jnl_t *j, jnl_pend *p, int wait)
+{
+    uint64_t mine;
+    int rc = 0;
+
+    pthread_mutex_lock(&j->mu);
+    if (j->tail)
+        j->tail->next = p;
+    else
+        j->head = p;
+    j->tail = p;
+    mine = ++j->queued;
+    while (wait && j->committed < mine) {
+        if (j->committing) {
+            pthread_cond_wait(&j->done, &j->mu);
+            continue;
+        }
+        jnl_lead(j);
+    }
+    if (wait && mine >= j->fail_lo && mine <= j->fail_hi)
+        rc = -1;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
+}
+
+int jnl_append(jnl_t *j, const jnl_rec *r)
+{
+    jnl_pend *p = calloc(1, sizeof *p);
+    size_t len = 1 + 8 + 4 + r->klen + r->vlen;
+    uint8_t *b;
+    uint32_t klen = (uint32_t)r->klen;
+
+    if (p == NULL || (b = malloc(len)) == NULL) {
+        free(p);
+        return -1;
+    }
+    b[0] = r->op;
+    memcpy(b + 1, &r->delta, 8);
+    memcpy(b + 9, &klen, 4);
+    memcpy(b + 13, r->key, r->klen);
+    if (r->vlen)
+        memcpy(b + 13 + r->klen, r->val, r->vlen);
+    p->id = r->id;
+    p->rec = b;
+    p->len = len;
+    return jnl_submit(j, p, 1);
+}
+
+void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        jnl_pend *p = calloc(1, sizeof *p);
+        if (p == NULL)
+            return; /* replayed later: a no-op at the store by version */
+        p->id = ids[i];
+        jnl_submit(j, p, 0);
+    }
+}
+
+int jnl_replay(jnl_t *j, void (*fn)(const jnl_rec *rec, void *ctx), void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn);
+
+    if (rc)
+        return -1;
+    if ((rc = mdb_cursor_open(txn, j->dbi, &cur))) {
+        mdb_txn_abort(txn);
+        return -1;
+    }
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *b = v.mv_data;
+        uint32_t klen;
+        size_t id;
+        jnl_rec r;
+        if (v.mv_size < 13 || k.mv_size != sizeof id)
+            continue;
+        memcpy(&id, k.mv_data, sizeof id);
+        memcpy(&klen, b + 9, 4);
+        if (13 + (size_t)klen > v.mv_size)
+            continue;
+        r.id = id;
+        r.op = b[0];
+        memcpy(&r.delta, b + 1, 8);
+        r.key = (const char *)b + 13;
+        r.klen = klen;
+        r.val = b + 13 + klen;
+        r.vlen = v.mv_size - 13 - klen;
+        fn(&r, ctx);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+size_t jnl_count(jnl_t *j)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    size_t n = 0;
+
+    if (mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_stat(txn, j->dbi, &st) == 0)
+            n = st.ms_entries;
+        mdb_txn_abort(txn);
+    }
+    return n;
+}

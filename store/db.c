@@ -1,0 +1,997 @@
+#include "db.h"
+
+#include "hlc.h"
+#include "log.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <xxhash.h>
+
+/* Record header: u64 version, u64 seq, u8 flags (host byte order: an LMDB
+ * file is not portable across architectures anyway). Long-key records then
+ * hold u32 key length and the key before the value. */
+#define SDB_HDR 17u
+#define SDB_LONG_HDR (SDB_HDR + 4u)
+/* Surrogate key of a long key: prefix, NUL (never in a real key, so it cannot
+ * collide with a short key), 16-byte XXH3-128 of the whole key. */
+#define SDB_HASH_LEN 16u
+
+#define SDB_META_EPOCH "epoch"
+#define SDB_META_LAST_SEQ "last_seq"
+#define SDB_META_MAX_VERSION "max_version"
+#define SDB_META_ROLE "role"
+#define SDB_META_TOMBSTONES "tombstones"
+#define SDB_META_APPLIED_SEQ "applied_seq"
+#define SDB_META_KEYS "keys"
+
+/* changes keys are size_t (MDB_INTEGERKEY) read back as u64. */
+_Static_assert(sizeof(size_t) == 8, "64-bit size_t required");
+
+struct sdb {
+    MDB_env *env;
+    MDB_dbi data, changes, meta;
+    hlc_t hlc;
+    size_t max_key, max_value;
+    size_t lmdb_maxkey;          /* mdb_env_get_maxkeysize */
+    enum sdb_fsync fsync;
+    /* Serialises our write transactions so that the cached counters below
+     * are read and published under one lock (LMDB's own write lock is
+     * released inside mdb_txn_commit, before we could publish). */
+    pthread_mutex_t wmu;
+    /* Cached meta values, written under wmu after a commit, read lock-free. */
+    _Atomic uint64_t last_seq, epoch, max_version, tombstones, applied_seq,
+        keys;
+    _Atomic int role;
+    /* everysec sync thread */
+    pthread_t sync_thr;
+    int sync_started;
+    int stopping;
+    pthread_mutex_t smu;
+    pthread_cond_t scv;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void sdb_seterr(char *err, size_t errlen, const char *fmt, const char *a,
+                       const char *b)
+{
+    if (err && errlen)
+        snprintf(err, errlen, fmt, a, b);
+}
+
+int sdb_fsync_parse(const char *s, enum sdb_fsync *out)
+{
+    if (strcmp(s, "always") == 0)
+        *out = SDB_FSYNC_ALWAYS;
+    else if (strcmp(s, "everysec") == 0)
+        *out = SDB_FSYNC_EVERYSEC;
+    else if (strcmp(s, "no") == 0)
+        *out = SDB_FSYNC_NO;
+    else
+        return -1;
+    return 0;
+}
+
+const char *sdb_role_name(enum sdb_role r)
+{
+    return r == SDB_ROLE_SECONDARY ? "secondary" : "primary";
+}
+
+int sdb_role_parse(const char *s, enum sdb_role *out)
+{
+    if (strcmp(s, "primary") == 0)
+        *out = SDB_ROLE_PRIMARY;
+    else if (strcmp(s, "secondary") == 0)
+        *out = SDB_ROLE_SECONDARY;
+    else
+        return -1;
+    return 0;
+}
+
+int sdb_parse_i64(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    uint64_t acc = 0;
+    uint64_t lim;
+
+    if (n > 0 && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (i == n)
+        return -1;
+    /* The magnitude limit differs by sign: INT64_MIN has no positive twin. */
+    lim = neg ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9)
+            return -1;
+        if (acc > (lim - d) / 10)
+            return -1;
+        acc = acc * 10 + d;
+    }
+    if (neg)
+        *out = acc == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)acc;
+    else
+        *out = (int64_t)acc;
+    return 0;
+}
+
+static uint64_t sdb_ld64(const void *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* LMDB key of a user key: the key itself, or the surrogate of a long key.
+ * buf must hold lmdb_maxkey bytes. */
+static void sdb_dkey(const sdb *db, const void *key, size_t klen, char *buf,
+                     MDB_val *out)
+{
+    if (klen <= db->lmdb_maxkey) {
+        out->mv_data = (void *)key;
+        out->mv_size = klen;
+        return;
+    }
+    size_t prefix = db->lmdb_maxkey - 1 - SDB_HASH_LEN;
+    XXH128_hash_t h = XXH3_128bits(key, klen);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(buf, key, prefix);
+    buf[prefix] = '\0';
+    memcpy(buf + prefix + 1, c.digest, SDB_HASH_LEN);
+    out->mv_data = buf;
+    out->mv_size = db->lmdb_maxkey;
+}
+
+/* Decodes a stored record. 0 ok, 1 = a long-key record of another key (hash
+ * collision: treat as absent), -1 = corrupt. */
+static int sdb_rec_parse(const MDB_val *v, const void *key, size_t klen,
+                         sdb_record *out)
+{
+    const char *p = v->mv_data;
+    size_t off = SDB_HDR;
+
+    if (v->mv_size < SDB_HDR)
+        return -1;
+    out->version = sdb_ld64(p);
+    out->seq = sdb_ld64(p + 8);
+    out->flags = (uint8_t)p[16];
+    if (out->flags & SDB_F_LONGKEY) {
+        uint32_t kl;
+        if (v->mv_size < SDB_LONG_HDR)
+            return -1;
+        memcpy(&kl, p + SDB_HDR, 4);
+        if (v->mv_size < SDB_LONG_HDR + kl)
+            return -1;
+        if (key && (kl != klen || memcmp(p + SDB_LONG_HDR, key, klen) != 0))
+            return 1;
+        off = SDB_LONG_HDR + kl;
+    }
+    out->val = p + off;
+    out->val_len = v->mv_size - off;
+    out->flags &= SDB_F_TOMBSTONE; /* callers see only public flags */
+    return 0;
+}
+
+static int sdb_meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name,
+                        uint64_t *out)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        *out = 0;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != 8)
+        return MDB_CORRUPTED;
+    *out = sdb_ld64(v.mv_data);
+    return 0;
+}
+
+static int sdb_meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name,
+                        uint64_t val)
+{
+    MDB_val k = {strlen(name), (void *)name}, v = {8, &val};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* Sets one meta value in its own write transaction and publishes it. */
+static int sdb_meta_write(sdb *db, const char *name, uint64_t val,
+                          _Atomic uint64_t *cache)
+{
+    MDB_txn *txn;
+    int rc;
+
+    pthread_mutex_lock(&db->wmu);
+    rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (rc == 0) {
+        rc = sdb_meta_put(txn, db->meta, name, val);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc == 0 && cache)
+        atomic_store(cache, val);
+    pthread_mutex_unlock(&db->wmu);
+    if (rc != 0) {
+        log_error("store db: cannot write meta %s: %s", name, mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- open / close ----------------------------------------------------- */
+
+static void *sdb_sync_main(void *arg)
+{
+    sdb *db = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&db->smu);
+    while (!db->stopping) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&db->scv, &db->smu, &ts);
+        if (db->stopping)
+            break;
+        /* Sync outside the lock: it may take a while on a slow disk. */
+        pthread_mutex_unlock(&db->smu);
+        int rc = mdb_env_sync(db->env, 1);
+        if (rc != 0)
+            log_warn("store db: background sync failed: %s", mdb_strerror(rc));
+        pthread_mutex_lock(&db->smu);
+    }
+    pthread_mutex_unlock(&db->smu);
+    return NULL;
+}
+
+static int sdb_mkdirs(const char *dir)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+
+    if (n == 0 || n >= sizeof path)
+        return -1;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST)
+            return -1;
+        path[i] = c;
+    }
+    return 0;
+}
+
+/* Opens the named databases and loads meta into the cache. */
+static int sdb_load(sdb *db)
+{
+    MDB_txn *txn;
+    uint64_t role;
+    uint64_t v;
+    int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &db->data)) != 0 ||
+        (rc = mdb_dbi_open(txn, "changes", MDB_CREATE | MDB_INTEGERKEY,
+                           &db->changes)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &db->meta)) != 0)
+        goto fail;
+#define SDB_LOAD(name, field)                                                  \
+    do {                                                                       \
+        if ((rc = sdb_meta_get(txn, db->meta, name, &v)) != 0)                 \
+            goto fail;                                                         \
+        atomic_store(&db->field, v);                                           \
+    } while (0)
+    SDB_LOAD(SDB_META_LAST_SEQ, last_seq);
+    SDB_LOAD(SDB_META_EPOCH, epoch);
+    SDB_LOAD(SDB_META_MAX_VERSION, max_version);
+    SDB_LOAD(SDB_META_TOMBSTONES, tombstones);
+    SDB_LOAD(SDB_META_APPLIED_SEQ, applied_seq);
+    SDB_LOAD(SDB_META_KEYS, keys);
+#undef SDB_LOAD
+    if ((rc = sdb_meta_get(txn, db->meta, SDB_META_ROLE, &role)) != 0)
+        goto fail;
+    atomic_store(&db->role, role == SDB_ROLE_SECONDARY ? SDB_ROLE_SECONDARY
+                                                       : SDB_ROLE_PRIMARY);
+    return mdb_txn_commit(txn);
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+sdb *sdb_open(const char *dir, const sdb_opts *opts, char *err, size_t errlen)
+{
+    sdb_opts o = opts ? *opts : (sdb_opts){0};
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
+    sdb *db;
+    int rc;
+
+    if (sdb_mkdirs(dir) != 0) {
+        sdb_seterr(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    db = calloc(1, sizeof *db);
+    if (db == NULL) {
+        sdb_seterr(err, errlen, "%s%s", "out of memory", "");
+        return NULL;
+    }
+    db->fsync = o.fsync;
+    db->max_key = o.max_key_bytes ? o.max_key_bytes : 1024;
+    db->max_value = o.max_value_bytes ? o.max_value_bytes : 1024 * 1024;
+    pthread_mutex_init(&db->wmu, NULL);
+    pthread_mutex_init(&db->smu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&db->scv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    hlc_init(&db->hlc, o.clock);
+    if (o.fsync != SDB_FSYNC_ALWAYS)
+        flags |= MDB_NOSYNC;
+
+    if ((rc = mdb_env_create(&db->env)) != 0)
+        goto fail;
+    if ((rc = mdb_env_set_mapsize(
+             db->env, (size_t)(o.map_size_mb ? o.map_size_mb : 1024) << 20)) !=
+            0 ||
+        (rc = mdb_env_set_maxdbs(db->env, 4)) != 0 ||
+        /* One reader slot per concurrent read transaction (MDB_NOTLS):
+         * http threads, changes streams, stats. */
+        (rc = mdb_env_set_maxreaders(db->env, 512)) != 0)
+        goto fail;
+    if ((rc = mdb_env_open(db->env, dir, flags, 0644)) != 0)
+        goto fail;
+    /* Our key buffers are 512 bytes; a build allowing longer LMDB keys just
+     * uses surrogates a little earlier than it needs to. */
+    db->lmdb_maxkey = (size_t)mdb_env_get_maxkeysize(db->env);
+    if (db->lmdb_maxkey > 511)
+        db->lmdb_maxkey = 511;
+    if ((rc = sdb_load(db)) != 0)
+        goto fail;
+    /* Versions must stay monotonic across restarts: a version assigned now
+     * must beat every version already stored, even if the clock went back. */
+    hlc_observe(&db->hlc, atomic_load(&db->max_version));
+    if (o.fsync == SDB_FSYNC_EVERYSEC) {
+        /* The sync thread must never take a process signal (SIGTERM's
+         * default action would kill us mid-write): start it with all
+         * signals blocked whatever the caller's mask is. */
+        sigset_t all, old;
+        int prc;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        prc = pthread_create(&db->sync_thr, NULL, sdb_sync_main, db);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (prc != 0) {
+            sdb_seterr(err, errlen, "%s%s", "cannot start the sync thread", "");
+            sdb_close(db);
+            return NULL;
+        }
+        db->sync_started = 1;
+    }
+    return db;
+fail:
+    sdb_seterr(err, errlen, "lmdb at %s: %s", dir, mdb_strerror(rc));
+    sdb_close(db);
+    return NULL;
+}
+
+void sdb_close(sdb *db)
+{
+    if (db == NULL)
+        return;
+    if (db->sync_started) {
+        pthread_mutex_lock(&db->smu);
+        db->stopping = 1;
+        pthread_cond_signal(&db->scv);
+        pthread_mutex_unlock(&db->smu);
+        pthread_join(db->sync_thr, NULL);
+    }
+    if (db->env) {
+        /* Under NOSYNC policies this is what makes a clean stop durable. */
+        int rc = mdb_env_sync(db->env, 1);
+        if (rc != 0)
+            log_warn("store db: final sync failed: %s", mdb_strerror(rc));
+        mdb_env_close(db->env);
+    }
+    pthread_cond_destroy(&db->scv);
+    pthread_mutex_destroy(&db->smu);
+    pthread_mutex_destroy(&db->wmu);
+    free(db);
+}
+
+int sdb_sync(sdb *db)
+{
+    int rc = mdb_env_sync(db->env, 1);
+    if (rc != 0) {
+        log_error("store db: sync failed: %s", mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+int sdb_get_with(sdb *db, const void *key, size_t klen, sdb_read_fn fn,
+                 void *arg)
+{
+    char kbuf[512];
+    MDB_txn *txn;
+    MDB_val k, v;
+    sdb_record rec;
+    int rc;
+
+    if (klen == 0)
+        return -1;
+    sdb_dkey(db, key, klen, kbuf, &k);
+    rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        log_error("store db: read txn: %s", mdb_strerror(rc));
+        return -1;
+    }
+    rc = mdb_get(txn, db->data, &k, &v);
+    if (rc == 0) {
+        int p = sdb_rec_parse(&v, key, klen, &rec);
+        if (p < 0) {
+            mdb_txn_abort(txn);
+            log_error("store db: corrupt record");
+            return -1;
+        }
+        fn(p == 0 ? &rec : NULL, arg);
+    } else if (rc == MDB_NOTFOUND) {
+        fn(NULL, arg);
+    } else {
+        mdb_txn_abort(txn);
+        log_error("store db: get: %s", mdb_strerror(rc));
+        return -1;
+    }
+    mdb_txn_abort(txn);
+    return 0;
+}
+
+struct sdb_copy {
+    sdb_record *out;
+    int found;
+    int oom;
+};
+
+static void sdb_copy_fn(const sdb_record *rec, void *arg)
+{
+    struct sdb_copy *c = arg;
+    char *val;
+
+    if (rec == NULL)
+        return;
+    val = malloc(rec->val_len + 1);
+    if (val == NULL) {
+        c->oom = 1;
+        return;
+    }
+    memcpy(val, rec->val, rec->val_len);
+    val[rec->val_len] = '\0';
+    *c->out = *rec;
+    c->out->val = val;
+    c->found = 1;
+}
+
+int sdb_get(sdb *db, const void *key, size_t klen, sdb_record *out)
+{
+    struct sdb_copy c = {out, 0, 0};
+
+    memset(out, 0, sizeof *out);
+    if (sdb_get_with(db, key, klen, sdb_copy_fn, &c) != 0 || c.oom)
+        return -1;
+    return c.found ? 0 : 1;
+}
+
+void sdb_record_free(sdb_record *rec)
+{
+    if (rec == NULL)
+        return;
+    free((void *)rec->val);
+    rec->val = NULL;
+    rec->val_len = 0;
+}
+
+/* ---- writes ----------------------------------------------------------- */
+
+/* What a batch changes in meta, applied to the cache after commit. */
+struct sdb_txstate {
+    uint64_t last_seq, max_version, tombstones, applied_seq, keys;
+};
+
+static void sdb_fail_op(wire_result *res, sdb_opinfo *info, uint16_t status,
+                        enum sdb_err e)
+{
+    res->status = status;
+    if (info)
+        info->err = e;
+}
+
+/* Formats v as decimal into buf (>= 21 bytes); returns the length. */
+static size_t sdb_fmt_i64(int64_t v, char *buf)
+{
+    char tmp[24];
+    size_t n = 0, len = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    return len;
+}
+
+/* Applies one op inside txn. Returns 0 (the op's outcome is in res/info,
+ * including per-op failures) or an LMDB error that dooms the transaction. */
+static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
+                         struct sdb_txstate *st, wire_result *res,
+                         sdb_opinfo *info)
+{
+    char kbuf[512];
+    char num[24];
+    MDB_val k, v, ck, cv;
+    sdb_record old;
+    int have_old = 0;
+    const char *val = NULL;
+    size_t vlen = 0;
+    uint8_t flags = 0;
+    uint64_t version, seq;
+    int long_key;
+    int rc;
+
+    if (op->key_len == 0 || (op->key == NULL) ||
+        memchr(op->key, '\0', op->key_len) != NULL ||
+        (op->op != WIRE_PUT && op->op != WIRE_DEL && op->op != WIRE_INCR) ||
+        (op->op == WIRE_INCR && op->val_len != 8)) {
+        sdb_fail_op(res, info, 400, SDB_E_BAD_OP);
+        return 0;
+    }
+    if (op->key_len > db->max_key) {
+        sdb_fail_op(res, info, 414, SDB_E_KEY_SIZE);
+        return 0;
+    }
+    if (op->op == WIRE_PUT && op->val_len > db->max_value) {
+        sdb_fail_op(res, info, 413, SDB_E_VALUE_SIZE);
+        return 0;
+    }
+    if (op->version > HLC_MAX) {
+        sdb_fail_op(res, info, 400, SDB_E_BAD_VERSION);
+        return 0;
+    }
+
+    sdb_dkey(db, op->key, op->key_len, kbuf, &k);
+    long_key = op->key_len > db->lmdb_maxkey;
+    rc = mdb_get(txn, db->data, &k, &v);
+    if (rc == 0) {
+        int p = sdb_rec_parse(&v, op->key, op->key_len, &old);
+        if (p != 0) {
+            /* Corrupt record or an XXH3-128 collision between two long keys:
+             * refuse rather than overwrite another key's record. */
+            log_error("store db: cannot apply to a key whose record is %s",
+                      p < 0 ? "corrupt" : "taken by a colliding long key");
+            sdb_fail_op(res, info, 500, SDB_E_INTERNAL);
+            return 0;
+        }
+        have_old = 1;
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+
+    if (op->version)
+        hlc_observe(&db->hlc, op->version);
+    version = op->version ? op->version : hlc_next(&db->hlc);
+
+    if (have_old && version <= old.version) {
+        /* Last writer wins: an older or equal version is a no-op, so retries
+         * and reordered replays are harmless. */
+        res->status = 208;
+        res->version = old.version;
+        if (op->op == WIRE_INCR && !(old.flags & SDB_F_TOMBSTONE))
+            (void)sdb_parse_i64(old.val, old.val_len, &res->number);
+        return 0;
+    }
+
+    switch (op->op) {
+    case WIRE_PUT:
+        val = op->val;
+        vlen = op->val_len;
+        break;
+    case WIRE_DEL:
+        flags = SDB_F_TOMBSTONE;
+        break;
+    case WIRE_INCR: {
+        int64_t cur = 0, sum;
+        if (have_old && !(old.flags & SDB_F_TOMBSTONE) &&
+            sdb_parse_i64(old.val, old.val_len, &cur) != 0) {
+            res->version = old.version;
+            sdb_fail_op(res, info, 409, SDB_E_NOT_INTEGER);
+            return 0;
+        }
+        if (__builtin_add_overflow(cur, wire_decode_delta(op->val), &sum)) {
+            res->version = have_old ? old.version : 0;
+            res->number = cur;
+            sdb_fail_op(res, info, 409, SDB_E_OVERFLOW);
+            return 0;
+        }
+        vlen = sdb_fmt_i64(sum, num);
+        val = num;
+        res->number = sum;
+        break;
+    }
+    }
+
+    seq = ++st->last_seq;
+    if (have_old) {
+        /* One changes entry per key: drop the key's previous position. */
+        size_t oseq = (size_t)old.seq;
+        ck.mv_size = sizeof oseq;
+        ck.mv_data = &oseq;
+        rc = mdb_del(txn, db->changes, &ck, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        if (old.flags & SDB_F_TOMBSTONE)
+            st->tombstones--;
+        else
+            st->keys--;
+    }
+    if (flags & SDB_F_TOMBSTONE)
+        st->tombstones++;
+    else
+        st->keys++;
+
+    /* Write the record in place with MDB_RESERVE: one copy of the value. */
+    {
+        size_t hdr = long_key ? SDB_LONG_HDR + op->key_len : SDB_HDR;
+        uint8_t f = (uint8_t)(flags | (long_key ? SDB_F_LONGKEY : 0));
+        char *p;
+        v.mv_size = hdr + vlen;
+        v.mv_data = NULL;
+        if ((rc = mdb_put(txn, db->data, &k, &v, MDB_RESERVE)) != 0)
+            return rc;
+        p = v.mv_data;
+        memcpy(p, &version, 8);
+        memcpy(p + 8, &seq, 8);
+        p[16] = (char)f;
+        if (long_key) {
+            uint32_t kl = (uint32_t)op->key_len;
+            memcpy(p + SDB_HDR, &kl, 4);
+            memcpy(p + SDB_LONG_HDR, op->key, op->key_len);
+        }
+        if (vlen)
+            memcpy(p + hdr, val, vlen);
+    }
+    {
+        size_t s = (size_t)seq;
+        ck.mv_size = sizeof s;
+        ck.mv_data = &s;
+        cv.mv_size = op->key_len;
+        cv.mv_data = (void *)op->key;
+        /* seq only grows, so appending skips the B-tree search. */
+        if ((rc = mdb_put(txn, db->changes, &ck, &cv, MDB_APPEND)) != 0)
+            return rc;
+    }
+    if (version > st->max_version)
+        st->max_version = version;
+    res->status = 200;
+    res->version = version;
+    if (info)
+        info->seq = seq;
+    return 0;
+}
+
+int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
+                    sdb_opinfo *info)
+{
+    struct sdb_txstate st, st0;
+    MDB_txn *txn = NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        if (info)
+            memset(&info[i], 0, sizeof info[i]);
+    }
+    if (n == 0)
+        return 0;
+
+    pthread_mutex_lock(&db->wmu);
+    st.last_seq = atomic_load(&db->last_seq);
+    st.max_version = atomic_load(&db->max_version);
+    st.tombstones = atomic_load(&db->tombstones);
+    st.applied_seq = atomic_load(&db->applied_seq);
+    st.keys = atomic_load(&db->keys);
+    st0 = st;
+
+    rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = sdb_apply_one(db, txn, &ops[i], &st, &results[i],
+                           info ? &info[i] : NULL);
+        /* The upstream position moves past every op we were sent, applied
+         * or not: a 208 means we already hold something as new. */
+        if (rc == 0 && ops[i].seq > st.applied_seq)
+            st.applied_seq = ops[i].seq;
+    }
+    /* Meta changes ride in the same transaction as the data. */
+    if (rc == 0 && st.last_seq != st0.last_seq)
+        rc = sdb_meta_put(txn, db->meta, SDB_META_LAST_SEQ, st.last_seq);
+    if (rc == 0 && st.max_version != st0.max_version)
+        rc = sdb_meta_put(txn, db->meta, SDB_META_MAX_VERSION, st.max_version);
+    if (rc == 0 && st.tombstones != st0.tombstones)
+        rc = sdb_meta_put(txn, db->meta, SDB_META_TOMBSTONES, st.tombstones);
+    if (rc == 0 && st.keys != st0.keys)
+        rc = sdb_meta_put(txn, db->meta, SDB_META_KEYS, st.keys);
+    if (rc == 0 && st.applied_seq != st0.applied_seq)
+        rc = sdb_meta_put(txn, db->meta, SDB_META_APPLIED_SEQ, st.applied_seq);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc == 0) {
+        atomic_store(&db->last_seq, st.last_seq);
+        atomic_store(&db->max_version, st.max_version);
+        atomic_store(&db->tombstones, st.tombstones);
+        atomic_store(&db->keys, st.keys);
+        atomic_store(&db->applied_seq, st.applied_seq);
+    }
+    pthread_mutex_unlock(&db->wmu);
+
+    if (rc != 0) {
+        int full = rc == MDB_MAP_FULL;
+        log_error("store db: batch of %zu ops failed: %s", n, mdb_strerror(rc));
+        for (size_t i = 0; i < n; i++) {
+            memset(&results[i], 0, sizeof results[i]);
+            results[i].status = full ? 507 : 500;
+            if (info) {
+                info[i].seq = 0;
+                info[i].err = full ? SDB_E_FULL : SDB_E_INTERNAL;
+            }
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- changes ---------------------------------------------------------- */
+
+int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
+                      wire_buf *out, uint64_t *next_since, int *more)
+{
+    char kbuf[512];
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    MDB_val ck, cv, k, v;
+    uint64_t snap_last;
+    uint64_t last_written = 0;
+    size_t written = 0, start_len = out->len;
+    size_t s;
+    int rc;
+
+    *more = 0;
+    *next_since = since;
+    rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        goto fail;
+    /* last_seq of this snapshot, not of the cache: a commit after the
+     * snapshot must not be skipped by the caller's next position. */
+    if ((rc = sdb_meta_get(txn, db->meta, SDB_META_LAST_SEQ, &snap_last)) != 0)
+        goto fail;
+    if (since >= snap_last) {
+        mdb_txn_abort(txn);
+        *next_since = snap_last;
+        return 0;
+    }
+    if ((rc = mdb_cursor_open(txn, db->changes, &cur)) != 0)
+        goto fail;
+    s = (size_t)since + 1;
+    ck.mv_size = sizeof s;
+    ck.mv_data = &s;
+    rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE);
+    while (rc == 0) {
+        sdb_record rec;
+        wire_op op;
+        uint64_t seq;
+
+        if ((limit && written >= limit) ||
+            (max_bytes && written && out->len - start_len >= max_bytes)) {
+            *more = 1;
+            break;
+        }
+        seq = sdb_ld64(ck.mv_data);
+        sdb_dkey(db, cv.mv_data, cv.mv_size, kbuf, &k);
+        rc = mdb_get(txn, db->data, &k, &v);
+        if (rc != 0 || sdb_rec_parse(&v, cv.mv_data, cv.mv_size, &rec) != 0) {
+            /* changes and data are written in one transaction, so this is
+             * corruption; say so and skip the entry rather than stall every
+             * replica behind it. */
+            log_error("store db: changes entry %llu has no record",
+                      (unsigned long long)seq);
+        } else {
+            memset(&op, 0, sizeof op);
+            op.op = (rec.flags & SDB_F_TOMBSTONE) ? WIRE_DEL : WIRE_PUT;
+            op.version = rec.version;
+            op.seq = seq;
+            op.key = cv.mv_data;
+            op.key_len = cv.mv_size;
+            op.val = op.op == WIRE_PUT ? rec.val : NULL;
+            op.val_len = op.op == WIRE_PUT ? rec.val_len : 0;
+            if (wire_put_op(out, &op) != 0) {
+                rc = ENOMEM;
+                goto fail;
+            }
+            written++;
+        }
+        last_written = seq;
+        rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    *next_since = *more ? last_written : snap_last;
+    return 0;
+fail:
+    log_error("store db: changes since %llu: %s", (unsigned long long)since,
+              rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    out->len = start_len;
+    return -1;
+}
+
+int sdb_collect_tombstones(sdb *db, uint64_t upto_seq, uint64_t *collected)
+{
+    char kbuf[512];
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    MDB_val ck, cv, k, v;
+    uint64_t n = 0, tomb;
+    int rc;
+
+    if (collected)
+        *collected = 0;
+    pthread_mutex_lock(&db->wmu);
+    tomb = atomic_load(&db->tombstones);
+    rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (rc != 0)
+        goto out;
+    if ((rc = mdb_cursor_open(txn, db->changes, &cur)) != 0)
+        goto abort;
+    rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST);
+    while (rc == 0 && sdb_ld64(ck.mv_data) <= upto_seq) {
+        sdb_record rec;
+        sdb_dkey(db, cv.mv_data, cv.mv_size, kbuf, &k);
+        rc = mdb_get(txn, db->data, &k, &v);
+        if (rc == 0 && sdb_rec_parse(&v, cv.mv_data, cv.mv_size, &rec) == 0 &&
+            (rec.flags & SDB_F_TOMBSTONE)) {
+            if ((rc = mdb_del(txn, db->data, &k, NULL)) != 0 ||
+                (rc = mdb_cursor_del(cur, 0)) != 0)
+                goto abort;
+            n++;
+            tomb--;
+            /* MDB_NEXT after a delete yields the entry that followed it. */
+            rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT);
+            continue;
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            goto abort;
+        rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto abort;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    rc = n ? sdb_meta_put(txn, db->meta, SDB_META_TOMBSTONES, tomb) : 0;
+    if (rc != 0)
+        goto abort;
+    rc = mdb_txn_commit(txn);
+    if (rc == 0)
+        atomic_store(&db->tombstones, tomb);
+    goto out;
+abort:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+out:
+    pthread_mutex_unlock(&db->wmu);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        log_error("store db: tombstone collection: %s", mdb_strerror(rc));
+        return -1;
+    }
+    if (collected)
+        *collected = n;
+    return 0;
+}
+
+/* ---- meta ------------------------------------------------------------- */
+
+int sdb_stats_get(sdb *db, sdb_stats *out)
+{
+    MDB_envinfo ei;
+    MDB_stat es;
+
+    memset(out, 0, sizeof *out);
+    out->keys = atomic_load(&db->keys);
+    out->tombstones = atomic_load(&db->tombstones);
+    out->last_seq = atomic_load(&db->last_seq);
+    out->epoch = atomic_load(&db->epoch);
+    out->max_version = atomic_load(&db->max_version);
+    out->applied_seq = atomic_load(&db->applied_seq);
+    out->role = (enum sdb_role)atomic_load(&db->role);
+    if (mdb_env_info(db->env, &ei) != 0 || mdb_env_stat(db->env, &es) != 0)
+        return -1;
+    out->map_size = ei.me_mapsize;
+    out->map_used = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    return 0;
+}
+
+uint64_t sdb_last_seq(sdb *db)
+{
+    return atomic_load(&db->last_seq);
+}
+
+uint64_t sdb_applied_seq(sdb *db)
+{
+    return atomic_load(&db->applied_seq);
+}
+
+uint64_t sdb_get_epoch(sdb *db)
+{
+    return atomic_load(&db->epoch);
+}
+
+int sdb_set_epoch(sdb *db, uint64_t epoch)
+{
+    return sdb_meta_write(db, SDB_META_EPOCH, epoch, &db->epoch);
+}
+
+enum sdb_role sdb_get_role(sdb *db)
+{
+    return (enum sdb_role)atomic_load(&db->role);
+}
+
+int sdb_set_role(sdb *db, enum sdb_role role)
+{
+    if (sdb_meta_write(db, SDB_META_ROLE, (uint64_t)role, NULL) != 0)
+        return -1;
+    atomic_store(&db->role, (int)role);
+    return 0;
+}
+
+int sdb_set_applied_seq(sdb *db, uint64_t seq)
+{
+    return sdb_meta_write(db, SDB_META_APPLIED_SEQ, seq, &db->applied_seq);
+}
+
+uint64_t sdb_next_version(sdb *db)
+{
+    return hlc_next(&db->hlc);
+}

@@ -1,0 +1,217 @@
+/* kv-store: one replica of one shard. Parses flags and configuration, opens
+ * the LMDB store, serves HTTP until SIGINT/SIGTERM, then closes cleanly. */
+#include "config.h"
+#include "daemon.h"
+#include "db.h"
+#include "http.h"
+#include "httpd.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void store_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kv-store [options]\n"
+            "  --config FILE        cluster configuration (JSON)\n"
+            "  --set PATH=VALUE     override one field, repeatable\n"
+            "                       (e.g. --set store.fsync=always)\n"
+            "  --port P             listen port (default: from cluster.base_port)\n"
+            "  --shard S            shard id (default 0)\n"
+            "  --replica R          replica id within the shard (default 0)\n"
+            "  --role primary|secondary\n"
+            "                       role to start in (default: the stored one)\n"
+            "  --data DIR           LMDB directory (default:\n"
+            "                       <cluster.data_dir>/store-<S>-<R>)\n"
+            "  --controller URL     the controller (reserved)\n"
+            "  --help               this text; configuration fields follow\n\n");
+    config_print_help(f);
+}
+
+/* Strict non-negative integer flag value within [0, max]. */
+static int store_flag_uint(const char *name, const char *s, unsigned long max,
+                           unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (s[0] < '0' || s[0] > '9')
+        goto bad;
+    v = strtoul(s, &end, 10);
+    if (*end != '\0' || v > max)
+        goto bad;
+    *out = v;
+    return 0;
+bad:
+    fprintf(stderr, "kv-store: --%s: expected an integer 0..%lu, got \"%s\"\n",
+            name, max, s);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"set", required_argument, NULL, 's'},
+        {"port", required_argument, NULL, 'p'},
+        {"shard", required_argument, NULL, 'S'},
+        {"replica", required_argument, NULL, 'R'},
+        {"role", required_argument, NULL, 'r'},
+        {"data", required_argument, NULL, 'd'},
+        {"controller", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    kv_config cfg;
+    char err[512];
+    const char *config_path = NULL, *data = NULL, *controller = NULL;
+    const char *role_arg = NULL;
+    char **sets = NULL;
+    size_t nsets = 0;
+    unsigned long port = 0, shard = 0, replica = 0;
+    int have_port = 0;
+    char datadir[512];
+    enum sdb_fsync fsync_mode;
+    enum sdb_role role = SDB_ROLE_PRIMARY;
+    sdb_opts dbo;
+    sdb *db;
+    store_http *sh;
+    httpd_t *srv;
+    httpd_opts ho;
+    int sig, opt;
+
+    log_init("kv-store", LOG_INFO);
+    sets = calloc((size_t)argc, sizeof *sets);
+    if (sets == NULL)
+        return 1;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 's': sets[nsets++] = optarg; break;
+        case 'p':
+            if (store_flag_uint("port", optarg, 65535, &port) != 0)
+                goto usage_fail;
+            have_port = 1;
+            break;
+        case 'S':
+            if (store_flag_uint("shard", optarg, 1023, &shard) != 0)
+                goto usage_fail;
+            break;
+        case 'R':
+            if (store_flag_uint("replica", optarg, 1023, &replica) != 0)
+                goto usage_fail;
+            break;
+        case 'r':
+            role_arg = optarg;
+            if (sdb_role_parse(optarg, &role) != 0) {
+                fprintf(stderr, "kv-store: --role: expected primary or "
+                                "secondary, got \"%s\"\n", optarg);
+                goto usage_fail;
+            }
+            break;
+        case 'd': data = optarg; break;
+        case 'C': controller = optarg; break;
+        case 'h':
+            store_usage(stdout);
+            free(sets);
+            return 0;
+        default:
+            goto usage_fail;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "kv-store: unexpected argument \"%s\"\n", argv[optind]);
+        goto usage_fail;
+    }
+
+    /* Precedence: defaults < file < environment < --set. */
+    if (daemon_config(&cfg, config_path, sets, (int)nsets) != 0)
+        goto fail;
+    if (sdb_fsync_parse(cfg.fsync, &fsync_mode) != 0) {
+        fprintf(stderr, "kv-store: store.fsync: unknown policy \"%s\"\n",
+                cfg.fsync);
+        goto fail;
+    }
+    if (!have_port)
+        port = config_store_port(&cfg, (unsigned)shard, (unsigned)replica);
+    if (data == NULL) {
+        snprintf(datadir, sizeof datadir, "%s/store-%lu-%lu", cfg.data_dir,
+                 shard, replica);
+        data = datadir;
+    }
+
+    /* Block the stop signals before any thread exists (the LMDB sync
+     * thread, the httpd pool) so every thread inherits the mask and only the
+     * wait below sees them. */
+    daemon_block_signals();
+
+    memset(&dbo, 0, sizeof dbo);
+    dbo.map_size_mb = (size_t)cfg.map_size_mb;
+    dbo.fsync = fsync_mode;
+    dbo.max_key_bytes = (size_t)cfg.max_key_bytes;
+    dbo.max_value_bytes = (size_t)cfg.max_value_bytes;
+    db = sdb_open(data, &dbo, err, sizeof err);
+    if (db == NULL) {
+        log_error("cannot open the store: %s", err);
+        goto fail;
+    }
+    /* The role flag is what the controller wants now; without it the store
+     * keeps the role it had. */
+    if (role_arg && sdb_get_role(db) != role && sdb_set_role(db, role) != 0) {
+        sdb_close(db);
+        goto fail;
+    }
+
+    sh = store_http_new(&(store_http_opts){
+        .db = db,
+        .shard = (unsigned)shard,
+        .replica = (unsigned)replica,
+        .token = cfg.token,
+        .max_key_bytes = (size_t)cfg.max_key_bytes,
+        .max_value_bytes = (size_t)cfg.max_value_bytes,
+    });
+    if (sh == NULL) {
+        log_error("out of memory");
+        sdb_close(db);
+        goto fail;
+    }
+
+
+    memset(&ho, 0, sizeof ho);
+    ho.bind = cfg.bind;
+    ho.port = (uint16_t)port;
+    ho.threads = (unsigned)cfg.store_threads;
+    ho.max_body = store_http_max_body((size_t)cfg.max_value_bytes);
+    srv = httpd_start(&ho, store_http_handle, sh);
+    if (srv == NULL) {
+        store_http_free(sh);
+        sdb_close(db);
+        goto fail;
+    }
+    log_info("shard %lu replica %lu (%s, epoch %llu, seq %llu) listening on "
+             "http://%s:%u, data in %s, fsync %s, controller %s",
+             shard, replica, sdb_role_name(sdb_get_role(db)),
+             (unsigned long long)sdb_get_epoch(db),
+             (unsigned long long)sdb_last_seq(db), cfg.bind,
+             (unsigned)httpd_port(srv), data, cfg.fsync,
+             controller ? controller : "(none)");
+
+    sig = daemon_wait_signal();
+    log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    httpd_stop(srv);
+    store_http_free(sh);
+    sdb_close(db);
+    free(sets);
+    log_info("stopped");
+    return 0;
+
+usage_fail:
+    fprintf(stderr, "kv-store: see --help\n");
+fail:
+    free(sets);
+    return 1;
+}
