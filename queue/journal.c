@@ -10,16 +10,17 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* A pending change: a record to write (rec != NULL) or an id to delete. */
+/* A pending change: a record to write (rec != NULL, owned by its waiting
+ * caller) or an id to delete. */
 typedef struct jnl_pend {
     uint64_t id;
-    uint8_t *rec;
-    size_t len;
+    jnl_rec *rec;
     struct jnl_pend *next;
 } jnl_pend;
 
 struct jnl {
     MDB_env *env;
+    jnl_hooks hooks;
     MDB_dbi dbi;
     int sync_each;
     int sync_everysec;
@@ -61,7 +62,8 @@ static void *jnl_sync_main(void *arg)
     return NULL;
 }
 
-jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync)
+jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
+                const jnl_hooks *hooks)
 {
     jnl_t *j = calloc(1, sizeof *j);
     MDB_txn *txn;
@@ -75,6 +77,7 @@ jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync)
         free(j);
         return NULL;
     }
+    j->hooks = *hooks;
     j->sync_each = strcmp(fsync, "always") == 0;
     if (!j->sync_each)
         flags |= MDB_NOSYNC; /* everysec: the syncer thread; no: the OS */
@@ -122,6 +125,28 @@ void jnl_close(jnl_t *j)
     free(j);
 }
 
+/* Write one record: op, delta, key length, key, value. */
+static int jnl_put(jnl_t *j, MDB_txn *txn, const jnl_rec *r)
+{
+    size_t id = (size_t)r->id;
+    MDB_val k = {sizeof id, &id};
+    MDB_val v = {13 + r->klen + r->vlen, NULL};
+    uint32_t klen = (uint32_t)r->klen;
+    uint8_t *b;
+    int rc = mdb_put(txn, j->dbi, &k, &v, MDB_RESERVE);
+
+    if (rc)
+        return rc;
+    b = v.mv_data;
+    b[0] = r->op;
+    memcpy(b + 1, &r->delta, 8);
+    memcpy(b + 9, &klen, 4);
+    memcpy(b + 13, r->key, r->klen);
+    if (r->vlen)
+        memcpy(b + 13 + r->klen, r->val, r->vlen);
+    return 0;
+}
+
 /* Commit one group (the list taken from the pending queue). */
 static int jnl_commit(jnl_t *j, jnl_pend *list)
 {
@@ -132,8 +157,7 @@ static int jnl_commit(jnl_t *j, jnl_pend *list)
         size_t id = (size_t)p->id;
         MDB_val k = {sizeof id, &id};
         if (p->rec) {
-            MDB_val v = {p->len, p->rec};
-            rc = mdb_put(txn, j->dbi, &k, &v, 0);
+            rc = jnl_put(j, txn, p->rec);
         } else {
             rc = mdb_del(txn, j->dbi, &k, NULL);
             if (rc == MDB_NOTFOUND)
@@ -156,15 +180,30 @@ static void jnl_lead(jnl_t *j)
 {
     jnl_pend *list = j->head;
     uint64_t from = j->committed + 1, upto = j->queued;
+    jnl_rec **recs = NULL;
+    size_t n = 0;
     int rc;
 
     j->head = j->tail = NULL;
     j->committing = 1;
     pthread_mutex_unlock(&j->mu);
-    rc = jnl_commit(j, list);
-    for (jnl_pend *q = list, *n; q; q = n) {
-        n = q->next;
-        free(q->rec);
+    for (jnl_pend *p = list; p; p = p->next)
+        n += p->rec != NULL;
+    recs = n ? malloc(n * sizeof *recs) : NULL;
+    n = 0;
+    /* Number the group in the order it is written. */
+    for (jnl_pend *p = list; p; p = p->next)
+        if (p->rec) {
+            p->rec->id = j->hooks.next_id(j->hooks.arg);
+            if (recs)
+                recs[n++] = p->rec;
+        }
+    rc = recs || n == 0 ? jnl_commit(j, list) : -1;
+    if (rc == 0 && n)
+        j->hooks.committed(j->hooks.arg, recs, n);
+    free(recs);
+    for (jnl_pend *q = list, *nx; q; q = nx) {
+        nx = q->next;
         free(q);
     }
     pthread_mutex_lock(&j->mu);
@@ -203,26 +242,13 @@ static int jnl_submit(jnl_t *j, jnl_pend *p, int wait)
     return rc;
 }
 
-int jnl_append(jnl_t *j, const jnl_rec *r)
+int jnl_append(jnl_t *j, jnl_rec *r)
 {
     jnl_pend *p = calloc(1, sizeof *p);
-    size_t len = 1 + 8 + 4 + r->klen + r->vlen;
-    uint8_t *b;
-    uint32_t klen = (uint32_t)r->klen;
 
-    if (p == NULL || (b = malloc(len)) == NULL) {
-        free(p);
+    if (p == NULL)
         return -1;
-    }
-    b[0] = r->op;
-    memcpy(b + 1, &r->delta, 8);
-    memcpy(b + 9, &klen, 4);
-    memcpy(b + 13, r->key, r->klen);
-    if (r->vlen)
-        memcpy(b + 13 + r->klen, r->val, r->vlen);
-    p->id = r->id;
-    p->rec = b;
-    p->len = len;
+    p->rec = r;
     return jnl_submit(j, p, 1);
 }
 

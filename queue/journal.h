@@ -4,6 +4,11 @@
  * every record waiting and commits them in one transaction, while the others
  * wait for theirs (leader/follower group commit), so admission costs about
  * one commit per group, not per write.
+ *
+ * The leader also numbers the group: it takes each record's id from
+ * hooks.next_id in the order it writes them, and after the commit hands the
+ * whole group, in that order, to hooks.committed before anyone returns. The
+ * queue enqueues there, so enqueue order is id (version) order.
  * Ownership: jnl_open allocates, jnl_close frees; records are copied. */
 #ifndef KV_QUEUE_JOURNAL_H
 #define KV_QUEUE_JOURNAL_H
@@ -14,21 +19,32 @@
 typedef struct jnl jnl_t;
 
 typedef struct jnl_rec {
-    uint64_t id;          /* the job id (= its version) */
+    uint64_t id;          /* the job id (= its version), set by the leader */
     uint8_t op;           /* WIRE_PUT / WIRE_DEL / WIRE_INCR */
     int64_t delta;
     const char *key;
     size_t klen;
     const void *val;
     size_t vlen;
+    void *ctx;            /* the caller's, passed to hooks.committed */
 } jnl_rec;
+
+typedef struct jnl_hooks {
+    uint64_t (*next_id)(void *arg);
+    /* Called by the leader, in id order, once the records are durable. */
+    void (*committed)(void *arg, jnl_rec *const *recs, size_t n);
+    void *arg;
+} jnl_hooks;
 
 /* fsync: "always" syncs every group, "everysec" from a timer, "no" never
  * (the OS writes back; a process crash loses nothing either way). */
-jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync);
+jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
+                const jnl_hooks *hooks);
 void jnl_close(jnl_t *j);
-/* Durable on return (per the fsync policy). 0, or -1 (journal full or I/O). */
-int jnl_append(jnl_t *j, const jnl_rec *rec);
+/* Durable and handed to hooks.committed on return (per the fsync policy);
+ * rec->id is set. 0, or -1 (journal full or I/O: not committed). rec and
+ * what it points to must stay valid until then (the caller waits anyway). */
+int jnl_append(jnl_t *j, jnl_rec *rec);
 /* Queue the deletion of ended jobs; done with a later group (no wait). */
 void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n);
 /* Call fn for every record, in id order (before the queue starts). */

@@ -490,16 +490,90 @@ static wq_job *wq_job_new(const wq_write *w, uint32_t shard)
     return j;
 }
 
+/* An admission waiting for its journal group. */
+typedef struct wq_pending {
+    const wq_write *w;
+    wq_job *job;
+    wq_waiter *wt;
+    void *waiter;
+    uint64_t wait_ms;
+    int over;
+    int rc;
+} wq_pending;
+
+static uint64_t wq_next_id(void *arg)
+{
+    return hlc_next(&((wq_t *)arg)->hlc);
+}
+
+/* The journal leader, once a group is durable, in id order: queue them. */
+static void wq_committed(void *arg, jnl_rec *const *recs, size_t n)
+{
+    wq_t *q = arg;
+    uint64_t now = wq_now_us();
+
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < n; i++) {
+        wq_pending *p = recs[i]->ctx;
+        wq_job *j = p->job;
+        wq_key *k = wq_key_get(q, p->w->key, p->w->klen);
+        enum wq_class cls;
+
+        j->id = recs[i]->id;
+        j->admitted_us = now;
+        if (k == NULL) {
+            p->rc = WQ_NOMEM; /* journaled: replayed at the next start */
+            continue;
+        }
+        /* A key going over its rate takes its queued writes along to
+         * EXCESS: all of a key's ops share one FIFO, which keeps them in
+         * order. */
+        cls = wq_route(k, p->over);
+        if (cls == WQ_EXCESS && p->over) {
+            wq_key_move(q, k, WQ_EXCESS);
+            metric_add(&m_spill_excess, 1);
+            wq_log_spill(q, "key %.*s over max_key_rate: to EXCESS (shard %u)",
+                         p->w->key, p->w->klen, j->shard);
+        }
+        if (wq_enqueue(q, j, p->w, cls, k) != 0) {
+            if (k->first == NULL) {
+                *wq_key_slot(q, k->key, k->klen) = k->hnext;
+                free(k->key);
+                free(k);
+            }
+            p->rc = WQ_NOMEM;
+            continue;
+        }
+        *wq_job_slot(q, j->id) = j;
+        if (p->wt) {
+            wq_waiter *wt = p->wt;
+            wt->who = p->waiter;
+            wt->job = j;
+            wt->deadline_us = now + p->wait_ms * 1000;
+            j->waiters = wt;
+            wt->next = q->waiters;
+            if (q->waiters)
+                q->waiters->prev = wt;
+            q->waiters = wt;
+            p->wt = NULL; /* owned by the job now */
+        }
+        p->job = NULL;
+        p->rc = WQ_OK;
+        metric_add(&m_admitted, 1);
+    }
+    wq_gauges(q);
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+}
+
 int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
              uint64_t *job_out, const char **full)
 {
     topo_t *t = topo_watch_get(q->topo);
-    wq_waiter *wt = NULL;
-    wq_job *j;
-    wq_key *k;
+    wq_pending p = {.w = w, .waiter = waiter, .wait_ms = wait_ms, .rc = WQ_OK};
+    enum wq_class charged;
     uint32_t shard;
-    int over = 0, rc;
-    enum wq_class cls;
+    int rc;
 
     if (t == NULL)
         return WQ_NO_TOPOLOGY;
@@ -508,95 +582,43 @@ int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
     if (shard >= WQ_MAX_SHARDS)
         return WQ_NO_TOPOLOGY;
     if (q->key_rate)
-        over = !rl_check(q->key_rate, w->key, rl_now_ms()).allowed;
-    if ((j = wq_job_new(w, shard)) == NULL ||
-        (waiter && (wt = calloc(1, sizeof *wt)) == NULL)) {
-        if (j)
-            free(j->key);
-        free(j);
-        return WQ_NOMEM;
+        p.over = !rl_check(q->key_rate, w->key, rl_now_ms()).allowed;
+    charged = p.over ? WQ_EXCESS : WQ_MAIN;
+    if ((p.job = wq_job_new(w, shard)) == NULL ||
+        (waiter && (p.wt = calloc(1, sizeof *p.wt)) == NULL)) {
+        rc = WQ_NOMEM;
+        goto out;
     }
+    p.job->charged = charged;
 
-    /* Reserve a place, then journal outside the lock, then queue. */
+    /* Hold a place, then journal (the group's leader queues the job). */
     pthread_mutex_lock(&q->mu);
-    k = q->stopping ? NULL : wq_key_get(q, w->key, w->klen);
-    j->charged = over ? WQ_EXCESS : WQ_MAIN;
-    cls = j->charged;
-    if (q->stopping || k == NULL || q->charged[cls] >= q->cap[cls]) {
-        rc = q->stopping ? WQ_STOPPING : k == NULL ? WQ_NOMEM : WQ_FULL;
-        if (k && k->first == NULL) { /* made for nothing */
-            *wq_key_slot(q, k->key, k->klen) = k->hnext;
-            free(k->key);
-            free(k);
-        }
+    if (q->stopping || q->charged[charged] >= q->cap[charged]) {
+        rc = q->stopping ? WQ_STOPPING : WQ_FULL;
         pthread_mutex_unlock(&q->mu);
         metric_add(&m_rejected, rc == WQ_FULL);
-        *full = wq_class_names[cls];
-        free(j->key);
-        free(j);
-        free(wt);
-        return rc;
+        *full = wq_class_names[charged];
+        goto out;
     }
-    /* Taken under the lock so that a key's versions follow its order. */
-    j->id = hlc_next(&q->hlc);
-    j->admitted_us = wq_now_us();
-    q->charged[cls]++; /* held until the job ends */
+    q->charged[charged]++; /* held until the job ends */
     pthread_mutex_unlock(&q->mu);
 
-    jnl_rec rec = {.id = j->id, .op = w->op, .delta = w->delta, .key = w->key,
-                   .klen = w->klen, .val = w->val, .vlen = w->vlen};
-    int jrc = jnl_append(q->jnl, &rec);
-
-    pthread_mutex_lock(&q->mu);
-    k = wq_key_get(q, w->key, w->klen);
-    if (jrc != 0 || k == NULL) {
-        q->charged[cls]--;
-        if (k && k->first == NULL) {
-            *wq_key_slot(q, k->key, k->klen) = k->hnext;
-            free(k->key);
-            free(k);
-        }
+    jnl_rec rec = {.op = w->op, .delta = w->delta, .key = w->key,
+                   .klen = w->klen, .val = w->val, .vlen = w->vlen, .ctx = &p};
+    rc = jnl_append(q->jnl, &rec) != 0 ? WQ_JOURNAL : p.rc;
+    if (rc != WQ_OK) {
+        pthread_mutex_lock(&q->mu);
+        q->charged[charged]--;
         pthread_mutex_unlock(&q->mu);
-        free(j->key);
-        free(j);
-        free(wt);
-        return jrc ? WQ_JOURNAL : WQ_NOMEM;
+        goto out;
     }
-    /* The key may have moved (to STALE, say) while we journaled. A key
-     * going over its rate takes its queued writes along to EXCESS: all of a
-     * key's ops share one FIFO, which keeps them in order. */
-    cls = wq_route(k, over);
-    if (cls == WQ_EXCESS && over) {
-        wq_key_move(q, k, WQ_EXCESS);
-        metric_add(&m_spill_excess, 1);
-        wq_log_spill(q, "key %.*s over max_key_rate: to EXCESS (shard %u)",
-                     w->key, w->klen, shard);
-    }
-    if (wq_enqueue(q, j, w, cls, k) != 0) {
-        q->charged[j->charged]--;
-        pthread_mutex_unlock(&q->mu);
-        free(j->key);
-        free(j);
-        free(wt);
-        return WQ_NOMEM; /* journaled: replayed at the next start */
-    }
-    *wq_job_slot(q, j->id) = j;
-    if (wt) {
-        wt->who = waiter;
-        wt->job = j;
-        wt->deadline_us = j->admitted_us + wait_ms * 1000;
-        j->waiters = wt;
-        wt->next = q->waiters;
-        if (q->waiters)
-            q->waiters->prev = wt;
-        q->waiters = wt;
-    }
-    *job_out = j->id;
-    metric_add(&m_admitted, 1);
-    wq_gauges(q);
-    pthread_cond_signal(&q->work);
-    pthread_mutex_unlock(&q->mu);
-    return WQ_OK;
+    *job_out = rec.id;
+out:
+    if (p.job)
+        free(p.job->key);
+    free(p.job);
+    free(p.wt);
+    return rc;
 }
 
 /* ---- dispatch ------------------------------------------------------------- */
@@ -856,8 +878,8 @@ static void *wq_worker(void *arg)
         size_t budget = wq_budget(q, now, &wake), n = 0;
         int si = budget ? wq_pick(q, now, &wake) : -1;
         wq_ended e = {0};
-        wq_shard *s;
-        wq_op *batch;
+        wq_shard *s = NULL;
+        wq_op *batch = NULL;
         httpc_resp resp;
         int rc;
 
@@ -1028,7 +1050,8 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
         q->drain_rate = rl_new(RL_SLIDING, (uint32_t)cfg->max_key_rate,
                                (uint64_t)cfg->key_window_s * 1000, 1000000);
     }
-    q->jnl = jnl_open(journal_dir, (size_t)cfg->journal_map_mb, cfg->fsync);
+    jnl_hooks hooks = {.next_id = wq_next_id, .committed = wq_committed, .arg = q};
+    q->jnl = jnl_open(journal_dir, (size_t)cfg->journal_map_mb, cfg->fsync, &hooks);
     if (q->jnl == NULL) {
         rl_free(q->key_rate);
         rl_free(q->drain_rate);
