@@ -32,6 +32,7 @@ struct jnl {
     int committing;
     uint64_t fail_lo, fail_hi; /* the last failed group's changes */
     pthread_t syncer;
+    pthread_cond_t tick;   /* the syncer's own: commits must not wake it */
     int stopping;
 };
 
@@ -46,7 +47,9 @@ static void *jnl_sync_main(void *arg)
     while (!j->stopping) {
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
-        pthread_cond_timedwait(&j->done, &j->mu, &ts);
+        while (!j->stopping &&
+               pthread_cond_timedwait(&j->tick, &j->mu, &ts) == 0)
+            ;
         if (j->stopping)
             break;
         /* Deletions nobody waits for go out at least once a second. */
@@ -68,7 +71,10 @@ jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
     jnl_t *j = calloc(1, sizeof *j);
     MDB_txn *txn;
     int rc;
-    unsigned flags = MDB_NOTLS;
+    /* A writable map: a commit writes into the map, not with pwrite calls
+     * (the journal holds only our own records, so the risk LMDB warns of,
+     * stray writes through the map, is the same as for any memory). */
+    unsigned flags = MDB_NOTLS | MDB_WRITEMAP;
 
     if (j == NULL)
         return NULL;
@@ -80,7 +86,7 @@ jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
     j->hooks = *hooks;
     j->sync_each = strcmp(fsync, "always") == 0;
     if (!j->sync_each)
-        flags |= MDB_NOSYNC; /* everysec: the syncer thread; no: the OS */
+        flags |= MDB_NOSYNC | MDB_MAPASYNC; /* everysec: the syncer; no: the OS */
     if ((rc = mdb_env_create(&j->env)) ||
         (rc = mdb_env_set_mapsize(j->env, map_mb * 1024 * 1024)) ||
         (rc = mdb_env_open(j->env, dir, flags, 0644)) ||
@@ -100,6 +106,7 @@ jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
     }
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->done, NULL);
+    pthread_cond_init(&j->tick, NULL);
     j->sync_everysec = strcmp(fsync, "everysec") == 0;
     pthread_create(&j->syncer, NULL, jnl_sync_main, j);
     return j;
@@ -115,12 +122,13 @@ void jnl_close(jnl_t *j)
     if (j->head)
         jnl_lead(j);
     j->stopping = 1;
-    pthread_cond_broadcast(&j->done);
+    pthread_cond_broadcast(&j->tick);
     pthread_mutex_unlock(&j->mu);
     pthread_join(j->syncer, NULL);
     mdb_env_sync(j->env, 1);
     mdb_env_close(j->env);
     pthread_cond_destroy(&j->done);
+    pthread_cond_destroy(&j->tick);
     pthread_mutex_destroy(&j->mu);
     free(j);
 }
