@@ -155,11 +155,23 @@ static int jnl_put(jnl_t *j, MDB_txn *txn, const jnl_rec *r)
     return 0;
 }
 
+/* Record 0 holds the highest id ever handed out, so that a restarted queue
+ * with an empty journal never numbers below it (a clock stepped back). */
+static int jnl_put_high(jnl_t *j, MDB_txn *txn, uint64_t high)
+{
+    size_t zero = 0;
+    MDB_val k = {sizeof zero, &zero}, v = {sizeof high, &high};
+    return mdb_put(txn, j->dbi, &k, &v, 0);
+}
+
 /* Commit one group (the list taken from the pending queue). */
-static int jnl_commit(jnl_t *j, jnl_pend *list)
+static int jnl_commit(jnl_t *j, jnl_pend *list, uint64_t high)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(j->env, NULL, 0, &txn);
+
+    if (rc == 0 && high)
+        rc = jnl_put_high(j, txn, high);
 
     for (jnl_pend *p = list; rc == 0 && p; p = p->next) {
         size_t id = (size_t)p->id;
@@ -183,7 +195,7 @@ static int jnl_commit(jnl_t *j, jnl_pend *list)
 
 /* Lead a group: take everything pending and commit it in one transaction.
  * Called and returns with the lock held; drops it while committing. */
-static int jnl_commit(jnl_t *j, jnl_pend *list);
+static int jnl_commit(jnl_t *j, jnl_pend *list, uint64_t high);
 static void jnl_lead(jnl_t *j)
 {
     jnl_pend *list = j->head;
@@ -200,13 +212,14 @@ static void jnl_lead(jnl_t *j)
     recs = n ? malloc(n * sizeof *recs) : NULL;
     n = 0;
     /* Number the group in the order it is written. */
+    uint64_t high = 0;
     for (jnl_pend *p = list; p; p = p->next)
         if (p->rec) {
-            p->rec->id = j->hooks.next_id(j->hooks.arg);
+            p->rec->id = high = j->hooks.next_id(j->hooks.arg);
             if (recs)
                 recs[n++] = p->rec;
         }
-    rc = recs || n == 0 ? jnl_commit(j, list) : -1;
+    rc = recs || n == 0 ? jnl_commit(j, list, high) : -1;
     if (rc == 0 && n)
         j->hooks.committed(j->hooks.arg, recs, n);
     free(recs);
@@ -293,6 +306,8 @@ int jnl_replay(jnl_t *j, void (*fn)(const jnl_rec *rec, void *ctx), void *ctx)
         if (v.mv_size < 13 || k.mv_size != sizeof id)
             continue;
         memcpy(&id, k.mv_data, sizeof id);
+        if (id == 0)
+            continue; /* the high-water mark */
         memcpy(&klen, b + 9, 4);
         if (13 + (size_t)klen > v.mv_size)
             continue;
@@ -321,5 +336,20 @@ size_t jnl_count(jnl_t *j)
             n = st.ms_entries;
         mdb_txn_abort(txn);
     }
-    return n;
+    return n > 0 && jnl_high(j) ? n - 1 : n;
+}
+
+uint64_t jnl_high(jnl_t *j)
+{
+    MDB_txn *txn;
+    size_t zero = 0;
+    MDB_val k = {sizeof zero, &zero}, v;
+    uint64_t high = 0;
+
+    if (mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (mdb_get(txn, j->dbi, &k, &v) == 0 && v.mv_size == sizeof high)
+            memcpy(&high, v.mv_data, sizeof high);
+        mdb_txn_abort(txn);
+    }
+    return high;
 }

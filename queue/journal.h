@@ -50,5 +50,7 @@ void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n);
 /* Call fn for every record, in id order (before the queue starts). */
 int jnl_replay(jnl_t *j, void (*fn)(const jnl_rec *rec, void *ctx), void *ctx);
 size_t jnl_count(jnl_t *j);
+/* The highest id the journal ever committed (0 for a new journal). */
+uint64_t jnl_high(jnl_t *j);
 
 #endif

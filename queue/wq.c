@@ -1,5 +1,6 @@
 #include "wq.h"
 
+#include "coalesce.h"
 #include "hlc.h"
 #include "httpc.h"
 #include "journal.h"
@@ -372,16 +373,14 @@ static void wq_ended_flush(wq_t *q, wq_ended *e)
 
 /* ---- admission ------------------------------------------------------------ */
 
-/* Coalesce into the key's newest queued op when the result is the same as
- * applying both: a put or delete replaces whatever is pending; increments
- * add up. An increment after a pending put or delete gets an op of its own. */
+/* Merge a write into the key's newest queued op (queue/coalesce.h). */
 static int wq_coalesce(wq_op *o, const wq_write *w, uint64_t version)
 {
-    if (o->inflight)
+    enum coalesce_how how = coalesce_rule(o->kind, w->op);
+
+    if (o->inflight || how == COALESCE_NONE)
         return 0;
-    if (w->op == WIRE_INCR) {
-        if (o->kind != WIRE_INCR)
-            return 0;
+    if (how == COALESCE_ADD) {
         o->delta += w->delta;
     } else {
         char *val = NULL;
@@ -1061,6 +1060,8 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         metrics_register(ms[i]);
     metrics_register_hist(&m_apply);
+    /* Never number below what an earlier run handed out. */
+    hlc_observe(&q->hlc, jnl_high(q->jnl));
     /* Replay needs the ring: wait for the first topology. */
     if (jnl_count(q->jnl) > 0) {
         if (topo_watch_wait(topo, 30000) != 0) {

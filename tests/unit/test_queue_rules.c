@@ -1,0 +1,110 @@
+/* The queue's pure rules: coalescing, and the journal's group numbering,
+ * replay, forgetting and high-water mark (on a real LMDB in a temp dir). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../queue/coalesce.h"
+#include "../../queue/journal.h"
+#include "wire.h"
+
+static void test_coalesce_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(coalesce_rule(WIRE_PUT, WIRE_PUT), COALESCE_REPLACE);
+    assert_int_equal(coalesce_rule(WIRE_INCR, WIRE_PUT), COALESCE_REPLACE);
+    assert_int_equal(coalesce_rule(WIRE_PUT, WIRE_DEL), COALESCE_REPLACE);
+    assert_int_equal(coalesce_rule(WIRE_INCR, WIRE_DEL), COALESCE_REPLACE);
+    assert_int_equal(coalesce_rule(WIRE_INCR, WIRE_INCR), COALESCE_ADD);
+    assert_int_equal(coalesce_rule(WIRE_PUT, WIRE_INCR), COALESCE_NONE);
+    assert_int_equal(coalesce_rule(WIRE_DEL, WIRE_INCR), COALESCE_NONE);
+}
+
+typedef struct seen {
+    uint64_t next;
+    uint64_t ids[64];
+    size_t n;
+} seen;
+
+static uint64_t next_id(void *arg)
+{
+    return ++((seen *)arg)->next;
+}
+
+static void committed(void *arg, jnl_rec *const *recs, size_t n)
+{
+    seen *s = arg;
+    for (size_t i = 0; i < n; i++)
+        s->ids[s->n++] = recs[i]->id;
+}
+
+static void replayed(const jnl_rec *r, void *arg)
+{
+    seen *s = arg;
+    char key[16];
+    snprintf(key, sizeof key, "k%llu", (unsigned long long)r->id);
+    assert_int_equal(r->klen, strlen(key));
+    assert_memory_equal(r->key, key, r->klen);
+    assert_int_equal(r->op, WIRE_INCR);
+    assert_int_equal(r->delta, -(int64_t)r->id);
+    s->ids[s->n++] = r->id;
+}
+
+static void test_journal(void **state)
+{
+    char dir[] = "/tmp/kvtest-journal-XXXXXX";
+    seen s = {.next = 100}, r = {0};
+    jnl_hooks hooks = {.next_id = next_id, .committed = committed, .arg = &s};
+    jnl_t *j;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    j = jnl_open(dir, 16, "no", &hooks);
+    assert_non_null(j);
+    assert_int_equal(jnl_high(j), 0);
+    for (int i = 0; i < 5; i++) {
+        char key[16];
+        /* The id is known only once committed: name keys after it below. */
+        snprintf(key, sizeof key, "k%llu", (unsigned long long)s.next + 1);
+        jnl_rec rec = {.op = WIRE_INCR, .key = key, .klen = strlen(key),
+                       .delta = -(int64_t)(s.next + 1)};
+        assert_int_equal(jnl_append(j, &rec), 0);
+        assert_int_equal(rec.id, s.next); /* numbered by the leader */
+    }
+    assert_int_equal(s.n, 5);
+    for (size_t i = 1; i < s.n; i++)
+        assert_true(s.ids[i] > s.ids[i - 1]); /* committed in id order */
+    uint64_t gone[2] = {s.ids[0], s.ids[3]};
+    jnl_forget(j, gone, 2);
+    jnl_close(j); /* flushes the forgetting */
+
+    j = jnl_open(dir, 16, "no", &hooks);
+    assert_non_null(j);
+    assert_int_equal(jnl_count(j), 3);
+    assert_int_equal(jnl_high(j), 105); /* survives even when all is gone */
+    assert_int_equal(jnl_replay(j, replayed, &r), 0);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.ids[0], 102);
+    assert_int_equal(r.ids[1], 103);
+    assert_int_equal(r.ids[2], 105);
+    jnl_close(j);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_coalesce_rule),
+        cmocka_unit_test(test_journal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
