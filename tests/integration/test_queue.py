@@ -2,6 +2,7 @@
 capacities and 429s, a hot key spilling to EXCESS, STALE under a paused
 shard. Each test that needs its own limits starts its own cluster."""
 
+import os
 import signal
 import threading
 import time
@@ -236,8 +237,9 @@ def test_hot_key_spills_others_keep_latency(cluster):
     print("  calm p99 %.1f ms alone, %.1f ms beside the hot key (%d writes)"
           % (b99 * 1e3, d99 * 1e3, accepted))
     # Six clients flood one key; the others' sync writes must not queue
-    # behind it: well under the hot key's drain time, near their own p99.
-    assert d99 < max(5 * b99, 0.1), (b99, d99)
+    # behind it: near their own p99 (sanitizer builds run 3-5x slower).
+    slow = 4 if "san-" in os.environ.get("KV_BUILD", "") else 1
+    assert d99 < max(5 * b99, 0.1) * slow, (b99, d99)
     cluster.wait_until(lambda: counter(cluster, hot) == accepted, 60,
                        "all %d hot increments applied" % accepted)
 
