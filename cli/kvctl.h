@@ -73,6 +73,7 @@ int kvctl_cmd_del(const kvctl_opts *o, int argc, char **argv);
 int kvctl_cmd_incr(const kvctl_opts *o, int argc, char **argv);
 int kvctl_cmd_status(const kvctl_opts *o, int argc, char **argv);
 int kvctl_cmd_ring(const kvctl_opts *o, int argc, char **argv);
+int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv); /* kvctl_parity.c */
 
 /* Read all of stream into a new buffer (caller frees). NULL on error. */
 char *kvctl_read_all(FILE *f, size_t *len);

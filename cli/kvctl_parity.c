@@ -1,0 +1,198 @@
+/* kvctl parity: are all replicas of every shard identical? For each shard of
+ * the controller's topology, read every replica's records through
+ * /internal/changes (paged from seq 0), keep the live ones (a tombstone may
+ * be collected on one replica before another), and compare them by key,
+ * version and value. Meaningful when writes have stopped. */
+#include "kvctl.h"
+
+#include "wire.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+typedef struct parity_rec {
+    char *key;
+    size_t klen;
+    uint64_t version;
+    uint64_t vhash;            /* XXH3 of the value */
+} parity_rec;
+
+typedef struct parity_dump {
+    const char *url;
+    parity_rec *recs;
+    size_t n, cap;
+    uint64_t digest;
+} parity_dump;
+
+static int parity_cmp(const void *a, const void *b)
+{
+    const parity_rec *x = a, *y = b;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+static int parity_add(parity_dump *d, const wire_op *op)
+{
+    parity_rec *r;
+
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 1024;
+        parity_rec *n = realloc(d->recs, cap * sizeof *n);
+        if (n == NULL)
+            return -1;
+        d->recs = n;
+        d->cap = cap;
+    }
+    r = &d->recs[d->n];
+    if ((r->key = malloc(op->key_len ? op->key_len : 1)) == NULL)
+        return -1;
+    memcpy(r->key, op->key, op->key_len);
+    r->klen = op->key_len;
+    r->version = op->version;
+    r->vhash = XXH3_64bits(op->val, op->val_len);
+    d->n++;
+    return 0;
+}
+
+/* Read one replica's live records, sorted by key, and their digest. */
+static int parity_read(const kvctl_opts *o, parity_dump *d)
+{
+    uint64_t since = 0;
+    int more = 1;
+
+    while (more) {
+        char path[96], hdr[32];
+        httpc_resp r;
+        size_t off = 0;
+        wire_op op;
+        int rc;
+
+        snprintf(path, sizeof path, "/internal/changes?since=%llu&limit=2000",
+                 (unsigned long long)since);
+        if ((rc = kvctl_http(o, "GET", d->url, path, NULL, 0, NULL, &r)) != 0)
+            return rc;
+        if (r.status != 200) {
+            rc = kvctl_fail(o, &r, d->url);
+            httpc_resp_free(&r);
+            return rc;
+        }
+        while ((rc = wire_next_op(r.body, r.len, &off, &op)) == 1)
+            if (op.op == WIRE_PUT && parity_add(d, &op) != 0)
+                rc = -1;
+        more = httpc_resp_header(&r, "X-KV-More", hdr, sizeof hdr) &&
+               (strcmp(hdr, "1") == 0 || strcmp(hdr, "true") == 0);
+        if (httpc_resp_header(&r, "X-KV-Last-Seq", hdr, sizeof hdr)) {
+            uint64_t next = strtoull(hdr, NULL, 10);
+            more = more && next > since;
+            since = next;
+        } else {
+            more = 0;
+        }
+        httpc_resp_free(&r);
+        if (rc < 0) {
+            fprintf(stderr, "kvctl: %s sent a malformed changes page\n", d->url);
+            return KVCTL_FAIL;
+        }
+    }
+    qsort(d->recs, d->n, sizeof *d->recs, parity_cmp);
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_64bits_reset(st);
+    for (size_t i = 0; i < d->n; i++) {
+        XXH3_64bits_update(st, d->recs[i].key, d->recs[i].klen);
+        XXH3_64bits_update(st, &d->recs[i].version, sizeof d->recs[i].version);
+        XXH3_64bits_update(st, &d->recs[i].vhash, sizeof d->recs[i].vhash);
+    }
+    d->digest = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return KVCTL_OK;
+}
+
+/* The first key where two sorted dumps differ, for the report. */
+static void parity_explain(const parity_dump *a, const parity_dump *b)
+{
+    size_t i = 0, k = 0;
+
+    while (i < a->n || k < b->n) {
+        int c = i == a->n ? 1 : k == b->n ? -1 : parity_cmp(&a->recs[i], &b->recs[k]);
+        const parity_rec *r = c <= 0 ? &a->recs[i] : &b->recs[k];
+        if (c == 0 && r->version == b->recs[k].version &&
+            r->vhash == b->recs[k].vhash) {
+            i++, k++;
+            continue;
+        }
+        printf("    first difference: key %.*s%s: %s", (int)(r->klen > 60 ? 60 : r->klen),
+               r->key, r->klen > 60 ? "..." : "",
+               c < 0 ? "only on the first" : c > 0 ? "only on the second" : "");
+        if (c == 0)
+            printf("version %llu vs %llu%s",
+                   (unsigned long long)r->version,
+                   (unsigned long long)b->recs[k].version,
+                   r->version == b->recs[k].version ? " (values differ)" : "");
+        printf("\n");
+        return;
+    }
+}
+
+static void parity_free(parity_dump *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->recs[i].key);
+    free(d->recs);
+}
+
+int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv)
+{
+    httpc_resp r;
+    cJSON *topo, *shard;
+    int rc, bad = 0;
+    (void)argc;
+    (void)argv;
+
+    if ((rc = kvctl_http(o, "GET", o->controller, "/topology", NULL, 0, NULL, &r)))
+        return rc;
+    topo = r.status == 200 ? kvctl_json(&r) : NULL;
+    if (topo == NULL) {
+        rc = kvctl_fail(o, &r, "topology");
+        httpc_resp_free(&r);
+        return rc;
+    }
+    httpc_resp_free(&r);
+    cJSON_ArrayForEach(shard, cJSON_GetObjectItem(topo, "shards")) {
+        parity_dump d[17];
+        size_t n = 0;
+        const cJSON *p = cJSON_GetObjectItem(shard, "primary"), *s;
+        memset(d, 0, sizeof d);
+        if (cJSON_IsString(p))
+            d[n++].url = p->valuestring;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(shard, "secondaries"))
+            if (cJSON_IsString(s) && n < 17)
+                d[n++].url = s->valuestring;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = parity_read(o, &d[i]);
+        if (rc == 0) {
+            int same = 1;
+            for (size_t i = 1; i < n; i++)
+                same &= d[i].digest == d[0].digest && d[i].n == d[0].n;
+            printf("shard %d: %zu replicas, %zu keys: %s\n",
+                   (int)cJSON_GetNumberValue(cJSON_GetObjectItem(shard, "id")), n,
+                   n ? d[0].n : 0, same ? "identical" : "DIFFERENT");
+            for (size_t i = 1; !same && i < n; i++)
+                if (d[i].digest != d[0].digest || d[i].n != d[0].n) {
+                    printf("  %s has %zu keys, %s has %zu\n", d[0].url, d[0].n,
+                           d[i].url, d[i].n);
+                    parity_explain(&d[0], &d[i]);
+                }
+            bad |= !same;
+        }
+        for (size_t i = 0; i < n; i++)
+            parity_free(&d[i]);
+        if (rc)
+            break;
+    }
+    cJSON_Delete(topo);
+    return rc ? rc : bad ? KVCTL_FAIL : KVCTL_OK;
+}
