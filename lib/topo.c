@@ -145,6 +145,7 @@ struct topo_watch {
     topo_t *cur;
     char *cur_text;
     int stopping;
+    int poked;                     /* poll again without waiting */
 };
 
 static void topo_watch_poll(topo_watch *w)
@@ -205,8 +206,9 @@ static void *topo_watch_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        if (!w->stopping)
+        if (!w->stopping && !w->poked)
             pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+        w->poked = 0;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -245,6 +247,14 @@ void topo_watch_stop(topo_watch *w)
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->mu);
     free(w);
+}
+
+void topo_watch_poke(topo_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->poked = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mu);
 }
 
 topo_t *topo_watch_get(topo_watch *w)

@@ -52,6 +52,8 @@ typedef struct topo_watch topo_watch;
 /* Starts a thread polling controller_url/topology every poll_ms. */
 topo_watch *topo_watch_start(const char *controller_url, long poll_ms);
 void topo_watch_stop(topo_watch *w);
+/* Poll now (a hint that the topology changed) instead of at the next tick. */
+void topo_watch_poke(topo_watch *w);
 /* Current topology (a reference: topo_put it) or NULL before the first. */
 topo_t *topo_watch_get(topo_watch *w);
 /* Block up to timeout_ms for the first topology. 0 or -1. */

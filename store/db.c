@@ -31,6 +31,9 @@
 #define SDB_META_TOMBSTONES "tombstones"
 #define SDB_META_APPLIED_SEQ "applied_seq"
 #define SDB_META_KEYS "keys"
+#define SDB_META_RESYNCING "resyncing"
+#define SDB_META_GC_SEQ "gc_seq"
+#define SDB_META_UNSTAMPED "unstamped"
 
 /* changes keys are size_t (MDB_INTEGERKEY) read back as u64. */
 _Static_assert(sizeof(size_t) == 8, "64-bit size_t required");
@@ -48,8 +51,9 @@ struct sdb {
     pthread_mutex_t wmu;
     /* Cached meta values, written under wmu after a commit, read lock-free. */
     _Atomic uint64_t last_seq, epoch, max_version, tombstones, applied_seq,
-        keys;
+        keys, gc_seq, unstamped;
     _Atomic int role;
+    _Atomic int resyncing;
     /* everysec sync thread */
     pthread_t sync_thr;
     int sync_started;
@@ -307,7 +311,12 @@ static int sdb_load(sdb *db)
     SDB_LOAD(SDB_META_TOMBSTONES, tombstones);
     SDB_LOAD(SDB_META_APPLIED_SEQ, applied_seq);
     SDB_LOAD(SDB_META_KEYS, keys);
+    SDB_LOAD(SDB_META_GC_SEQ, gc_seq);
+    SDB_LOAD(SDB_META_UNSTAMPED, unstamped);
 #undef SDB_LOAD
+    if ((rc = sdb_meta_get(txn, db->meta, SDB_META_RESYNCING, &v)) != 0)
+        goto fail;
+    atomic_store(&db->resyncing, v != 0);
     if ((rc = sdb_meta_get(txn, db->meta, SDB_META_ROLE, &role)) != 0)
         goto fail;
     atomic_store(&db->role, role == SDB_ROLE_SECONDARY ? SDB_ROLE_SECONDARY
@@ -517,7 +526,7 @@ void sdb_record_free(sdb_record *rec)
 
 /* What a batch changes in meta, applied to the cache after commit. */
 struct sdb_txstate {
-    uint64_t last_seq, max_version, tombstones, applied_seq, keys;
+    uint64_t last_seq, max_version, tombstones, applied_seq, keys, unstamped;
 };
 
 static void sdb_fail_op(wire_result *res, sdb_opinfo *info, uint16_t status,
@@ -546,15 +555,97 @@ static size_t sdb_fmt_i64(int64_t v, char *buf)
     return len;
 }
 
-/* Applies one op inside txn. Returns 0 (the op's outcome is in res/info,
- * including per-op failures) or an LMDB error that dooms the transaction. */
+/* Removes the changes entry at seq. With check, only when it is key's: a
+ * replicated history should never hold another key there, but if it does
+ * that key's entry must survive. */
+static int sdb_changes_del(sdb *db, MDB_txn *txn, uint64_t seq,
+                           const void *key, size_t klen, int check)
+{
+    size_t s = (size_t)seq;
+    MDB_val ck = {sizeof s, &s}, cv;
+    int rc;
+
+    if (check) {
+        rc = mdb_get(txn, db->changes, &ck, &cv);
+        if (rc == MDB_NOTFOUND)
+            return 0;
+        if (rc != 0)
+            return rc;
+        if (cv.mv_size != klen || memcmp(cv.mv_data, key, klen) != 0)
+            return 0;
+    }
+    rc = mdb_del(txn, db->changes, &ck, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Points changes[seq] at key. append: seq is above every entry (the
+ * common case, which skips the B-tree search). */
+static int sdb_changes_put(sdb *db, MDB_txn *txn, uint64_t seq, int append,
+                           const void *key, size_t klen)
+{
+    size_t s = (size_t)seq;
+    MDB_val ck = {sizeof s, &s}, cv = {klen, (void *)key}, old;
+
+    if (!append) {
+        int rc = mdb_get(txn, db->changes, &ck, &old);
+        if (rc == 0 && (old.mv_size != klen || memcmp(old.mv_data, key, klen)))
+            log_warn("store db: seq %llu is taken by another key: the "
+                     "replicated history diverged; a full resync fixes it",
+                     (unsigned long long)seq);
+        else if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return mdb_put(txn, db->changes, &ck, &cv, append ? MDB_APPEND : 0);
+}
+
+/* A replicated op carries the same version as the stored record but a newer
+ * seq (the record came first by repair, or its primary renumbered it at
+ * promotion): move the record to the stream's seq so this replica's changes
+ * index matches its primary's. oldv is the stored value. */
+static int sdb_restamp(sdb *db, MDB_txn *txn, MDB_val *k,
+                       const MDB_val *oldv, uint64_t old_seq, const wire_op *op,
+                       struct sdb_txstate *st)
+{
+    MDB_val nv;
+    char *copy;
+    int rc;
+
+    /* The old value lives in the map: copy it before writing. */
+    copy = malloc(oldv->mv_size);
+    if (copy == NULL)
+        return ENOMEM;
+    memcpy(copy, oldv->mv_data, oldv->mv_size);
+    memcpy(copy + 8, &op->seq, 8);
+    nv.mv_size = oldv->mv_size;
+    nv.mv_data = copy;
+    if (old_seq)
+        rc = sdb_changes_del(db, txn, old_seq, op->key, op->key_len, 1);
+    else {
+        st->unstamped--;
+        rc = 0;
+    }
+    if (rc == 0)
+        rc = mdb_put(txn, db->data, k, &nv, 0);
+    free(copy);
+    if (rc == 0)
+        rc = sdb_changes_put(db, txn, op->seq, op->seq > st->last_seq,
+                             op->key, op->key_len);
+    if (rc == 0 && op->seq > st->last_seq)
+        st->last_seq = op->seq;
+    return rc;
+}
+
+/* Applies one op inside txn in mode m (never SDB_APPLY_AUTO; REPAIR is
+ * resolved by the caller to WRITE on a primary). Returns 0 (the op's
+ * outcome is in res/info, including per-op failures) or an error that
+ * dooms the transaction. */
 static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
-                         struct sdb_txstate *st, wire_result *res,
-                         sdb_opinfo *info)
+                         enum sdb_apply_mode m, struct sdb_txstate *st,
+                         wire_result *res, sdb_opinfo *info)
 {
     char kbuf[512];
     char num[24];
-    MDB_val k, v, ck, cv;
+    MDB_val k, v, oldv;
     sdb_record old;
     int have_old = 0;
     const char *val = NULL;
@@ -567,7 +658,11 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
     if (op->key_len == 0 || (op->key == NULL) ||
         memchr(op->key, '\0', op->key_len) != NULL ||
         (op->op != WIRE_PUT && op->op != WIRE_DEL && op->op != WIRE_INCR) ||
-        (op->op == WIRE_INCR && op->val_len != 8)) {
+        (op->op == WIRE_INCR && op->val_len != 8) ||
+        /* A stream or a repair carries results, never increments, and a
+         * stream op always has its version and seq. */
+        (m != SDB_APPLY_WRITE && op->op == WIRE_INCR) ||
+        (m == SDB_APPLY_REPLICATE && (op->version == 0 || op->seq == 0))) {
         sdb_fail_op(res, info, 400, SDB_E_BAD_OP);
         return 0;
     }
@@ -598,6 +693,7 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
             return 0;
         }
         have_old = 1;
+        oldv = v;
     } else if (rc != MDB_NOTFOUND) {
         return rc;
     }
@@ -613,6 +709,9 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
         res->version = old.version;
         if (op->op == WIRE_INCR && !(old.flags & SDB_F_TOMBSTONE))
             (void)sdb_parse_i64(old.val, old.val_len, &res->number);
+        if (m == SDB_APPLY_REPLICATE && version == old.version &&
+            (old.seq == 0 || op->seq > old.seq))
+            return sdb_restamp(db, txn, &k, &oldv, old.seq, op, st);
         return 0;
     }
 
@@ -645,15 +744,29 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
     }
     }
 
-    seq = ++st->last_seq;
+    switch (m) {
+    case SDB_APPLY_REPLICATE:
+        seq = op->seq;
+        break;
+    case SDB_APPLY_REPAIR:
+        /* A repair on a secondary has no seq of its primary's: the record
+         * waits unstamped (outside changes) until the stream brings it. */
+        seq = 0;
+        break;
+    default:
+        seq = st->last_seq + 1;
+        break;
+    }
     if (have_old) {
         /* One changes entry per key: drop the key's previous position. */
-        size_t oseq = (size_t)old.seq;
-        ck.mv_size = sizeof oseq;
-        ck.mv_data = &oseq;
-        rc = mdb_del(txn, db->changes, &ck, NULL);
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return rc;
+        if (old.seq) {
+            rc = sdb_changes_del(db, txn, old.seq, op->key, op->key_len,
+                                 m != SDB_APPLY_WRITE);
+            if (rc != 0)
+                return rc;
+        } else {
+            st->unstamped--;
+        }
         if (old.flags & SDB_F_TOMBSTONE)
             st->tombstones--;
         else
@@ -663,6 +776,8 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
         st->tombstones++;
     else
         st->keys++;
+    if (seq == 0)
+        st->unstamped++;
 
     /* Write the record in place with MDB_RESERVE: one copy of the value. */
     {
@@ -685,15 +800,15 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
         if (vlen)
             memcpy(p + hdr, val, vlen);
     }
-    {
-        size_t s = (size_t)seq;
-        ck.mv_size = sizeof s;
-        ck.mv_data = &s;
-        cv.mv_size = op->key_len;
-        cv.mv_data = (void *)op->key;
-        /* seq only grows, so appending skips the B-tree search. */
-        if ((rc = mdb_put(txn, db->changes, &ck, &cv, MDB_APPEND)) != 0)
+    if (seq) {
+        /* Our own seqs only grow, so they append; a stream's seq usually
+         * does too (it arrives in order). */
+        int append = seq > st->last_seq;
+        if ((rc = sdb_changes_put(db, txn, seq, append, op->key,
+                                  op->key_len)) != 0)
             return rc;
+        if (append)
+            st->last_seq = seq;
     }
     if (version > st->max_version)
         st->max_version = version;
@@ -704,8 +819,14 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
     return 0;
 }
 
-int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
-                    sdb_opinfo *info)
+/* Every write goes through here: one transaction, meta in the same commit,
+ * the cache published under wmu. ra (optional) makes it a replicated batch:
+ * checked against epoch, resync state and position first (returns
+ * SDB_REPL_*, nothing applied), then applied_seq moves to ra->upto. */
+static int sdb_apply_common(sdb *db, const wire_op *ops, size_t n,
+                            enum sdb_apply_mode mode, const sdb_repl_args *ra,
+                            wire_result *results, sdb_opinfo *info,
+                            uint64_t *applied_out)
 {
     struct sdb_txstate st, st0;
     MDB_txn *txn = NULL;
@@ -716,7 +837,7 @@ int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
         if (info)
             memset(&info[i], 0, sizeof info[i]);
     }
-    if (n == 0)
+    if (n == 0 && ra == NULL)
         return 0;
 
     pthread_mutex_lock(&db->wmu);
@@ -725,17 +846,43 @@ int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
     st.tombstones = atomic_load(&db->tombstones);
     st.applied_seq = atomic_load(&db->applied_seq);
     st.keys = atomic_load(&db->keys);
+    st.unstamped = atomic_load(&db->unstamped);
     st0 = st;
+
+    if (ra) {
+        int refuse = 0;
+        if (ra->epoch && ra->epoch != atomic_load(&db->epoch))
+            refuse = SDB_REPL_EPOCH;
+        else if (atomic_load(&db->resyncing) && !ra->resync)
+            refuse = SDB_REPL_RESYNC;
+        else if (ra->since > st.applied_seq)
+            refuse = SDB_REPL_GAP;
+        if (refuse || (n == 0 && ra->upto <= st.applied_seq)) {
+            if (applied_out)
+                *applied_out = st.applied_seq;
+            pthread_mutex_unlock(&db->wmu);
+            return refuse;
+        }
+    }
+    /* A repair is an ordinary write on a primary. */
+    if (mode == SDB_APPLY_REPAIR &&
+        atomic_load(&db->role) == SDB_ROLE_PRIMARY)
+        mode = SDB_APPLY_WRITE;
 
     rc = mdb_txn_begin(db->env, NULL, 0, &txn);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = sdb_apply_one(db, txn, &ops[i], &st, &results[i],
+        enum sdb_apply_mode m = mode;
+        if (m == SDB_APPLY_AUTO)
+            m = ops[i].seq ? SDB_APPLY_REPLICATE : SDB_APPLY_WRITE;
+        rc = sdb_apply_one(db, txn, &ops[i], m, &st, &results[i],
                            info ? &info[i] : NULL);
         /* The upstream position moves past every op we were sent, applied
          * or not: a 208 means we already hold something as new. */
-        if (rc == 0 && ops[i].seq > st.applied_seq)
+        if (rc == 0 && m == SDB_APPLY_REPLICATE && ops[i].seq > st.applied_seq)
             st.applied_seq = ops[i].seq;
     }
+    if (rc == 0 && ra && ra->upto > st.applied_seq)
+        st.applied_seq = ra->upto;
     /* Meta changes ride in the same transaction as the data. */
     if (rc == 0 && st.last_seq != st0.last_seq)
         rc = sdb_meta_put(txn, db->meta, SDB_META_LAST_SEQ, st.last_seq);
@@ -747,6 +894,8 @@ int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
         rc = sdb_meta_put(txn, db->meta, SDB_META_KEYS, st.keys);
     if (rc == 0 && st.applied_seq != st0.applied_seq)
         rc = sdb_meta_put(txn, db->meta, SDB_META_APPLIED_SEQ, st.applied_seq);
+    if (rc == 0 && st.unstamped != st0.unstamped)
+        rc = sdb_meta_put(txn, db->meta, SDB_META_UNSTAMPED, st.unstamped);
     if (rc == 0) {
         rc = mdb_txn_commit(txn);
         txn = NULL;
@@ -759,12 +908,16 @@ int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
         atomic_store(&db->tombstones, st.tombstones);
         atomic_store(&db->keys, st.keys);
         atomic_store(&db->applied_seq, st.applied_seq);
+        atomic_store(&db->unstamped, st.unstamped);
     }
+    if (applied_out)
+        *applied_out = atomic_load(&db->applied_seq);
     pthread_mutex_unlock(&db->wmu);
 
     if (rc != 0) {
         int full = rc == MDB_MAP_FULL;
-        log_error("store db: batch of %zu ops failed: %s", n, mdb_strerror(rc));
+        log_error("store db: batch of %zu ops failed: %s", n,
+                  rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
         for (size_t i = 0; i < n; i++) {
             memset(&results[i], 0, sizeof results[i]);
             results[i].status = full ? 507 : 500;
@@ -778,13 +931,36 @@ int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
     return 0;
 }
 
+int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
+                    sdb_opinfo *info)
+{
+    return sdb_apply_common(db, ops, n, SDB_APPLY_AUTO, NULL, results, info,
+                            NULL);
+}
+
+int sdb_apply_as(sdb *db, enum sdb_apply_mode mode, const wire_op *ops,
+                 size_t n, wire_result *results, sdb_opinfo *info)
+{
+    return sdb_apply_common(db, ops, n, mode, NULL, results, info, NULL);
+}
+
+int sdb_replicate(sdb *db, const wire_op *ops, size_t n,
+                  const sdb_repl_args *a, wire_result *results,
+                  uint64_t *applied_seq)
+{
+    return sdb_apply_common(db, ops, n, SDB_APPLY_REPLICATE, a, results, NULL,
+                            applied_seq);
+}
+
 /* ---- changes ---------------------------------------------------------- */
 
-int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
-                      wire_buf *out, uint64_t *next_since, int *more)
+/* The changes walk inside a read transaction (a one-shot one, or a
+ * snapshot's). */
+static int sdb_changes_txn(sdb *db, MDB_txn *txn, uint64_t since, size_t limit,
+                           size_t max_bytes, wire_buf *out,
+                           uint64_t *next_since, int *more)
 {
     char kbuf[512];
-    MDB_txn *txn;
     MDB_cursor *cur = NULL;
     MDB_val ck, cv, k, v;
     uint64_t snap_last;
@@ -795,16 +971,12 @@ int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
 
     *more = 0;
     *next_since = since;
-    rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
-    if (rc != 0)
-        goto fail;
     /* last_seq of this snapshot, not of the cache: a commit after the
      * snapshot must not be skipped by the caller's next position. */
     if ((rc = sdb_meta_get(txn, db->meta, SDB_META_LAST_SEQ, &snap_last)) != 0)
         goto fail;
     if (since >= snap_last) {
-        mdb_txn_abort(txn);
-        *next_since = snap_last;
+        *next_since = snap_last > since ? snap_last : since;
         return 0;
     }
     if ((rc = mdb_cursor_open(txn, db->changes, &cur)) != 0)
@@ -826,10 +998,11 @@ int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
         seq = sdb_ld64(ck.mv_data);
         sdb_dkey(db, cv.mv_data, cv.mv_size, kbuf, &k);
         rc = mdb_get(txn, db->data, &k, &v);
-        if (rc != 0 || sdb_rec_parse(&v, cv.mv_data, cv.mv_size, &rec) != 0) {
+        if (rc != 0 || sdb_rec_parse(&v, cv.mv_data, cv.mv_size, &rec) != 0 ||
+            rec.seq != seq) {
             /* changes and data are written in one transaction, so this is
-             * corruption; say so and skip the entry rather than stall every
-             * replica behind it. */
+             * corruption (or a diverged replica); say so and skip the entry
+             * rather than stall every replica behind it. */
             log_error("store db: changes entry %llu has no record",
                       (unsigned long long)seq);
         } else {
@@ -853,7 +1026,6 @@ int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
     if (rc != 0 && rc != MDB_NOTFOUND)
         goto fail;
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
     *next_since = *more ? last_written : snap_last;
     return 0;
 fail:
@@ -861,10 +1033,64 @@ fail:
               rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
     if (cur)
         mdb_cursor_close(cur);
-    if (txn)
-        mdb_txn_abort(txn);
     out->len = start_len;
     return -1;
+}
+
+int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
+                      wire_buf *out, uint64_t *next_since, int *more)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+
+    *more = 0;
+    *next_since = since;
+    if (rc != 0) {
+        log_error("store db: changes: read txn: %s", mdb_strerror(rc));
+        return -1;
+    }
+    rc = sdb_changes_txn(db, txn, since, limit, max_bytes, out, next_since,
+                         more);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+struct sdb_snap {
+    sdb *db;
+    MDB_txn *txn;
+};
+
+sdb_snap *sdb_snap_open(sdb *db)
+{
+    sdb_snap *s = calloc(1, sizeof *s);
+    int rc;
+
+    if (s == NULL)
+        return NULL;
+    s->db = db;
+    rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &s->txn);
+    if (rc != 0) {
+        log_error("store db: snapshot: %s", mdb_strerror(rc));
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+int sdb_snap_changes(sdb_snap *s, uint64_t since, size_t limit,
+                     size_t max_bytes, wire_buf *out, uint64_t *next_since,
+                     int *more)
+{
+    return sdb_changes_txn(s->db, s->txn, since, limit, max_bytes, out,
+                           next_since, more);
+}
+
+void sdb_snap_close(sdb_snap *s)
+{
+    if (s == NULL)
+        return;
+    mdb_txn_abort(s->txn);
+    free(s);
 }
 
 int sdb_collect_tombstones(sdb *db, uint64_t upto_seq, uint64_t *collected)
@@ -873,25 +1099,36 @@ int sdb_collect_tombstones(sdb *db, uint64_t upto_seq, uint64_t *collected)
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
     MDB_val ck, cv, k, v;
-    uint64_t n = 0, tomb;
+    uint64_t n = 0, tomb, gc;
+    size_t start;
     int rc;
 
     if (collected)
         *collected = 0;
     pthread_mutex_lock(&db->wmu);
     tomb = atomic_load(&db->tombstones);
+    gc = atomic_load(&db->gc_seq);
+    if (upto_seq <= gc) {
+        /* Everything up to gc_seq was collected before: a tombstone written
+         * since has a newer seq. */
+        pthread_mutex_unlock(&db->wmu);
+        return 0;
+    }
     rc = mdb_txn_begin(db->env, NULL, 0, &txn);
     if (rc != 0)
         goto out;
     if ((rc = mdb_cursor_open(txn, db->changes, &cur)) != 0)
         goto abort;
-    rc = mdb_cursor_get(cur, &ck, &cv, MDB_FIRST);
+    start = (size_t)gc + 1;
+    ck.mv_size = sizeof start;
+    ck.mv_data = &start;
+    rc = tomb ? mdb_cursor_get(cur, &ck, &cv, MDB_SET_RANGE) : MDB_NOTFOUND;
     while (rc == 0 && sdb_ld64(ck.mv_data) <= upto_seq) {
         sdb_record rec;
         sdb_dkey(db, cv.mv_data, cv.mv_size, kbuf, &k);
         rc = mdb_get(txn, db->data, &k, &v);
         if (rc == 0 && sdb_rec_parse(&v, cv.mv_data, cv.mv_size, &rec) == 0 &&
-            (rec.flags & SDB_F_TOMBSTONE)) {
+            (rec.flags & SDB_F_TOMBSTONE) && rec.seq == sdb_ld64(ck.mv_data)) {
             if ((rc = mdb_del(txn, db->data, &k, NULL)) != 0 ||
                 (rc = mdb_cursor_del(cur, 0)) != 0)
                 goto abort;
@@ -910,11 +1147,15 @@ int sdb_collect_tombstones(sdb *db, uint64_t upto_seq, uint64_t *collected)
     mdb_cursor_close(cur);
     cur = NULL;
     rc = n ? sdb_meta_put(txn, db->meta, SDB_META_TOMBSTONES, tomb) : 0;
+    if (rc == 0)
+        rc = sdb_meta_put(txn, db->meta, SDB_META_GC_SEQ, upto_seq);
     if (rc != 0)
         goto abort;
     rc = mdb_txn_commit(txn);
-    if (rc == 0)
+    if (rc == 0) {
         atomic_store(&db->tombstones, tomb);
+        atomic_store(&db->gc_seq, upto_seq);
+    }
     goto out;
 abort:
     if (cur)
@@ -928,6 +1169,227 @@ out:
     }
     if (collected)
         *collected = n;
+    return 0;
+}
+
+/* ---- replica life cycle ------------------------------------------------ */
+
+int sdb_wipe(sdb *db, uint64_t epoch)
+{
+    MDB_txn *txn;
+    int rc;
+
+    pthread_mutex_lock(&db->wmu);
+    if (atomic_load(&db->role) == SDB_ROLE_PRIMARY ||
+        epoch < atomic_load(&db->epoch)) {
+        /* Promoted meanwhile, or the epoch moved on: not ours to wipe. */
+        pthread_mutex_unlock(&db->wmu);
+        log_warn("store db: wipe for epoch %llu refused (role %s, epoch %llu)",
+                 (unsigned long long)epoch,
+                 sdb_role_name((enum sdb_role)atomic_load(&db->role)),
+                 (unsigned long long)atomic_load(&db->epoch));
+        return -1;
+    }
+    rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (rc == 0) {
+        if ((rc = mdb_drop(txn, db->data, 0)) == 0 &&
+            (rc = mdb_drop(txn, db->changes, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_LAST_SEQ, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_APPLIED_SEQ, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_KEYS, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_TOMBSTONES, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_UNSTAMPED, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_GC_SEQ, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_RESYNCING, 1)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_EPOCH, epoch)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_ROLE,
+                               SDB_ROLE_SECONDARY)) == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        atomic_store(&db->last_seq, 0);
+        atomic_store(&db->applied_seq, 0);
+        atomic_store(&db->keys, 0);
+        atomic_store(&db->tombstones, 0);
+        atomic_store(&db->unstamped, 0);
+        atomic_store(&db->gc_seq, 0);
+        atomic_store(&db->resyncing, 1);
+        atomic_store(&db->epoch, epoch);
+        atomic_store(&db->role, SDB_ROLE_SECONDARY);
+    }
+    pthread_mutex_unlock(&db->wmu);
+    if (rc != 0) {
+        log_error("store db: wipe: %s", mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int sdb_resync_done(sdb *db, uint64_t upto)
+{
+    MDB_txn *txn;
+    uint64_t applied;
+    int rc;
+
+    pthread_mutex_lock(&db->wmu);
+    applied = atomic_load(&db->applied_seq);
+    if (upto > applied)
+        applied = upto;
+    rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (rc == 0) {
+        if ((rc = sdb_meta_put(txn, db->meta, SDB_META_RESYNCING, 0)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_APPLIED_SEQ,
+                               applied)) == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        atomic_store(&db->applied_seq, applied);
+        atomic_store(&db->resyncing, 0);
+    }
+    pthread_mutex_unlock(&db->wmu);
+    if (rc != 0) {
+        log_error("store db: resync done: %s", mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int sdb_resyncing(sdb *db)
+{
+    return atomic_load(&db->resyncing);
+}
+
+int sdb_promote(sdb *db, uint64_t epoch, uint64_t *stamped)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint64_t last, n = 0;
+    uint64_t unstamped;
+    int rc;
+
+    if (stamped)
+        *stamped = 0;
+    pthread_mutex_lock(&db->wmu);
+    last = atomic_load(&db->last_seq);
+    if (atomic_load(&db->applied_seq) > last)
+        last = atomic_load(&db->applied_seq);
+    unstamped = atomic_load(&db->unstamped);
+    rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (rc != 0)
+        goto out;
+    if (unstamped) {
+        /* Records that came by repair and never by the stream: give them
+         * seqs of ours so they are streamed to our secondaries. */
+        if ((rc = mdb_cursor_open(txn, db->data, &cur)) != 0)
+            goto abort;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            sdb_record rec;
+            char kcopy[512];
+            const void *key = kcopy;
+            size_t klen = k.mv_size;
+            /* k points into the page the put below rewrites. */
+            memcpy(kcopy, k.mv_data, k.mv_size);
+            k.mv_data = kcopy;
+            if (v.mv_size >= SDB_HDR && sdb_ld64((char *)v.mv_data + 8) == 0 &&
+                sdb_rec_parse(&v, NULL, 0, &rec) == 0) {
+                char *copy = malloc(v.mv_size);
+                uint64_t seq = ++last;
+                size_t s = (size_t)seq;
+                MDB_val nv = {v.mv_size, copy}, ck = {sizeof s, &s}, cv;
+                if (copy == NULL) {
+                    rc = ENOMEM;
+                    goto abort;
+                }
+                memcpy(copy, v.mv_data, v.mv_size);
+                memcpy(copy + 8, &seq, 8);
+                if (((uint8_t)copy[16]) & SDB_F_LONGKEY) {
+                    uint32_t kl;
+                    memcpy(&kl, copy + SDB_HDR, 4);
+                    key = copy + SDB_LONG_HDR;
+                    klen = kl;
+                }
+                cv.mv_size = klen;
+                cv.mv_data = (void *)key;
+                rc = mdb_put(txn, db->changes, &ck, &cv, MDB_APPEND);
+                if (rc == 0)
+                    rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+                free(copy);
+                if (rc != 0)
+                    goto abort;
+                n++;
+            }
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        if (rc != MDB_NOTFOUND)
+            goto abort;
+        mdb_cursor_close(cur);
+        cur = NULL;
+    }
+    if ((rc = sdb_meta_put(txn, db->meta, SDB_META_LAST_SEQ, last)) != 0 ||
+        (rc = sdb_meta_put(txn, db->meta, SDB_META_UNSTAMPED, 0)) != 0 ||
+        (rc = sdb_meta_put(txn, db->meta, SDB_META_RESYNCING, 0)) != 0 ||
+        (rc = sdb_meta_put(txn, db->meta, SDB_META_EPOCH, epoch)) != 0 ||
+        (rc = sdb_meta_put(txn, db->meta, SDB_META_ROLE, SDB_ROLE_PRIMARY)) !=
+            0)
+        goto abort;
+    rc = mdb_txn_commit(txn);
+    if (rc == 0) {
+        atomic_store(&db->last_seq, last);
+        atomic_store(&db->unstamped, 0);
+        atomic_store(&db->resyncing, 0);
+        atomic_store(&db->epoch, epoch);
+        atomic_store(&db->role, SDB_ROLE_PRIMARY);
+        if (stamped)
+            *stamped = n;
+    }
+    goto out;
+abort:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+out:
+    pthread_mutex_unlock(&db->wmu);
+    if (rc != 0) {
+        log_error("store db: promote: %s",
+                  rc == ENOMEM ? "out of memory" : mdb_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int sdb_follow(sdb *db, uint64_t epoch, uint64_t applied_seq)
+{
+    MDB_txn *txn;
+    int rc;
+
+    pthread_mutex_lock(&db->wmu);
+    rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (rc == 0) {
+        if ((rc = sdb_meta_put(txn, db->meta, SDB_META_EPOCH, epoch)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_ROLE,
+                               SDB_ROLE_SECONDARY)) == 0 &&
+            (rc = sdb_meta_put(txn, db->meta, SDB_META_APPLIED_SEQ,
+                               applied_seq)) == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (rc == 0) {
+        atomic_store(&db->epoch, epoch);
+        atomic_store(&db->role, SDB_ROLE_SECONDARY);
+        atomic_store(&db->applied_seq, applied_seq);
+    }
+    pthread_mutex_unlock(&db->wmu);
+    if (rc != 0) {
+        log_error("store db: follow: %s", mdb_strerror(rc));
+        return -1;
+    }
     return 0;
 }
 
@@ -946,6 +1408,9 @@ int sdb_stats_get(sdb *db, sdb_stats *out)
     out->max_version = atomic_load(&db->max_version);
     out->applied_seq = atomic_load(&db->applied_seq);
     out->role = (enum sdb_role)atomic_load(&db->role);
+    out->gc_seq = atomic_load(&db->gc_seq);
+    out->unstamped = atomic_load(&db->unstamped);
+    out->resyncing = atomic_load(&db->resyncing);
     if (mdb_env_info(db->env, &ei) != 0 || mdb_env_stat(db->env, &es) != 0)
         return -1;
     out->map_size = ei.me_mapsize;
@@ -961,6 +1426,11 @@ uint64_t sdb_last_seq(sdb *db)
 uint64_t sdb_applied_seq(sdb *db)
 {
     return atomic_load(&db->applied_seq);
+}
+
+uint64_t sdb_gc_seq(sdb *db)
+{
+    return atomic_load(&db->gc_seq);
 }
 
 uint64_t sdb_get_epoch(sdb *db)

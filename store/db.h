@@ -6,13 +6,15 @@
  *            seq of its latest change (rewriting a key moves its entry), so
  *            "everything since seq S" is a cursor walk from S + 1
  *   meta     small u64 values: epoch, last_seq, max_version, role, keys,
- *            tombstones, applied_seq
+ *            tombstones, applied_seq, gc_seq, unstamped, resyncing
  *
  * Writes follow last-writer-wins by version (lib/hlc.h): an op whose version
  * is not newer than the stored one changes nothing (status 208). A delete
- * writes a tombstone. Every applied op gets the next seq, and last_seq is
- * persisted in the same transaction as the op, so a crash can never leave a
- * record whose seq is above last_seq.
+ * writes a tombstone. Every op a primary applies gets the next seq; a
+ * secondary stores what it replicates under its primary's seq (so its
+ * applied_seq is a position in the primary's changes). last_seq is persisted
+ * in the same transaction as the op, so a crash can never leave a record
+ * whose seq is above last_seq.
  *
  * Keys longer than LMDB's key limit (511 bytes in Debian's build) are stored
  * under a 511-byte surrogate key (prefix, NUL, XXH3-128 of the whole key);
@@ -92,6 +94,10 @@ typedef struct sdb_stats {
     uint64_t max_version;  /* highest version ever stored */
     uint64_t applied_seq;  /* highest upstream op.seq applied (secondaries) */
     enum sdb_role role;
+    uint64_t gc_seq;       /* tombstones up to this seq are collected */
+    uint64_t unstamped;    /* records held without a seq (repairs on a
+                              secondary, waiting for the stream) */
+    int resyncing;         /* a full resync is under way (data partial) */
     uint64_t map_size;     /* bytes */
     uint64_t map_used;     /* bytes of the map in use */
 } sdb_stats;
@@ -129,11 +135,53 @@ int sdb_get_with(sdb *db, const void *key, size_t klen, sdb_read_fn fn,
  * newer (version = the stored version), 400/413/414 invalid op, 409 INCR
  * failed; number = counter after an INCR. A version of 0 means "assign one
  * now" from the store's clock. info (optional, n entries) gets each op's seq
- * and error detail. Ops carrying seq != 0 (a primary's stream) advance
- * applied_seq. Returns 0 when the transaction committed, -1 when it failed:
+ * and error detail. Ops carrying seq != 0 (a primary's stream) are applied
+ * as SDB_APPLY_REPLICATE (below), the others as SDB_APPLY_WRITE. Returns 0 when the transaction committed, -1 when it failed:
  * then nothing was applied and every result is 500 or 507. */
 int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
                     sdb_opinfo *info);
+
+/* How sdb_apply_as applies ops.
+ *  WRITE      a primary's own write: every applied op gets the next seq.
+ *  REPLICATE  a primary's stream: the record is stored under op.seq (the
+ *             primary's numbering) and applied_seq moves past it; an op
+ *             with the stored version but a newer seq re-stamps the record
+ *             (208, changes index moved). INCR and seq/version 0 are 400.
+ *  REPAIR     by version, no seq of the sender's: on a primary a WRITE; on
+ *             a secondary the record is kept unstamped (seq 0, outside
+ *             changes) and applied_seq does not move, until the stream
+ *             brings the same version with its seq. INCR is 400.
+ *  AUTO       (sdb_apply_batch) REPLICATE for ops with a seq, else WRITE. */
+enum sdb_apply_mode {
+    SDB_APPLY_AUTO = 0,
+    SDB_APPLY_WRITE,
+    SDB_APPLY_REPLICATE,
+    SDB_APPLY_REPAIR,
+};
+int sdb_apply_as(sdb *db, enum sdb_apply_mode mode, const wire_op *ops,
+                 size_t n, wire_result *results, sdb_opinfo *info);
+
+/* A replicated batch (a primary's push, or a page of its changes). */
+typedef struct sdb_repl_args {
+    uint64_t epoch;  /* must equal the store's epoch (0: not checked) */
+    uint64_t since;  /* the batch continues the stream from this seq: it
+                        must be <= applied_seq, or nothing is applied */
+    uint64_t upto;   /* afterwards applied_seq = max(applied_seq, upto) */
+    int resync;      /* the full resync's own pages (allowed while
+                        resyncing; everything else is refused then) */
+} sdb_repl_args;
+
+/* sdb_replicate refusals (nothing applied, *applied_seq set). */
+#define SDB_REPL_GAP 1    /* since > applied_seq: resend from applied_seq */
+#define SDB_REPL_EPOCH 2  /* a.epoch is not the store's epoch */
+#define SDB_REPL_RESYNC 3 /* a full resync is under way */
+
+/* Applies ops in REPLICATE mode in one transaction after the checks above;
+ * n may be 0 (just moves applied_seq to upto). *applied_seq (optional)
+ * gets the position afterwards. 0, SDB_REPL_*, or -1 (nothing applied). */
+int sdb_replicate(sdb *db, const wire_op *ops, size_t n,
+                  const sdb_repl_args *a, wire_result *results,
+                  uint64_t *applied_seq);
 
 /* Appends to out, as wire ops with seq set (tombstones as WIRE_DEL with no
  * value), every key whose latest change has seq > since, in seq order; at
@@ -144,9 +192,36 @@ int sdb_apply_batch(sdb *db, const wire_op *ops, size_t n, wire_result *results,
 int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
                       wire_buf *out, uint64_t *next_since, int *more);
 
+/* A read snapshot of the changes (one LMDB read transaction) for a full
+ * resync served in pages: every page sees the same state. Hold it briefly:
+ * LMDB cannot reuse pages freed after it began. A snapshot is used by one
+ * thread at a time; sdb_snap_close frees it. */
+typedef struct sdb_snap sdb_snap;
+sdb_snap *sdb_snap_open(sdb *db);
+int sdb_snap_changes(sdb_snap *s, uint64_t since, size_t limit,
+                     size_t max_bytes, wire_buf *out, uint64_t *next_since,
+                     int *more);
+void sdb_snap_close(sdb_snap *s);
+
 /* Deletes tombstones whose seq is <= upto_seq (every replica has passed
  * them), from data and changes. *collected (optional) gets how many. 0/-1. */
 int sdb_collect_tombstones(sdb *db, uint64_t upto_seq, uint64_t *collected);
+
+/* Replica life cycle, each one transaction (role, epoch and positions
+ * change together, so a crash never leaves half of it).
+ * sdb_wipe: empties data and changes, zeroes the positions, marks a full
+ *   resync under way, role secondary at epoch. Versions stay monotonic.
+ *   Refused (-1, nothing changed) on a primary or below the store's epoch.
+ * sdb_resync_done: the full resync reached upto: clears the mark.
+ * sdb_promote: role primary at epoch; last_seq continues from
+ *   max(last_seq, applied_seq); unstamped records get seqs (*stamped).
+ * sdb_follow: role secondary at epoch, upstream position applied_seq. */
+int sdb_wipe(sdb *db, uint64_t epoch);
+int sdb_resync_done(sdb *db, uint64_t upto);
+int sdb_resyncing(sdb *db);        /* from memory, lock-free */
+int sdb_promote(sdb *db, uint64_t epoch, uint64_t *stamped);
+int sdb_follow(sdb *db, uint64_t epoch, uint64_t applied_seq);
+uint64_t sdb_gc_seq(sdb *db);      /* from memory, lock-free */
 
 int sdb_stats_get(sdb *db, sdb_stats *out);
 uint64_t sdb_last_seq(sdb *db);    /* from memory, lock-free */

@@ -1,11 +1,16 @@
 /* kv-store: one replica of one shard. Parses flags and configuration, opens
- * the LMDB store, serves HTTP until SIGINT/SIGTERM, then closes cleanly. */
+ * the LMDB store, follows the topology (store/role.h: replication out as a
+ * primary, reconciliation in as a secondary), serves HTTP until
+ * SIGINT/SIGTERM, then closes cleanly. */
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
 #include "http.h"
+#include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "role.h"
+#include "wquorum.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -27,7 +32,9 @@ static void store_usage(FILE *f)
             "                       role to start in (default: the stored one)\n"
             "  --data DIR           LMDB directory (default:\n"
             "                       <cluster.data_dir>/store-<S>-<R>)\n"
-            "  --controller URL     the controller (reserved)\n"
+            "  --controller URL     the controller: the store follows its\n"
+            "                       /topology (role, epoch, primary); without\n"
+            "                       it the store keeps its role, alone\n"
             "  --help               this text; configuration fields follow\n\n");
     config_print_help(f);
 }
@@ -81,6 +88,9 @@ int main(int argc, char **argv)
     sdb *db;
     store_http *sh;
     httpd_t *srv;
+    role_t *follower;
+    wquorum *wq = NULL;
+    char self_url[300];
     httpd_opts ho;
     int sig, opt;
 
@@ -148,6 +158,7 @@ int main(int argc, char **argv)
      * thread, the httpd pool) so every thread inherits the mask and only the
      * wait below sees them. */
     daemon_block_signals();
+    httpc_global_init();
 
     memset(&dbo, 0, sizeof dbo);
     dbo.map_size_mb = (size_t)cfg.map_size_mb;
@@ -166,6 +177,30 @@ int main(int argc, char **argv)
         goto fail;
     }
 
+    snprintf(self_url, sizeof self_url, "http://%s:%lu",
+             (cfg.bind[0] == '\0' || strcmp(cfg.bind, "0.0.0.0") == 0)
+                 ? "127.0.0.1"
+                 : cfg.bind,
+             port);
+    if (cfg.write_quorum > 0 &&
+        (wq = wquorum_new((long)cfg.quorum_timeout_ms)) == NULL) {
+        sdb_close(db);
+        goto fail;
+    }
+    follower = role_start(&(role_opts){
+        .db = db,
+        .wq = wq,
+        .cfg = &cfg,
+        .shard = (unsigned)shard,
+        .replica = (unsigned)replica,
+        .self_url = self_url,
+        .controller = controller,
+    });
+    if (follower == NULL) {
+        wquorum_free(wq);
+        sdb_close(db);
+        goto fail;
+    }
     sh = store_http_new(&(store_http_opts){
         .db = db,
         .shard = (unsigned)shard,
@@ -173,13 +208,17 @@ int main(int argc, char **argv)
         .token = cfg.token,
         .max_key_bytes = (size_t)cfg.max_key_bytes,
         .max_value_bytes = (size_t)cfg.max_value_bytes,
+        .role = follower,
+        .wq = wq,
+        .write_quorum = (unsigned)cfg.write_quorum,
     });
     if (sh == NULL) {
         log_error("out of memory");
+        role_stop(follower);
+        wquorum_free(wq);
         sdb_close(db);
         goto fail;
     }
-
 
     memset(&ho, 0, sizeof ho);
     ho.bind = cfg.bind;
@@ -189,22 +228,34 @@ int main(int argc, char **argv)
     srv = httpd_start(&ho, store_http_handle, sh);
     if (srv == NULL) {
         store_http_free(sh);
+        role_stop(follower);
+        wquorum_free(wq);
         sdb_close(db);
         goto fail;
     }
-    log_info("shard %lu replica %lu (%s, epoch %llu, seq %llu) listening on "
-             "http://%s:%u, data in %s, fsync %s, controller %s",
+    log_info("shard %lu replica %lu (%s, epoch %llu, seq %llu, applied seq "
+             "%llu%s) listening on http://%s:%u, data in %s, fsync %s, W %lld "
+             "(%s), controller %s",
              shard, replica, sdb_role_name(sdb_get_role(db)),
              (unsigned long long)sdb_get_epoch(db),
-             (unsigned long long)sdb_last_seq(db), cfg.bind,
+             (unsigned long long)sdb_last_seq(db),
+             (unsigned long long)sdb_applied_seq(db),
+             sdb_resyncing(db) ? ", resync cut short" : "", cfg.bind,
              (unsigned)httpd_port(srv), data, cfg.fsync,
+             (long long)cfg.write_quorum, cfg.quorum_policy,
              controller ? controller : "(none)");
 
     sig = daemon_wait_signal();
     log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* Waiting writes are answered first (503) so that httpd can drain. */
+    if (wq)
+        wquorum_close(wq);
     httpd_stop(srv);
+    role_stop(follower);
+    wquorum_free(wq);
     store_http_free(sh);
     sdb_close(db);
+    httpc_thread_done();
     free(sets);
     log_info("stopped");
     return 0;

@@ -375,7 +375,18 @@ static void test_changes(void **state)
         assert_int_equal(sdb_apply_batch(t2.db, ops, n, res, NULL), 0);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(res[i].status, 208);
-        assert_int_equal(sdb_last_seq(t2.db), 3);
+        /* A replica keeps its primary's seqs (2, 3, 4: "a" moved to 3). */
+        assert_int_equal(sdb_last_seq(t2.db), 4);
+        wire_buf_reset(&b);
+        assert_int_equal(sdb_changes_since(t2.db, 0, 0, 0, &b, &next, &more),
+                         0);
+        {
+            wire_op ops2[16];
+            size_t n2 = decode(&b, ops2, 16);
+            assert_int_equal(n2, n);
+            for (size_t i = 0; i < n; i++)
+                assert_int_equal(ops2[i].seq, ops[i].seq);
+        }
         sdb_close(t2.db);
         rm_dir(t2.dir);
     }

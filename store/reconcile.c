@@ -1,0 +1,467 @@
+#include "reconcile.h"
+
+#include "httpc.h"
+#include "log.h"
+#include "wire.h"
+
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RECON_RESYNC_RESTARTS 3
+#define RECON_HANDOFF_BYTES ((size_t)4 << 20)
+
+struct recon {
+    recon_opts o;
+    char auth[300];
+    _Atomic uint64_t primary_gc;
+    _Atomic uint64_t full_resyncs, catchups, catchup_ops, resync_ops,
+        handoffs, handoff_ops, rounds, failures;
+    uint64_t resumed_from;
+    unsigned streak;      /* failed requests in a row (logs are thinned) */
+};
+
+static uint64_t recon_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+recon_t *recon_new(const recon_opts *o)
+{
+    recon_t *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    r->o = *o;
+    r->o.token = NULL;
+    if (r->o.page_max == 0)
+        r->o.page_max = 5000;
+    if (r->o.timeout_ms <= 0)
+        r->o.timeout_ms = 5000;
+    if (o->token && o->token[0])
+        snprintf(r->auth, sizeof r->auth, "Authorization: Bearer %s",
+                 o->token);
+    r->resumed_from = sdb_resyncing(o->db) ? 0 : sdb_applied_seq(o->db);
+    return r;
+}
+
+void recon_free(recon_t *r)
+{
+    free(r);
+}
+
+void recon_note_gc(recon_t *r, uint64_t gc_seq)
+{
+    uint64_t cur = atomic_load(&r->primary_gc);
+    while (gc_seq > cur &&
+           !atomic_compare_exchange_weak(&r->primary_gc, &cur, gc_seq))
+        ;
+}
+
+uint64_t recon_primary_gc(recon_t *r)
+{
+    return atomic_load(&r->primary_gc);
+}
+
+uint64_t recon_full_resyncs(recon_t *r)
+{
+    return atomic_load(&r->full_resyncs);
+}
+
+uint64_t recon_catchups(recon_t *r)
+{
+    return atomic_load(&r->catchups);
+}
+
+static int recon_cancelled(recon_t *r)
+{
+    return r->o.cancelled && r->o.cancelled(r->o.arg);
+}
+
+static uint64_t recon_hdr_u64(const httpc_resp *resp, const char *name,
+                              int *found)
+{
+    char buf[32];
+    const char *v = httpc_resp_header(resp, name, buf, sizeof buf);
+    if (found)
+        *found = v != NULL;
+    return v ? strtoull(v, NULL, 10) : 0;
+}
+
+/* The "error" and a numeric field of a JSON error body. */
+static int recon_err_is(const httpc_resp *resp, const char *code,
+                        const char *field, uint64_t *val)
+{
+    cJSON *j = cJSON_ParseWithLength(resp->body, resp->len);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    int is = cJSON_IsString(e) && strcmp(e->valuestring, code) == 0;
+    if (is && field && val) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, field);
+        *val = cJSON_IsNumber(v) && v->valuedouble > 0
+                   ? (uint64_t)v->valuedouble
+                   : 0;
+    }
+    cJSON_Delete(j);
+    return is;
+}
+
+/* GET one page of the primary's changes. */
+static int recon_get(recon_t *r, const char *primary, uint64_t epoch,
+                     uint64_t since, const char *snap, httpc_resp *resp)
+{
+    char url[600], h_epoch[48];
+    const char *hdrs[3];
+    int nh = 0;
+    httpc_req req;
+
+    snprintf(url, sizeof url,
+             "%s/internal/changes?since=%" PRIu64 "&limit=%zu%s%s", primary,
+             since, r->o.page_max, snap && snap[0] ? "&snapshot=" : "",
+             snap && snap[0] ? snap : "");
+    snprintf(h_epoch, sizeof h_epoch, "X-KV-Epoch: %" PRIu64, epoch);
+    hdrs[nh++] = h_epoch;
+    if (r->auth[0])
+        hdrs[nh++] = r->auth;
+    hdrs[nh] = NULL;
+    memset(&req, 0, sizeof req);
+    req.url = url;
+    req.headers = hdrs;
+    req.timeout_ms = r->o.timeout_ms;
+    if (httpc_do(&req, resp) != 0) {
+        if (r->streak++ % 20 == 0)
+            log_warn("reconcile: GET %s: %s (%u failures in a row)", url,
+                     resp->error, r->streak);
+        httpc_resp_free(resp);
+        return -1;
+    }
+    if (r->streak)
+        log_info("reconcile: %s answers again after %u failures", primary,
+                 r->streak);
+    r->streak = 0;
+    return 0;
+}
+
+/* Classifies a non-200 answer of the primary. */
+static int recon_refused(recon_t *r, const char *primary, httpc_resp *resp,
+                         uint64_t *fork)
+{
+    uint64_t v = 0;
+    (void)r;
+    if (resp->status == 409 && recon_err_is(resp, "stale_epoch", "epoch", &v)) {
+        log_info("reconcile: %s is at epoch %" PRIu64 ", newer than ours",
+                 primary, v);
+        return RECON_STALE;
+    }
+    if (resp->status == 409 && recon_err_is(resp, "seq_ahead", "seq", &v)) {
+        if (fork)
+            *fork = v;
+        return RECON_DIVERGED;
+    }
+    log_warn("reconcile: %s answered %ld: %.200s", primary, resp->status,
+             resp->body);
+    return RECON_FAILED;
+}
+
+static size_t recon_count_ops(const httpc_resp *resp, wire_op **ops)
+{
+    size_t off = 0, n = 0;
+    wire_op op;
+
+    while (wire_next_op(resp->body, resp->len, &off, &op) == 1)
+        n++;
+    *ops = n ? malloc(n * sizeof **ops) : NULL;
+    if (n && *ops == NULL)
+        return (size_t)-1;
+    off = 0;
+    for (size_t i = 0; i < n; i++)
+        wire_next_op(resp->body, resp->len, &off, &(*ops)[i]);
+    return n;
+}
+
+/* Applies one page; 0, or a RECON_* code. */
+static int recon_apply(recon_t *r, const httpc_resp *resp, uint64_t epoch,
+                       uint64_t since, uint64_t upto, int resync, size_t *nops)
+{
+    wire_op *ops = NULL;
+    wire_result *res = NULL;
+    size_t n = recon_count_ops(resp, &ops);
+    sdb_repl_args a = {.epoch = epoch, .since = since, .upto = upto,
+                       .resync = resync};
+    int rc;
+
+    *nops = 0;
+    if (n == (size_t)-1)
+        return RECON_FAILED;
+    if (n && (res = malloc(n * sizeof *res)) == NULL) {
+        free(ops);
+        return RECON_FAILED;
+    }
+    rc = sdb_replicate(r->o.db, ops, n, &a, res, NULL);
+    free(ops);
+    free(res);
+    switch (rc) {
+    case 0:
+        *nops = n;
+        return 0;
+    case SDB_REPL_EPOCH:
+        return RECON_CANCELLED;
+    case SDB_REPL_RESYNC:
+    case SDB_REPL_GAP:
+        /* Only this thread wipes, so neither can happen: retry later. */
+        log_warn("reconcile: page from %" PRIu64 " refused (%d)", since, rc);
+        return RECON_FAILED;
+    default:
+        return RECON_FAILED;
+    }
+}
+
+int recon_full_resync(recon_t *r, const char *primary, uint64_t epoch)
+{
+    uint64_t t0 = recon_now_ms(), total = 0;
+    int restarts = 0;
+
+restart:
+    log_info("reconcile: full resync from %s at epoch %" PRIu64
+             ": wiping the local copy", primary, epoch);
+    if (sdb_wipe(r->o.db, epoch) != 0)
+        return RECON_FAILED;
+    {
+        uint64_t since = 0;
+        char snap[64] = "";
+        int more = 1;
+        total = 0;
+        while (more) {
+            httpc_resp resp;
+            uint64_t next;
+            size_t n;
+            int rc, found;
+
+            if (recon_cancelled(r))
+                return RECON_CANCELLED;
+            if (recon_get(r, primary, epoch, since, snap, &resp) != 0)
+                goto failed;
+            if (resp.status == 410 && ++restarts <= RECON_RESYNC_RESTARTS) {
+                log_warn("reconcile: %s: the resync snapshot expired; "
+                         "starting over", primary);
+                httpc_resp_free(&resp);
+                goto restart;
+            }
+            if (resp.status != 200) {
+                rc = recon_refused(r, primary, &resp, NULL);
+                httpc_resp_free(&resp);
+                if (rc == RECON_STALE)
+                    return rc;
+                goto failed;
+            }
+            if (recon_hdr_u64(&resp, "X-KV-Epoch", NULL) > epoch) {
+                httpc_resp_free(&resp);
+                return RECON_STALE;
+            }
+            next = recon_hdr_u64(&resp, "X-KV-Last-Seq", &found);
+            more = recon_hdr_u64(&resp, "X-KV-More", NULL) != 0;
+            recon_note_gc(r, recon_hdr_u64(&resp, "X-KV-Gc-Seq", NULL));
+            {
+                char buf[64];
+                const char *s = httpc_resp_header(&resp, "X-KV-Snapshot", buf,
+                                                  sizeof buf);
+                if (s)
+                    snprintf(snap, sizeof snap, "%s", s);
+            }
+            if (!found || next < since) {
+                log_warn("reconcile: %s: page without a usable X-KV-Last-Seq",
+                         primary);
+                httpc_resp_free(&resp);
+                goto failed;
+            }
+            rc = recon_apply(r, &resp, epoch, since, next, 1, &n);
+            httpc_resp_free(&resp);
+            if (rc != 0) {
+                if (rc == RECON_CANCELLED)
+                    return rc;
+                goto failed;
+            }
+            total += n;
+            atomic_fetch_add(&r->resync_ops, n);
+            since = next;
+        }
+        if (sdb_resync_done(r->o.db, since) != 0)
+            goto failed;
+        atomic_fetch_add(&r->full_resyncs, 1);
+        log_info("reconcile: full resync from %s done: %" PRIu64
+                 " records up to seq %" PRIu64 " in %" PRIu64 " ms",
+                 primary, total, since, recon_now_ms() - t0);
+        return RECON_OK;
+    }
+failed:
+    atomic_fetch_add(&r->failures, 1);
+    log_warn("reconcile: full resync from %s failed after %" PRIu64
+             " records; it starts over next round", primary, total);
+    return RECON_FAILED;
+}
+
+int recon_round(recon_t *r, const char *primary, uint64_t epoch,
+                uint64_t *fork)
+{
+    uint64_t since, start, got = 0;
+    int more = 1;
+
+    atomic_fetch_add(&r->rounds, 1);
+    if (sdb_resyncing(r->o.db) || sdb_applied_seq(r->o.db) == 0)
+        return recon_full_resync(r, primary, epoch);
+    since = start = sdb_applied_seq(r->o.db);
+    while (more) {
+        httpc_resp resp;
+        uint64_t next, gc;
+        size_t n;
+        int rc, found;
+
+        if (recon_cancelled(r))
+            return RECON_CANCELLED;
+        if (recon_get(r, primary, epoch, since, NULL, &resp) != 0) {
+            atomic_fetch_add(&r->failures, 1);
+            return RECON_FAILED;
+        }
+        if (resp.status != 200) {
+            rc = recon_refused(r, primary, &resp, fork);
+            httpc_resp_free(&resp);
+            if (rc == RECON_FAILED)
+                atomic_fetch_add(&r->failures, 1);
+            return rc;
+        }
+        if (recon_hdr_u64(&resp, "X-KV-Epoch", NULL) > epoch) {
+            httpc_resp_free(&resp);
+            return RECON_STALE;
+        }
+        next = recon_hdr_u64(&resp, "X-KV-Last-Seq", &found);
+        more = recon_hdr_u64(&resp, "X-KV-More", NULL) != 0;
+        gc = recon_hdr_u64(&resp, "X-KV-Gc-Seq", NULL);
+        recon_note_gc(r, gc);
+        if (since < gc) {
+            /* Tombstones between our position and gc are gone: deletes we
+             * never saw would be lost. */
+            log_warn("reconcile: position %" PRIu64 " is below %s's "
+                     "tombstone horizon %" PRIu64 ": full resync",
+                     since, primary, gc);
+            httpc_resp_free(&resp);
+            return recon_full_resync(r, primary, epoch);
+        }
+        if (!found || next < since) {
+            httpc_resp_free(&resp);
+            atomic_fetch_add(&r->failures, 1);
+            return RECON_FAILED;
+        }
+        rc = recon_apply(r, &resp, epoch, since, next, 0, &n);
+        httpc_resp_free(&resp);
+        if (rc != 0) {
+            if (rc == RECON_FAILED)
+                atomic_fetch_add(&r->failures, 1);
+            return rc;
+        }
+        got += n;
+        since = next;
+    }
+    atomic_fetch_add(&r->catchups, 1);
+    atomic_fetch_add(&r->catchup_ops, got);
+    if (got)
+        log_debug("reconcile: caught up %" PRIu64 " records from %s (seq %"
+                  PRIu64 " -> %" PRIu64 ")", got, primary, start, since);
+    return RECON_OK;
+}
+
+int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
+                  uint64_t from, uint64_t *sent)
+{
+    wire_buf buf = {0};
+    uint64_t since = from, total = 0;
+    int more = 1;
+    char url[300], h_epoch[48];
+    const char *hdrs[4];
+    int nh = 0;
+
+    if (sent)
+        *sent = 0;
+    snprintf(url, sizeof url, "%s/internal/repair", primary);
+    hdrs[nh++] = "Content-Type: application/octet-stream";
+    snprintf(h_epoch, sizeof h_epoch, "X-KV-Epoch: %" PRIu64, epoch);
+    hdrs[nh++] = h_epoch;
+    if (r->auth[0])
+        hdrs[nh++] = r->auth;
+    hdrs[nh] = NULL;
+    while (more) {
+        uint64_t next;
+        size_t n = 0, off = 0;
+        wire_op op;
+        httpc_req req;
+        httpc_resp resp;
+
+        if (recon_cancelled(r)) {
+            wire_buf_free(&buf);
+            return RECON_CANCELLED;
+        }
+        wire_buf_reset(&buf);
+        if (sdb_changes_since(r->o.db, since, r->o.page_max,
+                              RECON_HANDOFF_BYTES, &buf, &next, &more) != 0)
+            goto failed;
+        while (wire_next_op(buf.data, buf.len, &off, &op) == 1)
+            n++;
+        if (n) {
+            memset(&req, 0, sizeof req);
+            req.method = "POST";
+            req.url = url;
+            req.body = buf.data;
+            req.body_len = buf.len;
+            req.headers = hdrs;
+            req.timeout_ms = r->o.timeout_ms;
+            if (httpc_do(&req, &resp) != 0) {
+                log_warn("rejoin: POST %s: %s", url, resp.error);
+                httpc_resp_free(&resp);
+                goto failed;
+            }
+            if (resp.status != 200 || resp.len != n * WIRE_RESULT_LEN) {
+                log_warn("rejoin: POST %s answered %ld: %.200s", url,
+                         resp.status, resp.body);
+                httpc_resp_free(&resp);
+                goto failed;
+            }
+            httpc_resp_free(&resp);
+        }
+        total += n;
+        since = next;
+    }
+    wire_buf_free(&buf);
+    atomic_fetch_add(&r->handoffs, 1);
+    atomic_fetch_add(&r->handoff_ops, total);
+    if (sent)
+        *sent = total;
+    return RECON_OK;
+failed:
+    wire_buf_free(&buf);
+    atomic_fetch_add(&r->failures, 1);
+    return RECON_FAILED;
+}
+
+void recon_stats_json(recon_t *r, cJSON *obj)
+{
+    char num[24];
+#define RECON_ADD(name, v)                                                     \
+    do {                                                                       \
+        snprintf(num, sizeof num, "%" PRIu64, (uint64_t)(v));                  \
+        cJSON_AddRawToObject(obj, name, num);                                  \
+    } while (0)
+    RECON_ADD("full_resyncs", atomic_load(&r->full_resyncs));
+    RECON_ADD("catchups", atomic_load(&r->catchups));
+    RECON_ADD("catchup_ops", atomic_load(&r->catchup_ops));
+    RECON_ADD("resync_ops", atomic_load(&r->resync_ops));
+    RECON_ADD("handoffs", atomic_load(&r->handoffs));
+    RECON_ADD("handoff_ops", atomic_load(&r->handoff_ops));
+    RECON_ADD("rounds", atomic_load(&r->rounds));
+    RECON_ADD("failures", atomic_load(&r->failures));
+    RECON_ADD("resumed_from", r->resumed_from);
+    RECON_ADD("primary_gc_seq", atomic_load(&r->primary_gc));
+#undef RECON_ADD
+}

@@ -1,0 +1,564 @@
+#include "repl_send.h"
+
+#include "httpc.h"
+#include "log.h"
+#include "metrics.h"
+#include "wire.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REPL_MAX_PEERS 16
+
+METRIC_COUNTER(rm_batches, "kv_store_repl_batches_total",
+               "replication batches the secondaries applied");
+METRIC_COUNTER(rm_ops, "kv_store_repl_ops_total",
+               "ops streamed to secondaries");
+METRIC_COUNTER(rm_errors, "kv_store_repl_errors_total",
+               "replication POSTs that failed");
+static lat_hist rm_lat = {.name = "kv_store_repl_post_seconds",
+                          .help = "round trip of a replication POST"};
+static pthread_once_t rm_once = PTHREAD_ONCE_INIT;
+
+static void rm_register(void)
+{
+    metrics_register(&rm_batches);
+    metrics_register(&rm_ops);
+    metrics_register(&rm_errors);
+    metrics_register_hist(&rm_lat);
+}
+
+typedef struct repl_peer {
+    struct repl *r;
+    char url[256];
+    pthread_t thr;
+    int started;
+    int stop;
+    /* under r->mu */
+    uint64_t acked;      /* the secondary's applied seq, when known */
+    int known;
+    int ok;              /* the last answer was a 200 */
+    uint64_t last_ok_us, last_try_us, next_try_us;
+    unsigned fails;
+    uint64_t batches, ops, errors;
+    int ahead_logged;
+    char err[200];
+} repl_peer;
+
+struct repl {
+    repl_opts o;
+    char auth[300];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    repl_peer *peers[REPL_MAX_PEERS]; /* replica-id order */
+    size_t npeers;
+    /* Stopped senders not joined yet: one may be inside a POST to a hung
+     * secondary, and a topology change must not wait for it. */
+    repl_peer *dead[4 * REPL_MAX_PEERS];
+    size_t ndead;
+    _Atomic size_t active;
+    uint64_t alive_us;
+};
+
+static uint64_t repl_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Waits on r->cv (r->mu held) until the monotonic time `until` (us). */
+static void repl_wait_until(repl_t *r, uint64_t until)
+{
+    struct timespec ts;
+    uint64_t now = repl_now_us(), ns;
+
+    if (until <= now)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ns = (uint64_t)ts.tv_nsec + (until - now) * 1000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
+
+static int repl_peer_alive(const repl_t *r, const repl_peer *p, uint64_t now)
+{
+    return p->ok && now - p->last_ok_us <= r->alive_us;
+}
+
+/* ---- one exchange ------------------------------------------------------ */
+
+typedef struct repl_outcome {
+    int ok;               /* a 200 with applied_seq */
+    uint64_t applied;
+    uint64_t remote_epoch; /* from a 409 stale_epoch */
+    int stale;
+    size_t nops;
+    char err[200];
+} repl_outcome;
+
+static uint64_t repl_json_u64(const cJSON *j, const char *name, int *found)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
+        if (found)
+            *found = 0;
+        return 0;
+    }
+    if (found)
+        *found = 1;
+    return (uint64_t)v->valuedouble;
+}
+
+static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
+                          wire_buf *buf, repl_outcome *out)
+{
+    char url[300], h_epoch[48], h_since[48], h_upto[48], h_gc[48];
+    const char *hdrs[8];
+    int nh = 0;
+    uint64_t next = since, t0;
+    int more = 0;
+    httpc_req req;
+    httpc_resp resp;
+
+    memset(out, 0, sizeof *out);
+    wire_buf_reset(buf);
+    if (data) {
+        if (sdb_changes_since(r->o.db, since, r->o.batch_max, REPL_BATCH_BYTES,
+                              buf, &next, &more) != 0) {
+            snprintf(out->err, sizeof out->err, "cannot read local changes");
+            return;
+        }
+        {
+            size_t off = 0;
+            wire_op op;
+            while (wire_next_op(buf->data, buf->len, &off, &op) == 1)
+                out->nops++;
+        }
+    }
+    snprintf(url, sizeof url, "%s/internal/replicate", p->url);
+    hdrs[nh++] = "Content-Type: application/octet-stream";
+    snprintf(h_epoch, sizeof h_epoch, "X-KV-Epoch: %" PRIu64,
+             sdb_get_epoch(r->o.db));
+    hdrs[nh++] = h_epoch;
+    snprintf(h_gc, sizeof h_gc, "X-KV-Gc-Seq: %" PRIu64, sdb_gc_seq(r->o.db));
+    hdrs[nh++] = h_gc;
+    if (data) {
+        snprintf(h_since, sizeof h_since, "X-KV-Since: %" PRIu64, since);
+        snprintf(h_upto, sizeof h_upto, "X-KV-Upto: %" PRIu64, next);
+        hdrs[nh++] = h_since;
+        hdrs[nh++] = h_upto;
+    }
+    if (r->auth[0])
+        hdrs[nh++] = r->auth;
+    hdrs[nh] = NULL;
+    memset(&req, 0, sizeof req);
+    req.method = "POST";
+    req.url = url;
+    req.body = buf->data ? (const void *)buf->data : "";
+    req.body_len = buf->len;
+    req.headers = hdrs;
+    req.timeout_ms = r->o.timeout_ms;
+    t0 = repl_now_us();
+    if (httpc_do(&req, &resp) != 0) {
+        snprintf(out->err, sizeof out->err, "%.190s", resp.error);
+        httpc_resp_free(&resp);
+        return;
+    }
+    lat_record(&rm_lat, repl_now_us() - t0);
+    {
+        cJSON *j = cJSON_ParseWithLength(resp.body, resp.len);
+        int found = 0;
+        if (resp.status == 200) {
+            out->applied = repl_json_u64(j, "applied_seq", &found);
+            out->ok = found;
+            if (!found)
+                snprintf(out->err, sizeof out->err,
+                         "200 without applied_seq: %.120s", resp.body);
+        } else {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+            if (resp.status == 409 && cJSON_IsString(e) &&
+                strcmp(e->valuestring, "stale_epoch") == 0) {
+                out->stale = 1;
+                out->remote_epoch = repl_json_u64(j, "epoch", NULL);
+            }
+            snprintf(out->err, sizeof out->err, "HTTP %ld: %.150s",
+                     resp.status, resp.body);
+        }
+        cJSON_Delete(j);
+    }
+    httpc_resp_free(&resp);
+}
+
+/* ---- the sender thread ------------------------------------------------- */
+
+static void *repl_peer_main(void *arg)
+{
+    repl_peer *p = arg;
+    repl_t *r = p->r;
+    wire_buf buf = {0};
+
+    pthread_mutex_lock(&r->mu);
+    while (!p->stop) {
+        uint64_t now = repl_now_us();
+        uint64_t last = sdb_last_seq(r->o.db);
+        int data = p->known && last > p->acked;
+        int hb = !p->known ||
+                 now >= p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
+        uint64_t since;
+        repl_outcome out;
+
+        if (now < p->next_try_us) {
+            repl_wait_until(r, p->next_try_us);
+            continue;
+        }
+        if (!data && !hb) {
+            uint64_t hb_at = p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
+            uint64_t idle = now + REPL_IDLE_MS * 1000u;
+            repl_wait_until(r, hb_at < idle ? hb_at : idle);
+            continue;
+        }
+        if (data && r->o.delay_ms > 0) {
+            /* The lab's and the quorum study's slow link. */
+            uint64_t until = now + (uint64_t)r->o.delay_ms * 1000u;
+            while (!p->stop && repl_now_us() < until)
+                repl_wait_until(r, until);
+            if (p->stop)
+                break;
+        }
+        since = p->acked;
+        p->last_try_us = repl_now_us();
+        pthread_mutex_unlock(&r->mu);
+
+        repl_exchange(r, p, data, since, &buf, &out);
+        if (out.ok && out.applied > sdb_last_seq(r->o.db)) {
+            /* Ahead of us: it holds another history (a failover it has not
+             * followed yet). Its acks mean nothing here until it resyncs. */
+            out.ok = 0;
+            snprintf(out.err, sizeof out.err,
+                     "secondary is at seq %" PRIu64 ", past ours (%" PRIu64
+                     "): waiting for it to resync", out.applied,
+                     sdb_last_seq(r->o.db));
+        }
+
+        pthread_mutex_lock(&r->mu);
+        now = repl_now_us();
+        if (out.ok) {
+            if (p->fails)
+                log_info("replication to %s: back (applied seq %" PRIu64
+                         ") after %u failures", p->url, out.applied, p->fails);
+            p->acked = out.applied;
+            p->known = 1;
+            p->ok = 1;
+            p->last_ok_us = now;
+            p->fails = 0;
+            p->next_try_us = 0;
+            p->ahead_logged = 0;
+            if (data && out.applied > since) {
+                p->batches++;
+                p->ops += out.nops;
+                metric_add(&rm_batches, 1);
+                metric_add(&rm_ops, (int64_t)out.nops);
+            }
+        } else {
+            unsigned shift;
+            uint64_t back;
+            p->ok = 0;
+            p->known = 0;
+            p->errors++;
+            metric_add(&rm_errors, 1);
+            if (p->fails == 0 || p->fails % 20 == 0)
+                log_warn("replication to %s failed (%u in a row): %s",
+                         p->url, p->fails + 1, out.err);
+            p->fails++;
+            shift = p->fails - 1 < 8 ? p->fails - 1 : 8;
+            back = (uint64_t)REPL_BACKOFF_MIN_MS << shift;
+            if (back > REPL_BACKOFF_MAX_MS)
+                back = REPL_BACKOFF_MAX_MS;
+            p->next_try_us = now + back * 1000u;
+            snprintf(p->err, sizeof p->err, "%s", out.err);
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (out.stale && out.remote_epoch > sdb_get_epoch(r->o.db) &&
+            r->o.on_stale_epoch)
+            r->o.on_stale_epoch(r->o.arg);
+        repl_update_quorum(r);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    wire_buf_free(&buf);
+    httpc_thread_done();
+    return NULL;
+}
+
+/* ---- the set of senders ------------------------------------------------ */
+
+repl_t *repl_new(const repl_opts *o)
+{
+    repl_t *r = calloc(1, sizeof *r);
+    pthread_condattr_t ca;
+
+    if (r == NULL)
+        return NULL;
+    pthread_once(&rm_once, rm_register);
+    r->o = *o;
+    r->o.token = NULL;
+    if (r->o.batch_max == 0)
+        r->o.batch_max = 512;
+    if (r->o.timeout_ms <= 0)
+        r->o.timeout_ms = 2000;
+    if (o->token && o->token[0])
+        snprintf(r->auth, sizeof r->auth, "Authorization: Bearer %s",
+                 o->token);
+    r->alive_us = ((uint64_t)REPL_ALIVE_MS +
+                   (uint64_t)(o->delay_ms > 0 ? o->delay_ms : 0)) * 1000u;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return r;
+}
+
+/* Frees the stopped senders whose threads have finished. mu held (a
+ * finished thread needs nothing of ours, so this never waits). */
+static void repl_reap(repl_t *r)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < r->ndead; i++) {
+        repl_peer *p = r->dead[i];
+        if (!p->started || pthread_tryjoin_np(p->thr, NULL) == 0)
+            free(p);
+        else
+            r->dead[k++] = p;
+    }
+    r->ndead = k;
+}
+
+int repl_set_peers(repl_t *r, char *const *urls, size_t n)
+{
+    repl_peer *next[REPL_MAX_PEERS], *over[REPL_MAX_PEERS];
+    size_t nn = 0, ng = 0, nover = 0;
+    int rc = 0;
+
+    if (n > REPL_MAX_PEERS)
+        n = REPL_MAX_PEERS;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < n; i++) {
+        repl_peer *p = NULL;
+        for (size_t k = 0; k < r->npeers; k++)
+            if (r->peers[k] && strcmp(r->peers[k]->url, urls[i]) == 0) {
+                p = r->peers[k];
+                r->peers[k] = NULL;
+                break;
+            }
+        if (p == NULL) {
+            p = calloc(1, sizeof *p);
+            if (p == NULL) {
+                rc = -1;
+                continue;
+            }
+            p->r = r;
+            snprintf(p->url, sizeof p->url, "%s", urls[i]);
+            if (pthread_create(&p->thr, NULL, repl_peer_main, p) != 0) {
+                log_error("replication: cannot start a sender for %s",
+                          p->url);
+                free(p);
+                rc = -1;
+                continue;
+            }
+            p->started = 1;
+            log_info("replication: streaming to %s", p->url);
+        }
+        next[nn++] = p;
+    }
+    for (size_t k = 0; k < r->npeers; k++)
+        if (r->peers[k]) {
+            r->peers[k]->stop = 1;
+            ng++;
+            log_info("replication: no longer streaming to %s",
+                     r->peers[k]->url);
+            if (r->ndead < sizeof r->dead / sizeof r->dead[0])
+                r->dead[r->ndead++] = r->peers[k];
+            else
+                over[nover++] = r->peers[k]; /* joined below, unlocked */
+        }
+    memcpy(r->peers, next, nn * sizeof next[0]);
+    r->npeers = nn;
+    atomic_store(&r->active, nn);
+    pthread_cond_broadcast(&r->cv);
+    repl_reap(r);
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < nover; i++) {
+        if (over[i]->started)
+            pthread_join(over[i]->thr, NULL);
+        free(over[i]);
+    }
+    if (ng)
+        repl_update_quorum(r);
+    return rc;
+}
+
+void repl_free(repl_t *r)
+{
+    if (r == NULL)
+        return;
+    repl_set_peers(r, NULL, 0);
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    /* A sender may need the lock to finish: join without holding it. */
+    for (size_t i = 0; i < r->ndead; i++)
+        if (r->dead[i]->started)
+            pthread_join(r->dead[i]->thr, NULL);
+    for (size_t i = 0; i < r->ndead; i++)
+        free(r->dead[i]);
+    r->ndead = 0;
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+void repl_notify(repl_t *r)
+{
+    if (atomic_load(&r->active) == 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+size_t repl_alive(repl_t *r, size_t *total)
+{
+    uint64_t now = repl_now_us();
+    size_t a = 0;
+
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->npeers; i++)
+        a += repl_peer_alive(r, r->peers[i], now) != 0;
+    if (total)
+        *total = r->npeers;
+    pthread_mutex_unlock(&r->mu);
+    return a;
+}
+
+uint64_t repl_min_acked(repl_t *r)
+{
+    uint64_t m = UINT64_MAX;
+
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->npeers; i++) {
+        uint64_t a = r->peers[i]->known ? r->peers[i]->acked : 0;
+        if (a < m)
+            m = a;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return m == UINT64_MAX ? sdb_last_seq(r->o.db) : m;
+}
+
+void repl_update_quorum(repl_t *r)
+{
+    wquorum_peer v[REPL_MAX_PEERS];
+    uint64_t now = repl_now_us(), q;
+    size_t n;
+
+    if (r->o.wq == NULL || r->o.write_quorum == 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    n = r->npeers;
+    for (size_t i = 0; i < n; i++) {
+        const repl_peer *p = r->peers[i];
+        v[i].acked = p->known ? p->acked : 0;
+        v[i].alive = repl_peer_alive(r, p, now);
+    }
+    pthread_mutex_unlock(&r->mu);
+    q = wquorum_seq(v, n, r->o.write_quorum, r->o.policy);
+    wquorum_release(r->o.wq, q);
+}
+
+void repl_stats_json(repl_t *r, cJSON *arr)
+{
+    uint64_t now = repl_now_us(), last = sdb_last_seq(r->o.db);
+    char num[24];
+
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->npeers; i++) {
+        const repl_peer *p = r->peers[i];
+        cJSON *o = cJSON_CreateObject();
+        uint64_t acked = p->known ? p->acked : 0;
+        cJSON_AddStringToObject(o, "url", p->url);
+        snprintf(num, sizeof num, "%" PRIu64, acked);
+        cJSON_AddRawToObject(o, "acked_seq", num);
+        snprintf(num, sizeof num, "%" PRIu64, last > acked ? last - acked : 0);
+        cJSON_AddRawToObject(o, "lag", num);
+        cJSON_AddBoolToObject(o, "alive", repl_peer_alive(r, p, now));
+        cJSON_AddBoolToObject(o, "known", p->known);
+        if (p->last_ok_us)
+            cJSON_AddNumberToObject(o, "last_ok_ms_ago",
+                                    (double)((now - p->last_ok_us) / 1000u));
+        else
+            cJSON_AddNullToObject(o, "last_ok_ms_ago");
+        cJSON_AddNumberToObject(o, "batches", (double)p->batches);
+        cJSON_AddNumberToObject(o, "ops", (double)p->ops);
+        cJSON_AddNumberToObject(o, "errors", (double)p->errors);
+        cJSON_AddNumberToObject(o, "failures_in_a_row", p->fails);
+        if (p->err[0] && !p->ok)
+            cJSON_AddStringToObject(o, "last_error", p->err);
+        cJSON_AddItemToArray(arr, o);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+char *repl_metrics_text(repl_t *r)
+{
+    static const char *const head[3] = {
+        "# HELP kv_store_repl_acked_seq seq a secondary has acked\n"
+        "# TYPE kv_store_repl_acked_seq gauge\n",
+        "# HELP kv_store_repl_lag seqs a secondary is behind the primary\n"
+        "# TYPE kv_store_repl_lag gauge\n",
+        "# HELP kv_store_repl_alive 1 when a secondary answered lately\n"
+        "# TYPE kv_store_repl_alive gauge\n"};
+    static const char *const name[3] = {"kv_store_repl_acked_seq",
+                                        "kv_store_repl_lag",
+                                        "kv_store_repl_alive"};
+    uint64_t now = repl_now_us(), last = sdb_last_seq(r->o.db);
+    size_t cap = 1024, len = 0;
+    char *out = malloc(cap);
+
+    if (out == NULL)
+        return NULL;
+    out[0] = '\0';
+    pthread_mutex_lock(&r->mu);
+    for (int m = 0; m < 3 && r->npeers; m++) {
+        size_t need = strlen(head[m]) + r->npeers * 400 + 1;
+        if (len + need > cap) {
+            char *o2;
+            while (len + need > cap)
+                cap *= 2;
+            o2 = realloc(out, cap);
+            if (o2 == NULL)
+                break;
+            out = o2;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s", head[m]);
+        for (size_t i = 0; i < r->npeers; i++) {
+            const repl_peer *p = r->peers[i];
+            uint64_t acked = p->known ? p->acked : 0;
+            uint64_t v = m == 0 ? acked
+                         : m == 1 ? (last > acked ? last - acked : 0)
+                                  : (uint64_t)repl_peer_alive(r, p, now);
+            len += (size_t)snprintf(out + len, cap - len,
+                                    "%s{secondary=\"%.300s\"} %" PRIu64 "\n",
+                                    name[m], p->url, v);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return out;
+}
