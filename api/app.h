@@ -1,6 +1,7 @@
 /* api: the public HTTP API (DESIGN §5). Stateless: reads go straight to the
- * shard primary the ring names, writes go to the queue; both asynchronously,
- * the request suspended while one of the httpc loops talks upstream. */
+ * shard the ring names (its primary, or R secondaries: quorum.h), blocking
+ * a server thread for the round trip; writes go to the queue, suspended
+ * while one of the httpc loops waits for a job when the client waits. */
 #ifndef KV_API_APP_H
 #define KV_API_APP_H
 
@@ -8,6 +9,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "ratelimit.h"
+#include "repair.h"
 #include "topo.h"
 
 #include <stdatomic.h>
@@ -21,6 +23,7 @@ typedef struct api_app {
     unsigned nloops;
     _Atomic unsigned next_loop;
     rl_t *rl;                 /* NULL when api.rate_limit is 0 */
+    repair_t *repair;         /* background read repair (R >= 1), or NULL */
     char auth[300];           /* "Authorization: Bearer ..." or "" */
     _Atomic int stopping;     /* no new upstream calls: answer 503 */
 } api_app;

@@ -2,6 +2,7 @@
 
 #include "kvhttp.h"
 #include "metrics.h"
+#include "quorum.h"
 #include "upstream.h"
 
 #include <stdio.h>
@@ -46,24 +47,6 @@ static int api_rate_limit(httpd_req *r, api_app *a, api_call *c)
     return -1;
 }
 
-/* Resolve the key's shard; fills c->shard, c->served_by and returns the
- * primary's base URL (NULL: answered 503). t must be held by the caller. */
-static const char *api_primary(api_call *c, const topo_t *t)
-{
-    const topo_shard *sh = topo_shard_for(t, c->key, c->klen);
-
-    c->shard = sh->id;
-    if (sh->primary == NULL) {
-        static const char *const h[] = {"Retry-After: 1", NULL};
-        httpd_error_h(c->r, 503, h, "no_primary",
-                      "shard %u has no primary right now (failover under way)",
-                      sh->id);
-        return NULL;
-    }
-    snprintf(c->served_by, sizeof c->served_by, "%s", sh->primary);
-    return sh->primary;
-}
-
 static topo_t *api_topo(httpd_req *r, api_app *a)
 {
     topo_t *t = topo_watch_get(a->topo);
@@ -75,27 +58,32 @@ static topo_t *api_topo(httpd_req *r, api_app *a)
     return t;
 }
 
-/* GET /kv/{key} and GET /counter/{key}: straight to the shard primary. */
+/* GET /kv/{key} and GET /counter/{key}: to the shard the ring names, its
+ * primary (R = 0) or R of its secondaries (quorum.h). */
 static void api_read(api_call *c, const char *raw_key, size_t raw_len)
 {
     topo_t *t = api_topo(c->r, c->app);
-    const char *primary;
+    const topo_shard *sh;
     const char *accept;
+    unsigned r = (unsigned)c->app->cfg.read_quorum;
 
-    if (t == NULL || (primary = api_primary(c, t)) == NULL) {
-        topo_put(t);
+    if (t == NULL) {
         api_call_free(c);
         return;
     }
-    if (api_call_url(c, "%s/internal/kv/%.*s", primary, (int)raw_len, raw_key)) {
-        topo_put(t);
-        api_call_free(c);
-        return;
-    }
-    topo_put(t);
+    sh = topo_shard_for(t, c->key, c->klen);
+    c->shard = sh->id;
+    c->epoch = sh->epoch;
+    if (sh->primary)
+        snprintf(c->served_by, sizeof c->served_by, "%s", sh->primary);
     accept = httpd_header(c->r, "Accept");
     c->want_json = accept && strstr(accept, "application/json") != NULL;
-    api_upstream_start(c, "GET", NULL, 0, c->app->cfg.upstream_timeout_ms);
+    /* The topology stays held until the read is answered: sh points in it. */
+    if (r == 0)
+        quorum_read_primary(c, sh, raw_key, raw_len);
+    else
+        quorum_read(c, sh, raw_key, raw_len, r);
+    topo_put(t);
 }
 
 /* Writes: to the queue, same path under /internal/. by < 0 never reaches
@@ -270,6 +258,8 @@ static void api_stats(httpd_req *r, api_app *a)
     cJSON_AddNumberToObject(o, "rate_limited", (double)metric_get(&m_limited));
     cJSON_AddNumberToObject(o, "topology_epoch", t ? (double)t->epoch : 0);
     topo_put(t);
+    cJSON_AddNumberToObject(o, "read_quorum", (double)a->cfg.read_quorum);
+    cJSON_AddStringToObject(o, "quorum_policy", a->cfg.quorum_policy);
     rl = cJSON_AddObjectToObject(o, "rate_limiter");
     cJSON_AddStringToObject(rl, "strategy", a->rl ? "sliding_window" : "off");
     cJSON_AddNumberToObject(rl, "max_requests", (double)a->cfg.rate_limit);
@@ -326,6 +316,19 @@ void api_handle(httpd_req *r, void *app)
     }
     if (strcmp(path, "/metrics") == 0) {
         kvhttp_metrics(r);
+        return;
+    }
+    if (strcmp(path, "/internal/topology-changed") == 0) {
+        /* The controller's hint after a failover: poll the topology now. */
+        if (!httpd_method_is(r, "POST")) {
+            kvhttp_bad_method(r, "POST");
+            return;
+        }
+        if (kvhttp_auth(r, a->cfg.token))
+            return;
+        quorum_poke(a);
+        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15,
+                      NULL);
         return;
     }
     c = api_call_new(r, a, CALL_RELAY);

@@ -2,6 +2,8 @@
 #include "app.h"
 #include "daemon.h"
 #include "log.h"
+#include "quorum.h"
+#include "repair.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -17,8 +19,9 @@ static void usage(FILE *f)
             "              [--controller URL]\n"
             "Serves the public API (GET/PUT/DELETE /kv/{key}, POST\n"
             "/kv/{key}/incr, /counter/..., /jobs/{id}, /ring, /health, /ready,\n"
-            "/stats, /metrics): reads straight from the shard primaries, writes\n"
-            "through the queue. Settings: kv-controller --help.\n");
+            "/stats, /metrics): reads straight from the shards (the primary, or\n"
+            "cluster.read_quorum secondaries with read repair), writes through\n"
+            "the queue. Settings: kv-controller --help.\n");
 }
 
 int main(int argc, char **argv)
@@ -63,6 +66,8 @@ int main(int argc, char **argv)
     daemon_block_signals();
     httpc_global_init();
     api_metrics_register();
+    quorum_metrics_register();
+    repair_metrics_register();
     if (app.cfg.token[0])
         snprintf(app.auth, sizeof app.auth, "Authorization: Bearer %s",
                  app.cfg.token);
@@ -74,6 +79,15 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < app.nloops; i++)
         app.loops[i] = httpc_loop_start();
     app.topo = topo_watch_start(controller, app.cfg.topology_poll_ms);
+    if (app.cfg.read_quorum > 0) {
+        repair_opts ro = {.max_items = 4096, .max_bytes = (size_t)32 << 20,
+                          .timeout_ms = app.cfg.upstream_timeout_ms,
+                          .auth = app.auth};
+        app.repair = repair_start(&ro);
+        if (app.repair == NULL)
+            log_warn("read repair thread did not start: stale replicas "
+                     "wait for reconciliation");
+    }
     /* Reads block a server thread for one store round trip: twice the
      * cores keeps both cores busy while some threads wait (measured best). */
     unsigned threads = (unsigned)app.cfg.api_threads;
@@ -95,6 +109,7 @@ int main(int argc, char **argv)
     httpd_stop(srv);
     for (unsigned i = 0; i < app.nloops; i++)
         httpc_loop_stop(app.loops[i]);
+    repair_stop(app.repair);
     topo_watch_stop(app.topo);
     rl_free(app.rl);
     log_info("stopped");

@@ -63,7 +63,9 @@ void api_call_header(api_call *c, const char *fmt, ...)
     c->hdrs[n] = c->hbuf[b];
 }
 
-/* The headers every answer to the client carries, plus up to 4 extra. */
+/* The headers every answer to the client carries, plus up to 3 extra; out
+ * has room for API_CLIENT_HDRS. */
+#define API_CLIENT_HDRS 10
 static const char *const *api_client_hdrs(api_call *c, const char **out,
                                           const char *e1, const char *e2,
                                           const char *e3)
@@ -71,6 +73,8 @@ static const char *const *api_client_hdrs(api_call *c, const char **out,
     size_t n = 0;
     for (unsigned i = 0; i < c->nrl; i++)
         out[n++] = c->rl_hdrs[i];
+    if (c->quorum_hdr[0])
+        out[n++] = c->quorum_hdr;
     if (e1)
         out[n++] = e1;
     if (e2)
@@ -85,7 +89,7 @@ static const char *const *api_client_hdrs(api_call *c, const char **out,
 static void api_relay(api_call *c, const httpc_resp *resp)
 {
     char ctype[128], retry[32], rh[48];
-    const char *h[8];
+    const char *h[API_CLIENT_HDRS];
     const char *ra = NULL;
 
     if (httpc_resp_header(resp, "Retry-After", retry, sizeof retry)) {
@@ -98,10 +102,20 @@ static void api_relay(api_call *c, const httpc_resp *resp)
                   api_client_hdrs(c, h, ra, NULL, NULL));
 }
 
+void api_upstream_json(api_call *c, unsigned status, cJSON *json,
+                       const char *extra)
+{
+    const char *h[API_CLIENT_HDRS];
+
+    httpd_respond_json(c->r, status, json,
+                       api_client_hdrs(c, h, extra, NULL, NULL));
+    api_call_free(c);
+}
+
 static void api_on_read(api_call *c, const httpc_resp *resp)
 {
     char ver[32], vh[48], sh[48], by[300];
-    const char *h[8];
+    const char *h[API_CLIENT_HDRS];
 
     snprintf(sh, sizeof sh, "X-KV-Shard: %u", c->shard);
     snprintf(by, sizeof by, "X-KV-Served-By: %s", c->served_by);
@@ -128,7 +142,7 @@ static void api_on_read(api_call *c, const httpc_resp *resp)
 
 static void api_on_counter_get(api_call *c, const httpc_resp *resp)
 {
-    const char *h[8];
+    const char *h[API_CLIENT_HDRS];
     int64_t v = 0;
 
     if (resp->status != 200 && resp->status != 404) {
@@ -148,7 +162,7 @@ static void api_on_counter_get(api_call *c, const httpc_resp *resp)
 
 static void api_on_counter_inc(api_call *c, const httpc_resp *resp)
 {
-    const char *h[8];
+    const char *h[API_CLIENT_HDRS];
     cJSON *in, *o;
 
     if (resp->status != 202 && resp->status != 200) {
@@ -169,8 +183,11 @@ static void api_on_counter_inc(api_call *c, const httpc_resp *resp)
 
 static void api_done(httpc_resp *resp, void *ctx)
 {
-    api_call *c = ctx;
+    api_upstream_finish(ctx, resp);
+}
 
+void api_upstream_finish(api_call *c, httpc_resp *resp)
+{
     if (resp->status == 0) {
         static const char *const h[] = {"Retry-After: 1", NULL};
         log_warn("upstream %s failed: %s", c->url, resp->error);

@@ -26,10 +26,12 @@ typedef struct api_call {
     char *key;                     /* decoded key (freed with the call) */
     size_t klen;
     uint32_t shard;
+    uint64_t epoch;                /* the shard epoch the topology gave */
     int want_json;
     int waits;                     /* a write waiting for its job: async */
     char *url;                     /* sized for the key (api_call_url) */
     char served_by[256];
+    char quorum_hdr[96];           /* "X-KV-Quorum: ..." for the client, or "" */
     const char *hdrs[API_MAX_HDRS];   /* to upstream */
     char hbuf[4][320];
     char rl_hdrs[3][64];              /* X-RateLimit-* for the client */
@@ -49,5 +51,12 @@ void api_call_header(api_call *c, const char *fmt, ...)
  * the client request). Answers 503 itself if the call cannot start. */
 void api_upstream_start(api_call *c, const char *method, const void *body,
                         size_t len, long timeout_ms);
+/* Answer the client from an upstream answer (status 0: the upstream did not
+ * answer: 503) and free the call. resp stays the caller's. */
+void api_upstream_finish(api_call *c, httpc_resp *resp);
+/* Answer the client with json (taken) plus the call's client headers and
+ * one extra header (or NULL), and free the call. */
+void api_upstream_json(api_call *c, unsigned status, cJSON *json,
+                       const char *extra);
 
 #endif

@@ -1,6 +1,7 @@
 #include "cluster.h"
 
 #include "httpc.h"
+#include "log.h"
 #include "nginx_conf.h"
 
 #include <arpa/inet.h>
@@ -76,6 +77,9 @@ static cluster_node *cluster_add_node(cluster_t *cl, enum cluster_kind kind,
     n->port = port;
     n->sup_index = -1;
     atomic_init(&n->healthy, 0);
+    atomic_init(&n->last_ok_ms, 0);
+    atomic_init(&n->seen_seq, 0);
+    atomic_init(&n->seen_epoch, 0);
     snprintf(n->url, sizeof n->url, "http://%s:%u", cl->host, (unsigned)port);
     switch (kind) {
     case CLUSTER_STORE:
@@ -159,6 +163,9 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
         cluster_fmt(cl->nginx_errlog, sizeof cl->nginx_errlog,
                     "%s/nginx-error.log", cl->run_dir))
         return cluster_errf(err, errlen, "run dir: path too long");
+    if (cluster_fmt(cl->state_path, sizeof cl->state_path,
+                    "%s/controller-state.json", cl->data_dir))
+        return cluster_errf(err, errlen, "cluster.data_dir: path too long");
 
     max_nodes = (size_t)(c->shards * c->replicas + 1 + c->api_count + 1);
     cl->nodes = calloc(max_nodes, sizeof *cl->nodes);
@@ -170,6 +177,8 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
     pthread_mutex_init(&cl->mu, NULL);
     cl->epoch = 1;
     cl->nshards = (size_t)c->shards;
+    atomic_init(&cl->failovers, 0);
+    atomic_init(&cl->failovers_skipped, 0);
     for (size_t s = 0; s < cl->nshards; s++) {
         cl->shards[s].epoch = 1;
         cl->shards[s].primary = 0;
@@ -223,6 +232,183 @@ int cluster_set_primary(cluster_t *cl, unsigned shard, int replica)
     cl->epoch++;
     pthread_mutex_unlock(&cl->mu);
     return 0;
+}
+
+int cluster_promote(cluster_t *cl, unsigned shard, int replica,
+                    uint64_t handoff_seq, int64_t now_ms)
+{
+    cluster_shard *sh;
+
+    if (shard >= cl->nshards || replica < 0 || replica >= cl->cfg.replicas)
+        return -1;
+    pthread_mutex_lock(&cl->mu);
+    sh = &cl->shards[shard];
+    sh->primary = replica;
+    sh->epoch++;
+    sh->handoff_seq = handoff_seq;
+    sh->failovers++;
+    sh->last_failover_ms = now_ms;
+    cl->epoch++;
+    pthread_mutex_unlock(&cl->mu);
+    atomic_fetch_add(&cl->failovers, 1);
+    return 0;
+}
+
+cluster_node *cluster_store_node(cluster_t *cl, unsigned shard, int replica)
+{
+    for (size_t i = 0; i < cl->nnodes; i++) {
+        cluster_node *n = &cl->nodes[i];
+        if (n->kind == CLUSTER_STORE && n->shard == (int)shard &&
+            n->replica == replica)
+            return n;
+    }
+    return NULL;
+}
+
+/* ---- topology state on disk ---- */
+
+static int cluster_json_u64(const cJSON *o, const char *name, uint64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
+        v->valuedouble > 9007199254740992.0)
+        return -1;
+    *out = (uint64_t)v->valuedouble;
+    return 0;
+}
+
+int cluster_load_state(cluster_t *cl, char *err, size_t errlen)
+{
+    FILE *f = fopen(cl->state_path, "r");
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    cJSON *root = NULL;
+    const cJSON *shards, *sj;
+    uint64_t epoch;
+    cluster_shard *next = NULL;
+    size_t i = 0;
+    int rc = -1;
+
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        return cluster_errf(err, errlen, "%s: %s", cl->state_path,
+                            strerror(errno));
+    }
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            char *t = realloc(text, cap = cap ? cap * 2 : 8192);
+            if (t == NULL)
+                break;
+            text = t;
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    if (text == NULL)
+        return cluster_errf(err, errlen, "%s: out of memory", cl->state_path);
+    text[len] = '\0';
+    root = cJSON_ParseWithLength(text, len);
+    shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
+    if (root == NULL || cluster_json_u64(root, "epoch", &epoch) < 0 ||
+        !cJSON_IsArray(shards)) {
+        cluster_errf(err, errlen, "%s: not a controller state file (delete "
+                     "it to start over at epoch 1)", cl->state_path);
+        goto out;
+    }
+    if ((size_t)cJSON_GetArraySize(shards) != cl->nshards) {
+        cluster_errf(err, errlen, "%s: written for %d shards, the "
+                     "configuration has %zu (cluster.shards cannot change "
+                     "over existing data)", cl->state_path,
+                     cJSON_GetArraySize(shards), cl->nshards);
+        goto out;
+    }
+    next = calloc(cl->nshards, sizeof *next);
+    if (next == NULL) {
+        cluster_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(sj, shards) {
+        uint64_t e, primary, hs = 0, fo = 0;
+        if (cluster_json_u64(sj, "epoch", &e) < 0 ||
+            cluster_json_u64(sj, "primary", &primary) < 0 ||
+            primary >= (uint64_t)cl->cfg.replicas) {
+            cluster_errf(err, errlen, "%s: shards[%zu] needs an epoch and a "
+                         "primary below cluster.replicas (%lld)",
+                         cl->state_path, i, (long long)cl->cfg.replicas);
+            goto out;
+        }
+        cluster_json_u64(sj, "handoff_seq", &hs);
+        cluster_json_u64(sj, "failovers", &fo);
+        next[i].epoch = e;
+        next[i].primary = (int)primary;
+        next[i].handoff_seq = hs;
+        next[i].failovers = fo;
+        i++;
+    }
+    pthread_mutex_lock(&cl->mu);
+    cl->epoch = epoch;
+    memcpy(cl->shards, next, cl->nshards * sizeof *next);
+    pthread_mutex_unlock(&cl->mu);
+    log_info("topology state from %s: epoch %llu", cl->state_path,
+             (unsigned long long)epoch);
+    rc = 0;
+out:
+    free(next);
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+int cluster_save_state(cluster_t *cl)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(root, "shards");
+    char tmp[PATH_MAX + 8];
+    char *text;
+    FILE *f;
+    int rc = 0;
+
+    pthread_mutex_lock(&cl->mu);
+    cJSON_AddNumberToObject(root, "epoch", (double)cl->epoch);
+    for (size_t s = 0; s < cl->nshards; s++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)s);
+        cJSON_AddNumberToObject(o, "epoch", (double)cl->shards[s].epoch);
+        cJSON_AddNumberToObject(o, "primary", cl->shards[s].primary);
+        cJSON_AddNumberToObject(o, "handoff_seq",
+                                (double)cl->shards[s].handoff_seq);
+        cJSON_AddNumberToObject(o, "failovers",
+                                (double)cl->shards[s].failovers);
+        cJSON_AddItemToArray(arr, o);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (text == NULL)
+        return -1;
+    snprintf(tmp, sizeof tmp, "%s.tmp", cl->state_path);
+    f = fopen(tmp, "w");
+    if (f == NULL) {
+        log_warn("cannot write %s: %s", tmp, strerror(errno));
+        free(text);
+        return -1;
+    }
+    if (fputs(text, f) < 0 || fputc('\n', f) == EOF || fflush(f) != 0 ||
+        fsync(fileno(f)) != 0)
+        rc = -1;
+    if (fclose(f) != 0)
+        rc = -1;
+    if (rc == 0 && rename(tmp, cl->state_path) != 0)
+        rc = -1;
+    if (rc < 0)
+        log_warn("cannot write %s: %s", cl->state_path, strerror(errno));
+    free(text);
+    return rc;
 }
 
 /* ---- command lines ---- */
@@ -610,6 +796,8 @@ cJSON *cluster_topology_json(cluster_t *cl)
                 cJSON_AddItemToArray(secs, cJSON_CreateString(n->url));
         }
         cJSON_AddItemToObject(sh, "secondaries", secs);
+        cJSON_AddNumberToObject(sh, "handoff_seq",
+                                (double)cl->shards[s].handoff_seq);
         cJSON_AddItemToArray(shards, sh);
     }
     pthread_mutex_unlock(&cl->mu);
@@ -622,14 +810,43 @@ cJSON *cluster_status_json(cluster_t *cl, sup_t *sup)
     cJSON *root = cJSON_CreateObject();
     cJSON *ctl = cJSON_CreateObject();
     cJSON *kids = cJSON_CreateArray();
+    cJSON *shards = cJSON_CreateArray();
+    int64_t now = sup_now_ms();
     uint64_t epoch;
 
     pthread_mutex_lock(&cl->mu);
     epoch = cl->epoch;
+    for (size_t s = 0; s < cl->nshards; s++) {
+        const cluster_shard *sh = &cl->shards[s];
+        cJSON *o = cJSON_CreateObject();
+        const cluster_node *p = NULL;
+        for (size_t i = 0; i < cl->nnodes && sh->primary >= 0; i++)
+            if (cl->nodes[i].kind == CLUSTER_STORE &&
+                cl->nodes[i].shard == (int)s &&
+                cl->nodes[i].replica == sh->primary)
+                p = &cl->nodes[i];
+        cJSON_AddNumberToObject(o, "id", (double)s);
+        cJSON_AddNumberToObject(o, "epoch", (double)sh->epoch);
+        cJSON_AddNumberToObject(o, "primary_replica", sh->primary);
+        if (p)
+            cJSON_AddStringToObject(o, "primary", p->url);
+        else
+            cJSON_AddNullToObject(o, "primary");
+        cJSON_AddNumberToObject(o, "handoff_seq", (double)sh->handoff_seq);
+        cJSON_AddNumberToObject(o, "failovers", (double)sh->failovers);
+        if (sh->last_failover_ms > 0)
+            cJSON_AddNumberToObject(o, "last_failover_ms_ago",
+                                    (double)(now - sh->last_failover_ms));
+        cJSON_AddItemToArray(shards, o);
+    }
     pthread_mutex_unlock(&cl->mu);
     cJSON_AddStringToObject(root, "status", "ok");
     cJSON_AddBoolToObject(root, "ready", atomic_load(&cl->ready));
     cJSON_AddNumberToObject(root, "epoch", (double)epoch);
+    cJSON_AddNumberToObject(root, "failovers",
+                            (double)atomic_load(&cl->failovers));
+    cJSON_AddNumberToObject(root, "failovers_skipped",
+                            (double)atomic_load(&cl->failovers_skipped));
     cJSON_AddNumberToObject(ctl, "pid", (double)getpid());
     cJSON_AddStringToObject(ctl, "url", cl->controller_url);
     cJSON_AddNumberToObject(ctl, "port", (double)cl->cfg.base_port);
@@ -651,6 +868,10 @@ cJSON *cluster_status_json(cluster_t *cl, sup_t *sup)
         if (n->kind == CLUSTER_STORE) {
             cJSON_AddNumberToObject(k, "shard", n->shard);
             cJSON_AddNumberToObject(k, "replica", n->replica);
+            cJSON_AddNumberToObject(k, "applied_seq",
+                                    (double)atomic_load(&n->seen_seq));
+            cJSON_AddNumberToObject(k, "store_epoch",
+                                    (double)atomic_load(&n->seen_epoch));
         }
         if (info.pid > 0)
             cJSON_AddNumberToObject(k, "pid", (double)info.pid);
@@ -671,12 +892,13 @@ cJSON *cluster_status_json(cluster_t *cl, sup_t *sup)
         cJSON_AddItemToArray(kids, k);
     }
     cJSON_AddItemToObject(root, "children", kids);
+    cJSON_AddItemToObject(root, "shards", shards);
     return root;
 }
 
 char *cluster_metrics_text(cluster_t *cl, sup_t *sup, size_t *len)
 {
-    size_t cap = 512 + cl->nnodes * 512, off = 0;
+    size_t cap = 1536 + cl->nnodes * 512 + cl->nshards * 256, off = 0;
     char *buf = malloc(cap);
     static const char *const head =
         "# HELP kv_controller_ready 1 once every child answered /health\n"
@@ -685,6 +907,14 @@ char *cluster_metrics_text(cluster_t *cl, sup_t *sup, size_t *len)
         "# HELP kv_controller_epoch Cluster topology epoch\n"
         "# TYPE kv_controller_epoch gauge\n"
         "kv_controller_epoch %llu\n"
+        "# HELP kv_controller_failovers_total Primaries replaced by a "
+        "promoted secondary\n"
+        "# TYPE kv_controller_failovers_total counter\n"
+        "kv_controller_failovers_total %llu\n"
+        "# HELP kv_controller_failovers_skipped_total Failovers due but not "
+        "done: no live secondary\n"
+        "# TYPE kv_controller_failovers_skipped_total counter\n"
+        "kv_controller_failovers_skipped_total %llu\n"
         "# HELP kv_controller_child_up 1 while the child process runs\n"
         "# TYPE kv_controller_child_up gauge\n";
     uint64_t epoch;
@@ -695,7 +925,10 @@ char *cluster_metrics_text(cluster_t *cl, sup_t *sup, size_t *len)
     epoch = cl->epoch;
     pthread_mutex_unlock(&cl->mu);
     off += (size_t)snprintf(buf + off, cap - off, head,
-                            atomic_load(&cl->ready), (unsigned long long)epoch);
+                            atomic_load(&cl->ready), (unsigned long long)epoch,
+                            (unsigned long long)atomic_load(&cl->failovers),
+                            (unsigned long long)atomic_load(
+                                &cl->failovers_skipped));
     for (int pass = 0; pass < 3; pass++) {
         if (pass == 1)
             off += (size_t)snprintf(
@@ -728,6 +961,29 @@ char *cluster_metrics_text(cluster_t *cl, sup_t *sup, size_t *len)
                                     n->name, cluster_kind_name(n->kind), v);
         }
     }
+    if (off < cap)
+        off += (size_t)snprintf(buf + off, cap - off,
+                                "# HELP kv_controller_shard_epoch Epoch of each "
+                                "shard\n"
+                                "# TYPE kv_controller_shard_epoch gauge\n");
+    pthread_mutex_lock(&cl->mu);
+    for (size_t s = 0; s < cl->nshards && off < cap; s++)
+        off += (size_t)snprintf(buf + off, cap - off,
+                                "kv_controller_shard_epoch{shard=\"%zu\"} "
+                                "%llu\n",
+                                s, (unsigned long long)cl->shards[s].epoch);
+    if (off < cap)
+        off += (size_t)snprintf(buf + off, cap - off,
+                                "# HELP kv_controller_shard_failovers_total "
+                                "Promotions per shard\n"
+                                "# TYPE kv_controller_shard_failovers_total "
+                                "counter\n");
+    for (size_t s = 0; s < cl->nshards && off < cap; s++)
+        off += (size_t)snprintf(buf + off, cap - off,
+                                "kv_controller_shard_failovers_total{shard="
+                                "\"%zu\"} %llu\n",
+                                s, (unsigned long long)cl->shards[s].failovers);
+    pthread_mutex_unlock(&cl->mu);
     if (off >= cap)
         off = cap - 1;
     buf[off] = '\0';
@@ -736,6 +992,58 @@ char *cluster_metrics_text(cluster_t *cl, sup_t *sup, size_t *len)
 }
 
 /* ---- readiness ---- */
+
+int cluster_health_seq(const char *body, size_t len, uint64_t *seq,
+                       uint64_t *epoch)
+{
+    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "applied_seq");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "epoch");
+    int rc = -1;
+
+    if (!cJSON_IsNumber(v))
+        v = cJSON_GetObjectItemCaseSensitive(j, "seq");
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 &&
+        v->valuedouble < 18446744073709551616.0) {
+        *seq = (uint64_t)v->valuedouble;
+        rc = 0;
+    }
+    if (epoch)
+        *epoch = cJSON_IsNumber(e) && e->valuedouble >= 0 &&
+                         e->valuedouble < 18446744073709551616.0
+                     ? (uint64_t)e->valuedouble
+                     : 0;
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* Record one probe's outcome on n. */
+static int cluster_probe_result(cluster_node *n, const httpc_resp *resp)
+{
+    int ok;
+
+    if (resp->status == 0) {
+        snprintf(n->last_error, sizeof n->last_error, "%.100s",
+                 resp->error[0] ? resp->error : "no answer");
+        ok = 0;
+    } else if (resp->status < 200 || resp->status >= 300) {
+        snprintf(n->last_error, sizeof n->last_error, "HTTP %ld",
+                 resp->status);
+        ok = 0;
+    } else {
+        n->last_error[0] = '\0';
+        ok = 1;
+        atomic_store(&n->last_ok_ms, sup_now_ms());
+        if (n->kind == CLUSTER_STORE) {
+            uint64_t seq, epoch;
+            if (cluster_health_seq(resp->body, resp->len, &seq, &epoch) == 0)
+                atomic_store(&n->seen_seq, seq);
+            atomic_store(&n->seen_epoch, epoch);
+        }
+    }
+    atomic_store(&n->healthy, ok);
+    return ok;
+}
 
 static int cluster_probe(cluster_node *n)
 {
@@ -748,27 +1056,39 @@ static int cluster_probe(cluster_node *n)
     req.method = "GET";
     req.url = url;
     req.timeout_ms = 1000;
-    if (httpc_do(&req, &resp) < 0 || resp.status == 0) {
-        snprintf(n->last_error, sizeof n->last_error, "%.100s",
-                 resp.error[0] ? resp.error : "no answer");
-        ok = 0;
-    } else if (resp.status < 200 || resp.status >= 300) {
-        snprintf(n->last_error, sizeof n->last_error, "HTTP %ld",
-                 resp.status);
-        ok = 0;
-    } else {
-        n->last_error[0] = '\0';
-        ok = 1;
-    }
+    httpc_do(&req, &resp);
+    ok = cluster_probe_result(n, &resp);
     httpc_resp_free(&resp);
-    atomic_store(&n->healthy, ok);
     return ok;
 }
 
-void cluster_probe_all(cluster_t *cl)
+#define CLUSTER_PROBE_CHUNK 32
+
+void cluster_probe_all(cluster_t *cl, long timeout_ms)
 {
-    for (size_t i = 0; i < cl->nnodes; i++)
-        cluster_probe(&cl->nodes[i]);
+    char urls[CLUSTER_PROBE_CHUNK][SUP_URL_MAX + 16];
+    httpc_req reqs[CLUSTER_PROBE_CHUNK];
+    httpc_resp resps[CLUSTER_PROBE_CHUNK];
+
+    for (size_t base = 0; base < cl->nnodes; base += CLUSTER_PROBE_CHUNK) {
+        size_t n = cl->nnodes - base;
+        if (n > CLUSTER_PROBE_CHUNK)
+            n = CLUSTER_PROBE_CHUNK;
+        memset(reqs, 0, sizeof reqs);
+        memset(resps, 0, sizeof resps);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(urls[i], sizeof urls[i], "%s/health",
+                     cl->nodes[base + i].url);
+            reqs[i].method = "GET";
+            reqs[i].url = urls[i];
+            reqs[i].timeout_ms = timeout_ms;
+        }
+        httpc_parallel(reqs, resps, n, timeout_ms);
+        for (size_t i = 0; i < n; i++) {
+            cluster_probe_result(&cl->nodes[base + i], &resps[i]);
+            httpc_resp_free(&resps[i]);
+        }
+    }
 }
 
 int cluster_wait_ready(cluster_t *cl, int64_t timeout_ms, const atomic_int *stop,

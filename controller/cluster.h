@@ -38,12 +38,18 @@ typedef struct cluster_node {
     char url[SUP_URL_MAX];
     int sup_index;               /* -1 until cluster_register */
     _Atomic int healthy;         /* last /health probe answered 2xx */
-    char last_error[128];        /* why the last probe failed (ready thread) */
+    _Atomic int64_t last_ok_ms;  /* sup_now_ms() of the last 2xx probe */
+    _Atomic uint64_t seen_seq;   /* stores: applied_seq (or seq) last seen */
+    _Atomic uint64_t seen_epoch; /* stores: epoch last seen in /health */
+    char last_error[128];        /* why the last probe failed (probe thread) */
 } cluster_node;
 
 typedef struct cluster_shard {
     uint64_t epoch;
     int primary;                 /* replica index, -1 = none */
+    uint64_t handoff_seq;        /* promoted replica's seq at the last failover */
+    uint64_t failovers;          /* promotions of this shard */
+    int64_t last_failover_ms;    /* sup_now_ms() of the last one, 0 = never */
 } cluster_shard;
 
 /* A command line: argv points into buf. */
@@ -74,6 +80,9 @@ typedef struct cluster {
     uint64_t epoch;
     pthread_mutex_t mu;          /* guards epoch and shards */
     _Atomic int ready;
+    char state_path[PATH_MAX];   /* data_dir/controller-state.json */
+    _Atomic uint64_t failovers;          /* promotions, every shard */
+    _Atomic uint64_t failovers_skipped;  /* primary down, no live secondary */
 } cluster_t;
 
 /* The address others use to reach a server bound to bind. */
@@ -107,6 +116,21 @@ int cluster_register(cluster_t *cl, sup_t *sup);
 /* Failover seam: make replica the primary of shard, bump its epoch and the
  * cluster epoch. 0 or -1. */
 int cluster_set_primary(cluster_t *cl, unsigned shard, int replica);
+/* A promotion: cluster_set_primary plus the shard's handoff_seq, its
+ * failover count and time (now_ms), all under one lock. 0 or -1. */
+int cluster_promote(cluster_t *cl, unsigned shard, int replica,
+                    uint64_t handoff_seq, int64_t now_ms);
+/* The store node of (shard, replica), or NULL. */
+cluster_node *cluster_store_node(cluster_t *cl, unsigned shard, int replica);
+
+/* Topology state (epochs, primaries, handoff seqs) survives a restart of
+ * the controller in state_path, because the stores keep their epochs on
+ * disk: a controller that started over at epoch 1 would be fenced.
+ * cluster_load_state: 0 (loaded, or no file), -1 + err when the file does
+ * not match this cluster. cluster_save_state: write it atomically (rename);
+ * 0 or -1. */
+int cluster_load_state(cluster_t *cl, char *err, size_t errlen);
+int cluster_save_state(cluster_t *cl);
 /* After a topology change: give the supervisor node i's new role and command
  * line, used from its next (re)start on. 0 or -1. */
 int cluster_update_child(cluster_t *cl, sup_t *sup, size_t i);
@@ -125,9 +149,15 @@ char *cluster_metrics_text(cluster_t *cl, sup_t *sup, size_t *len);
  * *stop becomes non-zero. 0, or -1 with err naming the nodes not ready. */
 int cluster_wait_ready(cluster_t *cl, int64_t timeout_ms, const atomic_int *stop,
                        char *err, size_t errlen);
-/* One /health probe of every node (updates healthy; the status pages show a
- * node healthy only while its process runs and its last probe passed). */
-void cluster_probe_all(cluster_t *cl);
+/* One /health probe of every node, in parallel, each bounded by timeout_ms
+ * (updates healthy, last_ok_ms and, for stores, seen_seq/seen_epoch; the
+ * status pages show a node healthy only while its process runs and its last
+ * probe passed). */
+void cluster_probe_all(cluster_t *cl, long timeout_ms);
+/* A store's position from its /health body: "applied_seq", else "seq".
+ * 0, or -1 when the body has neither. */
+int cluster_health_seq(const char *body, size_t len, uint64_t *seq,
+                       uint64_t *epoch);
 /* Where everything is, ending with the line "ready". */
 void cluster_print_summary(cluster_t *cl, sup_t *sup, FILE *f);
 

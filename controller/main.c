@@ -1,7 +1,9 @@
 /* kv-controller: starts and supervises a local cluster, serves its topology.
- * Wiring only; the logic is in sup.c, cluster.c, nginx_conf.c and http.c. */
+ * Wiring only; the logic is in sup.c, cluster.c, failover.c, nginx_conf.c
+ * and http.c. */
 #include "cluster.h"
 #include "config.h"
+#include "failover.h"
 #include "http.h"
 #include "httpc.h"
 #include "log.h"
@@ -21,7 +23,6 @@
 #include <unistd.h>
 
 #define STOP_GRACE_MS 5000
-#define HEALTH_INTERVAL_MS 1000
 
 typedef struct ready_ctx {
     cluster_t *cl;
@@ -48,13 +49,30 @@ static void *ready_thread(void *arg)
         }
         return NULL;
     }
-    /* Keep the health flags of /status current (failover will hook here). */
-    while (!atomic_load(&r->stop)) {
-        for (int i = 0; i < HEALTH_INTERVAL_MS / 100 && !atomic_load(&r->stop); i++)
-            nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
-        if (!atomic_load(&r->stop))
-            cluster_probe_all(r->cl);
+    /* Health checks every controller.health_interval_ms keep the flags of
+     * /status current and drive failover. */
+    failover_t *fo = failover_new(r->cl, r->sup, &r->stop);
+    int64_t interval = r->cl->cfg.health_interval_ms;
+    int64_t next = sup_now_ms() + interval;
+
+    if (fo == NULL) {
+        log_error("failover: out of memory; health checks stopped");
+        return NULL;
     }
+    log_info("health checks every %lld ms, failover after %lld ms",
+             (long long)interval, (long long)r->cl->cfg.failover_after_ms);
+    while (!atomic_load(&r->stop)) {
+        int64_t now = sup_now_ms();
+        if (now < next) {
+            int64_t d = next - now > 50 ? 50 : next - now;
+            nanosleep(&(struct timespec){0, (long)d * 1000000L}, NULL);
+            continue;
+        }
+        next = now + interval;
+        failover_tick(fo, now);
+    }
+    failover_free(fo);
+    httpc_thread_done();
     return NULL;
 }
 
@@ -91,6 +109,7 @@ int main(int argc, char **argv)
     exe[n] = '\0';
     if (cluster_init(&cl, &cfg, args.run_dir, dirname(exe), args.log_dir, err,
                      sizeof err) < 0 ||
+        cluster_load_state(&cl, err, sizeof err) < 0 ||
         cluster_check_binaries(&cl, err, sizeof err) < 0 ||
         cluster_check_ports(&cl, err, sizeof err) < 0) {
         fprintf(stderr, "kv-controller: %s\n", err);

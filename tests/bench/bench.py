@@ -11,6 +11,13 @@ Rows (see ROWS below; add one by appending a Row):
   get_api    GET /kv/<key> straight to one api process
   get_store  GET <primary store>/internal/kv/<key>
   put_queue  PUT /kv/<key> through nginx (202 queued), rotating over many keys
+  put_w0_n2  PUT /kv/<key>?sync=1 through nginx, N = 2 secondaries, W = 0
+             (answered once the primary applied it)
+  put_w1_n2  the same with W = 1 (one secondary acknowledged)
+  put_w2_n3  the same with N = 3, W = 2
+  get_r2_n3  GET /kv/<key> through nginx with N = 3, R = 2 (two secondaries
+             in parallel, newest wins)
+N counts secondaries (DESIGN §2): cluster.replicas = N + 1.
 
 Every row runs `wrk -t2 -c64 -d8s --latency`. A row whose wrk run reports
 non-2xx responses or socket errors is a failure (printed; exit status 1).
@@ -111,6 +118,23 @@ end
 """ % (value_bytes, keys, prefix, keys)
 
 
+def lua_put_sync(prefix, keys, value_bytes):
+    """PUT /kv/<prefix><i>?sync=1: each request waits for its write."""
+    return """
+local n = 0
+local body = string.rep("v", %d)
+local hdrs = {["Content-Type"] = "application/octet-stream"}
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) %% 100000)
+  n = math.random(0, %d)
+end
+function request()
+  n = n + 1
+  return wrk.format("PUT", "/kv/%s" .. (n %% %d) .. "?sync=1", hdrs, body)
+end
+""" % (value_bytes, keys, prefix, keys)
+
+
 def lua_get_rotating(prefix, keys):
     return """
 local n = 0
@@ -196,9 +220,15 @@ class Row:
 
 # Cluster configurations rows can run against (overrides of the config).
 # The limiter is on but never denies: its cost is part of the numbers.
+_RL = {"rate_limit": 1000000000, "rate_window_ms": 1000}
 CLUSTERS = {
-    "default": {"api": {"rate_limit": 1000000000, "rate_window_ms": 1000}},
-    # later: "w0_n2": {...write quorum 0, 2 secondaries...}, "w1_n2": {...}
+    "default": {"api": dict(_RL)},
+    # N = secondaries per shard: cluster.replicas = N + 1
+    "w0_n2": {"api": dict(_RL), "cluster": {"replicas": 3, "write_quorum": 0}},
+    "w1_n2": {"api": dict(_RL), "cluster": {"replicas": 3, "write_quorum": 1}},
+    # W and R do not affect each other's path: one cluster for both rows
+    "w2r2_n3": {"api": dict(_RL), "cluster": {"replicas": 4, "write_quorum": 2,
+                                              "read_quorum": 2}},
 }
 
 ROWS = [
@@ -213,6 +243,17 @@ ROWS = [
     Row("put_queue", "default", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put("bench-put-", 10000, VALUE_BYTES),
         note="PUT through nginx -> api -> queue (202)"),
+    Row("put_w0_n2", "w0_n2", lambda ctx: ctx["nginx"] + "/",
+        script=lambda ctx: lua_put_sync("bench-w0-", 10000, VALUE_BYTES),
+        note="PUT ?sync=1 through nginx, N=2, W=0"),
+    Row("put_w1_n2", "w1_n2", lambda ctx: ctx["nginx"] + "/",
+        script=lambda ctx: lua_put_sync("bench-w1-", 10000, VALUE_BYTES),
+        note="PUT ?sync=1 through nginx, N=2, W=1"),
+    Row("put_w2_n3", "w2r2_n3", lambda ctx: ctx["nginx"] + "/",
+        script=lambda ctx: lua_put_sync("bench-w2-", 10000, VALUE_BYTES),
+        note="PUT ?sync=1 through nginx, N=3, W=2"),
+    Row("get_r2_n3", "w2r2_n3", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"],
+        note="GET through nginx, N=3, R=2 (2 secondaries in parallel)"),
 ]
 
 

@@ -10,6 +10,8 @@ the controller and checks that no child process survives.
 Python 3 standard library only.
 """
 
+import collections
+import contextlib
 import errno
 import fcntl
 import http.client
@@ -19,6 +21,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -338,6 +341,37 @@ def assert_json_error(resp, status, code=None, what=""):
 
 
 # --------------------------------------------------------------------------
+# lib/wire.h framing
+
+WIRE_OP = struct.Struct("<BBHIIIQQ")   # op, flags, -, key_len, val_len, -, version, seq
+
+
+def decode_wire_ops(buf):
+    """The ops of a lib/wire.h body: [{"op","flags","version","seq","key",
+    "value"}] (key and value as bytes)."""
+    ops, off = [], 0
+    while off < len(buf):
+        if len(buf) - off < WIRE_OP.size:
+            raise AssertionError("truncated wire op at %d of %d" % (off, len(buf)))
+        op, flags, _, klen, vlen, _, version, seq = WIRE_OP.unpack_from(buf, off)
+        off += WIRE_OP.size
+        if off + klen + vlen > len(buf):
+            raise AssertionError("wire op past the end at %d" % off)
+        key = bytes(buf[off:off + klen])
+        val = bytes(buf[off + klen:off + klen + vlen])
+        off += klen + vlen
+        ops.append({"op": op, "flags": flags, "version": version, "seq": seq,
+                    "key": key, "value": val})
+    return ops
+
+
+def encode_wire_op(op, key, value=b"", version=0, seq=0, flags=0):
+    if isinstance(key, str):
+        key = key.encode()
+    return WIRE_OP.pack(op, flags, 0, len(key), len(value), 0, version, seq) + key + value
+
+
+# --------------------------------------------------------------------------
 # the cluster
 
 class Cluster:
@@ -377,6 +411,7 @@ class Cluster:
         self.seen_pids = {}      # pid -> name, every child pid ever seen
         self.stopped = False
         self.failed = False      # set by the runner to keep the tempdir
+        self.paused = {}         # pid -> name, stopped with SIGSTOP by pause()
         if start:
             try:
                 self.start(start_timeout)
@@ -583,6 +618,168 @@ class Cluster:
             return pred()
         return wait_until(f, timeout, what)
 
+    # ---- faults, topology and replica data (replication tests)
+    @staticmethod
+    def store_name(shard, replica):
+        return "store-%d-%d" % (shard, replica)
+
+    def pause(self, name):
+        """SIGSTOP the child called name; stop() resumes it if the test does
+        not. Returns the pid."""
+        pid = self.pid(name)
+        os.kill(pid, signal.SIGSTOP)
+        self.paused[pid] = name
+        return pid
+
+    def resume(self, name_or_pid):
+        """SIGCONT a child paused with pause() (by name or pid)."""
+        pids = [p for p, n in self.paused.items() if name_or_pid in (p, n)]
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except OSError:
+                pass
+            self.paused.pop(p, None)
+        return pids
+
+    def resume_all(self):
+        for p in list(self.paused):
+            self.resume(p)
+
+    def topology_epoch(self):
+        return int(self.topology()["epoch"])
+
+    def shard_topology(self, shard):
+        for s in self.topology()["shards"]:
+            if int(s["id"]) == shard:
+                return s
+        raise KeyError(shard)
+
+    def replica_of(self, shard, url):
+        """The replica id of a store URL of shard (stores[shard].index)."""
+        return self.stores[shard].index(url)
+
+    def primary_replica(self, shard):
+        return self.replica_of(shard, self.primary(shard))
+
+    def wait_epoch_change(self, epoch, timeout, interval=0.01):
+        """Poll /topology until its epoch differs from epoch. Returns
+        (topology, seconds waited)."""
+        t0 = time.monotonic()
+        deadline = t0 + timeout
+        while True:
+            self._check_running()
+            try:
+                t = self.topology()
+                if int(t["epoch"]) != epoch:
+                    return t, time.monotonic() - t0
+            except (OSError, ClusterError, http.client.HTTPException):
+                pass
+            if time.monotonic() >= deadline:
+                raise AssertionError("topology epoch still %d after %.1f s"
+                                     % (epoch, timeout))
+            time.sleep(interval)
+
+    def store_health(self, url, timeout=2):
+        st, body = get_json(url + "/health", timeout=timeout)
+        return body if st == 200 and isinstance(body, dict) else None
+
+    def wait_stores_settled(self, timeout=30):
+        """Wait until every store serves: its /health shows the epoch of its
+        shard in the topology, no full resync under way and, when it reports
+        one, a state of primary or secondary (a store that just started
+        answers 503 epoch_pending or resyncing until then)."""
+        def settled():
+            topo = self.topology()
+            for sh in topo["shards"]:
+                for url in [sh["primary"]] + list(sh["secondaries"]):
+                    h = self.store_health(url)
+                    if not h or int(h.get("epoch", -1)) != int(sh["epoch"]):
+                        return False
+                    if h.get("resyncing") or h.get("state", "secondary") not in (
+                            "primary", "secondary"):
+                        return False
+            return True
+        self.wait_until(settled, timeout, "every store to settle (epoch, no resync)")
+
+    def internal_headers(self):
+        tok = self.config.get("cluster", {}).get("token")
+        return {"Authorization": "Bearer " + tok} if tok else {}
+
+    def changes_dump(self, url, page=1000, timeout=10):
+        """Every record of one store from GET /internal/changes?since=0
+        (paged by X-KV-Last-Seq): {key bytes: (op, version, value bytes)}
+        with op "put" or "del" (a tombstone)."""
+        out, since = {}, 0
+        for _ in range(100000):
+            st, hd, body = request(
+                "GET", "%s/internal/changes?since=%d&limit=%d" % (url, since, page),
+                headers=self.internal_headers(), timeout=timeout)
+            if st != 200:
+                raise AssertionError("GET %s/internal/changes?since=%d -> %s %r"
+                                     % (url, since, st, body[:200]))
+            for op in decode_wire_ops(body):
+                out[op["key"]] = ("del" if op["op"] == 2 else "put", op["version"],
+                                  op["value"])
+            nxt = hd.get("X-KV-Last-Seq")
+            more = hd.get("X-KV-More")
+            if not body or nxt is None or int(nxt) <= since or more == "0":
+                break
+            since = int(nxt)
+        return out
+
+    def shard_live_data(self, shard):
+        """{url: {key: (version, value)}} of every replica of shard, live
+        records only (tombstones are collected at different times)."""
+        res = {}
+        for url in self.stores[shard]:
+            d = self.changes_dump(url)
+            res[url] = {k: (v[1], v[2]) for k, v in d.items() if v[0] == "put"}
+        return res
+
+    def parity_diff(self, shard):
+        """None when every replica of shard holds the same live records,
+        else a short description of the first differences."""
+        data = self.shard_live_data(shard)
+        urls = list(data)
+        ref = data[urls[0]]
+        for u in urls[1:]:
+            d = data[u]
+            if d != ref:
+                only_a = [k for k in ref if k not in d][:3]
+                only_b = [k for k in d if k not in ref][:3]
+                differ = [k for k in ref if k in d and ref[k] != d[k]][:3]
+                return ("%s (%d keys) vs %s (%d keys): missing %r, extra %r, "
+                        "differ %r" % (urls[0], len(ref), u, len(d), only_a, only_b,
+                                       [(k, ref[k][0], d[k][0]) for k in differ]))
+        return None
+
+    def wait_parity(self, shard, timeout):
+        """Poll until every replica of shard holds the same live records."""
+        last = [None]
+
+        def same():
+            last[0] = self.parity_diff(shard)
+            return last[0] is None
+        try:
+            self.wait_until(same, timeout, "parity of shard %d" % shard)
+        except AssertionError:
+            raise AssertionError("no parity in shard %d after %.0f s: %s"
+                                 % (shard, timeout, last[0]))
+
+    def api_metric(self, name):
+        """Sum of a metric over every api process (0 when absent)."""
+        total = 0.0
+        for a in self.apis:
+            st, _, body = request("GET", a + "/metrics")
+            if st != 200:
+                continue
+            for line in body.decode("utf-8", "replace").splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == name:
+                    total += float(parts[1])
+        return total
+
     # ---- logs
     def log_files(self):
         out = []
@@ -634,6 +831,7 @@ class Cluster:
         if self.stopped:
             return
         self.stopped = True
+        self.resume_all()        # a stopped process would ignore SIGTERM
         close_connections()
         survivors = []
         if self.proc is not None:
@@ -694,3 +892,167 @@ class Cluster:
         finally:
             self.cleanup()
         return False
+
+
+@contextlib.contextmanager
+def own_cluster(overrides, name, start_timeout=60, **kw):
+    """A cluster a test starts itself (when its module's CLUSTER_CONFIG does
+    not fit): started from $KV_BUILD (the runner sets it), stopped at the end
+    (no child may survive) and, on a sanitizer build, checked for sanitizer
+    reports. On failure the tempdir is kept and the log tails are printed."""
+    cl = Cluster(overrides, name=name, start=False, **kw)
+    ok = False
+    try:
+        cl.start(start_timeout)
+        yield cl
+        ok = True
+    finally:
+        err = None
+        try:
+            cl.stop()
+        except AssertionError as e:
+            err = e
+        reps = cl.sanitizer_reports() if os.path.basename(cl.build).startswith("san-") else []
+        if not ok or err or reps:
+            cl.failed = True
+            print("    (%s: logs kept in %s)\n%s" % (name, cl.tmp, "\n".join(
+                "    " + ln for ln in cl.log_tails(25).splitlines())), flush=True)
+        cl.cleanup()
+        if ok and err:
+            raise err
+        if ok and reps:
+            raise AssertionError("%d sanitizer report(s) in %s's logs:\n%s" % (
+                len(reps), name, "\n\n".join("%s:\n%s" % r for r in reps)))
+
+
+# --------------------------------------------------------------------------
+# a write load that remembers what was acknowledged
+
+class WriteLoad:
+    """Writer threads that PUT unique values to `keys` through nginx with
+    ?sync=1 and remember what was acknowledged: a 200 (its version from the
+    answer), or a 202 whose job later shows applied (resolve_jobs). Anything
+    else is counted in `failed` by status and not acknowledged.
+
+    acked: [(key, version, value, t_ack)] with t_ack = time.monotonic() when
+    the answer arrived."""
+
+    def __init__(self, cl, keys, threads=4, timeout=20, delay=0.0):
+        self.cl, self.keys = cl, list(keys)
+        self.nthreads, self.timeout, self.delay = threads, timeout, delay
+        self.lock = threading.Lock()
+        self.acked = []
+        self.pending = []        # (key, value, job)
+        self.failed = collections.Counter()
+        self.sent = 0
+        self._stop = threading.Event()
+        self._threads = []
+
+    def _worker(self, wid):
+        rng = random.Random(wid * 7919 + int(time.time()))
+        i = 0
+        while not self._stop.is_set():
+            key = rng.choice(self.keys)
+            i += 1
+            value = ("w%d-%d-%s" % (wid, i, key)).encode()
+            url = "%s/kv/%s?sync=1" % (self.cl.nginx, quote_key(key))
+            try:
+                st, _, body = request("PUT", url, body=value, timeout=self.timeout)
+            except Exception as e:  # noqa: BLE001 -- counted, not acknowledged
+                with self.lock:
+                    self.failed[type(e).__name__] += 1
+                time.sleep(0.05)
+                continue
+            t = time.monotonic()
+            with self.lock:
+                self.sent += 1
+                if st == 200:
+                    self.acked.append((key, int(json_of(body)["version"]), value, t))
+                elif st == 202:
+                    self.pending.append((key, value, json_of(body)["job"]))
+                else:
+                    self.failed[st] += 1
+            if st not in (200, 202):
+                time.sleep(0.02)
+            elif self.delay:
+                time.sleep(self.delay)
+
+    def start(self):
+        for w in range(self.nthreads):
+            th = threading.Thread(target=self._worker, args=(w,), daemon=True)
+            th.start()
+            self._threads.append(th)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for th in self._threads:
+            th.join(self.timeout + 5)
+        assert not any(th.is_alive() for th in self._threads), "writers still running"
+
+    def n_acked(self):
+        with self.lock:
+            return len(self.acked)
+
+    def resolve_jobs(self, timeout=30):
+        """Turn 202s into acknowledged writes when their job shows applied
+        (polling GET /jobs/{id} until it is no longer queued)."""
+        deadline = time.monotonic() + timeout
+        for key, value, job in list(self.pending):
+            while True:
+                st, _, body = request("GET", "%s/jobs/%s" % (self.cl.nginx, job))
+                j = json_of(body) if st == 200 else {}
+                status = j.get("status")
+                if status == "applied":
+                    self.acked.append((key, int(j["version"]), value, time.monotonic()))
+                    break
+                if status == "failed" or st == 404:
+                    self.failed["job " + str(status or st)] += 1
+                    break
+                if time.monotonic() > deadline:
+                    raise AssertionError("job %s still %r after %.0f s" % (job, status, timeout))
+                time.sleep(0.1)
+        self.pending = []
+
+    def missing_acked(self, read=None, keys=None):
+        """Every acknowledged write (of keys, default all) must be readable
+        with its value or a newer version. read(key) -> (status, version,
+        value); default: GET through nginx. Returns a list of problems
+        (empty when none)."""
+        if read is None:
+            def read(key):
+                st, hd, body = request("GET", "%s/kv/%s" % (self.cl.nginx, quote_key(key)))
+                return st, int(hd.get("X-KV-Version") or 0), body
+        by_key = collections.defaultdict(list)
+        for key, ver, val, _ in self.acked:
+            if keys is None or key in keys:
+                by_key[key].append((ver, val))
+        problems = []
+        for key, writes in sorted(by_key.items()):
+            st, ver, val = read(key)
+            for wver, wval in writes:
+                if st != 200 or ver < wver:
+                    problems.append("%s: acknowledged version %d (%r) but read %s version %d"
+                                    % (key, wver, wval, st, ver))
+                    break
+                if ver == wver and val != wval:
+                    problems.append("%s: version %d reads %r, acknowledged %r"
+                                    % (key, ver, val, wval))
+                    break
+        return problems
+
+
+def keys_by_shard(cl, n_per_shard, prefix):
+    """n_per_shard keys for every shard ({shard: [key]}), found with /ring."""
+    out = {s: [] for s in range(cl.shards)}
+    i = 0
+    while any(len(v) < n_per_shard for v in out.values()):
+        key = "%s%d" % (prefix, i)
+        i += 1
+        st, _, body = request("GET", "%s/ring?key=%s" % (cl.nginx, quote_key(key)))
+        assert st == 200, (st, body[:200])
+        sh = int(json_of(body)["shard"])
+        if len(out[sh]) < n_per_shard:
+            out[sh].append(key)
+        assert i < 100000, "cannot spread keys over the shards"
+    return out

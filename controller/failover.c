@@ -1,0 +1,327 @@
+#include "failover.h"
+
+#include "httpc.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* /internal/topology-changed is a hint: the stores poll anyway. */
+#define FAILOVER_NOTIFY_TIMEOUT_MS 300L
+/* Stores per shard we ask at once (cluster.replicas is at most 10). */
+#define FAILOVER_MAX_REPLICAS 16
+
+struct failover {
+    cluster_t *cl;
+    sup_t *sup;
+    const atomic_int *stop;
+    int64_t started_ms;        /* no node is older news than this */
+    int *down_logged;          /* per shard: "primary down" said once */
+    int64_t *skip_logged_ms;   /* per shard: last "no live secondary" */
+    long probe_timeout_ms;
+    char auth[CFG_STR_MAX + 32]; /* "Authorization: Bearer ..." or "" */
+};
+
+long failover_probe_timeout_ms(int64_t health_interval_ms)
+{
+    if (health_interval_ms < 200)
+        return 200;
+    if (health_interval_ms > 1000)
+        return 1000;
+    return (long)health_interval_ms;
+}
+
+int failover_pick(const failover_cand *c, size_t n)
+{
+    int best = -1;
+
+    for (size_t i = 0; i < n; i++)
+        if (best < 0 || c[i].seq > c[best].seq ||
+            (c[i].seq == c[best].seq && c[i].replica < c[best].replica))
+            best = (int)i;
+    return best;
+}
+
+failover_t *failover_new(cluster_t *cl, sup_t *sup, const atomic_int *stop)
+{
+    failover_t *f = calloc(1, sizeof *f);
+
+    if (f == NULL)
+        return NULL;
+    f->cl = cl;
+    f->sup = sup;
+    f->stop = stop;
+    f->started_ms = sup_now_ms();
+    f->down_logged = calloc(cl->nshards, sizeof *f->down_logged);
+    f->skip_logged_ms = calloc(cl->nshards, sizeof *f->skip_logged_ms);
+    if (f->down_logged == NULL || f->skip_logged_ms == NULL) {
+        failover_free(f);
+        return NULL;
+    }
+    f->probe_timeout_ms = failover_probe_timeout_ms(cl->cfg.health_interval_ms);
+    if (cl->cfg.token[0])
+        snprintf(f->auth, sizeof f->auth, "Authorization: Bearer %s",
+                 cl->cfg.token);
+    return f;
+}
+
+void failover_free(failover_t *f)
+{
+    if (f == NULL)
+        return;
+    free(f->down_logged);
+    free(f->skip_logged_ms);
+    free(f);
+}
+
+static int failover_running(failover_t *f, const cluster_node *n)
+{
+    sup_info info;
+
+    if (n->sup_index < 0)
+        return 1; /* not supervised (unit tests): the probe decides */
+    return sup_get(f->sup, (size_t)n->sup_index, &info) == 0 &&
+           info.state == SUP_RUNNING;
+}
+
+/* Ask every store of shard except `except` for its /health; fills cands
+ * with the ones that answer 200 with a seq. Returns how many. */
+static size_t failover_candidates(failover_t *f, unsigned shard, int except,
+                                  failover_cand *cands)
+{
+    cluster_t *cl = f->cl;
+    cluster_node *nodes[FAILOVER_MAX_REPLICAS];
+    char urls[FAILOVER_MAX_REPLICAS][SUP_URL_MAX + 16];
+    httpc_req reqs[FAILOVER_MAX_REPLICAS];
+    httpc_resp resps[FAILOVER_MAX_REPLICAS];
+    size_t n = 0, got = 0;
+
+    memset(reqs, 0, sizeof reqs);
+    for (size_t i = 0; i < cl->nnodes && n < FAILOVER_MAX_REPLICAS; i++) {
+        cluster_node *nd = &cl->nodes[i];
+        if (nd->kind != CLUSTER_STORE || nd->shard != (int)shard ||
+            nd->replica == except)
+            continue;
+        nodes[n] = nd;
+        snprintf(urls[n], sizeof urls[n], "%s/health", nd->url);
+        memset(&reqs[n], 0, sizeof reqs[n]);
+        reqs[n].method = "GET";
+        reqs[n].url = urls[n];
+        reqs[n].timeout_ms = f->probe_timeout_ms;
+        n++;
+    }
+    memset(resps, 0, sizeof resps);
+    httpc_parallel(reqs, resps, n, f->probe_timeout_ms);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq, epoch;
+        if (resps[i].status != 200) {
+            log_info("failover: shard %u: %s is not a candidate: %s", shard,
+                     nodes[i]->name,
+                     resps[i].status ? "HTTP error" : resps[i].error);
+        } else if (cluster_health_seq(resps[i].body, resps[i].len, &seq,
+                                      &epoch) < 0) {
+            log_warn("failover: shard %u: %s: /health has no applied_seq or "
+                     "seq", shard, nodes[i]->name);
+        } else if (!failover_running(f, nodes[i])) {
+            log_info("failover: shard %u: %s answers but is being stopped",
+                     shard, nodes[i]->name);
+        } else {
+            log_info("failover: shard %u: candidate %s (replica %d) "
+                     "applied_seq %llu, epoch %llu",
+                     shard, nodes[i]->name, nodes[i]->replica,
+                     (unsigned long long)seq, (unsigned long long)epoch);
+            atomic_store(&nodes[i]->seen_seq, seq);
+            cands[got].replica = nodes[i]->replica;
+            cands[got].seq = seq;
+            got++;
+        }
+        httpc_resp_free(&resps[i]);
+    }
+    return got;
+}
+
+/* POST /internal/topology-changed, in parallel, to every store of shard
+ * (they re-read the topology at once) and to the queue and the apis (the
+ * same hint for their watchers; one that lacks the route answers 404 and
+ * polls anyway). */
+#define FAILOVER_NOTIFY_CHUNK 32
+
+static void failover_notify(failover_t *f, unsigned shard)
+{
+    cluster_t *cl = f->cl;
+    cluster_node *nodes[FAILOVER_NOTIFY_CHUNK];
+    char urls[FAILOVER_NOTIFY_CHUNK][SUP_URL_MAX + 32];
+    httpc_req reqs[FAILOVER_NOTIFY_CHUNK];
+    httpc_resp resps[FAILOVER_NOTIFY_CHUNK];
+    const char *hdrs[] = {f->auth[0] ? f->auth : NULL, NULL};
+    size_t next = 0;
+
+    while (next < cl->nnodes) {
+        size_t n = 0;
+        memset(reqs, 0, sizeof reqs);
+        for (; next < cl->nnodes && n < FAILOVER_NOTIFY_CHUNK; next++) {
+            cluster_node *nd = &cl->nodes[next];
+            if (!(nd->kind == CLUSTER_STORE && nd->shard == (int)shard) &&
+                nd->kind != CLUSTER_QUEUE && nd->kind != CLUSTER_API)
+                continue;
+            nodes[n] = nd;
+            snprintf(urls[n], sizeof urls[n], "%s/internal/topology-changed",
+                     nd->url);
+            reqs[n].method = "POST";
+            reqs[n].url = urls[n];
+            reqs[n].body = "";
+            reqs[n].body_len = 0;
+            reqs[n].headers = hdrs;
+            reqs[n].timeout_ms = FAILOVER_NOTIFY_TIMEOUT_MS;
+            n++;
+        }
+        memset(resps, 0, sizeof resps);
+        httpc_parallel(reqs, resps, n, FAILOVER_NOTIFY_TIMEOUT_MS);
+        for (size_t i = 0; i < n; i++) {
+            if (resps[i].status >= 200 && resps[i].status < 300)
+                log_info("failover: shard %u: %s told of the new topology",
+                         shard, nodes[i]->name);
+            else if (resps[i].status)
+                log_info("failover: shard %u: %s answered %ld to "
+                         "topology-changed (it polls anyway)",
+                         shard, nodes[i]->name, resps[i].status);
+            else
+                log_info("failover: shard %u: %s not told (%s); it polls the "
+                         "topology when it is back",
+                         shard, nodes[i]->name, resps[i].error);
+            httpc_resp_free(&resps[i]);
+        }
+    }
+}
+
+int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
+{
+    cluster_t *cl = f->cl;
+    failover_cand cands[FAILOVER_MAX_REPLICAS];
+    cluster_node *old_node, *new_node;
+    uint64_t shard_epoch, epoch;
+    int old_primary, best;
+    size_t n;
+
+    if (shard >= cl->nshards)
+        return -1;
+    pthread_mutex_lock(&cl->mu);
+    old_primary = cl->shards[shard].primary;
+    pthread_mutex_unlock(&cl->mu);
+    old_node = old_primary >= 0 ? cluster_store_node(cl, shard, old_primary)
+                                : NULL;
+    n = failover_candidates(f, shard, old_primary, cands);
+    if (n == 0) {
+        atomic_fetch_add(&cl->failovers_skipped, 1);
+        if (f->skip_logged_ms[shard] == 0 ||
+            now_ms - f->skip_logged_ms[shard] >= cl->cfg.failover_after_ms) {
+            log_warn("failover: shard %u: primary %s is down but no "
+                     "secondary answers /health: no failover, topology "
+                     "unchanged (retrying every %lld ms)",
+                     shard, old_node ? old_node->name : "(none)",
+                     (long long)cl->cfg.health_interval_ms);
+            f->skip_logged_ms[shard] = now_ms;
+        }
+        return 0;
+    }
+    if (f->stop && atomic_load(f->stop))
+        return 0;
+    best = failover_pick(cands, n);
+    new_node = cluster_store_node(cl, shard, cands[best].replica);
+    if (new_node == NULL ||
+        cluster_promote(cl, shard, cands[best].replica, cands[best].seq,
+                        now_ms) < 0)
+        return -1;
+    pthread_mutex_lock(&cl->mu);
+    shard_epoch = cl->shards[shard].epoch;
+    epoch = cl->epoch;
+    pthread_mutex_unlock(&cl->mu);
+    log_warn("failover: shard %u: promoted %s (replica %d, applied_seq %llu) "
+             "in place of %s; shard epoch %llu, topology epoch %llu, "
+             "handoff_seq %llu",
+             shard, new_node->name, new_node->replica,
+             (unsigned long long)cands[best].seq,
+             old_node ? old_node->name : "(none)",
+             (unsigned long long)shard_epoch, (unsigned long long)epoch,
+             (unsigned long long)cands[best].seq);
+    /* The promoted store starts a new window of its own. */
+    atomic_store(&new_node->last_ok_ms, now_ms);
+    f->down_logged[shard] = 0;
+    f->skip_logged_ms[shard] = 0;
+    if (cluster_save_state(cl) == 0)
+        log_info("failover: shard %u: topology state saved to %s", shard,
+                 cl->state_path);
+    /* Restarts from now on start every store of the shard in its new role. */
+    for (size_t i = 0; i < cl->nnodes; i++) {
+        cluster_node *nd = &cl->nodes[i];
+        if (nd->kind != CLUSTER_STORE || nd->shard != (int)shard ||
+            nd->sup_index < 0)
+            continue;
+        if (cluster_update_child(cl, f->sup, i) < 0)
+            log_error("failover: shard %u: cannot update the command line "
+                      "of %s", shard, nd->name);
+        else if (nd == old_node || nd == new_node)
+            log_info("failover: shard %u: %s restarts as %s", shard,
+                     nd->name, cluster_node_role(cl, nd));
+    }
+    log_info("failover: shard %u: topology epoch %llu published", shard,
+             (unsigned long long)epoch);
+    failover_notify(f, shard);
+    return 1;
+}
+
+int failover_tick(failover_t *f, int64_t now_ms)
+{
+    cluster_t *cl = f->cl;
+    int done = 0;
+
+    cluster_probe_all(cl, f->probe_timeout_ms);
+    now_ms = sup_now_ms(); /* the probes took a while */
+    for (size_t s = 0; s < cl->nshards; s++) {
+        cluster_node *p;
+        int primary;
+        int64_t last_fo, last_ok, down_ms;
+
+        if (f->stop && atomic_load(f->stop))
+            break;
+        pthread_mutex_lock(&cl->mu);
+        primary = cl->shards[s].primary;
+        last_fo = cl->shards[s].last_failover_ms;
+        pthread_mutex_unlock(&cl->mu);
+        p = primary >= 0 ? cluster_store_node(cl, (unsigned)s, primary) : NULL;
+        if (p && atomic_load(&p->healthy) && failover_running(f, p)) {
+            if (f->down_logged[s])
+                log_info("failover: shard %zu: primary %s answers again",
+                         s, p->name);
+            f->down_logged[s] = 0;
+            continue;
+        }
+        last_ok = p ? atomic_load(&p->last_ok_ms) : 0;
+        if (last_ok < f->started_ms)
+            last_ok = f->started_ms;
+        if (last_fo > last_ok)
+            last_ok = last_fo;
+        down_ms = now_ms - last_ok;
+        if (!f->down_logged[s]) {
+            log_warn("failover: shard %zu: primary %s does not answer "
+                     "/health (%s); failover after %lld ms",
+                     s, p ? p->name : "(none)",
+                     p && p->last_error[0] ? p->last_error : "not running",
+                     (long long)cl->cfg.failover_after_ms);
+            f->down_logged[s] = 1;
+        }
+        if (down_ms < cl->cfg.failover_after_ms)
+            continue;
+        if (last_fo > 0 && now_ms - last_fo < cl->cfg.failover_after_ms)
+            continue;
+        if (f->skip_logged_ms[s] == 0 ||
+            now_ms - f->skip_logged_ms[s] >= cl->cfg.failover_after_ms)
+            log_warn("failover: shard %zu: primary %s down for %lld ms: "
+                     "failing over", s, p ? p->name : "(none)",
+                     (long long)down_ms);
+        if (failover_shard(f, (unsigned)s, now_ms) > 0)
+            done++;
+    }
+    return done;
+}
