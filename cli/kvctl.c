@@ -1,5 +1,8 @@
 #include "kvctl.h"
 
+#include "assess.h"
+#include "lab.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +31,48 @@ static const kvctl_cmd kvctl_cmds[] = {
     {"ring", "ring KEY", "which shard and replicas own KEY",
      "GET /ring?key=KEY: the shard, its epoch, its primary and secondaries.",
      1, 1, kvctl_cmd_ring},
+    {"parity", "parity", "check that all replicas of every shard hold the same data",
+     "Reads every replica's live records (GET /internal/changes from the\n"
+     "topology of --controller) and compares keys, versions and values; exit\n"
+     "1 and the first difference when they differ. Run it with writes stopped.",
+     0, 0, kvctl_cmd_parity},
+    {"lab", "lab --config FILE",
+     "start the CloudCart lab cluster described by a student_config.json",
+     "Prints the configuration (N, W, R, whether W + R > N, the cost per hour\n"
+     "against the $50 budget, the justification status) and runs\n"
+     "kv-controller --lab FILE in the foreground until Ctrl-C: controller on\n"
+     ":7000, leader :7001, follower-i :7001+i, gateway :8000. A relative FILE\n"
+     "is looked up in the working directory, then in lab/cloudcart/.\n"
+     "Options: --config FILE (or --config=FILE), --dry-run.\n"
+     "--dry-run prints the summary and the command without running it.",
+     0, 64, lab_cmd},
+    {"assess", "assess --config FILE",
+     "grade a CloudCart student_config.json (five incident scenarios, /100)",
+     "Starts the lab cluster from FILE (unless --no-start-cluster: then it\n"
+     "grades the one already running), runs INC-0 basic operations (15),\n"
+     "INC-1 sustained rate limiting (15), INC-3 stale reads (25), INC-4 write\n"
+     "outage after floor(N/2) follower kills (25) and INC-2/5 recovery and\n"
+     "right-sizing (20), prints one line per test, the score, the grade, W + R\n"
+     "against N, the cost against the budget and the justification check.\n"
+     "Options: --config FILE, --no-start-cluster,\n"
+     "--controller URL (default " ASSESS_DEFAULT_CONTROLLER "),\n"
+     "--gateway URL (default " ASSESS_DEFAULT_GATEWAY "), --verbose.\n"
+     "Exit 0 only at 100/100 with all four justifications filled; 1 below;\n"
+     "2 for a bad config; 3 when no cluster could be started or reached.",
+     0, 64, assess_cmd},
 };
+
+/* Commands that parse their own options: after the command name every
+ * argument but --help goes to the command. */
+static const char *const kvctl_own_opts[] = {"lab", "assess"};
+
+static int kvctl_has_own_opts(const char *name)
+{
+    for (size_t i = 0; i < sizeof kvctl_own_opts / sizeof kvctl_own_opts[0]; i++)
+        if (strcmp(kvctl_own_opts[i], name) == 0)
+            return 1;
+    return 0;
+}
 
 #define KVCTL_NCMDS (sizeof kvctl_cmds / sizeof kvctl_cmds[0])
 
@@ -111,6 +155,13 @@ int kvctl_main(int argc, char **argv)
         const char *val = NULL;
         size_t nlen;
 
+        if (!options_done && npos > 0 && kvctl_has_own_opts(pos[0])) {
+            if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+                help = 1;
+            else
+                pos[npos++] = argv[i];
+            continue;
+        }
         if (options_done || strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (!options_done && strcmp(a, "--") == 0)
                 options_done = 1;

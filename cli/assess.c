@@ -1,0 +1,1370 @@
+/* kvctl assess: see assess.h. The scenarios, in the order they run:
+ *
+ *  INC-0   write and read through the gateway; the controller's /status.
+ *  INC-1   from one client address: a burst of rate_limit_max + 5 requests,
+ *          a 2.5 s pause, a second burst of 5: both must be limited.
+ *  INC-3   through the controller: write then read at once, 8 rounds on
+ *          one key and 5 fresh keys; a read older than the write is stale.
+ *  INC-4   kill max(1, floor(N/2)) followers; writes, reads and /status
+ *          must still work; then the followers are spawned back.
+ *  INC-2/5 pause a follower 2 s: no replacement may appear within
+ *          auto_spawn_delay + 3 s; kill a follower and POST /spawn: the new
+ *          one must show alive and hold a key written before; the cost.
+ *
+ * Gateway requests come from their own loopback address per scenario
+ * (127.A.B.x, A and B picked per run) so the per-client limiter's windows do
+ * not mix; everything not about the gateway goes to the controller, which
+ * has no rate limit. Keys carry a per-run tag, so runs against one cluster
+ * (--no-start-cluster) do not see each other's data. */
+#include "assess.h"
+
+#include "assess_net.h"
+#include "assess_score.h"
+#include "lab.h"
+#include "labcfg.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AX_TIMEOUT_MS 5000L        /* one controller or gateway call */
+#define AX_WRITE_TIMEOUT_MS 10000L /* a quorum write (sync-set delay 0.5 s) */
+#define AX_SPAWN_TIMEOUT_MS 20000L /* POST /spawn may wait for the catch-up */
+#define AX_HEAL_DEADLINE_S 30.0    /* wait for every follower alive again */
+#define AX_JOIN_DEADLINE_S 20.0    /* a spawned follower shows alive */
+#define AX_STALE_ROUNDS 8
+#define AX_STALE_KEYS 5
+#define AX_OUTAGE_WRITES 3
+#define AX_OUTAGE_READS 2
+
+/* Source address octets (127.A.B.<octet>) per use. */
+enum {
+    AX_IP_RATE = 2,          /* INC-1 bursts */
+    AX_IP_BASIC = 3,         /* INC-0 */
+    AX_IP_STATS = 4,         /* INC-1 /stats */
+    AX_IP_BASIC_RETRY = 10,  /* INC-0 read retries: 10.. */
+};
+
+typedef struct ax_ctx {
+    labcfg cfg;
+    const char *ctl, *gw;
+    char ipbase[32];         /* "127.A.B." */
+    char tag[48];            /* key prefix of this run */
+    int verbose;
+    assess_report rep;
+    char k0[96], v0[96];     /* the INC-0 key, when it was written */
+    bool k0_ok;
+} ax_ctx;
+
+/* ---- small helpers ---- */
+
+/* snprintf for messages, where cutting a long one short is fine. */
+static void ax_set(char *out, size_t outlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void ax_set(char *out, size_t outlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, outlen, fmt, ap);
+    va_end(ap);
+}
+
+static double ax_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void ax_sleep(double s)
+{
+    struct timespec ts;
+    if (s <= 0)
+        return;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void ax_log(const ax_ctx *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void ax_log(const ax_ctx *x, const char *fmt, ...)
+{
+    va_list ap;
+    if (!x->verbose)
+        return;
+    fputs("  .. ", stdout);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+/* "follower-10" after "follower-9": same prefix, numeric suffix. */
+static int ax_id_cmp(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), da = la, db = lb;
+
+    while (da > 0 && a[da - 1] >= '0' && a[da - 1] <= '9')
+        da--;
+    while (db > 0 && b[db - 1] >= '0' && b[db - 1] <= '9')
+        db--;
+    if (da == db && strncmp(a, b, da) == 0 && da < la && db < lb) {
+        long na = strtol(a + da, NULL, 10), nb = strtol(b + db, NULL, 10);
+        if (na != nb)
+            return na < nb ? -1 : 1;
+    }
+    return strcmp(a, b);
+}
+
+static int ax_node_cmp(const void *pa, const void *pb)
+{
+    return ax_id_cmp(((const assess_node *)pa)->id, ((const assess_node *)pb)->id);
+}
+
+/* A short one-line excerpt of a body for messages. */
+static void ax_snippet(const httpc_resp *r, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; r->body && i < r->len && n + 1 < outlen && n < 100; i++) {
+        char ch = r->body[i];
+        out[n++] = (ch == '\n' || ch == '\r' || ch == '\t') ? ' ' : ch;
+    }
+    out[n] = '\0';
+}
+
+/* The error text of a failed answer: detail.error, detail, error or
+ * message of a JSON body, else an excerpt; the transport error when there
+ * was no answer. */
+static void ax_err_text(const httpc_resp *r, char *out, size_t outlen)
+{
+    cJSON *j;
+    const cJSON *d, *v;
+
+    out[0] = '\0';
+    if (r->status == 0) {
+        ax_set(out, outlen, "%s", r->error[0] ? r->error : "no answer");
+        return;
+    }
+    j = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    if (cJSON_IsObject(j)) {
+        d = cJSON_GetObjectItemCaseSensitive(j, "detail");
+        v = cJSON_GetObjectItemCaseSensitive(d, "error");
+        if (!cJSON_IsString(v))
+            v = cJSON_IsString(d) ? d : NULL;
+        if (v == NULL)
+            v = cJSON_GetObjectItemCaseSensitive(j, "error");
+        if (!cJSON_IsString(v))
+            v = cJSON_GetObjectItemCaseSensitive(j, "message");
+        if (cJSON_IsString(v))
+            ax_set(out, outlen, "%s", v->valuestring);
+    }
+    cJSON_Delete(j);
+    if (out[0] == '\0')
+        ax_snippet(r, out, outlen);
+}
+
+/* One call: method base+path, an optional JSON body, from source address
+ * octet (0 = unbound). 0 with out filled (status 0 on a transport error). */
+static void ax_call(const ax_ctx *x, const char *method, const char *base,
+                    const char *path, const char *json, int octet,
+                    long timeout_ms, httpc_resp *out)
+{
+    static const char *const jh[] = {"Content-Type: application/json", NULL};
+    char url[1024], ip[48];
+    httpc_req req = {0};
+
+    ax_set(url, sizeof url, "%s%s", base, path);
+    req.method = method;
+    req.url = url;
+    req.body = json;
+    req.body_len = json ? strlen(json) : 0;
+    req.headers = json ? jh : NULL;
+    req.timeout_ms = timeout_ms;
+    if (octet > 0)
+        ax_set(ip, sizeof ip, "%s%d", x->ipbase, octet);
+    if (assess_net_do(&req, octet > 0 ? ip : NULL, out) != 0)
+        out->status = 0;
+}
+
+static cJSON *ax_json(const httpc_resp *r)
+{
+    return r->body && r->status ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+}
+
+/* {"key":k,"value":v} (both plain: the grader's own keys and values). */
+static void ax_kv_body(char *out, size_t outlen, const char *k, const char *v)
+{
+    ax_set(out, outlen, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+}
+
+static int ax_status(const ax_ctx *x, assess_status *s, char *err, size_t errlen)
+{
+    httpc_resp r;
+    cJSON *j;
+    int rc;
+
+    ax_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
+    if (r.status != 200) {
+        char t[160];
+        ax_err_text(&r, t, sizeof t);
+        if (r.status == 0)
+            ax_set(err, errlen, "GET %s/status: %s", x->ctl, t);
+        else
+            ax_set(err, errlen, "GET %s/status answered %ld: %s", x->ctl,
+                     r.status, t);
+        httpc_resp_free(&r);
+        memset(s, 0, sizeof *s);
+        return -1;
+    }
+    j = ax_json(&r);
+    rc = assess_status_parse(j, s, err, errlen);
+    cJSON_Delete(j);
+    httpc_resp_free(&r);
+    return rc;
+}
+
+/* Leader alive and at least N followers alive (all_listed: and every
+ * follower listed alive, the state right after start). */
+static bool ax_healthy(const ax_ctx *x, const assess_status *s, bool all_listed)
+{
+    size_t alive = assess_status_alive(s);
+    return s->leader.alive && alive >= (size_t)x->cfg.followers &&
+           (!all_listed || alive == s->nfollowers);
+}
+
+static int ax_wait_healthy(const ax_ctx *x, double deadline_s, bool all_listed,
+                           pid_t child, assess_status *s, char *err,
+                           size_t errlen)
+{
+    double end = ax_now() + deadline_s;
+
+    for (;;) {
+        int st;
+        if (ax_status(x, s, err, errlen) == 0) {
+            if (ax_healthy(x, s, all_listed))
+                return 0;
+            ax_set(err, errlen, "leader %s, %zu of %lld followers alive",
+                     s->leader.status, assess_status_alive(s),
+                     (long long)x->cfg.followers);
+        }
+        if (child > 0 && waitpid(child, &st, WNOHANG) == child) {
+            ax_set(err, errlen, "kv-controller exited (%s %d)",
+                     WIFEXITED(st) ? "status" : "signal",
+                     WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            return -2;
+        }
+        if (ax_now() >= end)
+            return -1;
+        ax_sleep(0.25);
+    }
+}
+
+static void ax_print_test(const assess_test *t)
+{
+    char line[2 * ASSESS_TEXT + 64];
+    assess_format_test(t, line, sizeof line);
+    printf("%s\n", line);
+}
+
+/* Print the tests of the report from index `from` on. */
+static void ax_flush(const ax_ctx *x, size_t from)
+{
+    for (size_t i = from; i < x->rep.n; i++)
+        ax_print_test(&x->rep.tests[i]);
+    fflush(stdout);
+}
+
+static void ax_header(int scen)
+{
+    printf("\n%s: %s (%d points)\n", assess_scen_label(scen),
+           assess_scen_title(scen), assess_scen_max(scen));
+    fflush(stdout);
+}
+
+/* ---- INC-0 ---- */
+
+static void ax_basic(ax_ctx *x)
+{
+    char body[256], path[160], err[ASSESS_TEXT], t[160];
+    httpc_resp r;
+    cJSON *j;
+    int rc;
+    assess_status s;
+
+    ax_set(x->k0, sizeof x->k0, "%s-basic", x->tag);
+    ax_set(x->v0, sizeof x->v0, "hello-%s", x->tag);
+    ax_kv_body(body, sizeof body, x->k0, x->v0);
+
+    /* The write. */
+    ax_call(x, "POST", x->gw, "/write", body, AX_IP_BASIC, AX_WRITE_TIMEOUT_MS, &r);
+    j = ax_json(&r);
+    if (r.status == 200 &&
+        assess_check_write(j, x->k0, x->v0, x->cfg.write_quorum, NULL, err,
+                           sizeof err) == 0) {
+        assess_add(&x->rep, ASSESS_S_BASIC, "POST /write through the gateway",
+                   ASSESS_PTS_BASIC_WRITE, ASSESS_PTS_BASIC_WRITE, NULL);
+        x->k0_ok = true;
+    } else if (r.status == 200) {
+        assess_add(&x->rep, ASSESS_S_BASIC, "POST /write through the gateway",
+                   0, ASSESS_PTS_BASIC_WRITE, "INC-0: gateway POST /write: %s", err);
+        x->k0_ok = true;
+    } else {
+        ax_err_text(&r, t, sizeof t);
+        assess_add(&x->rep, ASSESS_S_BASIC, "POST /write through the gateway",
+                   0, ASSESS_PTS_BASIC_WRITE,
+                   "INC-0: gateway POST /write answered %ld: %s", r.status, t);
+    }
+    cJSON_Delete(j);
+    httpc_resp_free(&r);
+    if (!x->k0_ok) {
+        /* So that the read test still tests reads: write via the controller. */
+        ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+        x->k0_ok = r.status == 200;
+        httpc_resp_free(&r);
+    }
+
+    /* The read: replication lag is not this scenario's business (INC-3 is),
+     * so a missing or older value is read again for up to 7 s, each retry
+     * from its own address so the rate limit cannot interfere. */
+    ax_set(path, sizeof path, "/read/%s", x->k0);
+    {
+        double t0 = ax_now();
+        int tries = 0;
+        bool ok = false;
+        char value[256], served[96];
+        int64_t version;
+        long last = 0;
+
+        err[0] = '\0';
+        for (;;) {
+            int octet = tries == 0 ? AX_IP_BASIC : AX_IP_BASIC_RETRY + tries;
+            ax_call(x, "GET", x->gw, path, NULL, octet, AX_TIMEOUT_MS, &r);
+            last = r.status;
+            j = ax_json(&r);
+            if (r.status == 200) {
+                rc = assess_check_read(j, x->k0, value, sizeof value, &version,
+                                       served, sizeof served, err, sizeof err);
+                if (rc == 0 && strcmp(value, x->v0) == 0)
+                    ok = true;
+                else if (rc == 0)
+                    ax_set(err, sizeof err, "read \"%s\", wrote \"%s\"", value, x->v0);
+            } else {
+                ax_err_text(&r, t, sizeof t);
+                ax_set(err, sizeof err, "answered %ld: %s", r.status, t);
+            }
+            cJSON_Delete(j);
+            httpc_resp_free(&r);
+            tries++;
+            if (ok || (last != 200 && last != 404) || ax_now() - t0 > 7.0 || tries > 7)
+                break;
+            ax_sleep(1.2);
+        }
+        if (ok) {
+            assess_add(&x->rep, ASSESS_S_BASIC, "GET /read/{key} through the "
+                       "gateway returns the value", ASSESS_PTS_BASIC_READ,
+                       ASSESS_PTS_BASIC_READ, NULL);
+            if (tries > 1)
+                ax_log(x, "INC-0 read needed %d tries (%.1f s of replication lag)",
+                       tries, ax_now() - t0);
+        } else {
+            assess_add(&x->rep, ASSESS_S_BASIC, "GET /read/{key} through the "
+                       "gateway returns the value", 0, ASSESS_PTS_BASIC_READ,
+                       "INC-0: gateway GET %s: %s", path, err);
+        }
+    }
+
+    /* The controller's /status. */
+    if (ax_status(x, &s, err, sizeof err) != 0)
+        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
+                   ASSESS_PTS_BASIC_STATUS, "INC-0: %s", err);
+    else if (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum)
+        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
+                   ASSESS_PTS_BASIC_STATUS, "INC-0: /status says W=%lld R=%lld, "
+                   "the config W=%lld R=%lld", (long long)s.W, (long long)s.R,
+                   (long long)x->cfg.write_quorum, (long long)x->cfg.read_quorum);
+    else if (!ax_healthy(x, &s, false) || s.total_alive < x->cfg.followers)
+        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
+                   ASSESS_PTS_BASIC_STATUS, "INC-0: /status shows leader %s and "
+                   "%zu of %lld followers alive (total_alive %lld)",
+                   s.leader.status, assess_status_alive(&s),
+                   (long long)x->cfg.followers, (long long)s.total_alive);
+    else if (!s.can_write || !s.can_read)
+        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
+                   ASSESS_PTS_BASIC_STATUS, "INC-0: /status says can_write %s, "
+                   "can_read %s with every follower alive",
+                   s.can_write ? "true" : "false", s.can_read ? "true" : "false");
+    else
+        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", ASSESS_PTS_BASIC_STATUS,
+                   ASSESS_PTS_BASIC_STATUS, NULL);
+}
+
+/* ---- INC-1 ---- */
+
+typedef struct ax_burst {
+    int sent, ok, limited, other;
+    long other_status;
+    bool have_429;
+    httpc_resp first_429;    /* kept for the shape check */
+} ax_burst;
+
+static void ax_send_burst(const ax_ctx *x, const char *path, int n, ax_burst *b)
+{
+    for (int i = 0; i < n; i++) {
+        httpc_resp r;
+        ax_call(x, "GET", x->gw, path, NULL, AX_IP_RATE, 3000L, &r);
+        b->sent++;
+        if (r.status == 429) {
+            b->limited++;
+            if (!b->have_429) {
+                b->have_429 = true;
+                b->first_429 = r;
+                continue;
+            }
+        } else if ((r.status >= 200 && r.status < 300) || r.status == 404) {
+            b->ok++;
+        } else {
+            b->other++;
+            b->other_status = r.status;
+        }
+        httpc_resp_free(&r);
+    }
+}
+
+static void ax_rate(ax_ctx *x)
+{
+    assess_rate_obs o;
+    ax_burst a = {0}, b = {0};
+    char path[160];
+    int n = (int)(x->cfg.rate_limit_max + 5 < ASSESS_FIRST_BURST_CAP
+                      ? x->cfg.rate_limit_max + 5 : ASSESS_FIRST_BURST_CAP);
+    double t0, t1, t2;
+
+    memset(&o, 0, sizeof o);
+    ax_set(path, sizeof path, "/read/%s", x->k0);
+    t0 = ax_now();
+    ax_send_burst(x, path, n, &a);
+    t1 = ax_now();
+    ax_log(x, "INC-1 first burst: %d sent in %.2f s, %d through, %d limited",
+           a.sent, t1 - t0, a.ok, a.limited);
+    ax_sleep(ASSESS_SCRAPER_PAUSE_S);
+    t2 = ax_now();
+    ax_send_burst(x, path, ASSESS_SECOND_BURST, &b);
+    ax_log(x, "INC-1 second burst %.2f s later: %d through, %d limited",
+           t2 - t1, b.ok, b.limited);
+
+    o.a_sent = a.sent, o.a_ok = a.ok, o.a_limited = a.limited, o.a_other = a.other;
+    o.a_secs = t1 - t0;
+    o.b_sent = b.sent, o.b_ok = b.ok, o.b_limited = b.limited, o.b_other = b.other;
+    o.other_status = a.other ? a.other_status : b.other_status;
+    o.gap_secs = t2 - t1;
+    o.have_429 = a.have_429 || b.have_429;
+    if (o.have_429) {
+        const httpc_resp *r = a.have_429 ? &a.first_429 : &b.first_429;
+        char ra[64], lim[64], rem[64];
+        if (assess_check_429(r->body, r->len,
+                             httpc_resp_header(r, "Retry-After", ra, sizeof ra),
+                             httpc_resp_header(r, "X-RateLimit-Limit", lim, sizeof lim),
+                             httpc_resp_header(r, "X-RateLimit-Remaining", rem, sizeof rem),
+                             x->cfg.rate_limit_max, o.shape_err,
+                             sizeof o.shape_err) == 0) {
+            httpc_resp sr;
+            cJSON *j;
+            ax_call(x, "GET", x->gw, "/stats", NULL, AX_IP_STATS, AX_TIMEOUT_MS, &sr);
+            j = ax_json(&sr);
+            if (sr.status != 200)
+                ax_set(o.shape_err, sizeof o.shape_err,
+                         "gateway GET /stats answered %ld", sr.status);
+            else
+                assess_check_stats(j, &x->cfg, o.shape_err, sizeof o.shape_err);
+            cJSON_Delete(j);
+            httpc_resp_free(&sr);
+        }
+    }
+    if (a.have_429)
+        httpc_resp_free(&a.first_429);
+    if (b.have_429)
+        httpc_resp_free(&b.first_429);
+    assess_judge_rate(&x->rep, &x->cfg, &o);
+}
+
+/* ---- INC-3 ---- */
+
+enum { AX_FRESH, AX_STALE, AX_MISSING, AX_ERROR };
+
+/* Write value under key through the controller, then read it at once.
+ * Returns AX_*; what describes anything but fresh. */
+static int ax_write_read(const ax_ctx *x, const char *key, const char *value,
+                         char *what, size_t whatlen)
+{
+    char body[256], path[160], err[ASSESS_TEXT], t[160], got[256], served[96];
+    int64_t wv = 0, rv = 0;
+    httpc_resp r;
+    cJSON *j;
+    int rc;
+
+    ax_kv_body(body, sizeof body, key, value);
+    ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+    j = ax_json(&r);
+    if (r.status != 200) {
+        ax_err_text(&r, t, sizeof t);
+        ax_set(what, whatlen, "write of %s answered %ld: %s", value, r.status, t);
+        rc = AX_ERROR;
+    } else if (assess_check_write(j, key, value, x->cfg.write_quorum, &wv, err,
+                                  sizeof err) != 0) {
+        ax_set(what, whatlen, "write of %s: %s", value, err);
+        rc = AX_ERROR;
+    } else {
+        rc = AX_FRESH;
+    }
+    cJSON_Delete(j);
+    httpc_resp_free(&r);
+    if (rc != AX_FRESH)
+        return rc;
+
+    ax_set(path, sizeof path, "/read/%s", key);
+    ax_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    j = ax_json(&r);
+    if (r.status == 200) {
+        if (assess_check_read(j, key, got, sizeof got, &rv, served,
+                              sizeof served, err, sizeof err) != 0) {
+            ax_set(what, whatlen, "read after writing %s: %s", value, err);
+            rc = AX_ERROR;
+        } else if (rv >= wv) {
+            rc = AX_FRESH;
+        } else {
+            ax_set(what, whatlen, "stale read: wrote %s, read %s from %s",
+                     value, got, served);
+            rc = AX_STALE;
+        }
+    } else if (r.status == 404) {
+        ax_set(what, whatlen, "missing read: wrote %s, the read set answered "
+                 "404 at once", value);
+        rc = AX_MISSING;
+    } else {
+        ax_err_text(&r, t, sizeof t);
+        ax_set(what, whatlen, "read after writing %s answered %ld: %s", value,
+                 r.status, t);
+        rc = AX_ERROR;
+    }
+    cJSON_Delete(j);
+    httpc_resp_free(&r);
+    return rc;
+}
+
+/* The cart exists before the checkout: write v0 and wait (8 s at most)
+ * until a read returns it, so that a lagging replica later answers with an
+ * older cart rather than with none. */
+static void ax_stale_prepare(const ax_ctx *x, const char *key)
+{
+    char what[ASSESS_TEXT], path[160], err[ASSESS_TEXT], got[64], served[96];
+    int64_t version;
+    double end = ax_now() + 8.0;
+    int rc = ax_write_read(x, key, "v0", what, sizeof what);
+
+    if (rc != AX_STALE && rc != AX_MISSING)
+        return;
+    ax_set(path, sizeof path, "/read/%s", key);
+    while (ax_now() < end) {
+        httpc_resp r;
+        cJSON *j;
+        bool seen;
+
+        ax_sleep(0.5);
+        ax_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+        j = ax_json(&r);
+        seen = r.status == 200 &&
+               assess_check_read(j, key, got, sizeof got, &version, served,
+                                 sizeof served, err, sizeof err) == 0 &&
+               strcmp(got, "v0") == 0;
+        cJSON_Delete(j);
+        httpc_resp_free(&r);
+        if (seen)
+            break;
+    }
+}
+
+static void ax_stale(ax_ctx *x)
+{
+    assess_stale_obs o;
+    char key[128], value[64], what[ASSESS_TEXT];
+
+    memset(&o, 0, sizeof o);
+    ax_set(key, sizeof key, "%s-cart", x->tag);
+    ax_stale_prepare(x, key);
+    for (int i = 1; i <= AX_STALE_ROUNDS; i++) {
+        int rc;
+        ax_set(value, sizeof value, "v%d", i);
+        rc = ax_write_read(x, key, value, what, sizeof what);
+        o.rounds++;
+        o.fresh += rc == AX_FRESH;
+        o.stale += rc == AX_STALE;
+        o.missing += rc == AX_MISSING;
+        o.errors += rc == AX_ERROR;
+        if (rc != AX_FRESH && o.first_bad[0] == '\0')
+            ax_set(o.first_bad, sizeof o.first_bad, "%s", what);
+        /* Prefer a stale example over a missing one: it shows the lag. */
+        if (rc == AX_STALE && o.stale == 1)
+            ax_set(o.first_bad, sizeof o.first_bad, "%s", what);
+    }
+    ax_log(x, "INC-3 rounds: %d fresh, %d stale, %d missing, %d failed",
+           o.fresh, o.stale, o.missing, o.errors);
+    for (int i = 1; i <= AX_STALE_KEYS; i++) {
+        int rc;
+        ax_set(key, sizeof key, "%s-item-%d", x->tag, i);
+        ax_set(value, sizeof value, "item-%d", i);
+        rc = ax_write_read(x, key, value, what, sizeof what);
+        o.keys++;
+        o.keys_fresh += rc == AX_FRESH;
+        o.keys_stale += rc == AX_STALE;
+        o.keys_missing += rc == AX_MISSING;
+        o.keys_errors += rc == AX_ERROR;
+        if (rc != AX_FRESH && o.first_bad_key[0] == '\0')
+            ax_set(o.first_bad_key, sizeof o.first_bad_key, "%s", what);
+    }
+    assess_judge_stale(&x->rep, &x->cfg, &o);
+}
+
+/* ---- INC-4 ---- */
+
+/* The alive followers sorted by id into out (returns how many). */
+static size_t ax_alive_sorted(const assess_status *s, assess_node *out)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->nfollowers; i++)
+        if (s->followers[i].alive)
+            out[n++] = s->followers[i];
+    qsort(out, n, sizeof *out, ax_node_cmp);
+    return n;
+}
+
+/* POST /kill/{id}: 0, or -1 with err. */
+static int ax_kill(const ax_ctx *x, const char *id, char *err, size_t errlen)
+{
+    char path[160], t[160];
+    httpc_resp r;
+    cJSON *j;
+    const cJSON *st;
+    int rc = 0;
+
+    ax_set(path, sizeof path, "/kill/%s", id);
+    ax_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    j = ax_json(&r);
+    st = cJSON_GetObjectItemCaseSensitive(j, "status");
+    if (r.status != 200) {
+        ax_err_text(&r, t, sizeof t);
+        ax_set(err, errlen, "POST /kill/%s answered %ld: %s", id, r.status, t);
+        rc = -1;
+    } else if (!cJSON_IsString(st) || strcmp(st->valuestring, "stopped") != 0) {
+        ax_set(err, errlen, "POST /kill/%s: \"status\" is not \"stopped\"", id);
+        rc = -1;
+    }
+    cJSON_Delete(j);
+    httpc_resp_free(&r);
+    return rc;
+}
+
+/* POST /spawn with an optional {"node_id"}; fills the new node's id and
+ * url. Returns the HTTP status (0 = no answer); err on anything but 200. */
+static long ax_spawn(const ax_ctx *x, const char *id, char *new_id,
+                     size_t idlen, char *url, size_t urllen, char *err,
+                     size_t errlen)
+{
+    char body[160], t[160];
+    httpc_resp r;
+    cJSON *j;
+    const cJSON *st, *nid, *nurl;
+    long status;
+
+    if (id)
+        ax_set(body, sizeof body, "{\"node_id\":\"%s\"}", id);
+    ax_call(x, "POST", x->ctl, "/spawn", id ? body : NULL, 0,
+            AX_SPAWN_TIMEOUT_MS, &r);
+    status = r.status;
+    j = ax_json(&r);
+    st = cJSON_GetObjectItemCaseSensitive(j, "status");
+    nid = cJSON_GetObjectItemCaseSensitive(j, "node_id");
+    nurl = cJSON_GetObjectItemCaseSensitive(j, "url");
+    if (status != 200) {
+        ax_err_text(&r, t, sizeof t);
+        ax_set(err, errlen, "POST /spawn answered %ld: %s", status, t);
+    } else if (!cJSON_IsString(st) || strcmp(st->valuestring, "spawned") != 0 ||
+               !cJSON_IsString(nid) || !cJSON_IsString(nurl)) {
+        ax_set(err, errlen, "POST /spawn: the answer is not {\"status\":"
+                 "\"spawned\",\"node_id\",\"url\"}");
+        status = -1;
+    } else {
+        ax_set(new_id, idlen, "%s", nid->valuestring);
+        ax_set(url, urllen, "%s", nurl->valuestring);
+    }
+    cJSON_Delete(j);
+    httpc_resp_free(&r);
+    return status;
+}
+
+/* Spawn back every killed follower that is not alive, then wait for N
+ * alive. Prints a note when the cluster does not heal. */
+static void ax_restore(const ax_ctx *x, assess_node *killed, size_t n)
+{
+    assess_status s;
+    char err[ASSESS_TEXT], id[64], url[128];
+
+    for (size_t i = 0; i < n; i++) {
+        const assess_node *now;
+        long st;
+        if (ax_status(x, &s, err, sizeof err) == 0 &&
+            (now = assess_status_find(&s, killed[i].id)) != NULL && now->alive)
+            continue;   /* auto-spawn was first */
+        st = ax_spawn(x, killed[i].id, id, sizeof id, url, sizeof url, err,
+                      sizeof err);
+        if (st != 200 && st != 409)
+            printf("NOTE: spawning %s back: %s\n", killed[i].id, err);
+        else
+            ax_log(x, "spawned %s back (%ld)", killed[i].id, st);
+    }
+    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0)
+        printf("NOTE: the cluster did not heal within %.0f s (%s); the next "
+               "scenario may suffer\n", AX_HEAL_DEADLINE_S, err);
+}
+
+static void ax_outage(ax_ctx *x)
+{
+    assess_outage_obs o;
+    assess_status s;
+    assess_node alive[ASSESS_MAX_NODES], killed[ASSESS_MAX_NODES];
+    size_t nalive, nkilled = 0;
+    int k = assess_kill_count(x->cfg.followers);
+    char err[ASSESS_TEXT];
+
+    memset(&o, 0, sizeof o);
+    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
+        ax_set(o.kill_err, sizeof o.kill_err, "the cluster was not healthy "
+                 "before the test: %s", err);
+        assess_judge_outage(&x->rep, &x->cfg, &o);
+        return;
+    }
+    nalive = ax_alive_sorted(&s, alive);
+    for (int i = 0; i < k && (size_t)i < nalive; i++) {
+        if (ax_kill(x, alive[i].id, err, sizeof err) != 0) {
+            ax_set(o.kill_err, sizeof o.kill_err, "%s", err);
+            break;
+        }
+        killed[nkilled++] = alive[i];
+    }
+    o.killed = (int)nkilled;
+    ax_log(x, "INC-4 killed %zu followers, first %s", nkilled,
+           nkilled ? killed[0].id : "-");
+
+    if (o.kill_err[0] == '\0') {
+        /* /status must show them dead before the writes count. */
+        double end = ax_now() + 3.0;
+        do {
+            bool all_dead = true;
+            if (ax_status(x, &s, err, sizeof err) == 0) {
+                for (size_t i = 0; i < nkilled; i++) {
+                    const assess_node *nd = assess_status_find(&s, killed[i].id);
+                    if (nd && nd->alive && strcmp(nd->url, killed[i].url) == 0)
+                        all_dead = false;
+                }
+                if (all_dead) {
+                    o.status_seen = true;
+                    o.can_write = s.can_write;
+                    o.can_read = s.can_read;
+                    o.alive = (int64_t)assess_status_alive(&s);
+                    break;
+                }
+            }
+            ax_sleep(0.05);
+        } while (ax_now() < end);
+
+        for (int i = 1; i <= AX_OUTAGE_WRITES; i++) {
+            char key[128], value[64], body[256];
+            httpc_resp r;
+            ax_set(key, sizeof key, "%s-outage-%d", x->tag, i);
+            ax_set(value, sizeof value, "during-outage-%d", i);
+            ax_kv_body(body, sizeof body, key, value);
+            ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+            o.writes++;
+            if (r.status == 200) {
+                o.writes_ok++;
+            } else if (o.writes - 1 == o.writes_ok) {   /* the first failure */
+                o.write_fail_status = r.status;
+                ax_err_text(&r, o.write_fail, sizeof o.write_fail);
+            }
+            httpc_resp_free(&r);
+        }
+        for (int i = 1; i <= AX_OUTAGE_READS; i++) {
+            char path[160], value[256], served[96];
+            int64_t version;
+            httpc_resp r;
+            cJSON *j;
+            bool ok;
+            ax_set(path, sizeof path, "/read/%s", x->k0);
+            ax_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+            j = ax_json(&r);
+            if (r.status == 200)
+                ok = assess_check_read(j, x->k0, value, sizeof value, &version,
+                                       served, sizeof served, err, sizeof err) == 0 &&
+                     (!x->k0_ok || strcmp(value, x->v0) == 0);
+            else
+                ok = r.status == 404 && !x->k0_ok;
+            o.reads++;
+            if (ok) {
+                o.reads_ok++;
+            } else if (o.reads - 1 == o.reads_ok) {
+                o.read_fail_status = r.status;
+                if (r.status == 200)
+                    ax_set(o.read_fail, sizeof o.read_fail,
+                             "the answer is not the value written in INC-0");
+                else
+                    ax_err_text(&r, o.read_fail, sizeof o.read_fail);
+            }
+            cJSON_Delete(j);
+            httpc_resp_free(&r);
+        }
+        ax_log(x, "INC-4 with %zu down: %d of %d writes, %d of %d reads ok",
+               nkilled, o.writes_ok, o.writes, o.reads_ok, o.reads);
+    }
+    assess_judge_outage(&x->rep, &x->cfg, &o);
+    ax_restore(x, killed, nkilled);
+}
+
+/* ---- INC-2/5 ---- */
+
+static void ax_pause_test(ax_ctx *x, assess_recovery_obs *o)
+{
+    assess_status s0, s1, s;
+    char err[ASSESS_TEXT], path[160], t[160];
+    const assess_node *target = NULL;
+    assess_node tgt;
+    httpc_resp r;
+    double window, end, t_pause;
+
+    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s0, err, sizeof err) != 0) {
+        ax_set(o->pause_err, sizeof o->pause_err, "the cluster was not "
+                 "healthy before the test: %s", err);
+        return;
+    }
+    /* A baseline that holds still for half a second. */
+    for (int i = 0; i < 6; i++) {
+        char why[ASSESS_TEXT];
+        ax_sleep(0.5);
+        if (ax_status(x, &s1, err, sizeof err) != 0)
+            continue;
+        if (!assess_status_replaced(&s0, &s1, why, sizeof why) &&
+            ax_healthy(x, &s1, false))
+            break;
+        s0 = s1;
+    }
+    target = assess_status_find(&s0, "follower-2");
+    if (target == NULL || !target->alive) {
+        assess_node alive[ASSESS_MAX_NODES];
+        size_t n = ax_alive_sorted(&s0, alive);
+        if (n == 0) {
+            ax_set(o->pause_err, sizeof o->pause_err, "no follower alive to pause");
+            return;
+        }
+        target = assess_status_find(&s0, alive[n > 1 ? 1 : 0].id);
+    }
+    tgt = *target;
+    ax_set(o->pause_target, sizeof o->pause_target, "%s", tgt.id);
+
+    ax_set(path, sizeof path, "/pause/%s?ms=%d", tgt.id, ASSESS_PAUSE_MS);
+    t_pause = ax_now();   /* the call may return before or after the pause */
+    ax_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    if (r.status < 200 || r.status >= 300) {
+        ax_err_text(&r, t, sizeof t);
+        ax_set(o->pause_err, sizeof o->pause_err, "POST %s answered %ld: %s",
+                 path, r.status, t);
+        httpc_resp_free(&r);
+        return;
+    }
+    httpc_resp_free(&r);
+
+    window = (x->cfg.auto_spawn && x->cfg.auto_spawn_delay > ASSESS_PAUSE_MS / 1000.0
+                  ? x->cfg.auto_spawn_delay : ASSESS_PAUSE_MS / 1000.0) + 3.0;
+    o->pause_window_s = window;
+    end = t_pause + window;
+    ax_log(x, "INC-2 paused %s for %d ms; watching /status for %.1f s", tgt.id,
+           ASSESS_PAUSE_MS, window);
+    while (ax_now() < end) {
+        if (ax_status(x, &s, err, sizeof err) == 0 &&
+            assess_status_replaced(&s0, &s, o->ghost_why, sizeof o->ghost_why)) {
+            o->ghost = true;
+            break;
+        }
+        ax_sleep(0.25);
+    }
+    if (o->ghost) {
+        ax_log(x, "INC-2 ghost: %s", o->ghost_why);
+        /* Let the replacement settle before the next test. */
+        ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err);
+        return;
+    }
+    end = ax_now() + 5.0;
+    do {
+        const assess_node *nd;
+        if (ax_status(x, &s, err, sizeof err) == 0 &&
+            (nd = assess_status_find(&s, tgt.id)) != NULL && nd->alive &&
+            strcmp(nd->url, tgt.url) == 0) {
+            o->back_alive = true;
+            break;
+        }
+        ax_sleep(0.25);
+    } while (ax_now() < end);
+}
+
+static void ax_spawn_test(ax_ctx *x, assess_recovery_obs *o)
+{
+    assess_status s;
+    assess_node alive[ASSESS_MAX_NODES];
+    char err[ASSESS_TEXT], key[128], value[96], body[256], url[128], t[160];
+    httpc_resp r;
+    size_t n;
+    long st;
+    double end;
+
+    o->join_deadline_s = AX_JOIN_DEADLINE_S;
+    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
+        ax_set(o->spawn_err, sizeof o->spawn_err, "the cluster was not "
+                 "healthy before the test: %s", err);
+        return;
+    }
+    ax_set(key, sizeof key, "%s-recovery", x->tag);
+    ax_set(value, sizeof value, "before-the-spawn-%s", x->tag);
+    ax_kv_body(body, sizeof body, key, value);
+    ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+    if (r.status != 200) {
+        ax_err_text(&r, t, sizeof t);
+        ax_set(o->spawn_err, sizeof o->spawn_err, "could not write a key "
+                 "before the kill: %ld %s", r.status, t);
+        httpc_resp_free(&r);
+        return;
+    }
+    httpc_resp_free(&r);
+
+    n = ax_alive_sorted(&s, alive);
+    if (n == 0) {
+        ax_set(o->spawn_err, sizeof o->spawn_err, "no follower alive to kill");
+        return;
+    }
+    if (ax_kill(x, alive[n - 1].id, err, sizeof err) != 0) {
+        ax_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
+        return;
+    }
+    st = ax_spawn(x, NULL, o->spawned_id, sizeof o->spawned_id, url, sizeof url,
+                  err, sizeof err);
+    if (st != 200) {
+        ax_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
+        return;
+    }
+    ax_log(x, "INC-2 killed %s, spawned %s at %s", alive[n - 1].id,
+           o->spawned_id, url);
+
+    end = ax_now() + AX_JOIN_DEADLINE_S;
+    do {
+        const assess_node *nd;
+        if (ax_status(x, &s, err, sizeof err) == 0 &&
+            (nd = assess_status_find(&s, o->spawned_id)) != NULL && nd->alive &&
+            strcmp(nd->url, url) == 0) {
+            o->spawned_alive = true;
+            break;
+        }
+        ax_sleep(0.2);
+    } while (ax_now() < end);
+
+    /* It joined after its catch-up, so it should hold the key now; give it
+     * a few seconds in case /status runs a little ahead. */
+    end = ax_now() + 5.0;
+    {
+        char path[192], hp[160];
+        ax_set(path, sizeof path, "/internal/kv/%s", key);
+        do {
+            ax_call(x, "GET", url, path, NULL, 0, AX_TIMEOUT_MS, &r);
+            if (r.status == 200 && r.len == strlen(value) &&
+                memcmp(r.body, value, r.len) == 0) {
+                o->caught_up = true;
+                httpc_resp_free(&r);
+                break;
+            }
+            ax_err_text(&r, hp, sizeof hp);
+            ax_set(o->catchup_err, sizeof o->catchup_err,
+                     "spawned %s does not hold %s written before it started "
+                     "(GET %s%s: %ld %s)", o->spawned_id, key, url, path,
+                     r.status, r.status == 200 ? "another value" : hp);
+            httpc_resp_free(&r);
+            ax_sleep(0.25);
+        } while (ax_now() < end);
+    }
+}
+
+static void ax_recovery(ax_ctx *x)
+{
+    assess_recovery_obs o;
+
+    memset(&o, 0, sizeof o);
+    ax_pause_test(x, &o);
+    ax_spawn_test(x, &o);
+    assess_judge_recovery(&x->rep, &x->cfg, &o);
+}
+
+/* ---- the cluster ---- */
+
+/* Does anything answer at base+path? */
+static bool ax_answers(const char *base, const char *path)
+{
+    char url[512];
+    httpc_req req = {0};
+    httpc_resp r;
+    bool yes;
+
+    ax_set(url, sizeof url, "%s%s", base, path);
+    req.url = url;
+    req.timeout_ms = 800;
+    yes = httpc_do(&req, &r) == 0 && r.status != 0;
+    httpc_resp_free(&r);
+    return yes;
+}
+
+static void ax_tail_log(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *lines[20] = {0};
+    char buf[512];
+    size_t n = 0;
+
+    if (f == NULL)
+        return;
+    while (fgets(buf, sizeof buf, f)) {
+        free(lines[n % 20]);
+        lines[n % 20] = strdup(buf);
+        n++;
+    }
+    fclose(f);
+    fprintf(stderr, "--- last lines of %s ---\n", path);
+    for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
+        fputs(lines[i % 20] ? lines[i % 20] : "\n", stderr);
+    for (size_t i = 0; i < 20; i++)
+        free(lines[i]);
+}
+
+static pid_t ax_start(const char *bin, const char *cfg, const char *dir,
+                      const char *log)
+{
+    pid_t parent = getpid();
+    pid_t pid;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid != 0)
+        return pid;
+    /* The child: dies with kvctl; output to the log; data under dir. */
+    {
+        char data[LABCFG_PATH_MAX + 8];
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        if (fd < 0 || nul < 0)
+            _exit(127);
+        dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        ax_set(data, sizeof data, "%s/data", dir);
+        setenv("KV_DATA_DIR", data, 1);
+        if (chdir(dir) != 0)
+            _exit(127);
+        execl(bin, LAB_CONTROLLER_BIN, "--lab", cfg, (char *)NULL);
+        fprintf(stderr, "kvctl assess: cannot run %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+}
+
+static void ax_stop(pid_t pid)
+{
+    double end;
+    int st;
+
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    end = ax_now() + ASSESS_STOP_GRACE_S;
+    while (ax_now() < end) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid || (w < 0 && errno == ECHILD))
+            return;
+        ax_sleep(0.1);
+    }
+    fprintf(stderr, "kvctl assess: kv-controller did not stop within %.0f s; "
+            "killing it\n", ASSESS_STOP_GRACE_S);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+}
+
+/* Strip trailing slashes into out. */
+static void ax_base(const char *in, char *out, size_t outlen)
+{
+    size_t n;
+    ax_set(out, outlen, "%s", in);
+    n = strlen(out);
+    while (n > 0 && out[n - 1] == '/')
+        out[--n] = '\0';
+}
+
+static void ax_summary(const ax_ctx *x)
+{
+    const labcfg *c = &x->cfg;
+    int total = assess_total(&x->rep);
+    int filled = labcfg_just_count(c);
+
+    printf("\n");
+    for (int s = 0; s < ASSESS_NSCEN; s++)
+        printf("%-8s %-32s %2d/%d\n", assess_scen_label(s), assess_scen_title(s),
+               assess_scen_points(&x->rep, s), assess_scen_max(s));
+    printf("\nScore: %d/100, grade %c\n", total, assess_grade(total));
+    printf("W + R vs N: %lld + %lld = %lld, %s N = %lld%s\n",
+           (long long)c->write_quorum, (long long)c->read_quorum,
+           (long long)(c->write_quorum + c->read_quorum),
+           labcfg_strong(c) ? "more than" : "not more than",
+           (long long)c->followers,
+           labcfg_strong(c) ? "" : " (reads can miss the latest write: INC-3)");
+    printf("Cost: %lld nodes x $%d/h = $%lld/h, %s the $%d/h budget%s\n",
+           (long long)(1 + c->followers), LABCFG_NODE_COST_USD,
+           (long long)labcfg_cost_per_hour(c),
+           labcfg_within_budget(c) ? "within" : "over", LABCFG_BUDGET_USD,
+           labcfg_within_budget(c) ? "" : " (INC-5)");
+    printf("Justifications: %d of %d filled", filled, LABCFG_NJUST);
+    if (filled < LABCFG_NJUST) {
+        const char *sep = "; still empty or TODO: ";
+        for (int i = 0; i < LABCFG_NJUST; i++) {
+            if (c->just_filled[i])
+                continue;
+            printf("%sjustifications.%s", sep, labcfg_just_name(i));
+            sep = ", ";
+        }
+    }
+    printf("\n");
+    if (total == 100 && filled < LABCFG_NJUST)
+        printf("Every scenario passes; the assessment is complete once the "
+               "justifications are written.\n");
+    fflush(stdout);
+}
+
+static int ax_usage(void)
+{
+    fprintf(stderr, "usage: kvctl assess --config FILE [--no-start-cluster] "
+            "[--controller URL] [--gateway URL] [--verbose]\n");
+    return KVCTL_USAGE;
+}
+
+int assess_cmd(const kvctl_opts *opts, int argc, char **argv)
+{
+    const char *config = NULL, *ctl = ASSESS_DEFAULT_CONTROLLER;
+    const char *gw = ASSESS_DEFAULT_GATEWAY;
+    bool start = true;
+    ax_ctx *x;
+    char bin[LABCFG_PATH_MAX], err[LABCFG_PATH_MAX + 256];
+    char ctlbuf[512], gwbuf[512], dir[LABCFG_PATH_MAX], log[LABCFG_PATH_MAX + 32];
+    pid_t child = 0;
+    assess_status s;
+    int rc, total, verbose = 0;
+    double t0;
+
+    (void)opts;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = NULL;
+        const char *val = NULL;
+        if (strcmp(a, "--no-start-cluster") == 0) {
+            start = false;
+            continue;
+        }
+        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            verbose = 1;
+            continue;
+        }
+        if (strncmp(a, "--config", 8) == 0 && (a[8] == '\0' || a[8] == '='))
+            dst = &config;
+        else if (strncmp(a, "--controller", 12) == 0 && (a[12] == '\0' || a[12] == '='))
+            dst = &ctl;
+        else if (strncmp(a, "--gateway", 9) == 0 && (a[9] == '\0' || a[9] == '='))
+            dst = &gw;
+        if (dst == NULL) {
+            fprintf(stderr, "kvctl assess: unknown argument %s\n", a);
+            return ax_usage();
+        }
+        val = strchr(a, '=');
+        if (val)
+            val++;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else {
+            fprintf(stderr, "kvctl assess: %s needs a value\n", a);
+            return KVCTL_USAGE;
+        }
+        *dst = val;
+    }
+    if (config == NULL)
+        return ax_usage();
+
+    x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return KVCTL_FAIL;
+    x->verbose = verbose;
+    if (lab_load_config("assess", config, &x->cfg) != 0) {
+        free(x);
+        return KVCTL_USAGE;
+    }
+    ax_base(ctl, ctlbuf, sizeof ctlbuf);
+    ax_base(gw, gwbuf, sizeof gwbuf);
+    x->ctl = ctlbuf;
+    x->gw = gwbuf;
+    {
+        unsigned pid = (unsigned)getpid(), now = (unsigned)time(NULL);
+        ax_set(x->ipbase, sizeof x->ipbase, "127.%u.%u.", 1 + pid % 250,
+                 1 + (now / 7) % 250);
+        ax_set(x->tag, sizeof x->tag, "assess-%u-%u", pid, now % 1000000);
+    }
+
+    printf("CloudCart lab assessment\n");
+    labcfg_print_summary(stdout, &x->cfg);
+    printf("\n");
+
+    dir[0] = log[0] = '\0';
+    if (start) {
+        const char *tmp = getenv("TMPDIR");
+        if (lab_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
+            fprintf(stderr, "kvctl assess: %s\n", err);
+            free(x);
+            return KVCTL_CONNECT;
+        }
+        if (ax_answers(x->ctl, "/status") || ax_answers(x->gw, "/health")) {
+            fprintf(stderr, "kvctl assess: something already answers on %s or "
+                    "%s; stop it (a running `kvctl lab`?), or grade it with "
+                    "--no-start-cluster\n", x->ctl, x->gw);
+            free(x);
+            return KVCTL_CONNECT;
+        }
+        ax_set(dir, sizeof dir, "%s/kv-assess-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (mkdtemp(dir) == NULL) {
+            fprintf(stderr, "kvctl assess: mkdtemp %s: %s\n", dir, strerror(errno));
+            free(x);
+            return KVCTL_CONNECT;
+        }
+        ax_set(log, sizeof log, "%s/controller.log", dir);
+        printf("Starting the lab cluster: %s --lab %s\n  (log: %s)\n", bin,
+               x->cfg.path, log);
+        fflush(stdout);
+        t0 = ax_now();
+        child = ax_start(bin, x->cfg.path, dir, log);
+        if (child < 0) {
+            fprintf(stderr, "kvctl assess: fork: %s\n", strerror(errno));
+            free(x);
+            return KVCTL_CONNECT;
+        }
+        rc = ax_wait_healthy(x, ASSESS_START_DEADLINE_S, true, child, &s, err,
+                             sizeof err);
+        if (rc != 0) {
+            if (rc == -2)
+                fprintf(stderr, "kvctl assess: %s before the lab cluster was "
+                        "ready\n", err);
+            else
+                fprintf(stderr, "kvctl assess: the lab cluster was not ready "
+                        "within %.0f s: %s\n", ASSESS_START_DEADLINE_S, err);
+            ax_tail_log(log);
+            if (rc != -2)
+                ax_stop(child);
+            free(x);
+            return KVCTL_CONNECT;
+        }
+        printf("Cluster ready in %.1f s: leader and %zu followers alive\n",
+               ax_now() - t0, assess_status_alive(&s));
+    } else {
+        httpc_resp r;
+        ax_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
+        rc = r.status;
+        httpc_resp_free(&r);
+        if (rc == 0) {
+            fprintf(stderr, "kvctl assess: nothing answers at %s; start the lab "
+                    "with kvctl lab --config %s, or leave out "
+                    "--no-start-cluster\n", x->ctl, x->cfg.path);
+            free(x);
+            return KVCTL_CONNECT;
+        }
+        if (ax_status(x, &s, err, sizeof err) == 0 &&
+            (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum))
+            goto mismatch;
+        rc = ax_wait_healthy(x, ASSESS_START_DEADLINE_S, false, 0, &s, err,
+                             sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "kvctl assess: no healthy lab cluster at %s: %s\n",
+                    x->ctl, err);
+            free(x);
+            return KVCTL_CONNECT;
+        }
+    }
+    if (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum) {
+mismatch:
+        fprintf(stderr, "kvctl assess: the cluster at %s runs W=%lld R=%lld but "
+                "%s says W=%lld R=%lld; restart it with kvctl lab --config %s\n",
+                x->ctl, (long long)s.W, (long long)s.R, x->cfg.path,
+                (long long)x->cfg.write_quorum, (long long)x->cfg.read_quorum,
+                x->cfg.path);
+        ax_stop(child);
+        free(x);
+        return KVCTL_USAGE;
+    }
+
+    {
+        void (*const scen[ASSESS_NSCEN])(ax_ctx *) = {
+            ax_basic, ax_rate, ax_stale, ax_outage, ax_recovery,
+        };
+        for (int i = 0; i < ASSESS_NSCEN; i++) {
+            size_t from = x->rep.n;
+            ax_header(i);
+            scen[i](x);
+            ax_flush(x, from);
+        }
+    }
+    if (assess_net_bind_failed())
+        printf("NOTE: could not bind to %sN; gateway requests were told apart "
+               "by X-Real-IP only\n", x->ipbase);
+
+    ax_stop(child);
+    total = assess_total(&x->rep);
+    ax_summary(x);
+    if (start) {
+        if (total == 100) {
+            char cmd[LABCFG_PATH_MAX + 16];
+            ax_set(cmd, sizeof cmd, "rm -rf '%s'", dir);
+            if (strchr(dir, '\'') == NULL && system(cmd) != 0)
+                fprintf(stderr, "kvctl assess: could not remove %s\n", dir);
+        } else {
+            printf("Controller log: %s\n", log);
+        }
+    }
+    rc = assess_exit_status(total, labcfg_just_count(&x->cfg));
+    httpc_thread_done();
+    free(x);
+    return rc;
+}
