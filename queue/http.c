@@ -138,7 +138,17 @@ void queue_http_handle(httpd_req *r, void *app)
     const char *path = httpd_path(r);
     unsigned nseg = httpd_path_nsegs(r);
 
-    if (strncmp(path, "/internal/kv/", 13) == 0 && (nseg == 3 || nseg == 4)) {
+    if (strcmp(path, "/internal/topology-changed") == 0) {
+        /* The controller after a failover: read the topology now. */
+        if (kvhttp_auth(r, a->cfg->token))
+            return;
+        if (!httpd_method_is(r, "POST")) {
+            kvhttp_bad_method(r, "POST");
+            return;
+        }
+        topo_watch_poke(a->topo);
+        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+    } else if (strncmp(path, "/internal/kv/", 13) == 0 && (nseg == 3 || nseg == 4)) {
         size_t l;
         const char *last = httpd_path_seg(r, 3, &l);
         if (kvhttp_auth(r, a->cfg->token))

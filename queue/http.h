@@ -9,6 +9,7 @@
 typedef struct queue_app {
     const kv_config *cfg;
     wq_t *wq;
+    topo_watch *topo;
 } queue_app;
 
 void queue_http_handle(httpd_req *r, void *app);

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
         topo_watch_stop(topo);
         return 1;
     }
-    queue_app app = {.cfg = &cfg, .wq = wq};
+    queue_app app = {.cfg = &cfg, .wq = wq, .topo = topo};
     /* Admission waits for its journal group: more threads, bigger groups. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned threads = cfg.queue_threads ? (unsigned)cfg.queue_threads
