@@ -1,5 +1,7 @@
 #include "ratelimit.h"
 
+#include "clock.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -36,9 +38,7 @@ struct rl {
 
 uint64_t rl_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return clock_mono_ms();
 }
 
 rl_t *rl_new(rl_kind kind, uint32_t limit, uint64_t window_ms,

@@ -1,5 +1,6 @@
 #include "topo.h"
 
+#include "clock.h"
 #include "httpc.h"
 #include "log.h"
 
@@ -199,13 +200,7 @@ static void *topo_watch_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         topo_watch_poll(w);
         pthread_mutex_lock(&w->mu);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += w->poll_ms / 1000;
-        ts.tv_nsec += (w->poll_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ts = clock_deadline_ms((uint64_t)w->poll_ms);
         if (!w->stopping && !w->poked)
             pthread_cond_timedwait(&w->cond, &w->mu, &ts);
         w->poked = 0;
@@ -271,16 +266,9 @@ topo_t *topo_watch_get(topo_watch *w)
 
 int topo_watch_wait(topo_watch *w, long timeout_ms)
 {
-    struct timespec ts;
+    struct timespec ts = clock_deadline_ms((uint64_t)timeout_ms);
     int ok;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&w->mu);
     while (w->cur == NULL && !w->stopping &&
            pthread_cond_timedwait(&w->cond, &w->mu, &ts) == 0)

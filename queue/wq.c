@@ -1,5 +1,6 @@
 #include "wq.h"
 
+#include "clock.h"
 #include "coalesce.h"
 #include "hlc.h"
 #include "httpc.h"
@@ -144,12 +145,7 @@ METRIC_GAUGE(m_depth_stale, "kv_queue_depth_stale", "jobs queued in STALE");
 static lat_hist m_apply = {.name = "kv_queue_apply_seconds",
                            .help = "admission to apply latency"};
 
-static uint64_t wq_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000ULL;
-}
+#define wq_now_us clock_mono_us
 
 const char *wq_op_name(uint8_t op)
 {
@@ -581,7 +577,7 @@ int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
     if (shard >= WQ_MAX_SHARDS)
         return WQ_NO_TOPOLOGY;
     if (q->key_rate)
-        p.over = !rl_check(q->key_rate, w->key, rl_now_ms()).allowed;
+        p.over = !rl_check(q->key_rate, w->key, clock_mono_ms()).allowed;
     charged = p.over ? WQ_EXCESS : WQ_MAIN;
     if ((p.job = wq_job_new(w, shard)) == NULL ||
         (waiter && (p.wt = calloc(1, sizeof *p.wt)) == NULL)) {
@@ -686,7 +682,7 @@ static wq_op *wq_fill(wq_t *q, wq_shard *s, size_t budget, size_t *n_out)
 {
     wq_op *first = NULL, *tail = NULL;
     size_t n = 0, bytes = 0;
-    uint64_t now_ms = rl_now_ms();
+    uint64_t now_ms = clock_mono_ms();
 
     /* Large values: also stop at WQ_BATCH_BYTES (one op always goes). */
     for (; n < budget && s->fifo[WQ_MAIN].head && bytes < WQ_BATCH_BYTES; n++) {
@@ -889,11 +885,7 @@ static void *wq_worker(void *arg)
                 s->next_try_us = now + 20000;
         }
         if (n == 0) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            uint64_t ns = (uint64_t)ts.tv_nsec + (wake - now) * 1000;
-            ts.tv_sec += (time_t)(ns / 1000000000ULL);
-            ts.tv_nsec = (long)(ns % 1000000000ULL);
+            struct timespec ts = clock_deadline_us(wake - now);
             pthread_cond_timedwait(&q->work, &q->mu, &ts);
             continue;
         }

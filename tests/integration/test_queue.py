@@ -119,7 +119,9 @@ def test_sigkill_queue_loses_no_accepted_write():
         # journaled before the kill; it is at most once either way.
         unsure = {k: sum(n for st, n in results.get(k, {}).items()
                          if st not in (202, 429)) for k in keys}
-        assert sum(accepted.values()) > 3000, ("too few accepted", results)
+        # 1000 before the pause and 1000 during it, by construction; while
+        # the queue restarts the rest fail fast (503) and are retried by none.
+        assert sum(accepted.values()) >= 2000, ("too few accepted", results)
 
         def settled():
             s = queue_stats(c)
