@@ -89,36 +89,6 @@ out:
     return t;
 }
 
-cJSON *topo_to_json(const topo_t *t)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON *arr;
-
-    cJSON_AddNumberToObject(root, "epoch", (double)t->epoch);
-    cJSON_AddNumberToObject(root, "vnodes", t->vnodes);
-    if (t->queue)
-        cJSON_AddStringToObject(root, "queue", t->queue);
-    else
-        cJSON_AddNullToObject(root, "queue");
-    arr = cJSON_AddArrayToObject(root, "shards");
-    for (size_t i = 0; i < t->nshards; i++) {
-        const topo_shard *sh = &t->shards[i];
-        cJSON *o = cJSON_CreateObject(), *secs;
-        cJSON_AddNumberToObject(o, "id", sh->id);
-        cJSON_AddNumberToObject(o, "epoch", (double)sh->epoch);
-        if (sh->primary)
-            cJSON_AddStringToObject(o, "primary", sh->primary);
-        else
-            cJSON_AddNullToObject(o, "primary");
-        secs = cJSON_AddArrayToObject(o, "secondaries");
-        for (size_t k = 0; k < sh->nsecondaries; k++)
-            cJSON_AddItemToArray(secs, cJSON_CreateString(sh->secondaries[k]));
-        cJSON_AddNumberToObject(o, "handoff_seq", (double)sh->handoff_seq);
-        cJSON_AddItemToArray(arr, o);
-    }
-    return root;
-}
-
 void topo_get(topo_t *t)
 {
     atomic_fetch_add(&t->refs, 1);

@@ -42,7 +42,6 @@ typedef struct topo {
 } topo_t;
 
 topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen);
-cJSON *topo_to_json(const topo_t *t);
 void topo_get(topo_t *t);
 void topo_put(topo_t *t);          /* frees at zero */
 /* The shard owning key. */
