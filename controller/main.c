@@ -5,6 +5,7 @@
 #include "config.h"
 #include "failover.h"
 #include "http.h"
+#include "lab.h"
 #include "httpc.h"
 #include "log.h"
 #include "nginx_conf.h"
@@ -107,6 +108,8 @@ int main(int argc, char **argv)
         return 1;
     }
     exe[n] = '\0';
+    if (args.lab)
+        return labctl_main(args.lab, dirname(exe), args.log_dir);
     if (cluster_init(&cl, &cfg, args.run_dir, dirname(exe), args.log_dir, err,
                      sizeof err) < 0 ||
         cluster_load_state(&cl, err, sizeof err) < 0 ||

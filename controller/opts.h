@@ -1,6 +1,7 @@
 /* opts: kv-controller's command line.
  *   --config FILE, --set path=value (repeatable), --run-dir DIR,
- *   --log-dir DIR, --nginx-template FILE, --ready-timeout-ms N, --help.
+ *   --log-dir DIR, --nginx-template FILE, --ready-timeout-ms N,
+ *   --lab FILE (the CloudCart lab instead of a cluster), --help.
  * Ownership: the strings point into argv. */
 #ifndef KV_CTL_OPTS_H
 #define KV_CTL_OPTS_H
@@ -17,6 +18,7 @@ typedef struct ctl_opts {
     const char *log_dir;
     const char *nginx_template;
     long ready_timeout_ms;     /* 0 = print the summary without waiting */
+    const char *lab;           /* --lab FILE: the CloudCart lab (lab.h) */
 } ctl_opts;
 
 void ctl_opts_usage(FILE *f);

@@ -215,9 +215,13 @@ int sup_add(sup_t *s, const sup_spec *spec)
     return idx;
 }
 
-size_t sup_count(const sup_t *s)
+size_t sup_count(sup_t *s)
 {
-    return s->n; /* fixed once the children run */
+    size_t n;
+    pthread_mutex_lock(&s->mu);
+    n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 /* ---- in the forked child: async-signal-safe calls only ---- */
@@ -495,6 +499,13 @@ static void sup_reap_locked(sup_t *s)
             c->state = SUP_STOPPED;
             log_info("%s (pid %d) stopped: %s", c->spec.name, (int)pid,
                      c->last_exit);
+            continue;
+        }
+        if (c->spec.once) {
+            c->state = SUP_STOPPED;
+            log_info("%s (pid %d) exited: %s after %lld ms up (not "
+                     "restarted)", c->spec.name, (int)pid, c->last_exit,
+                     (long long)up);
             continue;
         }
         if (up >= SUP_STABLE_MS)

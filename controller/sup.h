@@ -46,7 +46,7 @@
 #define SUP_NAME_MAX 48
 #define SUP_ROLE_MAX 16
 #define SUP_URL_MAX 128
-#define SUP_MAX_ARGS 48
+#define SUP_MAX_ARGS 64
 
 /* How long a child must stay up before its backoff starts over. */
 #define SUP_STABLE_MS 10000
@@ -69,6 +69,9 @@ typedef struct sup_spec {
     int group;                /* start under a guard in its own process group */
     const char *pidfile;      /* group children: the child's own pid file,
                                  used to clean up if the guard is killed */
+    int once;                 /* never restarted: an exit leaves it STOPPED
+                                 (the lab's nodes, whose replacement is the
+                                 lab's business) */
 } sup_spec;
 
 /* A copy of one child's state for status pages. */
@@ -103,10 +106,11 @@ int sup_block_signals(void);
 sup_t *sup_new(const sup_opts *o);
 void sup_free(sup_t *s);
 
-/* Register a child (not started yet). Returns its index or -1. Only before
- * sup_start_all. */
+/* Register a child (not started yet). Returns its index or -1. Any thread,
+ * any time: a child added after sup_start_all starts with sup_start_child
+ * (the lab's spawns). */
 int sup_add(sup_t *s, const sup_spec *spec);
-size_t sup_count(const sup_t *s);
+size_t sup_count(sup_t *s);
 
 /* Start every registered child (supervisor thread). 0, or -1 when a fork
  * failed (the ones started keep running: call sup_stop_all). */

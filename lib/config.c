@@ -27,7 +27,7 @@ typedef struct cfg_field {
 
 static const cfg_field cfg_fields[] = {
     INT("cluster.shards", "KV_SHARDS", shards, 1, 64, "number of shards"),
-    INT("cluster.replicas", "KV_REPLICAS", replicas, 1, 10,
+    INT("cluster.replicas", "KV_REPLICAS", replicas, 1, 32,
         "copies of each shard, primary included"),
     INT("cluster.vnodes", "KV_VNODES", vnodes, 1, 4096,
         "virtual nodes per shard on the hash ring"),
@@ -38,9 +38,9 @@ static const cfg_field cfg_fields[] = {
         "where stores, the queue journal and run files live"),
     STR("cluster.token", "KV_TOKEN", token, NULL,
         "Bearer token required on /internal/ routes (empty: none)"),
-    INT("cluster.write_quorum", "WRITE_QUORUM", write_quorum, 0, 9,
+    INT("cluster.write_quorum", "WRITE_QUORUM", write_quorum, 0, 31,
         "W: secondaries that must apply a write before it is acknowledged"),
-    INT("cluster.read_quorum", "READ_QUORUM", read_quorum, 0, 9,
+    INT("cluster.read_quorum", "READ_QUORUM", read_quorum, 0, 31,
         "R: secondaries a read consults, newest wins (0: the primary)"),
     STR("cluster.quorum_policy", "QUORUM_POLICY", quorum_policy, "any|ordered",
         "which secondaries count for W and R"),
@@ -63,6 +63,18 @@ static const cfg_field cfg_fields[] = {
         600000, "how long a write waits for W acknowledgements"),
     INT("store.repl_delay_ms", "REPL_DELAY_MS", repl_delay_ms, 0, 600000,
         "artificial delay per replication batch (lab and studies)"),
+    INT("store.repl_delay_random", "REPL_DELAY_RANDOM", repl_delay_random, 0,
+        1, "1: each batch to each secondary waits uniform(0, repl_delay_ms)"),
+    INT("store.lab_sync_delay_ms", "LAB_SYNC_DELAY_MS", lab_sync_delay_ms, 0,
+        600000, "lab: delay per batch to a secondary of the sync set "
+        "(the first W live ones)"),
+    INT("store.lab_async_delay_ms", "LAB_ASYNC_DELAY_MS", lab_async_delay_ms,
+        0, 600000, "lab: delay per batch to a secondary outside the sync set"),
+    INT("store.heartbeat_ms", "HEARTBEAT_MS", heartbeat_ms, 50, 60000,
+        "lab: how often a store started with --heartbeat reports in"),
+    INT("store.lease_ms", "LEASE_MS", lease_ms, 0, 3600000,
+        "lab: replicated data is applied only this long after the last "
+        "acknowledged heartbeat (0: always)"),
     INT("queue.max_queue_size", "MAX_QUEUE_SIZE", max_queue_size, 1, 100000000,
         "jobs the queue holds before answering 429"),
     INT("queue.worker_count", "WORKER_COUNT", worker_count, 1, 64,
@@ -138,6 +150,7 @@ void config_defaults(kv_config *c)
     c->reconcile_interval_ms = 1000;
     c->repl_batch_max = 512;
     c->quorum_timeout_ms = 2000;
+    c->heartbeat_ms = 500;
     c->map_size_mb = 4096;
     c->max_queue_size = 100000;
     c->worker_count = 2;
@@ -352,6 +365,11 @@ int config_validate(const kv_config *c, char *err, size_t errlen)
         return cfg_fail(err, errlen,
                         "cluster.base_port: %lld leaves no room for %lld shards",
                         (long long)c->base_port, (long long)c->shards);
+    if (c->shards > 1 && c->replicas > 10)
+        return cfg_fail(err, errlen,
+                        "cluster.replicas: at most 10 per shard when there "
+                        "are several shards (store ports are base + 100 + "
+                        "10 x shard + replica)");
     if (c->restart_backoff_max_ms < c->restart_backoff_ms)
         return cfg_fail(err, errlen,
                         "controller.restart_backoff_max_ms: must be >= "
@@ -369,6 +387,13 @@ int config_validate(const kv_config *c, char *err, size_t errlen)
     if (c->data_dir[0] == '\0')
         return cfg_fail(err, errlen, "cluster.data_dir: must not be empty");
     return 0;
+}
+
+void config_clear_env(void)
+{
+    for (size_t i = 0; i < CFG_NFIELDS; i++)
+        if (cfg_fields[i].env)
+            unsetenv(cfg_fields[i].env);
 }
 
 static void cfg_value_text(const kv_config *c, const cfg_field *f, char *buf,

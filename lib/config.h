@@ -37,6 +37,12 @@ typedef struct kv_config {
     int64_t repl_batch_max;    /* store.repl_batch_max: ops per replication batch */
     int64_t quorum_timeout_ms; /* store.quorum_timeout_ms: wait for W acks */
     int64_t repl_delay_ms;     /* store.repl_delay_ms: added per batch (lab, studies) */
+    int64_t repl_delay_random; /* store.repl_delay_random: 1 = uniform(0, repl_delay_ms) per batch */
+    int64_t lab_sync_delay_ms; /* store.lab_sync_delay_ms: per batch to a sync-set secondary (lab) */
+    int64_t lab_async_delay_ms;/* store.lab_async_delay_ms: per batch to any other secondary (lab) */
+    int64_t heartbeat_ms;      /* store.heartbeat_ms: lab heartbeats to the controller */
+    int64_t lease_ms;          /* store.lease_ms: apply replicated data only this long after
+                                  the last acknowledged heartbeat (0: no lease) */
     /* queue */
     int64_t max_queue_size;    /* queue.max_queue_size */
     int64_t worker_count;      /* queue.worker_count: dispatcher threads */
@@ -81,6 +87,10 @@ int config_set(kv_config *c, const char *path, const char *value, char *err,
                size_t errlen);
 /* Cross-field checks (also done by config_load). */
 int config_validate(const kv_config *c, char *err, size_t errlen);
+/* Unset the environment variable of every field (a parent that hands its
+ * children a complete configuration file, like the lab controller, so
+ * that the caller's environment cannot override it under them). */
+void config_clear_env(void);
 /* The field table as help text: path, env, default, meaning. */
 void config_print_help(FILE *f);
 /* The whole configuration as JSON text (caller frees). */

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TOPO_MAX_SECONDARIES 16
+#define TOPO_MAX_SECONDARIES 32
 
 typedef struct topo_shard {
     uint32_t id;

@@ -36,6 +36,8 @@ struct store_http {
     unsigned shard, replica;
     char *token;          /* NULL when /internal/ needs no token */
     size_t max_key, max_value;
+    int (*may_apply)(void *arg);
+    void *may_apply_arg;
     pthread_mutex_t snap_mu;
     store_snap_slot snaps[STORE_SNAPS];
     uint64_t next_snap;
@@ -132,6 +134,8 @@ store_http *store_http_new(const store_http_opts *o)
     h->replica = o->replica;
     h->max_key = o->max_key_bytes ? o->max_key_bytes : 1024;
     h->max_value = o->max_value_bytes;
+    h->may_apply = o->may_apply;
+    h->may_apply_arg = o->may_apply_arg;
     if (o->token && o->token[0] && (h->token = strdup(o->token)) == NULL) {
         free(h);
         return NULL;
@@ -291,6 +295,23 @@ static int store_http_fenced(store_http *h, httpd_req *r, uint64_t *epoch)
         cJSON_AddRawToObject(j, "epoch", num);
         httpd_respond_json(r, 503, j, h2);
     }
+    return 1;
+}
+
+/* The lab's lease (store_http_opts.may_apply): 503 lease_expired (1) while
+ * this store may have been replaced; nothing is applied then. */
+static int store_http_no_lease(store_http *h, httpd_req *r)
+{
+    static const char body[] =
+        "{\"error\":\"lease_expired\",\"message\":\"this store has no "
+        "current lease from the controller (it may have been replaced); it "
+        "applies nothing until a heartbeat is acknowledged\"}";
+    static const char *const rh[] = {"Retry-After: 1", NULL};
+
+    if (h->may_apply == NULL || h->may_apply(h->may_apply_arg))
+        return 0;
+    metric_add(&sm_errors, 1);
+    httpd_respond(r, 503, STORE_JSON, body, sizeof body - 1, rh);
     return 1;
 }
 
@@ -762,6 +783,8 @@ static void store_http_replicate(store_http *h, httpd_req *r)
     }
     if (store_http_fenced(h, r, &epoch))
         return;
+    if (store_http_no_lease(h, r))
+        return;
     if (sdb_get_role(h->db) == SDB_ROLE_PRIMARY) {
         log_warn("replicate: another store streams to us at our own epoch "
                  "%" PRIu64 " while we are primary", epoch);
@@ -835,6 +858,8 @@ static void store_http_repair(store_http *h, httpd_req *r)
         return;
     }
     if (store_http_fenced(h, r, NULL))
+        return;
+    if (store_http_no_lease(h, r))
         return;
     if (store_http_ops(r, &ops, &n) != 0)
         return;

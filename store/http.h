@@ -68,6 +68,12 @@ typedef struct store_http_opts {
     role_t *role;            /* the store's role (required) */
     wquorum *wq;             /* NULL when write_quorum is 0 */
     unsigned write_quorum;   /* W */
+    /* Optional gate (the lab's lease, store/heartbeat.h): while it returns
+     * 0, POST /internal/replicate (heartbeats included) and
+     * /internal/repair answer 503 {"error":"lease_expired"} and apply
+     * nothing. */
+    int (*may_apply)(void *arg);
+    void *may_apply_arg;
 } store_http_opts;
 
 store_http *store_http_new(const store_http_opts *o);

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
+#include "heartbeat.h"
 #include "http.h"
 #include "httpc.h"
 #include "httpd.h"
@@ -35,6 +36,13 @@ static void store_usage(FILE *f)
             "  --controller URL     the controller: the store follows its\n"
             "                       /topology (role, epoch, primary); without\n"
             "                       it the store keeps its role, alone\n"
+            "  --heartbeat URL      lab: POST URL/heartbeat every\n"
+            "                       store.heartbeat_ms; a \"retired\" answer\n"
+            "                       stops the store (fencing); with\n"
+            "                       store.lease_ms it applies replicated data\n"
+            "                       only under a fresh acknowledgement\n"
+            "  --node-id ID         lab: the node this store is (follower-2)\n"
+            "  --incarnation K      lab: which incarnation of it (default 1)\n"
             "  --help               this text; configuration fields follow\n\n");
     config_print_help(f);
 }
@@ -70,13 +78,18 @@ int main(int argc, char **argv)
         {"role", required_argument, NULL, 'r'},
         {"data", required_argument, NULL, 'd'},
         {"controller", required_argument, NULL, 'C'},
+        {"heartbeat", required_argument, NULL, 'H'},
+        {"node-id", required_argument, NULL, 'N'},
+        {"incarnation", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     kv_config cfg;
     char err[512];
     const char *config_path = NULL, *data = NULL, *controller = NULL;
-    const char *role_arg = NULL;
+    const char *role_arg = NULL, *hb_url = NULL, *node_id = NULL;
+    unsigned long incarnation = 1;
+    hb_t *hb = NULL;
     char **sets = NULL;
     size_t nsets = 0;
     unsigned long port = 0, shard = 0, replica = 0;
@@ -125,6 +138,13 @@ int main(int argc, char **argv)
             break;
         case 'd': data = optarg; break;
         case 'C': controller = optarg; break;
+        case 'H': hb_url = optarg; break;
+        case 'N': node_id = optarg; break;
+        case 'I':
+            if (store_flag_uint("incarnation", optarg, 1000000000UL,
+                                &incarnation) != 0)
+                goto usage_fail;
+            break;
         case 'h':
             store_usage(stdout);
             free(sets);
@@ -145,6 +165,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "kv-store: store.fsync: unknown policy \"%s\"\n",
                 cfg.fsync);
         goto fail;
+    }
+    if (hb_url && (node_id == NULL || node_id[0] == '\0' ||
+                   strlen(node_id) > 60 || strpbrk(node_id, "\"\\") != NULL)) {
+        fprintf(stderr, "kv-store: --heartbeat needs --node-id (up to 60 "
+                        "characters, no quotes)\n");
+        goto usage_fail;
     }
     if (!have_port)
         port = config_store_port(&cfg, (unsigned)shard, (unsigned)replica);
@@ -187,6 +213,23 @@ int main(int argc, char **argv)
         sdb_close(db);
         goto fail;
     }
+    /* Before the role starts: a new incarnation holds its lease before it
+     * resyncs (store/heartbeat.h). */
+    if (hb_url &&
+        (hb = hb_start(&(hb_opts){
+             .controller = hb_url,
+             .node_id = node_id,
+             .incarnation = (uint64_t)incarnation,
+             .self_url = self_url,
+             .interval_ms = (long)cfg.heartbeat_ms,
+             .lease_ms = (long)cfg.lease_ms,
+             .token = cfg.token,
+             .db = db,
+         })) == NULL) {
+        wquorum_free(wq);
+        sdb_close(db);
+        goto fail;
+    }
     follower = role_start(&(role_opts){
         .db = db,
         .wq = wq,
@@ -195,8 +238,11 @@ int main(int argc, char **argv)
         .replica = (unsigned)replica,
         .self_url = self_url,
         .controller = controller,
+        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply_arg = hb,
     });
     if (follower == NULL) {
+        hb_stop(hb);
         wquorum_free(wq);
         sdb_close(db);
         goto fail;
@@ -211,9 +257,13 @@ int main(int argc, char **argv)
         .role = follower,
         .wq = wq,
         .write_quorum = (unsigned)cfg.write_quorum,
+        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply_arg = hb,
     });
+    hb_set_role(hb, follower);
     if (sh == NULL) {
         log_error("out of memory");
+        hb_stop(hb);
         role_stop(follower);
         wquorum_free(wq);
         sdb_close(db);
@@ -228,6 +278,7 @@ int main(int argc, char **argv)
     srv = httpd_start(&ho, store_http_handle, sh);
     if (srv == NULL) {
         store_http_free(sh);
+        hb_stop(hb);
         role_stop(follower);
         wquorum_free(wq);
         sdb_close(db);
@@ -246,11 +297,16 @@ int main(int argc, char **argv)
              controller ? controller : "(none)");
 
     sig = daemon_wait_signal();
-    log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (hb_retired(hb))
+        log_info("fenced: stopping");
+    else
+        log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* Waiting writes are answered first (503) so that httpd can drain. */
     if (wq)
         wquorum_close(wq);
     httpd_stop(srv);
+    /* Before the role: its state is what heartbeats read. */
+    hb_stop(hb);
     role_stop(follower);
     wquorum_free(wq);
     store_http_free(sh);

@@ -183,6 +183,15 @@ static size_t recon_count_ops(const httpc_resp *resp, wire_op **ops)
     return n;
 }
 
+/* The gate of recon_opts.may_apply. */
+static int recon_may_apply(recon_t *r)
+{
+    if (r->o.may_apply == NULL || r->o.may_apply(r->o.may_apply_arg))
+        return 1;
+    log_debug("reconcile: not applying: the store's lease has expired");
+    return 0;
+}
+
 /* Applies one page; 0, or a RECON_* code. */
 static int recon_apply(recon_t *r, const httpc_resp *resp, uint64_t epoch,
                        uint64_t since, uint64_t upto, int resync, size_t *nops)
@@ -199,6 +208,11 @@ static int recon_apply(recon_t *r, const httpc_resp *resp, uint64_t epoch,
         return RECON_FAILED;
     if (n && (res = malloc(n * sizeof *res)) == NULL) {
         free(ops);
+        return RECON_FAILED;
+    }
+    if (!recon_may_apply(r)) {
+        free(ops);
+        free(res);
         return RECON_FAILED;
     }
     rc = sdb_replicate(r->o.db, ops, n, &a, res, NULL);
@@ -226,6 +240,8 @@ int recon_full_resync(recon_t *r, const char *primary, uint64_t epoch)
     int restarts = 0;
 
 restart:
+    if (!recon_may_apply(r))
+        return RECON_FAILED;
     log_info("reconcile: full resync from %s at epoch %" PRIu64
              ": wiping the local copy", primary, epoch);
     if (sdb_wipe(r->o.db, epoch) != 0)

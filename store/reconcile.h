@@ -49,6 +49,11 @@ typedef struct recon_opts {
     long timeout_ms;       /* per request (default 5000) */
     int (*cancelled)(void *arg); /* polled between pages (optional) */
     void *arg;
+    /* Optional: asked right before every page is applied and before a
+     * wipe; 0 refuses (the round fails and is retried later). The lab's
+     * lease uses it: a store that may have been replaced applies nothing. */
+    int (*may_apply)(void *arg);
+    void *may_apply_arg;
 } recon_opts;
 
 recon_t *recon_new(const recon_opts *o);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#define REPL_MAX_PEERS 16
+#define REPL_MAX_PEERS 32
 
 METRIC_COUNTER(rm_batches, "kv_store_repl_batches_total",
                "replication batches the secondaries applied");
@@ -45,6 +45,9 @@ typedef struct repl_peer {
     int ok;              /* the last answer was a 200 */
     uint64_t last_ok_us, last_try_us, next_try_us;
     unsigned fails;
+    uint64_t batch_at_us;   /* when the pending data was first seen, 0: none */
+    uint64_t batch_delay_us;/* repl_delay_ms or a random share of it */
+    unsigned seed;          /* rand_r state for store.repl_delay_random */
     uint64_t batches, ops, errors;
     int ahead_logged;
     char err[200];
@@ -198,6 +201,50 @@ static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
 
 /* ---- the sender thread ------------------------------------------------- */
 
+/* Is p in the sync set: the first W live secondaries in topology order?
+ * mu held. */
+static int repl_in_sync_set(const repl_t *r, const repl_peer *p, uint64_t now)
+{
+    unsigned before = 0;
+
+    if (r->o.write_quorum == 0)
+        return 0;
+    for (size_t i = 0; i < r->npeers; i++) {
+        const repl_peer *q = r->peers[i];
+        if (q == p)
+            return repl_peer_alive(r, p, now) && before < r->o.write_quorum;
+        before += repl_peer_alive(r, q, now) != 0;
+    }
+    return 0;
+}
+
+/* How long a batch waits before it goes out (us), decided when the data
+ * is first seen pending (batch_delay_us) or, with the lab delays, from the
+ * peer's place now: a secondary that joins the sync set while its batch
+ * waits gets the sync delay from then on. mu held. */
+static uint64_t repl_batch_delay(const repl_t *r, const repl_peer *p,
+                                 uint64_t now)
+{
+    if (r->o.sync_delay_ms > 0 || r->o.async_delay_ms > 0)
+        return (uint64_t)(repl_in_sync_set(r, p, now) ? r->o.sync_delay_ms
+                                                      : r->o.async_delay_ms) *
+               1000u;
+    return p->batch_delay_us;
+}
+
+static uint64_t repl_pick_delay(const repl_t *r, repl_peer *p)
+{
+    uint64_t max = r->o.delay_ms > 0 ? (uint64_t)r->o.delay_ms * 1000u : 0;
+
+    if (max == 0 || !r->o.delay_random)
+        return max;
+    /* uniform(0, max): two rand_r draws cover 2^31 x 2^31 >> any delay. */
+    {
+        uint64_t a = (uint64_t)rand_r(&p->seed), b = (uint64_t)rand_r(&p->seed);
+        return ((a << 31) ^ b) % (max + 1);
+    }
+}
+
 static void *repl_peer_main(void *arg)
 {
     repl_peer *p = arg;
@@ -208,9 +255,9 @@ static void *repl_peer_main(void *arg)
     while (!p->stop) {
         uint64_t now = repl_now_us();
         uint64_t last = sdb_last_seq(r->o.db);
-        int data = p->known && last > p->acked;
-        int hb = !p->known ||
-                 now >= p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
+        int pending = p->known && last > p->acked;
+        uint64_t due = 0;
+        int data, hb;
         uint64_t since;
         repl_outcome out;
 
@@ -218,19 +265,29 @@ static void *repl_peer_main(void *arg)
             repl_wait_until(r, p->next_try_us);
             continue;
         }
-        if (!data && !hb) {
-            uint64_t hb_at = p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
-            uint64_t idle = now + REPL_IDLE_MS * 1000u;
-            repl_wait_until(r, hb_at < idle ? hb_at : idle);
-            continue;
+        /* The slow link of the lab and of the quorum study: pending data
+         * goes out once its delay has passed; heartbeats keep going
+         * meanwhile, so the secondary stays known to be alive. */
+        if (!pending) {
+            p->batch_at_us = 0;
+        } else {
+            if (p->batch_at_us == 0) {
+                p->batch_at_us = now;
+                p->batch_delay_us = repl_pick_delay(r, p);
+            }
+            due = p->batch_at_us + repl_batch_delay(r, p, now);
         }
-        if (data && r->o.delay_ms > 0) {
-            /* The lab's and the quorum study's slow link. */
-            uint64_t until = now + (uint64_t)r->o.delay_ms * 1000u;
-            while (!p->stop && repl_now_us() < until)
-                repl_wait_until(r, until);
-            if (p->stop)
-                break;
+        data = pending && now >= due;
+        hb = !p->known || now >= p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
+        if (!data && !hb) {
+            uint64_t until = p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
+            uint64_t idle = now + REPL_IDLE_MS * 1000u;
+            if (idle < until)
+                until = idle;
+            if (pending && due < until)
+                until = due;
+            repl_wait_until(r, until);
+            continue;
         }
         since = p->acked;
         p->last_try_us = repl_now_us();
@@ -254,6 +311,8 @@ static void *repl_peer_main(void *arg)
                 log_info("replication to %s: back (applied seq %" PRIu64
                          ") after %u failures", p->url, out.applied, p->fails);
             p->acked = out.applied;
+            if (data)
+                p->batch_at_us = 0; /* the next batch waits afresh */
             p->known = 1;
             p->ok = 1;
             p->last_ok_us = now;
@@ -367,6 +426,7 @@ int repl_set_peers(repl_t *r, char *const *urls, size_t n)
             }
             p->r = r;
             snprintf(p->url, sizeof p->url, "%s", urls[i]);
+            p->seed = (unsigned)repl_now_us() ^ (unsigned)(i * 2654435761u);
             if (pthread_create(&p->thr, NULL, repl_peer_main, p) != 0) {
                 log_error("replication: cannot start a sender for %s",
                           p->url);

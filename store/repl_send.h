@@ -9,8 +9,17 @@
  * lost data or wiped: the sender resends from there). It wakes on every
  * write (repl_notify) and otherwise every 100 ms; an idle secondary gets an
  * empty heartbeat POST every 500 ms, so liveness is known without writes.
- * While a secondary fails it backs off 100 ms doubling to 2 s. With
- * store.repl_delay_ms > 0 it sleeps that long before each data batch.
+ * While a secondary fails it backs off 100 ms doubling to 2 s.
+ *
+ * Slow links (the lab and the quorum study): pending data waits before it
+ * goes out, heartbeats still flow meanwhile.
+ *  - store.repl_delay_ms > 0: each batch waits that long, or with
+ *    store.repl_delay_random = 1 a uniform(0, repl_delay_ms) drawn per batch
+ *    and per secondary;
+ *  - store.lab_sync_delay_ms / store.lab_async_delay_ms (either > 0, they
+ *    take precedence): a batch to a secondary of the sync set (the first W
+ *    live secondaries in topology order) waits the sync delay, to any other
+ *    the async delay; the place is re-evaluated while the batch waits.
  *
  * A secondary is alive when its last answer was 200 and came within
  * REPL_ALIVE_MS (2000) + repl_delay_ms. A freshly started sender knows
@@ -52,6 +61,10 @@ typedef struct repl_opts {
     const char *token;            /* cluster token or NULL */
     size_t batch_max;             /* ops per batch */
     long delay_ms;                /* store.repl_delay_ms */
+    int delay_random;             /* store.repl_delay_random: each batch
+                                     waits uniform(0, delay_ms) instead */
+    long sync_delay_ms;           /* store.lab_sync_delay_ms */
+    long async_delay_ms;          /* store.lab_async_delay_ms */
     long timeout_ms;              /* per POST */
     /* Called (from a sender thread) when a secondary says our epoch is
      * stale: re-read the topology now. */

@@ -518,6 +518,9 @@ role_t *role_start(const role_opts *o)
         .token = r->cfg.token,
         .batch_max = (size_t)r->cfg.repl_batch_max,
         .delay_ms = (long)r->cfg.repl_delay_ms,
+        .delay_random = r->cfg.repl_delay_random != 0,
+        .sync_delay_ms = (long)r->cfg.lab_sync_delay_ms,
+        .async_delay_ms = (long)r->cfg.lab_async_delay_ms,
         .timeout_ms = 2000,
         .on_stale_epoch = role_on_stale,
         .arg = r,
@@ -529,6 +532,8 @@ role_t *role_start(const role_opts *o)
         .timeout_ms = 5000,
         .cancelled = role_cancelled,
         .arg = r,
+        .may_apply = o->may_apply,
+        .may_apply_arg = o->may_apply_arg,
     });
     if (r->repl == NULL || r->recon == NULL)
         goto fail;

@@ -56,6 +56,10 @@ typedef struct role_opts {
     unsigned shard, replica;
     const char *self_url;    /* http://<bind>:<port> */
     const char *controller;  /* NULL: standalone */
+    /* Optional gate (the lab's lease, store/heartbeat.h): reconciliation
+     * applies and wipes nothing while it returns 0. */
+    int (*may_apply)(void *arg);
+    void *may_apply_arg;
 } role_opts;
 
 role_t *role_start(const role_opts *o);

@@ -24,7 +24,9 @@ static const char *const env_names[] = {
     "QUEUE_WAIT_MAX_MS", "QUEUE_JOBS_KEPT", "API_COUNT", "API_THREADS",
     "RATE_LIMIT", "RATE_WINDOW_MS", "UPSTREAM_TIMEOUT_MS", "TOPOLOGY_POLL_MS",
     "RESTART_BACKOFF_MS", "RESTART_BACKOFF_MAX_MS", "KV_PORT", "NGINX_BIN",
-    "NGINX_WORKERS",
+    "NGINX_WORKERS", "REPL_DELAY_MS", "REPL_DELAY_RANDOM",
+    "LAB_SYNC_DELAY_MS", "LAB_ASYNC_DELAY_MS", "HEARTBEAT_MS", "LEASE_MS",
+    "WRITE_QUORUM", "READ_QUORUM",
 };
 
 static char tmpdir[64];
@@ -388,6 +390,50 @@ static void test_cross_field_validation(void **state)
                       "restart_backoff");
 }
 
+/* The lab's settings: bounds, defaults, and the store port layout rule
+ * that lets one lab shard have up to 31 secondaries. */
+static void test_lab_settings(void **state)
+{
+    (void)state;
+    kv_config c;
+    char err[256];
+
+    config_defaults(&c);
+    assert_int_equal(c.heartbeat_ms, 500);
+    assert_int_equal(c.lease_ms, 0);
+    assert_int_equal(c.lab_sync_delay_ms, 0);
+    assert_int_equal(c.lab_async_delay_ms, 0);
+    assert_int_equal(c.repl_delay_random, 0);
+    expect_load_ok("{\"store\":{\"lab_sync_delay_ms\":500,"
+                   "\"lab_async_delay_ms\":5000,\"lease_ms\":1000,"
+                   "\"repl_delay_random\":1}}", &c);
+    assert_int_equal(c.lab_async_delay_ms, 5000);
+    assert_int_equal(c.repl_delay_random, 1);
+    expect_load_error("{\"store\":{\"repl_delay_random\":2}}",
+                      "store.repl_delay_random");
+    expect_load_error("{\"store\":{\"heartbeat_ms\":0}}",
+                      "store.heartbeat_ms");
+
+    /* One shard may have 20 followers (W up to 20); several may not. */
+    expect_load_ok("{\"cluster\":{\"shards\":1,\"replicas\":21,"
+                   "\"write_quorum\":20,\"read_quorum\":20}}", &c);
+    assert_int_equal(c.write_quorum, 20);
+    expect_load_error("{\"cluster\":{\"shards\":2,\"replicas\":11}}",
+                      "cluster.replicas");
+    config_defaults(&c);
+    c.shards = 3;
+    c.replicas = 12;
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cluster.replicas"));
+
+    /* config_clear_env: nothing of the caller's environment remains. */
+    setenv("LAB_ASYNC_DELAY_MS", "7", 1);
+    setenv("WRITE_QUORUM", "1", 1);
+    config_clear_env();
+    assert_null(getenv("LAB_ASYNC_DELAY_MS"));
+    assert_null(getenv("WRITE_QUORUM"));
+}
+
 static void test_derived_ports(void **state)
 {
     (void)state;
@@ -476,6 +522,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_set, setup),
         cmocka_unit_test_setup(test_fsync_choices, setup),
         cmocka_unit_test_setup(test_cross_field_validation, setup),
+        cmocka_unit_test_setup(test_lab_settings, setup),
         cmocka_unit_test_setup(test_derived_ports, setup),
         cmocka_unit_test_setup(test_to_json_round_trip, setup),
         cmocka_unit_test_setup(test_help, setup),

@@ -1,0 +1,735 @@
+/* lab_http: see lab_http.h. */
+#include "lab_http.h"
+
+#include "lab.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LH_MAX_KEY 1024
+#define LH_READ_TIMEOUT_MS 3000L
+#define LH_WRITE_TIMEOUT_MS (LAB_QUORUM_TIMEOUT_MS + 3000L)
+#define LH_MAX_READ 32
+
+struct labhttp {
+    httpd_t *srv;
+    labctl_t *L;
+};
+
+METRIC_COUNTER(lh_requests, "kv_controller_http_requests_total",
+               "HTTP requests served by the controller");
+
+static const char *const lh_allow_get[] = {"Allow: GET", NULL};
+static const char *const lh_allow_post[] = {"Allow: POST", NULL};
+
+/* {"detail":{"error":msg}} with status. */
+static void lh_detail(httpd_req *r, unsigned status, const char *msg)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON *d = cJSON_AddObjectToObject(j, "detail");
+    cJSON_AddStringToObject(d, "error", msg);
+    httpd_respond_json(r, status, j, NULL);
+}
+
+/* Percent-encode a key for a URL path segment (caller frees). */
+static char *lh_encode(const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = malloc(3 * n + 1), *o = out;
+
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+            c == '~') {
+            *o++ = (char)c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static int lh_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    v = strtoull(s, &end, 10);
+    while (*end == ' ' || *end == '\r' || *end == '\n')
+        end++;
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The JSON body of r as an object, or NULL (answered 400 when bad;
+ * *empty set when there was no body at all). */
+static cJSON *lh_body(httpd_req *r, int *empty)
+{
+    size_t len = 0;
+    const char *b = httpd_body(r, &len);
+    cJSON *j;
+
+    *empty = 0;
+    while (len && (*b == ' ' || *b == '\n' || *b == '\r' || *b == '\t')) {
+        b++;
+        len--;
+    }
+    if (len == 0) {
+        *empty = 1;
+        return NULL;
+    }
+    j = cJSON_ParseWithLength(b, len);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        lh_detail(r, 400, "The body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- POST /write ------------------------------------------------------- */
+
+typedef struct lh_write {
+    labhttp_t *h;
+    httpd_req *r;
+    char *key;
+    cJSON *value;            /* echoed as given */
+    char *body;              /* the bytes stored */
+    size_t len;
+    char leader[64];
+    char sync[LH_MAX_READ][32];
+    size_t nsync;
+    char url[64 + 3 * LH_MAX_KEY + 32];
+} lh_write;
+
+static void lh_write_free(lh_write *w)
+{
+    free(w->key);
+    free(w->body);
+    cJSON_Delete(w->value);
+    free(w);
+}
+
+static void lh_write_done(httpc_resp *resp, void *ctx)
+{
+    lh_write *w = ctx;
+    labctl_t *L = w->h->L;
+    const labcfg *c = labctl_cfg(L);
+    cJSON *j = NULL, *out, *d;
+
+    if (resp->status == 200 &&
+        (j = cJSON_ParseWithLength(resp->body, resp->len)) != NULL) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
+        cJSON *set;
+        if (cJSON_IsNumber(s) && s->valuedouble > 0)
+            labctl_note_leader_seq(L, (uint64_t)s->valuedouble);
+        out = cJSON_CreateObject();
+        cJSON_AddStringToObject(out, "status", "success");
+        cJSON_AddStringToObject(out, "key", w->key);
+        cJSON_AddItemToObject(out, "value", w->value);
+        w->value = NULL;
+        cJSON_AddNumberToObject(out, "version",
+                                cJSON_IsNumber(v) ? v->valuedouble : 0);
+        if (cJSON_IsNumber(s))
+            cJSON_AddNumberToObject(out, "seq", s->valuedouble);
+        /* The leader answered once the sync set (the first W alive
+         * followers) had applied it. */
+        cJSON_AddNumberToObject(out, "sync_acks", (double)c->write_quorum);
+        set = cJSON_AddArrayToObject(out, "sync_set");
+        for (size_t i = 0; i < w->nsync; i++)
+            cJSON_AddItemToArray(set, cJSON_CreateString(w->sync[i]));
+        cJSON_AddItemToObject(out, "quorum", labctl_quorum_json(L));
+        httpd_respond_json(w->r, 200, out, NULL);
+    } else if (resp->status == 503 || resp->status == 504) {
+        char code[64] = "";
+        j = cJSON_ParseWithLength(resp->body, resp->len);
+        {
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+            if (cJSON_IsString(e))
+                snprintf(code, sizeof code, "%s", e->valuestring);
+        }
+        out = cJSON_CreateObject();
+        d = cJSON_AddObjectToObject(out, "detail");
+        cJSON_AddStringToObject(d, "error", "Write quorum not available");
+        cJSON_AddNumberToObject(d, "alive", (double)labctl_alive(L));
+        cJSON_AddNumberToObject(d, "required", (double)c->write_quorum);
+        cJSON_AddStringToObject(d, "leader_error",
+                                code[0] ? code : "unavailable");
+        if (resp->status == 504)
+            cJSON_AddStringToObject(d, "note",
+                                    "applied on the leader but not "
+                                    "acknowledged by the sync set in time");
+        httpd_respond_json(w->r, 503, out, NULL);
+    } else if (resp->status == 0) {
+        out = cJSON_CreateObject();
+        d = cJSON_AddObjectToObject(out, "detail");
+        cJSON_AddStringToObject(d, "error", "Leader not available");
+        cJSON_AddStringToObject(d, "reason", resp->error);
+        httpd_respond_json(w->r, 503, out, NULL);
+    } else {
+        /* 413 and the like: the leader's reason, its status. */
+        char msg[256] = "the leader refused the write";
+        j = cJSON_ParseWithLength(resp->body, resp->len);
+        {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+            if (cJSON_IsString(m))
+                snprintf(msg, sizeof msg, "%s", m->valuestring);
+        }
+        lh_detail(w->r, (unsigned)resp->status, msg);
+    }
+    cJSON_Delete(j);
+    lh_write_free(w);
+}
+
+static void lh_write_route(labhttp_t *h, httpd_req *r)
+{
+    static const char *const hdrs[] = {
+        "Content-Type: application/octet-stream", NULL};
+    int empty;
+    cJSON *j = lh_body(r, &empty), *d;
+    const cJSON *k, *v;
+    lh_write *w;
+    cJSON *err = NULL;
+    char *enc;
+    unsigned st;
+    httpc_req req = {0};
+
+    if (j == NULL) {
+        if (empty)
+            lh_detail(r, 400, "POST /write needs {\"key\":...,\"value\":...}");
+        return;
+    }
+    k = cJSON_GetObjectItemCaseSensitive(j, "key");
+    v = cJSON_GetObjectItemCaseSensitive(j, "value");
+    if (!cJSON_IsString(k) || k->valuestring[0] == '\0' || v == NULL) {
+        cJSON_Delete(j);
+        lh_detail(r, 400, "POST /write needs a non-empty string \"key\" and "
+                          "a \"value\"");
+        return;
+    }
+    if (strlen(k->valuestring) > LH_MAX_KEY) {
+        cJSON_Delete(j);
+        lh_detail(r, 414, "Keys are at most 1024 bytes");
+        return;
+    }
+    w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        cJSON_Delete(j);
+        lh_detail(r, 500, "out of memory");
+        return;
+    }
+    w->h = h;
+    w->r = r;
+    w->key = strdup(k->valuestring);
+    w->value = cJSON_Duplicate(v, 1);
+    w->body = cJSON_IsString(v) ? strdup(v->valuestring)
+                                : cJSON_PrintUnformatted(v);
+    cJSON_Delete(j);
+    if (w->key == NULL || w->value == NULL || w->body == NULL) {
+        lh_write_free(w);
+        lh_detail(r, 500, "out of memory");
+        return;
+    }
+    w->len = strlen(w->body);
+    st = labctl_write_plan(h->L, w->leader, sizeof w->leader, w->sync,
+                           LH_MAX_READ, &w->nsync, &err);
+    if (st != 0) {
+        lh_write_free(w);
+        httpd_respond_json(r, st, err, NULL);
+        return;
+    }
+    enc = lh_encode(w->key, strlen(w->key));
+    if (enc == NULL) {
+        lh_write_free(w);
+        lh_detail(r, 500, "out of memory");
+        return;
+    }
+    snprintf(w->url, sizeof w->url, "%s/internal/kv/%s", w->leader, enc);
+    free(enc);
+    req.method = "PUT";
+    req.url = w->url;
+    req.body = w->body;
+    req.body_len = w->len;
+    req.headers = hdrs;
+    req.timeout_ms = LH_WRITE_TIMEOUT_MS;
+    httpd_suspend(r);
+    if (httpc_async(labctl_loop(h->L), &req, lh_write_done, w) != 0) {
+        lh_write_free(w);
+        err = cJSON_CreateObject();
+        d = cJSON_AddObjectToObject(err, "detail");
+        cJSON_AddStringToObject(d, "error", "Controller busy");
+        httpd_respond_json(r, 503, err, NULL);
+    }
+}
+
+/* ---- GET /read/{key} --------------------------------------------------------- */
+
+typedef struct lh_reply {
+    long status;
+    int has_version;
+    uint64_t version;
+    int tombstone;
+    char *body;
+} lh_reply;
+
+typedef struct lh_read {
+    labhttp_t *h;
+    httpd_req *r;
+    char *key;
+    size_t n;
+    size_t left;             /* answers still to come */
+    pthread_mutex_t mu;
+    char ids[LH_MAX_READ][32];
+    char urls[LH_MAX_READ][64];
+    char full[LH_MAX_READ][64 + 3 * LH_MAX_KEY + 32];
+    lh_reply rep[LH_MAX_READ];
+} lh_read;
+
+typedef struct lh_read_one {
+    lh_read *rd;
+    size_t i;
+} lh_read_one;
+
+static void lh_read_free(lh_read *rd)
+{
+    for (size_t i = 0; i < rd->n; i++)
+        free(rd->rep[i].body);
+    pthread_mutex_destroy(&rd->mu);
+    free(rd->key);
+    free(rd);
+}
+
+static void lh_read_finish(lh_read *rd)
+{
+    const labcfg *c = labctl_cfg(rd->h->L);
+    size_t answered = 0, best = (size_t)-1;
+    cJSON *out, *d, *reps;
+
+    for (size_t i = 0; i < rd->n; i++) {
+        const lh_reply *p = &rd->rep[i];
+        if (p->status != 200 && p->status != 404)
+            continue;
+        answered++;
+        if (!p->has_version && p->status == 200)
+            continue;
+        if (p->has_version &&
+            (best == (size_t)-1 || p->version > rd->rep[best].version))
+            best = i;
+    }
+    if (answered < (c->read_quorum > 0 ? (size_t)c->read_quorum : 1)) {
+        out = cJSON_CreateObject();
+        d = cJSON_AddObjectToObject(out, "detail");
+        cJSON_AddStringToObject(d, "error", "Read quorum not available");
+        cJSON_AddNumberToObject(d, "responses", (double)answered);
+        cJSON_AddNumberToObject(d, "required", (double)c->read_quorum);
+        httpd_respond_json(rd->r, 503, out, NULL);
+        lh_read_free(rd);
+        return;
+    }
+    if (best == (size_t)-1 || rd->rep[best].tombstone ||
+        rd->rep[best].status != 200) {
+        out = cJSON_CreateObject();
+        d = cJSON_AddObjectToObject(out, "detail");
+        cJSON_AddStringToObject(d, "error", "Key not found");
+        cJSON_AddStringToObject(d, "key", rd->key);
+        cJSON_AddNumberToObject(d, "quorum_responses", (double)answered);
+        httpd_respond_json(rd->r, 404, out, NULL);
+        lh_read_free(rd);
+        return;
+    }
+    out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "key", rd->key);
+    cJSON_AddStringToObject(out, "value",
+                            rd->rep[best].body ? rd->rep[best].body : "");
+    cJSON_AddNumberToObject(out, "version", (double)rd->rep[best].version);
+    cJSON_AddStringToObject(out, "served_by", rd->ids[best]);
+    cJSON_AddNumberToObject(out, "quorum_responses", (double)answered);
+    reps = cJSON_AddArrayToObject(out, "read_set");
+    for (size_t i = 0; i < rd->n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "node_id", rd->ids[i]);
+        if (rd->rep[i].has_version)
+            cJSON_AddNumberToObject(o, "version", (double)rd->rep[i].version);
+        else
+            cJSON_AddNullToObject(o, "version");
+        cJSON_AddNumberToObject(o, "status", (double)rd->rep[i].status);
+        cJSON_AddItemToArray(reps, o);
+    }
+    httpd_respond_json(rd->r, 200, out, NULL);
+    lh_read_free(rd);
+}
+
+static void lh_read_done(httpc_resp *resp, void *ctx)
+{
+    lh_read_one *one = ctx;
+    lh_read *rd = one->rd;
+    lh_reply *p = &rd->rep[one->i];
+    char buf[48];
+    size_t left;
+
+    p->status = resp->status;
+    if (httpc_resp_header(resp, "X-KV-Version", buf, sizeof buf) &&
+        lh_u64(buf, &p->version) == 0)
+        p->has_version = 1;
+    if (resp->status == 200) {
+        p->body = resp->body;
+        resp->body = NULL;
+    } else if (resp->status == 404 && p->has_version) {
+        p->tombstone = 1;
+    }
+    free(one);
+    pthread_mutex_lock(&rd->mu);
+    left = --rd->left;
+    pthread_mutex_unlock(&rd->mu);
+    if (left == 0)
+        lh_read_finish(rd);
+}
+
+static void lh_read_route(labhttp_t *h, httpd_req *r)
+{
+    const char *path = httpd_path(r);
+    size_t plen = strcspn(path, "?"), klen = 0;
+    const char *raw = path + 6; /* after "/read/" */
+    size_t rawlen = plen - 6;
+    lh_read *rd;
+    cJSON *err = NULL;
+    char *enc;
+    unsigned st;
+
+    rd = calloc(1, sizeof *rd);
+    if (rd == NULL) {
+        lh_detail(r, 500, "out of memory");
+        return;
+    }
+    pthread_mutex_init(&rd->mu, NULL);
+    rd->h = h;
+    rd->r = r;
+    if (rawlen == 0 || rawlen > 3 * LH_MAX_KEY ||
+        (rd->key = httpd_decode(raw, rawlen, &klen)) == NULL || klen == 0 ||
+        klen > LH_MAX_KEY) {
+        lh_read_free(rd);
+        lh_detail(r, 400, "GET /read/{key}: a key of 1 to 1024 bytes");
+        return;
+    }
+    st = labctl_read_plan(h->L, rd->ids, rd->urls, LH_MAX_READ, &rd->n, &err);
+    if (st != 0) {
+        lh_read_free(rd);
+        httpd_respond_json(r, st, err, NULL);
+        return;
+    }
+    enc = lh_encode(rd->key, klen);
+    if (enc == NULL) {
+        rd->n = 0;
+        lh_read_free(rd);
+        lh_detail(r, 500, "out of memory");
+        return;
+    }
+    rd->left = rd->n;
+    httpd_suspend(r);
+    for (size_t i = 0, n = rd->n; i < n; i++) {
+        lh_read_one *one = malloc(sizeof *one);
+        httpc_req req = {0};
+        snprintf(rd->full[i], sizeof rd->full[i], "%s/internal/kv/%s",
+                 rd->urls[i], enc);
+        req.method = "GET";
+        req.url = rd->full[i];
+        req.timeout_ms = LH_READ_TIMEOUT_MS;
+        if (one) {
+            one->rd = rd;
+            one->i = i;
+        }
+        if (one == NULL ||
+            httpc_async(labctl_loop(h->L), &req, lh_read_done, one) != 0) {
+            /* Counts as no answer. */
+            size_t left;
+            free(one);
+            pthread_mutex_lock(&rd->mu);
+            left = --rd->left;
+            pthread_mutex_unlock(&rd->mu);
+            if (left == 0)
+                lh_read_finish(rd);
+        }
+    }
+    free(enc);
+}
+
+/* ---- the other routes ------------------------------------------------------ */
+
+static void lh_heartbeat(labhttp_t *h, httpd_req *r)
+{
+    int empty;
+    cJSON *j = lh_body(r, &empty), *out;
+    const cJSON *id, *inc, *seq, *st;
+    uint64_t cur = 0;
+    int rc;
+
+    if (j == NULL) {
+        if (empty)
+            lh_detail(r, 400, "POST /heartbeat needs {\"node_id\","
+                              "\"incarnation\",\"applied_seq\"}");
+        return;
+    }
+    id = cJSON_GetObjectItemCaseSensitive(j, "node_id");
+    inc = cJSON_GetObjectItemCaseSensitive(j, "incarnation");
+    seq = cJSON_GetObjectItemCaseSensitive(j, "applied_seq");
+    st = cJSON_GetObjectItemCaseSensitive(j, "state");
+    if (!cJSON_IsString(id) || !cJSON_IsNumber(inc) || inc->valuedouble < 1) {
+        cJSON_Delete(j);
+        lh_detail(r, 400, "POST /heartbeat needs a string node_id and an "
+                          "incarnation >= 1");
+        return;
+    }
+    rc = labctl_heartbeat(h->L, id->valuestring, (uint64_t)inc->valuedouble,
+                          cJSON_IsNumber(seq) && seq->valuedouble > 0
+                              ? (uint64_t)seq->valuedouble
+                              : 0,
+                          cJSON_IsString(st) ? st->valuestring : NULL, &cur);
+    if (rc < 0) {
+        out = cJSON_CreateObject();
+        cJSON *d = cJSON_AddObjectToObject(out, "detail");
+        cJSON_AddStringToObject(d, "error", "Unknown node or incarnation");
+        cJSON_AddStringToObject(d, "node_id", id->valuestring);
+        cJSON_Delete(j);
+        httpd_respond_json(r, 404, out, NULL);
+        return;
+    }
+    cJSON_Delete(j);
+    out = cJSON_CreateObject();
+    if (rc == 1) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "replaced by incarnation %" PRIu64, cur);
+        cJSON_AddStringToObject(out, "status", "retired");
+        cJSON_AddNumberToObject(out, "incarnation", (double)cur);
+        cJSON_AddStringToObject(out, "message", msg);
+    } else {
+        cJSON_AddStringToObject(out, "status", "ok");
+    }
+    httpd_respond_json(r, 200, out, NULL);
+}
+
+/* The decoded segment i as a node id (caller frees), or NULL (answered). */
+static char *lh_node_id(httpd_req *r, unsigned i)
+{
+    size_t len = 0, out = 0;
+    const char *seg = httpd_path_seg(r, i, &len);
+    char *id;
+
+    if (seg)
+        len = strcspn(seg, "?") < len ? strcspn(seg, "?") : len;
+    if (seg == NULL || len == 0 || len > 90 ||
+        (id = httpd_decode(seg, len, &out)) == NULL) {
+        lh_detail(r, 400, "a node_id is needed, such as follower-1");
+        return NULL;
+    }
+    return id;
+}
+
+static void lh_spawn(labhttp_t *h, httpd_req *r)
+{
+    int empty;
+    cJSON *j = lh_body(r, &empty), *out = NULL;
+    const cJSON *id = NULL, *port = NULL;
+    unsigned st;
+
+    if (j == NULL && !empty)
+        return;
+    if (j) {
+        id = cJSON_GetObjectItemCaseSensitive(j, "node_id");
+        port = cJSON_GetObjectItemCaseSensitive(j, "port");
+        if ((id && !cJSON_IsNull(id) && !cJSON_IsString(id)) ||
+            (port && !cJSON_IsNull(port) &&
+             (!cJSON_IsNumber(port) || port->valuedouble < 0 ||
+              port->valuedouble > 65535))) {
+            cJSON_Delete(j);
+            lh_detail(r, 400, "POST /spawn takes an optional {\"node_id\": "
+                              "string, \"port\": number}");
+            return;
+        }
+    }
+    st = labctl_spawn(h->L, cJSON_IsString(id) ? id->valuestring : NULL,
+                      cJSON_IsNumber(port) ? (unsigned)port->valuedouble : 0,
+                      &out);
+    cJSON_Delete(j);
+    httpd_respond_json(r, st, out, NULL);
+}
+
+static void lh_pause(labhttp_t *h, httpd_req *r)
+{
+    char *id = lh_node_id(r, 1);
+    const char *q;
+    uint64_t ms = 2000;
+    cJSON *out = NULL;
+    unsigned st;
+
+    if (id == NULL)
+        return;
+    q = httpd_query(r, "ms");
+    if (q && (lh_u64(q, &ms) != 0 || ms < 1 || ms > LAB_MAX_PAUSE_MS)) {
+        free(id);
+        lh_detail(r, 400, "ms must be a whole number of milliseconds, 1 to "
+                          "600000");
+        return;
+    }
+    st = labctl_pause(h->L, id, (long)ms, &out);
+    free(id);
+    httpd_respond_json(r, st, out, NULL);
+}
+
+static void lh_kill(labhttp_t *h, httpd_req *r)
+{
+    char *id = lh_node_id(r, 1);
+    cJSON *out = NULL;
+    unsigned st;
+
+    if (id == NULL)
+        return;
+    st = labctl_kill(h->L, id, &out);
+    free(id);
+    httpd_respond_json(r, st, out, NULL);
+}
+
+static void lh_metrics(labhttp_t *h, httpd_req *r)
+{
+    size_t own_len = 0, lib_len = 0;
+    char *own = labctl_metrics_text(h->L, &own_len);
+    char *lib = metrics_render(&lib_len);
+    char *all = malloc(own_len + lib_len + 1);
+
+    if (all == NULL || own == NULL) {
+        httpd_error(r, 500, "internal", "out of memory");
+    } else {
+        memcpy(all, own, own_len);
+        if (lib)
+            memcpy(all + own_len, lib, lib_len);
+        else
+            lib_len = 0;
+        httpd_respond(r, 200, "text/plain; version=0.0.4", all,
+                      own_len + lib_len, NULL);
+    }
+    free(all);
+    free(own);
+    free(lib);
+}
+
+/* Does the path (without its query) equal route, or start with route + "/"
+ * when prefix is set? */
+static int lh_is(const char *path, size_t plen, const char *route, int prefix)
+{
+    size_t n = strlen(route);
+    if (prefix)
+        return plen > n + 1 && memcmp(path, route, n) == 0 && path[n] == '/';
+    return plen == n && memcmp(path, route, n) == 0;
+}
+
+void labhttp_handle(httpd_req *r, void *app)
+{
+    labhttp_t *h = app;
+    const char *path = httpd_path(r);
+    size_t plen = strcspn(path, "?");
+    int get = httpd_method_is(r, "GET") || httpd_method_is(r, "HEAD");
+    int post = httpd_method_is(r, "POST");
+
+    metric_add(&lh_requests, 1);
+    if (lh_is(path, plen, "/status", 0) || lh_is(path, plen, "/topology", 0) ||
+        lh_is(path, plen, "/health", 0) || lh_is(path, plen, "/metrics", 0) ||
+        lh_is(path, plen, "/read", 1)) {
+        if (!get) {
+            httpd_error_h(r, 405, lh_allow_get, "method_not_allowed",
+                          "%s %.*s: only GET is allowed", httpd_method(r),
+                          (int)(plen > 100 ? 100 : plen), path);
+            return;
+        }
+        if (path[1] == 's')
+            httpd_respond_json(r, 200, labctl_status_json(h->L), NULL);
+        else if (path[1] == 't')
+            httpd_respond_json(r, 200, labctl_topology_json(h->L), NULL);
+        else if (path[1] == 'h') {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "status", "ok");
+            cJSON_AddStringToObject(j, "mode", "lab");
+            httpd_respond_json(r, 200, j, NULL);
+        } else if (path[1] == 'm')
+            lh_metrics(h, r);
+        else
+            lh_read_route(h, r);
+        return;
+    }
+    if (lh_is(path, plen, "/write", 0) || lh_is(path, plen, "/spawn", 0) ||
+        lh_is(path, plen, "/heartbeat", 0) || lh_is(path, plen, "/kill", 1) ||
+        lh_is(path, plen, "/pause", 1)) {
+        if (!post) {
+            httpd_error_h(r, 405, lh_allow_post, "method_not_allowed",
+                          "%s %.*s: only POST is allowed", httpd_method(r),
+                          (int)(plen > 100 ? 100 : plen), path);
+            return;
+        }
+        if (path[1] == 'w')
+            lh_write_route(h, r);
+        else if (path[1] == 's')
+            lh_spawn(h, r);
+        else if (path[1] == 'h')
+            lh_heartbeat(h, r);
+        else if (path[1] == 'k')
+            lh_kill(h, r);
+        else
+            lh_pause(h, r);
+        return;
+    }
+    {
+        cJSON *j = cJSON_CreateObject();
+        cJSON *d = cJSON_AddObjectToObject(j, "detail");
+        char msg[160];
+        snprintf(msg, sizeof msg, "No route %.*s on the lab controller",
+                 (int)(plen > 100 ? 100 : plen), path);
+        cJSON_AddStringToObject(d, "error", msg);
+        cJSON_AddStringToObject(j, "error", "not_found");
+        httpd_respond_json(r, 404, j, NULL);
+    }
+}
+
+labhttp_t *labhttp_start(labctl_t *L, const char *bind, uint16_t port)
+{
+    labhttp_t *h = calloc(1, sizeof *h);
+    httpd_opts o;
+
+    if (h == NULL)
+        return NULL;
+    metrics_register(&lh_requests);
+    h->L = L;
+    memset(&o, 0, sizeof o);
+    o.bind = bind;
+    o.port = port;
+    o.threads = 4;
+    o.max_body = 2 * 1024 * 1024;
+    h->srv = httpd_start(&o, labhttp_handle, h);
+    if (h->srv == NULL) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void labhttp_stop(labhttp_t *h)
+{
+    if (h == NULL)
+        return;
+    httpd_stop(h->srv);
+    free(h);
+}

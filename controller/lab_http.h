@@ -1,0 +1,44 @@
+/* lab_http: the lab controller's HTTP API on 127.0.0.1:7000 (DESIGN
+ * section 6, docs/PROTOCOL.md "The CloudCart lab").
+ *
+ *   GET  /status              the lab: leader, followers, quorum, counters
+ *   POST /write {"key","value"}  to the leader, answered after the W
+ *                             followers of the sync set applied it
+ *   GET  /read/{key}          the read set (last R alive followers) in
+ *                             parallel, the newest version wins
+ *   POST /kill/{node_id}      SIGTERM; dead at once
+ *   POST /spawn [{"node_id","port"}]   a new incarnation (catches up first)
+ *   POST /pause/{node_id}?ms=N         SIGSTOP, SIGCONT after N ms
+ *   POST /heartbeat {"node_id","incarnation","applied_seq","state"}
+ *                             from the stores: {"status":"ok"|"retired"}
+ *   GET  /topology, /health, /metrics
+ *
+ * Lab errors are {"detail":{"error":"<sentence>",...}} (the shape the
+ * CloudCart tools read); an unknown path is 404 and a known path with
+ * another method 405, both JSON. /write and /read never hold a server
+ * thread: the request is suspended and answered from the lab's httpc loop
+ * (a quorum write takes 0.5 s or more, and heartbeats must not wait behind
+ * it).
+ *
+ * Ownership: labhttp_start returns a server the caller stops with
+ * labhttp_stop; L is borrowed and must outlive it. */
+#ifndef KV_CTL_LAB_HTTP_H
+#define KV_CTL_LAB_HTTP_H
+
+#include "httpc.h"
+#include "httpd.h"
+
+#include <stdint.h>
+
+typedef struct labctl labctl_t;
+typedef struct labhttp labhttp_t;
+
+labhttp_t *labhttp_start(labctl_t *L, const char *bind, uint16_t port);
+void labhttp_stop(labhttp_t *h);
+/* The handler itself (app is the labhttp_t). */
+void labhttp_handle(httpd_req *r, void *app);
+
+/* The lab's async client loop (controller/lab.c). */
+httpc_loop *labctl_loop(labctl_t *L);
+
+#endif

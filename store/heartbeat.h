@@ -1,0 +1,68 @@
+/* heartbeat: a lab store's heartbeats to the controller, its lease and its
+ * fencing (DESIGN section 6, docs/PROTOCOL.md "The CloudCart lab").
+ *
+ * A store started with --heartbeat URL --node-id ID --incarnation K POSTs
+ * URL/heartbeat {"node_id","incarnation","applied_seq","state","url","pid"}
+ * every store.heartbeat_ms. The controller answers {"status":"ok"}, or
+ * {"status":"retired","incarnation":K2} when this incarnation was replaced
+ * by K2 (it was silent too long: a network blip, a SIGSTOP). A retired
+ * store logs "fenced: replaced by incarnation K2", applies nothing more and
+ * stops at once (SIGTERM to itself: the normal shutdown, exit status 0).
+ *
+ * Lease (store.lease_ms > 0). The store applies replicated data (the
+ * replication stream, repairs, reconciliation pages and wipes) only while
+ * the last heartbeat the controller acknowledged was sent less than
+ * lease_ms ago. The controller declares a silent follower dead, and may
+ * replace it, only once it has heard nothing for lease_ms after the
+ * receipt of its last heartbeat, which comes after that heartbeat was
+ * sent. So whenever a replacement exists, the original's lease has run
+ * out: a paused original that wakes up refuses every write still queued
+ * for it until a heartbeat answers, and that answer retires it. Both sides
+ * measure with CLOCK_MONOTONIC on one machine.
+ *
+ * The first heartbeat is sent by hb_start itself (so that a new
+ * incarnation holds its lease before it starts to resync); later ones by a
+ * thread. A controller that does not answer is retried every interval.
+ *
+ * Ownership: hb_start copies its strings and borrows db, which must
+ * outlive the handle; hb_set_role borrows role until hb_stop, which joins
+ * the thread and frees. Every function accepts NULL (no heartbeats: the
+ * gate always opens). */
+#ifndef KV_STORE_HEARTBEAT_H
+#define KV_STORE_HEARTBEAT_H
+
+#include "db.h"
+#include "role.h"
+
+#include <stdint.h>
+
+typedef struct hb hb_t;
+
+typedef struct hb_opts {
+    const char *controller;   /* base URL: POST <controller>/heartbeat */
+    const char *node_id;      /* "leader", "follower-2" */
+    uint64_t incarnation;
+    const char *self_url;     /* http://host:port of this store */
+    long interval_ms;         /* store.heartbeat_ms */
+    long lease_ms;            /* store.lease_ms, 0 = no lease */
+    const char *token;        /* cluster token or NULL */
+    sdb *db;
+} hb_opts;
+
+hb_t *hb_start(const hb_opts *o);
+/* The role whose state ("secondary", "resyncing", ...) heartbeats report;
+ * set once it exists. */
+void hb_set_role(hb_t *h, role_t *role);
+void hb_stop(hb_t *h);
+
+/* 1 while the store may apply replicated data (no lease, or a lease
+ * acknowledged less than lease_ms ago, and not retired); 0 otherwise. The
+ * signature of role_opts.may_apply: pass the hb_t as arg. */
+int hb_may_apply(void *h);
+/* 1 once the controller said this incarnation was replaced. */
+int hb_retired(const hb_t *h);
+/* The lease state for /health and /stats: "none", "held", "expired" or
+ * "retired". */
+const char *hb_lease_state(hb_t *h);
+
+#endif
