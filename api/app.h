@@ -24,6 +24,7 @@ typedef struct api_app {
     _Atomic unsigned next_loop;
     rl_t *rl;                 /* NULL when api.rate_limit is 0 */
     repair_t *repair;         /* background read repair (R >= 1), or NULL */
+    struct gw *gw;            /* kv-api --lab: the lab gateway (gateway.h) */
     char auth[300];           /* "Authorization: Bearer ..." or "" */
     _Atomic int stopping;     /* no new upstream calls: answer 503 */
 } api_app;

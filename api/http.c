@@ -1,5 +1,6 @@
 #include "app.h"
 
+#include "gateway.h"
 #include "kvhttp.h"
 #include "metrics.h"
 #include "quorum.h"
@@ -289,6 +290,11 @@ void api_handle(httpd_req *r, void *app)
     api_call *c;
 
     metric_add(&m_requests, 1);
+    if (a->gw) {
+        /* kv-api --lab: the CloudCart gateway's routes and limiter only. */
+        gw_handle(r, a);
+        return;
+    }
     /* Operational routes: never rate limited, answered here, GET only. */
     if ((strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0 ||
          strcmp(path, "/stats") == 0 || strcmp(path, "/metrics") == 0) &&

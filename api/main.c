@@ -1,6 +1,7 @@
 /* kv-api: the public HTTP API, stateless, behind nginx. */
 #include "app.h"
 #include "daemon.h"
+#include "gateway.h"
 #include "log.h"
 #include "quorum.h"
 #include "repair.h"
@@ -16,12 +17,19 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: kv-api [--config FILE] [--set path=value]... [--port P]\n"
-            "              [--controller URL]\n"
+            "              [--controller URL] [--lab]\n"
             "Serves the public API (GET/PUT/DELETE /kv/{key}, POST\n"
             "/kv/{key}/incr, /counter/..., /jobs/{id}, /ring, /health, /ready,\n"
             "/stats, /metrics): reads straight from the shards (the primary, or\n"
             "cluster.read_quorum secondaries with read repair), writes through\n"
-            "the queue. Settings: kv-controller --help.\n");
+            "the queue. Settings: kv-controller --help.\n"
+            "\n"
+            "--lab: the CloudCart lab gateway instead (default port 8000,\n"
+            "controller %s): POST /write and GET /read/{key}\n"
+            "forwarded to the lab controller, GET /cluster-status (its /status),\n"
+            "/stats, /health; a fixed-window limit per client address of\n"
+            "api.rate_limit requests per api.rate_window_ms (0: off) on every\n"
+            "path.\n", API_LAB_CONTROLLER);
 }
 
 int main(int argc, char **argv)
@@ -31,11 +39,12 @@ int main(int argc, char **argv)
         {"set", required_argument, NULL, 's'},
         {"port", required_argument, NULL, 'p'},
         {"controller", required_argument, NULL, 'C'},
+        {"lab", no_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     const char *config = NULL, *controller = NULL;
     char **sets = calloc((size_t)argc, sizeof *sets);
-    int nsets = 0, port = -1, c;
+    int nsets = 0, port = -1, c, lab = 0;
     static api_app app;
     char ctl[300];
 
@@ -45,6 +54,7 @@ int main(int argc, char **argv)
         case 's': sets[nsets++] = optarg; break;
         case 'p': port = atoi(optarg); break;
         case 'C': controller = optarg; break;
+        case 'L': lab = 1; break;
         case 'h': usage(stdout); free(sets); return 0;
         default: usage(stderr); free(sets); return 2;
         }
@@ -55,13 +65,15 @@ int main(int argc, char **argv)
         return 1;
     }
     free(sets);
+    if (controller == NULL && lab)
+        controller = API_LAB_CONTROLLER;
     if (controller == NULL) {
         snprintf(ctl, sizeof ctl, "http://%s:%lld", app.cfg.bind,
                  (long long)app.cfg.base_port);
         controller = ctl;
     }
     if (port < 0)
-        port = config_api_port(&app.cfg, 0);
+        port = lab ? API_LAB_PORT : config_api_port(&app.cfg, 0);
 
     daemon_block_signals();
     httpc_global_init();
@@ -72,14 +84,19 @@ int main(int argc, char **argv)
         snprintf(app.auth, sizeof app.auth, "Authorization: Bearer %s",
                  app.cfg.token);
     if (app.cfg.rate_limit > 0)
-        app.rl = rl_new(RL_SLIDING, (uint32_t)app.cfg.rate_limit,
+        app.rl = rl_new(lab ? RL_FIXED : RL_SLIDING, (uint32_t)app.cfg.rate_limit,
                         (uint64_t)app.cfg.rate_window_ms, 100000);
+    if (lab && (app.gw = gw_new(controller)) == NULL)
+        return 1;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     app.nloops = cores < 1 ? 1 : cores > API_MAX_LOOPS ? API_MAX_LOOPS : (unsigned)cores;
     for (unsigned i = 0; i < app.nloops; i++)
         app.loops[i] = httpc_loop_start();
-    app.topo = topo_watch_start(controller, app.cfg.topology_poll_ms);
-    if (app.cfg.read_quorum > 0) {
+    /* The lab gateway forwards to the lab controller: no topology, no
+     * shards, no read repair. */
+    if (!lab)
+        app.topo = topo_watch_start(controller, app.cfg.topology_poll_ms);
+    if (!lab && app.cfg.read_quorum > 0) {
         repair_opts ro = {.max_items = 4096, .max_bytes = (size_t)32 << 20,
                           .timeout_ms = app.cfg.upstream_timeout_ms,
                           .auth = app.auth};
@@ -99,19 +116,27 @@ int main(int argc, char **argv)
     httpd_t *srv = httpd_start(&ho, api_handle, &app);
     if (srv == NULL)
         return 1;
-    log_info("listening on %s:%u, topology from %s", app.cfg.bind,
-             httpd_port(srv), controller);
+    if (lab)
+        log_info("lab gateway listening on %s:%u, controller %s, rate limit %lld "
+                 "per %lld ms%s", app.cfg.bind, httpd_port(srv), controller,
+                 (long long)app.cfg.rate_limit, (long long)app.cfg.rate_window_ms,
+                 app.rl ? " (fixed window per client address)" : " (off)");
+    else
+        log_info("listening on %s:%u, topology from %s", app.cfg.bind,
+                 httpd_port(srv), controller);
     int sig = daemon_wait_signal();
     log_info("signal %d: stopping", sig);
     /* Let calls in flight finish (they have timeouts), then stop. */
     atomic_store(&app.stopping, 1);
-    httpd_drain(srv, app.cfg.upstream_timeout_ms + app.cfg.wait_max_ms);
+    httpd_drain(srv, lab ? gw_max_call_ms()
+                         : app.cfg.upstream_timeout_ms + app.cfg.wait_max_ms);
     httpd_stop(srv);
     for (unsigned i = 0; i < app.nloops; i++)
         httpc_loop_stop(app.loops[i]);
     repair_stop(app.repair);
     topo_watch_stop(app.topo);
     rl_free(app.rl);
+    gw_free(app.gw);
     log_info("stopped");
     return 0;
 }

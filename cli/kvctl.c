@@ -60,11 +60,26 @@ static const kvctl_cmd kvctl_cmds[] = {
      "Exit 0 only at 100/100 with all four justifications filled; 1 below;\n"
      "2 for a bad config; 3 when no cluster could be started or reached.",
      0, 64, assess_cmd},
+    {"bench", "bench quorum [options]",
+     "the write-quorum study: write latency against W, with replica parity",
+     "For W = 1..N starts a one-shard cluster (kv-controller: a primary and N\n"
+     "secondaries, cluster.write_quorum = W, each replication batch to each\n"
+     "secondary delayed by uniform(0, MAX) ms), times sequential writes to the\n"
+     "primary (each waits for W acknowledgements; the next starts once every\n"
+     "secondary has the write, so delays are independent), compares mean and\n"
+     "p99 with the order-statistic expectation W/(N+1) x MAX, checks that all\n"
+     "replicas hold the same records, and stops the cluster.\n"
+     "Writes DIR/quorum_vs_latency.csv and DIR/quorum_vs_latency.png (gnuplot).\n"
+     "Options: --followers N (5), --max-delay-ms MAX (1000), --writes K (100),\n"
+     "--out DIR (reports), --delay uniform|fixed (uniform), --w W (only that\n"
+     "W), --keep (keep the clusters' directories), --verbose.\n"
+     "Exit 1 when a write or a parity check fails.",
+     1, 64, kvctl_cmd_bench},
 };
 
 /* Commands that parse their own options: after the command name every
  * argument but --help goes to the command. */
-static const char *const kvctl_own_opts[] = {"lab", "assess"};
+static const char *const kvctl_own_opts[] = {"lab", "assess", "bench"};
 
 static int kvctl_has_own_opts(const char *name)
 {

@@ -74,6 +74,16 @@ int kvctl_cmd_incr(const kvctl_opts *o, int argc, char **argv);
 int kvctl_cmd_status(const kvctl_opts *o, int argc, char **argv);
 int kvctl_cmd_ring(const kvctl_opts *o, int argc, char **argv);
 int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv); /* kvctl_parity.c */
+/* Compare the live records (key, version, value) of the replicas urls[0..n)
+ * read through GET /internal/changes?since=0 (paged). With out, prints
+ * "<label>: N replicas, K keys: identical|DIFFERENT" and the first
+ * difference of each replica that differs from urls[0]. *nkeys (optional)
+ * gets urls[0]'s count. KVCTL_OK when identical, KVCTL_FAIL when they differ
+ * or a replica refused, KVCTL_CONNECT when one could not be reached. */
+int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
+                          size_t n, const char *label, FILE *out, size_t *nkeys);
+/* kvctl bench quorum (benchq.c). */
+int kvctl_cmd_bench(const kvctl_opts *o, int argc, char **argv);
 
 /* Read all of stream into a new buffer (caller frees). NULL on error. */
 char *kvctl_read_all(FILE *f, size_t *len);

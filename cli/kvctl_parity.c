@@ -112,7 +112,7 @@ static int parity_read(const kvctl_opts *o, parity_dump *d)
 }
 
 /* The first key where two sorted dumps differ, for the report. */
-static void parity_explain(const parity_dump *a, const parity_dump *b)
+static void parity_explain(FILE *out, const parity_dump *a, const parity_dump *b)
 {
     size_t i = 0, k = 0;
 
@@ -124,15 +124,15 @@ static void parity_explain(const parity_dump *a, const parity_dump *b)
             i++, k++;
             continue;
         }
-        printf("    first difference: key %.*s%s: %s", (int)(r->klen > 60 ? 60 : r->klen),
+        fprintf(out, "    first difference: key %.*s%s: %s", (int)(r->klen > 60 ? 60 : r->klen),
                r->key, r->klen > 60 ? "..." : "",
                c < 0 ? "only on the first" : c > 0 ? "only on the second" : "");
         if (c == 0)
-            printf("version %llu vs %llu%s",
+            fprintf(out, "version %llu vs %llu%s",
                    (unsigned long long)r->version,
                    (unsigned long long)b->recs[k].version,
                    r->version == b->recs[k].version ? " (values differ)" : "");
-        printf("\n");
+        fprintf(out, "\n");
         return;
     }
 }
@@ -142,6 +142,40 @@ static void parity_free(parity_dump *d)
     for (size_t i = 0; i < d->n; i++)
         free(d->recs[i].key);
     free(d->recs);
+}
+
+int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
+                          size_t n, const char *label, FILE *out, size_t *nkeys)
+{
+    parity_dump *d = calloc(n ? n : 1, sizeof *d);
+    int rc = KVCTL_OK, same = 1;
+
+    if (d == NULL)
+        return KVCTL_FAIL;
+    for (size_t i = 0; i < n; i++)
+        d[i].url = urls[i];
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = parity_read(o, &d[i]);
+    if (rc == 0) {
+        for (size_t i = 1; i < n; i++)
+            same &= d[i].digest == d[0].digest && d[i].n == d[0].n;
+        if (nkeys)
+            *nkeys = n ? d[0].n : 0;
+        if (out) {
+            fprintf(out, "%s: %zu replicas, %zu keys: %s\n", label, n,
+                    n ? d[0].n : 0, same ? "identical" : "DIFFERENT");
+            for (size_t i = 1; !same && i < n; i++)
+                if (d[i].digest != d[0].digest || d[i].n != d[0].n) {
+                    fprintf(out, "  %s has %zu keys, %s has %zu\n", d[0].url,
+                            d[0].n, d[i].url, d[i].n);
+                    parity_explain(out, &d[0], &d[i]);
+                }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        parity_free(&d[i]);
+    free(d);
+    return rc ? rc : same ? KVCTL_OK : KVCTL_FAIL;
 }
 
 int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv)
@@ -162,34 +196,22 @@ int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv)
     }
     httpc_resp_free(&r);
     cJSON_ArrayForEach(shard, cJSON_GetObjectItem(topo, "shards")) {
-        parity_dump d[17];
+        const char *urls[17];
         size_t n = 0;
+        char label[32];
         const cJSON *p = cJSON_GetObjectItem(shard, "primary"), *s;
-        memset(d, 0, sizeof d);
         if (cJSON_IsString(p))
-            d[n++].url = p->valuestring;
+            urls[n++] = p->valuestring;
         cJSON_ArrayForEach(s, cJSON_GetObjectItem(shard, "secondaries"))
             if (cJSON_IsString(s) && n < 17)
-                d[n++].url = s->valuestring;
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = parity_read(o, &d[i]);
-        if (rc == 0) {
-            int same = 1;
-            for (size_t i = 1; i < n; i++)
-                same &= d[i].digest == d[0].digest && d[i].n == d[0].n;
-            printf("shard %d: %zu replicas, %zu keys: %s\n",
-                   (int)cJSON_GetNumberValue(cJSON_GetObjectItem(shard, "id")), n,
-                   n ? d[0].n : 0, same ? "identical" : "DIFFERENT");
-            for (size_t i = 1; !same && i < n; i++)
-                if (d[i].digest != d[0].digest || d[i].n != d[0].n) {
-                    printf("  %s has %zu keys, %s has %zu\n", d[0].url, d[0].n,
-                           d[i].url, d[i].n);
-                    parity_explain(&d[0], &d[i]);
-                }
-            bad |= !same;
+                urls[n++] = s->valuestring;
+        snprintf(label, sizeof label, "shard %d",
+                 (int)cJSON_GetNumberValue(cJSON_GetObjectItem(shard, "id")));
+        rc = kvctl_parity_replicas(o, urls, n, label, stdout, NULL);
+        if (rc == KVCTL_FAIL) {
+            bad = 1;
+            rc = KVCTL_OK;
         }
-        for (size_t i = 0; i < n; i++)
-            parity_free(&d[i]);
         if (rc)
             break;
     }

@@ -294,10 +294,16 @@ const void *httpd_body(const httpd_req *r, size_t *len)
 const char *httpd_client_ip(httpd_req *r)
 {
     const char *real = httpd_header(r, "X-Real-IP");
-    const union MHD_ConnectionInfo *ci;
 
     if (real && *real)
         return real;
+    return httpd_peer_ip(r);
+}
+
+const char *httpd_peer_ip(httpd_req *r)
+{
+    const union MHD_ConnectionInfo *ci;
+
     if (r->ip[0])
         return r->ip;
     ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);

@@ -50,6 +50,9 @@ const char *httpd_query(httpd_req *r, const char *name); /* decoded */
 const void *httpd_body(const httpd_req *r, size_t *len);
 /* The client's address: X-Real-IP when present (nginx sets it), else the peer. */
 const char *httpd_client_ip(httpd_req *r);
+/* The TCP peer's address only (no header trusted): for servers no proxy
+ * stands in front of, like the lab gateway (kv-api --lab). */
+const char *httpd_peer_ip(httpd_req *r);
 int httpd_method_is(const httpd_req *r, const char *m);
 
 /* Path helpers. httpd_path_seg returns the i-th '/'-separated segment of the

@@ -1,0 +1,866 @@
+/* kvctl bench quorum: the write-quorum study of the leader/follower seed
+ * (DESIGN §6, issue 5).
+ *
+ * For W = 1..N it starts a one-shard cluster with kv-controller (normal
+ * mode: a primary and N secondaries, cluster.write_quorum = W, policy any,
+ * every replication batch to every secondary delayed by uniform(0, MAX) ms:
+ * store.repl_delay_random), writes --writes keys one after the other
+ * straight to the primary (PUT /internal/kv/{key}: it answers once W
+ * secondaries hold the write) and times each write. A write's latency is
+ * then the W-th smallest of N independent uniform delays, whose mean is
+ * W / (N + 1) x MAX: the order-statistic expectation the study checks.
+ *
+ * Independence needs each write to be its own replication batch on every
+ * secondary: a secondary still sleeping on the previous write's batch would
+ * add its remaining sleep. So after each write the bench waits until every
+ * secondary has acknowledged it (the primary's /health lists each
+ * secondary's acked_seq) before the next one; that wait is not timed.
+ *
+ * After the writes of one W, every replica's live records (GET
+ * /internal/changes) must be identical (kvctl_parity_replicas) and hold
+ * every key written; then the cluster is stopped (SIGTERM) and the next W
+ * starts from an empty data directory.
+ *
+ * Outputs under --out: quorum_vs_latency.csv and quorum_vs_latency.png
+ * (gnuplot: mean with its 95 % interval and p99 against W, the expectation
+ * line and the expected p99). Exit 1 when a parity check or a write fails. */
+#include "kvctl.h"
+
+#include "lab.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BQ_MAX_FOLLOWERS 9         /* cluster.replicas is at most 10 */
+#define BQ_READY_TIMEOUT_S 60.0
+#define BQ_STOP_GRACE_S 15.0
+#define BQ_PORT_LO 10000            /* below the ephemeral range */
+#define BQ_PORT_HI 32000
+#define BQ_PORT_BLOCK 200           /* as tests/integration/cluster.py */
+#define BQ_LOCK_DIR "/tmp/kvtest-ports"
+#define BQ_VALUE_BYTES 64
+
+typedef struct bq_opts {
+    int followers;
+    long max_delay_ms;
+    int writes;
+    const char *out;
+    int random;                     /* uniform(0, MAX) (1) or MAX always (0) */
+    int only_w;                     /* 0: every W */
+    int keep;                       /* keep the temporary directories */
+    int verbose;
+} bq_opts;
+
+typedef struct bq_result {
+    int w;
+    int ok_writes, failed_writes;
+    double mean_ms, p50_ms, p99_ms, max_ms, sd_ms, se_ms;
+    double expected_ms, expected_p99_ms, expected_se_ms, deviation_pct;
+    int parity_ok;
+    size_t keys;
+    char note[256];
+} bq_result;
+
+typedef struct bq_cluster {
+    char dir[512];
+    char controller[64];
+    char primary[256];
+    char secondaries[BQ_MAX_FOLLOWERS][256];
+    int nsec;
+    int base_port, nginx_port;
+    int lock_fd;
+    pid_t pid;
+} bq_cluster;
+
+/* The cluster running now, for the signal handler (Ctrl-C stops it and
+ * removes its directory before kvctl exits). */
+static bq_cluster *volatile bq_current;
+static volatile sig_atomic_t bq_keep_dir;
+
+static void bq_on_signal(int sig)
+{
+    bq_cluster *c = bq_current;
+    int st;
+
+    if (c != NULL && c->pid > 0) {
+        kill(c->pid, SIGTERM);
+        waitpid(c->pid, &st, 0);
+        if (!bq_keep_dir && strncmp(c->dir, "/tmp/kvbench-quorum-", 20) == 0) {
+            pid_t p = fork();
+            if (p == 0) {
+                char *const argv[] = {"rm", "-rf", "--", c->dir, NULL};
+                execv("/bin/rm", argv);
+                _exit(127);
+            }
+            if (p > 0)
+                waitpid(p, &st, 0);
+        }
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static double bq_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void bq_sleep_ms(double ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+                          .tv_nsec = (long)(fmod(ms, 1000.0) * 1e6)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- the order statistics ------------------------------------------------ */
+
+/* P(X_(w) <= x) for the w-th smallest of n uniforms on (0, 1): at least w of
+ * them below x. */
+static double bq_os_cdf(int w, int n, double x)
+{
+    double p = 0, c = 1;   /* c = C(n, j) */
+
+    for (int j = 0; j <= n; j++) {
+        if (j >= w)
+            p += c * pow(x, j) * pow(1 - x, n - j);
+        c = c * (n - j) / (j + 1);
+    }
+    return p;
+}
+
+/* The q-quantile of the w-th of n uniforms on (0, 1) (bisection). */
+static double bq_os_quantile(int w, int n, double q)
+{
+    double lo = 0, hi = 1;
+    for (int i = 0; i < 60; i++) {
+        double mid = (lo + hi) / 2;
+        if (bq_os_cdf(w, n, mid) < q)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return (lo + hi) / 2;
+}
+
+static int bq_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v[0..n). */
+static double bq_pct(const double *v, int n, double p)
+{
+    int k = (int)ceil(p / 100.0 * n);
+    if (k < 1)
+        k = 1;
+    if (k > n)
+        k = n;
+    return v[k - 1];
+}
+
+/* ---- HTTP helpers -------------------------------------------------------- */
+
+static cJSON *bq_get_json(const char *base, const char *path, long timeout_ms,
+                          long *status)
+{
+    char url[600];
+    httpc_req rq = {.method = "GET", .url = url, .timeout_ms = timeout_ms};
+    httpc_resp r;
+    cJSON *j = NULL;
+
+    snprintf(url, sizeof url, "%s%s", base, path);
+    httpc_do(&rq, &r);
+    if (status)
+        *status = r.status;
+    if (r.status == 200 && r.body)
+        j = cJSON_ParseWithLength(r.body, r.len);
+    httpc_resp_free(&r);
+    return j;
+}
+
+/* ---- the cluster --------------------------------------------------------- */
+
+static int bq_port_free(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+    if (fd < 0)
+        return 0;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A block of free loopback ports, locked like the integration tests lock
+ * theirs (flock on BQ_LOCK_DIR/<base>.lock), so concurrent runs never pick
+ * the same ports. 0, or -1. */
+static int bq_pick_ports(bq_cluster *c)
+{
+    unsigned seed = (unsigned)getpid() ^ (unsigned)(bq_now() * 1e6);
+
+    mkdir(BQ_LOCK_DIR, 0777);
+    for (int tries = 0; tries < 200; tries++) {
+        int base = BQ_PORT_LO + 10 * (int)(rand_r(&seed) %
+                                           ((BQ_PORT_HI - BQ_PORT_LO - BQ_PORT_BLOCK - 10) / 10));
+        char path[128];
+        int fd, ok = 1;
+
+        snprintf(path, sizeof path, "%s/%d.lock", BQ_LOCK_DIR, base);
+        fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            continue;
+        }
+        for (int p = base; p <= base + BQ_PORT_BLOCK && ok; p++)
+            ok = bq_port_free(p);
+        if (!ok) {
+            close(fd);
+            continue;
+        }
+        c->base_port = base;
+        c->nginx_port = base + BQ_PORT_BLOCK;
+        c->lock_fd = fd;
+        return 0;
+    }
+    return -1;
+}
+
+static void bq_log_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *lines[20] = {0}, buf[1024];
+    size_t n = 0;
+
+    if (f == NULL)
+        return;
+    while (fgets(buf, sizeof buf, f)) {
+        free(lines[n % 20]);
+        lines[n % 20] = strdup(buf);
+        n++;
+    }
+    fclose(f);
+    fprintf(stderr, "--- last lines of %s ---\n", path);
+    for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
+        fputs(lines[i % 20] ? lines[i % 20] : "\n", stderr);
+    for (size_t i = 0; i < 20; i++)
+        free(lines[i]);
+}
+
+static void bq_stop(bq_cluster *c)
+{
+    int st;
+
+    if (c->pid > 0) {
+        double end = bq_now() + BQ_STOP_GRACE_S;
+        kill(c->pid, SIGTERM);
+        while (bq_now() < end) {
+            pid_t w = waitpid(c->pid, &st, WNOHANG);
+            if (w == c->pid || (w < 0 && errno == ECHILD))
+                break;
+            bq_sleep_ms(50);
+        }
+        if (bq_now() >= end) {
+            fprintf(stderr, "kvctl bench: kv-controller did not stop within "
+                    "%.0f s; killing it\n", BQ_STOP_GRACE_S);
+            kill(c->pid, SIGKILL);
+            waitpid(c->pid, &st, 0);
+        }
+        c->pid = 0;
+    }
+    if (c->lock_fd > 0) {
+        close(c->lock_fd);
+        c->lock_fd = 0;
+    }
+}
+
+static void bq_rmrf(const char *dir)
+{
+    pid_t pid;
+    int st;
+
+    if (dir[0] == '\0' || strncmp(dir, "/tmp/kvbench-quorum-", 20) != 0)
+        return;
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, &st, 0);
+}
+
+/* Start the cluster for one W and wait until it is ready, its topology has
+ * one primary and N secondaries, and the primary knows every secondary. */
+static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
+{
+    char sets[16][128], log[600], logdir[600], data[600], dd[640];
+    const char *argv[48];
+    int na = 0, ns = 0;
+    pid_t parent = getpid();
+    long quorum_timeout = 3 * o->max_delay_ms + 2000;
+    double end;
+
+    snprintf(c->dir, sizeof c->dir, "/tmp/kvbench-quorum-XXXXXX");
+    if (mkdtemp(c->dir) == NULL) {
+        fprintf(stderr, "kvctl bench: mkdtemp: %s\n", strerror(errno));
+        c->dir[0] = '\0';
+        return -1;
+    }
+    if (bq_pick_ports(c) != 0) {
+        fprintf(stderr, "kvctl bench: no free block of loopback ports\n");
+        return -1;
+    }
+    snprintf(c->controller, sizeof c->controller, "http://127.0.0.1:%d", c->base_port);
+    snprintf(log, sizeof log, "%s/controller.log", c->dir);
+    snprintf(logdir, sizeof logdir, "%s/logs", c->dir);
+    snprintf(data, sizeof data, "%s/data", c->dir);
+    mkdir(logdir, 0755);
+
+#define BQ_SET(...) snprintf(sets[ns++], sizeof sets[0], __VA_ARGS__)
+    BQ_SET("cluster.shards=1");
+    BQ_SET("cluster.replicas=%d", o->followers + 1);
+    BQ_SET("cluster.write_quorum=%d", w);
+    BQ_SET("cluster.quorum_policy=any");
+    BQ_SET("cluster.base_port=%d", c->base_port);
+    BQ_SET("cluster.bind=127.0.0.1");
+    BQ_SET("nginx.port=%d", c->nginx_port);
+    BQ_SET("api.count=1");
+    BQ_SET("api.rate_limit=0");
+    BQ_SET("store.repl_delay_ms=%ld", o->max_delay_ms);
+    if (o->random)
+        BQ_SET("store.repl_delay_random=1");
+    BQ_SET("store.quorum_timeout_ms=%ld", quorum_timeout);
+    /* Secondaries also pull what they miss every reconcile interval (1 s by
+     * default), undelayed, and report it in the next heartbeat's answer:
+     * that would cut the slow link short and bias every mean low (by about
+     * 10 % at MAX = 1 s). The study times the replication stream alone. */
+    BQ_SET("store.reconcile_interval_ms=3600000");
+#undef BQ_SET
+    argv[na++] = "kv-controller";
+    for (int i = 0; i < ns; i++) {
+        argv[na++] = "--set";
+        argv[na++] = sets[i];
+    }
+    snprintf(dd, sizeof dd, "cluster.data_dir=%s", data);
+    argv[na++] = "--set";
+    argv[na++] = dd;
+    argv[na++] = "--log-dir";
+    argv[na++] = logdir;
+    argv[na] = NULL;
+
+    fflush(NULL);
+    c->pid = fork();
+    if (c->pid < 0) {
+        fprintf(stderr, "kvctl bench: fork: %s\n", strerror(errno));
+        c->pid = 0;
+        return -1;
+    }
+    if (c->pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int nul = open("/dev/null", O_RDONLY);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent || fd < 0 || nul < 0)
+            _exit(127);
+        dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (chdir(c->dir) != 0)
+            _exit(127);
+        execv(bin, (char *const *)argv);
+        fprintf(stderr, "kvctl bench: cannot run %s: %s\n", bin, strerror(errno));
+        _exit(127);
+    }
+
+    /* Ready: /status says so, the topology has the shard's N + 1 replicas,
+     * and the primary has heard from every secondary. */
+    end = bq_now() + BQ_READY_TIMEOUT_S;
+    for (int stage = 0; stage < 3;) {
+        int st;
+        if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
+            fprintf(stderr, "kvctl bench: kv-controller exited (status %d) "
+                    "before the cluster was ready\n",
+                    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+            c->pid = 0;
+            bq_log_tail(log);
+            return -1;
+        }
+        if (bq_now() > end) {
+            fprintf(stderr, "kvctl bench: the cluster (W=%d) was not ready "
+                    "within %.0f s (stage %d)\n", w, BQ_READY_TIMEOUT_S, stage);
+            bq_log_tail(log);
+            return -1;
+        }
+        if (stage == 0) {
+            cJSON *j = bq_get_json(c->controller, "/status", 2000, NULL);
+            stage += cJSON_IsTrue(cJSON_GetObjectItem(j, "ready"));
+            cJSON_Delete(j);
+        } else if (stage == 1) {
+            cJSON *j = bq_get_json(c->controller, "/topology", 2000, NULL);
+            const cJSON *sh = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "shards"), 0);
+            const cJSON *p = cJSON_GetObjectItem(sh, "primary"), *s;
+            int n = 0;
+            if (cJSON_IsString(p)) {
+                snprintf(c->primary, sizeof c->primary, "%s", p->valuestring);
+                cJSON_ArrayForEach(s, cJSON_GetObjectItem(sh, "secondaries"))
+                    if (cJSON_IsString(s) && n < BQ_MAX_FOLLOWERS)
+                        snprintf(c->secondaries[n++], sizeof c->secondaries[0],
+                                 "%s", s->valuestring);
+                c->nsec = n;
+                stage += n == o->followers;
+            }
+            cJSON_Delete(j);
+        } else {
+            cJSON *j = bq_get_json(c->primary, "/health", 2000, NULL);
+            const cJSON *s;
+            int known = 0;
+            cJSON_ArrayForEach(s, cJSON_GetObjectItem(j, "secondaries"))
+                known += cJSON_IsTrue(cJSON_GetObjectItem(s, "known")) &&
+                         cJSON_IsTrue(cJSON_GetObjectItem(s, "alive"));
+            stage += known == o->followers;
+            cJSON_Delete(j);
+        }
+        if (stage < 3)
+            bq_sleep_ms(100);
+    }
+    return 0;
+}
+
+/* Wait until every secondary has acknowledged seq (the primary's /health).
+ * 0, or -1 after timeout_ms. */
+static int bq_wait_acked(const bq_cluster *c, uint64_t seq, long timeout_ms)
+{
+    double end = bq_now() + (double)timeout_ms / 1000.0;
+
+    for (;;) {
+        cJSON *j = bq_get_json(c->primary, "/health", 2000, NULL);
+        const cJSON *s;
+        int n = 0, done = 0;
+        cJSON_ArrayForEach(s, cJSON_GetObjectItem(j, "secondaries")) {
+            const cJSON *a = cJSON_GetObjectItem(s, "acked_seq");
+            n++;
+            done += cJSON_IsNumber(a) && (uint64_t)a->valuedouble >= seq;
+        }
+        cJSON_Delete(j);
+        if (n == c->nsec && done == n)
+            return 0;
+        if (bq_now() > end)
+            return -1;
+        bq_sleep_ms(3);
+    }
+}
+
+/* ---- one W ----------------------------------------------------------------- */
+
+static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
+{
+    bq_cluster c;
+    double *lat = calloc((size_t)o->writes, sizeof *lat);
+    long write_timeout = 3 * o->max_delay_ms + 2000 + 5000;
+    int rc = 0;
+
+    memset(&c, 0, sizeof c);
+    memset(res, 0, sizeof *res);
+    res->w = w;
+    if (lat == NULL)
+        return -1;
+    printf("W=%d: starting a cluster of 1 primary + %d secondaries ...\n", w,
+           o->followers);
+    fflush(stdout);
+    bq_current = &c;
+    if (bq_start(o, w, bin, &c) != 0) {
+        snprintf(res->note, sizeof res->note, "the cluster did not start");
+        rc = -1;
+        goto out;
+    }
+    if (o->verbose)
+        printf("  controller %s, primary %s, data in %s\n", c.controller,
+               c.primary, c.dir);
+
+    for (int i = 0; i < o->writes; i++) {
+        char url[400], value[BQ_VALUE_BYTES + 1];
+        const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
+        httpc_req rq = {.method = "PUT", .url = url, .body = value,
+                        .headers = hdrs, .timeout_ms = write_timeout};
+        httpc_resp r;
+        double t0, t1;
+        uint64_t seq = 0;
+        cJSON *j;
+
+        snprintf(url, sizeof url, "%s/internal/kv/bq-w%d-%04d", c.primary, w, i);
+        snprintf(value, sizeof value, "quorum-study W=%d write %d ", w, i);
+        memset(value + strlen(value), 'x', BQ_VALUE_BYTES - strlen(value));
+        value[BQ_VALUE_BYTES] = '\0';
+        rq.body_len = BQ_VALUE_BYTES;
+        t0 = bq_now();
+        httpc_do(&rq, &r);
+        t1 = bq_now();
+        j = r.status == 200 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+        if (j && cJSON_IsNumber(cJSON_GetObjectItem(j, "seq")))
+            seq = (uint64_t)cJSON_GetObjectItem(j, "seq")->valuedouble;
+        cJSON_Delete(j);
+        if (r.status != 200 || seq == 0) {
+            res->failed_writes++;
+            if (res->failed_writes <= 3)
+                fprintf(stderr, "kvctl bench: W=%d write %d: %ld %s%.200s\n", w, i,
+                        r.status, r.status ? "" : r.error, r.body ? r.body : "");
+            httpc_resp_free(&r);
+            continue;
+        }
+        httpc_resp_free(&r);
+        lat[res->ok_writes++] = (t1 - t0) * 1000.0;
+        /* Every secondary idle again before the next write: a fresh,
+         * independent delay on each of them. */
+        if (bq_wait_acked(&c, seq, 2 * o->max_delay_ms + 5000) != 0) {
+            fprintf(stderr, "kvctl bench: W=%d: the secondaries did not all "
+                    "acknowledge write %d (seq %llu)\n", w, i,
+                    (unsigned long long)seq);
+            res->failed_writes++;
+        }
+        if (o->verbose && (i + 1) % 25 == 0)
+            printf("  %d/%d writes, last %.1f ms\n", i + 1, o->writes, lat[res->ok_writes - 1]);
+    }
+
+    /* Parity: every replica's live records, until identical (they all acked
+     * the last write already) or 15 s. */
+    {
+        const char *urls[BQ_MAX_FOLLOWERS + 1];
+        kvctl_opts ko = {.url = c.primary, .controller = c.controller,
+                         .timeout_ms = 10000};
+        char label[64];
+        double end = bq_now() + 15;
+        int prc;
+        size_t n = 0;
+
+        urls[n++] = c.primary;
+        for (int i = 0; i < c.nsec; i++)
+            urls[n++] = c.secondaries[i];
+        while ((prc = kvctl_parity_replicas(&ko, urls, n, "", NULL, &res->keys)) != KVCTL_OK &&
+               bq_now() < end)
+            bq_sleep_ms(200);
+        snprintf(label, sizeof label, "  W=%d parity", w);
+        prc = kvctl_parity_replicas(&ko, urls, n, label, stdout, &res->keys);
+        res->parity_ok = prc == KVCTL_OK && res->keys == (size_t)res->ok_writes;
+        if (prc == KVCTL_OK && !res->parity_ok)
+            printf("  W=%d: the replicas agree but hold %zu keys, %d were written\n",
+                   w, res->keys, res->ok_writes);
+    }
+
+out:
+    bq_stop(&c);
+    bq_current = NULL;
+    if (!o->keep)
+        bq_rmrf(c.dir);
+    else if (c.dir[0])
+        printf("  kept %s\n", c.dir);
+
+    if (res->ok_writes > 0) {
+        int n = res->ok_writes;
+        double sum = 0, ss = 0;
+        qsort(lat, (size_t)n, sizeof *lat, bq_cmp_double);
+        for (int i = 0; i < n; i++)
+            sum += lat[i];
+        res->mean_ms = sum / n;
+        for (int i = 0; i < n; i++)
+            ss += (lat[i] - res->mean_ms) * (lat[i] - res->mean_ms);
+        res->sd_ms = n > 1 ? sqrt(ss / (n - 1)) : 0;
+        res->se_ms = res->sd_ms / sqrt((double)n);
+        res->p50_ms = bq_pct(lat, n, 50);
+        res->p99_ms = bq_pct(lat, n, 99);
+        res->max_ms = lat[n - 1];
+    }
+    {
+        int N = o->followers;
+        double m = (double)o->max_delay_ms;
+        if (o->random) {
+            res->expected_ms = (double)w / (N + 1) * m;
+            res->expected_p99_ms = bq_os_quantile(w, N, 0.99) * m;
+            res->expected_se_ms = m * sqrt((double)w * (N + 1 - w) /
+                                           ((double)(N + 1) * (N + 1) * (N + 2))) /
+                                  sqrt(res->ok_writes > 0 ? res->ok_writes : 1);
+        } else {
+            res->expected_ms = m;
+            res->expected_p99_ms = m;
+            res->expected_se_ms = 0;
+        }
+        res->deviation_pct = res->expected_ms > 0
+            ? (res->mean_ms - res->expected_ms) / res->expected_ms * 100.0 : 0;
+    }
+    free(lat);
+    if (res->failed_writes)
+        rc = -1;
+    return rc;
+}
+
+/* ---- outputs --------------------------------------------------------------- */
+
+static int bq_write_csv(const bq_opts *o, const bq_result *r, int n, const char *path)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL) {
+        fprintf(stderr, "kvctl bench: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "W,mean_ms,p99_ms,expected_ms,deviation_pct,parity,"
+               "stderr_ms,expected_stderr_ms,p50_ms,expected_p99_ms,max_ms,"
+               "writes,failed_writes,followers,max_delay_ms,delay\n");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%d,%.2f,%.2f,%.2f,%.2f,%s,%.2f,%.2f,%.2f,%.2f,%.2f,%d,%d,%d,%ld,%s\n",
+                r[i].w, r[i].mean_ms, r[i].p99_ms, r[i].expected_ms,
+                r[i].deviation_pct, r[i].parity_ok ? "ok" : "FAIL", r[i].se_ms,
+                r[i].expected_se_ms, r[i].p50_ms, r[i].expected_p99_ms,
+                r[i].max_ms, r[i].ok_writes, r[i].failed_writes, o->followers,
+                o->max_delay_ms, o->random ? "uniform" : "fixed");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static int bq_plot(const bq_opts *o, const char *csv, const char *png)
+{
+    FILE *g;
+    int st;
+    int N = o->followers;
+    char delay[64];
+
+    if (o->random)
+        snprintf(delay, sizeof delay, "uniform(0, %ld ms)", o->max_delay_ms);
+    else
+        snprintf(delay, sizeof delay, "%ld ms", o->max_delay_ms);
+    fflush(NULL);
+    g = popen("gnuplot", "w");
+    if (g == NULL) {
+        fprintf(stderr, "kvctl bench: cannot run gnuplot: %s\n", strerror(errno));
+        return -1;
+    }
+    fprintf(g,
+            "set terminal pngcairo size 900,600 enhanced font 'Sans,11'\n"
+            "set output '%s'\n"
+            "set datafile separator ','\n"
+            "set title \"Write latency vs write quorum W\\n{/*0.85 N = %d "
+            "followers, replication delay %s per follower and batch, %d "
+            "sequential writes per W}\"\n"
+            "set xlabel 'write quorum W (secondaries that must acknowledge)'\n"
+            "set ylabel 'latency (ms)'\n"
+            "set xrange [0.5:%d.5]\n"
+            "set xtics 1\n"
+            "set yrange [0:*]\n"
+            "set grid\n"
+            "set key top left\n"
+            "N = %d; M = %ld\n"
+            "plot (%s) with lines lw 2 dt 2 lc rgb '#555555' "
+            "title 'expected mean %s', \\\n"
+            "     '%s' every ::1 using 1:10 with linespoints lw 1 dt 3 pt 6 "
+            "lc rgb '#d62728' title 'expected p99', \\\n"
+            "     '%s' every ::1 using 1:2:($7*1.96) with yerrorlines lw 2 pt 7 "
+            "lc rgb '#1f77b4' title 'measured mean (95%% CI)', \\\n"
+            "     '%s' every ::1 using 1:3 with linespoints lw 2 pt 5 "
+            "lc rgb '#d62728' title 'measured p99'\n",
+            png, N,
+            delay,
+            o->writes, N, N, o->max_delay_ms,
+            o->random ? "x / (N + 1) * M" : "M",
+            o->random ? "W/(N+1) x M" : "M",
+            csv, csv, csv);
+    st = pclose(g);
+    if (st != 0) {
+        fprintf(stderr, "kvctl bench: gnuplot failed (status %d): no plot\n", st);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+static int bq_usage(void)
+{
+    fprintf(stderr,
+            "usage: kvctl bench quorum [--followers N] [--max-delay-ms MS] "
+            "[--writes K]\n"
+            "                          [--out DIR] [--delay uniform|fixed] "
+            "[--w W] [--keep] [--verbose]\n");
+    return KVCTL_USAGE;
+}
+
+static int bq_int_arg(const char *name, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    long x;
+
+    errno = 0;
+    x = v ? strtol(v, &end, 10) : 0;
+    if (v == NULL || *v == '\0' || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "kvctl bench: %s wants an integer in [%ld, %ld]\n", name,
+                lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int bq_quorum(int argc, char **argv)
+{
+    bq_opts o = {.followers = 5, .max_delay_ms = 1000, .writes = 100,
+                 .out = "reports", .random = 1};
+    char bin[4096], err[4200], csv[1024], png[1024];
+    bq_result res[BQ_MAX_FOLLOWERS];
+    int nres = 0, bad = 0;
+    long v;
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        char name[32];
+        size_t nl = strcspn(a, "=");
+
+        if (nl >= sizeof name)
+            return bq_usage();
+        memcpy(name, a, nl);
+        name[nl] = '\0';
+        if (a[nl] == '=')
+            val = a + nl + 1;
+        if (strcmp(name, "--keep") == 0) {
+            o.keep = 1;
+            continue;
+        }
+        if (strcmp(name, "--verbose") == 0 || strcmp(name, "-v") == 0) {
+            o.verbose = 1;
+            continue;
+        }
+        if (val == NULL) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "kvctl bench: %s needs a value\n", a);
+                return KVCTL_USAGE;
+            }
+            val = argv[++i];
+        }
+        if (strcmp(name, "--followers") == 0) {
+            if (bq_int_arg(name, val, 1, BQ_MAX_FOLLOWERS, &v))
+                return KVCTL_USAGE;
+            o.followers = (int)v;
+        } else if (strcmp(name, "--max-delay-ms") == 0) {
+            if (bq_int_arg(name, val, 1, 190000, &v))
+                return KVCTL_USAGE;
+            o.max_delay_ms = v;
+        } else if (strcmp(name, "--writes") == 0) {
+            if (bq_int_arg(name, val, 1, 1000000, &v))
+                return KVCTL_USAGE;
+            o.writes = (int)v;
+        } else if (strcmp(name, "--w") == 0) {
+            if (bq_int_arg(name, val, 1, BQ_MAX_FOLLOWERS, &v))
+                return KVCTL_USAGE;
+            o.only_w = (int)v;
+        } else if (strcmp(name, "--out") == 0) {
+            o.out = val;
+        } else if (strcmp(name, "--delay") == 0) {
+            if (strcmp(val, "uniform") == 0 || strcmp(val, "random") == 0)
+                o.random = 1;
+            else if (strcmp(val, "fixed") == 0)
+                o.random = 0;
+            else
+                return bq_usage();
+        } else {
+            fprintf(stderr, "kvctl bench: unknown option %s\n", a);
+            return bq_usage();
+        }
+    }
+    if (o.only_w > o.followers) {
+        fprintf(stderr, "kvctl bench: --w %d is above --followers %d\n", o.only_w,
+                o.followers);
+        return KVCTL_USAGE;
+    }
+    if (lab_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
+        fprintf(stderr, "kvctl bench: %s\n", err);
+        return KVCTL_FAIL;
+    }
+    if (mkdir(o.out, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kvctl bench: %s: %s\n", o.out, strerror(errno));
+        return KVCTL_FAIL;
+    }
+    bq_keep_dir = o.keep;
+    signal(SIGINT, bq_on_signal);
+    signal(SIGTERM, bq_on_signal);
+    snprintf(csv, sizeof csv, "%s/quorum_vs_latency.csv", o.out);
+    snprintf(png, sizeof png, "%s/quorum_vs_latency.png", o.out);
+
+    printf("kvctl bench quorum: 1 primary + N=%d followers, replication delay %s%ld%s "
+           "ms per batch and follower, %d sequential writes per W\n",
+           o.followers, o.random ? "uniform(0, " : "fixed ", o.max_delay_ms,
+           o.random ? ")" : "", o.writes);
+    if (o.random)
+        printf("expectation: a write waits for the W-th fastest of N delays: "
+               "mean W/(N+1) x %ld ms\n", o.max_delay_ms);
+    printf("\n");
+    for (int w = 1; w <= o.followers; w++) {
+        if (o.only_w && w != o.only_w)
+            continue;
+        if (bq_run_w(&o, w, bin, &res[nres]) != 0)
+            bad = 1;
+        if (!res[nres].parity_ok)
+            bad = 1;
+        printf("  W=%d: %d writes, mean %.1f ms (expected %.1f), p99 %.1f ms\n\n", w,
+               res[nres].ok_writes, res[nres].mean_ms, res[nres].expected_ms,
+               res[nres].p99_ms);
+        fflush(stdout);
+        nres++;
+    }
+
+    printf("%2s %6s %9s %9s %9s %9s %10s %9s %7s %7s\n", "W", "writes", "mean_ms",
+           "stderr", "expected", "dev_%", "p99_ms", "exp_p99", "z", "parity");
+    for (int i = 0; i < nres; i++) {
+        const bq_result *r = &res[i];
+        double z = r->expected_se_ms > 0
+            ? (r->mean_ms - r->expected_ms) / r->expected_se_ms : 0;
+        printf("%2d %6d %9.1f %9.1f %9.1f %+9.1f %10.1f %9.1f %+7.2f %7s%s\n", r->w,
+               r->ok_writes, r->mean_ms, r->se_ms, r->expected_ms, r->deviation_pct,
+               r->p99_ms, r->expected_p99_ms, z, r->parity_ok ? "ok" : "FAIL",
+               fabs(r->deviation_pct) > 10 ? "  (mean off by more than 10 %)" : "");
+    }
+    if (o.random)
+        printf("\nstderr: the measured standard error of the mean; z: the "
+               "deviation in units of the\nexpected standard error "
+               "(MAX x sqrt(W(N+1-W) / ((N+1)^2 (N+2))) / sqrt(writes)).\n");
+    if (nres > 0) {
+        if (bq_write_csv(&o, res, nres, csv) == 0)
+            printf("wrote %s\n", csv);
+        else
+            bad = 1;
+        if (bq_plot(&o, csv, png) == 0)
+            printf("wrote %s\n", png);
+    }
+    if (bad)
+        printf("FAILED: %s\n", "a write or a parity check failed (see above)");
+    return bad ? KVCTL_FAIL : KVCTL_OK;
+}
+
+int kvctl_cmd_bench(const kvctl_opts *o, int argc, char **argv)
+{
+    (void)o;
+    if (argc < 1 || strcmp(argv[0], "quorum") != 0) {
+        fprintf(stderr, "kvctl bench: the only study is \"quorum\"\n");
+        return bq_usage();
+    }
+    return bq_quorum(argc - 1, argv + 1);
+}
