@@ -109,8 +109,9 @@ def kill_primary_during_load(cl, shard=0):
             return c if c.get("pid") not in (None, old_pid) and c["state"] == "running" else None
         c = cl.wait_until(restarted, 20, "the supervisor to restart %s" % old_name)
         assert c["role"] == "secondary", c
-        cmd = proc_cmdline(c["pid"])
-        assert "--role secondary" in cmd, "restarted %s with: %s" % (old_name, cmd)
+        # Right after the fork the child may not have exec'd yet: poll.
+        cl.wait_until(lambda: "--role secondary" in proc_cmdline(c["pid"]), 5,
+                      "%s (pid %s) to run with --role secondary" % (old_name, c["pid"]))
 
         def rejoined():
             h = cl.store_health(old_url)
