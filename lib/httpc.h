@@ -1,9 +1,13 @@
 /* httpc: HTTP client over libcurl, three ways to call.
  *  - httpc_do: blocking, on a keep-alive handle cached per thread.
  *  - httpc_parallel: blocking fan-out of n requests with curl_multi.
- *  - httpc_async: queue a request on an event loop thread (curl_multi) and
- *    get a callback on that thread when it ends; for servers that suspend a
- *    request while they wait on another server.
+ *  - httpc_async: start a request on an event loop (curl_multi) and get a
+ *    callback on the loop's thread when it ends; for servers that suspend a
+ *    request while they wait on another server. A loop either has a thread
+ *    of its own (httpc_loop_start) or is run by the thread that made it
+ *    (httpc_loop_new), inside that thread's own event loop: httpd's worker
+ *    threads each run one, so a handler's upstream call and its answer stay
+ *    on one thread.
  * Every call has a timeout (timeout_ms, default 2000 ms; connect 1000 ms).
  *
  * Ownership: the caller owns httpc_req and what it points to; httpc_async
@@ -52,8 +56,24 @@ const char *httpc_resp_header(const httpc_resp *r, const char *name, char *buf,
 typedef struct httpc_loop httpc_loop;
 typedef void (*httpc_done_fn)(httpc_resp *resp, void *ctx);
 
+/* A loop with its own thread. */
 httpc_loop *httpc_loop_start(void);
 void httpc_loop_stop(httpc_loop *l);   /* fails pending requests, joins */
+
+/* A loop run by the calling thread: wait until httpc_loop_fd() is readable
+ * (poll it, or add it to an epoll set of your own: never epoll_wait on it
+ * directly) or httpc_loop_timeout_ms() passed (-1: no timer), then
+ * httpc_loop_run()
+ * (never blocks; callbacks run inside it). httpc_loop_free fails what is
+ * still pending (callbacks run) and frees; call it on the same thread. */
+httpc_loop *httpc_loop_new(void);
+int httpc_loop_fd(const httpc_loop *l);
+long httpc_loop_timeout_ms(const httpc_loop *l);
+void httpc_loop_run(httpc_loop *l);
+void httpc_loop_free(httpc_loop *l);
+
+/* From any thread; on the loop's own thread the transfer starts at once.
+ * 0, or -1 (nothing started, cb never called). */
 int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb,
                 void *ctx);
 
