@@ -3,6 +3,7 @@
 #include "log.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -11,6 +12,9 @@
 #include <string.h>
 #include <strings.h>
 #include <stdatomic.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,19 +26,41 @@
 #define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
 #endif
 
-struct httpd {
+/* One worker thread: an MHD daemon in external-epoll mode on the shared
+ * listening socket, and an httpc loop, both waited on with one epoll set. */
+typedef struct httpd_worker {
+    httpd_t *srv;
     struct MHD_Daemon *mhd;
+    httpc_loop *hc;
+    int epfd;
+    int wakefd;                /* eventfd: a request was answered elsewhere */
+    pthread_t thread;
+    int started;
+} httpd_worker;
+
+struct httpd {
+    httpd_worker *workers;
+    unsigned nworkers;
+    int listen_fd;
+    int stopfd;                /* eventfd: readable once stopping */
+    _Atomic int stopping;
     _Atomic int pending;       /* suspended requests not yet finished */
     httpd_handler handler;
     void *app;
+    void (*on_pass)(void *app);
     size_t max_body;
     uint16_t port;
+    pthread_mutex_t start_mu;  /* workers report their start here */
+    pthread_cond_t start_cv;
+    unsigned nready, nfailed;
+    const httpd_opts *opts;    /* during httpd_start only */
 };
 
 enum httpd_req_state { REQ_READING, REQ_HANDLED };
 
 struct httpd_req {
     httpd_t *srv;
+    httpd_worker *worker;
     struct MHD_Connection *conn;
     const char *method;
     const char *path;
@@ -60,6 +86,8 @@ static size_t httpd_no_unescape(void *cls, struct MHD_Connection *c, char *s)
     (void)c;
     return strlen(s);
 }
+
+static void httpd_free(httpd_t *d);
 
 static void httpd_req_free(httpd_req *r)
 {
@@ -105,7 +133,8 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
                                     const char *upload_data,
                                     size_t *upload_data_size, void **con_cls)
 {
-    httpd_t *d = cls;
+    httpd_worker *w = cls;
+    httpd_t *d = w->srv;
     httpd_req *r = *con_cls;
     (void)version;
 
@@ -115,6 +144,7 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
         if (r == NULL)
             return MHD_NO;
         r->srv = d;
+        r->worker = w;
         r->conn = conn;
         r->method = method;
         r->path = url;
@@ -164,11 +194,147 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
 }
 
-httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
+/* The socket every worker's daemon accepts on: whichever worker is free
+ * takes the next connection (as MHD's own thread pool does). */
+static int httpd_listen(const httpd_opts *o, uint16_t *port)
 {
     struct sockaddr_in sa;
-    httpd_t *d = calloc(1, sizeof *d);
+    socklen_t salen = sizeof sa;
+    int one = 1, fd;
+    const char *bind_addr = o->bind ? o->bind : "127.0.0.1";
+
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(o->port);
+    if (inet_pton(AF_INET, bind_addr, &sa.sin_addr) != 1) {
+        log_error("httpd: bad bind address %s", bind_addr);
+        return -1;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(fd, 1024) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &salen) != 0) {
+        log_error("httpd: cannot listen on %s:%u: %s", bind_addr, o->port,
+                  strerror(errno));
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+static int httpd_watch(int epfd, int fd, void *tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Set up this worker on its own thread (its httpc loop belongs to it). */
+static int httpd_worker_init(httpd_worker *w)
+{
+    httpd_t *d = w->srv;
+    const httpd_opts *o = d->opts;
     const union MHD_DaemonInfo *info;
+
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->hc = httpc_loop_new();
+    if (w->epfd < 0 || w->wakefd < 0 || w->hc == NULL)
+        return -1;
+    w->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, httpd_access, w,
+        MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 120u,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (o->max_conns ? o->max_conns : 4096u) / d->nworkers + 1,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
+        MHD_OPTION_UNESCAPE_CALLBACK, httpd_no_unescape, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
+        MHD_OPTION_END);
+    if (w->mhd == NULL)
+        return -1;
+    info = MHD_get_daemon_info(w->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == NULL ||
+        httpd_watch(w->epfd, info->epoll_fd, w->mhd) != 0 ||
+        httpd_watch(w->epfd, httpc_loop_fd(w->hc), w->hc) != 0 ||
+        httpd_watch(w->epfd, w->wakefd, &w->wakefd) != 0 ||
+        httpd_watch(w->epfd, d->stopfd, d) != 0)
+        return -1;
+    return 0;
+}
+
+static void httpd_worker_fini(httpd_worker *w)
+{
+    if (w->mhd) {
+        /* The listening socket is shared: not this daemon's to close. */
+        MHD_quiesce_daemon(w->mhd);
+        MHD_stop_daemon(w->mhd);
+    }
+    httpc_loop_free(w->hc);
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wakefd >= 0)
+        close(w->wakefd);
+}
+
+/* How long the worker may sleep: until MHD's next connection timeout or
+ * curl's next timer, whichever comes first. */
+static int httpd_worker_timeout(httpd_worker *w)
+{
+    MHD_UNSIGNED_LONG_LONG mt;
+    long ct = httpc_loop_timeout_ms(w->hc);
+    long t = 1000;
+
+    if (MHD_get_timeout(w->mhd, &mt) == MHD_YES && mt < (MHD_UNSIGNED_LONG_LONG)t)
+        t = (long)mt;
+    if (ct >= 0 && ct < t)
+        t = ct;
+    return (int)t;
+}
+
+static void *httpd_worker_main(void *arg)
+{
+    httpd_worker *w = arg;
+    httpd_t *d = w->srv;
+    int rc = httpd_worker_init(w);
+
+    pthread_mutex_lock(&d->start_mu);
+    if (rc == 0)
+        d->nready++;
+    else
+        d->nfailed++;
+    pthread_cond_broadcast(&d->start_cv);
+    pthread_mutex_unlock(&d->start_mu);
+    while (rc == 0 && !atomic_load(&d->stopping)) {
+        struct epoll_event ev[4];
+        int n = epoll_wait(w->epfd, ev, 4, httpd_worker_timeout(w));
+        for (int i = 0; i < n; i++)
+            if (ev[i].data.ptr == &w->wakefd) {
+                uint64_t v;
+                if (read(w->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    log_warn("httpd: wake read: %s", strerror(errno));
+            }
+        /* Requests in, handlers run (they may start upstream calls), then
+         * upstream answers in (their callbacks answer and resume requests),
+         * then MHD again, so those answers leave in this same pass. */
+        MHD_run(w->mhd);
+        httpc_loop_run(w->hc);
+        MHD_run(w->mhd);
+        if (d->on_pass)
+            d->on_pass(d->app);
+    }
+    httpd_worker_fini(w);
+    return NULL;
+}
+
+httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
+{
+    httpd_t *d = calloc(1, sizeof *d);
     unsigned threads = o->threads;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -178,36 +344,42 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
         threads = cores > 0 ? (unsigned)cores : 2;
     d->handler = h;
     d->app = app;
+    d->on_pass = o->on_pass;
+    d->opts = o;
     d->max_body = o->max_body ? o->max_body : HTTPD_DEFAULT_BODY;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(o->port);
-    if (inet_pton(AF_INET, o->bind ? o->bind : "127.0.0.1", &sa.sin_addr) != 1) {
-        log_error("httpd: bad bind address %s", o->bind);
-        free(d);
+    d->nworkers = threads;
+    pthread_mutex_init(&d->start_mu, NULL);
+    pthread_cond_init(&d->start_cv, NULL);
+    d->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    d->workers = calloc(threads, sizeof *d->workers);
+    d->listen_fd = d->stopfd < 0 ? -1 : httpd_listen(o, &d->port);
+    if (d->workers == NULL || d->listen_fd < 0) {
+        httpd_free(d);
         return NULL;
     }
-    d->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_TURBO | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, httpd_access, d,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 120u,
-        MHD_OPTION_CONNECTION_LIMIT, o->max_conns ? o->max_conns : 4096u,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
-        MHD_OPTION_UNESCAPE_CALLBACK, httpd_no_unescape, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
-        MHD_OPTION_END);
-    if (d->mhd == NULL) {
-        log_error("httpd: cannot listen on %s:%u",
-                  o->bind ? o->bind : "127.0.0.1", o->port);
-        free(d);
+    for (unsigned i = 0; i < threads; i++) {
+        httpd_worker *w = &d->workers[i];
+        w->srv = d;
+        w->epfd = w->wakefd = -1;
+        if (pthread_create(&w->thread, NULL, httpd_worker_main, w) != 0) {
+            pthread_mutex_lock(&d->start_mu);
+            d->nfailed++;
+            pthread_mutex_unlock(&d->start_mu);
+            continue;
+        }
+        w->started = 1;
+    }
+    pthread_mutex_lock(&d->start_mu);
+    while (d->nready + d->nfailed < threads)
+        pthread_cond_wait(&d->start_cv, &d->start_mu);
+    pthread_mutex_unlock(&d->start_mu);
+    d->opts = NULL;
+    if (d->nfailed) {
+        log_error("httpd: %u of %u workers did not start on port %u",
+                  d->nfailed, threads, d->port);
+        httpd_free(d);
         return NULL;
     }
-    info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    d->port = info ? info->port : o->port;
     return d;
 }
 
@@ -222,6 +394,29 @@ int httpd_drain(httpd_t *d, long timeout_ms)
     return 0;
 }
 
+/* Stop the workers (each frees its own daemon and loop), then the rest. */
+static void httpd_free(httpd_t *d)
+{
+    uint64_t one = 1;
+
+    atomic_store(&d->stopping, 1);
+    if (d->stopfd >= 0 && write(d->stopfd, &one, sizeof one) < 0)
+        log_warn("httpd: stop signal: %s", strerror(errno));
+    for (unsigned i = 0; d->workers && i < d->nworkers; i++) {
+        httpd_worker *w = &d->workers[i];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+    }
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
+    if (d->stopfd >= 0)
+        close(d->stopfd);
+    pthread_mutex_destroy(&d->start_mu);
+    pthread_cond_destroy(&d->start_cv);
+    free(d->workers);
+    free(d);
+}
+
 void httpd_stop(httpd_t *d)
 {
     if (d == NULL)
@@ -230,8 +425,12 @@ void httpd_stop(httpd_t *d)
     if (httpd_drain(d, 5000))
         log_error("httpd: %d requests still waiting at shutdown",
                   atomic_load(&d->pending));
-    MHD_stop_daemon(d->mhd);
-    free(d);
+    httpd_free(d);
+}
+
+httpc_loop *httpd_loop(const httpd_req *r)
+{
+    return r->worker->hc;
 }
 
 uint16_t httpd_port(const httpd_t *d)
@@ -431,8 +630,17 @@ void httpd_respond(httpd_req *r, unsigned status, const char *content_type,
     }
     r->status = status;
     r->resp = resp;
-    if (r->async)
+    if (r->async) {
+        httpd_worker *w = r->worker;
         MHD_resume_connection(r->conn); /* its lock publishes r->resp */
+        /* From another thread: the worker may be asleep in epoll_wait
+         * (libmicrohttpd does not wake an external loop itself). */
+        if (!pthread_equal(pthread_self(), w->thread)) {
+            uint64_t one = 1;
+            if (write(w->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+                log_warn("httpd: wake write: %s", strerror(errno));
+        }
+    }
 }
 
 void httpd_respond_json(httpd_req *r, unsigned status, cJSON *json,

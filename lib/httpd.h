@@ -1,11 +1,20 @@
 /* httpd: a small HTTP server over libmicrohttpd.
  *
- * One epoll thread pool (sized to the cores unless told otherwise) calls the
- * handler once per request, after the whole body has arrived (bodies over
- * max_body get 413 JSON without reaching the handler). The handler answers
- * with one httpd_respond* call, or calls httpd_suspend() and answers later,
- * from any thread, with the same httpd_respond* calls (the connection is then
- * resumed). Every request gets exactly one answer.
+ * A pool of worker threads (sized to the cores unless told otherwise) accept
+ * on one listening socket. Each runs its own event loop: a libmicrohttpd
+ * daemon in external-epoll mode and an httpc loop (httpd_loop), so that a
+ * handler can call another server without blocking its thread and without
+ * handing the request to another thread: the upstream answer arrives on the
+ * same thread, which answers the client in the same pass. Under load one
+ * wakeup then serves many connections, where a blocking call costs two
+ * context switches per request.
+ *
+ * The handler is called once per request, after the whole body has arrived
+ * (bodies over max_body get 413 JSON without reaching the handler). It
+ * answers with one httpd_respond* call, or calls httpd_suspend() and answers
+ * later, from any thread, with the same httpd_respond* calls (the connection
+ * is then resumed). Every request gets exactly one answer. A handler that
+ * blocks holds its worker's other connections: block only on fast calls.
  *
  * Paths are kept percent-encoded: split them with httpd_path_* and decode a
  * segment with httpd_decode(), so that a key may contain '/' as %2F.
@@ -15,6 +24,8 @@
  * as the request. */
 #ifndef KV_HTTPD_H
 #define KV_HTTPD_H
+
+#include "httpc.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -32,6 +43,9 @@ typedef struct httpd_opts {
                                than nginx's upstream keepalive_timeout (60 s) */
     size_t max_body;        /* default 1 MiB + 64 KiB */
     unsigned max_conns;     /* default 4096 */
+    /* Called by each worker after every pass of its loop (may be NULL):
+     * where a server finishes work it batched over the pass. */
+    void (*on_pass)(void *app);
 } httpd_opts;
 
 httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app);
@@ -41,6 +55,10 @@ int httpd_drain(httpd_t *d, long timeout_ms);
 /* Drains (up to 5 s), stops, joins the threads, frees. */
 void httpd_stop(httpd_t *d);
 uint16_t httpd_port(const httpd_t *d);
+
+/* The httpc loop of the worker running this request's handler: calls
+ * started on it from the handler call back on this thread. */
+httpc_loop *httpd_loop(const httpd_req *r);
 
 /* Request accessors. */
 const char *httpd_method(const httpd_req *r);
