@@ -1,7 +1,7 @@
 /* api: the public HTTP API (DESIGN §5). Stateless: reads go straight to the
- * shard the ring names (its primary, or R secondaries: quorum.h), blocking
- * a server thread for the round trip; writes go to the queue, suspended
- * while one of the httpc loops waits for a job when the client waits. */
+ * shard the ring names (its primary, or R secondaries: quorum.h), writes to
+ * the queue; every upstream call is asynchronous on the httpc loop of the
+ * worker thread that runs the request (upstream.h). */
 #ifndef KV_API_APP_H
 #define KV_API_APP_H
 
@@ -14,14 +14,9 @@
 
 #include <stdatomic.h>
 
-#define API_MAX_LOOPS 8
-
 typedef struct api_app {
     kv_config cfg;
     topo_watch *topo;
-    httpc_loop *loops[API_MAX_LOOPS];
-    unsigned nloops;
-    _Atomic unsigned next_loop;
     rl_t *rl;                 /* NULL when api.rate_limit is 0 */
     repair_t *repair;         /* background read repair (R >= 1), or NULL */
     struct gw *gw;            /* kv-api --lab: the lab gateway (gateway.h) */

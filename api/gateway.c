@@ -173,21 +173,16 @@ static void gw_done(httpc_resp *resp, void *ctx)
 static void gw_forward(api_call *c, const char *method, const void *body,
                        size_t len, long timeout_ms)
 {
-    api_app *a = c->app;
-    unsigned i = atomic_fetch_add(&a->next_loop, 1) % a->nloops;
     httpc_req req = {.method = method, .url = c->url, .body = body,
                      .body_len = len, .headers = c->hdrs,
                      .timeout_ms = timeout_ms};
+    int rc = api_call_async(c, &req, gw_done);
 
-    /* Suspended (pending) before looking at stopping: see api_upstream_start. */
-    httpd_suspend(c->r);
-    if (atomic_load(&a->stopping)) {
+    if (rc == -1) {
         gw_error(c, 503, "Retry-After: 1", "shutting_down",
                  "the gateway is stopping");
-        return;
-    }
-    if (httpc_async(a->loops[i], &req, gw_done, c) != 0) {
-        atomic_fetch_add(&a->gw->errors, 1);
+    } else if (rc != 0) {
+        atomic_fetch_add(&c->app->gw->errors, 1);
         gw_error(c, 503, "Retry-After: 1", "overloaded",
                  "the gateway could not start the call");
     }

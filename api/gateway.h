@@ -17,9 +17,9 @@
  * X-RateLimit-Remaining: 0; every other answer carries X-RateLimit-Limit and
  * X-RateLimit-Remaining too (while the limiter is on).
  *
- * Forwarded calls run on the app's httpc loops with the client request
- * suspended: a lab write waits for W slow followers (0.5 s each in the lab
- * profile), so it must not hold a server thread.
+ * Forwarded calls run on the worker's httpc loop with the client request
+ * suspended (api_call_async): a lab write waits for W slow followers (0.5 s
+ * each in the lab profile), so it must not hold a server thread.
  *
  * Ownership: gw_new allocates the gateway (the controller URL is copied);
  * gw_free frees it after the server has drained. */

@@ -79,12 +79,11 @@ static void api_read(api_call *c, const char *raw_key, size_t raw_len)
         snprintf(c->served_by, sizeof c->served_by, "%s", sh->primary);
     accept = httpd_header(c->r, "Accept");
     c->want_json = accept && strstr(accept, "application/json") != NULL;
-    /* The topology stays held until the read is answered: sh points in it. */
+    /* The read keeps the topology until it is answered: sh points in it. */
     if (r == 0)
-        quorum_read_primary(c, sh, raw_key, raw_len);
+        quorum_read_primary(c, t, sh, raw_key, raw_len);
     else
-        quorum_read(c, sh, raw_key, raw_len, r);
-    topo_put(t);
+        quorum_read(c, t, sh, raw_key, raw_len, r);
 }
 
 /* Writes: to the queue, same path under /internal/. by < 0 never reaches
@@ -112,7 +111,6 @@ static void api_write(api_call *c, const char *method, const char *raw_key,
         return;
     }
     /* Pass the client's wait on: Prefer as is, else ?sync=1. */
-    c->waits = wait_ms > 0;
     int prefer_wait = prefer && strstr(prefer, "wait=");
     const char *sync = wait_ms && !prefer_wait ? (is_incr ? "&sync=1" : "?sync=1") : "";
     char incr[40] = "";

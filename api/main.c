@@ -88,10 +88,6 @@ int main(int argc, char **argv)
                         (uint64_t)app.cfg.rate_window_ms, 100000);
     if (lab && (app.gw = gw_new(controller)) == NULL)
         return 1;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    app.nloops = cores < 1 ? 1 : cores > API_MAX_LOOPS ? API_MAX_LOOPS : (unsigned)cores;
-    for (unsigned i = 0; i < app.nloops; i++)
-        app.loops[i] = httpc_loop_start();
     /* The lab gateway forwards to the lab controller: no topology, no
      * shards, no read repair. */
     if (!lab)
@@ -105,13 +101,9 @@ int main(int argc, char **argv)
             log_warn("read repair thread did not start: stale replicas "
                      "wait for reconciliation");
     }
-    /* Reads block a server thread for one store round trip: twice the
-     * cores keeps both cores busy while some threads wait (measured best). */
-    unsigned threads = (unsigned)app.cfg.api_threads;
-    if (threads == 0)
-        threads = 2 * app.nloops;
+    /* No handler blocks: one worker thread per core (threads 0). */
     httpd_opts ho = {.bind = app.cfg.bind, .port = (uint16_t)port,
-                     .threads = threads,
+                     .threads = (unsigned)app.cfg.api_threads,
                      .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024};
     httpd_t *srv = httpd_start(&ho, api_handle, &app);
     if (srv == NULL)
@@ -131,8 +123,6 @@ int main(int argc, char **argv)
     httpd_drain(srv, lab ? gw_max_call_ms()
                          : app.cfg.upstream_timeout_ms + app.cfg.wait_max_ms);
     httpd_stop(srv);
-    for (unsigned i = 0; i < app.nloops; i++)
-        httpc_loop_stop(app.loops[i]);
     repair_stop(app.repair);
     topo_watch_stop(app.topo);
     rl_free(app.rl);

@@ -169,6 +169,57 @@ uint64_t quorum_stale_epoch(const httpc_resp *resp)
     return e;
 }
 
+/* ---- one read, asynchronous ----
+ *
+ * A read is a small state machine on its worker's httpc loop: every GET to a
+ * replica is started with qr_get and lands in qr_got, which decides what
+ * comes next (another replica, another round, or the answer). It holds the
+ * topology reference that sh points into until it ends. */
+
+typedef struct quorum_rep {
+    size_t idx;            /* which secondary */
+    char *url;
+    httpc_resp resp;
+    int answered;
+    uint64_t version;
+    int tomb;
+} quorum_rep;
+
+enum qr_phase {
+    QR_PRIMARY,            /* R = 0: the primary first */
+    QR_FALLBACK,           /* R = 0: secondaries one by one */
+    QR_PRIMARY_LAST,       /* R = 0: the suspect primary after all */
+    QR_ROUND               /* R >= 1: a round of parallel GETs */
+};
+
+typedef struct qread {
+    api_call *c;
+    topo_t *t;
+    const topo_shard *sh;
+    char *raw_key;
+    size_t raw_len;
+    unsigned r;
+    enum qr_phase phase;
+    size_t order[TOPO_MAX_SECONDARIES];
+    size_t n, next;        /* secondaries; the next one of order to ask */
+    size_t nrep, answered, outstanding;
+    httpc_resp presp;      /* R = 0: the primary's failed answer */
+    int have_primary;
+    quorum_rep reps[];     /* one per secondary asked, at most n */
+} qread;
+
+/* One GET in flight: which reply slot (reps index, or -1 the primary's) and
+ * the epoch it was sent at, for the one retry at a newer epoch. */
+typedef struct qget {
+    qread *q;
+    int slot;
+    const char *url;
+    uint64_t epoch;
+    int retried;
+} qget;
+
+static void qr_got(httpc_resp *resp, void *ctx);
+
 /* The headers of a read to a store: token and epoch. */
 static const char *const *quorum_hdrs(const api_app *a, const char **out,
                                       char *eh, size_t ehlen, uint64_t epoch)
@@ -182,29 +233,6 @@ static const char *const *quorum_hdrs(const api_app *a, const char **out,
     return out;
 }
 
-/* GET url into *resp at epoch; a 409 stale_epoch is asked once more at the
- * store's epoch. */
-static void quorum_get(api_call *c, const char *url, httpc_resp *resp,
-                       uint64_t epoch)
-{
-    const char *hdrs[3];
-    char eh[48];
-    httpc_req req = {.method = "GET", .url = url,
-                     .timeout_ms = c->app->cfg.upstream_timeout_ms};
-    uint64_t e;
-
-    req.headers = quorum_hdrs(c->app, hdrs, eh, sizeof eh, epoch);
-    httpc_do(&req, resp);
-    e = quorum_stale_epoch(resp);
-    if (e > epoch) {
-        metric_add(&m_epoch_retries, 1);
-        quorum_poke(c->app);
-        httpc_resp_free(resp);
-        req.headers = quorum_hdrs(c->app, hdrs, eh, sizeof eh, e);
-        httpc_do(&req, resp);
-    }
-}
-
 static char *quorum_url(const char *base, const char *raw_key, size_t raw_len)
 {
     char *u = NULL;
@@ -213,76 +241,163 @@ static char *quorum_url(const char *base, const char *raw_key, size_t raw_len)
     return u;
 }
 
-void quorum_read_primary(api_call *c, const topo_shard *sh,
-                         const char *raw_key, size_t raw_len)
+static void qr_free(qread *q)
 {
-    httpc_resp resp;
-    int have = 0;
+    for (size_t i = 0; i < q->nrep; i++) {
+        free(q->reps[i].url);
+        httpc_resp_free(&q->reps[i].resp);
+    }
+    httpc_resp_free(&q->presp);
+    topo_put(q->t);
+    free(q->raw_key);
+    free(q);
+}
 
-    memset(&resp, 0, sizeof resp);
+/* Answer the client from resp (kept by the caller) and end the read. */
+static void qr_finish(qread *q, httpc_resp *resp)
+{
+    api_upstream_finish(q->c, resp);
+    qr_free(q);
+}
+
+static void qr_fail(qread *q, unsigned status, const char *code, const char *msg)
+{
+    static const char *const h[] = {"Retry-After: 1", NULL};
+    httpd_error_h(q->c->r, status, h, code, "%s", msg);
+    api_call_free(q->c);
+    qr_free(q);
+}
+
+/* Start GET url at epoch; its answer goes to slot. 0, or -1 (nothing sent). */
+static int qr_get_at(qread *q, int slot, const char *url, uint64_t epoch,
+                     int retried)
+{
+    const char *hdrs[3];
+    char eh[48];
+    qget *g = malloc(sizeof *g);
+    httpc_req req = {.method = "GET", .url = url,
+                     .timeout_ms = q->c->app->cfg.upstream_timeout_ms};
+
+    if (g == NULL || url == NULL) {
+        free(g);
+        return -1;
+    }
+    *g = (qget){.q = q, .slot = slot, .url = url, .epoch = epoch,
+                .retried = retried};
+    req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch);
+    if (httpc_async(httpd_loop(q->c->r), &req, qr_got, g) != 0) {
+        free(g);
+        return -1;
+    }
+    q->outstanding++;
+    return 0;
+}
+
+static int qr_get(qread *q, int slot, const char *url)
+{
+    return qr_get_at(q, slot, url, q->c->epoch, 0);
+}
+
+static void qr_fallback_next(qread *q);
+static void qr_round(qread *q);
+
+/* R = 0: the first attempt at the primary, or a suspect primary skipped. */
+static void qr_start_primary(qread *q)
+{
+    const topo_shard *sh = q->sh;
+
+    q->phase = QR_PRIMARY;
     if (sh->primary) {
-        if (api_call_url(c, "%s/internal/kv/%.*s", sh->primary, (int)raw_len,
-                         raw_key)) {
-            api_call_free(c);
+        if (api_call_url(q->c, "%s/internal/kv/%.*s", sh->primary,
+                         (int)q->raw_len, q->raw_key)) {
+            api_call_free(q->c); /* answered 503 */
+            qr_free(q);
             return;
         }
         /* A primary that just timed out is asked last (after the
          * secondaries), not first: it may be paused or gone. */
         if (sh->nsecondaries == 0 || !quorum_suspect(sh->primary)) {
-            quorum_get(c, c->url, &resp, c->epoch);
-            if (resp.status != 0 && resp.status < 500) {
-                if (resp.status == 200 || resp.status == 404)
-                    quorum_mark(sh->primary, 1);
-                api_upstream_finish(c, &resp);
-                httpc_resp_free(&resp);
-                return;
-            }
-            if (resp.status == 0)
-                quorum_mark(sh->primary, 0);
-            quorum_poke(c->app);
-            have = 1;
-            log_debug("read %s: primary failed (%s): trying secondaries",
-                      c->url, resp.status ? "5xx" : resp.error);
-        }
-    }
-    for (size_t i = 0; i < sh->nsecondaries; i++) {
-        httpc_resp sr;
-        char *url = quorum_url(sh->secondaries[i], raw_key, raw_len);
-        if (url == NULL)
-            break;
-        memset(&sr, 0, sizeof sr);
-        quorum_get(c, url, &sr, c->epoch);
-        free(url);
-        if (sr.status == 0)
-            quorum_mark(sh->secondaries[i], 0);
-        if (sr.status == 200 || sr.status == 404) {
-            metric_add(&m_primary_fallback, 1);
-            snprintf(c->served_by, sizeof c->served_by,
-                     "%s; fallback=primary_unreachable", sh->secondaries[i]);
-            api_upstream_finish(c, &sr);
-            httpc_resp_free(&sr);
-            httpc_resp_free(&resp);
+            if (qr_get(q, -1, q->c->url) != 0)
+                qr_fail(q, 503, "overloaded", "the api could not start the read");
             return;
         }
-        httpc_resp_free(&sr);
     }
-    if (!have && sh->primary) {
+    q->phase = QR_FALLBACK;
+    qr_fallback_next(q);
+}
+
+/* R = 0: the next secondary in topology order, or the end of them. */
+static void qr_fallback_next(qread *q)
+{
+    const topo_shard *sh = q->sh;
+
+    while (q->next < sh->nsecondaries) {
+        quorum_rep *rp = &q->reps[q->nrep];
+        rp->idx = q->next++;
+        rp->url = quorum_url(sh->secondaries[rp->idx], q->raw_key, q->raw_len);
+        q->nrep++;
+        if (qr_get(q, (int)(q->nrep - 1), rp->url) == 0)
+            return;
+    }
+    if (!q->have_primary && sh->primary) {
         /* It was skipped as suspect and no secondary answered: ask it. */
-        quorum_get(c, c->url, &resp, c->epoch);
-        quorum_mark(sh->primary, resp.status == 200 || resp.status == 404);
-        have = 1;
+        q->phase = QR_PRIMARY_LAST;
+        if (qr_get(q, -1, q->c->url) == 0)
+            return;
     }
-    if (have) {
-        api_upstream_finish(c, &resp); /* the primary's answer as it is */
-        httpc_resp_free(&resp);
+    if (q->have_primary) {
+        qr_finish(q, &q->presp); /* the primary's answer as it is */
         return;
     }
-    static const char *const h[] = {"Retry-After: 1", NULL};
-    httpd_error_h(c->r, 503, h, "no_primary",
-                  "shard %u has no primary right now (failover under way) "
-                  "and no secondary answered",
-                  sh->id);
-    api_call_free(c);
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "shard %u has no primary right now (failover under way) and no "
+             "secondary answered", sh->id);
+    qr_fail(q, 503, "no_primary", msg);
+}
+
+static void qr_primary_got(qread *q, httpc_resp *resp)
+{
+    const topo_shard *sh = q->sh;
+
+    if (q->phase == QR_PRIMARY_LAST) {
+        quorum_mark(sh->primary, resp->status == 200 || resp->status == 404);
+        qr_finish(q, resp);
+        return;
+    }
+    if (resp->status != 0 && resp->status < 500) {
+        if (resp->status == 200 || resp->status == 404)
+            quorum_mark(sh->primary, 1);
+        qr_finish(q, resp);
+        return;
+    }
+    if (resp->status == 0)
+        quorum_mark(sh->primary, 0);
+    quorum_poke(q->c->app);
+    log_debug("read %s: primary failed (%s): trying secondaries", q->c->url,
+              resp->status ? "5xx" : resp->error);
+    q->presp = *resp; /* kept: the answer if no secondary does better */
+    resp->body = resp->headers = NULL;
+    q->have_primary = 1;
+    q->phase = QR_FALLBACK;
+    qr_fallback_next(q);
+}
+
+static void qr_fallback_got(qread *q, quorum_rep *rp, httpc_resp *resp)
+{
+    const topo_shard *sh = q->sh;
+    api_call *c = q->c;
+
+    if (resp->status == 0)
+        quorum_mark(sh->secondaries[rp->idx], 0);
+    if (resp->status == 200 || resp->status == 404) {
+        metric_add(&m_primary_fallback, 1);
+        snprintf(c->served_by, sizeof c->served_by,
+                 "%s; fallback=primary_unreachable", sh->secondaries[rp->idx]);
+        qr_finish(q, resp);
+        return;
+    }
+    qr_fallback_next(q);
 }
 
 /* Keep the order, but move the secondaries that just failed to the end. */
@@ -305,56 +420,6 @@ static void quorum_suspects_last(const topo_shard *sh, size_t *order, size_t n)
     memcpy(order, tmp, n * sizeof *order);
 }
 
-typedef struct quorum_rep {
-    size_t idx;            /* which secondary */
-    char *url;
-    httpc_resp resp;
-    int answered;
-    uint64_t version;
-    int tomb;
-} quorum_rep;
-
-/* Ask reps[0..k) in parallel (one request: on this thread's keep-alive
- * handle); 409 stale_epoch answers are asked again at the store's epoch. */
-static void quorum_fetch(api_call *c, quorum_rep *reps, size_t k)
-{
-    httpc_req reqs[TOPO_MAX_SECONDARIES];
-    httpc_resp resps[TOPO_MAX_SECONDARIES];
-    const char *hdrs[3];
-    char eh[48];
-    size_t n = 0, map[TOPO_MAX_SECONDARIES];
-
-    if (k == 1) {
-        if (reps[0].url)
-            quorum_get(c, reps[0].url, &reps[0].resp, c->epoch);
-        return;
-    }
-    quorum_hdrs(c->app, hdrs, eh, sizeof eh, c->epoch);
-    memset(reqs, 0, sizeof reqs);
-    memset(resps, 0, sizeof resps);
-    for (size_t i = 0; i < k; i++) {
-        if (reps[i].url == NULL)
-            continue;
-        reqs[n].method = "GET";
-        reqs[n].url = reps[i].url;
-        reqs[n].headers = hdrs;
-        reqs[n].timeout_ms = c->app->cfg.upstream_timeout_ms;
-        map[n++] = i;
-    }
-    httpc_parallel(reqs, resps, n, c->app->cfg.upstream_timeout_ms);
-    for (size_t j = 0; j < n; j++) {
-        quorum_rep *rp = &reps[map[j]];
-        rp->resp = resps[j];
-        uint64_t e = quorum_stale_epoch(&rp->resp);
-        if (e > c->epoch) {
-            metric_add(&m_epoch_retries, 1);
-            quorum_poke(c->app);
-            httpc_resp_free(&rp->resp);
-            quorum_get(c, rp->url, &rp->resp, e);
-        }
-    }
-}
-
 static void quorum_unavailable(api_call *c, size_t answered, unsigned r)
 {
     cJSON *o = cJSON_CreateObject();
@@ -373,83 +438,166 @@ static void quorum_unavailable(api_call *c, size_t answered, unsigned r)
     api_upstream_json(c, 503, o, "Retry-After: 1");
 }
 
-void quorum_read(api_call *c, const topo_shard *sh, const char *raw_key,
-                 size_t raw_len, unsigned r)
+/* R >= 1, every answer in: the newest wins; older replicas get repaired. */
+static void qr_conclude(qread *q)
 {
-    api_app *a = c->app;
-    size_t n = sh->nsecondaries, next = 0, answered = 0, nrep = 0;
-    size_t order[TOPO_MAX_SECONDARIES];
-    quorum_rep reps[TOPO_MAX_SECONDARIES];
-    int ordered = strcmp(a->cfg.quorum_policy, "ordered") == 0;
+    api_call *c = q->c;
+    const topo_shard *sh = q->sh;
     int win = -1;
     unsigned repairs = 0;
 
-    metric_add(&m_q_reads, 1);
-    memset(reps, 0, sizeof reps);
-    quorum_order(n, ordered, quorum_thread_rng(), order);
-    quorum_suspects_last(sh, order, n);
-    while (answered < r && next < n) {
-        size_t k = r - answered;
-        if (k > n - next)
-            k = n - next;
-        if (nrep > 0)
-            metric_add(&m_q_fallback_rounds, 1);
-        for (size_t j = 0; j < k; j++) {
-            quorum_rep *rp = &reps[nrep + j];
-            rp->idx = order[next + j];
-            rp->url = quorum_url(sh->secondaries[rp->idx], raw_key, raw_len);
-        }
-        quorum_fetch(c, &reps[nrep], k);
-        for (size_t j = 0; j < k; j++) {
-            quorum_rep *rp = &reps[nrep + j];
-            rp->answered = quorum_classify(&rp->resp, &rp->version, &rp->tomb);
-            if (rp->answered || rp->resp.status == 0)
-                quorum_mark(sh->secondaries[rp->idx], rp->answered);
-            if (rp->answered)
-                answered++;
-            else
-                log_debug("quorum read %s: no answer (%s)",
-                          rp->url ? rp->url : "?",
-                          rp->resp.status ? "error status" : rp->resp.error);
-        }
-        nrep += k;
-        next += k;
+    if (q->answered < q->r) {
+        quorum_unavailable(c, q->answered, q->r);
+        qr_free(q);
+        return;
     }
-    if (answered < r) {
-        quorum_unavailable(c, answered, r);
-        goto out;
-    }
-    for (size_t i = 0; i < nrep; i++) {
-        const quorum_rep *rp = &reps[i];
+    for (size_t i = 0; i < q->nrep; i++) {
+        const quorum_rep *rp = &q->reps[i];
         if (!rp->answered)
             continue;
-        if (win < 0 || rp->version > reps[win].version ||
-            (rp->version == reps[win].version && rp->resp.status == 200 &&
-             reps[win].resp.status != 200))
+        if (win < 0 || rp->version > q->reps[win].version ||
+            (rp->version == q->reps[win].version && rp->resp.status == 200 &&
+             q->reps[win].resp.status != 200))
             win = (int)i;
     }
-    if (reps[win].version > 0) {
-        const quorum_rep *w = &reps[win];
-        for (size_t i = 0; i < nrep; i++) {
-            const quorum_rep *rp = &reps[i];
+    quorum_rep *w = &q->reps[win];
+    if (w->version > 0) {
+        for (size_t i = 0; i < q->nrep; i++) {
+            const quorum_rep *rp = &q->reps[i];
             if (!rp->answered || rp->version >= w->version)
                 continue;
             metric_add(&m_q_stale_seen, 1);
-            if (repair_push(a->repair, sh->secondaries[rp->idx], c->epoch,
+            if (repair_push(c->app->repair, sh->secondaries[rp->idx], c->epoch,
                             w->tomb, c->key, c->klen, w->resp.body,
                             w->resp.len, w->version) == 0)
                 repairs++;
         }
     }
-    snprintf(c->served_by, sizeof c->served_by, "%s",
-             sh->secondaries[reps[win].idx]);
+    snprintf(c->served_by, sizeof c->served_by, "%s", sh->secondaries[w->idx]);
     snprintf(c->quorum_hdr, sizeof c->quorum_hdr,
-             "X-KV-Quorum: answered=%zu required=%u repairs=%u", answered, r,
-             repairs);
-    api_upstream_finish(c, &reps[win].resp);
-out:
-    for (size_t i = 0; i < nrep; i++) {
-        free(reps[i].url);
-        httpc_resp_free(&reps[i].resp);
+             "X-KV-Quorum: answered=%zu required=%u repairs=%u", q->answered,
+             q->r, repairs);
+    qr_finish(q, &w->resp);
+}
+
+/* R >= 1: ask as many more secondaries as answers are missing, in parallel;
+ * the round ends when all of them are in (qr_round_got). */
+static void qr_round(qread *q)
+{
+    size_t k = q->r - q->answered;
+
+    if (q->answered >= q->r || q->next >= q->n) {
+        qr_conclude(q);
+        return;
     }
+    if (k > q->n - q->next)
+        k = q->n - q->next;
+    if (q->nrep > 0)
+        metric_add(&m_q_fallback_rounds, 1);
+    for (size_t j = 0; j < k; j++) {
+        quorum_rep *rp = &q->reps[q->nrep];
+        rp->idx = q->order[q->next++];
+        rp->url = quorum_url(q->sh->secondaries[rp->idx], q->raw_key, q->raw_len);
+        q->nrep++;
+        /* One that cannot even start counts as not answering. */
+        qr_get(q, (int)(q->nrep - 1), rp->url);
+    }
+    if (q->outstanding == 0)
+        qr_round(q);
+}
+
+static void qr_round_got(qread *q, quorum_rep *rp)
+{
+    rp->answered = quorum_classify(&rp->resp, &rp->version, &rp->tomb);
+    if (rp->answered || rp->resp.status == 0)
+        quorum_mark(q->sh->secondaries[rp->idx], rp->answered);
+    if (rp->answered)
+        q->answered++;
+    else
+        log_debug("quorum read %s: no answer (%s)", rp->url ? rp->url : "?",
+                  rp->resp.status ? "error status" : rp->resp.error);
+    if (q->outstanding == 0)
+        qr_round(q);
+}
+
+static void qr_got(httpc_resp *resp, void *ctx)
+{
+    qget *g = ctx;
+    qread *q = g->q;
+    uint64_t e = quorum_stale_epoch(resp);
+
+    q->outstanding--;
+    /* A store at a newer epoch: the topology moved on and this api has not
+     * seen it yet. A read needs no fencing: ask once more at its epoch. */
+    if (e > g->epoch && !g->retried) {
+        metric_add(&m_epoch_retries, 1);
+        quorum_poke(q->c->app);
+        if (qr_get_at(q, g->slot, g->url, e, 1) == 0) {
+            free(g);
+            return;
+        }
+    }
+    int slot = g->slot;
+    free(g);
+    if (slot < 0) {
+        qr_primary_got(q, resp);
+        return;
+    }
+    quorum_rep *rp = &q->reps[slot];
+    if (q->phase != QR_ROUND) {
+        qr_fallback_got(q, rp, resp);
+        return;
+    }
+    rp->resp = *resp; /* kept until the read ends */
+    resp->body = resp->headers = NULL;
+    qr_round_got(q, rp);
+}
+
+static qread *qr_new(api_call *c, topo_t *t, const topo_shard *sh,
+                     const char *raw_key, size_t raw_len, unsigned r)
+{
+    /* Sized to the shard: most reads need no reply slot at all. */
+    qread *q = calloc(1, sizeof *q + sh->nsecondaries * sizeof q->reps[0]);
+
+    if (q == NULL || (q->raw_key = strndup(raw_key, raw_len)) == NULL) {
+        free(q);
+        topo_put(t);
+        httpd_error(c->r, 503, "overloaded", "out of memory");
+        api_call_free(c);
+        return NULL;
+    }
+    q->c = c;
+    q->t = t;
+    q->sh = sh;
+    q->raw_len = raw_len;
+    q->r = r;
+    q->n = sh->nsecondaries;
+    /* Suspended from here on: every answer comes from a callback. */
+    httpd_suspend(c->r);
+    return q;
+}
+
+void quorum_read_primary(api_call *c, topo_t *t, const topo_shard *sh,
+                         const char *raw_key, size_t raw_len)
+{
+    qread *q = qr_new(c, t, sh, raw_key, raw_len, 0);
+
+    if (q)
+        qr_start_primary(q);
+}
+
+void quorum_read(api_call *c, topo_t *t, const topo_shard *sh,
+                 const char *raw_key, size_t raw_len, unsigned r)
+{
+    qread *q = qr_new(c, t, sh, raw_key, raw_len, r);
+    int ordered;
+
+    if (q == NULL)
+        return;
+    metric_add(&m_q_reads, 1);
+    ordered = strcmp(c->app->cfg.quorum_policy, "ordered") == 0;
+    q->phase = QR_ROUND;
+    quorum_order(q->n, ordered, quorum_thread_rng(), q->order);
+    quorum_suspects_last(sh, q->order, q->n);
+    qr_round(q);
 }

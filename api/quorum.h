@@ -6,7 +6,7 @@
  *    5xx), or the shard has no primary, the first secondary that answers in
  *    topology order serves the read, and X-KV-Served-By says so:
  *    "<url>; fallback=primary_unreachable".
- *  - R >= 1: GET R secondaries in parallel (httpc_parallel): policy `any` =
+ *  - R >= 1: GET R secondaries in parallel: policy `any` =
  *    R in random order, `ordered` = the last R in topology (replica id)
  *    order. A secondary that does not answer (transport error, 5xx) is
  *    replaced by the next one of the same order (the rest shuffled for
@@ -26,12 +26,12 @@
  * yet) is asked once more with its epoch: a read needs no fencing, and the
  * newer store is the better source.
  *
- * All of it blocks the calling server thread (one round trip, or one
- * parallel round per fallback): cheaper here than a hand-off to a loop
- * thread (see api/upstream.c).
+ * Nothing blocks: the client request is suspended and every GET runs on the
+ * worker's httpc loop (httpd_loop); the last answer needed answers the
+ * client, on the same thread.
  *
- * Ownership: quorum_read* answer the client and free the call; sh belongs
- * to a topology the caller holds until they return. */
+ * Ownership: quorum_read* take the call and the topology reference t (sh
+ * points into it), answer the client, free the call and put t back. */
 #ifndef KV_API_QUORUM_H
 #define KV_API_QUORUM_H
 
@@ -45,11 +45,11 @@
 void quorum_metrics_register(void);
 
 /* R = 0: the primary, with the fallback above. */
-void quorum_read_primary(api_call *c, const topo_shard *sh,
+void quorum_read_primary(api_call *c, topo_t *t, const topo_shard *sh,
                          const char *raw_key, size_t raw_len);
 /* R >= 1. */
-void quorum_read(api_call *c, const topo_shard *sh, const char *raw_key,
-                 size_t raw_len, unsigned r);
+void quorum_read(api_call *c, topo_t *t, const topo_shard *sh,
+                 const char *raw_key, size_t raw_len, unsigned r);
 
 /* The order in which secondaries 0..n-1 are asked: the first min(r, n) are
  * the read set, the rest fallbacks. ordered: n-1, n-2, ..., 0; else a

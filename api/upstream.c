@@ -208,37 +208,31 @@ void api_upstream_finish(api_call *c, httpc_resp *resp)
     api_call_free(c);
 }
 
-void api_upstream_start(api_call *c, const char *method, const void *body,
-                        size_t len, long timeout_ms)
+int api_call_async(api_call *c, const httpc_req *req, httpc_done_fn cb)
 {
-    api_app *a = c->app;
-    unsigned i = atomic_fetch_add(&a->next_loop, 1) % a->nloops;
-    httpc_req req = {.method = method, .url = c->url, .body = body,
-                     .body_len = len, .headers = c->hdrs,
-                     .timeout_ms = timeout_ms};
-
-    /* A call that cannot wait long blocks this server thread on its own
-     * keep-alive connection: on this path a hand-off between threads (and
-     * the suspend/resume around it) costs more CPU than the call. Only
-     * writes that wait for their job (seconds) must not hold a thread. */
-    if (!c->waits) {
-        httpc_resp resp;
-        httpc_do(&req, &resp);
-        api_done(&resp, c);
-        httpc_resp_free(&resp);
-        return;
-    }
     /* Suspend (counted as pending) before looking at stopping: shutdown sets
      * stopping and then drains, so no call can slip past both. */
     httpd_suspend(c->r);
-    if (atomic_load(&a->stopping)) {
+    if (atomic_load(&c->app->stopping))
+        return -1;
+    return httpc_async(httpd_loop(c->r), req, cb, c) ? -2 : 0;
+}
+
+void api_upstream_start(api_call *c, const char *method, const void *body,
+                        size_t len, long timeout_ms)
+{
+    httpc_req req = {.method = method, .url = c->url, .body = body,
+                     .body_len = len, .headers = c->hdrs,
+                     .timeout_ms = timeout_ms};
+    int rc = api_call_async(c, &req, api_done);
+
+    if (rc == 0)
+        return;
+    if (rc == -1) {
         static const char *const h[] = {"Retry-After: 1", NULL};
         httpd_error_h(c->r, 503, h, "shutting_down", "this api is stopping");
-        api_call_free(c);
-        return;
-    }
-    if (httpc_async(a->loops[i], &req, api_done, c) != 0) {
+    } else {
         httpd_error(c->r, 503, "overloaded", "the api could not start the call");
-        api_call_free(c);
     }
+    api_call_free(c);
 }

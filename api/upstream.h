@@ -1,7 +1,9 @@
-/* api_upstream: one asynchronous call from the api to a store or the queue
- * on behalf of a suspended client request, and turning its answer into the
- * client's answer. Ownership: api_upstream_start takes the call (allocated by
- * api_call_new) and frees it after the client has been answered. */
+/* api_upstream: asynchronous calls from the api to a store or the queue on
+ * behalf of a suspended client request, on the httpc loop of the worker
+ * thread that runs the request (httpd_loop), and turning their answers into
+ * the client's answer. Ownership: api_upstream_start takes the call
+ * (allocated by api_call_new) and frees it after the client has been
+ * answered. */
 #ifndef KV_API_UPSTREAM_H
 #define KV_API_UPSTREAM_H
 
@@ -28,7 +30,6 @@ typedef struct api_call {
     uint32_t shard;
     uint64_t epoch;                /* the shard epoch the topology gave */
     int want_json;
-    int waits;                     /* a write waiting for its job: async */
     char *url;                     /* sized for the key (api_call_url) */
     char served_by[256];
     char quorum_hdr[96];           /* "X-KV-Quorum: ..." for the client, or "" */
@@ -47,6 +48,11 @@ int api_call_url(api_call *c, const char *fmt, ...)
 /* Add a "Name: value" header to the upstream request. */
 void api_call_header(api_call *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Suspend the client request and start req on its worker's loop, cb(resp,
+ * c) to follow on that thread. 0 started; -1 the api is stopping, -2 the
+ * call could not start: the request is suspended either way, the caller
+ * answers it. */
+int api_call_async(api_call *c, const httpc_req *req, httpc_done_fn cb);
 /* Suspend the client request and send method url with body (borrowed from
  * the client request). Answers 503 itself if the call cannot start. */
 void api_upstream_start(api_call *c, const char *method, const void *body,

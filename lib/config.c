@@ -109,7 +109,7 @@ static const cfg_field cfg_fields[] = {
     INT("api.count", "API_COUNT", api_count, 1, 64,
         "kv-api processes behind nginx"),
     INT("api.threads", "API_THREADS", api_threads, 0, 256,
-        "HTTP threads of an api (0: twice the cores)"),
+        "HTTP worker threads of an api (0: the cores)"),
     INT("api.rate_limit", "RATE_LIMIT", rate_limit, 0, 1000000000,
         "requests per client per window (0: no limit)"),
     INT("api.rate_window_ms", "RATE_WINDOW_MS", rate_window_ms, 1, 86400000,
