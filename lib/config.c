@@ -103,7 +103,7 @@ static const cfg_field cfg_fields[] = {
     INT("queue.dispatch_rate", "DISPATCH_RATE", dispatch_rate, 0, 100000000,
         "ops per second sent to the shards (0: no limit)"),
     INT("queue.threads", "QUEUE_THREADS", queue_threads, 0, 256,
-        "HTTP threads of the queue (0: 4 x cores; admission waits on the journal)"),
+        "HTTP worker threads of the queue (0: the cores)"),
     INT("queue.journal_map_mb", "JOURNAL_MAP_MB", journal_map_mb, 1, 1 << 20,
         "journal size limit (507 past it)"),
     INT("api.count", "API_COUNT", api_count, 1, 64,

@@ -57,7 +57,7 @@ typedef struct kv_config {
     int64_t stale_after_ms;    /* queue.stale_after_ms */
     int64_t stale_retry_max;   /* queue.stale_retry_max */
     int64_t dispatch_rate;     /* queue.dispatch_rate: ops/s to shards, 0 = no limit */
-    int64_t queue_threads;     /* queue.threads (0 = 4 x cores) */
+    int64_t queue_threads;     /* queue.threads (0 = cores) */
     int64_t journal_map_mb;    /* queue.journal_map_mb */
     /* api */
     int64_t api_count;         /* api.count: processes behind nginx */

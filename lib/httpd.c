@@ -34,6 +34,8 @@ typedef struct httpd_worker {
     httpc_loop *hc;
     int epfd;
     int wakefd;                /* eventfd: a request was answered elsewhere */
+    int resumed;               /* a request was answered on this thread in
+                                  this pass: the next pass starts at once */
     pthread_t thread;
     int started;
 } httpd_worker;
@@ -312,19 +314,22 @@ static void *httpd_worker_main(void *arg)
     pthread_mutex_unlock(&d->start_mu);
     while (rc == 0 && !atomic_load(&d->stopping)) {
         struct epoll_event ev[4];
-        int n = epoll_wait(w->epfd, ev, 4, httpd_worker_timeout(w));
+        int n = epoll_wait(w->epfd, ev, 4, w->resumed ? 0 : httpd_worker_timeout(w));
+
+        w->resumed = 0;
         for (int i = 0; i < n; i++)
             if (ev[i].data.ptr == &w->wakefd) {
                 uint64_t v;
                 if (read(w->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
                     log_warn("httpd: wake read: %s", strerror(errno));
             }
-        /* Requests in, handlers run (they may start upstream calls), then
+        /* Requests in and handlers run (they may start upstream calls),
          * upstream answers in (their callbacks answer and resume requests),
-         * then MHD again, so those answers leave in this same pass. */
+         * then the server's batched work for the requests of this pass
+         * (on_pass). Answers given on this thread leave with the next
+         * MHD_run, in a pass that starts at once (resumed). */
         MHD_run(w->mhd);
         httpc_loop_run(w->hc);
-        MHD_run(w->mhd);
         if (d->on_pass)
             d->on_pass(d->app);
     }
@@ -633,9 +638,12 @@ void httpd_respond(httpd_req *r, unsigned status, const char *content_type,
     if (r->async) {
         httpd_worker *w = r->worker;
         MHD_resume_connection(r->conn); /* its lock publishes r->resp */
-        /* From another thread: the worker may be asleep in epoll_wait
-         * (libmicrohttpd does not wake an external loop itself). */
-        if (!pthread_equal(pthread_self(), w->thread)) {
+        /* libmicrohttpd does not wake an external loop itself: on this
+         * thread, have the next pass start at once; from another thread,
+         * wake the worker. */
+        if (pthread_equal(pthread_self(), w->thread)) {
+            w->resumed = 1;
+        } else {
             uint64_t one = 1;
             if (write(w->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
                 log_warn("httpd: wake write: %s", strerror(errno));

@@ -45,14 +45,61 @@ void queue_http_notify(void *waiter, const wq_outcome *o)
     httpd_respond_json(r, o->state == WQ_APPLIED ? 200 : 202, j, NULL);
 }
 
+/* The admissions of this worker's current pass. They are journaled
+ * together when the pass ends (queue_http_flush, httpd's on_pass): one
+ * commit for all of them, and no thread blocked waiting for its own. */
+#define QUEUE_PASS_MAX 256
+static __thread httpd_req *queue_pass_req[QUEUE_PASS_MAX];
+static __thread wq_admission queue_pass[QUEUE_PASS_MAX];
+static __thread size_t queue_npass;
+
+static void queue_answer(httpd_req *r, const wq_admission *ad)
+{
+    const char *key = httpd_user(r);
+
+    if (ad->rc == WQ_OK) {
+        if (ad->waiter == NULL)
+            httpd_respond_json(r, 202,
+                               queue_job_reply(key, "queued", ad->job, ad->job),
+                               NULL);
+        return; /* a waiter hears from queue_http_notify */
+    }
+    if (ad->rc == WQ_FULL) {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        httpd_error_h(r, 429, h, "queue_full",
+                      "the %s queue is full; retry shortly", ad->full);
+    } else if (ad->rc == WQ_JOURNAL) {
+        httpd_error(r, 507, "journal_full",
+                    "the queue could not journal the write (disk or map full)");
+    } else {
+        static const char *const h[] = {"Retry-After: 1", NULL};
+        httpd_error_h(r, 503, h, "unavailable", "%s",
+                      ad->rc == WQ_NO_TOPOLOGY ? "the queue has no topology yet"
+                      : ad->rc == WQ_STOPPING  ? "the queue is shutting down"
+                                               : "out of memory");
+    }
+}
+
+void queue_http_flush(void *app)
+{
+    queue_app *a = app;
+    size_t n = queue_npass;
+
+    if (n == 0)
+        return;
+    queue_npass = 0;
+    wq_admit_many(a->wq, queue_pass, n);
+    for (size_t i = 0; i < n; i++)
+        queue_answer(queue_pass_req[i], &queue_pass[i]);
+}
+
 static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
 {
     char *key;
     size_t klen, vlen = 0;
     const void *val = NULL;
     int64_t delta = 0;
-    uint64_t wait_ms, job;
-    int rc;
+    uint64_t wait_ms;
 
     if (kvhttp_key(r, 2, (size_t)a->cfg->max_key_bytes, &key, &klen))
         return;
@@ -75,39 +122,18 @@ static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
         }
     }
     wait_ms = kvhttp_wait_ms(r, (uint64_t)a->cfg->wait_max_ms);
-    /* Suspend before admitting: the job may end before we return. */
-    if (wait_ms) {
-        httpd_set_user(r, key, free);
-        httpd_suspend(r);
-    }
-    wq_write w = {.op = op, .key = key, .klen = klen, .val = val,
-                  .vlen = vlen, .delta = delta};
-    const char *full = "main";
-    rc = wq_admit(a->wq, &w, wait_ms ? r : NULL, wait_ms, &job, &full);
-    if (rc == WQ_OK) {
-        if (!wait_ms) {
-            httpd_respond_json(r, 202, queue_job_reply(key, "queued", job, job),
-                               NULL);
-            free(key);
-        }
-        return;
-    }
-    if (!wait_ms)
-        free(key);
-    if (rc == WQ_FULL) {
-        static const char *const h[] = {"Retry-After: 1", NULL};
-        httpd_error_h(r, 429, h, "queue_full",
-                      "the %s queue is full; retry shortly", full);
-    } else if (rc == WQ_JOURNAL) {
-        httpd_error(r, 507, "journal_full",
-                    "the queue could not journal the write (disk or map full)");
-    } else {
-        static const char *const h[] = {"Retry-After: 1", NULL};
-        httpd_error_h(r, 503, h, "unavailable", "%s",
-                      rc == WQ_NO_TOPOLOGY ? "the queue has no topology yet"
-                      : rc == WQ_STOPPING  ? "the queue is shutting down"
-                                           : "out of memory");
-    }
+    /* The key lives with the request: the answer names it. The request is
+     * answered when the pass ends (or, waiting, when its job does). */
+    httpd_set_user(r, key, free);
+    httpd_suspend(r);
+    queue_pass_req[queue_npass] = r;
+    queue_pass[queue_npass++] = (wq_admission){
+        .w = {.op = op, .key = key, .klen = klen, .val = val, .vlen = vlen,
+              .delta = delta},
+        .waiter = wait_ms ? r : NULL,
+        .wait_ms = wait_ms};
+    if (queue_npass == QUEUE_PASS_MAX)
+        queue_http_flush(a);
 }
 
 static void queue_job(httpd_req *r, queue_app *a)

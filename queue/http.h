@@ -13,6 +13,9 @@ typedef struct queue_app {
 } queue_app;
 
 void queue_http_handle(httpd_req *r, void *app);
+/* httpd's on_pass: journal and answer the writes this worker took in its
+ * pass (queue_http_handle collects them). */
+void queue_http_flush(void *app);
 /* The wq_notify_fn that answers a waiting request. */
 void queue_http_notify(void *waiter, const wq_outcome *o);
 

@@ -237,40 +237,63 @@ static void jnl_lead(jnl_t *j)
     pthread_cond_broadcast(&j->done);
 }
 
-/* Hand in one change and, if wait, return once it is durable. */
-static int jnl_submit(jnl_t *j, jnl_pend *p, int wait)
+/* Hand in n changes (linked through next) and, if wait, return once they
+ * are durable; rcs (when given) gets 0 or -1 for each. */
+static void jnl_submit(jnl_t *j, jnl_pend *first, size_t n, int wait, int *rcs)
 {
+    jnl_pend *last = first;
     uint64_t mine;
-    int rc = 0;
 
+    while (last->next)
+        last = last->next;
     pthread_mutex_lock(&j->mu);
     if (j->tail)
-        j->tail->next = p;
+        j->tail->next = first;
     else
-        j->head = p;
-    j->tail = p;
-    mine = ++j->queued;
-    while (wait && j->committed < mine) {
+        j->head = first;
+    j->tail = last;
+    mine = j->queued + 1; /* the first of ours */
+    j->queued += n;
+    while (wait && j->committed < mine + n - 1) {
         if (j->committing) {
             pthread_cond_wait(&j->done, &j->mu);
             continue;
         }
         jnl_lead(j);
     }
-    if (wait && mine >= j->fail_lo && mine <= j->fail_hi)
-        rc = -1;
+    for (size_t i = 0; rcs && i < n; i++)
+        rcs[i] = mine + i >= j->fail_lo && mine + i <= j->fail_hi ? -1 : 0;
     pthread_mutex_unlock(&j->mu);
-    return rc;
 }
 
 int jnl_append(jnl_t *j, jnl_rec *r)
 {
-    jnl_pend *p = calloc(1, sizeof *p);
+    int rc;
+    return jnl_append_many(j, &r, 1, &rc) == 0 ? rc : -1;
+}
 
-    if (p == NULL)
-        return -1;
-    p->rec = r;
-    return jnl_submit(j, p, 1);
+int jnl_append_many(jnl_t *j, jnl_rec *const *recs, size_t n, int *rcs)
+{
+    jnl_pend *first = NULL, **tail = &first;
+
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        jnl_pend *p = calloc(1, sizeof *p);
+        if (p == NULL) {
+            while (first) {
+                jnl_pend *nx = first->next;
+                free(first);
+                first = nx;
+            }
+            return -1;
+        }
+        p->rec = recs[i];
+        *tail = p;
+        tail = &p->next;
+    }
+    jnl_submit(j, first, n, 1, rcs);
+    return 0;
 }
 
 void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n)
@@ -280,7 +303,7 @@ void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n)
         if (p == NULL)
             return; /* replayed later: a no-op at the store by version */
         p->id = ids[i];
-        jnl_submit(j, p, 0);
+        jnl_submit(j, p, 1, 0, NULL);
     }
 }
 

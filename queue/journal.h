@@ -45,6 +45,11 @@ void jnl_close(jnl_t *j);
  * rec->id is set. 0, or -1 (journal full or I/O: not committed). rec and
  * what it points to must stay valid until then (the caller waits anyway). */
 int jnl_append(jnl_t *j, jnl_rec *rec);
+/* The same for n records handed in together (one server pass's worth):
+ * they join the same group where they can. rcs[i]: 0, or -1 for a record
+ * that was not committed. Returns -1 only when nothing was handed in (out
+ * of memory). */
+int jnl_append_many(jnl_t *j, jnl_rec *const *recs, size_t n, int *rcs);
 /* Queue the deletion of ended jobs; done with a later group (no wait). */
 void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n);
 /* Call fn for every record, in id order (before the queue starts). */

@@ -77,12 +77,12 @@ int main(int argc, char **argv)
         return 1;
     }
     queue_app app = {.cfg = &cfg, .wq = wq, .topo = topo};
-    /* Admission waits for its journal group: more threads, bigger groups. */
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned threads = cfg.queue_threads ? (unsigned)cfg.queue_threads
-                                         : 4 * (unsigned)(cores > 0 ? cores : 1);
-    httpd_opts ho = {.bind = cfg.bind, .port = (uint16_t)port, .threads = threads,
-                     .max_body = (size_t)cfg.max_value_bytes + 64 * 1024};
+    /* A worker journals the writes of a whole pass at once (on_pass), so
+     * one worker per core (threads 0) keeps every core busy. */
+    httpd_opts ho = {.bind = cfg.bind, .port = (uint16_t)port,
+                     .threads = (unsigned)cfg.queue_threads,
+                     .max_body = (size_t)cfg.max_value_bytes + 64 * 1024,
+                     .on_pass = queue_http_flush};
     httpd_t *srv = httpd_start(&ho, queue_http_handle, &app);
     if (srv == NULL) {
         wq_stop(wq);

@@ -493,6 +493,7 @@ typedef struct wq_pending {
     void *waiter;
     uint64_t wait_ms;
     int over;
+    enum wq_class charged;     /* the capacity it holds */
     int rc;
 } wq_pending;
 
@@ -561,59 +562,107 @@ static void wq_committed(void *arg, jnl_rec *const *recs, size_t n)
     pthread_mutex_unlock(&q->mu);
 }
 
+void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
+{
+    topo_t *t = topo_watch_get(q->topo);
+    wq_pending *ps = calloc(n, sizeof *ps);
+    jnl_rec *recs = calloc(n, sizeof *recs);
+    jnl_rec **rp = calloc(n, sizeof *rp);
+    int *rcs = calloc(n, sizeof *rcs);
+    size_t *which = calloc(n, sizeof *which); /* rp[k] is as[which[k]] */
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        as[i].rc = WQ_OK;
+    if (ps == NULL || recs == NULL || rp == NULL || rcs == NULL || which == NULL) {
+        for (size_t i = 0; i < n; i++)
+            as[i].rc = WQ_NOMEM;
+        goto out;
+    }
+    /* Route each write and make its job. */
+    for (size_t i = 0; i < n; i++) {
+        wq_admission *a = &as[i];
+        wq_pending *p = &ps[i];
+        uint32_t shard = t ? ring_lookup(t->ring, a->w.key, a->w.klen) : 0;
+
+        if (t == NULL || shard >= WQ_MAX_SHARDS) {
+            a->rc = WQ_NO_TOPOLOGY;
+            continue;
+        }
+        *p = (wq_pending){.w = &a->w, .waiter = a->waiter,
+                          .wait_ms = a->wait_ms, .rc = WQ_OK};
+        if (q->key_rate)
+            p->over = !rl_check(q->key_rate, a->w.key, clock_mono_ms()).allowed;
+        if ((p->job = wq_job_new(&a->w, shard)) == NULL ||
+            (a->waiter && (p->wt = calloc(1, sizeof *p->wt)) == NULL)) {
+            a->rc = WQ_NOMEM;
+            continue;
+        }
+        p->job->charged = p->charged = p->over ? WQ_EXCESS : WQ_MAIN;
+    }
+    /* Hold a place for each, then journal them together (the group's
+     * leader queues the jobs: wq_committed). */
+    pthread_mutex_lock(&q->mu);
+    for (size_t i = 0; i < n; i++) {
+        wq_admission *a = &as[i];
+        wq_pending *p = &ps[i];
+        if (a->rc != WQ_OK)
+            continue;
+        enum wq_class charged = p->charged;
+        if (q->stopping || q->charged[charged] >= q->cap[charged]) {
+            a->rc = q->stopping ? WQ_STOPPING : WQ_FULL;
+            metric_add(&m_rejected, a->rc == WQ_FULL);
+            a->full = wq_class_names[charged];
+            continue;
+        }
+        q->charged[charged]++; /* held until the job ends */
+        recs[k] = (jnl_rec){.op = a->w.op, .delta = a->w.delta,
+                            .key = a->w.key, .klen = a->w.klen,
+                            .val = a->w.val, .vlen = a->w.vlen, .ctx = p};
+        rp[k] = &recs[k];
+        which[k++] = i;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (k && jnl_append_many(q->jnl, rp, k, rcs) != 0)
+        for (size_t m = 0; m < k; m++)
+            rcs[m] = -1;
+    for (size_t m = 0; m < k; m++) {
+        wq_admission *a = &as[which[m]];
+        a->rc = rcs[m] != 0 ? WQ_JOURNAL : ps[which[m]].rc;
+        if (a->rc == WQ_OK) {
+            a->job = recs[m].id;
+            continue;
+        }
+        pthread_mutex_lock(&q->mu);
+        q->charged[ps[which[m]].charged]--;
+        pthread_mutex_unlock(&q->mu);
+    }
+out:
+    for (size_t i = 0; ps && i < n; i++) {
+        if (ps[i].job)
+            free(ps[i].job->key);
+        free(ps[i].job);
+        free(ps[i].wt);
+    }
+    topo_put(t);
+    free(ps);
+    free(recs);
+    free(rp);
+    free(rcs);
+    free(which);
+}
+
 int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
              uint64_t *job_out, const char **full)
 {
-    topo_t *t = topo_watch_get(q->topo);
-    wq_pending p = {.w = w, .waiter = waiter, .wait_ms = wait_ms, .rc = WQ_OK};
-    enum wq_class charged;
-    uint32_t shard;
-    int rc;
+    wq_admission a = {.w = *w, .waiter = waiter, .wait_ms = wait_ms};
 
-    if (t == NULL)
-        return WQ_NO_TOPOLOGY;
-    shard = ring_lookup(t->ring, w->key, w->klen);
-    topo_put(t);
-    if (shard >= WQ_MAX_SHARDS)
-        return WQ_NO_TOPOLOGY;
-    if (q->key_rate)
-        p.over = !rl_check(q->key_rate, w->key, clock_mono_ms()).allowed;
-    charged = p.over ? WQ_EXCESS : WQ_MAIN;
-    if ((p.job = wq_job_new(w, shard)) == NULL ||
-        (waiter && (p.wt = calloc(1, sizeof *p.wt)) == NULL)) {
-        rc = WQ_NOMEM;
-        goto out;
-    }
-    p.job->charged = charged;
-
-    /* Hold a place, then journal (the group's leader queues the job). */
-    pthread_mutex_lock(&q->mu);
-    if (q->stopping || q->charged[charged] >= q->cap[charged]) {
-        rc = q->stopping ? WQ_STOPPING : WQ_FULL;
-        pthread_mutex_unlock(&q->mu);
-        metric_add(&m_rejected, rc == WQ_FULL);
-        *full = wq_class_names[charged];
-        goto out;
-    }
-    q->charged[charged]++; /* held until the job ends */
-    pthread_mutex_unlock(&q->mu);
-
-    jnl_rec rec = {.op = w->op, .delta = w->delta, .key = w->key,
-                   .klen = w->klen, .val = w->val, .vlen = w->vlen, .ctx = &p};
-    rc = jnl_append(q->jnl, &rec) != 0 ? WQ_JOURNAL : p.rc;
-    if (rc != WQ_OK) {
-        pthread_mutex_lock(&q->mu);
-        q->charged[charged]--;
-        pthread_mutex_unlock(&q->mu);
-        goto out;
-    }
-    *job_out = rec.id;
-out:
-    if (p.job)
-        free(p.job->key);
-    free(p.job);
-    free(p.wt);
-    return rc;
+    wq_admit_many(q, &a, 1);
+    if (a.rc == WQ_OK)
+        *job_out = a.job;
+    if (a.rc == WQ_FULL)
+        *full = a.full;
+    return a.rc;
 }
 
 /* ---- dispatch ------------------------------------------------------------- */

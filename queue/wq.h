@@ -75,8 +75,21 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
 /* Stops dispatching; answers every waiter (as still queued); frees. What is
  * still queued stays in the journal for the next start. */
 void wq_stop(wq_t *q);
-/* waiter (or NULL) is notified once, within wait_ms. On WQ_FULL, *full
- * names the FIFO that is full ("main", "excess" or "stale"). */
+/* One write to admit, and what became of it. */
+typedef struct wq_admission {
+    wq_write w;                /* in: borrowed until wq_admit_many returns */
+    void *waiter;              /* in: or NULL; notified once, within wait_ms */
+    uint64_t wait_ms;
+    int rc;                    /* out: enum wq_admit_rc */
+    uint64_t job;              /* out: the job id (= version) when WQ_OK */
+    const char *full;          /* out: WQ_FULL: the FIFO that is full
+                                  ("main", "excess" or "stale") */
+} wq_admission;
+
+/* Admit n writes with one journal commit where they fit in one group (a
+ * server pass's worth: see queue/http.c); returns once they are durable. */
+void wq_admit_many(wq_t *q, wq_admission *as, size_t n);
+/* One write: wq_admit_many of one. */
 int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
              uint64_t *job_out, const char **full);
 /* The job as JSON (caller deletes) or NULL when unknown. */
