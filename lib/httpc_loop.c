@@ -73,6 +73,7 @@ typedef struct hl_job {
 } hl_job;
 
 enum hl_rstate { HL_STATUS_HEAD, HL_BODY_LEN, HL_BODY_CHUNKED, HL_BODY_EOF };
+enum hl_chunk { HL_CH_SIZE, HL_CH_DATA, HL_CH_DATA_END, HL_CH_TRAILER };
 
 struct hl_conn {
     int fd;
@@ -88,6 +89,7 @@ struct hl_conn {
     size_t head_end;               /* offset of the body in buf */
     long status;
     size_t body_want;              /* HL_BODY_LEN: bytes of body expected */
+    enum hl_chunk chunk_state;     /* HL_BODY_CHUNKED: where in a chunk */
     size_t chunk_left;             /* HL_BODY_CHUNKED: bytes left in chunk */
     size_t scan;                   /* HL_BODY_CHUNKED: parse position */
     char *body;                    /* HL_BODY_CHUNKED: decoded body */
@@ -198,6 +200,7 @@ static void hl_conn_reset_read(hl_conn *c)
     c->head_end = 0;
     c->status = 0;
     c->body_want = 0;
+    c->chunk_state = HL_CH_SIZE;
     c->chunk_left = 0;
     c->scan = 0;
     c->body = NULL;
@@ -367,6 +370,16 @@ static int hl_buf_reserve(char **b, size_t *cap, size_t need)
     return 0;
 }
 
+/* Does p[0..n) contain word (any case)? */
+static int hl_has_word(const char *p, size_t n, const char *word)
+{
+    size_t w = strlen(word);
+    for (size_t i = 0; i + w <= n; i++)
+        if (strncasecmp(p + i, word, w) == 0)
+            return 1;
+    return 0;
+}
+
 /* Parse the status line and headers once "\r\n\r\n" is in; 1 parsed, 0 need
  * more, -1 malformed. */
 static int hl_parse_head(hl_conn *c)
@@ -391,11 +404,9 @@ static int hl_parse_head(hl_conn *c)
             c->body_want = strtoull(line + 15, NULL, 10);
             have_len = 1;
         } else if (ll > 18 && strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
-            chunked = strcasestr(line + 18, "chunked") != NULL &&
-                      (size_t)(strcasestr(line + 18, "chunked") - line) < ll;
+            chunked = hl_has_word(line + 18, ll - 18, "chunked");
         } else if (ll > 11 && strncasecmp(line, "Connection:", 11) == 0) {
-            const char *cl = strcasestr(line + 11, "close");
-            c->close_after = cl && (size_t)(cl - line) < ll;
+            c->close_after = hl_has_word(line + 11, ll - 11, "close");
         }
         p = eol;
     }
@@ -424,7 +435,23 @@ static int hl_parse_head(hl_conn *c)
 static int hl_parse_chunks(hl_conn *c)
 {
     for (;;) {
-        if (c->chunk_left > 0) {
+        char *eol;
+        switch (c->chunk_state) {
+        case HL_CH_SIZE: {
+            char *endp;
+            unsigned long long sz;
+            eol = memmem(c->buf + c->scan, c->len - c->scan, "\r\n", 2);
+            if (eol == NULL)
+                return c->len - c->scan > 64 ? -1 : 0;
+            sz = strtoull(c->buf + c->scan, &endp, 16); /* ";ext" ignored */
+            if (endp == c->buf + c->scan || sz > HTTPC_MAX_RESP_BODY)
+                return -1;
+            c->scan = (size_t)(eol - c->buf) + 2;
+            c->chunk_left = (size_t)sz;
+            c->chunk_state = sz ? HL_CH_DATA : HL_CH_TRAILER;
+            break;
+        }
+        case HL_CH_DATA: {
             size_t avail = c->len - c->scan;
             size_t n = avail < c->chunk_left ? avail : c->chunk_left;
             if (n == 0)
@@ -436,33 +463,28 @@ static int hl_parse_chunks(hl_conn *c)
             c->body_len += n;
             c->scan += n;
             c->chunk_left -= n;
-            if (c->chunk_left > 0)
-                return 0;
-            c->chunk_left = (size_t)-1; /* the CRLF after the data */
+            if (c->chunk_left == 0)
+                c->chunk_state = HL_CH_DATA_END;
+            break;
         }
-        char *eol = memmem(c->buf + c->scan, c->len - c->scan, "\r\n", 2);
-        if (eol == NULL)
-            return 0;
-        if (c->chunk_left == (size_t)-1) {
-            c->chunk_left = 0;
+        case HL_CH_DATA_END:
+            if (c->len - c->scan < 2)
+                return 0;
+            if (memcmp(c->buf + c->scan, "\r\n", 2) != 0)
+                return -1;
+            c->scan += 2;
+            c->chunk_state = HL_CH_SIZE;
+            break;
+        case HL_CH_TRAILER:
+            /* Trailer lines, if any, then an empty line. */
+            eol = memmem(c->buf + c->scan, c->len - c->scan, "\r\n", 2);
+            if (eol == NULL)
+                return 0;
+            if (eol == c->buf + c->scan)
+                return 1;
             c->scan = (size_t)(eol - c->buf) + 2;
-            continue;
+            break;
         }
-        char *endp;
-        unsigned long long sz = strtoull(c->buf + c->scan, &endp, 16);
-        if (endp == c->buf + c->scan)
-            return -1;
-        c->scan = (size_t)(eol - c->buf) + 2;
-        if (sz == 0) {
-            /* Trailers, if any, end with an empty line. */
-            char *fin = memmem(c->buf + c->scan - 2, c->len - c->scan + 2,
-                               "\r\n\r\n", 4);
-            if (fin == NULL && !(c->len - c->scan >= 2 &&
-                                 memcmp(c->buf + c->scan, "\r\n", 2) == 0))
-                return 0;
-            return 1;
-        }
-        c->chunk_left = (size_t)sz;
     }
 }
 

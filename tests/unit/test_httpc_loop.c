@@ -1,0 +1,435 @@
+/* Unit tests for the event-loop HTTP client (lib/httpc_loop.c, httpc.h):
+ * against a scripted peer on a loopback socket, the framings it must read
+ * (Content-Length, chunked, end of connection), keep-alive reuse, the one
+ * retry when the server closed a kept-alive connection, refused connections,
+ * timeouts, malformed answers, and requests submitted from another thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "httpc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PEER_MAX 8
+
+/* A server that answers the n-th request it reads with answers[n]. */
+typedef struct peer {
+    int lfd;
+    uint16_t port;
+    pthread_t th;
+    const char *answers[PEER_MAX];
+    int close_after[PEER_MAX];  /* close the connection after answer n */
+    int trickle;                /* send answers in 3-byte pieces */
+    int silent;                 /* read requests, never answer */
+    _Atomic int stop;
+    _Atomic int accepts;
+    _Atomic int served;
+    char req[PEER_MAX][2048];   /* what each request looked like */
+} peer;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read one request (headers, then Content-Length bytes); 0 or -1 at EOF. */
+static int peer_read_request(peer *p, int fd, char *out, size_t cap)
+{
+    size_t len = 0;
+    char *end = NULL;
+    long clen = 0;
+
+    while (!atomic_load(&p->stop)) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        ssize_t n = recv(fd, out + len, cap - len - 1, 0);
+        if (n <= 0)
+            return -1;
+        len += (size_t)n;
+        out[len] = '\0';
+        if (end == NULL && (end = strstr(out, "\r\n\r\n")) != NULL) {
+            const char *cl = strcasestr(out, "Content-Length:");
+            clen = cl && cl < end ? strtol(cl + 15, NULL, 10) : 0;
+        }
+        if (end && len >= (size_t)(end - out) + 4 + (size_t)clen)
+            return 0;
+    }
+    return -1;
+}
+
+static void peer_send(peer *p, int fd, const char *s)
+{
+    size_t len = strlen(s);
+    for (size_t off = 0; off < len;) {
+        size_t n = p->trickle ? 3 : len - off;
+        if (n > len - off)
+            n = len - off;
+        if (send(fd, s + off, n, MSG_NOSIGNAL) < 0)
+            return;
+        off += n;
+        if (p->trickle)
+            usleep(2000);
+    }
+}
+
+static void *peer_main(void *arg)
+{
+    peer *p = arg;
+
+    while (!atomic_load(&p->stop)) {
+        struct pollfd pf = {.fd = p->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        int fd = accept(p->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        atomic_fetch_add(&p->accepts, 1);
+        for (;;) {
+            int i = atomic_load(&p->served);
+            if (i >= PEER_MAX ||
+                peer_read_request(p, fd, p->req[i], sizeof p->req[i]) != 0)
+                break;
+            if (p->silent) {
+                while (!atomic_load(&p->stop))
+                    usleep(10000);
+                break;
+            }
+            if (p->answers[i] == NULL)
+                break;
+            peer_send(p, fd, p->answers[i]);
+            atomic_fetch_add(&p->served, 1);
+            if (p->close_after[i])
+                break;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static peer *peer_start(void)
+{
+    peer *p = calloc(1, sizeof *p);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof sa;
+
+    assert_non_null(p);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(p->lfd >= 0);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(p->lfd, 16), 0);
+    getsockname(p->lfd, (struct sockaddr *)&sa, &sl);
+    p->port = ntohs(sa.sin_port);
+    return p;
+}
+
+static void peer_go(peer *p)
+{
+    assert_int_equal(pthread_create(&p->th, NULL, peer_main, p), 0);
+}
+
+static void peer_stop(peer *p)
+{
+    atomic_store(&p->stop, 1);
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+    free(p);
+}
+
+/* What a callback saw. */
+typedef struct result {
+    int done;
+    long status;
+    char body[256];
+    size_t len;
+    char version[32];
+    char error[256];
+} result;
+
+static void on_done(httpc_resp *resp, void *ctx)
+{
+    result *r = ctx;
+    r->done = 1;
+    r->status = resp->status;
+    r->len = resp->len;
+    if (resp->body)
+        snprintf(r->body, sizeof r->body, "%.*s", (int)resp->len, resp->body);
+    if (!httpc_resp_header(resp, "X-KV-Version", r->version, sizeof r->version))
+        r->version[0] = '\0';
+    snprintf(r->error, sizeof r->error, "%s", resp->error);
+}
+
+/* Run the loop on this thread until r is done or ms pass. */
+static void run_until(httpc_loop *l, result *r, long ms)
+{
+    int64_t end = now_ms() + ms;
+    while (!r->done && now_ms() < end) {
+        struct pollfd pf = {.fd = httpc_loop_fd(l), .events = POLLIN};
+        long t = httpc_loop_timeout_ms(l);
+        poll(&pf, 1, t < 0 || t > 50 ? 50 : (int)t);
+        httpc_loop_run(l);
+    }
+}
+
+static void request(httpc_loop *l, peer *p, const char *method, const char *path,
+                    const char *body, long timeout_ms, result *r)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", p->port, path);
+    httpc_req req = {.method = method, .url = url, .body = body,
+                     .body_len = body ? strlen(body) : 0, .timeout_ms = timeout_ms};
+    memset(r, 0, sizeof *r);
+    assert_int_equal(httpc_async(l, &req, on_done, r), 0);
+    /* Never called back from within httpc_async itself. */
+    assert_false(r->done);
+}
+
+static void test_content_length_and_request_shape(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    p->answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-KV-Version: 7\r\n\r\nhello";
+    peer_go(p);
+    request(l, p, "PUT", "/internal/kv/a%2Fb", "abc", 2000, &r);
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "hello");
+    assert_string_equal(r.version, "7");
+    assert_non_null(strstr(p->req[0], "PUT /internal/kv/a%2Fb HTTP/1.1\r\n"));
+    assert_non_null(strstr(p->req[0], "Content-Length: 3\r\n"));
+    assert_non_null(strstr(p->req[0], "\r\n\r\nabc"));
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_chunked_in_pieces(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    p->answers[0] = "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    p->trickle = 1;
+    peer_go(p);
+    request(l, p, "GET", "/x", NULL, 5000, &r);
+    run_until(l, &r, 6000);
+    assert_true(r.done);
+    if (r.status != 404)
+        fail_msg("status %ld: %s", r.status, r.error);
+    assert_string_equal(r.body, "hello world");
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_body_until_close(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    p->answers[0] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it";
+    p->close_after[0] = 1;
+    peer_go(p);
+    request(l, p, "GET", "/x", NULL, 2000, &r);
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "all of it");
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_keepalive_reuses_one_connection(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    p->answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1";
+    p->answers[1] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2";
+    peer_go(p);
+    request(l, p, "GET", "/1", NULL, 2000, &r);
+    run_until(l, &r, 3000);
+    assert_string_equal(r.body, "1");
+    request(l, p, "GET", "/2", NULL, 2000, &r);
+    run_until(l, &r, 3000);
+    assert_string_equal(r.body, "2");
+    assert_int_equal(atomic_load(&p->accepts), 1);
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_retry_once_when_server_closed_kept_connection(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    /* The server drops the connection after the first answer without
+     * saying so; the second request goes out on it, dies unanswered, and
+     * is sent again on a new connection. */
+    p->answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1";
+    p->close_after[0] = 1;
+    p->answers[1] = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2";
+    peer_go(p);
+    request(l, p, "POST", "/1", "x", 2000, &r);
+    run_until(l, &r, 3000);
+    assert_string_equal(r.body, "1");
+    request(l, p, "POST", "/2", "y", 2000, &r);
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "2");
+    assert_int_equal(atomic_load(&p->accepts), 2);
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_refused_fails_from_the_loop(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    close(p->lfd); /* nobody listens on the port now */
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    request(l, p, "GET", "/x", NULL, 2000, &r);
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.error, "refused"));
+    httpc_loop_free(l);
+    close(p->lfd);
+    free(p);
+}
+
+static void test_timeout(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    p->silent = 1;
+    peer_go(p);
+    int64_t t0 = now_ms();
+    request(l, p, "GET", "/x", NULL, 200, &r);
+    run_until(l, &r, 3000);
+    int64_t took = now_ms() - t0;
+    assert_true(r.done);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.error, "timed out"));
+    assert_true(took >= 190 && took < 1500);
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_malformed_answer(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    p->answers[0] = "SMTP ready\r\n\r\n";
+    peer_go(p);
+    request(l, p, "GET", "/x", NULL, 2000, &r);
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.error, "malformed"));
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_bad_url_is_refused_at_once(void **state)
+{
+    (void)state;
+    httpc_loop *l = httpc_loop_new();
+    result r = {0};
+    httpc_req req = {.url = "https://127.0.0.1/x"};
+    assert_int_equal(httpc_async(l, &req, on_done, &r), -1);
+    req.url = "http://:80/x";
+    assert_int_equal(httpc_async(l, &req, on_done, &r), -1);
+    assert_false(r.done);
+    httpc_loop_free(l);
+}
+
+/* A loop with its own thread, fed from this one. */
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    result r;
+} waiter;
+
+static void on_done_signal(httpc_resp *resp, void *ctx)
+{
+    waiter *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    on_done(resp, &w->r);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void test_threaded_loop_from_another_thread(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_start();
+    waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    char url[128];
+    struct timespec ts;
+
+    p->answers[0] = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+    peer_go(p);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", p->port);
+    httpc_req req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
+    pthread_mutex_lock(&w.mu);
+    assert_int_equal(httpc_async(l, &req, on_done_signal, &w), 0);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 3;
+    while (!w.r.done && pthread_cond_timedwait(&w.cv, &w.mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&w.mu);
+    assert_true(w.r.done);
+    assert_int_equal(w.r.status, 201);
+    assert_string_equal(w.r.body, "ok");
+    httpc_loop_stop(l);
+    peer_stop(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_content_length_and_request_shape),
+        cmocka_unit_test(test_chunked_in_pieces),
+        cmocka_unit_test(test_body_until_close),
+        cmocka_unit_test(test_keepalive_reuses_one_connection),
+        cmocka_unit_test(test_retry_once_when_server_closed_kept_connection),
+        cmocka_unit_test(test_refused_fails_from_the_loop),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_malformed_answer),
+        cmocka_unit_test(test_bad_url_is_refused_at_once),
+        cmocka_unit_test(test_threaded_loop_from_another_thread),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
