@@ -285,7 +285,7 @@ static void httpd_worker_fini(httpd_worker *w)
 }
 
 /* How long the worker may sleep: until MHD's next connection timeout or
- * curl's next timer, whichever comes first. */
+ * the httpc loop's next deadline, whichever comes first (1 s at most). */
 static int httpd_worker_timeout(httpd_worker *w)
 {
     MHD_UNSIGNED_LONG_LONG mt;
