@@ -925,8 +925,10 @@ cJSON *cluster_status_json(cluster_t *cl, sup_t *sup)
             cJSON_AddBoolToObject(k, "healthy", info.state == SUP_RUNNING &&
                                                     atomic_load(&n->healthy));
         }
-        cJSON_AddNumberToObject(k, "restarts", info.restarts);
-        cJSON_AddNumberToObject(k, "uptime_ms", (double)info.uptime_ms);
+        if (n->sup_index >= 0) { /* the supervisor's to tell */
+            cJSON_AddNumberToObject(k, "restarts", info.restarts);
+            cJSON_AddNumberToObject(k, "uptime_ms", (double)info.uptime_ms);
+        }
         if (info.state == SUP_RESTARTING)
             cJSON_AddNumberToObject(k, "restart_in_ms",
                                     (double)info.next_start_ms);
