@@ -11,7 +11,7 @@
  * port layout, the error log in the run directory) and the compose
  * deployment (nginx_conf_render_container, from kv-controller
  * --render-nginx DIR: the api servers come from DIR/upstream.conf, which
- * nginx/docker-entrypoint.sh rewrites whenever the api service name
+ * nginx/kv-nginx.sh rewrites whenever the api service name
  * resolves to another set of replicas, then reloads nginx).
  *
  * Ownership: rendered text is malloc'd, the caller frees it. */

@@ -46,7 +46,7 @@ void ctl_opts_usage(FILE *f)
         "\n"
         "--render-nginx DIR: write DIR/nginx.conf from the nginx template and the\n"
         "configuration, with the api servers taken from DIR/upstream.conf (an\n"
-        "include that nginx/docker-entrypoint.sh keeps in sync with the api\n"
+        "include that nginx/kv-nginx.sh keeps in sync with the api\n"
         "replicas) and the error log on stderr, then exit (0, or 1 with a reason).\n"
         "\n"
         "  --config FILE         cluster configuration (JSON); default: built-in\n"

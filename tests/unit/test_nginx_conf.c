@@ -3,7 +3,7 @@
  * as tests/run.py does): the local cluster's (api servers of the port
  * layout, the error log in the run directory) and the container's
  * (kv-controller --render-nginx DIR: an include of DIR/upstream.conf that
- * nginx/docker-entrypoint.sh rewrites, the error log on stderr), each
+ * nginx/kv-nginx.sh rewrites, the error log on stderr), each
  * accepted by `nginx -t` when nginx is installed. */
 #include <setjmp.h>
 #include <stdarg.h>
