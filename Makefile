@@ -4,6 +4,7 @@
 #   make test       unit + integration tests; ends with "N passed, N failed"
 #   make bench      wrk against the real cluster; writes reports/bench.json
 #   make test SAN=address,undefined   the same under sanitizers
+#   make test-docker  docker-compose.yml end to end (tests/docker)
 # Objects live in build/<variant>/; bin/ points at the variant built last.
 
 SAN ?=
@@ -69,6 +70,12 @@ test: all
 
 unit: all
 	$(PYTHON) tests/run.py --build $(BUILD) --unit-only
+
+# The compose deployment end to end (DEMO.md as assertions): an image made
+# from this build, docker-compose.yml, a Docker engine of its own if none
+# runs. Ends with "N passed, N failed".
+test-docker: all
+	$(PYTHON) tests/docker/run.py --build $(BUILD)
 
 bench: all
 	$(PYTHON) tests/bench/bench.py

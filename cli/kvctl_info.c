@@ -50,17 +50,24 @@ static void kvctl_print_children(const cJSON *status)
     cJSON_ArrayForEach(k, kids) {
         const cJSON *pid = cJSON_GetObjectItemCaseSensitive(k, "pid");
         const cJSON *healthy = cJSON_GetObjectItemCaseSensitive(k, "healthy");
+        const cJSON *uptime = cJSON_GetObjectItemCaseSensitive(k, "uptime_ms");
         char pidbuf[16] = "-";
         double up = kvctl_num(k, "uptime_ms", 0) / 1000.0;
         const char *last = kvctl_str(k, "last_exit", NULL);
 
         if (cJSON_IsNumber(pid))
             snprintf(pidbuf, sizeof pidbuf, "%.0f", pid->valuedouble);
-        printf("  %-12s %-10s %-11s %-8s %-6.0f %-8s %-9.0f ",
+        printf("  %-12s %-10s %-11s %-8s %-6.0f %-8s ",
                kvctl_str(k, "name", "?"), kvctl_str(k, "role", "?"),
                kvctl_str(k, "state", "?"), pidbuf, kvctl_num(k, "port", 0),
-               cJSON_IsTrue(healthy) ? "yes" : "no",
-               kvctl_num(k, "restarts", 0));
+               cJSON_IsTrue(healthy) ? "yes" : "no");
+        if (!cJSON_IsNumber(uptime)) {
+            /* an external node (controller.supervise=0): not ours to
+             * count restarts or uptime of */
+            printf("%-9s -\n", "-");
+            continue;
+        }
+        printf("%-9.0f ", kvctl_num(k, "restarts", 0));
         if (up >= 3600)
             printf("%.1fh", up / 3600);
         else if (up >= 60)

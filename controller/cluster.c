@@ -1,5 +1,6 @@
 #include "cluster.h"
 
+#include "addr.h"
 #include "httpc.h"
 #include "log.h"
 #include "nginx_conf.h"
@@ -66,9 +67,10 @@ static int cluster_fmt(char *out, size_t len, const char *fmt, ...)
 }
 
 static cluster_node *cluster_add_node(cluster_t *cl, enum cluster_kind kind,
-                                      int shard, int replica, uint16_t port)
+                                      int shard, int replica, uint16_t port,
+                                      char *err, size_t errlen)
 {
-    cluster_node *n = &cl->nodes[cl->nnodes++];
+    cluster_node *n = &cl->nodes[cl->nnodes];
 
     memset(n, 0, sizeof *n);
     n->kind = kind;
@@ -80,7 +82,6 @@ static cluster_node *cluster_add_node(cluster_t *cl, enum cluster_kind kind,
     atomic_init(&n->last_ok_ms, 0);
     atomic_init(&n->seen_seq, 0);
     atomic_init(&n->seen_epoch, 0);
-    snprintf(n->url, sizeof n->url, "http://%s:%u", cl->host, (unsigned)port);
     switch (kind) {
     case CLUSTER_STORE:
         snprintf(n->name, sizeof n->name, "store-%d-%d", shard, replica);
@@ -91,6 +92,14 @@ static cluster_node *cluster_add_node(cluster_t *cl, enum cluster_kind kind,
     default:
         snprintf(n->name, sizeof n->name, "%s", cluster_kind_name(kind));
     }
+    if (addr_url(cl->cfg.advertise_host, cl->cfg.bind,
+                 &(addr_node){.name = n->name,
+                              .kind = cluster_kind_name(kind),
+                              .shard = kind == CLUSTER_STORE ? shard : -1,
+                              .replica = kind == CLUSTER_STORE ? replica : -1},
+                 port, n->url, sizeof n->url, err, errlen) < 0)
+        return NULL;
+    cl->nnodes++;
     return n;
 }
 
@@ -121,6 +130,9 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
     if (c->nginx_port < 1 || c->nginx_port > 65535)
         return cluster_errf(err, errlen, "nginx.port: must be 1..65535");
 
+    cl->supervise = c->supervise != 0;
+    if (addr_check_template(c->advertise_host, err, errlen) < 0)
+        return -1;
     cluster_advertise_host(c->bind, cl->host, sizeof cl->host);
     snprintf(cl->controller_url, sizeof cl->controller_url, "http://%s:%lld",
              cl->host, (long long)c->base_port);
@@ -183,19 +195,35 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
         cl->shards[s].epoch = 1;
         cl->shards[s].primary = 0;
         for (int64_t r = 0; r < c->replicas; r++)
-            cluster_add_node(cl, CLUSTER_STORE, (int)s, (int)r,
-                             config_store_port(c, (unsigned)s, (unsigned)r));
+            if (cluster_add_node(cl, CLUSTER_STORE, (int)s, (int)r,
+                                 config_store_port(c, (unsigned)s,
+                                                   (unsigned)r),
+                                 err, errlen) == NULL)
+                goto bad_node;
     }
-    cluster_add_node(cl, CLUSTER_QUEUE, -1, -1, config_queue_port(c));
-    for (int64_t i = 0; i < c->api_count; i++) {
+    if (cluster_add_node(cl, CLUSTER_QUEUE, -1, -1, config_queue_port(c), err,
+                         errlen) == NULL)
+        goto bad_node;
+    /* Watching external processes: the stores and the queue have one
+     * address each; api replicas (any number, behind one service name) and
+     * nginx are the container platform's business. */
+    for (int64_t i = 0; cl->supervise && i < c->api_count; i++) {
         cluster_node *n = cluster_add_node(cl, CLUSTER_API, -1, (int)i,
-                                           config_api_port(c, (unsigned)i));
+                                           config_api_port(c, (unsigned)i),
+                                           err, errlen);
+        if (n == NULL)
+            goto bad_node;
         n->replica = -1;
-        snprintf(n->name, sizeof n->name, "api-%lld", (long long)i);
     }
-    cluster_add_node(cl, CLUSTER_NGINX, -1, -1, (uint16_t)c->nginx_port);
+    if (cl->supervise &&
+        cluster_add_node(cl, CLUSTER_NGINX, -1, -1, (uint16_t)c->nginx_port,
+                         err, errlen) == NULL)
+        goto bad_node;
     atomic_init(&cl->ready, 0);
     return 0;
+bad_node:
+    cluster_free(cl);
+    return -1;
 }
 
 void cluster_free(cluster_t *cl)
@@ -529,6 +557,8 @@ int cluster_check_binaries(cluster_t *cl, char *err, size_t errlen)
 {
     static const char *const progs[] = {"kv-store", "kv-queue", "kv-api"};
 
+    if (!cl->supervise)
+        return 0;
     for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
         char path[PATH_MAX];
         if (cluster_fmt(path, sizeof path, "%s/%s", cl->bin_dir, progs[i]) ||
@@ -583,7 +613,7 @@ int cluster_check_ports(const cluster_t *cl, char *err, size_t errlen)
                             "cluster.base_port) is not available: %s",
                             (long long)cl->cfg.base_port, bind_addr,
                             strerror(eno));
-    for (size_t i = 0; i < cl->nnodes; i++) {
+    for (size_t i = 0; cl->supervise && i < cl->nnodes; i++) {
         const cluster_node *n = &cl->nodes[i];
         if (!cluster_port_free(bind_addr, n->port, &eno))
             return cluster_errf(err, errlen,
@@ -686,8 +716,11 @@ int cluster_prepare(cluster_t *cl, const char *nginx_template, char *err,
     char path[PATH_MAX];
     char *json;
 
-    if (cluster_mkdirs(cl->data_dir, err, errlen) < 0 ||
-        cluster_mkdirs(cl->run_dir, err, errlen) < 0)
+    if (cluster_mkdirs(cl->data_dir, err, errlen) < 0)
+        return -1;
+    if (!cl->supervise)
+        return 0; /* the nodes have their own data; ours is the state file */
+    if (cluster_mkdirs(cl->run_dir, err, errlen) < 0)
         return -1;
     if (cl->log_dir[0] && cluster_mkdirs(cl->log_dir, err, errlen) < 0)
         return -1;
@@ -841,6 +874,8 @@ cJSON *cluster_status_json(cluster_t *cl, sup_t *sup)
     }
     pthread_mutex_unlock(&cl->mu);
     cJSON_AddStringToObject(root, "status", "ok");
+    cJSON_AddStringToObject(root, "mode", cl->supervise ? "supervise"
+                                                        : "external");
     cJSON_AddBoolToObject(root, "ready", atomic_load(&cl->ready));
     cJSON_AddNumberToObject(root, "epoch", (double)epoch);
     cJSON_AddNumberToObject(root, "failovers",
@@ -879,11 +914,21 @@ cJSON *cluster_status_json(cluster_t *cl, sup_t *sup)
             cJSON_AddNullToObject(k, "pid");
         cJSON_AddNumberToObject(k, "port", n->port);
         cJSON_AddStringToObject(k, "url", n->url);
-        cJSON_AddStringToObject(k, "state", sup_state_name(info.state));
-        cJSON_AddBoolToObject(k, "healthy", info.state == SUP_RUNNING &&
-                                                atomic_load(&n->healthy));
-        cJSON_AddNumberToObject(k, "restarts", info.restarts);
-        cJSON_AddNumberToObject(k, "uptime_ms", (double)info.uptime_ms);
+        if (n->sup_index < 0) {
+            /* Not ours to run: what the last /health probe said. */
+            cJSON_AddStringToObject(k, "state", "external");
+            cJSON_AddBoolToObject(k, "healthy", atomic_load(&n->healthy));
+            if (!atomic_load(&n->healthy) && n->last_error[0])
+                cJSON_AddStringToObject(k, "last_error", n->last_error);
+        } else {
+            cJSON_AddStringToObject(k, "state", sup_state_name(info.state));
+            cJSON_AddBoolToObject(k, "healthy", info.state == SUP_RUNNING &&
+                                                    atomic_load(&n->healthy));
+        }
+        if (n->sup_index >= 0) { /* the supervisor's to tell */
+            cJSON_AddNumberToObject(k, "restarts", info.restarts);
+            cJSON_AddNumberToObject(k, "uptime_ms", (double)info.uptime_ms);
+        }
         if (info.state == SUP_RESTARTING)
             cJSON_AddNumberToObject(k, "restart_in_ms",
                                     (double)info.next_start_ms);
@@ -949,6 +994,9 @@ char *cluster_metrics_text(cluster_t *cl, sup_t *sup, size_t *len)
             memset(&info, 0, sizeof info);
             if (n->sup_index >= 0)
                 sup_get(sup, (size_t)n->sup_index, &info);
+            if (n->sup_index < 0) /* external: up = answers /health */
+                info.state = atomic_load(&n->healthy) ? SUP_RUNNING
+                                                      : SUP_STOPPED;
             v = pass == 0   ? info.state == SUP_RUNNING
                 : pass == 1 ? (long long)info.restarts
                             : info.state == SUP_RUNNING &&
@@ -1137,13 +1185,29 @@ int cluster_wait_ready(cluster_t *cl, int64_t timeout_ms, const atomic_int *stop
     return -1;
 }
 
+int cluster_all_healthy(cluster_t *cl)
+{
+    for (size_t i = 0; i < cl->nnodes; i++)
+        if (!atomic_load(&cl->nodes[i].healthy))
+            return 0;
+    return 1;
+}
+
 void cluster_print_summary(cluster_t *cl, sup_t *sup, FILE *f)
 {
-    fprintf(f, "kv cluster: %zu shard%s x %lld replica%s, %lld api, queue, "
-               "nginx\n",
-            cl->nshards, cl->nshards == 1 ? "" : "s",
-            (long long)cl->cfg.replicas, cl->cfg.replicas == 1 ? "" : "s",
-            (long long)cl->cfg.api_count);
+    if (cl->supervise)
+        fprintf(f, "kv cluster: %zu shard%s x %lld replica%s, %lld api, "
+                   "queue, nginx\n",
+                cl->nshards, cl->nshards == 1 ? "" : "s",
+                (long long)cl->cfg.replicas, cl->cfg.replicas == 1 ? "" : "s",
+                (long long)cl->cfg.api_count);
+    else
+        fprintf(f, "kv cluster: %zu shard%s x %lld replica%s and the queue, "
+                   "external (controller.supervise=0)\n",
+                cl->nshards, cl->nshards == 1 ? "" : "s",
+                (long long)cl->cfg.replicas, cl->cfg.replicas == 1 ? "" : "s");
+    fprintf(f, "  %-12s %-26s %-20s pid %d\n", "controller",
+            cl->controller_url, "/topology /status", (int)getpid());
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < cl->nnodes; i++) {
             const cluster_node *n = &cl->nodes[i];
@@ -1162,17 +1226,20 @@ void cluster_print_summary(cluster_t *cl, sup_t *sup, FILE *f)
                 snprintf(what, sizeof what, "public API");
             else
                 snprintf(what, sizeof what, "%s", cluster_kind_name(n->kind));
-            fprintf(f, "  %-12s %-26s %-20s pid %d\n", n->name, n->url, what,
-                    (int)info.pid);
-            if (pass == 0)
-                fprintf(f, "  %-12s %-26s %-20s pid %d\n", "controller",
-                        cl->controller_url, "/topology /status", (int)getpid());
+            if (n->sup_index < 0)
+                fprintf(f, "  %-12s %-26s %-20s external\n", n->name, n->url,
+                        what);
+            else
+                fprintf(f, "  %-12s %-26s %-20s pid %d\n", n->name, n->url,
+                        what, (int)info.pid);
         }
-    fprintf(f, "  run dir      %s (cluster.json, nginx.conf, nginx-error.log)\n",
-            cl->run_dir);
+    if (cl->supervise)
+        fprintf(f, "  run dir      %s (cluster.json, nginx.conf, "
+                   "nginx-error.log)\n", cl->run_dir);
     fprintf(f, "  data dir     %s\n", cl->data_dir);
-    fprintf(f, "  child logs   %s\n",
-            cl->log_dir[0] ? cl->log_dir : "this terminal (stderr)");
-    fprintf(f, "Stop with Ctrl-C.\nready\n");
+    if (cl->supervise)
+        fprintf(f, "  child logs   %s\n",
+                cl->log_dir[0] ? cl->log_dir : "this terminal (stderr)");
+    fprintf(f, "%sready\n", cl->supervise ? "Stop with Ctrl-C.\n" : "");
     fflush(f);
 }

@@ -80,6 +80,9 @@ typedef struct cluster {
     uint64_t epoch;
     pthread_mutex_t mu;          /* guards epoch and shards */
     _Atomic int ready;
+    int supervise;               /* controller.supervise: 0 = the nodes are
+                                    external (containers): nothing is
+                                    spawned, api and nginx are not watched */
     char state_path[PATH_MAX];   /* data_dir/controller-state.json */
     _Atomic uint64_t failovers;          /* promotions, every shard */
     _Atomic uint64_t failovers_skipped;  /* primary down, no live secondary */
@@ -88,7 +91,11 @@ typedef struct cluster {
 /* The address others use to reach a server bound to bind. */
 void cluster_advertise_host(const char *bind, char *out, size_t len);
 
-/* Build the node list and topology state. run_dir NULL or "" means
+/* Build the node list and topology state: every store replica and the
+ * queue, plus, when the controller supervises (controller.supervise = 1),
+ * api.count api processes and nginx. Node URLs are http://<host>:<port>
+ * with the port layout of kv_config and the host from
+ * cluster.advertise_host (controller/addr.h). run_dir NULL or "" means
  * <data_dir>/run; log_dir may be NULL. No I/O except getcwd.
  * 0 or -1 + err. */
 int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
@@ -101,12 +108,15 @@ int cluster_node_argv(cluster_t *cl, size_t i, cluster_argv *out);
 
 /* Find nginx.bin (PATH, /usr/sbin, ...). 0 with the path in out, or -1. */
 int cluster_find_program(const char *name, char *out, size_t outlen);
-/* Every child binary exists and is executable (resolves nginx). */
+/* Every child binary exists and is executable (resolves nginx). Nothing
+ * to check (0) when the nodes are external. */
 int cluster_check_binaries(cluster_t *cl, char *err, size_t errlen);
-/* Every port is free on cluster.bind (the controller's included). */
+/* Every port is free on cluster.bind (the controller's included; only the
+ * controller's when the nodes are external). */
 int cluster_check_ports(const cluster_t *cl, char *err, size_t errlen);
 /* Create data/run/log dirs, write cluster.json and nginx.conf, and check the
- * nginx file with `nginx -t`. 0 or -1 + err. */
+ * nginx file with `nginx -t`; with external nodes only the data dir (where
+ * the topology state lives). 0 or -1 + err. */
 int cluster_prepare(cluster_t *cl, const char *nginx_template, char *err,
                     size_t errlen);
 
@@ -158,6 +168,8 @@ void cluster_probe_all(cluster_t *cl, long timeout_ms);
  * 0, or -1 when the body has neither. */
 int cluster_health_seq(const char *body, size_t len, uint64_t *seq,
                        uint64_t *epoch);
+/* 1 when the last probe of every node passed. */
+int cluster_all_healthy(cluster_t *cl);
 /* Where everything is, ending with the line "ready". */
 void cluster_print_summary(cluster_t *cl, sup_t *sup, FILE *f);
 

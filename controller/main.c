@@ -1,5 +1,6 @@
-/* kv-controller: starts and supervises a local cluster, serves its topology.
- * Wiring only; the logic is in sup.c, cluster.c, failover.c, nginx_conf.c
+/* kv-controller: starts and supervises a local cluster (or, with
+ * controller.supervise=0, watches one it did not start), serves its
+ * topology. Wiring only; the logic is in sup.c, cluster.c, failover.c, nginx_conf.c
  * and http.c. */
 #include "cluster.h"
 #include "config.h"
@@ -43,12 +44,16 @@ static void *ready_thread(void *arg)
                                   sizeof err) == 0) {
         cluster_print_summary(r->cl, r->sup, stdout);
         log_info("cluster ready");
-    } else {
-        if (!atomic_load(&r->stop)) {
-            log_error("cluster did not come up: %s", err);
-            sup_request_exit(r->sup, 1);
-        }
+    } else if (atomic_load(&r->stop)) {
         return NULL;
+    } else if (r->cl->supervise) {
+        log_error("cluster did not come up: %s", err);
+        sup_request_exit(r->sup, 1);
+        return NULL;
+    } else {
+        /* External nodes come and go with their containers: watch them
+         * and fail over anyway. */
+        log_warn("%s; health checks and failover start now", err);
     }
     /* Health checks every controller.health_interval_ms keep the flags of
      * /status current and drive failover. */
@@ -71,6 +76,11 @@ static void *ready_thread(void *arg)
         }
         next = now + interval;
         failover_tick(fo, now);
+        if (!atomic_load(&r->cl->ready) && cluster_all_healthy(r->cl)) {
+            atomic_store(&r->cl->ready, 1);
+            cluster_print_summary(r->cl, r->sup, stdout);
+            log_info("cluster ready");
+        }
     }
     failover_free(fo);
     httpc_thread_done();
@@ -90,6 +100,7 @@ int main(int argc, char **argv)
     ssize_t n;
     int code;
 
+    err[0] = tmpl[0] = '\0';
     signal(SIGPIPE, SIG_IGN);
     /* Before any thread exists: the supervisor takes these via signalfd. */
     sup_block_signals();
@@ -110,6 +121,18 @@ int main(int argc, char **argv)
     exe[n] = '\0';
     if (args.lab)
         return labctl_main(args.lab, dirname(exe), args.log_dir);
+    if (args.render_nginx) {
+        if (nginx_conf_find_template(args.nginx_template, dirname(exe), tmpl,
+                                     sizeof tmpl) < 0 ||
+            nginx_conf_render_container(tmpl, args.render_nginx, &cfg, err,
+                                        sizeof err) < 0) {
+            fprintf(stderr, "kv-controller: --render-nginx: %s\n",
+                    err[0] ? err : "nginx template not found "
+                                   "(use --nginx-template FILE)");
+            return 1;
+        }
+        return 0;
+    }
     if (cluster_init(&cl, &cfg, args.run_dir, dirname(exe), args.log_dir, err,
                      sizeof err) < 0 ||
         cluster_load_state(&cl, err, sizeof err) < 0 ||
@@ -118,8 +141,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kv-controller: %s\n", err);
         return 1;
     }
-    if (nginx_conf_find_template(args.nginx_template, cl.bin_dir, tmpl,
-                                 sizeof tmpl) < 0) {
+    if (cl.supervise && nginx_conf_find_template(args.nginx_template,
+                                                 cl.bin_dir, tmpl,
+                                                 sizeof tmpl) < 0) {
         fprintf(stderr, "kv-controller: nginx template %s not found "
                 "(use --nginx-template FILE)\n", tmpl);
         return 1;
@@ -132,7 +156,7 @@ int main(int argc, char **argv)
     sup = sup_new(&(sup_opts){.backoff_ms = cfg.restart_backoff_ms,
                               .backoff_max_ms = cfg.restart_backoff_max_ms,
                               .log_dir = cl.log_dir[0] ? cl.log_dir : NULL});
-    if (sup == NULL || cluster_register(&cl, sup) < 0) {
+    if (sup == NULL || (cl.supervise && cluster_register(&cl, sup) < 0)) {
         fprintf(stderr, "kv-controller: cannot set up the supervisor\n");
         return 1;
     }
@@ -142,8 +166,14 @@ int main(int argc, char **argv)
                 cfg.bind, (long long)cfg.base_port);
         return 1;
     }
-    log_info("controller on %s, run dir %s", cl.controller_url, cl.run_dir);
-    sup_start_all(sup);
+    if (cl.supervise) {
+        log_info("controller on %s, run dir %s", cl.controller_url,
+                 cl.run_dir);
+        sup_start_all(sup);
+    } else {
+        log_info("controller on %s: external nodes (controller.supervise=0), "
+                 "state in %s", cl.controller_url, cl.state_path);
+    }
 
     rc.cl = &cl;
     rc.sup = sup;

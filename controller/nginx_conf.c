@@ -195,6 +195,7 @@ int nginx_conf_vars_from_config(nginx_conf_vars *vars, const kv_config *c,
         return -1;
 
     rc |= nginx_conf_var_set(vars, "RUN_DIR", run_dir);
+    rc |= nginx_conf_setf(vars, "ERROR_LOG", "%s/nginx-error.log", run_dir);
     if (c->nginx_workers > 0)
         rc |= nginx_conf_setf(vars, "WORKERS", "%lld",
                               (long long)c->nginx_workers);
@@ -302,9 +303,14 @@ static int nginx_conf_mkdir(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-int nginx_conf_write(const char *template_path, const char *out_path,
-                     const kv_config *c, const char *run_dir,
-                     const char *host, char *err, size_t errlen)
+/* Render into out_path; upstream_include (NULL: the layout's api servers)
+ * replaces UPSTREAM_SERVERS with an include of that file and sends the
+ * error log to stderr. */
+static int nginx_conf_write_with(const char *template_path,
+                                 const char *out_path, const kv_config *c,
+                                 const char *run_dir, const char *host,
+                                 const char *upstream_include, char *err,
+                                 size_t errlen)
 {
     static const char *const tmp[] = {"client_body", "proxy", "fastcgi",
                                       "uwsgi", "scgi"};
@@ -328,7 +334,11 @@ int nginx_conf_write(const char *template_path, const char *out_path,
         return -1;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
         hard = (uint64_t)rl.rlim_max;
-    if (nginx_conf_vars_from_config(&vars, c, run_dir, host, hard) < 0) {
+    if (nginx_conf_vars_from_config(&vars, c, run_dir, host, hard) < 0 ||
+        (upstream_include &&
+         (nginx_conf_setf(&vars, "UPSTREAM_SERVERS", "include %s;",
+                          upstream_include) < 0 ||
+          nginx_conf_var_set(&vars, "ERROR_LOG", "stderr") < 0))) {
         snprintf(err, errlen, "out of memory");
         free(tmpl);
         nginx_conf_vars_free(&vars);
@@ -357,4 +367,42 @@ int nginx_conf_write(const char *template_path, const char *out_path,
         return -1;
     }
     return 0;
+}
+
+int nginx_conf_write(const char *template_path, const char *out_path,
+                     const kv_config *c, const char *run_dir,
+                     const char *host, char *err, size_t errlen)
+{
+    return nginx_conf_write_with(template_path, out_path, c, run_dir, host,
+                                 NULL, err, errlen);
+}
+
+int nginx_conf_render_container(const char *template_path, const char *dir,
+                                const kv_config *c, char *err, size_t errlen)
+{
+    char conf[PATH_MAX], ups[PATH_MAX];
+    FILE *f;
+
+    if (nginx_conf_mkdir(dir, err, errlen) < 0)
+        return -1;
+    if ((size_t)snprintf(conf, sizeof conf, "%s/nginx.conf", dir) >=
+            sizeof conf ||
+        (size_t)snprintf(ups, sizeof ups, "%s/upstream.conf", dir) >=
+            sizeof ups) {
+        snprintf(err, errlen, "%s: path too long", dir);
+        return -1;
+    }
+    /* Until the first resolution: a valid upstream that answers 502. */
+    if (access(ups, F_OK) != 0) {
+        f = fopen(ups, "w");
+        if (f == NULL || fputs(NGINX_CONF_NO_UPSTREAM "\n", f) < 0 ||
+            fclose(f) != 0) {
+            snprintf(err, errlen, "%s: %s", ups, strerror(errno));
+            return -1;
+        }
+    }
+    /* In a container the api replicas are found by name (the include),
+     * not from the local port layout: host is unused. */
+    return nginx_conf_write_with(template_path, conf, c, dir, "127.0.0.1", ups,
+                                 err, errlen);
 }

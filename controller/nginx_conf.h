@@ -3,8 +3,16 @@
  * The template is plain nginx syntax with {{NAME}} placeholders. A value that
  * spans several lines is indented like the line its placeholder sits on.
  * Placeholders the controller fills (nginx_conf_vars_from_config):
- *   RUN_DIR, WORKERS, NOFILE, WORKER_CONNECTIONS, LISTEN, UPSTREAM_SERVERS,
- *   MAX_BODY, HEADER_BUFFER, PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT.
+ *   RUN_DIR, ERROR_LOG, WORKERS, NOFILE, WORKER_CONNECTIONS, LISTEN,
+ *   UPSTREAM_SERVERS, MAX_BODY, HEADER_BUFFER, PROXY_CONNECT_TIMEOUT,
+ *   PROXY_READ_TIMEOUT.
+ *
+ * Two uses: the local cluster (nginx_conf_write: the api servers of the
+ * port layout, the error log in the run directory) and the compose
+ * deployment (nginx_conf_render_container, from kv-controller
+ * --render-nginx DIR: the api servers come from DIR/upstream.conf, which
+ * nginx/kv-nginx.sh rewrites whenever the api service name
+ * resolves to another set of replicas, then reloads nginx).
  *
  * Ownership: rendered text is malloc'd, the caller frees it. */
 #ifndef KV_CTL_NGINX_CONF_H
@@ -59,5 +67,17 @@ char *nginx_conf_read_file(const char *path, char *err, size_t errlen);
 int nginx_conf_write(const char *template_path, const char *out_path,
                      const kv_config *c, const char *run_dir,
                      const char *host, char *err, size_t errlen);
+
+/* The upstream of a container before any api replica resolves: valid
+ * nginx, and every request gets the JSON 502. */
+#define NGINX_CONF_NO_UPSTREAM \
+    "server 127.0.0.1:9 down; # no api replica resolves yet"
+
+/* The compose deployment's nginx: DIR/nginx.conf (UPSTREAM_SERVERS = an
+ * include of DIR/upstream.conf, ERROR_LOG = stderr, temp dirs below DIR),
+ * and DIR/upstream.conf with NGINX_CONF_NO_UPSTREAM when it does not exist
+ * yet. 0 or -1 + err. */
+int nginx_conf_render_container(const char *template_path, const char *dir,
+                                const kv_config *c, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,8 @@ void ctl_opts_usage(FILE *f)
         "usage: kv-controller [--config FILE] [--set path=value]... [--run-dir DIR]\n"
         "                     [--log-dir DIR] [--nginx-template FILE]\n"
         "                     [--ready-timeout-ms N]\n"
+        "       kv-controller --render-nginx DIR [--config FILE] [--set ...]\n"
+        "                     [--nginx-template FILE]\n"
         "       kv-controller --lab student_config.json [--log-dir DIR]\n"
         "\n"
         "--lab FILE: the CloudCart lab (DESIGN section 6) instead: a leader on\n"
@@ -31,6 +33,21 @@ void ctl_opts_usage(FILE *f)
         "\"ready\" once every child answers /health. Ctrl-C (SIGINT, SIGTERM, SIGHUP)\n"
         "stops them all: SIGTERM, then SIGKILL after 5 s. Children die with the\n"
         "controller even when it is killed with SIGKILL.\n"
+        "\n"
+        "controller.supervise=0 (KV_SUPERVISE=0; containers, docker-compose.yml):\n"
+        "start nothing. The stores and the queue run elsewhere and are reached at\n"
+        "http://<cluster.advertise_host>:<port of the layout>, e.g.\n"
+        "KV_ADVERTISE_HOST='{name}' gives http://store-0-1:7101 and\n"
+        "http://queue:7001 (the service names). Health checks, failover with\n"
+        "epochs, the state file and /topology work as above; api replicas and\n"
+        "nginx are not watched (they only read the topology). The controller waits\n"
+        "--ready-timeout-ms (default 60000 here) for every node's first answer,\n"
+        "then checks and fails over anyway; it never exits for a missing node.\n"
+        "\n"
+        "--render-nginx DIR: write DIR/nginx.conf from the nginx template and the\n"
+        "configuration, with the api servers taken from DIR/upstream.conf (an\n"
+        "include that nginx/kv-nginx.sh keeps in sync with the api\n"
+        "replicas) and the error log on stderr, then exit (0, or 1 with a reason).\n"
         "\n"
         "  --config FILE         cluster configuration (JSON); default: built-in\n"
         "  --set path=value      override one field (repeatable), e.g. --set cluster.shards=4\n"
@@ -84,9 +101,12 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
             o->log_dir = val;
         else if (strcmp(arg, "--lab") == 0)
             o->lab = val;
+        else if (strcmp(arg, "--render-nginx") == 0)
+            o->render_nginx = val;
         else if (strcmp(arg, "--nginx-template") == 0)
             o->nginx_template = val;
         else if (strcmp(arg, "--ready-timeout-ms") == 0) {
+            o->ready_timeout_set = 1;
             o->ready_timeout_ms = strtol(val, &end, 10);
             if (*val == '\0' || *end || o->ready_timeout_ms < 0)
                 return ctl_opts_fail(err, errlen,
@@ -125,5 +145,7 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
     }
     if (config_validate(c, msg, sizeof msg) < 0)
         return ctl_opts_fail(err, errlen, msg, NULL);
+    if (!c->supervise && !o->ready_timeout_set)
+        o->ready_timeout_ms = CTL_EXTERNAL_READY_TIMEOUT_MS;
     return 0;
 }

@@ -1,7 +1,8 @@
 /* opts: kv-controller's command line.
  *   --config FILE, --set path=value (repeatable), --run-dir DIR,
  *   --log-dir DIR, --nginx-template FILE, --ready-timeout-ms N,
- *   --lab FILE (the CloudCart lab instead of a cluster), --help.
+ *   --lab FILE (the CloudCart lab instead of a cluster),
+ *   --render-nginx DIR (write nginx.conf for a container and exit), --help.
  * Ownership: the strings point into argv. */
 #ifndef KV_CTL_OPTS_H
 #define KV_CTL_OPTS_H
@@ -11,6 +12,8 @@
 #include <stdio.h>
 
 #define CTL_READY_TIMEOUT_MS 10000L
+/* controller.supervise=0: containers may take a while to appear. */
+#define CTL_EXTERNAL_READY_TIMEOUT_MS 60000L
 
 typedef struct ctl_opts {
     const char *config;
@@ -19,6 +22,8 @@ typedef struct ctl_opts {
     const char *nginx_template;
     long ready_timeout_ms;     /* 0 = print the summary without waiting */
     const char *lab;           /* --lab FILE: the CloudCart lab (lab.h) */
+    const char *render_nginx;  /* --render-nginx DIR: nginx_conf.h */
+    int ready_timeout_set;     /* --ready-timeout-ms was given */
 } ctl_opts;
 
 void ctl_opts_usage(FILE *f);

@@ -36,6 +36,10 @@ static const cfg_field cfg_fields[] = {
     STR("cluster.bind", "KV_BIND", bind, NULL, "address every server binds"),
     STR("cluster.data_dir", "KV_DATA_DIR", data_dir, NULL,
         "where stores, the queue journal and run files live"),
+    STR("cluster.advertise_host", "KV_ADVERTISE_HOST", advertise_host, NULL,
+        "host part of every node URL the controller publishes; {name} "
+        "(store-S-R, queue), {kind}, {shard} and {replica} are filled in "
+        "(containers: {name}); empty: the address of cluster.bind"),
     STR("cluster.token", "KV_TOKEN", token, NULL,
         "Bearer token required on /internal/ routes (empty: none)"),
     INT("cluster.write_quorum", "WRITE_QUORUM", write_quorum, 0, 31,
@@ -126,6 +130,9 @@ static const cfg_field cfg_fields[] = {
         10, 600000, "how often the controller checks every process"),
     INT("controller.failover_after_ms", "FAILOVER_AFTER_MS", failover_after_ms,
         10, 3600000, "a primary down this long is replaced by a secondary"),
+    INT("controller.supervise", "KV_SUPERVISE", supervise, 0, 1,
+        "1: start and restart every process here; 0: start none, watch the "
+        "stores and the queue at their advertised hosts (containers)"),
     INT("nginx.port", "KV_PORT", nginx_port, 1, 65535,
         "public port (nginx)"),
     STR("nginx.bin", "NGINX_BIN", nginx_bin, NULL, "nginx executable"),
@@ -174,6 +181,7 @@ void config_defaults(kv_config *c)
     c->restart_backoff_max_ms = 10000;
     c->health_interval_ms = 500;
     c->failover_after_ms = 3000;
+    c->supervise = 1;
     c->nginx_port = 8000;
     strcpy(c->nginx_bin, "nginx");
 }

@@ -22,6 +22,8 @@ typedef struct kv_config {
     int64_t base_port;         /* cluster.base_port: controller; others follow */
     char bind[CFG_STR_MAX];    /* cluster.bind */
     char data_dir[CFG_STR_MAX];/* cluster.data_dir */
+    char advertise_host[CFG_STR_MAX]; /* cluster.advertise_host: host template
+                                  of node URLs ("" = the address of bind) */
     char token[CFG_STR_MAX];   /* cluster.token: Bearer token for /internal/ */
     int64_t write_quorum;      /* cluster.write_quorum: W secondaries per write */
     int64_t read_quorum;       /* cluster.read_quorum: R secondaries per read */
@@ -71,6 +73,8 @@ typedef struct kv_config {
     int64_t restart_backoff_max_ms; /* controller.restart_backoff_max_ms */
     int64_t health_interval_ms;     /* controller.health_interval_ms */
     int64_t failover_after_ms;      /* controller.failover_after_ms */
+    int64_t supervise;              /* controller.supervise: 1 = start the
+                                       processes, 0 = watch external ones */
     /* nginx */
     int64_t nginx_port;        /* nginx.port */
     char nginx_bin[CFG_STR_MAX]; /* nginx.bin */

@@ -1,0 +1,116 @@
+#!/bin/sh
+# kv-nginx: nginx in front of the api replicas of the compose deployment
+# (docker-compose.yml, service "nginx"; installed as /usr/local/bin/kv-nginx).
+#
+# Open-source nginx 1.22 resolves the names of an upstream block once, at
+# start or reload ("resolve" in upstream servers is nginx Plus only), so a
+# plain `server api:7010` would keep the replicas it saw first forever.
+# Instead this script:
+#   1. renders $KV_NGINX_DIR/nginx.conf from the same template as the local
+#      cluster (kv-controller --render-nginx: same limits, timeouts, JSON
+#      error pages, X-Real-IP, /internal/ kept private, upstream keep-alive),
+#      whose upstream block includes $KV_NGINX_DIR/upstream.conf;
+#   2. starts nginx in the foreground (its child);
+#   3. every $KV_RESOLVE_INTERVAL seconds asks Docker's DNS for every address
+#      of $KV_API_HOST (`getent ahostsv4`: one A record per replica of the
+#      service), keeps the new ones that answer /ready (they have the
+#      topology) and, when the set changed, rewrites upstream.conf and sends
+#      nginx SIGHUP: a graceful reload (new workers take the new upstream,
+#      old ones finish their requests and close their keep-alive
+#      connections), so `docker compose up -d --scale api=N` is picked up
+#      within about a second without a restart (an empty answer counts only
+#      the third time in a row: a DNS hiccup must not empty the upstream).
+#      A replica that stops before
+#      the next round is skipped by nginx itself (connect error: the next
+#      upstream, proxy_next_upstream error).
+# SIGTERM or SIGINT stop nginx gracefully (SIGQUIT) and the script with it;
+# if nginx dies the script exits with its status (the restart policy
+# starts the container again).
+#
+# Needs: sh, getent, sort, sleep, mv, curl, nginx, kv-controller.
+set -u
+
+dir=${KV_NGINX_DIR:-/tmp/kv-nginx}
+api_host=${KV_API_HOST:-api}
+api_port=${KV_API_PORT:-7010}
+interval=${KV_RESOLVE_INTERVAL:-1}
+
+log() { echo "kv-nginx: $*" >&2; }
+# The lines of $1 on one line ("none" when empty).
+# shellcheck disable=SC2086
+words() { set -- $1; echo "${*:-none}"; }
+
+# The api addresses, one per line, sorted (DNS answers come shuffled).
+# A name that does not resolve (no replica) would otherwise wait for the
+# resolver's default 2 x 5 s; the name is tried as is before any search
+# domain (ndots:0).
+resolve() {
+    RES_OPTIONS="ndots:0 timeout:1 attempts:1" getent ahostsv4 "$api_host" \
+        2>/dev/null |
+        while read -r ip kind _; do
+            [ "$kind" = STREAM ] && echo "$ip"
+        done | sort -u
+}
+
+# Of the addresses in $1, those already in the upstream and the new ones
+# that answer /ready (they have the topology): a replica that has just
+# started is added once it can serve, not before.
+ready_only() {
+    for ip in $1; do
+        case " $(words "$current") " in
+        *" $ip "*) echo "$ip" ;;
+        *) curl -fsS -m 1 -o /dev/null "http://$ip:$api_port/ready" \
+               2>/dev/null && echo "$ip" ;;
+        esac
+    done
+}
+
+# Rewrite upstream.conf for the addresses in $1 (newline separated).
+write_upstream() {
+    if [ -z "$1" ]; then
+        echo "server 127.0.0.1:9 down; # no api replica resolves yet" \
+            > "$dir/upstream.conf.new"
+    else
+        for ip in $1; do
+            echo "server $ip:$api_port max_fails=1 fail_timeout=1s;"
+        done > "$dir/upstream.conf.new"
+    fi
+    mv -f "$dir/upstream.conf.new" "$dir/upstream.conf"
+}
+
+kv-controller --render-nginx "$dir" || exit 1
+current=
+current=$(ready_only "$(resolve)")
+write_upstream "$current"
+log "api upstream: $(words "$current") (port $api_port)"
+
+nginx -p "$dir/" -c "$dir/nginx.conf" -e stderr &
+pid=$!
+stopping=0
+empty=0
+trap 'stopping=1; kill -QUIT "$pid" 2>/dev/null' TERM INT
+
+while [ "$stopping" = 0 ] && kill -0 "$pid" 2>/dev/null; do
+    sleep "$interval" &
+    wait $! 2>/dev/null
+    [ "$stopping" = 0 ] || break
+    now=$(ready_only "$(resolve)")
+    # No answer at all: the service scaled to 0, or a DNS hiccup. Only a
+    # third empty answer in a row empties the upstream.
+    if [ -z "$now" ] && [ -n "$current" ]; then
+        empty=$((empty + 1))
+        [ "$empty" -ge 3 ] || continue
+    fi
+    empty=0
+    if [ "$now" != "$current" ]; then
+        write_upstream "$now"
+        if kill -HUP "$pid" 2>/dev/null; then
+            log "api upstream: $(words "$now") (was: $(words "$current")); reloaded"
+        fi
+        current=$now
+    fi
+done
+wait "$pid"
+status=$?
+log "nginx exited ($status)"
+exit "$status"

@@ -1,0 +1,932 @@
+#!/usr/bin/env python3
+"""make test-docker: the compose deployment end to end, DEMO.md as assertions.
+
+    python3 tests/docker/run.py --build build/release [-k PATTERN] [--keep]
+
+1. A Docker engine: the one DOCKER_HOST (or the default socket) names when it
+   answers; else this script starts its own (`dockerd --iptables=false
+   --storage-driver=vfs`, data and sockets in a temporary directory) and
+   stops it at the end. docker.io and docker-compose are installed with
+   apt-get when missing (as root).
+2. The image: tests/docker/mkimage.py assembles the Dockerfile's layout
+   from this machine's files (no registry here to pull debian:bookworm-slim)
+   and `docker import`s it; KV_IMAGE points the compose file at it, so
+   nothing is built.
+3. docker-compose.yml, unchanged, under a project name of its own, nginx
+   published on a free port of 127.0.0.1 (KV_HTTP_PORT): every test below is
+   a step of DEMO.md, run against the containers (each test names its
+   section). With --iptables=false published ports go through docker-proxy
+   and containers reach each other on the compose network; both are used.
+4. Cleanup, also on failure or Ctrl-C: `docker-compose down -v` (containers,
+   network, volumes), the lab containers, the image, and the engine if this
+   script started it.
+
+Every wait polls with a deadline. One line per test, "PASS name (s)" or
+"FAIL name: reason", and as the last line "N passed, M failed". Exit status
+1 when anything failed. Python 3 standard library only.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import mkimage  # noqa: E402
+
+COMPOSE_FILE = os.path.join(REPO, "docker-compose.yml")
+T0 = time.monotonic()
+
+
+def log(msg):
+    print("  [%6.1f s] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+def wait_until(fn, timeout, what, interval=0.25):
+    """Poll fn() until it returns something true; its value. AssertionError
+    naming what (and the last value or exception) after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = fn()
+            if v:
+                return v
+            last = v
+        except Exception as e:  # noqa: BLE001 -- polled again until the deadline
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s "
+                                 "(last: %r)" % (timeout, what, last))
+        time.sleep(interval)
+
+
+def run(argv, timeout, env=None, check=True, input_bytes=None):
+    r = subprocess.run(argv, capture_output=True, env=env, timeout=timeout,
+                       input=input_bytes, check=False)
+    out = r.stdout.decode(errors="replace")
+    err = r.stderr.decode(errors="replace")
+    if check and r.returncode != 0:
+        raise AssertionError("%s exited %d:\n%s%s" % (
+            " ".join(argv), r.returncode, out[-2000:], err[-3000:]))
+    return r.returncode, out, err
+
+
+# ---------------------------------------------------------------- engine --
+
+class Engine:
+    """A Docker engine for the run: an existing one, or one we start."""
+
+    def __init__(self):
+        self.env = dict(os.environ)
+        self.proc = None
+        self.root = None
+
+    def _answers(self):
+        try:
+            return subprocess.run(["docker", "info"], capture_output=True,
+                                  env=self.env, timeout=20).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+
+    @staticmethod
+    def install():
+        missing = [c for c in ("docker", "dockerd", "docker-compose")
+                   if not shutil.which(c, path=os.environ.get("PATH", "") +
+                                       ":/usr/sbin:/sbin")]
+        if not missing:
+            return
+        if os.geteuid() != 0:
+            raise RuntimeError("test-docker: %s missing; install docker.io and "
+                             "docker-compose (apt-get, as root)"
+                             % " ".join(missing))
+        log("installing docker.io docker-compose (missing: %s)"
+            % " ".join(missing))
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-qq"], 600, env=env)
+        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+             "docker.io", "docker-compose"], 900, env=env)
+
+    def start(self):
+        self.install()
+        if self._answers():
+            log("using the running Docker engine")
+            return
+        dockerd = shutil.which("dockerd", path=os.environ.get("PATH", "") +
+                               ":/usr/sbin:/sbin")
+        self.root = tempfile.mkdtemp(prefix="kvdk-", dir="/tmp")
+        sock = os.path.join(self.root, "docker.sock")
+        argv = [dockerd, "--iptables=false", "--storage-driver=vfs",
+                "--bridge=none", "--data-root", os.path.join(self.root, "root"),
+                "--exec-root", os.path.join(self.root, "exec"),
+                "--pidfile", os.path.join(self.root, "docker.pid"),
+                "-H", "unix://" + sock]
+        self.log_path = os.path.join(self.root, "dockerd.log")
+        with open(self.log_path, "wb") as lf:
+            self.proc = subprocess.Popen(argv, stdout=lf, stderr=lf,
+                                         stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        self.env["DOCKER_HOST"] = "unix://" + sock
+        log("started dockerd (pid %d, %s)" % (self.proc.pid, self.root))
+        deadline = time.monotonic() + 60
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                with open(self.log_path, errors="replace") as f:
+                    tail = f.read()[-3000:]
+                raise AssertionError("dockerd %s:\n%s" % (
+                    "exited" if self.proc.poll() is not None
+                    else "did not answer `docker info` within 60 s", tail))
+            time.sleep(0.5)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        log("dockerd stopped")
+        self.proc = None
+        if self.root:
+            # vfs layers are plain copies; a mount left behind would make
+            # rmtree fail: lazily unmount what is still mounted below root.
+            try:
+                with open("/proc/self/mounts") as f:
+                    mounts = [ln.split()[1] for ln in f
+                              if ln.split()[1].startswith(self.root)]
+                for m in sorted(mounts, reverse=True):
+                    subprocess.run(["umount", "-l", m], capture_output=True,
+                                   timeout=20, check=False)
+            except OSError:
+                pass
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --------------------------------------------------------------- cluster --
+
+class Stack:
+    """docker-compose.yml under its own project name."""
+
+    def __init__(self, engine, image, port):
+        self.engine = engine
+        self.image = image
+        self.port = port
+        self.project = "kvtest%d" % os.getpid()
+        self.settings = {}  # the environment of the last `up`
+
+    def env(self, settings=None):
+        e = dict(self.engine.env)
+        for k in ("MAX_QUEUE_SIZE", "WORKER_COUNT", "DISPATCH_RATE",
+                  "MAX_KEY_RATE", "KV_HTTP_PORT", "KV_IMAGE", "KV_HTTP_BIND"):
+            e.pop(k, None)
+        e.update(KV_IMAGE=self.image, KV_HTTP_PORT=str(self.port),
+                 KV_HTTP_BIND="127.0.0.1", COMPOSE_PROJECT_NAME=self.project,
+                 COMPOSE_INTERACTIVE_NO_CLI="1")
+        e.update(settings if settings is not None else self.settings)
+        return e
+
+    def compose(self, *args, timeout=240, check=True, settings=None):
+        return run(["docker-compose", "-f", COMPOSE_FILE, "-p", self.project]
+                   + list(args), timeout, env=self.env(settings), check=check)
+
+    def up(self, *extra, settings=None):
+        if settings is not None:
+            self.settings = dict(settings)
+        self.compose("up", "-d", "--no-build", *extra, timeout=300)
+
+    def exec(self, service, *argv, timeout=60, check=True):
+        return self.compose("exec", "-T", service, *argv, timeout=timeout,
+                            check=check)
+
+    def sh(self, script, timeout=120):
+        """A DEMO.md command line as a user types it: port 8000 is the
+        test's port, `docker compose` is docker-compose (1.29 here; the
+        subcommands used are the same)."""
+        script = script.replace("localhost:8000", "localhost:%d" % self.port)
+        script = script.replace("docker compose ", "docker-compose ")
+        r = subprocess.run(["bash", "-o", "pipefail", "-c", script],
+                           capture_output=True, env=self.env(),
+                           timeout=timeout, cwd=REPO, check=False)
+        return (r.returncode, r.stdout.decode(errors="replace"),
+                r.stderr.decode(errors="replace"))
+
+    def container(self, service, index=1):
+        return "%s_%s_%d" % (self.project, service, index)
+
+    def docker(self, *args, timeout=60, check=True, input_bytes=None):
+        return run(["docker"] + list(args), timeout, env=self.engine.env,
+                   check=check, input_bytes=input_bytes)
+
+    def healthy(self, service):
+        _, out, _ = self.compose("ps", "-q", service)
+        ids = out.split()
+        if not ids:
+            return False
+        for cid in ids:
+            _, st, _ = self.docker("inspect", "-f", "{{.State.Health.Status}}",
+                                   cid, check=False)
+            if st.strip() != "healthy":
+                return False
+        return True
+
+    def wait_healthy(self, services, timeout=120):
+        for s in services:
+            wait_until(lambda s=s: self.healthy(s), timeout,
+                       "%s to be healthy" % s, 0.5)
+
+    def down(self, volumes):
+        args = ["down", "--remove-orphans", "-t", "5"] + (["-v"] if volumes
+                                                          else [])
+        self.compose(*args, timeout=180, check=False)
+
+
+STORES = ["store-0-0", "store-0-1", "store-1-0", "store-1-1"]
+ALL = ["controller"] + STORES + ["queue", "api", "nginx"]
+
+
+class Client:
+    """HTTP/1.1 with keep-alive to nginx, the way curl behaves: a request
+    whose reused connection turns out closed before any answer (nginx's
+    graceful reload closes idle keep-alive connections) is sent again once
+    on a fresh connection; it never reached a server. `reconnects` counts
+    those."""
+
+    def __init__(self, port, timeout=15):
+        self.port = port
+        self.timeout = timeout
+        self.conn = None
+        self.used = False
+        self.reconnects = 0
+
+    def _fresh(self):
+        if self.conn:
+            self.conn.close()
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                               timeout=self.timeout)
+        self.used = False
+
+    def request(self, method, path, body=None, headers=None):
+        for attempt in (0, 1):
+            if self.conn is None:
+                self._fresh()
+            reused = self.used
+            try:
+                self.conn.request(method, path, body=body,
+                                  headers=headers or {})
+                r = self.conn.getresponse()
+                data = r.read()
+                self.used = True
+                hdrs = {k.lower(): v for k, v in r.getheaders()}
+                if hdrs.get("connection", "").lower() == "close":
+                    self.conn.close()
+                    self.conn = None
+                return r.status, hdrs, data
+            except (http.client.RemoteDisconnected, ConnectionResetError,
+                    BrokenPipeError):
+                self.conn.close()
+                self.conn = None
+                if not reused or attempt:
+                    raise
+                self.reconnects += 1
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def jget(c, path):
+    st, _, b = c.request("GET", path)
+    assert st == 200, (path, st, b[:300])
+    return json.loads(b)
+
+
+class Load:
+    """Background clients through nginx, each writing its own key with
+    ?sync=1 and reading it back, every answer checked (200, and the value
+    just written). Reports answers by status, the api replicas seen
+    (X-KV-Api) and the failures."""
+
+    def __init__(self, port, threads=3):
+        self.port = port
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.codes = {}
+        self.apis = {}
+        self.failures = []
+        self.reconnects = 0
+        self.threads = [threading.Thread(target=self._run, args=(i,),
+                                         daemon=True) for i in range(threads)]
+
+    def _run(self, i):
+        c = Client(self.port)
+        n = 0
+        while not self.stop_ev.is_set():
+            n += 1
+            try:
+                if n % 2:
+                    st, h, b = c.request("PUT", "/kv/load:%d?sync=1" % i,
+                                         body=b"v%d" % n)
+                    ok = st == 200
+                else:
+                    st, h, b = c.request("GET", "/kv/load:%d" % i)
+                    ok = st == 200 and b == b"v%d" % (n - 1)
+                with self.lock:
+                    self.codes[st] = self.codes.get(st, 0) + 1
+                    api = h.get("x-kv-api", "")
+                    self.apis[api] = self.apis.get(api, 0) + 1
+                    if not ok:
+                        self.failures.append((st, b[:200]))
+            except Exception as e:  # noqa: BLE001 -- every failure is reported
+                with self.lock:
+                    self.failures.append(repr(e))
+            time.sleep(0.01)
+        with self.lock:
+            self.reconnects += c.reconnects
+        c.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(60)
+
+    def summary(self):
+        with self.lock:
+            return ("%d answers %s, %d failed, %d keep-alive reconnects"
+                    % (sum(self.codes.values()), self.codes,
+                       len(self.failures), self.reconnects))
+
+
+# ----------------------------------------------------------------- tests --
+# Each test is one section of DEMO.md (named in its docstring) and runs its
+# commands; they share one stack and run in this order.
+
+def test_up_and_health(st, c):
+    """DEMO 1: up, every service healthy, /health through nginx."""
+    st.up(settings={})
+    st.wait_healthy(ALL)
+    rc, out, _ = st.sh("curl -s localhost:8000/health")
+    assert rc == 0 and out.strip() == '{"status":"ok"}', out
+    rc, out, _ = st.sh("curl -s localhost:8000/ready")
+    assert out.strip() == '{"status":"ready"}', out
+    # the X-KV-Api header names the replica that answered
+    rc, out, _ = st.sh("curl -si localhost:8000/health | grep -i '^x-kv-api'")
+    assert re.match(r"(?i)x-kv-api: [0-9.]+:7010\s*$", out), out
+    # only nginx is published
+    _, ports, _ = st.compose("ps")
+    assert ports.count("->") == 1 and "127.0.0.1:%d->8000/tcp" % st.port \
+        in ports, ports
+    # the controller watches the containers by service name
+    rc, out, _ = st.sh("docker compose exec -T controller kvctl status")
+    assert rc == 0, out
+    for s in STORES:
+        assert re.search(r"%s\s+(primary|secondary)\s+external\s+-\s+\d+\s+yes"
+                         % s, out), out
+    assert "epoch 1, ready" in out, out
+
+
+def test_crud_through_nginx(st, c):
+    """DEMO 2: writes and reads through nginx."""
+    st.sh("curl -s -X DELETE localhost:8000/kv/greeting")
+    rc, out, _ = st.sh("curl -s -X PUT --data-binary '2 apples' "
+                       "'localhost:8000/kv/cart:42?sync=1'")
+    j = json.loads(out)
+    assert j["status"] == "applied" and j["key"] == "cart:42", out
+    rc, out, _ = st.sh("curl -s localhost:8000/kv/cart:42")
+    assert out == "2 apples", out
+    rc, out, _ = st.sh("curl -s -H 'Accept: application/json' "
+                       "localhost:8000/kv/cart:42")
+    j = json.loads(out)
+    assert j["value"] == "2 apples" and j["shard"] == 0 and \
+        j["served_by"] == "http://store-0-0:7100", out
+    rc, out, _ = st.sh("curl -s -X PUT --data-binary hello "
+                       "localhost:8000/kv/greeting")
+    j = json.loads(out)
+    assert j["status"] == "queued" and j["job"], out
+    job = j["job"]
+    wait_until(lambda: json.loads(st.sh("curl -s localhost:8000/jobs/%s"
+                                        % job)[1])["status"] == "applied",
+               20, "job %s applied" % job)
+    assert st.sh("curl -s localhost:8000/kv/greeting")[1] == "hello"
+    rc, out, _ = st.sh("curl -s -X DELETE localhost:8000/kv/greeting")
+    assert json.loads(out)["status"] == "queued", out
+
+    # a tombstone reads "deleted" until every replica passed it, then it is
+    # collected and the key reads "not_found"
+    def gone():
+        o = st.sh("curl -s -w ' %{http_code}' localhost:8000/kv/greeting")[1]
+        return o.endswith(" 404") and json.loads(o[:-4])["error"] in \
+            ("deleted", "not_found") and o
+    wait_until(gone, 20, "greeting deleted")
+    before = json.loads(st.sh("curl -s localhost:8000/counter/visits")[1])
+    rc, out, _ = st.sh("curl -s -X POST localhost:8000/counter/visits/increment")
+    assert json.loads(out) == {"key": "visits", "status": "queued"}, out
+    rc, out, _ = st.sh("curl -s -X POST "
+                       "'localhost:8000/kv/visits/incr?by=5&sync=1'")
+    assert json.loads(out)["status"] == "applied", out
+    wait_until(lambda: json.loads(st.sh("curl -s localhost:8000/counter/visits"
+                                        )[1])["value"] == before["value"] + 6,
+               20, "visits + 6")
+    # nginx keeps /internal/ to itself and answers JSON
+    rc, out, _ = st.sh("curl -s -w ' %{http_code}' "
+                       "localhost:8000/internal/kv/cart:42")
+    assert out.endswith(" 404") and json.loads(out[:-4])["error"] == \
+        "not_found", out
+
+
+def test_sharding_ring(st, c):
+    """DEMO 3: which shard owns a key, and why."""
+    rc, out, _ = st.sh("curl -s 'localhost:8000/ring?key=cart:42'")
+    j = json.loads(out)
+    assert j == {"key": "cart:42", "shard": 0, "epoch": 1,
+                 "primary": "http://store-0-0:7100",
+                 "secondaries": ["http://store-0-1:7101"]}, out
+    rc, out, _ = st.sh("curl -s 'localhost:8000/ring?key=cart:7'")
+    j = json.loads(out)
+    assert j["shard"] == 1 and j["primary"] == "http://store-1-0:7110", out
+    # a GET says the same shard
+    for key in ("cart:42", "cart:7", "user:1", "user:2", "session:9"):
+        st_, _, _ = c.request("PUT", "/kv/%s?sync=1" % key, body=b"x")
+        assert st_ == 200
+        ring = jget(c, "/ring?key=" + key)
+        s2, h, _ = c.request("GET", "/kv/" + key)
+        assert s2 == 200 and int(h["x-kv-shard"]) == ring["shard"] and \
+            h["x-kv-served-by"] == ring["primary"], (key, h, ring)
+
+
+def test_replication_same_value(st, c):
+    """DEMO 4: the same value on primary and secondary."""
+    st.sh("curl -s -X PUT --data-binary '{\"items\":[1,2]}' "
+          "'localhost:8000/kv/cart:7?sync=1'")
+
+    def both():
+        a = st.sh("docker compose exec -T store-1-0 curl -s "
+                  "localhost:7110/internal/kv/cart:7")[1]
+        b = st.sh("docker compose exec -T store-1-1 curl -s "
+                  "localhost:7111/internal/kv/cart:7")[1]
+        return a == b == '{"items":[1,2]}' and (a, b)
+    wait_until(both, 20, "cart:7 on both replicas of shard 1")
+    rc, out, _ = st.sh("docker compose exec -T store-1-1 curl -s "
+                       "localhost:7111/health")
+    j = json.loads(out)
+    assert j["role"] == "secondary" and \
+        j["primary"] == "http://store-1-0:7110", out
+    wait_until(lambda: st.sh("docker compose exec -T controller kvctl parity"
+                             )[0] == 0, 20, "kvctl parity identical")
+    rc, out, _ = st.sh("docker compose exec -T controller kvctl parity")
+    assert re.search(r"^shard 0: 2 replicas, \d+ keys: identical$", out, re.M) \
+        and re.search(r"^shard 1: 2 replicas, \d+ keys: identical$", out,
+                      re.M), out
+
+
+SCALE_CHECK = ("for i in $(seq 12); do curl -s -o /dev/null -D - "
+               "localhost:8000/health | grep -i '^x-kv-api' | tr -d '\\r'; "
+               "done | sort | uniq -c")
+
+
+def test_scale_api_to_3_and_back(st, c):
+    """DEMO 5: docker compose up -d --scale api=3, and back to 1, while
+    clients read and write: every replica serves, no request fails."""
+    with Load(st.port) as load:
+        time.sleep(1)
+        st.up("--scale", "api=3")
+        st.wait_healthy(["api"])
+        wait_until(lambda: len([a for a in load.apis if "," not in a
+                                and a]) >= 3, 30,
+                   "three api replicas to answer through nginx")
+        # what the DEMO shows: twelve requests, three replicas answering
+        # (nginx balances per worker process, so a few rounds at most)
+        wait_until(lambda: len(st.sh(SCALE_CHECK)[1].strip().splitlines())
+                   == 3, 20, "three X-KV-Api values in one round")
+        out = st.sh(SCALE_CHECK)[1]
+        assert all(re.match(r"^\s+\d+ X-KV-Api: [0-9.]+:7010$", ln)
+                   for ln in out.rstrip().splitlines()), out
+        seen3 = set(load.apis)
+        rc, out, _ = st.sh("docker compose logs --no-log-prefix nginx | "
+                           "grep upstream")
+        assert re.search(r"^kv-nginx: api upstream: [0-9.]+ \(port 7010\)$",
+                         out, re.M) and \
+            re.search(r"^kv-nginx: api upstream: [0-9.]+ [0-9.]+ [0-9.]+ "
+                      r"\(was: .*\); reloaded$", out, re.M), out
+        st.up("--scale", "api=1")
+
+        def one_left():
+            got = set()
+            for _ in range(12):
+                _, h, _ = c.request("GET", "/health")
+                got.add(h.get("x-kv-api"))
+            return len(got) == 1 and got
+        wait_until(one_left, 30, "nginx to use the one api left")
+        time.sleep(1)
+    log("scale: " + load.summary())
+    assert len([a for a in seen3 if a and "," not in a]) >= 3, seen3
+    assert not load.failures, load.failures[:5]
+    assert load.codes.get(200, 0) > 50, load.codes
+
+
+def test_nginx_own_errors_are_json(st, c):
+    """DEMO 5 (end): with no api replica, nginx's own 502 is JSON."""
+    st.compose("stop", "api")
+    seen = {}
+    try:
+        # a stopped replica first times out (504), then the name stops
+        # resolving and the upstream is empty (502): both JSON
+        def bad_gateway():
+            s, h, b = c.request("GET", "/health")
+            if s != 200:
+                seen[s] = (h.get("retry-after"), json.loads(b)["error"])
+            return s == 502
+        wait_until(bad_gateway, 40, "nginx to answer 502 without api")
+        rc, out, _ = st.sh("curl -s -D - localhost:8000/kv/cart:42 | grep -E "
+                           "'^HTTP|^Retry-After|error' | tr -d '\\r'")
+        assert out == ('HTTP/1.1 502 Bad Gateway\nRetry-After: 1\n'
+                       '{"error":"bad_gateway","message":"no api process '
+                       'answered"}\n'), out
+    finally:
+        st.compose("start", "api")
+    st.wait_healthy(["api"])
+    wait_until(lambda: c.request("GET", "/health")[0] == 200, 30,
+               "nginx to find the api again")
+    assert seen[502] == ("1", "bad_gateway"), seen
+    assert set(seen) <= {502, 504} and seen.get(504, ("1", "gateway_timeout"))\
+        == ("1", "gateway_timeout"), seen
+
+
+BURST = ("seq 300 | xargs -P 20 -I{} curl -s -o /dev/null -w '%{http_code}\\n' "
+         "-X PUT --data-binary x localhost:8000/kv/burst:{} | sort | uniq -c")
+
+
+BURST_429 = ("seq 300 | xargs -P 20 -I{} curl -s -D - -X PUT --data-binary x "
+             "localhost:8000/kv/burst:{} | grep -oE "
+             "'Retry-After: [0-9]+|\"error\":\"[a-z_]+\"' | sort | uniq -c")
+
+
+def burst_counts(out):
+    return {int(code): int(n) for n, code in
+            (ln.split() for ln in out.strip().splitlines())}
+
+
+def test_backpressure_small_queue(st, c):
+    """DEMO 6: MAX_QUEUE_SIZE=100 WORKER_COUNT=1 (shards taking 20 writes/s):
+    a burst gets 429 with Retry-After, as JSON."""
+    st.up(settings={"MAX_QUEUE_SIZE": "100", "WORKER_COUNT": "1",
+                    "DISPATCH_RATE": "20"})
+    st.wait_healthy(["queue", "api", "nginx"])
+    rc, out, _ = st.sh(BURST)
+    counts = burst_counts(out)
+    assert set(counts) == {202, 429} and counts[202] >= 100 and \
+        counts[429] >= 30, out
+    # what the refused ones carry: Retry-After and the JSON error
+    rc, out, _ = st.sh(BURST_429)
+    got = {ln.strip().split(None, 1)[1]: int(ln.split()[0])
+           for ln in out.strip().splitlines()}
+    assert set(got) == {'"error":"queue_full"', "Retry-After: 1"} and \
+        got["Retry-After: 1"] == got['"error":"queue_full"'] >= 30, out
+
+
+def test_no_backpressure_large_queue(st, c):
+    """DEMO 6: the same burst with MAX_QUEUE_SIZE=100000: all 202."""
+    st.up(settings={"DISPATCH_RATE": "20"})
+    st.wait_healthy(["queue", "api", "nginx"])
+    rc, out, _ = st.sh(BURST)
+    assert burst_counts(out) == {202: 300}, out
+
+
+def test_hot_key_spills_to_excess(st, c):
+    """DEMO 7: a hot key over MAX_KEY_RATE spills to EXCESS while other
+    keys keep flowing."""
+    st.up(settings={"MAX_KEY_RATE": "20"})
+    st.wait_healthy(["queue", "api", "nginx"])
+    before = json.loads(st.sh("curl -s localhost:8000/counter/hot")[1])["value"]
+    hot = subprocess.Popen(
+        ["bash", "-c", "seq 400 | xargs -P 10 -I{} curl -s -o /dev/null -X "
+         "POST localhost:%d/counter/hot/increment" % st.port],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: int(re.search(r'^"spilled_excess":(\d+)$', st.sh(
+            "docker compose exec -T queue curl -s localhost:7001/stats | "
+            "grep -oE '\"spilled_excess\":[0-9]+'")[1]).group(1)) > 0, 30,
+            "the hot key to spill to EXCESS")
+        rc, out, _ = st.sh("curl -s -o /dev/null -w '%{http_code} in "
+                           "%{time_total} s\\n' -X PUT --data-binary calm "
+                           "'localhost:8000/kv/calm?sync=1'")
+        m = re.match(r"^200 in ([0-9.]+) s\n$", out)
+        assert m and float(m.group(1)) < 2.0, out
+        for i in range(20):
+            t = time.monotonic()
+            s, _, b = c.request("PUT", "/kv/calm:%d?sync=1" % i, body=b"x")
+            took = time.monotonic() - t
+            assert s == 200 and took < 2.0, (s, b, took)
+    finally:
+        hot.wait(120)
+    rc, out, _ = st.sh("docker compose exec -T queue curl -s "
+                       "localhost:7001/stats | grep -o '\"spilled_excess\":[0-9]*'")
+    assert int(out.split(":")[1]) > 0, out
+    wait_until(lambda: json.loads(st.sh("curl -s localhost:8000/counter/hot"
+                                        )[1])["value"] == before + 400, 60,
+               "all 400 hot increments applied")
+    st.up(settings={})
+    st.wait_healthy(["queue", "api", "nginx"])
+
+
+def test_failover_keeps_reads_and_writes(st, c):
+    """DEMO 8: stop the primary of cart:42's shard: reads and writes go on;
+    it comes back as a secondary."""
+    with Load(st.port) as load:
+        time.sleep(1)
+        rc, out, err = st.sh("docker compose stop store-0-0")
+        assert rc == 0, err
+        wait_until(lambda: jget(c, "/ring?key=cart:42")["primary"] ==
+                   "http://store-0-1:7101", 30, "store-0-1 promoted")
+        rc, out, _ = st.sh("curl -s 'localhost:8000/ring?key=cart:42'")
+        assert json.loads(out) == {
+            "key": "cart:42", "shard": 0, "epoch": 2,
+            "primary": "http://store-0-1:7101",
+            "secondaries": ["http://store-0-0:7100"]}, out
+        rc, out, _ = st.sh("curl -s -X PUT --data-binary '3 apples' "
+                           "'localhost:8000/kv/cart:42?sync=1'")
+        assert json.loads(out)["status"] == "applied", out
+        rc, out, _ = st.sh("curl -s -H 'Accept: application/json' "
+                           "localhost:8000/kv/cart:42")
+        j = json.loads(out)
+        assert j["value"] == "3 apples" and \
+            j["served_by"] == "http://store-0-1:7101", out
+        rc, out, _ = st.sh("docker compose logs --no-log-prefix controller | "
+                           "grep promoted")
+        assert re.search(r"WARN failover: shard 0: promoted store-0-1 "
+                         r"\(replica 1, applied_seq \d+\) in place of "
+                         r"store-0-0; shard epoch 2, topology epoch 2, "
+                         r"handoff_seq \d+$", out, re.M), out
+        time.sleep(1)
+    log("failover: " + load.summary())
+    assert not load.failures, load.failures[:5]
+    rc, out, err = st.sh("docker compose start store-0-0")
+    assert rc == 0, err
+
+    def rejoined():
+        o = st.sh("docker compose exec -T store-0-0 curl -s "
+                  "localhost:7100/health")[1]
+        j = json.loads(o)
+        return j["role"] == "secondary" and j["epoch"] == 2 and \
+            j["state"] == "secondary" and j
+    wait_until(rejoined, 60, "store-0-0 back as a secondary at epoch 2")
+    wait_until(lambda: st.sh("docker compose exec -T store-0-0 curl -s "
+                             "localhost:7100/internal/kv/cart:42")[1] ==
+               "3 apples", 30, "store-0-0 to hold the write of the outage")
+    rc, out, _ = st.sh("docker compose exec -T controller kvctl status")
+    assert re.search(r"store-0-0\s+secondary\s+external\s+-\s+7100\s+yes", out)\
+        and re.search(r"store-0-1\s+primary\s+external\s+-\s+7101\s+yes", out) \
+        and "epoch 2, ready" in out, out
+
+
+def test_controller_restart_keeps_state(st, c):
+    """DEMO 8 (end): the failover survives a controller restart (its state
+    is on the controller-state volume)."""
+    rc, out, err = st.sh("docker compose restart controller")
+    assert rc == 0, err
+    st.wait_healthy(["controller"])
+    topo = json.loads(st.sh("docker compose exec -T controller curl -s "
+                            "localhost:7000/topology")[1])
+    assert topo["epoch"] == 2 and \
+        topo["shards"][0]["primary"] == "http://store-0-1:7101" and \
+        topo["shards"][0]["epoch"] == 2, topo
+    wait_until(lambda: c.request("PUT", "/kv/after-ctl?sync=1",
+                                 body=b"ok")[0] == 200, 30,
+               "a write after the controller restart")
+
+
+def test_store_restart_keeps_data(st, c):
+    """DEMO 9: restart a store: the data is on its volume (it resumes from
+    its own position, no full copy)."""
+    _, out, _ = st.exec("store-1-1", "curl", "-s", "localhost:7111/health")
+    keys = json.loads(out)["keys"]
+    assert keys > 0, out
+    rc, out, err = st.sh("docker compose restart store-1-1")
+    assert rc == 0, err
+    st.wait_healthy(["store-1-1"])
+    rc, out, _ = st.sh("docker compose exec -T store-1-1 curl -s "
+                       "localhost:7111/internal/kv/cart:7")
+    assert out == '{"items":[1,2]}', out
+    rc, out, _ = st.sh("docker compose exec -T store-1-1 curl -s "
+                       "localhost:7111/stats | grep -oE "
+                       "'\"(full_resyncs|catchups)\":[0-9]+' | head -2")
+    m = re.match(r'^"full_resyncs":0\n"catchups":(\d+)\n$', out)
+    assert m and int(m.group(1)) > 0, out
+    stats = json.loads(st.exec("store-1-1", "curl", "-s",
+                               "localhost:7111/stats")[1])
+    assert stats["keys"] >= keys, stats
+
+
+def test_down_up_keeps_data(st, c):
+    """DEMO 9: docker compose down, then up: the volumes keep every value
+    and the topology."""
+    c.close()
+    rc, out, err = st.sh("docker compose down")
+    assert rc == 0, err
+    rc, out, _ = st.sh("docker volume ls | grep %s_" % st.project)
+    vols = sorted(ln.split()[1] for ln in out.strip().splitlines())
+    assert [ln.split()[0] for ln in out.strip().splitlines()] == \
+        ["local"] * 6 and vols == ["%s_%s" % (st.project, v) for v in (
+            "controller-state", "queue-journal", "store-0-0", "store-0-1",
+            "store-1-0", "store-1-1")], out
+    st.up()
+    st.wait_healthy(ALL)
+    rc, out, _ = st.sh("curl -s localhost:8000/kv/cart:42")
+    assert out == "3 apples", out
+    rc, out, _ = st.sh("curl -s localhost:8000/kv/cart:7")
+    assert out == '{"items":[1,2]}', out
+    rc, out, _ = st.sh("curl -s 'localhost:8000/ring?key=cart:42'")
+    assert json.loads(out) == {
+        "key": "cart:42", "shard": 0, "epoch": 2,
+        "primary": "http://store-0-1:7101",
+        "secondaries": ["http://store-0-0:7100"]}, out
+
+
+def test_cloudcart_lab(st, c):
+    """DEMO 10: the CloudCart lab in a container of the image."""
+    name = st.project + "-lab"
+    st.docker("rm", "-f", name, check=False)
+    st.docker("run", "--rm", "-d", "--name", name, st.image, "kvctl", "lab",
+              "--config", "student_config.json")
+    try:
+        wait_until(lambda: "ready" in st.docker("logs", name)[1].split(),
+                   60, "the lab to print ready")
+        _, out, _ = st.docker("exec", name, "curl", "-s",
+                              "localhost:7000/status")
+        j = json.loads(out)
+        assert j["quorum"]["W"] == 4 and j["quorum"]["R"] == 1 and \
+            len(j["followers"]) == 5 and j["leader"]["status"] == "alive", j
+        _, out, _ = st.docker(
+            "exec", name, "curl", "-s", "-X", "POST",
+            "localhost:8000/write", "-H", "Content-Type: application/json",
+            "-d", '{"key": "cart:42", "value": "2 apples"}')
+        j = json.loads(out)
+        assert j["status"] == "success" and j["sync_acks"] == 4, out
+        # R = 1 reads follower-5, outside the sync set: the write reaches
+        # it about 5 s later (INC-3)
+        _, out, _ = st.docker("exec", name, "curl", "-s",
+                              "localhost:8000/read/cart:42")
+        j = json.loads(out)
+        assert j.get("value") == "2 apples" or \
+            j["detail"]["error"] == "Key not found", out
+        wait_until(lambda: json.loads(st.docker(
+            "exec", name, "curl", "-s", "localhost:8000/read/cart:42")[1]
+        ).get("served_by") == "follower-5", 20, "follower-5 to have cart:42")
+        _, out, _ = st.docker("exec", name, "curl", "-s", "-X", "POST",
+                              "localhost:7000/kill/follower-1")
+        j = json.loads(out)
+        assert j["status"] == "stopped" and j["node_id"] == "follower-1", out
+        _, out, _ = st.docker("exec", name, "curl", "-s", "-X", "POST",
+                              "localhost:7000/spawn")
+        assert json.loads(out)["status"] == "spawned", out
+        _, out, _ = st.docker("exec", name, "curl", "-s", "-X", "POST",
+                              "localhost:7000/pause/follower-2?ms=2000")
+        assert json.loads(out)["status"] == "paused", out
+        st.docker("stop", name, timeout=60)
+        wait_until(lambda: st.docker("inspect", name, check=False)[0] != 0, 30,
+                   "the lab container to be removed (--rm)")
+    finally:
+        st.docker("rm", "-f", name, check=False)
+
+
+def test_cloudcart_assess(st, c):
+    """DEMO 10: kvctl assess grades the incident file: 38/100."""
+    cmd = ("docker run --rm kv kvctl assess --config student_config.json | "
+           "grep -E '^INC-[0-9/]+ |^Score|^W \\+ R|^Cost'")
+    rc, got, err = st.sh(cmd.replace(" kv ", " %s " % st.image), timeout=300)
+    # below 100 assess exits 1 (pipefail passes it on)
+    assert rc == 1, (rc, got, err[-2000:])
+    want = """INC-0    Basic Operations                 15/15
+INC-1    Gateway Flood (Rate Limiting)     8/15
+INC-3    Stale Cart Data (Consistency)     2/25
+INC-4    Write Outage (Fault Tolerance)    5/25
+INC-2/5  Recovery & Right-Sizing           8/20
+Score: 38/100, grade F
+W + R vs N: 4 + 1 = 5, not more than N = 5 (reads can miss the latest write: INC-3)
+Cost: 6 nodes x $10/h = $60/h, over the $50/h budget (INC-5)
+"""
+    assert got == want, got + err[-2000:]
+
+
+TESTS = [test_up_and_health, test_crud_through_nginx, test_sharding_ring,
+         test_replication_same_value, test_scale_api_to_3_and_back,
+         test_nginx_own_errors_are_json, test_backpressure_small_queue,
+         test_no_backpressure_large_queue, test_hot_key_spills_to_excess,
+         test_failover_keeps_reads_and_writes,
+         test_controller_restart_keeps_state, test_store_restart_keeps_data,
+         test_down_up_keeps_data, test_cloudcart_lab, test_cloudcart_assess]
+
+
+# ------------------------------------------------------------------ main --
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build/release")
+    ap.add_argument("-k", dest="pattern", help="run the tests whose name "
+                    "contains this (the first one always runs: it starts "
+                    "the stack)")
+    ap.add_argument("--keep", action="store_true",
+                    help="leave the stack running (debugging)")
+    a = ap.parse_args()
+    build = a.build if os.path.isabs(a.build) else os.path.join(REPO, a.build)
+    passed = failed = 0
+    engine = Engine()
+    stack = None
+    image = None
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        try:
+            engine.start()
+            image = "kvtest%d:latest" % os.getpid()
+            data = mkimage.assemble(build)
+            mkimage.docker_import(data, image, env=engine.env)
+            log("image %s: %.1f MiB" % (image, len(data) / 1048576))
+            stack = Stack(engine, image, free_port())
+            log("compose project %s, nginx on 127.0.0.1:%d"
+                % (stack.project, stack.port))
+        except (Exception, SystemExit) as e:  # noqa: BLE001 -- a failed setup
+            failed += 1
+            print("FAIL setup: %s" % str(e).strip().splitlines()[0], flush=True)
+            print("\n".join("    " + ln for ln in traceback.format_exc()
+                            .strip().splitlines()[-12:]), flush=True)
+        if stack:
+            c = Client(stack.port)
+            for i, t in enumerate(TESTS):
+                if a.pattern and i > 0 and a.pattern not in t.__name__:
+                    continue
+                t0 = time.monotonic()
+                try:
+                    t(stack, c)
+                    passed += 1
+                    print("PASS %s (%.2f s)" % (t.__name__,
+                                                time.monotonic() - t0),
+                          flush=True)
+                except Exception as e:  # noqa: BLE001 -- one test's failure
+                    failed += 1
+                    c.close()
+                    c = Client(stack.port)
+                    first = (str(e).strip() or type(e).__name__).splitlines()
+                    print("FAIL %s: %s" % (t.__name__, first[0][:300]),
+                          flush=True)
+                    print("\n".join("    " + ln for ln in traceback.format_exc()
+                                    .strip().splitlines()[-14:]), flush=True)
+                    if i == 0:
+                        _, logs, _ = stack.compose("logs", "--no-color",
+                                                   "--tail", "30",
+                                                   check=False)
+                        print("\n".join("    " + ln for ln in
+                                        logs.splitlines()[-120:]), flush=True)
+                        break
+            c.close()
+    except KeyboardInterrupt as e:
+        failed += 1
+        print("FAIL interrupted: %s" % e, flush=True)
+    finally:
+        if stack and not a.keep:
+            stack.down(volumes=True)
+            log("compose down -v done")
+        if image and not a.keep:
+            run(["docker", "rmi", "-f", image], 120, env=engine.env,
+                check=False)
+        if not a.keep:
+            engine.stop()
+    log("done")
+    print("%d passed, %d failed" % (passed, failed), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
