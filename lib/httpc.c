@@ -75,6 +75,10 @@ static CURL *httpc_easy_new(void)
         return NULL;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* A recreated container may come back at another address: look names
+     * up again after a second, not libcurl's 60 (only new connections
+     * look up at all). */
+    curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_on_header);
     return e;

@@ -47,7 +47,7 @@
 
 #define HL_MAX_HEADER_BYTES (64 * 1024)
 #define HL_IDLE_MAX 64             /* idle connections kept per host */
-#define HL_DNS_TTL_MS 5000
+#define HL_DNS_TTL_MS 1000          /* as httpc.c: containers move */
 
 typedef struct hl_conn hl_conn;
 typedef struct hl_host hl_host;

@@ -13,6 +13,8 @@
 
 #include "config.h"
 
+#include <cjson/cJSON.h>
+
 /* Every environment name the module reads (lib/config.c). Cleared before
  * each test so neither the caller's environment nor an earlier test leaks
  * into a result. */
@@ -509,6 +511,41 @@ static void test_help(void **state)
     free(text);
 }
 
+/* config/local.json says it lists every setting with its default: hold it
+ * to that (the file is found from this source file's path, so the test
+ * runs from the repository root like make does). */
+static void test_example_file_lists_every_default(void **state)
+{
+    (void)state;
+    kv_config d;
+    char path[512], *want_s;
+    FILE *f;
+    char buf[16384];
+    size_t n;
+
+    snprintf(path, sizeof path, "%.*sconfig/local.json",
+             (int)(strlen(__FILE__) - strlen("tests/unit/test_config.c")), __FILE__);
+    f = fopen(path, "r");
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    config_defaults(&d);
+    want_s = config_to_json(&d);
+    cJSON *have = cJSON_Parse(buf), *want = cJSON_Parse(want_s);
+    assert_non_null(have);
+    assert_non_null(want);
+    if (!cJSON_Compare(have, want, 1)) {
+        char *h = cJSON_PrintUnformatted(have);
+        fail_msg("%s differs from the built-in defaults:\n have %s\n want %s",
+                 path, h, want_s);
+    }
+    cJSON_Delete(have);
+    cJSON_Delete(want);
+    free(want_s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,6 +563,7 @@ int main(void)
         cmocka_unit_test_setup(test_derived_ports, setup),
         cmocka_unit_test_setup(test_to_json_round_trip, setup),
         cmocka_unit_test_setup(test_help, setup),
+        cmocka_unit_test_setup(test_example_file_lists_every_default, setup),
     };
     return cmocka_run_group_tests_name("config", tests, group_setup,
                                        group_teardown);
