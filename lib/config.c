@@ -83,6 +83,10 @@ static const cfg_field cfg_fields[] = {
         "jobs the queue holds before answering 429"),
     INT("queue.worker_count", "WORKER_COUNT", worker_count, 1, 64,
         "dispatcher threads sending batches to shard primaries"),
+    INT("queue.batch_linger_us", "QUEUE_BATCH_LINGER_US", batch_linger_us, 0,
+        1000000,
+        "a shard that sent a batch this recently waits to fill the next one "
+        "(0: send at once)"),
     INT("queue.batch_max", "QUEUE_BATCH_MAX", batch_max, 1, 10000,
         "most ops in one batch to a shard"),
     INT("queue.retry_backoff_ms", "QUEUE_RETRY_BACKOFF_MS", retry_backoff_ms, 1,
@@ -162,6 +166,7 @@ void config_defaults(kv_config *c)
     c->max_queue_size = 100000;
     c->worker_count = 2;
     c->batch_max = 256;
+    c->batch_linger_us = 2000;
     c->retry_backoff_ms = 50;
     c->wait_max_ms = 10000;
     c->jobs_kept = 100000;

@@ -49,6 +49,7 @@ typedef struct kv_config {
     int64_t max_queue_size;    /* queue.max_queue_size */
     int64_t worker_count;      /* queue.worker_count: dispatcher threads */
     int64_t batch_max;         /* queue.batch_max: ops per batch to a shard */
+    int64_t batch_linger_us;   /* queue.batch_linger_us */
     int64_t retry_backoff_ms;  /* queue.retry_backoff_ms: first retry delay */
     int64_t wait_max_ms;       /* queue.wait_max_ms: longest ?sync wait */
     int64_t jobs_kept;         /* queue.jobs_kept: finished jobs remembered */

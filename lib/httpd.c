@@ -71,6 +71,7 @@ struct httpd_req {
     int async;                 /* set by httpd_suspend in the handler */
     char *body;
     size_t len, cap;
+    size_t want;               /* Content-Length, when it came with one */
     struct MHD_Response *resp; /* ready to queue */
     unsigned status;
     void *user;
@@ -153,8 +154,13 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
         *con_cls = r;
         cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > d->max_body)
-            r->too_big = 1;
+        if (cl) {
+            unsigned long long want = strtoull(cl, NULL, 10);
+            if (want > d->max_body)
+                r->too_big = 1;
+            else
+                r->want = (size_t)want;
+        }
         return MHD_YES;
     }
     if (r->state == REQ_READING) {
@@ -166,7 +172,8 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
                 return MHD_YES;
             }
             if (r->len + n + 1 > r->cap) {
-                size_t cap = r->cap ? r->cap : 4096;
+                /* The announced length, exactly: most bodies are small. */
+                size_t cap = r->cap ? r->cap : r->want >= n ? r->want + 1 : 4096;
                 while (cap < r->len + n + 1)
                     cap *= 2;
                 char *b = realloc(r->body, cap);

@@ -89,6 +89,8 @@ typedef struct wq_shard {
     wq_fifo fifo[WQ_NCLASS];
     size_t ops;                       /* queued, not in flight */
     int busy;                         /* a batch is in flight */
+    uint64_t sent_us;                 /* when the last batch went out */
+    int backlog;                      /* writes arrived while it was out */
     uint64_t next_try_us;
     uint32_t failures;                /* consecutive failed batches */
 } wq_shard;
@@ -703,6 +705,17 @@ static int wq_pick(wq_t *q, uint64_t now, uint64_t *wake_us)
                 *wake_us = s->next_try_us;
             continue;
         }
+        /* Linger: when writes kept arriving while the last batch was out
+         * (load), the next one waits until batch_linger_us after the last
+         * went out, unless it is full. Fewer, bigger batches: each costs
+         * the shard a commit and a replication round. A client writing one
+         * at a time never waits: its shard had nothing queued. */
+        uint64_t ready = s->sent_us + (uint64_t)q->cfg.batch_linger_us;
+        if (s->backlog && ready > now && s->ops < (size_t)q->cfg.batch_max) {
+            if (ready < *wake_us)
+                *wake_us = ready;
+            continue;
+        }
         q->rr = (unsigned)(i + 1);
         return (int)i;
     }
@@ -939,6 +952,7 @@ static void *wq_worker(void *arg)
             continue;
         }
         s->busy = 1;
+        s->sent_us = now;
         if (q->cfg.dispatch_rate > 0)
             q->tokens -= (double)n;
         wq_gauges(q);
@@ -949,6 +963,7 @@ static void *wq_worker(void *arg)
 
         pthread_mutex_lock(&q->mu);
         s->busy = 0;
+        s->backlog = s->ops > 0;
         if (rc == WQ_SENT) {
             s->failures = 0;
             metric_add(&m_batches, 1);
