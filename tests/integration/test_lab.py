@@ -17,7 +17,8 @@ before it); a 2 s /pause with auto_spawn_delay 1 (a replacement appears, the
 original is fenced when it wakes and exits, and no write made after the
 replacement reaches it: its own data directory, opened afterwards by a
 standalone kv-store, does not hold it) and with auto_spawn_delay 5 (no
-replacement)."""
+replacement); `kvctl assess` end to end on the shipped incident file (low
+score, every incident named) and on a solved configuration (100/100)."""
 
 import glob
 import json
@@ -503,3 +504,53 @@ def test_pause_with_sane_delay_no_replacement():
         st, v = url_get("%s/internal/kv/after-blip" % old["url"])
         assert st == 200 and v == b"v", (st, v)
     with_lab(body, auto_spawn=True, delay=5)
+
+
+# --------------------------------------------------------------------------
+# kvctl assess, end to end: it starts its own lab cluster on the lab ports
+
+def run_assess(cfg_path):
+    busy = [p for p in lab_ports(5) if not port_free(p)]
+    assert not busy, "lab ports in use: %s (another lab or test running?)" % busy
+    p = subprocess.run([os.path.join(default_build(), "bin", "kvctl"), "assess",
+                        "--config", cfg_path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=TEST_TIMEOUT)
+    return p.returncode, p.stdout
+
+
+def test_assess_incident_file_fails_and_names_every_incident():
+    """The shipped incident configuration scores well below 100, exits
+    non-zero, and each incident appears in a failing line with its reason."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    rc, out = run_assess(os.path.join(repo, "lab", "cloudcart", "student_config.json"))
+    m = re.search(r"^Score: (\d+)/100, grade ([A-F])", out, re.M)
+    assert m, "no score line in:\n%s" % out[-3000:]
+    score = int(m.group(1))
+    assert rc != 0 and score <= 60, "incident file scored %d (exit %d)" % (score, rc)
+    # "FAIL <test> (points): <reason>", the reason naming its incident
+    fails = [line for line in out.splitlines() if line.startswith("FAIL ")]
+    reasons = [line.split("): ", 1)[1] for line in fails if "): " in line]
+    for inc in ("INC-1", "INC-3", "INC-4", "INC-2", "INC-5"):
+        assert any(r.startswith(inc + ":") for r in reasons), \
+            "%s is not the reason of a failing line:\n%s" % (inc, "\n".join(fails))
+    print("    (incident file: %d/100, grade %s)" % (score, m.group(2)))
+
+
+def test_assess_solved_config_scores_100():
+    """N = 3, W = R = 2, auto-spawn after 5 s, 10 requests per 60 s, every
+    justification filled: 100/100 and exit status 0."""
+    tmp = tempfile.mkdtemp(prefix="kv-test-assess-")
+    try:
+        path = os.path.join(tmp, "student_config.json")
+        with open(path, "w") as f:
+            json.dump({"deployment": {"followers": 3, "write_quorum": 2,
+                                      "read_quorum": 2, "auto_spawn": True,
+                                      "auto_spawn_delay": 5},
+                       "gateway": {"rate_limit_enabled": True, "rate_limit_max": 10,
+                                   "rate_limit_window": 60},
+                       "justifications": JUST}, f)
+        rc, out = run_assess(path)
+        assert rc == 0 and re.search(r"^Score: 100/100, grade A", out, re.M), \
+            "solved config: exit %d\n%s" % (rc, out[-3000:])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
