@@ -62,7 +62,8 @@ static const kvctl_cmd kvctl_cmds[] = {
      0, 64, assess_cmd},
     {"bench", "bench quorum [options]",
      "the write-quorum study: write latency against W, with replica parity",
-     "For W = 1..N starts a one-shard cluster (kv-controller: a primary and N\n"
+     "For each W = 1..N, all at once, starts a one-shard cluster (kv-controller:\n"
+     "a primary and N\n"
      "secondaries, cluster.write_quorum = W, each replication batch to each\n"
      "secondary delayed by uniform(0, MAX) ms), times sequential writes to the\n"
      "primary (each waits for W acknowledgements; the next starts once every\n"
@@ -70,7 +71,7 @@ static const kvctl_cmd kvctl_cmds[] = {
      "p99 with the order-statistic expectation W/(N+1) x MAX, checks that all\n"
      "replicas hold the same records, and stops the cluster.\n"
      "Writes DIR/quorum_vs_latency.csv and DIR/quorum_vs_latency.png (gnuplot).\n"
-     "Options: --followers N (5), --max-delay-ms MAX (1000), --writes K (100),\n"
+     "Options: --followers N (5), --max-delay-ms MAX (1000), --writes K (300),\n"
      "--out DIR (reports), --delay uniform|fixed (uniform), --w W (only that\n"
      "W), --keep (keep the clusters' directories), --verbose.\n"
      "Exit 1 when a write or a parity check fails.",
