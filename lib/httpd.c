@@ -34,8 +34,10 @@ typedef struct httpd_worker {
     httpc_loop *hc;
     int epfd;
     int wakefd;                /* eventfd: a request was answered elsewhere */
-    int resumed;               /* a request was answered on this thread in
-                                  this pass: the next pass starts at once */
+    int resumed;               /* a request was answered in this pass: the
+                                  next pass starts at once (libmicrohttpd
+                                  sends a resumed answer only in the
+                                  MHD_run after the one that resumed it) */
     pthread_t thread;
     int started;
 } httpd_worker;
@@ -329,6 +331,9 @@ static void *httpd_worker_main(void *arg)
                 uint64_t v;
                 if (read(w->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
                     log_warn("httpd: wake read: %s", strerror(errno));
+                /* A request answered on another thread: this pass's MHD_run
+                 * resumes it, the next (at once) sends the answer. */
+                w->resumed = 1;
             }
         /* Requests in and handlers run (they may start upstream calls),
          * upstream answers in (their callbacks answer and resume requests),

@@ -998,7 +998,9 @@ static void wq_age(wq_t *q, uint64_t now)
     for (size_t i = 0; i < WQ_MAX_SHARDS; i++) {
         wq_shard *s = &q->shards[i];
         wq_op *o;
-        while ((o = s->fifo[WQ_MAIN].head) && now - o->oldest_us > limit) {
+        /* oldest_us + limit < now, not now - oldest_us > limit: an op
+         * admitted after `now` was read must not look 584 000 years old. */
+        while ((o = s->fifo[WQ_MAIN].head) && o->oldest_us + limit < now) {
             size_t jobs = 0;
             for (wq_op *x = o->k->first; x; x = x->knext)
                 jobs += x->inflight ? 0 : x->njobs;
@@ -1020,10 +1022,11 @@ static void *wq_reaper(void *arg)
 
     for (;;) {
         wq_ended e = {0};
-        uint64_t now = wq_now_us();
+        uint64_t now;
         int stopping;
 
         pthread_mutex_lock(&q->mu);
+        now = wq_now_us(); /* under the lock: no op is younger than now */
         stopping = q->stopping;
         for (wq_waiter *w = q->waiters, *n; w; w = n) {
             n = w->next;

@@ -3,7 +3,11 @@ capacities and 429s, a hot key spilling to EXCESS, STALE under a paused
 shard. Each test that needs its own limits starts its own cluster."""
 
 import os
+import re
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -244,6 +248,47 @@ def test_hot_key_spills_others_keep_latency(cluster):
     assert d99 < max(5 * b99, 0.1) * slow, (b99, d99)
     cluster.wait_until(lambda: counter(cluster, hot) == accepted, 60,
                        "all %d hot increments applied" % accepted)
+
+
+WRK_SYNC_PUTS = """
+local n = 0
+function init(args) n = math.random(0, 5000) end
+function request()
+  n = n + 1
+  return wrk.format("PUT", "/internal/kv/steady-" .. (n % 5000) .. "?sync=1",
+                    nil, "v")
+end
+"""
+
+
+def test_sustained_load_on_healthy_shards_never_goes_stale(cluster):
+    """Thousands of waiting writes a second for a few seconds, every shard
+    healthy: no job ages into STALE, none fails, none waits a second. (An
+    unsigned underflow once made ops admitted during the aging scan look
+    ages old: they went to STALE and starved behind fresh work for seconds.)"""
+    assert shutil.which("wrk"), "wrk is not installed (scripts/deps.sh installs it)"
+    before = queue_stats(cluster)
+    tmp = tempfile.mkdtemp(prefix="kv-test-wrk-")
+    try:
+        script = os.path.join(tmp, "puts.lua")
+        with open(script, "w") as f:
+            f.write(WRK_SYNC_PUTS)
+        p = subprocess.run(["wrk", "-t2", "-c32", "-d4s", "--latency", "-s", script,
+                            cluster.queue + "/"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert p.returncode == 0, p.stdout
+    m = re.search(r"^\s*(\d+) requests in", p.stdout, re.M)
+    assert m and int(m.group(1)) > 1000, p.stdout
+    assert "Non-2xx" not in p.stdout and "Socket errors" not in p.stdout, p.stdout
+    after = queue_stats(cluster)
+    assert after["spilled_stale"] == before["spilled_stale"], (before, after)
+    assert after["failed"] == before["failed"], (before, after)
+    lat = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([0-9.]+)(us|ms|s)\b", p.stdout, re.M)
+    worst = float(lat.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[lat.group(2)]
+    print("    (%s waiting writes, the slowest %.1f ms)" % (m.group(1), worst * 1e3))
+    assert worst < 1.0, p.stdout
 
 
 def test_stale_jobs_applied_after_resume_or_failed_after_budget():
