@@ -67,6 +67,7 @@ typedef struct hl_job {
     int64_t deadline_ms;
     long timeout_ms;
     int retried;                   /* sent again after a dead reused conn */
+    int head_only;                 /* a HEAD request: no body comes back */
     httpc_done_fn cb;
     void *ctx;
     struct hl_job *next, *prev;    /* inbox or pending, then active list */
@@ -247,12 +248,11 @@ static hl_host *hl_host_get(httpc_loop *l, const char *name, size_t nlen,
     }
     if (h->resolved_ms != 0 && now - h->resolved_ms < HL_DNS_TTL_MS)
         return h;
-    struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr;
-    memset(&h->addr, 0, sizeof h->addr);
-    if (inet_pton(AF_INET, h->name, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        h->addrlen = sizeof *sin;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
+    if (inet_pton(AF_INET, h->name, &sin.sin_addr) == 1) {
+        memset(&h->addr, 0, sizeof h->addr);
+        memcpy(&h->addr, &sin, sizeof sin);
+        h->addrlen = sizeof sin;
         h->resolved_ms = INT64_MAX / 2; /* a literal never expires */
         return h;
     }
@@ -271,6 +271,7 @@ static hl_host *hl_host_get(httpc_loop *l, const char *name, size_t nlen,
             return h;
         return NULL;
     }
+    memset(&h->addr, 0, sizeof h->addr);
     memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
     h->addrlen = (socklen_t)res->ai_addrlen;
     h->resolved_ms = now;
@@ -415,9 +416,14 @@ static int hl_parse_head(hl_conn *c)
         memmove(c->buf, c->buf + c->head_end, c->len - c->head_end);
         c->len -= c->head_end;
         c->head_end = 0;
+        c->body_want = 0;
+        c->close_after = 0;
         return hl_parse_head(c);
     }
-    if (chunked) {
+    if (c->job->head_only) {
+        c->rstate = HL_BODY_LEN; /* the answer to HEAD has no body */
+        c->body_want = 0;
+    } else if (chunked) {
         c->rstate = HL_BODY_CHUNKED;
         c->scan = c->head_end;
     } else if (have_len || c->status == 204 || c->status == 304) {
@@ -713,8 +719,25 @@ long httpc_loop_timeout_ms(const httpc_loop *l)
     return first <= now ? 0 : (long)(first - now);
 }
 
-/* Fail the jobs whose deadline passed (their connections are closed: an
- * answer may still be on its way). */
+/* End an active job with an error, closing its connection (an answer may
+ * still be on its way on it). */
+static void hl_job_abort(httpc_loop *l, hl_job *j, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void hl_job_abort(httpc_loop *l, hl_job *j, const char *fmt, ...)
+{
+    char why[200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (j->conn)
+        hl_conn_close(l, j->conn);
+    hl_active_del(l, j);
+    hl_job_fail(j, "%s:%u: %s", j->host->name, j->host->port, why);
+}
+
+/* Fail the jobs whose deadline passed. */
 static void hl_expire(httpc_loop *l)
 {
     int64_t now = hl_now_ms();
@@ -723,11 +746,7 @@ static void hl_expire(httpc_loop *l)
         next = j->next;
         if (j->deadline_ms > now)
             continue;
-        if (j->conn)
-            hl_conn_close(l, j->conn);
-        hl_active_del(l, j);
-        hl_job_fail(j, "%s:%u: timed out after %ld ms", j->host->name,
-                    j->host->port, j->timeout_ms);
+        hl_job_abort(l, j, "timed out after %ld ms", j->timeout_ms);
     }
 }
 
@@ -741,18 +760,25 @@ static void hl_pend(httpc_loop *l, hl_job *j)
     l->pend_tail = j;
 }
 
-static void hl_take_inbox(httpc_loop *l)
+/* The jobs other threads submitted since the last look. */
+static hl_job *hl_inbox_take(httpc_loop *l)
 {
     hl_job *in;
-    uint64_t v;
 
-    if (read(l->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
-        log_warn("httpc: wake read: %s", strerror(errno));
     pthread_mutex_lock(&l->mu);
     in = l->in_head;
     l->in_head = l->in_tail = NULL;
     pthread_mutex_unlock(&l->mu);
-    for (hl_job *j = in, *next; j; j = next) {
+    return in;
+}
+
+static void hl_take_inbox(httpc_loop *l)
+{
+    uint64_t v;
+
+    if (read(l->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
+        log_warn("httpc: wake read: %s", strerror(errno));
+    for (hl_job *j = hl_inbox_take(l), *next; j; j = next) {
         next = j->next;
         hl_pend(l, j);
     }
@@ -801,13 +827,7 @@ void httpc_loop_run(httpc_loop *l)
 /* Fail everything in flight or waiting, close every connection. */
 static void hl_abandon(httpc_loop *l)
 {
-    hl_job *in;
-
-    pthread_mutex_lock(&l->mu);
-    in = l->in_head;
-    l->in_head = l->in_tail = NULL;
-    pthread_mutex_unlock(&l->mu);
-    for (hl_job *j = in, *next; j; j = next) {
+    for (hl_job *j = hl_inbox_take(l), *next; j; j = next) {
         next = j->next;
         hl_job_fail(j, "the client loop is stopping");
     }
@@ -817,13 +837,8 @@ static void hl_abandon(httpc_loop *l)
         hl_job_fail(j, "the client loop is stopping");
     }
     l->pend_tail = NULL;
-    while (l->active) {
-        hl_job *j = l->active;
-        if (j->conn)
-            hl_conn_close(l, j->conn);
-        hl_active_del(l, j);
-        hl_job_fail(j, "the client loop is stopping");
-    }
+    while (l->active)
+        hl_job_abort(l, l->active, "the client loop is stopping");
     for (hl_host *h = l->hosts, *hn; h; h = hn) {
         hn = h->next;
         for (hl_conn *c = h->idle, *cn; c; c = cn) {
@@ -982,6 +997,7 @@ int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx
     if (j == NULL)
         return -1;
     j->loop = l;
+    j->head_only = req->method && strcmp(req->method, "HEAD") == 0;
     memcpy(j->hname, host, hlen);
     j->port = port;
     j->head = hl_build_head(req, host, hlen, port, path, &j->head_len);

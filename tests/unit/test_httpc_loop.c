@@ -242,6 +242,29 @@ static void test_chunked_in_pieces(void **state)
     peer_stop(p);
 }
 
+static void test_head_has_no_body(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    p->answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n";
+    p->answers[1] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    peer_go(p);
+    request(l, p, "HEAD", "/x", NULL, 2000, &r);
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 0);
+    /* and the connection is still good for the next request */
+    request(l, p, "GET", "/x", NULL, 2000, &r);
+    run_until(l, &r, 3000);
+    assert_string_equal(r.body, "ok");
+    assert_int_equal(atomic_load(&p->accepts), 1);
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
 static void test_body_until_close(void **state)
 {
     (void)state;
@@ -422,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_length_and_request_shape),
         cmocka_unit_test(test_chunked_in_pieces),
+        cmocka_unit_test(test_head_has_no_body),
         cmocka_unit_test(test_body_until_close),
         cmocka_unit_test(test_keepalive_reuses_one_connection),
         cmocka_unit_test(test_retry_once_when_server_closed_kept_connection),
