@@ -1,7 +1,9 @@
 #include "httpc.h"
 
 #include "log.h"
+#include "resolve.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -48,8 +50,69 @@ static int httpc_buf_add(httpc_buf *b, const char *p, size_t n)
 typedef struct httpc_xfer {
     httpc_buf body, hdrs;
     struct curl_slist *req_hdrs;
+    struct curl_slist *resolve;   /* host:port:address from lib/resolve */
     char errbuf[CURL_ERROR_SIZE];
 } httpc_xfer;
+
+int httpc_url_split(const char *url, const char **host, size_t *hlen,
+                    uint16_t *port, const char **path)
+{
+    const char *p, *slash, *colon;
+
+    if (strncmp(url, "http://", 7) != 0)
+        return -1;
+    p = url + 7;
+    slash = strchr(p, '/');
+    if (slash == NULL)
+        slash = p + strlen(p);
+    colon = memchr(p, ':', (size_t)(slash - p));
+    *host = p;
+    *hlen = (size_t)((colon ? colon : slash) - p);
+    *port = 80;
+    if (colon) {
+        long v = strtol(colon + 1, NULL, 10);
+        if (v <= 0 || v > 65535)
+            return -1;
+        *port = (uint16_t)v;
+    }
+    *path = *slash ? slash : "/";
+    return *hlen ? 0 : -1;
+}
+
+/* Give libcurl the address of a named host from lib/resolve, so that it
+ * never waits on DNS itself (its threaded resolver joins a stuck lookup:
+ * 10 s for a stopped container's name here). 0, or -1 with errbuf set. */
+static int httpc_pin_address(CURL *e, const char *url, long timeout_ms,
+                             httpc_xfer *x)
+{
+    const char *host, *path;
+    size_t hlen;
+    uint16_t port;
+    char name[256], ip[INET6_ADDRSTRLEN], rule[320];
+    struct sockaddr_storage sa;
+    socklen_t salen;
+
+    curl_easy_setopt(e, CURLOPT_RESOLVE, (struct curl_slist *)NULL);
+    if (httpc_url_split(url, &host, &hlen, &port, &path) != 0 ||
+        hlen >= sizeof name)
+        return 0; /* not ours to resolve: libcurl reports what it makes of it */
+    memcpy(name, host, hlen);
+    name[hlen] = '\0';
+    if (resolve_literal(name, port, &sa, &salen))
+        return 0;
+    if (resolve_wait(name, port, &sa, &salen,
+                     timeout_ms < HTTPC_CONNECT_TIMEOUT_MS ? timeout_ms
+                                                          : HTTPC_CONNECT_TIMEOUT_MS,
+                     x->errbuf, sizeof x->errbuf) != RESOLVE_OK)
+        return -1;
+    resolve_ntop(&sa, ip, sizeof ip);
+    snprintf(rule, sizeof rule, "%s:%u:%s%s%s", name, (unsigned)port,
+             sa.ss_family == AF_INET6 ? "[" : "", ip,
+             sa.ss_family == AF_INET6 ? "]" : "");
+    x->resolve = curl_slist_append(NULL, rule);
+    curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
+    return 0;
+}
 
 static size_t httpc_on_body(char *p, size_t sz, size_t n, void *ud)
 {
@@ -75,17 +138,15 @@ static CURL *httpc_easy_new(void)
         return NULL;
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    /* A recreated container may come back at another address: look names
-     * up again after a second, not libcurl's 60 (only new connections
-     * look up at all). */
-    curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, httpc_on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, httpc_on_header);
     return e;
 }
 
-/* Everything that may differ from the handle's previous call. */
-static void httpc_setup(CURL *e, const httpc_req *req, httpc_xfer *x)
+/* Everything that may differ from the handle's previous call. 0, or -1
+ * (the host could not be resolved: x->errbuf says why; finish with
+ * httpc_finish as usual). */
+static int httpc_setup(CURL *e, const httpc_req *req, httpc_xfer *x)
 {
     const char *m = req->method ? req->method : "GET";
     long timeout = req->timeout_ms > 0 ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
@@ -122,6 +183,7 @@ static void httpc_setup(CURL *e, const httpc_req *req, httpc_xfer *x)
                          (curl_off_t)(req->body ? req->body_len : 0));
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
     }
+    return httpc_pin_address(e, req->url, timeout, x);
 }
 
 /* Move what the transfer collected into the response, and clean up. */
@@ -129,7 +191,8 @@ static int httpc_finish(CURL *e, CURLcode rc, httpc_xfer *x, httpc_resp *out)
 {
     memset(out, 0, sizeof *out);
     curl_slist_free_all(x->req_hdrs);
-    x->req_hdrs = NULL;
+    curl_slist_free_all(x->resolve);
+    x->req_hdrs = x->resolve = NULL;
     if (rc != CURLE_OK) {
         snprintf(out->error, sizeof out->error, "%s",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
@@ -197,7 +260,8 @@ int httpc_do(const httpc_req *req, httpc_resp *out)
         strcpy(out->error, "out of memory");
         return -1;
     }
-    httpc_setup(httpc_tl_easy, req, &x);
+    if (httpc_setup(httpc_tl_easy, req, &x) != 0)
+        return httpc_finish(httpc_tl_easy, CURLE_COULDNT_RESOLVE_HOST, &x, out);
     return httpc_finish(httpc_tl_easy, curl_easy_perform(httpc_tl_easy), &x, out);
 }
 
@@ -221,7 +285,10 @@ void httpc_parallel(const httpc_req *reqs, httpc_resp *resps, size_t n,
             r.timeout_ms = deadline_ms;
         if (httpc_tl_pool[i] == NULL)
             httpc_tl_pool[i] = httpc_easy_new();
-        httpc_setup(httpc_tl_pool[i], &r, &x[i]);
+        if (httpc_setup(httpc_tl_pool[i], &r, &x[i]) != 0) {
+            httpc_finish(httpc_tl_pool[i], CURLE_COULDNT_RESOLVE_HOST, &x[i], &resps[i]);
+            continue;
+        }
         curl_easy_setopt(httpc_tl_pool[i], CURLOPT_PRIVATE, (void *)(uintptr_t)i);
         curl_multi_add_handle(httpc_tl_multi, httpc_tl_pool[i]);
     }

@@ -9,6 +9,8 @@
  *    threads each run one, so a handler's upstream call and its answer stay
  *    on one thread.
  * Every call has a timeout (timeout_ms, default 2000 ms; connect 1000 ms).
+ * Host names are looked up through lib/resolve (a cache one thread keeps
+ * fresh), never by the calling thread itself.
  *
  * Ownership: the caller owns httpc_req and what it points to; httpc_async
  * copies url and headers but borrows body until the callback runs. A
@@ -42,6 +44,10 @@ typedef struct httpc_resp {
 } httpc_resp;
 
 void httpc_global_init(void);      /* once, before any thread starts */
+/* Split "http://host[:port]/path" (port 80 by default); host is not
+ * NUL-terminated (hlen). 0, or -1 when url is not of that form. */
+int httpc_url_split(const char *url, const char **host, size_t *hlen,
+                    uint16_t *port, const char **path);
 int httpc_do(const httpc_req *req, httpc_resp *out); /* 0, -1 on transport error */
 void httpc_parallel(const httpc_req *reqs, httpc_resp *resps, size_t n,
                     long deadline_ms);

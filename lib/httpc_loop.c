@@ -16,7 +16,9 @@
  * 100-continue: our servers need none of them. A request on a reused
  * connection that dies before any answer byte is sent once more on a new
  * connection (the server closed an idle connection as we wrote; libcurl
- * does the same).
+ * does the same). Host names come from lib/resolve, whose own thread does
+ * the DNS: a job whose name has no address yet waits (parked, its deadline
+ * running) without holding up the loop.
  *
  * Threads: a loop belongs to one thread (httpc_loop_new's caller, or
  * httpc_loop_start's own thread); other threads submit through an inbox and
@@ -24,10 +26,10 @@
 #include "httpc.h"
 
 #include "log.h"
+#include "resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -47,7 +49,6 @@
 
 #define HL_MAX_HEADER_BYTES (64 * 1024)
 #define HL_IDLE_MAX 64             /* idle connections kept per host */
-#define HL_DNS_TTL_MS 1000          /* as httpc.c: containers move */
 
 typedef struct hl_conn hl_conn;
 typedef struct hl_host hl_host;
@@ -68,6 +69,7 @@ typedef struct hl_job {
     long timeout_ms;
     int retried;                   /* sent again after a dead reused conn */
     int head_only;                 /* a HEAD request: no body comes back */
+    int parked;                    /* waiting for its host name's address */
     httpc_done_fn cb;
     void *ctx;
     struct hl_job *next, *prev;    /* inbox or pending, then active list */
@@ -104,7 +106,7 @@ struct hl_host {
     uint16_t port;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    int64_t resolved_ms;           /* 0 = never */
+    int literal;                   /* an IP address: addr never changes */
     hl_conn *idle;
     size_t nidle;
     hl_host *next;
@@ -120,6 +122,7 @@ struct httpc_loop {
     hl_job *pend_head, *pend_tail; /* to start at the next run; loop thread */
     hl_job *active;                /* loop thread only */
     hl_host *hosts;                /* loop thread only */
+    size_t nparked;                /* active jobs waiting on a name */
     int stopping;
     pthread_t thread;              /* httpc_loop_start's */
     int threaded;
@@ -220,63 +223,43 @@ static void hl_idle_remove(hl_host *h, hl_conn *c)
         }
 }
 
-/* host:port for this loop, resolved (a cache entry lives with the loop). */
-static hl_host *hl_host_get(httpc_loop *l, const char *name, size_t nlen,
-                            uint16_t port, char *err, size_t errlen)
+/* host:port's entry in this loop (made if new). */
+static hl_host *hl_host_get(httpc_loop *l, const char *name, uint16_t port)
 {
     hl_host *h;
-    int64_t now = hl_now_ms();
 
-    if (nlen >= sizeof h->name) {
-        snprintf(err, errlen, "host name too long");
-        return NULL;
-    }
     for (h = l->hosts; h; h = h->next)
-        if (h->port == port && strlen(h->name) == nlen &&
-            memcmp(h->name, name, nlen) == 0)
-            break;
-    if (h == NULL) {
-        h = calloc(1, sizeof *h);
-        if (h == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return NULL;
-        }
-        memcpy(h->name, name, nlen);
-        h->port = port;
-        h->next = l->hosts;
-        l->hosts = h;
-    }
-    if (h->resolved_ms != 0 && now - h->resolved_ms < HL_DNS_TTL_MS)
-        return h;
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(port)};
-    if (inet_pton(AF_INET, h->name, &sin.sin_addr) == 1) {
-        memset(&h->addr, 0, sizeof h->addr);
-        memcpy(&h->addr, &sin, sizeof sin);
-        h->addrlen = sizeof sin;
-        h->resolved_ms = INT64_MAX / 2; /* a literal never expires */
-        return h;
-    }
-    /* A name (a compose service, say): resolved when a connection is made,
-     * at most every HL_DNS_TTL_MS, so a moved service is found again. */
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    char ps[8];
-    snprintf(ps, sizeof ps, "%u", port);
-    int rc = getaddrinfo(h->name, ps, &hints, &res);
-    if (rc != 0 || res == NULL) {
-        snprintf(err, errlen, "cannot resolve %.200s: %s", h->name, gai_strerror(rc));
-        if (res)
-            freeaddrinfo(res);
-        if (h->resolved_ms)  /* keep the last address we had */
+        if (h->port == port && strcmp(h->name, name) == 0)
             return h;
+    h = calloc(1, sizeof *h);
+    if (h == NULL)
         return NULL;
-    }
-    memset(&h->addr, 0, sizeof h->addr);
-    memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
-    h->addrlen = (socklen_t)res->ai_addrlen;
-    h->resolved_ms = now;
-    freeaddrinfo(res);
+    snprintf(h->name, sizeof h->name, "%s", name);
+    h->port = port;
+    h->literal = resolve_literal(name, port, &h->addr, &h->addrlen);
+    h->next = l->hosts;
+    l->hosts = h;
     return h;
+}
+
+static void hl_wake(httpc_loop *l);
+
+/* The resolver has an answer a parked job waits for: wake the loop. */
+static void hl_resolved(void *arg)
+{
+    hl_wake(arg);
+}
+
+/* h's current address into h->addr (names: from lib/resolve's cache, which
+ * a thread of its own keeps fresh, so this never waits on DNS).
+ * RESOLVE_OK, RESOLVE_PENDING (hl_resolved wakes the loop when it has an
+ * answer) or RESOLVE_FAILED (err). */
+static int hl_host_address(httpc_loop *l, hl_host *h, char *err, size_t errlen)
+{
+    if (h->literal)
+        return RESOLVE_OK;
+    return resolve_lookup(h->name, h->port, &h->addr, &h->addrlen, hl_resolved, l,
+                          err, errlen);
 }
 
 static hl_conn *hl_conn_open(httpc_loop *l, hl_host *h, char *err, size_t errlen)
@@ -733,6 +716,8 @@ static void hl_job_abort(httpc_loop *l, hl_job *j, const char *fmt, ...)
     va_end(ap);
     if (j->conn)
         hl_conn_close(l, j->conn);
+    if (j->parked)
+        l->nparked--;
     hl_active_del(l, j);
     hl_job_fail(j, "%s:%u: %s", j->host->name, j->host->port, why);
 }
@@ -793,17 +778,50 @@ static void hl_start_pending(httpc_loop *l)
     while (l->pend_head) {
         hl_job *j = l->pend_head;
         char err[256];
+        int rc;
         l->pend_head = j->next;
         if (l->pend_head == NULL)
             l->pend_tail = NULL;
-        j->host = hl_host_get(l, j->hname, strlen(j->hname), j->port, err,
-                              sizeof err);
+        j->host = hl_host_get(l, j->hname, j->port);
         if (j->host == NULL) {
-            hl_job_fail(j, "%s", err);
+            hl_job_fail(j, "out of memory");
             continue;
         }
         hl_active_add(l, j);
-        hl_dispatch(l, j);
+        rc = hl_host_address(l, j->host, err, sizeof err);
+        if (rc == RESOLVE_PENDING) {
+            j->parked = 1; /* in the active list: its deadline still runs */
+            l->nparked++;
+        } else if (rc == RESOLVE_FAILED) {
+            hl_active_del(l, j);
+            hl_job_fail(j, "%s", err);
+        } else {
+            hl_dispatch(l, j);
+        }
+    }
+}
+
+/* Jobs parked on a name without an answer: start or fail those whose name
+ * now has one. */
+static void hl_unpark(httpc_loop *l)
+{
+    for (hl_job *j = l->active, *next; j && l->nparked; j = next) {
+        char err[256];
+        int rc;
+        next = j->next;
+        if (!j->parked)
+            continue;
+        rc = hl_host_address(l, j->host, err, sizeof err);
+        if (rc == RESOLVE_PENDING)
+            continue;
+        j->parked = 0;
+        l->nparked--;
+        if (rc == RESOLVE_FAILED) {
+            hl_active_del(l, j);
+            hl_job_fail(j, "%s", err);
+        } else {
+            hl_dispatch(l, j);
+        }
     }
 }
 
@@ -820,6 +838,8 @@ void httpc_loop_run(httpc_loop *l)
             hl_conn_event(l, ev[i].data.ptr, ev[i].events);
     }
     hl_start_pending(l);
+    if (l->nparked)
+        hl_unpark(l);
     if (l->active)
         hl_expire(l);
 }
@@ -854,6 +874,7 @@ void httpc_loop_free(httpc_loop *l)
 {
     if (l == NULL)
         return;
+    resolve_cancel(hl_resolved, l);
     hl_abandon(l);
     close(l->epfd);
     close(l->wakefd);
@@ -924,32 +945,6 @@ void httpc_loop_stop(httpc_loop *l)
     httpc_loop_free(l);
 }
 
-/* Split http://host[:port]/path; 0 or -1. */
-static int hl_parse_url(const char *url, const char **host, size_t *hlen,
-                        uint16_t *port, const char **path)
-{
-    const char *p, *slash, *colon;
-
-    if (strncmp(url, "http://", 7) != 0)
-        return -1;
-    p = url + 7;
-    slash = strchr(p, '/');
-    if (slash == NULL)
-        slash = p + strlen(p);
-    colon = memchr(p, ':', (size_t)(slash - p));
-    *host = p;
-    *hlen = (size_t)((colon ? colon : slash) - p);
-    *port = 80;
-    if (colon) {
-        long v = strtol(colon + 1, NULL, 10);
-        if (v <= 0 || v > 65535)
-            return -1;
-        *port = (uint16_t)v;
-    }
-    *path = *slash ? slash : "/";
-    return *hlen ? 0 : -1;
-}
-
 /* The request line and headers. */
 static char *hl_build_head(const httpc_req *req, const char *host, size_t hlen,
                            uint16_t port, const char *path, size_t *len)
@@ -988,7 +983,7 @@ int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx
     uint16_t port;
     hl_job *j;
 
-    if (hl_parse_url(req->url, &host, &hlen, &port, &path) != 0 ||
+    if (httpc_url_split(req->url, &host, &hlen, &port, &path) != 0 ||
         hlen >= sizeof j->hname) {
         log_warn("httpc: not an http://host[:port]/path URL: %s", req->url);
         return -1;

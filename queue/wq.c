@@ -93,6 +93,7 @@ typedef struct wq_shard {
     int backlog;                      /* writes arrived while it was out */
     uint64_t next_try_us;
     uint32_t failures;                /* consecutive failed batches */
+    uint64_t sent_epoch;              /* the shard epoch the last batch went to */
 } wq_shard;
 
 struct wq {
@@ -691,6 +692,20 @@ static size_t wq_budget(wq_t *q, uint64_t now, uint64_t *wake_us)
                                                 : (size_t)q->cfg.batch_max;
 }
 
+/* A shard backing off after failed sends: has the topology moved it on to
+ * a new epoch (a failover) since? Then its writes go to the new primary at
+ * once, not after the backoff the dead one earned (up to 5 s: longer than
+ * a client's ?sync=1 wait once the failover itself took 3). */
+static int wq_primary_moved(wq_t *q, size_t shard, wq_shard *s)
+{
+    topo_t *t = topo_watch_get(q->topo);
+    int moved = t && shard < t->nshards && t->shards[shard].primary &&
+                t->shards[shard].epoch != s->sent_epoch;
+
+    topo_put(t);
+    return moved;
+}
+
 /* A shard whose turn it is: has ops, no batch in flight, not backing off.
  * Round-robin so that one busy shard cannot starve the others. */
 static int wq_pick(wq_t *q, uint64_t now, uint64_t *wake_us)
@@ -700,7 +715,7 @@ static int wq_pick(wq_t *q, uint64_t now, uint64_t *wake_us)
         wq_shard *s = &q->shards[i];
         if (s->ops == 0 || s->busy)
             continue;
-        if (s->next_try_us > now) {
+        if (s->next_try_us > now && !wq_primary_moved(q, i, s)) {
             if (s->next_try_us < *wake_us)
                 *wake_us = s->next_try_us;
             continue;
@@ -821,7 +836,8 @@ enum { WQ_SENT = 0, WQ_SEND_FAILED = -1, WQ_NO_PRIMARY = -2 };
 /* Send one batch; WQ_SENT with resp filled when the shard answered 200 with
  * one result per op. */
 static int wq_send(wq_t *q, uint32_t shard, const wire_buf *buf, size_t n,
-                   httpc_resp *resp, char *why, size_t whylen)
+                   httpc_resp *resp, uint64_t *epoch_out, char *why,
+                   size_t whylen)
 {
     topo_t *t = topo_watch_get(q->topo);
     char url[512], auth[300], epoch[48];
@@ -835,6 +851,7 @@ static int wq_send(wq_t *q, uint32_t shard, const wire_buf *buf, size_t n,
         return WQ_NO_PRIMARY;
     }
     snprintf(url, sizeof url, "%s/internal/batch", t->shards[shard].primary);
+    *epoch_out = t->shards[shard].epoch;
     snprintf(epoch, sizeof epoch, "X-KV-Epoch: %llu",
              (unsigned long long)t->shards[shard].epoch);
     hdrs[nh++] = epoch;
@@ -959,10 +976,12 @@ static void *wq_worker(void *arg)
         pthread_mutex_unlock(&q->mu);
 
         wq_encode(batch, &buf);
-        rc = wq_send(q, (uint32_t)si, &buf, n, &resp, why, sizeof why);
+        uint64_t epoch = 0;
+        rc = wq_send(q, (uint32_t)si, &buf, n, &resp, &epoch, why, sizeof why);
 
         pthread_mutex_lock(&q->mu);
         s->busy = 0;
+        s->sent_epoch = epoch;
         s->backlog = s->ops > 0;
         if (rc == WQ_SENT) {
             s->failures = 0;

@@ -222,6 +222,29 @@ static void test_content_length_and_request_shape(void **state)
     peer_stop(p);
 }
 
+static void test_host_name_waits_for_its_address(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result r;
+    char url[128];
+    p->answers[0] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nname";
+    peer_go(p);
+    /* Not a literal: the job parks until lib/resolve's thread answers. */
+    snprintf(url, sizeof url, "http://localhost:%u/x", p->port);
+    httpc_req req = {.url = url, .timeout_ms = 3000};
+    memset(&r, 0, sizeof r);
+    assert_int_equal(httpc_async(l, &req, on_done, &r), 0);
+    run_until(l, &r, 4000);
+    assert_true(r.done);
+    if (r.status != 200)
+        fail_msg("status %ld: %s", r.status, r.error);
+    assert_string_equal(r.body, "name");
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
 static void test_chunked_in_pieces(void **state)
 {
     (void)state;
@@ -444,6 +467,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_length_and_request_shape),
+        cmocka_unit_test(test_host_name_waits_for_its_address),
         cmocka_unit_test(test_chunked_in_pieces),
         cmocka_unit_test(test_head_has_no_body),
         cmocka_unit_test(test_body_until_close),

@@ -1,0 +1,255 @@
+#include "resolve.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RESOLVE_WAITERS 64
+
+typedef struct rs_waiter {
+    resolve_notify_fn fn;
+    void *arg;
+} rs_waiter;
+
+typedef struct rs_entry {
+    char name[256];
+    struct sockaddr_storage addr;  /* port 0: callers set theirs */
+    socklen_t addrlen;
+    int have;                      /* addr holds an answer */
+    int trying;                    /* the thread is looking it up now */
+    int64_t tried_ms, used_ms;     /* last lookup started, last asked for */
+    char err[160];                 /* why the last lookup failed, or "" */
+    rs_waiter waiters[RESOLVE_WAITERS];
+    size_t nwaiters;
+    struct rs_entry *next;
+} rs_entry;
+
+static pthread_mutex_t rs_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rs_done = PTHREAD_COND_INITIALIZER; /* for resolve_wait */
+static rs_entry *rs_entries;
+
+static int64_t rs_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void rs_set_port(struct sockaddr_storage *a, uint16_t port)
+{
+    if (a->ss_family == AF_INET)
+        ((struct sockaddr_in *)a)->sin_port = htons(port);
+    else if (a->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+}
+
+int resolve_literal(const char *name, uint16_t port, struct sockaddr_storage *out,
+                    socklen_t *outlen)
+{
+    struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
+
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, name, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        *outlen = sizeof *s4;
+    } else if (inet_pton(AF_INET6, name, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        *outlen = sizeof *s6;
+    } else {
+        return 0;
+    }
+    rs_set_port(out, port);
+    return 1;
+}
+
+void resolve_ntop(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+    const void *p = a->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)a)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)a)->sin_addr;
+    if (inet_ntop(a->ss_family, p, buf, (socklen_t)len) == NULL)
+        snprintf(buf, len, "?");
+}
+
+/* One lookup, on a thread of its own: a name whose lookup hangs (a stopped
+ * container's: 10 s here) holds up nobody else's. Entries are never freed,
+ * so e stays valid. */
+static void *rs_lookup_main(void *arg)
+{
+    rs_entry *e = arg;
+    char name[sizeof e->name];
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc;
+
+    pthread_mutex_lock(&rs_mu);
+    memcpy(name, e->name, sizeof name);
+    pthread_mutex_unlock(&rs_mu);
+    rc = getaddrinfo(name, NULL, &hints, &res);
+    pthread_mutex_lock(&rs_mu);
+    e->trying = 0;
+    if (rc == 0 && res) {
+        /* IPv4 first: our servers listen on IPv4 addresses. */
+        const struct addrinfo *pick = res;
+        for (const struct addrinfo *ai = res; ai; ai = ai->ai_next)
+            if (ai->ai_family == AF_INET) {
+                pick = ai;
+                break;
+            }
+        memset(&e->addr, 0, sizeof e->addr);
+        memcpy(&e->addr, pick->ai_addr, pick->ai_addrlen);
+        e->addrlen = (socklen_t)pick->ai_addrlen;
+        e->have = 1;
+        e->err[0] = '\0';
+    } else {
+        /* Keep the address it had: the container may be restarting, and a
+         * refused connection says so faster than DNS does. */
+        snprintf(e->err, sizeof e->err, "cannot resolve %.100s: %s", name,
+                 gai_strerror(rc));
+        if (!e->have)
+            log_warn("resolve: %s", e->err);
+    }
+    if (res)
+        freeaddrinfo(res);
+    /* Under the lock, so that resolve_cancel has really cancelled by the
+     * time it returns. */
+    for (size_t i = 0; i < e->nwaiters; i++)
+        e->waiters[i].fn(e->waiters[i].arg);
+    e->nwaiters = 0;
+    pthread_cond_broadcast(&rs_done);
+    pthread_mutex_unlock(&rs_mu);
+    return NULL;
+}
+
+/* Look e up again if its answer is older than the TTL and no lookup is
+ * under way. Lock held. */
+static void rs_refresh(rs_entry *e, int64_t now)
+{
+    pthread_t th;
+    pthread_attr_t at;
+
+    if (e->trying || (e->tried_ms != 0 && now - e->tried_ms < RESOLVE_TTL_MS))
+        return;
+    e->trying = 1;
+    e->tried_ms = now;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &at, rs_lookup_main, e) != 0) {
+        e->trying = 0;
+        snprintf(e->err, sizeof e->err, "cannot start a lookup of %.100s", e->name);
+    }
+    pthread_attr_destroy(&at);
+}
+
+/* The entry for name, made if new. Lock held. */
+static rs_entry *rs_get(const char *name, char *err, size_t errlen)
+{
+    rs_entry *e;
+
+    for (e = rs_entries; e; e = e->next)
+        if (strcmp(e->name, name) == 0)
+            return e;
+    if (strlen(name) >= sizeof e->name) {
+        snprintf(err, errlen, "host name too long");
+        return NULL;
+    }
+    e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->next = rs_entries;
+    rs_entries = e;
+    return e;
+}
+
+int resolve_lookup(const char *name, uint16_t port, struct sockaddr_storage *out,
+                   socklen_t *outlen, resolve_notify_fn notify, void *arg,
+                   char *err, size_t errlen)
+{
+    rs_entry *e;
+    int rc;
+
+    if (resolve_literal(name, port, out, outlen))
+        return RESOLVE_OK;
+    pthread_mutex_lock(&rs_mu);
+    e = rs_get(name, err, errlen);
+    if (e == NULL) {
+        pthread_mutex_unlock(&rs_mu);
+        return RESOLVE_FAILED;
+    }
+    e->used_ms = rs_now_ms();
+    rs_refresh(e, e->used_ms);
+    if (e->have) {
+        memcpy(out, &e->addr, sizeof *out);
+        *outlen = e->addrlen;
+        rs_set_port(out, port);
+        rc = RESOLVE_OK;
+    } else if (e->err[0] && !e->trying && e->nwaiters == 0 &&
+               e->used_ms - e->tried_ms < RESOLVE_TTL_MS) {
+        /* Tried a moment ago, failed, and nobody is waiting for a retry. */
+        snprintf(err, errlen, "%s", e->err);
+        rc = RESOLVE_FAILED;
+    } else if (notify && e->nwaiters < RESOLVE_WAITERS) {
+        e->waiters[e->nwaiters++] = (rs_waiter){notify, arg};
+        rc = RESOLVE_PENDING;
+    } else if (notify) {
+        snprintf(err, errlen, "too many lookups of %.100s waiting", name);
+        rc = RESOLVE_FAILED;
+    } else {
+        rc = RESOLVE_PENDING;
+    }
+    pthread_mutex_unlock(&rs_mu);
+    return rc;
+}
+
+void resolve_cancel(resolve_notify_fn notify, void *arg)
+{
+    pthread_mutex_lock(&rs_mu);
+    for (rs_entry *e = rs_entries; e; e = e->next)
+        for (size_t i = 0; i < e->nwaiters;)
+            if (e->waiters[i].fn == notify && e->waiters[i].arg == arg)
+                e->waiters[i] = e->waiters[--e->nwaiters];
+            else
+                i++;
+    pthread_mutex_unlock(&rs_mu);
+}
+
+int resolve_wait(const char *name, uint16_t port, struct sockaddr_storage *out,
+                 socklen_t *outlen, long timeout_ms, char *err, size_t errlen)
+{
+    int64_t end = rs_now_ms() + timeout_ms;
+
+    for (;;) {
+        int rc = resolve_lookup(name, port, out, outlen, NULL, NULL, err, errlen);
+        if (rc != RESOLVE_PENDING)
+            return rc;
+        int64_t left = end - rs_now_ms();
+        if (left <= 0) {
+            snprintf(err, errlen, "resolving %.100s timed out after %ld ms", name,
+                     timeout_ms);
+            return RESOLVE_FAILED;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        left = left > 50 ? 50 : left;
+        ts.tv_nsec += left * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&rs_mu);
+        pthread_cond_timedwait(&rs_done, &rs_mu, &ts);
+        pthread_mutex_unlock(&rs_mu);
+    }
+}
