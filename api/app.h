@@ -21,6 +21,7 @@ typedef struct api_app {
     repair_t *repair;         /* background read repair (R >= 1), or NULL */
     struct gw *gw;            /* kv-api --lab: the lab gateway (gateway.h) */
     char auth[300];           /* "Authorization: Bearer ..." or "" */
+    _Atomic int draining;     /* SIGTERM: /ready says 503, still serving */
     _Atomic int stopping;     /* no new upstream calls: answer 503 */
 } api_app;
 

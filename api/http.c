@@ -306,7 +306,9 @@ void api_handle(httpd_req *r, void *app)
     }
     if (strcmp(path, "/ready") == 0) {
         topo_t *t = topo_watch_get(a->topo);
-        if (t)
+        if (atomic_load(&a->draining))
+            httpd_error(r, 503, "draining", "this api is stopping");
+        else if (t)
             httpd_respond(r, 200, "application/json", "{\"status\":\"ready\"}",
                           18, NULL);
         else

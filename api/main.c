@@ -117,7 +117,19 @@ int main(int argc, char **argv)
         log_info("listening on %s:%u, topology from %s", app.cfg.bind,
                  httpd_port(srv), controller);
     int sig = daemon_wait_signal();
-    log_info("signal %d: stopping", sig);
+    /* Lame duck first: tell nginx to stop reusing connections to us (and
+     * kv-nginx, by /ready, to drop us) while still serving, so that no
+     * request is sent on a connection that is about to vanish. */
+    httpd_set_closing(srv);
+    atomic_store(&app.draining, 1);
+    if (app.cfg.api_shutdown_delay_ms > 0) {
+        log_info("signal %d: serving %lld ms more, then stopping (a second "
+                 "signal stops at once)", sig,
+                 (long long)app.cfg.api_shutdown_delay_ms);
+        daemon_wait_signal_ms((long)app.cfg.api_shutdown_delay_ms);
+    } else {
+        log_info("signal %d: stopping", sig);
+    }
     /* Let calls in flight finish (they have timeouts), then stop. */
     atomic_store(&app.stopping, 1);
     httpd_drain(srv, lab ? gw_max_call_ms()

@@ -124,6 +124,11 @@ static const cfg_field cfg_fields[] = {
         "rate-limit window"),
     INT("api.upstream_timeout_ms", "UPSTREAM_TIMEOUT_MS", upstream_timeout_ms,
         10, 600000, "timeout of an api call to a store or the queue"),
+    INT("api.shutdown_delay_ms", "API_SHUTDOWN_DELAY_MS", api_shutdown_delay_ms, 0,
+        600000,
+        "after SIGTERM an api answers /ready 503 and closes every connection "
+        "it answers on for this long before it stops (a load balancer moves "
+        "away first)"),
     INT("api.topology_poll_ms", "TOPOLOGY_POLL_MS", topology_poll_ms, 10,
         60000, "how often api and queue re-read the topology"),
     INT("controller.restart_backoff_ms", "RESTART_BACKOFF_MS",

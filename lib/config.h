@@ -69,6 +69,7 @@ typedef struct kv_config {
     int64_t rate_window_ms;    /* api.rate_window_ms */
     int64_t upstream_timeout_ms; /* api.upstream_timeout_ms */
     int64_t topology_poll_ms;  /* api.topology_poll_ms (also the queue's) */
+    int64_t api_shutdown_delay_ms; /* api.shutdown_delay_ms */
     /* controller */
     int64_t restart_backoff_ms;     /* controller.restart_backoff_ms */
     int64_t restart_backoff_max_ms; /* controller.restart_backoff_max_ms */

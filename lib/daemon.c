@@ -1,5 +1,7 @@
 #include "daemon.h"
 
+#include <errno.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,4 +56,16 @@ int daemon_wait_signal(void)
     int sig = 0;
     sigwait(&set, &sig);
     return sig;
+}
+
+int daemon_wait_signal_ms(long ms)
+{
+    sigset_t set = daemon_sigs();
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    int sig;
+
+    do
+        sig = sigtimedwait(&set, NULL, &ts);
+    while (sig < 0 && errno == EINTR);
+    return sig < 0 ? 0 : sig;
 }

@@ -14,5 +14,7 @@ int daemon_config(kv_config *c, const char *path, char *const *sets,
 void daemon_block_signals(void);
 /* Wait for SIGINT or SIGTERM; returns the signal. */
 int daemon_wait_signal(void);
+/* The same for at most ms milliseconds; 0 when none came. */
+int daemon_wait_signal_ms(long ms);
 
 #endif

@@ -48,6 +48,7 @@ struct httpd {
     int listen_fd;
     int stopfd;                /* eventfd: readable once stopping */
     _Atomic int stopping;
+    _Atomic int closing;       /* answers close their connections */
     _Atomic int pending;       /* suspended requests not yet finished */
     httpd_handler handler;
     void *app;
@@ -445,6 +446,11 @@ void httpd_stop(httpd_t *d)
     httpd_free(d);
 }
 
+void httpd_set_closing(httpd_t *d)
+{
+    atomic_store(&d->closing, 1);
+}
+
 httpc_loop *httpd_loop(const httpd_req *r)
 {
     return r->worker->hc;
@@ -632,6 +638,8 @@ void httpd_respond(httpd_req *r, unsigned status, const char *content_type,
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                                 content_type);
+    if (atomic_load_explicit(&r->srv->closing, memory_order_relaxed))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     for (size_t i = 0; headers && headers[i]; i++) {
         const char *colon = strchr(headers[i], ':');
         char name[128];

@@ -52,6 +52,9 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app);
 /* Wait until every suspended request has been answered and sent; 0, or -1
  * when timeout_ms passed first. */
 int httpd_drain(httpd_t *d, long timeout_ms);
+/* From now on every answer carries "Connection: close": a server about to
+ * stop tells its clients (nginx) to stop reusing connections to it. */
+void httpd_set_closing(httpd_t *d);
 /* Drains (up to 5 s), stops, joins the threads, frees. */
 void httpd_stop(httpd_t *d);
 uint16_t httpd_port(const httpd_t *d);

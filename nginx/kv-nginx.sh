@@ -20,9 +20,12 @@
 #      connections), so `docker compose up -d --scale api=N` is picked up
 #      within about a second without a restart (an empty answer counts only
 #      the third time in a row: a DNS hiccup must not empty the upstream).
-#      A replica that stops before
-#      the next round is skipped by nginx itself (connect error: the next
-#      upstream, proxy_next_upstream error).
+#      A replica being scaled away answers /ready 503 for
+#      API_SHUTDOWN_DELAY_MS while it still serves (and closes every
+#      connection it answers on): it is dropped in that time, so nginx never
+#      sends a request on a connection to a container that is gone. One that
+#      stops before the next round anyway is skipped by nginx itself
+#      (connect error: the next upstream, proxy_next_upstream error).
 # SIGTERM or SIGINT stop nginx gracefully (SIGQUIT) and the script with it;
 # if nginx dies the script exits with its status (the restart policy
 # starts the container again).
@@ -57,10 +60,15 @@ resolve() {
 # started is added once it can serve, not before.
 ready_only() {
     for ip in $1; do
+        code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' \
+                   "http://$ip:$api_port/ready" 2>/dev/null)
         case " $(words "$current") " in
-        *" $ip "*) echo "$ip" ;;
-        *) curl -fsS -m 1 -o /dev/null "http://$ip:$api_port/ready" \
-               2>/dev/null && echo "$ip" ;;
+        # a replica in use stays unless it says it is stopping (503: kv-api
+        # drains for API_SHUTDOWN_DELAY_MS after SIGTERM); a slow answer
+        # does not drop it
+        *" $ip "*) [ "$code" = 503 ] || echo "$ip" ;;
+        # a new one only once it is ready
+        *) [ "$code" = 200 ] && echo "$ip" ;;
         esac
     done
 }

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 
-from cluster import json_of, proc_alive, quote_key, request, wait_until
+from cluster import json_of, own_cluster, proc_alive, quote_key, request, wait_until
 
 CLUSTER_CONFIG = {}
 
@@ -95,6 +95,37 @@ def test_store_secondary_sigkill_restarted(cluster):
         cluster.child(victim["name"])), 20, "controller to restart %s" % victim["name"])
     wait_until(lambda: request("GET", victim["url"] + "/health", timeout=2)[0] == 200, 15,
                "restarted %s to answer /health" % victim["name"])
+
+
+def test_api_sigterm_serves_as_a_lame_duck_then_stops():
+    """With api.shutdown_delay_ms, an api told to stop keeps serving for that
+    long, says so on /ready (503 draining, so that a balancer drops it) and
+    closes every connection it answers on; then it exits."""
+    with own_cluster({"api": {"shutdown_delay_ms": 1500},
+                      "controller": {"restart_backoff_ms": 5000,
+                                     "restart_backoff_max_ms": 5000}}, "lame-duck") as cl:
+        key = "duck-" + uuid.uuid4().hex[:8]
+        st, _, _ = cl.request("PUT", "/kv/%s?sync=1" % quote_key(key), body=b"quack")
+        assert st == 200
+        api = cl.children_by_role("api")[0]
+        st, _, _ = request("GET", api["url"] + "/ready")
+        assert st == 200
+        t0 = time.monotonic()
+        os.kill(api["pid"], signal.SIGTERM)
+        wait_until(lambda: request("GET", api["url"] + "/ready", keepalive=False)[0] == 503,
+                   1.0, "/ready to answer 503 once the api drains")
+        st, hd, body = request("GET", api["url"] + "/ready", keepalive=False)
+        assert json_of(body)["error"] == "draining", body
+        st, hd, body = request("GET", api["url"] + "/kv/" + quote_key(key), keepalive=False)
+        assert st == 200 and body == b"quack", (st, body)
+        assert (hd.get("Connection") or "").lower() == "close", dict(hd)
+        assert time.monotonic() - t0 < 1.4, "the answers came after the delay"
+        wait_until(lambda: not proc_alive(api["pid"]), 10, "the api to exit after its delay")
+        took = time.monotonic() - t0
+        assert took >= 1.4, "the api stopped %.2f s after SIGTERM, before its delay" % took
+        # nginx goes on through the other api meanwhile
+        st, _, body = cl.request("GET", "/kv/" + quote_key(key))
+        assert st == 200 and body == b"quack"
 
 
 def test_controller_sigterm_leaves_no_children(cluster):
