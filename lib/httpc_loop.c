@@ -25,6 +25,7 @@
  * an eventfd. */
 #include "httpc.h"
 
+#include "clock.h"
 #include "log.h"
 #include "resolve.h"
 
@@ -44,7 +45,6 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #define HL_MAX_HEADER_BYTES (64 * 1024)
@@ -55,7 +55,6 @@ typedef struct hl_host hl_host;
 
 /* One request, from submission to callback. */
 typedef struct hl_job {
-    httpc_loop *loop;
     char hname[256];               /* host and port of the URL */
     uint16_t port;
     hl_host *host;                 /* resolved when the job starts */
@@ -127,13 +126,6 @@ struct httpc_loop {
     pthread_t thread;              /* httpc_loop_start's */
     int threaded;
 };
-
-static int64_t hl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- jobs ---- */
 
@@ -698,7 +690,7 @@ long httpc_loop_timeout_ms(const httpc_loop *l)
             first = j->deadline_ms;
     if (first < 0)
         return -1;
-    now = hl_now_ms();
+    now = (int64_t)clock_mono_ms();
     return first <= now ? 0 : (long)(first - now);
 }
 
@@ -725,7 +717,7 @@ static void hl_job_abort(httpc_loop *l, hl_job *j, const char *fmt, ...)
 /* Fail the jobs whose deadline passed. */
 static void hl_expire(httpc_loop *l)
 {
-    int64_t now = hl_now_ms();
+    int64_t now = (int64_t)clock_mono_ms();
 
     for (hl_job *j = l->active, *next; j; j = next) {
         next = j->next;
@@ -991,7 +983,6 @@ int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx
     j = calloc(1, sizeof *j);
     if (j == NULL)
         return -1;
-    j->loop = l;
     j->head_only = req->method && strcmp(req->method, "HEAD") == 0;
     memcpy(j->hname, host, hlen);
     j->port = port;
@@ -999,7 +990,7 @@ int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx
     j->body = req->body;
     j->body_len = req->body ? req->body_len : 0;
     j->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
-    j->deadline_ms = hl_now_ms() + j->timeout_ms;
+    j->deadline_ms = (int64_t)clock_mono_ms() + j->timeout_ms;
     j->cb = cb;
     j->ctx = ctx;
     if (j->head == NULL) {

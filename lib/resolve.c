@@ -1,5 +1,6 @@
 #include "resolve.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define RESOLVE_WAITERS 64
 
@@ -35,13 +35,6 @@ typedef struct rs_entry {
 static pthread_mutex_t rs_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t rs_done = PTHREAD_COND_INITIALIZER; /* for resolve_wait */
 static rs_entry *rs_entries;
-
-static int64_t rs_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void rs_set_port(struct sockaddr_storage *a, uint16_t port)
 {
@@ -188,7 +181,7 @@ int resolve_lookup(const char *name, uint16_t port, struct sockaddr_storage *out
         pthread_mutex_unlock(&rs_mu);
         return RESOLVE_FAILED;
     }
-    e->used_ms = rs_now_ms();
+    e->used_ms = (int64_t)clock_mono_ms();
     rs_refresh(e, e->used_ms);
     if (e->have) {
         memcpy(out, &e->addr, sizeof *out);
@@ -228,26 +221,19 @@ void resolve_cancel(resolve_notify_fn notify, void *arg)
 int resolve_wait(const char *name, uint16_t port, struct sockaddr_storage *out,
                  socklen_t *outlen, long timeout_ms, char *err, size_t errlen)
 {
-    int64_t end = rs_now_ms() + timeout_ms;
+    int64_t end = (int64_t)clock_mono_ms() + timeout_ms;
 
     for (;;) {
         int rc = resolve_lookup(name, port, out, outlen, NULL, NULL, err, errlen);
         if (rc != RESOLVE_PENDING)
             return rc;
-        int64_t left = end - rs_now_ms();
+        int64_t left = end - (int64_t)clock_mono_ms();
         if (left <= 0) {
             snprintf(err, errlen, "resolving %.100s timed out after %ld ms", name,
                      timeout_ms);
             return RESOLVE_FAILED;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        left = left > 50 ? 50 : left;
-        ts.tv_nsec += left * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = clock_deadline_ms((uint64_t)(left > 50 ? 50 : left));
         pthread_mutex_lock(&rs_mu);
         pthread_cond_timedwait(&rs_done, &rs_mu, &ts);
         pthread_mutex_unlock(&rs_mu);

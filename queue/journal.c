@@ -266,12 +266,6 @@ static void jnl_submit(jnl_t *j, jnl_pend *first, size_t n, int wait, int *rcs)
     pthread_mutex_unlock(&j->mu);
 }
 
-int jnl_append(jnl_t *j, jnl_rec *r)
-{
-    int rc;
-    return jnl_append_many(j, &r, 1, &rc) == 0 ? rc : -1;
-}
-
 int jnl_append_many(jnl_t *j, jnl_rec *const *recs, size_t n, int *rcs)
 {
     jnl_pend *first = NULL, **tail = &first;

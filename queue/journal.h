@@ -41,14 +41,13 @@ typedef struct jnl_hooks {
 jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
                 const jnl_hooks *hooks);
 void jnl_close(jnl_t *j);
-/* Durable and handed to hooks.committed on return (per the fsync policy);
- * rec->id is set. 0, or -1 (journal full or I/O: not committed). rec and
- * what it points to must stay valid until then (the caller waits anyway). */
-int jnl_append(jnl_t *j, jnl_rec *rec);
-/* The same for n records handed in together (one server pass's worth):
- * they join the same group where they can. rcs[i]: 0, or -1 for a record
- * that was not committed. Returns -1 only when nothing was handed in (out
- * of memory). */
+/* Hand in n records together (one server pass's worth) and return once
+ * they are durable (per the fsync policy) and handed to hooks.committed;
+ * they join the same group where they can, and each recs[i]->id is set.
+ * rcs[i]: 0, or -1 for a record that was not committed (journal full or
+ * I/O). Returns -1 only when nothing was handed in (out of memory). The
+ * records and what they point to must stay valid until then (the caller
+ * waits anyway). */
 int jnl_append_many(jnl_t *j, jnl_rec *const *recs, size_t n, int *rcs);
 /* Queue the deletion of ended jobs; done with a later group (no wait). */
 void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n);

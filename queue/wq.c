@@ -655,19 +655,6 @@ out:
     free(which);
 }
 
-int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
-             uint64_t *job_out, const char **full)
-{
-    wq_admission a = {.w = *w, .waiter = waiter, .wait_ms = wait_ms};
-
-    wq_admit_many(q, &a, 1);
-    if (a.rc == WQ_OK)
-        *job_out = a.job;
-    if (a.rc == WQ_FULL)
-        *full = a.full;
-    return a.rc;
-}
-
 /* ---- dispatch ------------------------------------------------------------- */
 
 /* The global budget: a token bucket of dispatch_rate ops/s (one second of

@@ -89,9 +89,6 @@ typedef struct wq_admission {
 /* Admit n writes with one journal commit where they fit in one group (a
  * server pass's worth: see queue/http.c); returns once they are durable. */
 void wq_admit_many(wq_t *q, wq_admission *as, size_t n);
-/* One write: wq_admit_many of one. */
-int wq_admit(wq_t *q, const wq_write *w, void *waiter, uint64_t wait_ms,
-             uint64_t *job_out, const char **full);
 /* The job as JSON (caller deletes) or NULL when unknown. */
 cJSON *wq_job_json(wq_t *q, uint64_t id);
 /* Depths, counters and latency into obj. */

@@ -69,14 +69,29 @@ static void test_journal(void **state)
     j = jnl_open(dir, 16, "no", &hooks);
     assert_non_null(j);
     assert_int_equal(jnl_high(j), 0);
-    for (int i = 0; i < 5; i++) {
-        char key[16];
-        /* The id is known only once committed: name keys after it below. */
-        snprintf(key, sizeof key, "k%llu", (unsigned long long)s.next + 1);
-        jnl_rec rec = {.op = WIRE_INCR, .key = key, .klen = strlen(key),
-                       .delta = -(int64_t)(s.next + 1)};
-        assert_int_equal(jnl_append(j, &rec), 0);
-        assert_int_equal(rec.id, s.next); /* numbered by the leader */
+    /* Two records one at a time, then three handed in together (one
+     * server pass's worth). The id is known only once committed: keys are
+     * named after the ids the leader will hand out. */
+    static const size_t batches[] = {1, 1, 3};
+    for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+        size_t n = batches[b];
+        char keys[3][16];
+        jnl_rec recs[3], *rp[3];
+        int rcs[3] = {-1, -1, -1};
+        uint64_t base = s.next;
+        for (size_t i = 0; i < n; i++) {
+            snprintf(keys[i], sizeof keys[i], "k%llu",
+                     (unsigned long long)(base + 1 + i));
+            recs[i] = (jnl_rec){.op = WIRE_INCR, .key = keys[i],
+                                .klen = strlen(keys[i]),
+                                .delta = -(int64_t)(base + 1 + i)};
+            rp[i] = &recs[i];
+        }
+        assert_int_equal(jnl_append_many(j, rp, n, rcs), 0);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(rcs[i], 0);
+            assert_int_equal(recs[i].id, base + 1 + i); /* numbered in order */
+        }
     }
     assert_int_equal(s.n, 5);
     for (size_t i = 1; i < s.n; i++)
