@@ -8,6 +8,7 @@
 #include "config.h"
 #include "httpc.h"
 #include "httpd.h"
+#include "kvhdr.h"
 #include "ratelimit.h"
 #include "repair.h"
 #include "topo.h"
@@ -20,7 +21,7 @@ typedef struct api_app {
     rl_t *rl;                 /* NULL when api.rate_limit is 0 */
     repair_t *repair;         /* background read repair (R >= 1), or NULL */
     struct gw *gw;            /* kv-api --lab: the lab gateway (gateway.h) */
-    char auth[300];           /* "Authorization: Bearer ..." or "" */
+    char auth[KVHDR_AUTH_MAX]; /* "Authorization: Bearer ..." or "" */
     _Atomic int draining;     /* SIGTERM: /ready says 503, still serving */
     _Atomic int stopping;     /* no new upstream calls: answer 503 */
 } api_app;

@@ -321,8 +321,7 @@ void gw_handle(httpd_req *r, api_app *a)
         else if (path[1] == 's')
             gw_stats(c);
         else if (path[1] == 'h') {
-            httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15,
-                          gw_hdrs(c, h, NULL, NULL));
+            kvhttp_ok(r, gw_hdrs(c, h, NULL, NULL));
             api_call_free(c);
         } else {
             api_call_free(c);

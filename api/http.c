@@ -3,6 +3,7 @@
 #include "gateway.h"
 #include "kvhttp.h"
 #include "metrics.h"
+#include "num.h"
 #include "quorum.h"
 #include "upstream.h"
 
@@ -174,7 +175,7 @@ static void api_kv(httpd_req *r, api_app *a, api_call *c, int counter)
         }
     }
     if (sub && !counter && httpd_query(r, "by") &&
-        kvhttp_parse_i64(httpd_query(r, "by"), &by)) {
+        num_parse_i64(httpd_query(r, "by"), &by)) {
         httpd_error(r, 400, "bad_increment", "by must be an integer");
         api_call_free(c);
         return;
@@ -301,7 +302,7 @@ void api_handle(httpd_req *r, void *app)
         return;
     }
     if (strcmp(path, "/health") == 0) {
-        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        kvhttp_ok(r, NULL);
         return;
     }
     if (strcmp(path, "/ready") == 0) {
@@ -333,8 +334,7 @@ void api_handle(httpd_req *r, void *app)
         if (kvhttp_auth(r, a->cfg.token))
             return;
         quorum_poke(a);
-        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15,
-                      NULL);
+        kvhttp_ok(r, NULL);
         return;
     }
     c = api_call_new(r, a, CALL_RELAY);

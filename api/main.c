@@ -2,6 +2,7 @@
 #include "app.h"
 #include "daemon.h"
 #include "gateway.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "quorum.h"
 #include "repair.h"
@@ -80,9 +81,7 @@ int main(int argc, char **argv)
     api_metrics_register();
     quorum_metrics_register();
     repair_metrics_register();
-    if (app.cfg.token[0])
-        snprintf(app.auth, sizeof app.auth, "Authorization: Bearer %s",
-                 app.cfg.token);
+    kvhdr_auth(app.auth, sizeof app.auth, app.cfg.token);
     if (app.cfg.rate_limit > 0)
         app.rl = rl_new(lab ? RL_FIXED : RL_SLIDING, (uint32_t)app.cfg.rate_limit,
                         (uint64_t)app.cfg.rate_window_ms, 100000);

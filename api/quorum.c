@@ -1,5 +1,7 @@
 #include "quorum.h"
 
+#include "clock.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
 #include "repair.h"
@@ -46,9 +48,7 @@ static _Atomic int64_t quorum_suspect_until[QUORUM_SUSPECT_SLOTS];
 
 static int64_t quorum_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)clock_mono_ms();
 }
 
 static uint64_t quorum_hash(const char *s)
@@ -139,28 +139,25 @@ void quorum_order(size_t n, int ordered, uint64_t *rng, size_t *order)
 
 int quorum_classify(const httpc_resp *resp, uint64_t *version, int *tomb)
 {
-    char buf[32];
-
     *version = 0;
     *tomb = 0;
     if (resp->status != 200 && resp->status != 404)
         return 0;
-    if (httpc_resp_header(resp, "X-KV-Version", buf, sizeof buf))
-        *version = strtoull(buf, NULL, 10);
+    if (kvhdr_u64(resp, "X-KV-Version", version) != 0)
+        *version = 0;
     *tomb = resp->status == 404 && *version > 0;
     return 1;
 }
 
 uint64_t quorum_stale_epoch(const httpc_resp *resp)
 {
-    char buf[32];
     uint64_t e = 0;
 
     if (resp->status != 409 || resp->body == NULL ||
         strstr(resp->body, "stale_epoch") == NULL)
         return 0;
-    if (httpc_resp_header(resp, "X-KV-Epoch", buf, sizeof buf))
-        return strtoull(buf, NULL, 10);
+    if (kvhdr_u64(resp, KVHDR_EPOCH, &e) == 0)
+        return e;
     cJSON *j = cJSON_ParseWithLength(resp->body, resp->len);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "epoch");
     if (cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 9.0e15)
@@ -227,7 +224,7 @@ static const char *const *quorum_hdrs(const api_app *a, const char **out,
     size_t n = 0;
     if (a->auth[0])
         out[n++] = a->auth;
-    snprintf(eh, ehlen, "X-KV-Epoch: %llu", (unsigned long long)epoch);
+    kvhdr_epoch(eh, ehlen, epoch);
     out[n++] = eh;
     out[n] = NULL;
     return out;
@@ -273,7 +270,7 @@ static int qr_get_at(qread *q, int slot, const char *url, uint64_t epoch,
                      int retried)
 {
     const char *hdrs[3];
-    char eh[48];
+    char eh[KVHDR_EPOCH_MAX];
     qget *g = malloc(sizeof *g);
     httpc_req req = {.method = "GET", .url = url,
                      .timeout_ms = q->c->app->cfg.upstream_timeout_ms};

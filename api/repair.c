@@ -1,6 +1,8 @@
 #include "repair.h"
 
+#include "clock.h"
 #include "httpc.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
 #include "wire.h"
@@ -49,7 +51,7 @@ struct repair {
     int stopping;
     pthread_t thread;
     repair_opts o;
-    char auth[320];
+    char auth[KVHDR_AUTH_MAX];
 };
 
 static void repair_item_free(repair_item *it)
@@ -63,7 +65,7 @@ static void repair_item_free(repair_item *it)
 
 static void repair_send(repair_t *q, repair_item *it)
 {
-    char eh[48];
+    char eh[KVHDR_EPOCH_MAX];
     const char *hdrs[4];
     size_t nh = 0, off = 0;
     httpc_resp resp;
@@ -71,7 +73,7 @@ static void repair_send(repair_t *q, repair_item *it)
 
     if (q->auth[0])
         hdrs[nh++] = q->auth;
-    snprintf(eh, sizeof eh, "X-KV-Epoch: %llu", (unsigned long long)it->epoch);
+    kvhdr_epoch(eh, sizeof eh, it->epoch);
     hdrs[nh++] = eh;
     hdrs[nh++] = "Content-Type: application/octet-stream";
     hdrs[nh] = NULL;
@@ -144,7 +146,7 @@ repair_t *repair_start(const repair_opts *o)
     q->o.auth = NULL;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cond, NULL);
-    pthread_cond_init(&q->idle, NULL);
+    clock_cond_init(&q->idle);
     if (pthread_create(&q->thread, NULL, repair_main, q) != 0) {
         pthread_cond_destroy(&q->idle);
         pthread_cond_destroy(&q->cond);
@@ -239,19 +241,13 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
 
 int repair_flush(repair_t *q, long timeout_ms)
 {
-    struct timespec ts;
-    int rc = 0;
+    uint64_t end = clock_mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t now;
+    int rc;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
     pthread_mutex_lock(&q->mu);
-    while ((q->head || q->busy) && rc == 0)
-        rc = pthread_cond_timedwait(&q->idle, &q->mu, &ts);
+    while ((q->head || q->busy) && (now = clock_mono_ms()) < end)
+        clock_cond_wait_ms(&q->idle, &q->mu, end - now);
     rc = q->head || q->busy ? -1 : 0;
     pthread_mutex_unlock(&q->mu);
     return rc;

@@ -2,6 +2,7 @@
 
 #include "kvhttp.h"
 #include "log.h"
+#include "num.h"
 #include "render.h"
 
 #include <stdarg.h>
@@ -149,7 +150,7 @@ static void api_on_counter_get(api_call *c, const httpc_resp *resp)
         api_relay(c, resp);
         return;
     }
-    if (resp->status == 200 && kvhttp_parse_i64(resp->body, &v)) {
+    if (resp->status == 200 && num_parse_i64(resp->body, &v)) {
         httpd_error(c->r, 409, "not_integer",
                     "the value of this key is not an integer counter");
         return;

@@ -18,6 +18,7 @@
  * (--no-start-cluster) do not see each other's data. */
 #include "assess.h"
 
+#include "clock.h"
 #include "assess_net.h"
 #include "assess_score.h"
 #include "lab.h"
@@ -85,9 +86,7 @@ static void ax_set(char *out, size_t outlen, const char *fmt, ...)
 
 static double ax_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)clock_mono_us() / 1e6;
 }
 
 static void ax_sleep(double s)

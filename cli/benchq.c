@@ -31,6 +31,7 @@
  * line and the expected p99). Exit 1 when a parity check or a write fails. */
 #include "kvctl.h"
 
+#include "clock.h"
 #include "lab.h"
 
 #include <cjson/cJSON.h>
@@ -126,9 +127,7 @@ static void bq_on_signal(int sig)
 
 static double bq_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)clock_mono_us() / 1e6;
 }
 
 static void bq_sleep_ms(double ms)

@@ -1,5 +1,7 @@
 #include "addr.h"
 
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,11 +37,8 @@ int addr_host(const char *tmpl, const char *bind, const addr_node *n,
         return addr_fail(err, errlen, "no room for the host");
     out[0] = '\0';
     if (tmpl == NULL || tmpl[0] == '\0') {
-        const char *h = bind == NULL || bind[0] == '\0' ||
-                                strcmp(bind, "0.0.0.0") == 0
-                            ? "127.0.0.1"
-                            : bind;
-        if ((size_t)snprintf(out, outlen, "%s", h) >= outlen)
+        if ((size_t)snprintf(out, outlen, "%s", config_local_host(bind)) >=
+            outlen)
             return addr_fail(err, errlen, "cluster.bind: too long for a URL");
         return 0;
     }

@@ -34,10 +34,7 @@ static const char *cluster_kind_name(enum cluster_kind k)
 
 void cluster_advertise_host(const char *bind, char *out, size_t len)
 {
-    if (bind == NULL || bind[0] == '\0' || strcmp(bind, "0.0.0.0") == 0)
-        snprintf(out, len, "127.0.0.1");
-    else
-        snprintf(out, len, "%s", bind);
+    snprintf(out, len, "%s", config_local_host(bind));
 }
 
 static int cluster_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -1,6 +1,7 @@
 #include "failover.h"
 
 #include "httpc.h"
+#include "kvhdr.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -20,7 +21,7 @@ struct failover {
     int *down_logged;          /* per shard: "primary down" said once */
     int64_t *skip_logged_ms;   /* per shard: last "no live secondary" */
     long probe_timeout_ms;
-    char auth[CFG_STR_MAX + 32]; /* "Authorization: Bearer ..." or "" */
+    char auth[KVHDR_AUTH_MAX]; /* "Authorization: Bearer ..." or "" */
 };
 
 long failover_probe_timeout_ms(int64_t health_interval_ms)
@@ -60,9 +61,7 @@ failover_t *failover_new(cluster_t *cl, sup_t *sup, const atomic_int *stop)
         return NULL;
     }
     f->probe_timeout_ms = failover_probe_timeout_ms(cl->cfg.health_interval_ms);
-    if (cl->cfg.token[0])
-        snprintf(f->auth, sizeof f->auth, "Authorization: Bearer %s",
-                 cl->cfg.token);
+    kvhdr_auth(f->auth, sizeof f->auth, cl->cfg.token);
     return f;
 }
 

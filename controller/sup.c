@@ -1,5 +1,6 @@
 #include "sup.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -68,9 +69,7 @@ int sup_block_signals(void)
 
 int64_t sup_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)clock_mono_ms();
 }
 
 int64_t sup_backoff_delay(int64_t base_ms, int64_t max_ms, unsigned consecutive)

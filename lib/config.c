@@ -483,3 +483,10 @@ uint16_t config_store_port(const kv_config *c, unsigned shard, unsigned replica)
 {
     return (uint16_t)(c->base_port + 100 + 10 * shard + replica);
 }
+
+const char *config_local_host(const char *bind)
+{
+    if (bind == NULL || bind[0] == '\0' || strcmp(bind, "0.0.0.0") == 0)
+        return "127.0.0.1";
+    return bind;
+}

@@ -107,5 +107,8 @@ char *config_to_json(const kv_config *c);
 uint16_t config_queue_port(const kv_config *c);
 uint16_t config_api_port(const kv_config *c, unsigned i);
 uint16_t config_store_port(const kv_config *c, unsigned shard, unsigned replica);
+/* The host a client on this machine dials to reach a server bound to bind:
+ * bind itself, or 127.0.0.1 for "" and 0.0.0.0 (every address). */
+const char *config_local_host(const char *bind);
 
 #endif

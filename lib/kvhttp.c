@@ -72,21 +72,6 @@ int kvhttp_auth(httpd_req *r, const char *token)
     return -1;
 }
 
-int kvhttp_parse_i64(const char *s, int64_t *out)
-{
-    char *end;
-    long long v;
-
-    if (s == NULL || *s == '\0')
-        return -1;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno || *end != '\0')
-        return -1;
-    *out = v;
-    return 0;
-}
-
 uint64_t kvhttp_wait_ms(httpd_req *r, uint64_t max_ms)
 {
     const char *sync = httpd_query(r, "sync");
@@ -101,6 +86,13 @@ uint64_t kvhttp_wait_ms(httpd_req *r, uint64_t max_ms)
         return ms < max_ms ? ms : max_ms;
     }
     return 0;
+}
+
+void kvhttp_ok(httpd_req *r, const char *const *headers)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+
+    httpd_respond(r, 200, "application/json", ok, sizeof ok - 1, headers);
 }
 
 void kvhttp_metrics(httpd_req *r)

@@ -1,7 +1,7 @@
 /* kvhttp: request helpers every server shares: a key from a path segment
  * with the size rules of DESIGN §2, the standard JSON errors, the bearer
- * token check of /internal/ routes, strict number parsing, the wait a client
- * asks for, and /metrics. Functions that return -1 have already answered. */
+ * token check of /internal/ routes, the wait a client asks for, the
+ * {"status":"ok"} answer and /metrics. Functions that return -1 have already answered. */
 #ifndef KV_KVHTTP_H
 #define KV_KVHTTP_H
 
@@ -18,11 +18,11 @@ void kvhttp_not_found(httpd_req *r);
 void kvhttp_bad_method(httpd_req *r, const char *allow);
 /* 0 when token is empty or the request carries it; else 401 and -1. */
 int kvhttp_auth(httpd_req *r, const char *token);
-/* Whole-string base-10 int64; 0 or -1. */
-int kvhttp_parse_i64(const char *s, int64_t *out);
 /* How long the client wants to wait for its write: ?sync=1 (max_ms) or
  * Prefer: wait=N seconds (capped at max_ms). 0 = no wait. */
 uint64_t kvhttp_wait_ms(httpd_req *r, uint64_t max_ms);
+/* 200 {"status":"ok"}; headers may be NULL. */
+void kvhttp_ok(httpd_req *r, const char *const *headers);
 /* 200 with the Prometheus text of lib/metrics. */
 void kvhttp_metrics(httpd_req *r);
 

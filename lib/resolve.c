@@ -33,7 +33,13 @@ typedef struct rs_entry {
 } rs_entry;
 
 static pthread_mutex_t rs_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t rs_done = PTHREAD_COND_INITIALIZER; /* for resolve_wait */
+static pthread_cond_t rs_done; /* for resolve_wait; monotonic, rs_once */
+static pthread_once_t rs_once = PTHREAD_ONCE_INIT;
+
+static void rs_init_once(void)
+{
+    clock_cond_init(&rs_done);
+}
 static rs_entry *rs_entries;
 
 static void rs_set_port(struct sockaddr_storage *a, uint16_t port)
@@ -118,6 +124,7 @@ static void *rs_lookup_main(void *arg)
     for (size_t i = 0; i < e->nwaiters; i++)
         e->waiters[i].fn(e->waiters[i].arg);
     e->nwaiters = 0;
+    pthread_once(&rs_once, rs_init_once);
     pthread_cond_broadcast(&rs_done);
     pthread_mutex_unlock(&rs_mu);
     return NULL;
@@ -233,9 +240,9 @@ int resolve_wait(const char *name, uint16_t port, struct sockaddr_storage *out,
                      timeout_ms);
             return RESOLVE_FAILED;
         }
-        struct timespec ts = clock_deadline_ms((uint64_t)(left > 50 ? 50 : left));
+        pthread_once(&rs_once, rs_init_once);
         pthread_mutex_lock(&rs_mu);
-        pthread_cond_timedwait(&rs_done, &rs_mu, &ts);
+        clock_cond_wait_ms(&rs_done, &rs_mu, (uint64_t)(left > 50 ? 50 : left));
         pthread_mutex_unlock(&rs_mu);
     }
 }

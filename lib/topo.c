@@ -163,16 +163,13 @@ static void topo_watch_poll(topo_watch *w)
 static void *topo_watch_main(void *arg)
 {
     topo_watch *w = arg;
-    struct timespec ts;
-
     pthread_mutex_lock(&w->mu);
     while (!w->stopping) {
         pthread_mutex_unlock(&w->mu);
         topo_watch_poll(w);
         pthread_mutex_lock(&w->mu);
-        ts = clock_deadline_ms((uint64_t)w->poll_ms);
         if (!w->stopping && !w->poked)
-            pthread_cond_timedwait(&w->cond, &w->mu, &ts);
+            clock_cond_wait_ms(&w->cond, &w->mu, (uint64_t)w->poll_ms);
         w->poked = 0;
     }
     pthread_mutex_unlock(&w->mu);
@@ -188,7 +185,7 @@ topo_watch *topo_watch_start(const char *controller_url, long poll_ms)
     snprintf(w->url, n, "%s/topology", controller_url);
     w->poll_ms = poll_ms > 0 ? poll_ms : 1000;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cond, NULL);
+    clock_cond_init(&w->cond);
     if (pthread_create(&w->thread, NULL, topo_watch_main, w) != 0) {
         free(w->url);
         free(w);
@@ -236,13 +233,13 @@ topo_t *topo_watch_get(topo_watch *w)
 
 int topo_watch_wait(topo_watch *w, long timeout_ms)
 {
-    struct timespec ts = clock_deadline_ms((uint64_t)timeout_ms);
+    uint64_t end = clock_mono_ms() + (uint64_t)timeout_ms;
+    uint64_t now;
     int ok;
 
     pthread_mutex_lock(&w->mu);
-    while (w->cur == NULL && !w->stopping &&
-           pthread_cond_timedwait(&w->cond, &w->mu, &ts) == 0)
-        ;
+    while (w->cur == NULL && !w->stopping && (now = clock_mono_ms()) < end)
+        clock_cond_wait_ms(&w->cond, &w->mu, end - now);
     ok = w->cur != NULL;
     pthread_mutex_unlock(&w->mu);
     return ok ? 0 : -1;

@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include "kvhttp.h"
+#include "num.h"
 #include "wire.h"
 
 #include <stdio.h>
@@ -115,7 +116,7 @@ static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
         const char *by = httpd_query(r, "by");
         if (by == NULL)
             delta = 1;
-        else if (kvhttp_parse_i64(by, &delta)) {
+        else if (num_parse_i64(by, &delta)) {
             free(key);
             httpd_error(r, 400, "bad_increment", "by must be an integer");
             return;
@@ -150,7 +151,7 @@ static void queue_job(httpd_req *r, queue_app *a)
     }
     memcpy(id, seg, len);
     id[len] = '\0';
-    j = kvhttp_parse_i64(id, &v) == 0 ? wq_job_json(a->wq, (uint64_t)v) : NULL;
+    j = num_parse_i64(id, &v) == 0 ? wq_job_json(a->wq, (uint64_t)v) : NULL;
     if (j == NULL)
         httpd_error(r, 404, "no_such_job", "no job %s (unknown, or forgotten)",
                     id);
@@ -173,7 +174,7 @@ void queue_http_handle(httpd_req *r, void *app)
             return;
         }
         topo_watch_poke(a->topo);
-        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        kvhttp_ok(r, NULL);
     } else if (strncmp(path, "/internal/kv/", 13) == 0 && (nseg == 3 || nseg == 4)) {
         size_t l;
         const char *last = httpd_path_seg(r, 3, &l);
@@ -199,7 +200,7 @@ void queue_http_handle(httpd_req *r, void *app)
         else
             kvhttp_bad_method(r, "GET");
     } else if (strcmp(path, "/health") == 0) {
-        httpd_respond(r, 200, "application/json", "{\"status\":\"ok\"}", 15, NULL);
+        kvhttp_ok(r, NULL);
     } else if (strcmp(path, "/stats") == 0) {
         cJSON *o = cJSON_CreateObject();
         wq_stats_json(a->wq, o);

@@ -1,5 +1,6 @@
 #include "journal.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -41,15 +42,12 @@ static void jnl_lead(jnl_t *j);
 static void *jnl_sync_main(void *arg)
 {
     jnl_t *j = arg;
-    struct timespec ts;
-
     pthread_mutex_lock(&j->mu);
     while (!j->stopping) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        while (!j->stopping &&
-               pthread_cond_timedwait(&j->tick, &j->mu, &ts) == 0)
-            ;
+        uint64_t end = clock_mono_ms() + 1000, now;
+
+        while (!j->stopping && (now = clock_mono_ms()) < end)
+            clock_cond_wait_ms(&j->tick, &j->mu, end - now);
         if (j->stopping)
             break;
         /* Deletions nobody waits for go out at least once a second. */
@@ -106,7 +104,7 @@ jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
     }
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->done, NULL);
-    pthread_cond_init(&j->tick, NULL);
+    clock_cond_init(&j->tick);
     j->sync_everysec = strcmp(fsync, "everysec") == 0;
     pthread_create(&j->syncer, NULL, jnl_sync_main, j);
     return j;

@@ -5,6 +5,7 @@
 #include "hlc.h"
 #include "httpc.h"
 #include "journal.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -827,7 +828,7 @@ static int wq_send(wq_t *q, uint32_t shard, const wire_buf *buf, size_t n,
                    size_t whylen)
 {
     topo_t *t = topo_watch_get(q->topo);
-    char url[512], auth[300], epoch[48];
+    char url[512], auth[KVHDR_AUTH_MAX], epoch[KVHDR_EPOCH_MAX];
     const char *hdrs[4] = {"Content-Type: application/octet-stream", NULL};
     int nh = 1;
 
@@ -839,13 +840,9 @@ static int wq_send(wq_t *q, uint32_t shard, const wire_buf *buf, size_t n,
     }
     snprintf(url, sizeof url, "%s/internal/batch", t->shards[shard].primary);
     *epoch_out = t->shards[shard].epoch;
-    snprintf(epoch, sizeof epoch, "X-KV-Epoch: %llu",
-             (unsigned long long)t->shards[shard].epoch);
-    hdrs[nh++] = epoch;
-    if (q->cfg.token[0]) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", q->cfg.token);
-        hdrs[nh++] = auth;
-    }
+    hdrs[nh++] = kvhdr_epoch(epoch, sizeof epoch, t->shards[shard].epoch);
+    if (q->cfg.token[0])
+        hdrs[nh++] = kvhdr_auth(auth, sizeof auth, q->cfg.token);
     topo_put(t);
     /* The primary may wait for W secondaries: allow for its quorum wait. */
     httpc_req req = {.method = "POST", .url = url, .body = buf->data,
@@ -951,8 +948,7 @@ static void *wq_worker(void *arg)
                 s->next_try_us = now + 20000;
         }
         if (n == 0) {
-            struct timespec ts = clock_deadline_us(wake - now);
-            pthread_cond_timedwait(&q->work, &q->mu, &ts);
+            clock_cond_wait_us(&q->work, &q->mu, wake - now);
             continue;
         }
         s->busy = 1;
@@ -1107,7 +1103,7 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
     q->tokens_at_us = wq_now_us();
     hlc_init(&q->hlc, NULL);
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->work, NULL);
+    clock_cond_init(&q->work);
     if (cfg->max_key_rate > 0) {
         q->key_rate = rl_new(RL_SLIDING, (uint32_t)cfg->max_key_rate,
                              (uint64_t)cfg->key_window_s * 1000, 1000000);

@@ -1,5 +1,6 @@
 #include "db.h"
 
+#include "clock.h"
 #include "hlc.h"
 #include "log.h"
 
@@ -244,13 +245,9 @@ static int sdb_meta_write(sdb *db, const char *name, uint64_t val,
 static void *sdb_sync_main(void *arg)
 {
     sdb *db = arg;
-    struct timespec ts;
-
     pthread_mutex_lock(&db->smu);
     while (!db->stopping) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&db->scv, &db->smu, &ts);
+        clock_cond_wait_ms(&db->scv, &db->smu, 1000);
         if (db->stopping)
             break;
         /* Sync outside the lock: it may take a while on a slow disk. */
@@ -348,13 +345,7 @@ sdb *sdb_open(const char *dir, const sdb_opts *opts, char *err, size_t errlen)
     db->max_value = o.max_value_bytes ? o.max_value_bytes : 1024 * 1024;
     pthread_mutex_init(&db->wmu, NULL);
     pthread_mutex_init(&db->smu, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&db->scv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    clock_cond_init(&db->scv);
     hlc_init(&db->hlc, o.clock);
     if (o.fsync != SDB_FSYNC_ALWAYS)
         flags |= MDB_NOSYNC;

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "httpc.h"
+#include "kvhdr.h"
 #include "log.h"
 
 #include <cjson/cJSON.h>
@@ -20,7 +21,7 @@ struct hb {
     char url[512];            /* <controller>/heartbeat */
     char node_id[64];
     char self_url[256];
-    char auth[300];
+    char auth[KVHDR_AUTH_MAX];
     uint64_t incarnation;
     uint64_t interval_us, lease_us;
     sdb *db;
@@ -123,8 +124,7 @@ static void *hb_main(void *arg)
     while (!h->stopping && !atomic_load(&h->retired)) {
         uint64_t now = clock_mono_us();
         if (now < next) {
-            struct timespec ts = clock_deadline_us(next - now);
-            pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+            clock_cond_wait_us(&h->cv, &h->mu, next - now);
             continue;
         }
         /* A fixed rate; after a stall (SIGSTOP) the next one goes at once. */
@@ -149,9 +149,7 @@ hb_t *hb_start(const hb_opts *o)
     snprintf(h->url, sizeof h->url, "%s/heartbeat", o->controller);
     snprintf(h->node_id, sizeof h->node_id, "%s", o->node_id);
     snprintf(h->self_url, sizeof h->self_url, "%s", o->self_url);
-    if (o->token && o->token[0])
-        snprintf(h->auth, sizeof h->auth, "Authorization: Bearer %s",
-                 o->token);
+    kvhdr_auth(h->auth, sizeof h->auth, o->token);
     h->incarnation = o->incarnation;
     h->interval_us = (uint64_t)(o->interval_ms > 0 ? o->interval_ms : 500) *
                      1000u;
@@ -162,7 +160,7 @@ hb_t *hb_start(const hb_opts *o)
     atomic_init(&h->retired, 0);
     atomic_init(&h->replaced_by, 0);
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, NULL); /* clock_deadline_us: CLOCK_REALTIME */
+    clock_cond_init(&h->cv);
     log_info("heartbeat: %s incarnation %" PRIu64 " reports to %s every %ld "
              "ms, lease %ld ms", h->node_id, h->incarnation, h->url,
              (long)(h->interval_us / 1000u), (long)(h->lease_us / 1000u));

@@ -1,8 +1,11 @@
 #include "http.h"
 
+#include "clock.h"
+#include "kvhdr.h"
 #include "kvhttp.h"
 #include "log.h"
 #include "metrics.h"
+#include "num.h"
 #include "wire.h"
 
 #include <cjson/cJSON.h>
@@ -101,12 +104,7 @@ static void store_http_metrics_init(void)
     metrics_register_hist(&sm_write_lat);
 }
 
-static uint64_t store_http_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#define store_http_now_us clock_mono_us
 
 /* ---- setup ------------------------------------------------------------ */
 
@@ -252,9 +250,9 @@ static void store_http_error_u64(httpd_req *r, unsigned status,
  * *epoch gets the request's epoch (the store's when absent). */
 static int store_http_fenced(store_http *h, httpd_req *r, uint64_t *epoch)
 {
-    const char *e = httpd_header(r, "X-KV-Epoch");
+    const char *e = httpd_header(r, KVHDR_EPOCH);
     uint64_t got, cur = sdb_get_epoch(h->db);
-    char hdr[48], msg[160];
+    char hdr[KVHDR_EPOCH_MAX], msg[160];
     const char *hdrs[] = {hdr, NULL};
 
     if (epoch)
@@ -269,7 +267,7 @@ static int store_http_fenced(store_http *h, httpd_req *r, uint64_t *epoch)
         *epoch = got;
     if (got == cur)
         return 0;
-    snprintf(hdr, sizeof hdr, "X-KV-Epoch: %" PRIu64, cur);
+    kvhdr_epoch(hdr, sizeof hdr, cur);
     if (got < cur) {
         metric_add(&sm_fenced, 1);
         snprintf(msg, sizeof msg,
@@ -502,7 +500,7 @@ static void store_http_write(store_http *h, httpd_req *r, const store_key *k,
     } else if (kind == WIRE_INCR) {
         const char *by = httpd_query(r, "by");
         int64_t d = 1;
-        if (by && kvhttp_parse_i64(by, &d) != 0) {
+        if (by && num_parse_i64(by, &d) != 0) {
             httpd_error(r, 400, "bad_increment",
                         "by must be a 64-bit decimal integer");
             return;
@@ -733,7 +731,7 @@ static void store_http_batch(store_http *h, httpd_req *r)
     snprintf(h1, sizeof h1, "X-KV-Last-Seq: %" PRIu64, sdb_last_seq(h->db));
     snprintf(h2, sizeof h2, "X-KV-Applied-Seq: %" PRIu64,
              sdb_applied_seq(h->db));
-    snprintf(h3, sizeof h3, "X-KV-Epoch: %" PRIu64, sdb_get_epoch(h->db));
+    kvhdr_epoch(h3, sizeof h3, sdb_get_epoch(h->db));
     if (h->write_quorum && (applied || noop)) {
         if (noop) {
             /* A 208 found a record at least as new; it may not have
@@ -777,7 +775,7 @@ static void store_http_replicate(store_http *h, httpd_req *r)
         return;
     }
     metric_add(&sm_replicate, 1);
-    if (httpd_header(r, "X-KV-Epoch") == NULL) {
+    if (httpd_header(r, KVHDR_EPOCH) == NULL) {
         httpd_error(r, 400, "bad_epoch", "replication needs X-KV-Epoch");
         return;
     }
@@ -1038,7 +1036,7 @@ static void store_http_changes(store_http *h, httpd_req *r)
     /* X-KV-Last-Seq is where to resume: pass it as the next since. */
     snprintf(h1, sizeof h1, "X-KV-Last-Seq: %" PRIu64, next);
     snprintf(h2, sizeof h2, "X-KV-More: %d", more);
-    snprintf(h3, sizeof h3, "X-KV-Epoch: %" PRIu64, sdb_get_epoch(h->db));
+    kvhdr_epoch(h3, sizeof h3, sdb_get_epoch(h->db));
     snprintf(h4, sizeof h4, "X-KV-Gc-Seq: %" PRIu64, sdb_gc_seq(h->db));
     httpd_respond(r, 200, STORE_BIN, out.data ? (void *)out.data : "", out.len,
                   hdrs);
@@ -1229,13 +1227,12 @@ void store_http_handle(httpd_req *r, void *app)
             return;
         }
         if (strcmp(rest, "topology-changed") == 0) {
-            static const char ok[] = "{\"status\":\"ok\"}";
             if (!httpd_method_is(r, "POST")) {
                 kvhttp_bad_method(r, "POST");
                 return;
             }
             role_poke(h->role);
-            httpd_respond(r, 200, STORE_JSON, ok, sizeof ok - 1, NULL);
+            kvhttp_ok(r, NULL);
             return;
         }
     } else if (strcmp(path, "/health") == 0 || strcmp(path, "/stats") == 0 ||

@@ -204,10 +204,7 @@ int main(int argc, char **argv)
     }
 
     snprintf(self_url, sizeof self_url, "http://%s:%lu",
-             (cfg.bind[0] == '\0' || strcmp(cfg.bind, "0.0.0.0") == 0)
-                 ? "127.0.0.1"
-                 : cfg.bind,
-             port);
+             config_local_host(cfg.bind), port);
     if (cfg.write_quorum > 0 &&
         (wq = wquorum_new((long)cfg.quorum_timeout_ms)) == NULL) {
         sdb_close(db);

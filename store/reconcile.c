@@ -1,6 +1,8 @@
 #include "reconcile.h"
 
+#include "clock.h"
 #include "httpc.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "wire.h"
 
@@ -16,7 +18,7 @@
 
 struct recon {
     recon_opts o;
-    char auth[300];
+    char auth[KVHDR_AUTH_MAX];
     _Atomic uint64_t primary_gc;
     _Atomic uint64_t full_resyncs, catchups, catchup_ops, resync_ops,
         handoffs, handoff_ops, rounds, failures;
@@ -24,12 +26,7 @@ struct recon {
     unsigned streak;      /* failed requests in a row (logs are thinned) */
 };
 
-static uint64_t recon_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#define recon_now_ms clock_mono_ms
 
 recon_t *recon_new(const recon_opts *o)
 {
@@ -43,9 +40,7 @@ recon_t *recon_new(const recon_opts *o)
         r->o.page_max = 5000;
     if (r->o.timeout_ms <= 0)
         r->o.timeout_ms = 5000;
-    if (o->token && o->token[0])
-        snprintf(r->auth, sizeof r->auth, "Authorization: Bearer %s",
-                 o->token);
+    kvhdr_auth(r->auth, sizeof r->auth, o->token);
     r->resumed_from = sdb_resyncing(o->db) ? 0 : sdb_applied_seq(o->db);
     return r;
 }
@@ -86,11 +81,12 @@ static int recon_cancelled(recon_t *r)
 static uint64_t recon_hdr_u64(const httpc_resp *resp, const char *name,
                               int *found)
 {
-    char buf[32];
-    const char *v = httpc_resp_header(resp, name, buf, sizeof buf);
+    uint64_t v = 0;
+    int ok = kvhdr_u64(resp, name, &v) == 0;
+
     if (found)
-        *found = v != NULL;
-    return v ? strtoull(v, NULL, 10) : 0;
+        *found = ok;
+    return ok ? v : 0;
 }
 
 /* The "error" and a numeric field of a JSON error body. */
@@ -114,7 +110,7 @@ static int recon_err_is(const httpc_resp *resp, const char *code,
 static int recon_get(recon_t *r, const char *primary, uint64_t epoch,
                      uint64_t since, const char *snap, httpc_resp *resp)
 {
-    char url[600], h_epoch[48];
+    char url[600], h_epoch[KVHDR_EPOCH_MAX];
     const char *hdrs[3];
     int nh = 0;
     httpc_req req;
@@ -123,7 +119,7 @@ static int recon_get(recon_t *r, const char *primary, uint64_t epoch,
              "%s/internal/changes?since=%" PRIu64 "&limit=%zu%s%s", primary,
              since, r->o.page_max, snap && snap[0] ? "&snapshot=" : "",
              snap && snap[0] ? snap : "");
-    snprintf(h_epoch, sizeof h_epoch, "X-KV-Epoch: %" PRIu64, epoch);
+    kvhdr_epoch(h_epoch, sizeof h_epoch, epoch);
     hdrs[nh++] = h_epoch;
     if (r->auth[0])
         hdrs[nh++] = r->auth;
@@ -274,7 +270,7 @@ restart:
                     return rc;
                 goto failed;
             }
-            if (recon_hdr_u64(&resp, "X-KV-Epoch", NULL) > epoch) {
+            if (recon_hdr_u64(&resp, KVHDR_EPOCH, NULL) > epoch) {
                 httpc_resp_free(&resp);
                 return RECON_STALE;
             }
@@ -349,7 +345,7 @@ int recon_round(recon_t *r, const char *primary, uint64_t epoch,
                 atomic_fetch_add(&r->failures, 1);
             return rc;
         }
-        if (recon_hdr_u64(&resp, "X-KV-Epoch", NULL) > epoch) {
+        if (recon_hdr_u64(&resp, KVHDR_EPOCH, NULL) > epoch) {
             httpc_resp_free(&resp);
             return RECON_STALE;
         }
@@ -395,7 +391,7 @@ int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
     wire_buf buf = {0};
     uint64_t since = from, total = 0;
     int more = 1;
-    char url[300], h_epoch[48];
+    char url[300], h_epoch[KVHDR_EPOCH_MAX];
     const char *hdrs[4];
     int nh = 0;
 
@@ -403,7 +399,7 @@ int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
         *sent = 0;
     snprintf(url, sizeof url, "%s/internal/repair", primary);
     hdrs[nh++] = "Content-Type: application/octet-stream";
-    snprintf(h_epoch, sizeof h_epoch, "X-KV-Epoch: %" PRIu64, epoch);
+    kvhdr_epoch(h_epoch, sizeof h_epoch, epoch);
     hdrs[nh++] = h_epoch;
     if (r->auth[0])
         hdrs[nh++] = r->auth;

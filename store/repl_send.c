@@ -1,6 +1,8 @@
 #include "repl_send.h"
 
+#include "clock.h"
 #include "httpc.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
 #include "wire.h"
@@ -55,7 +57,7 @@ typedef struct repl_peer {
 
 struct repl {
     repl_opts o;
-    char auth[300];
+    char auth[KVHDR_AUTH_MAX];
     pthread_mutex_t mu;
     pthread_cond_t cv;
     repl_peer *peers[REPL_MAX_PEERS]; /* replica-id order */
@@ -68,26 +70,15 @@ struct repl {
     uint64_t alive_us;
 };
 
-static uint64_t repl_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#define repl_now_us clock_mono_us
 
 /* Waits on r->cv (r->mu held) until the monotonic time `until` (us). */
 static void repl_wait_until(repl_t *r, uint64_t until)
 {
-    struct timespec ts;
-    uint64_t now = repl_now_us(), ns;
+    uint64_t now = repl_now_us();
 
-    if (until <= now)
-        return;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ns = (uint64_t)ts.tv_nsec + (until - now) * 1000u;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
-    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    if (until > now)
+        clock_cond_wait_us(&r->cv, &r->mu, until - now);
 }
 
 static int repl_peer_alive(const repl_t *r, const repl_peer *p, uint64_t now)
@@ -122,7 +113,7 @@ static uint64_t repl_json_u64(const cJSON *j, const char *name, int *found)
 static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
                           wire_buf *buf, repl_outcome *out)
 {
-    char url[300], h_epoch[48], h_since[48], h_upto[48], h_gc[48];
+    char url[300], h_epoch[KVHDR_EPOCH_MAX], h_since[48], h_upto[48], h_gc[48];
     const char *hdrs[8];
     int nh = 0;
     uint64_t next = since, t0;
@@ -147,8 +138,7 @@ static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
     }
     snprintf(url, sizeof url, "%s/internal/replicate", p->url);
     hdrs[nh++] = "Content-Type: application/octet-stream";
-    snprintf(h_epoch, sizeof h_epoch, "X-KV-Epoch: %" PRIu64,
-             sdb_get_epoch(r->o.db));
+    kvhdr_epoch(h_epoch, sizeof h_epoch, sdb_get_epoch(r->o.db));
     hdrs[nh++] = h_epoch;
     snprintf(h_gc, sizeof h_gc, "X-KV-Gc-Seq: %" PRIu64, sdb_gc_seq(r->o.db));
     hdrs[nh++] = h_gc;
@@ -361,7 +351,6 @@ static void *repl_peer_main(void *arg)
 repl_t *repl_new(const repl_opts *o)
 {
     repl_t *r = calloc(1, sizeof *r);
-    pthread_condattr_t ca;
 
     if (r == NULL)
         return NULL;
@@ -372,16 +361,11 @@ repl_t *repl_new(const repl_opts *o)
         r->o.batch_max = 512;
     if (r->o.timeout_ms <= 0)
         r->o.timeout_ms = 2000;
-    if (o->token && o->token[0])
-        snprintf(r->auth, sizeof r->auth, "Authorization: Bearer %s",
-                 o->token);
+    kvhdr_auth(r->auth, sizeof r->auth, o->token);
     r->alive_us = ((uint64_t)REPL_ALIVE_MS +
                    (uint64_t)(o->delay_ms > 0 ? o->delay_ms : 0)) * 1000u;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&r->cv);
     return r;
 }
 

@@ -1,5 +1,6 @@
 #include "role.h"
 
+#include "clock.h"
 #include "httpc.h"
 #include "log.h"
 #include "topo.h"
@@ -64,24 +65,12 @@ struct role {
     uint64_t next_recon_ms, retry_ms, next_fgc_ms;
 };
 
-static uint64_t role_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#define role_now_ms clock_mono_ms
 
 /* Waits on cv (mu held) for up to ms. */
 static void role_wait_ms(role_t *r, uint64_t ms)
 {
-    struct timespec ts;
-    uint64_t ns;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ns = (uint64_t)ts.tv_nsec + ms * 1000000u;
-    ts.tv_sec += (time_t)(ns / 1000000000u);
-    ts.tv_nsec = (long)(ns % 1000000000u);
-    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+    clock_cond_wait_ms(&r->cv, &r->mu, ms);
 }
 
 static void role_set_primary(role_t *r, const char *url, enum role_state st)
@@ -494,7 +483,6 @@ role_t *role_start(const role_opts *o)
 {
     role_t *r = calloc(1, sizeof *r);
     enum wquorum_policy pol = WQUORUM_ANY;
-    pthread_condattr_t ca;
 
     if (r == NULL)
         return NULL;
@@ -505,10 +493,7 @@ role_t *role_start(const role_opts *o)
     r->replica = o->replica;
     snprintf(r->self, sizeof r->self, "%s", o->self_url);
     pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&r->cv);
     (void)wquorum_policy_parse(r->cfg.quorum_policy, &pol);
     r->repl = repl_new(&(repl_opts){
         .db = o->db,

@@ -1,5 +1,6 @@
 #include "wquorum.h"
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -59,12 +60,7 @@ struct wquorum {
     size_t n;
 };
 
-static uint64_t wquorum_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
+#define wquorum_now_us clock_mono_us
 
 /* ---- the policy, pure ------------------------------------------------- */
 
@@ -172,7 +168,6 @@ static void *wquorum_timer_main(void *arg)
     while (!q->stopping) {
         uint64_t now = wquorum_now_us();
         wquorum_waiter *late = NULL, **lt = &late;
-        struct timespec ts;
         uint64_t wake;
 
         while (q->head && q->head->deadline_us <= now) {
@@ -200,13 +195,7 @@ static void *wquorum_timer_main(void *arg)
             continue;
         }
         wake = q->head ? q->head->deadline_us : now + 1000000u;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        {
-            uint64_t ns = (uint64_t)ts.tv_nsec + (wake - now) * 1000u;
-            ts.tv_sec += (time_t)(ns / 1000000000u);
-            ts.tv_nsec = (long)(ns % 1000000000u);
-        }
-        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        clock_cond_wait_us(&q->cv, &q->mu, wake - now);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
@@ -215,7 +204,6 @@ static void *wquorum_timer_main(void *arg)
 wquorum *wquorum_new(long timeout_ms)
 {
     wquorum *q = calloc(1, sizeof *q);
-    pthread_condattr_t ca;
     sigset_t all, old;
     int rc;
 
@@ -224,10 +212,7 @@ wquorum *wquorum_new(long timeout_ms)
     pthread_once(&wqm_once, wqm_register);
     q->timeout_us = (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000u;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&q->cv);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     rc = pthread_create(&q->timer, NULL, wquorum_timer_main, q);
