@@ -18,7 +18,7 @@
 typedef struct api_app {
     kv_config cfg;
     topo_watch *topo;
-    rl_t *rl;                 /* NULL when api.rate_limit is 0 */
+    ratelimit_t *rl;                 /* NULL when api.rate_limit is 0 */
     repair_t *repair;         /* background read repair (R >= 1), or NULL */
     struct gw *gw;            /* kv-api --lab: the lab gateway (gateway.h) */
     char auth[KVHDR_AUTH_MAX]; /* "Authorization: Bearer ..." or "" */

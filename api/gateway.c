@@ -1,6 +1,7 @@
 /* gateway: see gateway.h. */
 #include "gateway.h"
 
+#include "clock.h"
 #include "kvhttp.h"
 #include "log.h"
 #include "metrics.h"
@@ -35,7 +36,7 @@ gw_t *gw_new(const char *controller_url)
     n = strlen(g->controller);
     while (n > 0 && g->controller[n - 1] == '/')
         g->controller[--n] = '\0';
-    g->started_ms = rl_now_ms();
+    g->started_ms = clock_mono_ms();
     return g;
 }
 
@@ -110,7 +111,7 @@ static int gw_limit(api_call *c)
 {
     api_app *a = c->app;
     const char *ip;
-    rl_verdict v;
+    ratelimit_verdict v;
     unsigned s;
     char retry[48];
     const char *h[8];
@@ -119,7 +120,7 @@ static int gw_limit(api_call *c)
     if (a->rl == NULL)
         return 0;
     ip = httpd_peer_ip(c->r);
-    v = rl_check(a->rl, ip, rl_now_ms());
+    v = ratelimit_check(a->rl, ip, clock_mono_ms());
     snprintf(c->rl_hdrs[0], sizeof c->rl_hdrs[0], "X-RateLimit-Limit: %u", v.limit);
     snprintf(c->rl_hdrs[1], sizeof c->rl_hdrs[1], "X-RateLimit-Remaining: %u",
              v.allowed ? v.remaining : 0);
@@ -129,7 +130,7 @@ static int gw_limit(api_call *c)
     if (v.allowed)
         return 0;
     atomic_fetch_add(&a->gw->limited, 1);
-    s = rl_retry_after_s(&v);
+    s = ratelimit_retry_after_s(&v);
     snprintf(retry, sizeof retry, "Retry-After: %u", s);
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", "Too Many Requests");
@@ -257,12 +258,12 @@ static void gw_stats(api_call *c)
     cJSON *o = cJSON_CreateObject();
     cJSON *gj = cJSON_AddObjectToObject(o, "gateway");
     cJSON *rl = cJSON_AddObjectToObject(o, "rate_limiter");
-    rl_stats st = {0};
+    ratelimit_stats st = {0};
 
     cJSON_AddStringToObject(gj, "mode", "lab");
     cJSON_AddStringToObject(gj, "controller", g->controller);
     cJSON_AddNumberToObject(gj, "uptime_s",
-                            (double)((rl_now_ms() - g->started_ms) / 1000));
+                            (double)((clock_mono_ms() - g->started_ms) / 1000));
     cJSON_AddNumberToObject(gj, "requests", (double)atomic_load(&g->requests));
     cJSON_AddNumberToObject(gj, "forwarded", (double)atomic_load(&g->forwarded));
     cJSON_AddNumberToObject(gj, "errors", (double)atomic_load(&g->errors));
@@ -274,7 +275,7 @@ static void gw_stats(api_call *c)
     cJSON_AddNumberToObject(gj, "cluster_status", (double)atomic_load(&g->statuses));
 
     if (a->rl)
-        rl_get_stats(a->rl, &st);
+        ratelimit_get_stats(a->rl, &st);
     cJSON_AddStringToObject(rl, "strategy", "fixed_window");
     cJSON_AddBoolToObject(rl, "enabled", a->rl != NULL);
     cJSON_AddNumberToObject(rl, "max_requests", (double)a->cfg.rate_limit);

@@ -8,7 +8,7 @@
  * 405 JSON with Allow.
  *
  * The limiter (api.rate_limit requests per api.rate_window_ms, off at 0) is
- * the fixed window per client of lib/ratelimit.h (RL_FIXED: the window
+ * the fixed window per client of lib/ratelimit.h (RATELIMIT_FIXED: the window
  * starts at the client's first request), in front of every path, /health
  * and /stats included. The client is the TCP peer address: no proxy stands
  * in front of the lab gateway, so X-Real-IP is not trusted. A denial is 429

@@ -1,5 +1,6 @@
 #include "app.h"
 
+#include "clock.h"
 #include "gateway.h"
 #include "kvhttp.h"
 #include "metrics.h"
@@ -25,11 +26,11 @@ void api_metrics_register(void)
 /* The per-client limit; 0 to go on, -1 when it answered 429. */
 static int api_rate_limit(httpd_req *r, api_app *a, api_call *c)
 {
-    rl_verdict v;
+    ratelimit_verdict v;
 
     if (a->rl == NULL)
         return 0;
-    v = rl_check(a->rl, httpd_client_ip(r), rl_now_ms());
+    v = ratelimit_check(a->rl, httpd_client_ip(r), clock_mono_ms());
     snprintf(c->rl_hdrs[0], sizeof c->rl_hdrs[0], "X-RateLimit-Limit: %u", v.limit);
     snprintf(c->rl_hdrs[1], sizeof c->rl_hdrs[1], "X-RateLimit-Remaining: %u",
              v.remaining);
@@ -40,9 +41,9 @@ static int api_rate_limit(httpd_req *r, api_app *a, api_call *c)
         return 0;
     char retry[48];
     const char *h[] = {c->rl_hdrs[0], c->rl_hdrs[1], c->rl_hdrs[2], retry, NULL};
-    unsigned s = rl_retry_after_s(&v);
+    unsigned s = ratelimit_retry_after_s(&v);
     snprintf(retry, sizeof retry, "Retry-After: %u", s);
-    metric_add(&m_limited, 1);
+    metrics_add(&m_limited, 1);
     httpd_error_h(r, 429, h, "rate_limited",
                   "more than %u requests in %lld ms from %s; retry in %u s",
                   v.limit, (long long)a->cfg.rate_window_ms, httpd_client_ip(r), s);
@@ -254,8 +255,8 @@ static void api_stats(httpd_req *r, api_app *a)
     cJSON *o = cJSON_CreateObject(), *rl;
     topo_t *t = topo_watch_get(a->topo);
 
-    cJSON_AddNumberToObject(o, "requests", (double)metric_get(&m_requests));
-    cJSON_AddNumberToObject(o, "rate_limited", (double)metric_get(&m_limited));
+    cJSON_AddNumberToObject(o, "requests", (double)metrics_get(&m_requests));
+    cJSON_AddNumberToObject(o, "rate_limited", (double)metrics_get(&m_limited));
     cJSON_AddNumberToObject(o, "topology_epoch", t ? (double)t->epoch : 0);
     topo_put(t);
     cJSON_AddNumberToObject(o, "read_quorum", (double)a->cfg.read_quorum);
@@ -265,8 +266,8 @@ static void api_stats(httpd_req *r, api_app *a)
     cJSON_AddNumberToObject(rl, "max_requests", (double)a->cfg.rate_limit);
     cJSON_AddNumberToObject(rl, "window_ms", (double)a->cfg.rate_window_ms);
     if (a->rl) {
-        rl_stats st;
-        rl_get_stats(a->rl, &st);
+        ratelimit_stats st;
+        ratelimit_get_stats(a->rl, &st);
         cJSON_AddNumberToObject(rl, "allowed", (double)st.allowed);
         cJSON_AddNumberToObject(rl, "denied", (double)st.denied);
         cJSON_AddNumberToObject(rl, "clients", (double)st.clients);
@@ -288,7 +289,7 @@ void api_handle(httpd_req *r, void *app)
     unsigned nseg = httpd_path_nsegs(r);
     api_call *c;
 
-    metric_add(&m_requests, 1);
+    metrics_add(&m_requests, 1);
     if (a->gw) {
         /* kv-api --lab: the CloudCart gateway's routes and limiter only. */
         gw_handle(r, a);

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     repair_metrics_register();
     kvhdr_auth(app.auth, sizeof app.auth, app.cfg.token);
     if (app.cfg.rate_limit > 0)
-        app.rl = rl_new(lab ? RL_FIXED : RL_SLIDING, (uint32_t)app.cfg.rate_limit,
+        app.rl = ratelimit_new(lab ? RATELIMIT_FIXED : RATELIMIT_SLIDING, (uint32_t)app.cfg.rate_limit,
                         (uint64_t)app.cfg.rate_window_ms, 100000);
     if (lab && (app.gw = gw_new(controller)) == NULL)
         return 1;
@@ -136,7 +136,7 @@ int main(int argc, char **argv)
     httpd_stop(srv);
     repair_stop(app.repair);
     topo_watch_stop(app.topo);
-    rl_free(app.rl);
+    ratelimit_free(app.rl);
     gw_free(app.gw);
     log_info("stopped");
     return 0;

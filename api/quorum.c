@@ -282,7 +282,7 @@ static int qr_get_at(qread *q, int slot, const char *url, uint64_t epoch,
     *g = (qget){.q = q, .slot = slot, .url = url, .epoch = epoch,
                 .retried = retried};
     req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch);
-    if (httpc_async(httpd_loop(q->c->r), &req, qr_got, g) != 0) {
+    if (httpc_loop_async(httpd_loop(q->c->r), &req, qr_got, g) != 0) {
         free(g);
         return -1;
     }
@@ -388,7 +388,7 @@ static void qr_fallback_got(qread *q, quorum_rep *rp, httpc_resp *resp)
     if (resp->status == 0)
         quorum_mark(sh->secondaries[rp->idx], 0);
     if (resp->status == 200 || resp->status == 404) {
-        metric_add(&m_primary_fallback, 1);
+        metrics_add(&m_primary_fallback, 1);
         snprintf(c->served_by, sizeof c->served_by,
                  "%s; fallback=primary_unreachable", sh->secondaries[rp->idx]);
         qr_finish(q, resp);
@@ -422,7 +422,7 @@ static void quorum_unavailable(api_call *c, size_t answered, unsigned r)
     cJSON *o = cJSON_CreateObject();
     char msg[160];
 
-    metric_add(&m_q_unavail, 1);
+    metrics_add(&m_q_unavail, 1);
     snprintf(msg, sizeof msg,
              "only %zu of the %u secondaries a read needs answered "
              "(shard %u); retry shortly",
@@ -463,7 +463,7 @@ static void qr_conclude(qread *q)
             const quorum_rep *rp = &q->reps[i];
             if (!rp->answered || rp->version >= w->version)
                 continue;
-            metric_add(&m_q_stale_seen, 1);
+            metrics_add(&m_q_stale_seen, 1);
             if (repair_push(c->app->repair, sh->secondaries[rp->idx], c->epoch,
                             w->tomb, c->key, c->klen, w->resp.body,
                             w->resp.len, w->version) == 0)
@@ -490,7 +490,7 @@ static void qr_round(qread *q)
     if (k > q->n - q->next)
         k = q->n - q->next;
     if (q->nrep > 0)
-        metric_add(&m_q_fallback_rounds, 1);
+        metrics_add(&m_q_fallback_rounds, 1);
     for (size_t j = 0; j < k; j++) {
         quorum_rep *rp = &q->reps[q->nrep];
         rp->idx = q->order[q->next++];
@@ -527,7 +527,7 @@ static void qr_got(httpc_resp *resp, void *ctx)
     /* A store at a newer epoch: the topology moved on and this api has not
      * seen it yet. A read needs no fencing: ask once more at its epoch. */
     if (e > g->epoch && !g->retried) {
-        metric_add(&m_epoch_retries, 1);
+        metrics_add(&m_epoch_retries, 1);
         quorum_poke(q->c->app);
         if (qr_get_at(q, g->slot, g->url, e, 1) == 0) {
             free(g);
@@ -591,7 +591,7 @@ void quorum_read(api_call *c, topo_t *t, const topo_shard *sh,
 
     if (q == NULL)
         return;
-    metric_add(&m_q_reads, 1);
+    metrics_add(&m_q_reads, 1);
     ordered = strcmp(c->app->cfg.quorum_policy, "ordered") == 0;
     q->phase = QR_ROUND;
     quorum_order(q->n, ordered, quorum_thread_rng(), q->order);

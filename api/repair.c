@@ -82,14 +82,14 @@ static void repair_send(repair_t *q, repair_item *it)
                      .timeout_ms = q->o.timeout_ms};
     httpc_do(&req, &resp);
     if (resp.status == 200) {
-        metric_add(&m_rep_sent, 1);
+        metrics_add(&m_rep_sent, 1);
         /* The answer is one wire_result per op (as /internal/batch); 200
          * means the replica changed, 208 that it had that version already. */
         if (wire_next_result(resp.body, resp.len, &off, &res) == 1 &&
             res.status == 200)
-            metric_add(&m_rep_applied, 1);
+            metrics_add(&m_rep_applied, 1);
     } else {
-        metric_add(&m_rep_failed, 1);
+        metrics_add(&m_rep_failed, 1);
         log_debug("read repair %s: %s", it->url,
                   resp.status ? "HTTP error" : resp.error);
         if (resp.status)
@@ -169,7 +169,7 @@ void repair_stop(repair_t *q)
     while (q->head) {
         repair_item *it = q->head;
         q->head = it->next;
-        metric_add(&m_rep_dropped, 1);
+        metrics_add(&m_rep_dropped, 1);
         repair_item_free(it);
     }
     pthread_cond_destroy(&q->idle);
@@ -193,7 +193,7 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
     int full = q->items >= q->o.max_items || q->bytes + bytes > q->o.max_bytes;
     pthread_mutex_unlock(&q->mu);
     if (full) {
-        metric_add(&m_rep_dropped, 1);
+        metrics_add(&m_rep_dropped, 1);
         return -1;
     }
     it = calloc(1, sizeof *it);
@@ -201,7 +201,7 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
         if (it)
             it->url = NULL;
         repair_item_free(it);
-        metric_add(&m_rep_dropped, 1);
+        metrics_add(&m_rep_dropped, 1);
         return -1;
     }
     memset(&op, 0, sizeof op);
@@ -213,7 +213,7 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
     op.val_len = tombstone ? 0 : vlen;
     if (wire_put_op(&it->op, &op) < 0) {
         repair_item_free(it);
-        metric_add(&m_rep_dropped, 1);
+        metrics_add(&m_rep_dropped, 1);
         return -1;
     }
     it->epoch = epoch;
@@ -223,7 +223,7 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
         q->bytes + bytes > q->o.max_bytes) {
         pthread_mutex_unlock(&q->mu);
         repair_item_free(it);
-        metric_add(&m_rep_dropped, 1);
+        metrics_add(&m_rep_dropped, 1);
         return -1;
     }
     if (q->tail)
@@ -235,7 +235,7 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
     q->bytes += bytes;
     pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->mu);
-    metric_add(&m_rep_queued, 1);
+    metrics_add(&m_rep_queued, 1);
     return 0;
 }
 

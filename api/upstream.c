@@ -216,7 +216,7 @@ int api_call_async(api_call *c, const httpc_req *req, httpc_done_fn cb)
     httpd_suspend(c->r);
     if (atomic_load(&c->app->stopping))
         return -1;
-    return httpc_async(httpd_loop(c->r), req, cb, c) ? -2 : 0;
+    return httpc_loop_async(httpd_loop(c->r), req, cb, c) ? -2 : 0;
 }
 
 void api_upstream_start(api_call *c, const char *method, const void *body,

@@ -49,7 +49,7 @@ void ctl_http_handle(httpd_req *r, void *app)
                                          "/metrics"};
     int route = -1;
 
-    metric_add(&ctl_http_requests, 1);
+    metrics_add(&ctl_http_requests, 1);
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strlen(routes[i]) == plen && memcmp(routes[i], path, plen) == 0)
             route = (int)i;

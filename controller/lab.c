@@ -539,7 +539,7 @@ static void lab_poke_stores(labctl_t *L)
         req.url = url;
         req.body = "";
         req.timeout_ms = 1000;
-        if (httpc_async(L->loop, &req, lab_poke_done, url) != 0)
+        if (httpc_loop_async(L->loop, &req, lab_poke_done, url) != 0)
             free(url);
     }
 }

@@ -270,7 +270,7 @@ static void lh_write_route(labhttp_t *h, httpd_req *r)
     req.headers = hdrs;
     req.timeout_ms = LH_WRITE_TIMEOUT_MS;
     httpd_suspend(r);
-    if (httpc_async(labctl_loop(h->L), &req, lh_write_done, w) != 0) {
+    if (httpc_loop_async(labctl_loop(h->L), &req, lh_write_done, w) != 0) {
         lh_write_free(w);
         err = cJSON_CreateObject();
         d = cJSON_AddObjectToObject(err, "detail");
@@ -456,7 +456,7 @@ static void lh_read_route(labhttp_t *h, httpd_req *r)
             one->i = i;
         }
         if (one == NULL ||
-            httpc_async(labctl_loop(h->L), &req, lh_read_done, one) != 0) {
+            httpc_loop_async(labctl_loop(h->L), &req, lh_read_done, one) != 0) {
             /* Counts as no answer. */
             size_t left;
             free(one);
@@ -646,7 +646,7 @@ void labhttp_handle(httpd_req *r, void *app)
     int get = httpd_method_is(r, "GET") || httpd_method_is(r, "HEAD");
     int post = httpd_method_is(r, "POST");
 
-    metric_add(&lh_requests, 1);
+    metrics_add(&lh_requests, 1);
     if (lh_is(path, plen, "/status", 0) || lh_is(path, plen, "/topology", 0) ||
         lh_is(path, plen, "/health", 0) || lh_is(path, plen, "/metrics", 0) ||
         lh_is(path, plen, "/read", 1)) {

@@ -1,7 +1,7 @@
 /* httpc: HTTP client over libcurl, three ways to call.
  *  - httpc_do: blocking, on a keep-alive handle cached per thread.
  *  - httpc_parallel: blocking fan-out of n requests with curl_multi.
- *  - httpc_async: start a request on an event loop (curl_multi) and get a
+ *  - httpc_loop_async: start a request on an event loop (curl_multi) and get a
  *    callback on the loop's thread when it ends; for servers that suspend a
  *    request while they wait on another server. A loop either has a thread
  *    of its own (httpc_loop_start) or is run by the thread that made it
@@ -12,7 +12,7 @@
  * Host names are looked up through lib/resolve (a cache one thread keeps
  * fresh), never by the calling thread itself.
  *
- * Ownership: the caller owns httpc_req and what it points to; httpc_async
+ * Ownership: the caller owns httpc_req and what it points to; httpc_loop_async
  * copies url and headers but borrows body until the callback runs. A
  * response's buffers are allocated by httpc and freed with httpc_resp_free;
  * the response an async callback gets is valid during the callback only
@@ -80,7 +80,7 @@ void httpc_loop_free(httpc_loop *l);
 
 /* From any thread; on the loop's own thread the transfer starts at once.
  * 0, or -1 (nothing started, cb never called). */
-int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb,
+int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb,
                 void *ctx);
 
 #endif

@@ -762,7 +762,7 @@ static void hl_take_inbox(httpc_loop *l)
 }
 
 /* Start what was submitted since the last run. Starting here, not inside
- * httpc_async, means a failure to connect reaches its callback from the
+ * httpc_loop_async, means a failure to connect reaches its callback from the
  * loop, never from within the submitter's call. A callback may submit more:
  * those start in this same pass. */
 static void hl_start_pending(httpc_loop *l)
@@ -967,7 +967,7 @@ static char *hl_build_head(const httpc_req *req, const char *host, size_t hlen,
     return b;
 }
 
-int httpc_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx)
+int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void *ctx)
 {
     int here = atomic_load(&l->owned) && pthread_equal(l->owner, pthread_self());
     const char *host, *path;

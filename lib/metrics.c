@@ -11,7 +11,7 @@
 static pthread_mutex_t metrics_mu = PTHREAD_MUTEX_INITIALIZER;
 static metric *metrics_list[METRICS_MAX];
 static size_t metrics_n;
-static lat_hist *hists_list[METRICS_MAX];
+static metrics_hist *hists_list[METRICS_MAX];
 static size_t hists_n;
 
 void metrics_register(metric *m)
@@ -22,7 +22,7 @@ void metrics_register(metric *m)
     pthread_mutex_unlock(&metrics_mu);
 }
 
-void metrics_register_hist(lat_hist *h)
+void metrics_register_hist(metrics_hist *h)
 {
     pthread_mutex_lock(&metrics_mu);
     if (hists_n < METRICS_MAX)
@@ -39,7 +39,7 @@ static unsigned lat_bucket(uint64_t us)
         return (unsigned)us;
     p = 63u - (unsigned)__builtin_clzll(us);
     idx = p * 4 + (unsigned)((us >> (p - 2)) & 3);
-    return idx < LAT_BUCKETS ? idx : LAT_BUCKETS - 1;
+    return idx < METRICS_HIST_BUCKETS ? idx : METRICS_HIST_BUCKETS - 1;
 }
 
 static uint64_t lat_bucket_upper(unsigned idx)
@@ -51,31 +51,31 @@ static uint64_t lat_bucket_upper(unsigned idx)
     return (1ULL << p) + ((uint64_t)(s + 1) << (p - 2)) - 1;
 }
 
-void lat_record(lat_hist *h, uint64_t us)
+void metrics_hist_record(metrics_hist *h, uint64_t us)
 {
     atomic_fetch_add(&h->buckets[lat_bucket(us)], 1);
     atomic_fetch_add(&h->count, 1);
     atomic_fetch_add(&h->sum_us, us);
 }
 
-uint64_t lat_percentile(lat_hist *h, double p)
+uint64_t metrics_hist_percentile(metrics_hist *h, double p)
 {
     uint64_t total = 0, seen = 0, rank;
-    uint64_t counts[LAT_BUCKETS];
+    uint64_t counts[METRICS_HIST_BUCKETS];
 
-    for (unsigned i = 0; i < LAT_BUCKETS; i++)
+    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++)
         total += counts[i] = atomic_load(&h->buckets[i]);
     if (total == 0)
         return 0;
     rank = (uint64_t)(p * (double)total + 0.5);
     if (rank == 0)
         rank = 1;
-    for (unsigned i = 0; i < LAT_BUCKETS; i++) {
+    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++) {
         seen += counts[i];
         if (seen >= rank)
             return lat_bucket_upper(i);
     }
-    return lat_bucket_upper(LAT_BUCKETS - 1);
+    return lat_bucket_upper(METRICS_HIST_BUCKETS - 1);
 }
 
 typedef struct mbuf {
@@ -122,15 +122,15 @@ char *metrics_render(size_t *len)
         metric *m = metrics_list[i];
         mbuf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", m->name,
                     m->help, m->name, m->type, m->name,
-                    (long long)metric_get(m));
+                    (long long)metrics_get(m));
     }
     for (size_t i = 0; i < hists_n; i++) {
-        lat_hist *h = hists_list[i];
+        metrics_hist *h = hists_list[i];
         mbuf_printf(&b, "# HELP %s %s\n# TYPE %s summary\n", h->name, h->help,
                     h->name);
         for (size_t q = 0; q < sizeof qs / sizeof qs[0]; q++)
             mbuf_printf(&b, "%s{quantile=\"%g\"} %.6f\n", h->name, qs[q],
-                        (double)lat_percentile(h, qs[q]) / 1e6);
+                        (double)metrics_hist_percentile(h, qs[q]) / 1e6);
         mbuf_printf(&b, "%s_sum %.6f\n%s_count %llu\n", h->name,
                     (double)atomic_load(&h->sum_us) / 1e6, h->name,
                     (unsigned long long)atomic_load(&h->count));

@@ -27,8 +27,8 @@ typedef struct rl_stripe {
     rl_entry overflow;    /* shared by clients past the cap */
 } rl_stripe;
 
-struct rl {
-    rl_kind kind;
+struct ratelimit {
+    ratelimit_kind kind;
     uint32_t limit;
     uint64_t window;
     size_t cap;           /* entries per stripe */
@@ -36,15 +36,10 @@ struct rl {
     rl_stripe stripes[RL_STRIPES];
 };
 
-uint64_t rl_now_ms(void)
-{
-    return clock_mono_ms();
-}
-
-rl_t *rl_new(rl_kind kind, uint32_t limit, uint64_t window_ms,
+ratelimit_t *ratelimit_new(ratelimit_kind kind, uint32_t limit, uint64_t window_ms,
              size_t max_clients)
 {
-    rl_t *rl = calloc(1, sizeof *rl);
+    ratelimit_t *rl = calloc(1, sizeof *rl);
 
     if (rl == NULL || window_ms == 0) {
         free(rl);
@@ -59,7 +54,7 @@ rl_t *rl_new(rl_kind kind, uint32_t limit, uint64_t window_ms,
     return rl;
 }
 
-void rl_free(rl_t *rl)
+void ratelimit_free(ratelimit_t *rl)
 {
     if (rl == NULL)
         return;
@@ -75,7 +70,7 @@ void rl_free(rl_t *rl)
 }
 
 /* Drop the entries of a stripe idle for two windows (they carry no state). */
-static void rl_sweep(rl_t *rl, rl_stripe *s, uint64_t now)
+static void rl_sweep(ratelimit_t *rl, rl_stripe *s, uint64_t now)
 {
     for (int b = 0; b < RL_BUCKETS; b++) {
         rl_entry **pp = &s->buckets[b];
@@ -92,7 +87,7 @@ static void rl_sweep(rl_t *rl, rl_stripe *s, uint64_t now)
     }
 }
 
-static rl_entry *rl_find(rl_t *rl, rl_stripe *s, uint64_t h, const char *client,
+static rl_entry *rl_find(ratelimit_t *rl, rl_stripe *s, uint64_t h, const char *client,
                          uint64_t now)
 {
     rl_entry **head = &s->buckets[(h >> 8) % RL_BUCKETS];
@@ -115,7 +110,7 @@ static rl_entry *rl_find(rl_t *rl, rl_stripe *s, uint64_t h, const char *client,
     return e;
 }
 
-static void rl_sliding(rl_t *rl, rl_entry *e, uint64_t now, rl_verdict *v)
+static void rl_sliding(ratelimit_t *rl, rl_entry *e, uint64_t now, ratelimit_verdict *v)
 {
     uint64_t w = rl->window, start = now - now % w, elapsed = now - start;
     double weight, est;
@@ -149,7 +144,7 @@ static void rl_sliding(rl_t *rl, rl_entry *e, uint64_t now, rl_verdict *v)
     }
 }
 
-static void rl_fixed(rl_t *rl, rl_entry *e, uint64_t now, rl_verdict *v)
+static void rl_fixed(ratelimit_t *rl, rl_entry *e, uint64_t now, ratelimit_verdict *v)
 {
     if (e->cur == 0 || now >= e->win_start + rl->window) {
         e->win_start = now;
@@ -166,17 +161,17 @@ static void rl_fixed(rl_t *rl, rl_entry *e, uint64_t now, rl_verdict *v)
     }
 }
 
-rl_verdict rl_check(rl_t *rl, const char *client, uint64_t now_ms)
+ratelimit_verdict ratelimit_check(ratelimit_t *rl, const char *client, uint64_t now_ms)
 {
     uint64_t h = XXH3_64bits(client, strlen(client));
     rl_stripe *s = &rl->stripes[h % RL_STRIPES];
-    rl_verdict v = {.limit = rl->limit};
+    ratelimit_verdict v = {.limit = rl->limit};
     rl_entry *e;
 
     pthread_mutex_lock(&s->mu);
     e = rl_find(rl, s, h, client, now_ms);
     e->last_ms = now_ms;
-    if (rl->kind == RL_SLIDING)
+    if (rl->kind == RATELIMIT_SLIDING)
         rl_sliding(rl, e, now_ms, &v);
     else
         rl_fixed(rl, e, now_ms, &v);
@@ -185,7 +180,7 @@ rl_verdict rl_check(rl_t *rl, const char *client, uint64_t now_ms)
     return v;
 }
 
-void rl_get_stats(rl_t *rl, rl_stats *out)
+void ratelimit_get_stats(ratelimit_t *rl, ratelimit_stats *out)
 {
     out->allowed = atomic_load(&rl->allowed);
     out->denied = atomic_load(&rl->denied);
@@ -197,7 +192,7 @@ void rl_get_stats(rl_t *rl, rl_stats *out)
     }
 }
 
-unsigned rl_retry_after_s(const rl_verdict *v)
+unsigned ratelimit_retry_after_s(const ratelimit_verdict *v)
 {
     uint64_t s = (v->retry_after_ms + 999) / 1000;
     return s ? (unsigned)s : 1;

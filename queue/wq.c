@@ -102,8 +102,8 @@ struct wq {
     topo_watch *topo;
     wq_notify_fn notify;
     jnl_t *jnl;
-    rl_t *key_rate;                   /* admission: over it spills to EXCESS */
-    rl_t *drain_rate;                 /* EXCESS drains at the same rate */
+    ratelimit_t *key_rate;                   /* admission: over it spills to EXCESS */
+    ratelimit_t *drain_rate;                 /* EXCESS drains at the same rate */
     hlc_t hlc;
     pthread_mutex_t mu;
     pthread_cond_t work;
@@ -146,7 +146,7 @@ METRIC_COUNTER(m_replayed, "kv_queue_replayed_total", "jobs replayed from the jo
 METRIC_GAUGE(m_depth_main, "kv_queue_depth_main", "jobs queued in MAIN");
 METRIC_GAUGE(m_depth_excess, "kv_queue_depth_excess", "jobs queued in EXCESS");
 METRIC_GAUGE(m_depth_stale, "kv_queue_depth_stale", "jobs queued in STALE");
-static lat_hist m_apply = {.name = "kv_queue_apply_seconds",
+static metrics_hist m_apply = {.name = "kv_queue_apply_seconds",
                            .help = "admission to apply latency"};
 
 #define wq_now_us clock_mono_us
@@ -158,9 +158,9 @@ const char *wq_op_name(uint8_t op)
 
 static void wq_gauges(wq_t *q)
 {
-    metric_set(&m_depth_main, (int64_t)q->jobs_in[WQ_MAIN]);
-    metric_set(&m_depth_excess, (int64_t)q->jobs_in[WQ_EXCESS]);
-    metric_set(&m_depth_stale, (int64_t)q->jobs_in[WQ_STALE]);
+    metrics_set(&m_depth_main, (int64_t)q->jobs_in[WQ_MAIN]);
+    metrics_set(&m_depth_excess, (int64_t)q->jobs_in[WQ_EXCESS]);
+    metrics_set(&m_depth_stale, (int64_t)q->jobs_in[WQ_STALE]);
 }
 
 /* One log line per spill, at most 10 a second (a hot key spills a lot). */
@@ -326,8 +326,8 @@ static void wq_end_op(wq_t *q, wq_op *o, enum wq_state st, uint16_t status,
         j->applied_as = o->version;
         j->op_of = NULL;
         q->charged[j->charged]--;
-        metric_add(st == WQ_APPLIED ? &m_applied : &m_failed, 1);
-        lat_record(&m_apply, now - j->admitted_us);
+        metrics_add(st == WQ_APPLIED ? &m_applied : &m_failed, 1);
+        metrics_hist_record(&m_apply, now - j->admitted_us);
         wq_ended_id(e, j->id);
         for (wq_waiter *w = j->waiters, *wn; w; w = wn) {
             wn = w->jnext;
@@ -406,7 +406,7 @@ static int wq_enqueue(wq_t *q, wq_job *j, const wq_write *w, enum wq_class cls,
     wq_op *o = k->last;
 
     if (o && o->cls == cls && wq_coalesce(o, w, j->id)) {
-        metric_add(&m_coalesced, 1);
+        metrics_add(&m_coalesced, 1);
     } else {
         o = calloc(1, sizeof *o);
         if (o == NULL || (w->vlen && (o->val = malloc(w->vlen)) == NULL)) {
@@ -531,7 +531,7 @@ static void wq_committed(void *arg, jnl_rec *const *recs, size_t n)
         cls = wq_route(k, p->over);
         if (cls == WQ_EXCESS && p->over) {
             wq_key_move(q, k, WQ_EXCESS);
-            metric_add(&m_spill_excess, 1);
+            metrics_add(&m_spill_excess, 1);
             wq_log_spill(q, "key %.*s over max_key_rate: to EXCESS (shard %u)",
                          p->w->key, p->w->klen, j->shard);
         }
@@ -559,7 +559,7 @@ static void wq_committed(void *arg, jnl_rec *const *recs, size_t n)
         }
         p->job = NULL;
         p->rc = WQ_OK;
-        metric_add(&m_admitted, 1);
+        metrics_add(&m_admitted, 1);
     }
     wq_gauges(q);
     pthread_cond_signal(&q->work);
@@ -596,7 +596,7 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
         *p = (wq_pending){.w = &a->w, .waiter = a->waiter,
                           .wait_ms = a->wait_ms, .rc = WQ_OK};
         if (q->key_rate)
-            p->over = !rl_check(q->key_rate, a->w.key, clock_mono_ms()).allowed;
+            p->over = !ratelimit_check(q->key_rate, a->w.key, clock_mono_ms()).allowed;
         if ((p->job = wq_job_new(&a->w, shard)) == NULL ||
             (a->waiter && (p->wt = calloc(1, sizeof *p->wt)) == NULL)) {
             a->rc = WQ_NOMEM;
@@ -615,7 +615,7 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
         enum wq_class charged = p->charged;
         if (q->stopping || q->charged[charged] >= q->cap[charged]) {
             a->rc = q->stopping ? WQ_STOPPING : WQ_FULL;
-            metric_add(&m_rejected, a->rc == WQ_FULL);
+            metrics_add(&m_rejected, a->rc == WQ_FULL);
             a->full = wq_class_names[charged];
             continue;
         }
@@ -761,7 +761,7 @@ static wq_op *wq_fill(wq_t *q, wq_shard *s, size_t budget, size_t *n_out)
          * as max_key_rate allows. */
         if (o->kprev && !o->kprev->inflight)
             continue;
-        if (q->drain_rate && !rl_check(q->drain_rate, o->k->key, now_ms).allowed)
+        if (q->drain_rate && !ratelimit_check(q->drain_rate, o->k->key, now_ms).allowed)
             continue;
         bytes += o->vlen + o->k->klen;
         wq_take(q, s, o, &first, &tail);
@@ -918,7 +918,7 @@ static void wq_batch_failed(wq_t *q, int si, wq_op *batch, size_t n,
     if (backoff > WQ_BACKOFF_MAX_US)
         backoff = WQ_BACKOFF_MAX_US;
     s->next_try_us = wq_now_us() + backoff;
-    metric_add(&m_retries, 1);
+    metrics_add(&m_retries, 1);
     log_warn("shard %d: batch of %zu failed (%u in a row), %zu jobs' ops gave "
              "up, retrying in %llu ms: %s", si, n, s->failures, failed,
              (unsigned long long)backoff / 1000, why);
@@ -968,8 +968,8 @@ static void *wq_worker(void *arg)
         s->backlog = s->ops > 0;
         if (rc == WQ_SENT) {
             s->failures = 0;
-            metric_add(&m_batches, 1);
-            metric_add(&m_dispatched, (int64_t)n);
+            metrics_add(&m_batches, 1);
+            metrics_add(&m_dispatched, (int64_t)n);
             wq_apply_results(q, batch, &resp, &e);
         } else if (rc == WQ_NO_PRIMARY) {
             /* Failover under way: hold the writes (bounded by the
@@ -1008,7 +1008,7 @@ static void wq_age(wq_t *q, uint64_t now)
                 jobs += x->inflight ? 0 : x->njobs;
             if (q->jobs_in[WQ_STALE] + jobs > q->cap[WQ_STALE])
                 break; /* STALE is full: stay in MAIN, still served */
-            metric_add(&m_spill_stale, 1);
+            metrics_add(&m_spill_stale, 1);
             wq_log_spill(q, "key %.*s waited past stale_after_ms: to STALE "
                          "(shard %u)", o->k->key, o->k->klen, (uint32_t)i);
             wq_key_move(q, o->k, WQ_STALE);
@@ -1079,7 +1079,7 @@ static void wq_replay_one(const jnl_rec *r, void *ctx)
     }
     *wq_job_slot(q, j->id) = j;
     q->charged[WQ_MAIN]++; /* over capacity if it must: nothing is dropped */
-    metric_add(&m_replayed, 1);
+    metrics_add(&m_replayed, 1);
 }
 
 wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
@@ -1105,16 +1105,16 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
     pthread_mutex_init(&q->mu, NULL);
     clock_cond_init(&q->work);
     if (cfg->max_key_rate > 0) {
-        q->key_rate = rl_new(RL_SLIDING, (uint32_t)cfg->max_key_rate,
+        q->key_rate = ratelimit_new(RATELIMIT_SLIDING, (uint32_t)cfg->max_key_rate,
                              (uint64_t)cfg->key_window_s * 1000, 1000000);
-        q->drain_rate = rl_new(RL_SLIDING, (uint32_t)cfg->max_key_rate,
+        q->drain_rate = ratelimit_new(RATELIMIT_SLIDING, (uint32_t)cfg->max_key_rate,
                                (uint64_t)cfg->key_window_s * 1000, 1000000);
     }
     jnl_hooks hooks = {.next_id = wq_next_id, .committed = wq_committed, .arg = q};
     q->jnl = jnl_open(journal_dir, (size_t)cfg->journal_map_mb, cfg->fsync, &hooks);
     if (q->jnl == NULL) {
-        rl_free(q->key_rate);
-        rl_free(q->drain_rate);
+        ratelimit_free(q->key_rate);
+        ratelimit_free(q->drain_rate);
         free(q);
         return NULL;
     }
@@ -1133,7 +1133,7 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
         }
         jnl_replay(q->jnl, wq_replay_one, q);
         log_info("replayed %lld jobs from the journal in %s",
-                 (long long)metric_get(&m_replayed), journal_dir);
+                 (long long)metrics_get(&m_replayed), journal_dir);
     }
     wq_gauges(q);
     q->workers = calloc((size_t)cfg->worker_count, sizeof *q->workers);
@@ -1173,8 +1173,8 @@ void wq_stop(wq_t *q)
             free(j);
         }
     jnl_close(q->jnl);
-    rl_free(q->key_rate);
-    rl_free(q->drain_rate);
+    ratelimit_free(q->key_rate);
+    ratelimit_free(q->drain_rate);
     free(q->workers);
     pthread_cond_destroy(&q->work);
     pthread_mutex_destroy(&q->mu);
@@ -1244,18 +1244,18 @@ void wq_stats_json(wq_t *q, cJSON *obj)
     }
     pthread_mutex_unlock(&q->mu);
     cJSON_AddItemToObject(obj, "shards", shards);
-    cJSON_AddNumberToObject(obj, "admitted", (double)metric_get(&m_admitted));
-    cJSON_AddNumberToObject(obj, "applied", (double)metric_get(&m_applied));
-    cJSON_AddNumberToObject(obj, "failed", (double)metric_get(&m_failed));
-    cJSON_AddNumberToObject(obj, "rejected", (double)metric_get(&m_rejected));
-    cJSON_AddNumberToObject(obj, "coalesced", (double)metric_get(&m_coalesced));
-    cJSON_AddNumberToObject(obj, "dispatched_ops", (double)metric_get(&m_dispatched));
-    cJSON_AddNumberToObject(obj, "batches", (double)metric_get(&m_batches));
-    cJSON_AddNumberToObject(obj, "retried_batches", (double)metric_get(&m_retries));
-    cJSON_AddNumberToObject(obj, "spilled_excess", (double)metric_get(&m_spill_excess));
-    cJSON_AddNumberToObject(obj, "spilled_stale", (double)metric_get(&m_spill_stale));
-    cJSON_AddNumberToObject(obj, "replayed", (double)metric_get(&m_replayed));
+    cJSON_AddNumberToObject(obj, "admitted", (double)metrics_get(&m_admitted));
+    cJSON_AddNumberToObject(obj, "applied", (double)metrics_get(&m_applied));
+    cJSON_AddNumberToObject(obj, "failed", (double)metrics_get(&m_failed));
+    cJSON_AddNumberToObject(obj, "rejected", (double)metrics_get(&m_rejected));
+    cJSON_AddNumberToObject(obj, "coalesced", (double)metrics_get(&m_coalesced));
+    cJSON_AddNumberToObject(obj, "dispatched_ops", (double)metrics_get(&m_dispatched));
+    cJSON_AddNumberToObject(obj, "batches", (double)metrics_get(&m_batches));
+    cJSON_AddNumberToObject(obj, "retried_batches", (double)metrics_get(&m_retries));
+    cJSON_AddNumberToObject(obj, "spilled_excess", (double)metrics_get(&m_spill_excess));
+    cJSON_AddNumberToObject(obj, "spilled_stale", (double)metrics_get(&m_spill_stale));
+    cJSON_AddNumberToObject(obj, "replayed", (double)metrics_get(&m_replayed));
     cJSON_AddNumberToObject(obj, "journal_records", (double)jnl_count(q->jnl));
-    cJSON_AddNumberToObject(obj, "apply_p50_ms", lat_percentile(&m_apply, 0.5) / 1000.0);
-    cJSON_AddNumberToObject(obj, "apply_p99_ms", lat_percentile(&m_apply, 0.99) / 1000.0);
+    cJSON_AddNumberToObject(obj, "apply_p50_ms", metrics_hist_percentile(&m_apply, 0.5) / 1000.0);
+    cJSON_AddNumberToObject(obj, "apply_p99_ms", metrics_hist_percentile(&m_apply, 0.99) / 1000.0);
 }

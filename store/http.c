@@ -85,7 +85,7 @@ METRIC_GAUGE(sm_applied_seq, "kv_store_applied_seq",
              "highest upstream seq applied (secondaries)");
 METRIC_GAUGE(sm_map_used, "kv_store_map_used_bytes", "LMDB map in use");
 METRIC_GAUGE(sm_map_size, "kv_store_map_size_bytes", "LMDB map size");
-static lat_hist sm_write_lat = {.name = "kv_store_write_seconds",
+static metrics_hist sm_write_lat = {.name = "kv_store_write_seconds",
                                 .help = "time to apply a write transaction"};
 
 static pthread_once_t store_http_metrics_once = PTHREAD_ONCE_INIT;
@@ -163,7 +163,7 @@ static void store_http_fail(httpd_req *r, unsigned status, const char *code,
                             const char *msg)
 {
     if (status >= 500)
-        metric_add(&sm_errors, 1);
+        metrics_add(&sm_errors, 1);
     httpd_error(r, status, code, "%s", msg);
 }
 
@@ -235,7 +235,7 @@ static void store_http_error_u64(httpd_req *r, unsigned status,
     char num[24];
 
     if (status >= 500)
-        metric_add(&sm_errors, 1);
+        metrics_add(&sm_errors, 1);
     cJSON_AddStringToObject(j, "error", code);
     cJSON_AddStringToObject(j, "message", msg);
     if (field) {
@@ -269,7 +269,7 @@ static int store_http_fenced(store_http *h, httpd_req *r, uint64_t *epoch)
         return 0;
     kvhdr_epoch(hdr, sizeof hdr, cur);
     if (got < cur) {
-        metric_add(&sm_fenced, 1);
+        metrics_add(&sm_fenced, 1);
         snprintf(msg, sizeof msg,
                  "epoch %" PRIu64 " is older than this store's %" PRIu64, got,
                  cur);
@@ -278,7 +278,7 @@ static int store_http_fenced(store_http *h, httpd_req *r, uint64_t *epoch)
     }
     /* Newer than ours: we are behind the topology. Catch up first. */
     role_poke(h->role);
-    metric_add(&sm_epoch_pending, 1);
+    metrics_add(&sm_epoch_pending, 1);
     {
         static const char retry[] = "Retry-After: 1";
         const char *h2[] = {hdr, retry, NULL};
@@ -308,7 +308,7 @@ static int store_http_no_lease(store_http *h, httpd_req *r)
 
     if (h->may_apply == NULL || h->may_apply(h->may_apply_arg))
         return 0;
-    metric_add(&sm_errors, 1);
+    metrics_add(&sm_errors, 1);
     httpd_respond(r, 503, STORE_JSON, body, sizeof body - 1, rh);
     return 1;
 }
@@ -323,7 +323,7 @@ static int store_http_not_primary(store_http *h, httpd_req *r)
     if (sdb_get_role(h->db) == SDB_ROLE_PRIMARY &&
         strcmp(role_state(h->role), "primary") == 0)
         return 0;
-    metric_add(&sm_not_primary, 1);
+    metrics_add(&sm_not_primary, 1);
     role_poke(h->role);
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", "not_primary");
@@ -353,8 +353,8 @@ static int store_http_quorum_gone(store_http *h, httpd_req *r)
     alive = repl_alive(role_repl(h->role), &total);
     if (alive >= h->write_quorum)
         return 0;
-    metric_add(&sm_quorum_unavail, 1);
-    metric_add(&sm_errors, 1);
+    metrics_add(&sm_quorum_unavail, 1);
+    metrics_add(&sm_errors, 1);
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", "quorum_unavailable");
     cJSON_AddStringToObject(j, "message",
@@ -436,13 +436,13 @@ static void store_http_get_cb(const sdb_record *rec, void *arg)
         "{\"error\":\"deleted\",\"message\":\"the key was deleted\"}";
 
     if (rec == NULL) {
-        metric_add(&sm_get_misses, 1);
+        metrics_add(&sm_get_misses, 1);
         httpd_respond(r, 404, STORE_JSON, notfound, sizeof notfound - 1, NULL);
         return;
     }
     snprintf(hdr, sizeof hdr, "X-KV-Version: %" PRIu64, rec->version);
     if (rec->flags & SDB_F_TOMBSTONE) {
-        metric_add(&sm_get_misses, 1);
+        metrics_add(&sm_get_misses, 1);
         httpd_respond(r, 404, STORE_JSON, deleted, sizeof deleted - 1, hdrs);
         return;
     }
@@ -452,7 +452,7 @@ static void store_http_get_cb(const sdb_record *rec, void *arg)
 
 static void store_http_get(store_http *h, httpd_req *r, const store_key *k)
 {
-    metric_add(&sm_gets, 1);
+    metrics_add(&sm_gets, 1);
     if (sdb_resyncing(h->db)) {
         static const char resync[] =
             "{\"error\":\"resyncing\",\"message\":\"this replica is in a "
@@ -496,7 +496,7 @@ static void store_http_write(store_http *h, httpd_req *r, const store_key *k,
                         op.val_len, h->max_value);
             return;
         }
-        metric_add(&sm_puts, 1);
+        metrics_add(&sm_puts, 1);
     } else if (kind == WIRE_INCR) {
         const char *by = httpd_query(r, "by");
         int64_t d = 1;
@@ -508,21 +508,21 @@ static void store_http_write(store_http *h, httpd_req *r, const store_key *k,
         wire_encode_delta(d, delta);
         op.val = delta;
         op.val_len = sizeof delta;
-        metric_add(&sm_incrs, 1);
+        metrics_add(&sm_incrs, 1);
     } else {
-        metric_add(&sm_dels, 1);
+        metrics_add(&sm_dels, 1);
     }
 
     if (store_http_quorum_gone(h, r))
         return;
     t0 = store_http_now_us();
     sdb_apply_as(h->db, SDB_APPLY_WRITE, &op, 1, &res, &info);
-    lat_record(&sm_write_lat, store_http_now_us() - t0);
+    metrics_hist_record(&sm_write_lat, store_http_now_us() - t0);
     if (res.status != 200 && res.status != 208) {
         store_http_op_error(r, &res, &info, h);
         return;
     }
-    metric_add(res.status == 200 ? &sm_applied : &sm_noops, 1);
+    metrics_add(res.status == 200 ? &sm_applied : &sm_noops, 1);
     if (res.status == 200)
         repl_notify(role_repl(h->role));
 
@@ -644,9 +644,9 @@ static int store_http_results(const wire_result *res, size_t n, wire_buf *out)
 {
     for (size_t i = 0; i < n; i++) {
         if (res[i].status == 200)
-            metric_add(&sm_applied, 1);
+            metrics_add(&sm_applied, 1);
         else if (res[i].status == 208)
-            metric_add(&sm_noops, 1);
+            metrics_add(&sm_noops, 1);
         if (wire_put_result(out, &res[i]) != 0)
             return -1;
     }
@@ -675,8 +675,8 @@ static void store_http_batch(store_http *h, httpd_req *r)
         return;
     if (store_http_ops(r, &ops, &n) != 0)
         return;
-    metric_add(&sm_batches, 1);
-    metric_add(&sm_batch_ops, (int64_t)n);
+    metrics_add(&sm_batches, 1);
+    metrics_add(&sm_batch_ops, (int64_t)n);
     if (n && store_http_quorum_gone(h, r)) {
         free(ops);
         return;
@@ -702,7 +702,7 @@ static void store_http_batch(store_http *h, httpd_req *r)
             free(info);
             return;
         }
-        lat_record(&sm_write_lat, store_http_now_us() - t0);
+        metrics_hist_record(&sm_write_lat, store_http_now_us() - t0);
         for (size_t i = 0; i < n; i++) {
             if (res[i].status == 200) {
                 applied = 1;
@@ -774,7 +774,7 @@ static void store_http_replicate(store_http *h, httpd_req *r)
         kvhttp_bad_method(r, "POST");
         return;
     }
-    metric_add(&sm_replicate, 1);
+    metrics_add(&sm_replicate, 1);
     if (httpd_header(r, KVHDR_EPOCH) == NULL) {
         httpd_error(r, 400, "bad_epoch", "replication needs X-KV-Epoch");
         return;
@@ -820,7 +820,7 @@ static void store_http_replicate(store_http *h, httpd_req *r)
         store_http_fail(r, 500, "internal", "out of memory");
         return;
     }
-    metric_add(&sm_replicate_ops, (int64_t)n);
+    metrics_add(&sm_replicate_ops, (int64_t)n);
     rc = sdb_replicate(h->db, ops, n,
                        &(sdb_repl_args){.epoch = epoch, .since = since,
                                         .upto = upto},
@@ -861,7 +861,7 @@ static void store_http_repair(store_http *h, httpd_req *r)
         return;
     if (store_http_ops(r, &ops, &n) != 0)
         return;
-    metric_add(&sm_repairs, (int64_t)n);
+    metrics_add(&sm_repairs, (int64_t)n);
     if (n) {
         if ((res = malloc(n * sizeof *res)) == NULL) {
             free(ops);
@@ -977,7 +977,7 @@ static void store_http_changes(store_http *h, httpd_req *r)
         return;
     if (limit > STORE_CHANGES_MAX_LIMIT)
         limit = STORE_CHANGES_MAX_LIMIT;
-    metric_add(&sm_changes, 1);
+    metrics_add(&sm_changes, 1);
     if (snap_id) {
         pthread_mutex_lock(&h->snap_mu);
         for (size_t i = 0; i < STORE_SNAPS; i++)
@@ -1129,28 +1129,28 @@ static void store_http_stats(store_http *h, httpd_req *r)
         cJSON_AddNumberToObject(q, "secondaries", (double)total);
     }
     cJSON_AddItemToObject(j, "quorum", q);
-    store_http_add_i64(req, "get", metric_get(&sm_gets));
-    store_http_add_i64(req, "get_misses", metric_get(&sm_get_misses));
-    store_http_add_i64(req, "put", metric_get(&sm_puts));
-    store_http_add_i64(req, "delete", metric_get(&sm_dels));
-    store_http_add_i64(req, "incr", metric_get(&sm_incrs));
-    store_http_add_i64(req, "batch", metric_get(&sm_batches));
-    store_http_add_i64(req, "batch_ops", metric_get(&sm_batch_ops));
-    store_http_add_i64(req, "changes", metric_get(&sm_changes));
-    store_http_add_i64(req, "replicate", metric_get(&sm_replicate));
-    store_http_add_i64(req, "replicate_ops", metric_get(&sm_replicate_ops));
-    store_http_add_i64(req, "repair_ops", metric_get(&sm_repairs));
-    store_http_add_i64(req, "applied", metric_get(&sm_applied));
-    store_http_add_i64(req, "noop", metric_get(&sm_noops));
-    store_http_add_i64(req, "fenced", metric_get(&sm_fenced));
-    store_http_add_i64(req, "epoch_pending", metric_get(&sm_epoch_pending));
-    store_http_add_i64(req, "not_primary", metric_get(&sm_not_primary));
+    store_http_add_i64(req, "get", metrics_get(&sm_gets));
+    store_http_add_i64(req, "get_misses", metrics_get(&sm_get_misses));
+    store_http_add_i64(req, "put", metrics_get(&sm_puts));
+    store_http_add_i64(req, "delete", metrics_get(&sm_dels));
+    store_http_add_i64(req, "incr", metrics_get(&sm_incrs));
+    store_http_add_i64(req, "batch", metrics_get(&sm_batches));
+    store_http_add_i64(req, "batch_ops", metrics_get(&sm_batch_ops));
+    store_http_add_i64(req, "changes", metrics_get(&sm_changes));
+    store_http_add_i64(req, "replicate", metrics_get(&sm_replicate));
+    store_http_add_i64(req, "replicate_ops", metrics_get(&sm_replicate_ops));
+    store_http_add_i64(req, "repair_ops", metrics_get(&sm_repairs));
+    store_http_add_i64(req, "applied", metrics_get(&sm_applied));
+    store_http_add_i64(req, "noop", metrics_get(&sm_noops));
+    store_http_add_i64(req, "fenced", metrics_get(&sm_fenced));
+    store_http_add_i64(req, "epoch_pending", metrics_get(&sm_epoch_pending));
+    store_http_add_i64(req, "not_primary", metrics_get(&sm_not_primary));
     store_http_add_i64(req, "quorum_unavailable",
-                       metric_get(&sm_quorum_unavail));
-    store_http_add_i64(req, "errors", metric_get(&sm_errors));
+                       metrics_get(&sm_quorum_unavail));
+    store_http_add_i64(req, "errors", metrics_get(&sm_errors));
     cJSON_AddItemToObject(j, "requests", req);
-    store_http_add_u64(lat, "p50", lat_percentile(&sm_write_lat, 0.5));
-    store_http_add_u64(lat, "p99", lat_percentile(&sm_write_lat, 0.99));
+    store_http_add_u64(lat, "p50", metrics_hist_percentile(&sm_write_lat, 0.5));
+    store_http_add_u64(lat, "p99", metrics_hist_percentile(&sm_write_lat, 0.99));
     cJSON_AddItemToObject(j, "write_latency_us", lat);
     httpd_respond_json(r, 200, j, NULL);
 }
@@ -1164,13 +1164,13 @@ static void store_http_metrics(store_http *h, httpd_req *r)
     /* Gauges are sampled here rather than through metric.read, which has no
      * context argument to reach this store. */
     sdb_stats_get(h->db, &st);
-    metric_set(&sm_keys, (int64_t)st.keys);
-    metric_set(&sm_tombs, (int64_t)st.tombstones);
-    metric_set(&sm_seq, (int64_t)st.last_seq);
-    metric_set(&sm_epoch, (int64_t)st.epoch);
-    metric_set(&sm_applied_seq, (int64_t)store_http_position(&st));
-    metric_set(&sm_map_used, (int64_t)st.map_used);
-    metric_set(&sm_map_size, (int64_t)st.map_size);
+    metrics_set(&sm_keys, (int64_t)st.keys);
+    metrics_set(&sm_tombs, (int64_t)st.tombstones);
+    metrics_set(&sm_seq, (int64_t)st.last_seq);
+    metrics_set(&sm_epoch, (int64_t)st.epoch);
+    metrics_set(&sm_applied_seq, (int64_t)store_http_position(&st));
+    metrics_set(&sm_map_used, (int64_t)st.map_used);
+    metrics_set(&sm_map_size, (int64_t)st.map_size);
     peers = repl_metrics_text(role_repl(h->role));
     if (peers == NULL || peers[0] == '\0') {
         free(peers);

@@ -23,7 +23,7 @@ METRIC_COUNTER(rm_ops, "kv_store_repl_ops_total",
                "ops streamed to secondaries");
 METRIC_COUNTER(rm_errors, "kv_store_repl_errors_total",
                "replication POSTs that failed");
-static lat_hist rm_lat = {.name = "kv_store_repl_post_seconds",
+static metrics_hist rm_lat = {.name = "kv_store_repl_post_seconds",
                           .help = "round trip of a replication POST"};
 static pthread_once_t rm_once = PTHREAD_ONCE_INIT;
 
@@ -164,7 +164,7 @@ static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
         httpc_resp_free(&resp);
         return;
     }
-    lat_record(&rm_lat, repl_now_us() - t0);
+    metrics_hist_record(&rm_lat, repl_now_us() - t0);
     {
         cJSON *j = cJSON_ParseWithLength(resp.body, resp.len);
         int found = 0;
@@ -312,8 +312,8 @@ static void *repl_peer_main(void *arg)
             if (data && out.applied > since) {
                 p->batches++;
                 p->ops += out.nops;
-                metric_add(&rm_batches, 1);
-                metric_add(&rm_ops, (int64_t)out.nops);
+                metrics_add(&rm_batches, 1);
+                metrics_add(&rm_ops, (int64_t)out.nops);
             }
         } else {
             unsigned shift;
@@ -321,7 +321,7 @@ static void *repl_peer_main(void *arg)
             p->ok = 0;
             p->known = 0;
             p->errors++;
-            metric_add(&rm_errors, 1);
+            metrics_add(&rm_errors, 1);
             if (p->fails == 0 || p->fails % 20 == 0)
                 log_warn("replication to %s failed (%u in a row): %s",
                          p->url, p->fails + 1, out.err);

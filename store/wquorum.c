@@ -24,7 +24,7 @@ METRIC_COUNTER(wqm_acked, "kv_store_quorum_acked_total",
                "waiting writes acknowledged once W secondaries had them");
 METRIC_COUNTER(wqm_timeouts, "kv_store_quorum_timeouts_total",
                "waiting writes answered 504 quorum_timeout");
-static lat_hist wqm_wait_lat = {.name = "kv_store_quorum_wait_seconds",
+static metrics_hist wqm_wait_lat = {.name = "kv_store_quorum_wait_seconds",
                                 .help = "time a write waited for its W acks"};
 static pthread_once_t wqm_once = PTHREAD_ONCE_INIT;
 
@@ -185,7 +185,7 @@ static void *wquorum_timer_main(void *arg)
             pthread_mutex_unlock(&q->mu);
             for (wquorum_waiter *w = late, *nx; w; w = nx) {
                 nx = w->next;
-                metric_add(&wqm_timeouts, 1);
+                metrics_add(&wqm_timeouts, 1);
                 wquorum_answer_error(w, 504, "quorum_timeout",
                                      "the write was applied on the primary "
                                      "but W secondaries did not ack it in "
@@ -244,7 +244,7 @@ void wquorum_fail_all(wquorum *q, const char *why)
 
     for (wquorum_waiter *w = wquorum_take_all(q), *nx; w; w = nx) {
         nx = w->next;
-        metric_add(&wqm_timeouts, 1);
+        metrics_add(&wqm_timeouts, 1);
         wquorum_answer_error(w, 504, "quorum_timeout", why, qs);
     }
 }
@@ -301,12 +301,12 @@ void wquorum_wait(wquorum *q, httpd_req *r, uint64_t seq, unsigned status,
         snprintf(w->hdrs[i], sizeof w->hdrs[i], "%s", headers[i]);
         w->nhdrs = i + 1;
     }
-    metric_add(&wqm_waits, 1);
+    metrics_add(&wqm_waits, 1);
     w->start_us = wquorum_now_us();
     if (atomic_load(&q->qseq) >= seq) {
         /* Already there (a fast secondary): no suspension at all. */
-        metric_add(&wqm_acked, 1);
-        lat_record(&wqm_wait_lat, 0);
+        metrics_add(&wqm_acked, 1);
+        metrics_hist_record(&wqm_wait_lat, 0);
         wquorum_answer(w);
         return;
     }
@@ -333,8 +333,8 @@ void wquorum_wait(wquorum *q, httpd_req *r, uint64_t seq, unsigned status,
                              "the store is stopping; the write was applied "
                              "here but is not acknowledged", 0);
     } else if (now_ok) {
-        metric_add(&wqm_acked, 1);
-        lat_record(&wqm_wait_lat, wquorum_now_us() - w->start_us);
+        metrics_add(&wqm_acked, 1);
+        metrics_hist_record(&wqm_wait_lat, wquorum_now_us() - w->start_us);
         wquorum_answer(w);
     }
 }
@@ -371,8 +371,8 @@ void wquorum_release(wquorum *q, uint64_t qseq)
     now = wquorum_now_us();
     for (wquorum_waiter *w = done, *nx; w; w = nx) {
         nx = w->next;
-        metric_add(&wqm_acked, 1);
-        lat_record(&wqm_wait_lat, now - w->start_us);
+        metrics_add(&wqm_acked, 1);
+        metrics_hist_record(&wqm_wait_lat, now - w->start_us);
         wquorum_answer(w);
     }
 }

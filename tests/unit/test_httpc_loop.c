@@ -196,8 +196,8 @@ static void request(httpc_loop *l, peer *p, const char *method, const char *path
     httpc_req req = {.method = method, .url = url, .body = body,
                      .body_len = body ? strlen(body) : 0, .timeout_ms = timeout_ms};
     memset(r, 0, sizeof *r);
-    assert_int_equal(httpc_async(l, &req, on_done, r), 0);
-    /* Never called back from within httpc_async itself. */
+    assert_int_equal(httpc_loop_async(l, &req, on_done, r), 0);
+    /* Never called back from within httpc_loop_async itself. */
     assert_false(r->done);
 }
 
@@ -235,7 +235,7 @@ static void test_host_name_waits_for_its_address(void **state)
     snprintf(url, sizeof url, "http://localhost:%u/x", p->port);
     httpc_req req = {.url = url, .timeout_ms = 3000};
     memset(&r, 0, sizeof r);
-    assert_int_equal(httpc_async(l, &req, on_done, &r), 0);
+    assert_int_equal(httpc_loop_async(l, &req, on_done, &r), 0);
     run_until(l, &r, 4000);
     assert_true(r.done);
     if (r.status != 200)
@@ -413,9 +413,9 @@ static void test_bad_url_is_refused_at_once(void **state)
     httpc_loop *l = httpc_loop_new();
     result r = {0};
     httpc_req req = {.url = "https://127.0.0.1/x"};
-    assert_int_equal(httpc_async(l, &req, on_done, &r), -1);
+    assert_int_equal(httpc_loop_async(l, &req, on_done, &r), -1);
     req.url = "http://:80/x";
-    assert_int_equal(httpc_async(l, &req, on_done, &r), -1);
+    assert_int_equal(httpc_loop_async(l, &req, on_done, &r), -1);
     assert_false(r.done);
     httpc_loop_free(l);
 }
@@ -450,7 +450,7 @@ static void test_threaded_loop_from_another_thread(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%u/x", p->port);
     httpc_req req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
     pthread_mutex_lock(&w.mu);
-    assert_int_equal(httpc_async(l, &req, on_done_signal, &w), 0);
+    assert_int_equal(httpc_loop_async(l, &req, on_done_signal, &w), 0);
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += 3;
     while (!w.r.done && pthread_cond_timedwait(&w.cv, &w.mu, &ts) == 0)

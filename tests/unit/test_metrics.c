@@ -38,13 +38,13 @@ static void test_render_counters(void **state)
     metrics_register(&m_puts);
     metrics_register(&m_depth);
     metrics_register(&m_computed);
-    metric_add(&m_puts, 40);
-    metric_add(&m_puts, 2);
-    metric_set(&m_depth, 7);
-    metric_set(&m_depth, -3);
-    assert_int_equal(metric_get(&m_puts), 42);
-    assert_int_equal(metric_get(&m_depth), -3);
-    assert_int_equal(metric_get(&m_computed), 1234);
+    metrics_add(&m_puts, 40);
+    metrics_add(&m_puts, 2);
+    metrics_set(&m_depth, 7);
+    metrics_set(&m_depth, -3);
+    assert_int_equal(metrics_get(&m_puts), 42);
+    assert_int_equal(metrics_get(&m_depth), -3);
+    assert_int_equal(metrics_get(&m_computed), 1234);
 
     char *text = metrics_render(&len);
     assert_non_null(text);
@@ -62,7 +62,7 @@ static void test_render_counters(void **state)
     free(text);
 
     /* values are read at render time */
-    metric_add(&m_puts, 1);
+    metrics_add(&m_puts, 1);
     text = metrics_render(&len);
     expect_in(text, "\nkv_test_puts_total 43\n");
     free(text);
@@ -107,26 +107,26 @@ static void test_render_syntax(void **state)
     free(text);
 }
 
-static lat_hist h_steps = {.name = "kv_test_steps_seconds",
+static metrics_hist h_steps = {.name = "kv_test_steps_seconds",
                            .help = "Samples 1..1000 us."};
 
 static void test_percentiles(void **state)
 {
     (void)state;
-    assert_int_equal(lat_percentile(&h_steps, 0.5), 0); /* empty */
+    assert_int_equal(metrics_hist_percentile(&h_steps, 0.5), 0); /* empty */
 
     for (uint64_t us = 1; us <= 1000; us++)
-        lat_record(&h_steps, us);
+        metrics_hist_record(&h_steps, us);
     assert_int_equal(atomic_load(&h_steps.count), 1000);
     assert_int_equal(atomic_load(&h_steps.sum_us), 500500);
 
     /* The answer is the upper bound of the sample's bucket: never below the
      * true percentile, and above it by less than a bucket (buckets are at
      * most a quarter of their lower bound wide). */
-    uint64_t p50 = lat_percentile(&h_steps, 0.50);
-    uint64_t p90 = lat_percentile(&h_steps, 0.90);
-    uint64_t p99 = lat_percentile(&h_steps, 0.99);
-    uint64_t p100 = lat_percentile(&h_steps, 1.0);
+    uint64_t p50 = metrics_hist_percentile(&h_steps, 0.50);
+    uint64_t p90 = metrics_hist_percentile(&h_steps, 0.90);
+    uint64_t p99 = metrics_hist_percentile(&h_steps, 0.99);
+    uint64_t p100 = metrics_hist_percentile(&h_steps, 1.0);
     if (p50 < 500 || p50 > 500 + 500 / 4)
         fail_msg("p50 = %llu, true 500", (unsigned long long)p50);
     if (p90 < 900 || p90 > 900 + 900 / 4)
@@ -135,7 +135,7 @@ static void test_percentiles(void **state)
         fail_msg("p99 = %llu, true 990", (unsigned long long)p99);
     assert_true(p100 >= 1000 && p100 <= 1250);
     assert_true(p50 <= p90 && p90 <= p99 && p99 <= p100);
-    assert_true(lat_percentile(&h_steps, 0.0) <= 1);
+    assert_true(metrics_hist_percentile(&h_steps, 0.0) <= 1);
 
     metrics_register_hist(&h_steps);
     size_t len;
@@ -163,10 +163,10 @@ static void test_percentile_range(void **state)
         0, 1, 2, 3, 4, 5, 7, 8, 9, 100, 1000, 1023, 1024, 1025, 65536,
         999999, 1000000, 5000000, 16000000, 17000000, 30000000, 59000000};
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++) {
-        lat_hist h = {.name = "x", .help = "x"};
+        metrics_hist h = {.name = "x", .help = "x"};
         uint64_t v = samples[i];
-        lat_record(&h, v);
-        uint64_t got = lat_percentile(&h, 0.5);
+        metrics_hist_record(&h, v);
+        uint64_t got = metrics_hist_percentile(&h, 0.5);
         if (got < v || got > v + v / 4)
             fail_msg("one sample of %llu us: percentile %llu",
                      (unsigned long long)v, (unsigned long long)got);
@@ -175,10 +175,10 @@ static void test_percentile_range(void **state)
 
 static void *bump(void *arg)
 {
-    lat_hist *h = arg;
+    metrics_hist *h = arg;
     for (int i = 0; i < 100000; i++) {
-        metric_add(&m_race, 1);
-        lat_record(h, 10);
+        metrics_add(&m_race, 1);
+        metrics_hist_record(h, 10);
     }
     return NULL;
 }
@@ -186,7 +186,7 @@ static void *bump(void *arg)
 static void test_concurrent_updates(void **state)
 {
     (void)state;
-    lat_hist h = {.name = "y", .help = "y"};
+    metrics_hist h = {.name = "y", .help = "y"};
     pthread_t t[4];
     int started = 0;
 
@@ -195,7 +195,7 @@ static void test_concurrent_updates(void **state)
     for (int i = 0; i < started; i++)
         pthread_join(t[i], NULL);
     assert_int_equal(started, 4);
-    assert_int_equal(metric_get(&m_race), 400000);
+    assert_int_equal(metrics_get(&m_race), 400000);
     assert_int_equal(atomic_load(&h.count), 400000);
     assert_int_equal(atomic_load(&h.sum_us), 4000000);
 }

@@ -11,18 +11,19 @@
 #include <pthread.h>
 
 #include "ratelimit.h"
+#include "clock.h"
 
 #define W 1000 /* window, ms */
 
 /* Requests of one client at one instant until the first denial; returns how
  * many were allowed (stops at cap). */
-static unsigned burst(rl_t *rl, const char *client, uint64_t now,
-                      unsigned cap, rl_verdict *last)
+static unsigned burst(ratelimit_t *rl, const char *client, uint64_t now,
+                      unsigned cap, ratelimit_verdict *last)
 {
     unsigned n = 0;
-    rl_verdict v;
+    ratelimit_verdict v;
     while (n < cap) {
-        v = rl_check(rl, client, now);
+        v = ratelimit_check(rl, client, now);
         if (last)
             *last = v;
         if (!v.allowed)
@@ -37,44 +38,44 @@ static unsigned burst(rl_t *rl, const char *client, uint64_t now,
 static void test_sliding_fresh_window(void **state)
 {
     (void)state;
-    rl_t *rl = rl_new(RL_SLIDING, 10, W, 1000);
-    rl_verdict v;
+    ratelimit_t *rl = ratelimit_new(RATELIMIT_SLIDING, 10, W, 1000);
+    ratelimit_verdict v;
 
     assert_non_null(rl);
     /* exactly `limit` pass, remaining counts down to 0 */
     for (unsigned i = 0; i < 10; i++) {
-        v = rl_check(rl, "alice", 10000 + i);
+        v = ratelimit_check(rl, "alice", 10000 + i);
         assert_true(v.allowed);
         assert_int_equal(v.limit, 10);
         assert_int_equal(v.remaining, 9 - i);
     }
-    v = rl_check(rl, "alice", 10010);
+    v = ratelimit_check(rl, "alice", 10010);
     assert_false(v.allowed);
     assert_int_equal(v.remaining, 0);
     assert_int_equal(v.limit, 10);
     assert_true(v.retry_after_ms > 0);
     /* denials do not consume budget and keep being denied */
-    v = rl_check(rl, "alice", 10500);
+    v = ratelimit_check(rl, "alice", 10500);
     assert_false(v.allowed);
 
     /* a client first seen in the middle of a window gets the full budget */
     assert_int_equal(burst(rl, "bob", 10500, 100, &v), 10);
     assert_false(v.allowed);
 
-    rl_stats st;
-    rl_get_stats(rl, &st);
+    ratelimit_stats st;
+    ratelimit_get_stats(rl, &st);
     assert_int_equal(st.allowed, 20);
     assert_int_equal(st.denied, 3);
     assert_int_equal(st.clients, 2);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 /* retry_after_ms is when a request would pass: it does at now + retry_after,
  * and it would not have well before. Each probe replays the history on a new
  * limiter, because an allowed probe changes the state. */
-static rl_t *sliding_exhausted(uint64_t at, rl_verdict *denial)
+static ratelimit_t *sliding_exhausted(uint64_t at, ratelimit_verdict *denial)
 {
-    rl_t *rl = rl_new(RL_SLIDING, 10, W, 1000);
+    ratelimit_t *rl = ratelimit_new(RATELIMIT_SLIDING, 10, W, 1000);
     assert_non_null(rl);
     assert_int_equal(burst(rl, "c", at, 100, denial), 10);
     assert_false(denial->allowed);
@@ -86,111 +87,111 @@ static void test_sliding_retry_after(void **state)
     (void)state;
     static const uint64_t starts[] = {10000, 10400, 10999};
     for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
-        rl_verdict d;
-        rl_t *rl = sliding_exhausted(starts[i], &d);
+        ratelimit_verdict d;
+        ratelimit_t *rl = sliding_exhausted(starts[i], &d);
         uint64_t when = starts[i] + d.retry_after_ms;
-        rl_free(rl);
+        ratelimit_free(rl);
 
         rl = sliding_exhausted(starts[i], &d);
-        rl_verdict v = rl_check(rl, "c", when);
+        ratelimit_verdict v = ratelimit_check(rl, "c", when);
         if (!v.allowed)
             fail_msg("exhausted at %llu, retry_after %llu: still denied at %llu",
                      (unsigned long long)starts[i],
                      (unsigned long long)d.retry_after_ms,
                      (unsigned long long)when);
-        rl_free(rl);
+        ratelimit_free(rl);
 
         /* 5 % of a window before the promised time it is still denied */
         rl = sliding_exhausted(starts[i], &d);
-        v = rl_check(rl, "c", when - W / 20);
+        v = ratelimit_check(rl, "c", when - W / 20);
         if (v.allowed)
             fail_msg("exhausted at %llu: retry_after %llu is too long, allowed "
                      "at %llu",
                      (unsigned long long)starts[i],
                      (unsigned long long)d.retry_after_ms,
                      (unsigned long long)(when - W / 20));
-        rl_free(rl);
+        ratelimit_free(rl);
     }
     /* The worked case: 10 at the start of window [10000, 11000). In the next
      * window the estimate is 10 * (1000 - t) / 1000 + 1 <= 10 from t = 100,
      * so the first pass is at 11100 (+/- rounding). */
-    rl_verdict d;
-    rl_t *rl = sliding_exhausted(10000, &d);
+    ratelimit_verdict d;
+    ratelimit_t *rl = sliding_exhausted(10000, &d);
     assert_in_range(d.retry_after_ms, 1099, 1102);
-    assert_false(rl_check(rl, "c", 11098).allowed);
-    rl_free(rl);
+    assert_false(ratelimit_check(rl, "c", 11098).allowed);
+    ratelimit_free(rl);
 }
 
 static void test_sliding_decay(void **state)
 {
     (void)state;
-    rl_t *rl;
+    ratelimit_t *rl;
 
     /* 100 in window [10000, 11000); at the start of the next window the
      * previous one still counts fully */
-    rl = rl_new(RL_SLIDING, 100, W, 1000);
+    rl = ratelimit_new(RATELIMIT_SLIDING, 100, W, 1000);
     assert_int_equal(burst(rl, "c", 10000, 1000, NULL), 100);
     assert_int_equal(burst(rl, "c", 11000, 1000, NULL), 0);
-    rl_free(rl);
+    ratelimit_free(rl);
 
     /* half-way through the next window, half of it still counts */
-    rl = rl_new(RL_SLIDING, 100, W, 1000);
+    rl = ratelimit_new(RATELIMIT_SLIDING, 100, W, 1000);
     assert_int_equal(burst(rl, "c", 10000, 1000, NULL), 100);
     unsigned half = burst(rl, "c", 11500, 1000, NULL);
     if (half < 45 || half > 55)
         fail_msg("half-way into the next window %u of 100 passed", half);
-    rl_free(rl);
+    ratelimit_free(rl);
 
     /* a quarter of the way: about a quarter of the budget */
-    rl = rl_new(RL_SLIDING, 100, W, 1000);
+    rl = ratelimit_new(RATELIMIT_SLIDING, 100, W, 1000);
     assert_int_equal(burst(rl, "c", 10000, 1000, NULL), 100);
     unsigned quarter = burst(rl, "c", 11250, 1000, NULL);
     if (quarter < 20 || quarter > 30)
         fail_msg("a quarter into the next window %u of 100 passed", quarter);
-    rl_free(rl);
+    ratelimit_free(rl);
 
     /* nearly the whole window later: nearly the whole budget */
-    rl = rl_new(RL_SLIDING, 100, W, 1000);
+    rl = ratelimit_new(RATELIMIT_SLIDING, 100, W, 1000);
     assert_int_equal(burst(rl, "c", 10000, 1000, NULL), 100);
     assert_in_range(burst(rl, "c", 11990, 1000, NULL), 98, 99);
-    rl_free(rl);
+    ratelimit_free(rl);
 
     /* a window with no traffic in between: the old one no longer counts */
-    rl = rl_new(RL_SLIDING, 100, W, 1000);
+    rl = ratelimit_new(RATELIMIT_SLIDING, 100, W, 1000);
     assert_int_equal(burst(rl, "c", 10000, 1000, NULL), 100);
     assert_int_equal(burst(rl, "c", 12000, 1000, NULL), 100);
     assert_int_equal(burst(rl, "c", 14500, 1000, NULL), 100);
-    rl_free(rl);
+    ratelimit_free(rl);
 
     /* a steady rate below the limit is never denied (8 per second against a
      * limit of 10; exactly at the limit the estimate's assumption that the
      * previous window's requests were spread evenly may deny one) */
-    rl = rl_new(RL_SLIDING, 10, W, 1000);
+    rl = ratelimit_new(RATELIMIT_SLIDING, 10, W, 1000);
     for (uint64_t t = 20000; t < 30000; t += 125) {
-        rl_verdict v = rl_check(rl, "steady", t);
+        ratelimit_verdict v = ratelimit_check(rl, "steady", t);
         if (!v.allowed)
             fail_msg("steady 8/s denied at %llu", (unsigned long long)t);
     }
-    rl_free(rl);
+    ratelimit_free(rl);
 
     /* twice the limit, steadily, for 10 s: about limit x 10 s pass */
-    rl = rl_new(RL_SLIDING, 10, W, 1000);
+    rl = ratelimit_new(RATELIMIT_SLIDING, 10, W, 1000);
     unsigned passed = 0;
     for (uint64_t t = 20000; t < 30000; t += 50)
-        passed += rl_check(rl, "flood", t).allowed ? 1 : 0;
+        passed += ratelimit_check(rl, "flood", t).allowed ? 1 : 0;
     if (passed < 90 || passed > 110)
         fail_msg("20/s for 10 s against 10/s: %u passed", passed);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 static void test_sliding_clients_independent(void **state)
 {
     (void)state;
-    rl_t *rl = rl_new(RL_SLIDING, 5, W, 1000);
+    ratelimit_t *rl = ratelimit_new(RATELIMIT_SLIDING, 5, W, 1000);
     char name[32];
 
     assert_int_equal(burst(rl, "10.0.0.1", 10000, 100, NULL), 5);
-    assert_false(rl_check(rl, "10.0.0.1", 10001).allowed);
+    assert_false(ratelimit_check(rl, "10.0.0.1", 10001).allowed);
     for (int i = 2; i < 50; i++) {
         snprintf(name, sizeof name, "10.0.0.%d", i);
         assert_int_equal(burst(rl, name, 10002, 100, NULL), 5);
@@ -198,7 +199,7 @@ static void test_sliding_clients_independent(void **state)
     /* a client's name is its whole string, not a prefix */
     assert_int_equal(burst(rl, "10.0.0.1 ", 10003, 100, NULL), 5);
     assert_int_equal(burst(rl, "10.0.0.", 10003, 100, NULL), 5);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 /* ---- fixed window (CloudCart gateway) ---------------------------------- */
@@ -206,51 +207,51 @@ static void test_sliding_clients_independent(void **state)
 static void test_fixed_window(void **state)
 {
     (void)state;
-    rl_t *rl = rl_new(RL_FIXED, 5, W, 1000);
-    rl_verdict v;
+    ratelimit_t *rl = ratelimit_new(RATELIMIT_FIXED, 5, W, 1000);
+    ratelimit_verdict v;
 
     assert_non_null(rl);
     /* the window starts at the first request, 10900, not at a multiple of
      * the window */
     for (unsigned i = 0; i < 5; i++) {
-        v = rl_check(rl, "c", 10900 + i);
+        v = ratelimit_check(rl, "c", 10900 + i);
         assert_true(v.allowed);
         assert_int_equal(v.remaining, 4 - i);
         assert_int_equal(v.reset_ms, 1000 - i);
     }
-    v = rl_check(rl, "c", 10905);
+    v = ratelimit_check(rl, "c", 10905);
     assert_false(v.allowed);
     assert_int_equal(v.remaining, 0);
     assert_int_equal(v.retry_after_ms, 995);
     assert_int_equal(v.reset_ms, 995);
     /* an aligned boundary (11000) changes nothing */
-    assert_false(rl_check(rl, "c", 11000).allowed);
+    assert_false(ratelimit_check(rl, "c", 11000).allowed);
     /* one millisecond before first + window: still denied */
-    v = rl_check(rl, "c", 11899);
+    v = ratelimit_check(rl, "c", 11899);
     assert_false(v.allowed);
     assert_int_equal(v.retry_after_ms, 1);
     /* exactly at first + window the counter resets */
-    v = rl_check(rl, "c", 11900);
+    v = ratelimit_check(rl, "c", 11900);
     assert_true(v.allowed);
     assert_int_equal(v.remaining, 4);
     assert_int_equal(v.reset_ms, 1000);
     /* and that request opened the new window [11900, 12900) */
     assert_int_equal(burst(rl, "c", 12000, 100, NULL), 4);
-    assert_false(rl_check(rl, "c", 12899).allowed);
+    assert_false(ratelimit_check(rl, "c", 12899).allowed);
     assert_int_equal(burst(rl, "c", 12900, 100, NULL), 5);
 
     /* a new burst long after the window passed is allowed again */
     assert_int_equal(burst(rl, "c", 50000, 100, &v), 5);
     assert_false(v.allowed);
     assert_int_equal(v.retry_after_ms, 1000);
-    assert_int_equal(rl_retry_after_s(&v), 1);
+    assert_int_equal(ratelimit_retry_after_s(&v), 1);
 
     /* another client's window starts at its own first request */
     assert_int_equal(burst(rl, "d", 50500, 100, NULL), 5);
-    assert_true(rl_check(rl, "c", 51000).allowed);
-    assert_false(rl_check(rl, "d", 51000).allowed);
-    assert_true(rl_check(rl, "d", 51500).allowed);
-    rl_free(rl);
+    assert_true(ratelimit_check(rl, "c", 51000).allowed);
+    assert_false(ratelimit_check(rl, "d", 51000).allowed);
+    assert_true(ratelimit_check(rl, "d", 51500).allowed);
+    ratelimit_free(rl);
 }
 
 /* ---- common -------------------------------------------------------------- */
@@ -258,23 +259,23 @@ static void test_fixed_window(void **state)
 static void test_retry_after_seconds(void **state)
 {
     (void)state;
-    rl_verdict v = {0};
+    ratelimit_verdict v = {0};
     static const struct {
         uint64_t ms;
         unsigned s;
     } cases[] = {{0, 1}, {1, 1}, {999, 1}, {1000, 1}, {1001, 2}, {59500, 60}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         v.retry_after_ms = cases[i].ms;
-        assert_int_equal(rl_retry_after_s(&v), cases[i].s);
+        assert_int_equal(ratelimit_retry_after_s(&v), cases[i].s);
     }
 }
 
 static void test_bad_args(void **state)
 {
     (void)state;
-    assert_null(rl_new(RL_SLIDING, 10, 0, 100));
-    rl_free(NULL);
-    uint64_t a = rl_now_ms(), b = rl_now_ms();
+    assert_null(ratelimit_new(RATELIMIT_SLIDING, 10, 0, 100));
+    ratelimit_free(NULL);
+    uint64_t a = clock_mono_ms(), b = clock_mono_ms();
     assert_true(b >= a);
 }
 
@@ -285,16 +286,16 @@ static void test_max_clients_cap(void **state)
 {
     (void)state;
     const size_t cap = 1000;
-    rl_t *rl = rl_new(RL_SLIDING, 2, W, cap);
+    ratelimit_t *rl = ratelimit_new(RATELIMIT_SLIDING, 2, W, cap);
     char name[32];
-    rl_stats st;
+    ratelimit_stats st;
 
     for (int i = 0; i < 100000; i++) {
         snprintf(name, sizeof name, "client-%d", i);
-        rl_check(rl, name, 10000);
+        ratelimit_check(rl, name, 10000);
     }
-    rl_get_stats(rl, &st);
-    rl_free(rl); /* before any assertion, so a failure leaks nothing */
+    ratelimit_get_stats(rl, &st);
+    ratelimit_free(rl); /* before any assertion, so a failure leaks nothing */
     if (st.clients > cap)
         fail_msg("%zu clients tracked, max_clients is %zu", st.clients, cap);
     /* 100 000 clients, limit 2 each: unlimited would allow all of them */
@@ -307,30 +308,30 @@ static void test_max_clients_churn(void **state)
 {
     (void)state;
     const size_t cap = 640;
-    rl_t *rl = rl_new(RL_FIXED, 3, W, cap);
+    ratelimit_t *rl = ratelimit_new(RATELIMIT_FIXED, 3, W, cap);
     char name[32];
-    rl_stats st;
+    ratelimit_stats st;
     uint64_t now = 10000;
 
     for (int i = 0; i < 200000; i++) {
         if (i % 100 == 0)
             now += 100; /* 100 new clients every 100 ms: 1000 per window */
         snprintf(name, sizeof name, "c%d", i);
-        rl_check(rl, name, now);
+        ratelimit_check(rl, name, now);
     }
-    rl_get_stats(rl, &st);
+    ratelimit_get_stats(rl, &st);
     assert_true(st.clients <= cap + cap / 10);
     /* after the churn, a new client three windows later is tracked alone:
      * it gets its own full budget */
     now += 3 * W;
     assert_int_equal(burst(rl, "late", now, 100, NULL), 3);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 /* Many threads on one client at one instant: exactly `limit` pass. */
 #define NT 4
 struct thr {
-    rl_t *rl;
+    ratelimit_t *rl;
     unsigned allowed;
 };
 
@@ -338,14 +339,14 @@ static void *thr_run(void *arg)
 {
     struct thr *t = arg;
     for (int i = 0; i < 5000; i++)
-        t->allowed += rl_check(t->rl, "shared", 10000).allowed ? 1 : 0;
+        t->allowed += ratelimit_check(t->rl, "shared", 10000).allowed ? 1 : 0;
     return NULL;
 }
 
 static void test_threads_one_client(void **state)
 {
     (void)state;
-    rl_t *rl = rl_new(RL_SLIDING, 1000, W, 1000);
+    ratelimit_t *rl = ratelimit_new(RATELIMIT_SLIDING, 1000, W, 1000);
     pthread_t tid[NT];
     struct thr t[NT];
     int started = 0;
@@ -362,11 +363,11 @@ static void test_threads_one_client(void **state)
     }
     assert_int_equal(started, NT);
     assert_int_equal(total, 1000);
-    rl_stats st;
-    rl_get_stats(rl, &st);
+    ratelimit_stats st;
+    ratelimit_get_stats(rl, &st);
     assert_int_equal(st.allowed, 1000);
     assert_int_equal(st.denied, NT * 5000 - 1000);
-    rl_free(rl);
+    ratelimit_free(rl);
 }
 
 int main(void)
