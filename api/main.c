@@ -1,16 +1,14 @@
 /* kv-api: the public HTTP API, stateless, behind nginx. */
 #include "app.h"
 #include "daemon.h"
+#include "flags.h"
 #include "gateway.h"
 #include "kvhdr.h"
 #include "log.h"
 #include "quorum.h"
 #include "repair.h"
 
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 void api_metrics_register(void);
 
@@ -35,37 +33,31 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"set", required_argument, NULL, 's'},
-        {"port", required_argument, NULL, 'p'},
-        {"controller", required_argument, NULL, 'C'},
-        {"lab", no_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     const char *config = NULL, *controller = NULL;
-    char **sets = calloc((size_t)argc, sizeof *sets);
-    int nsets = 0, port = -1, c, lab = 0;
+    uint64_t port = 0;
+    int have_port = 0, lab = 0, rc;
+    flags_list sets = {0};
+    const flag_spec flags[] = {
+        {"config", FLAG_STR, &config, 0, NULL},
+        {"set", FLAG_LIST, &sets, 0, NULL},
+        {"port", FLAG_UINT, &port, 65535, &have_port},
+        {"controller", FLAG_STR, &controller, 0, NULL},
+        {"lab", FLAG_BOOL, &lab, 0, NULL},
+    };
     static api_app app;
-    char ctl[300];
+    char ctl[300], err[256];
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 's': sets[nsets++] = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'C': controller = optarg; break;
-        case 'L': lab = 1; break;
-        case 'h': usage(stdout); free(sets); return 0;
-        default: usage(stderr); free(sets); return 2;
-        }
+    rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0], err,
+                     sizeof err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "kv-api: %s\n", err);
+        usage(rc < 0 ? stderr : stdout);
+        return rc < 0 ? 2 : 0;
     }
     log_init("kv-api", LOG_INFO);
-    if (daemon_config(&app.cfg, config, sets, nsets)) {
-        free(sets);
+    if (daemon_config(&app.cfg, config, sets.v, sets.n))
         return 1;
-    }
-    free(sets);
     if (controller == NULL && lab)
         controller = API_LAB_CONTROLLER;
     if (controller == NULL) {
@@ -73,7 +65,7 @@ int main(int argc, char **argv)
                  (long long)app.cfg.base_port);
         controller = ctl;
     }
-    if (port < 0)
+    if (!have_port)
         port = lab ? API_LAB_PORT : config_api_port(&app.cfg, 0);
 
     daemon_block_signals();

@@ -1,5 +1,7 @@
 #include "opts.h"
 
+#include "flags.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,66 +77,41 @@ static int ctl_opts_fail(char *err, size_t errlen, const char *what,
 int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
                    char *err, size_t errlen)
 {
-    int first_set = 0;
+    uint64_t ready_ms = CTL_READY_TIMEOUT_MS;
+    flags_list sets = {0};
+    const flag_spec flags[] = {
+        {"config", FLAG_STR, &o->config, 0, NULL},
+        {"set", FLAG_LIST, &sets, 0, NULL},
+        {"run-dir", FLAG_STR, &o->run_dir, 0, NULL},
+        {"log-dir", FLAG_STR, &o->log_dir, 0, NULL},
+        {"lab", FLAG_STR, &o->lab, 0, NULL},
+        {"render-nginx", FLAG_STR, &o->render_nginx, 0, NULL},
+        {"nginx-template", FLAG_STR, &o->nginx_template, 0, NULL},
+        {"ready-timeout-ms", FLAG_UINT, &ready_ms, 86400000,
+         &o->ready_timeout_set},
+    };
     char msg[256];
+    int rc;
 
     memset(o, 0, sizeof *o);
-    o->ready_timeout_ms = CTL_READY_TIMEOUT_MS;
-    /* Pass 1: options; --set values are applied after the file is loaded. */
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end;
-
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
-            return 1;
-        if (strncmp(arg, "--", 2) != 0)
-            return ctl_opts_fail(err, errlen, "unexpected argument ", arg);
-        if (val == NULL)
-            return ctl_opts_fail(err, errlen, arg, " needs a value");
-        i++;
-        if (strcmp(arg, "--config") == 0)
-            o->config = val;
-        else if (strcmp(arg, "--run-dir") == 0)
-            o->run_dir = val;
-        else if (strcmp(arg, "--log-dir") == 0)
-            o->log_dir = val;
-        else if (strcmp(arg, "--lab") == 0)
-            o->lab = val;
-        else if (strcmp(arg, "--render-nginx") == 0)
-            o->render_nginx = val;
-        else if (strcmp(arg, "--nginx-template") == 0)
-            o->nginx_template = val;
-        else if (strcmp(arg, "--ready-timeout-ms") == 0) {
-            o->ready_timeout_set = 1;
-            o->ready_timeout_ms = strtol(val, &end, 10);
-            if (*val == '\0' || *end || o->ready_timeout_ms < 0)
-                return ctl_opts_fail(err, errlen,
-                                     "--ready-timeout-ms: not a number: ", val);
-        } else if (strcmp(arg, "--set") == 0) {
-            if (!first_set)
-                first_set = i;
-        } else
-            return ctl_opts_fail(err, errlen, "unknown option ", arg);
-    }
+    rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0], err,
+                     errlen);
+    if (rc != 0)
+        return rc;
+    o->ready_timeout_ms = (long)ready_ms;
     config_defaults(c);
     if (o->lab) {
-        if (o->config || first_set || o->run_dir || o->nginx_template)
+        if (o->config || sets.n || o->run_dir || o->nginx_template)
             return ctl_opts_fail(err, errlen, "--lab takes only --log-dir "
                                  "besides the student_config.json", NULL);
         return 0; /* the lab reads its own file (lab.h) */
     }
-    if (config_load(c, o->config, msg, sizeof msg) < 0) {
+    if (config_load(c, o->config, msg, sizeof msg) < 0)
         return ctl_opts_fail(err, errlen, msg, NULL); /* names the file */
-    }
-    /* Pass 2: --set, in order. */
-    for (int i = first_set ? first_set - 1 : argc; i < argc; i += 2) {
+    for (int i = 0; i < sets.n; i++) {
         char path[128];
-        const char *val = argv[i + 1], *eq;
+        const char *val = sets.v[i], *eq = strchr(val, '=');
 
-        if (strcmp(argv[i], "--set") != 0)
-            continue;
-        eq = strchr(val, '=');
         if (eq == NULL || (size_t)(eq - val) >= sizeof path)
             return ctl_opts_fail(err, errlen, "--set expects path=value, not ",
                                  val);

@@ -52,6 +52,7 @@ typedef struct httpc_xfer {
     struct curl_slist *req_hdrs;
     struct curl_slist *resolve;   /* host:port:address from lib/resolve */
     char errbuf[CURL_ERROR_SIZE];
+    char iface[80];               /* "host!<src_addr>" */
 } httpc_xfer;
 
 int httpc_url_split(const char *url, const char **host, size_t *hlen,
@@ -174,6 +175,11 @@ static int httpc_setup(CURL *e, const httpc_req *req, httpc_xfer *x)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_NOBODY, strcmp(m, "HEAD") == 0 ? 1L : 0L);
+    /* The handle is reused: clear a source address a previous call set. */
+    if (req->src_addr && req->src_addr[0])
+        snprintf(x->iface, sizeof x->iface, "host!%s", req->src_addr);
+    curl_easy_setopt(e, CURLOPT_INTERFACE,
+                     x->iface[0] ? x->iface : (char *)NULL);
     if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* also clears a custom method */
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -194,6 +200,7 @@ static int httpc_finish(CURL *e, CURLcode rc, httpc_xfer *x, httpc_resp *out)
     curl_slist_free_all(x->resolve);
     x->req_hdrs = x->resolve = NULL;
     if (rc != CURLE_OK) {
+        out->bind_failed = rc == CURLE_INTERFACE_FAILED;
         snprintf(out->error, sizeof out->error, "%s",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         free(x->body.data);

@@ -33,6 +33,8 @@ typedef struct httpc_req {
     size_t body_len;
     const char *const *headers;    /* "Name: value", NULL-terminated */
     long timeout_ms;               /* 0 = HTTPC_DEFAULT_TIMEOUT_MS */
+    const char *src_addr;          /* bind the client socket to this local
+                                      address (httpc_do only; NULL: any) */
 } httpc_req;
 
 typedef struct httpc_resp {
@@ -41,6 +43,7 @@ typedef struct httpc_resp {
     size_t len;
     char *headers;                 /* raw header block */
     char error[256];               /* transport error text when status == 0 */
+    int bind_failed;               /* src_addr could not be bound */
 } httpc_resp;
 
 void httpc_global_init(void);      /* once, before any thread starts */

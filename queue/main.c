@@ -1,15 +1,13 @@
 /* kv-queue: write admission and dispatch to shard primaries. */
 #include "daemon.h"
+#include "flags.h"
 #include "http.h"
 #include "httpc.h"
 #include "log.h"
 #include "topo.h"
 #include "wq.h"
 
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 static void usage(FILE *f)
 {
@@ -24,43 +22,38 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"set", required_argument, NULL, 's'},
-        {"port", required_argument, NULL, 'p'},
-        {"controller", required_argument, NULL, 'C'},
-        {"data", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     const char *config = NULL, *controller = NULL, *data = NULL;
-    char **sets = calloc((size_t)argc, sizeof *sets);
-    int nsets = 0, port = -1, c;
+    uint64_t port = 0;
+    int have_port = 0, rc;
+    flags_list sets = {0};
+    const flag_spec flags[] = {
+        {"config", FLAG_STR, &config, 0, NULL},
+        {"set", FLAG_LIST, &sets, 0, NULL},
+        {"port", FLAG_UINT, &port, 65535, &have_port},
+        {"controller", FLAG_STR, &controller, 0, NULL},
+        {"data", FLAG_STR, &data, 0, NULL},
+    };
+    char err[256];
     kv_config cfg;
 
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 's': sets[nsets++] = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 'C': controller = optarg; break;
-        case 'd': data = optarg; break;
-        case 'h': usage(stdout); free(sets); return 0;
-        default: usage(stderr); free(sets); return 2;
-        }
+    rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0], err,
+                     sizeof err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "kv-queue: %s\n", err);
+        usage(rc < 0 ? stderr : stdout);
+        return rc < 0 ? 2 : 0;
     }
     log_init("kv-queue", LOG_INFO);
-    if (daemon_config(&cfg, config, sets, nsets)) {
-        free(sets);
+    if (daemon_config(&cfg, config, sets.v, sets.n))
         return 1;
-    }
-    free(sets);
     char ctl[300];
     if (controller == NULL) {
         snprintf(ctl, sizeof ctl, "http://%s:%lld", cfg.bind,
                  (long long)cfg.base_port);
         controller = ctl;
     }
-    if (port < 0)
+    if (!have_port)
         port = config_queue_port(&cfg);
 
     daemon_block_signals();

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "db.h"
+#include "flags.h"
 #include "heartbeat.h"
 #include "http.h"
 #include "httpc.h"
@@ -13,7 +14,7 @@
 #include "role.h"
 #include "wquorum.h"
 
-#include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,53 +48,29 @@ static void store_usage(FILE *f)
     config_print_help(f);
 }
 
-/* Strict non-negative integer flag value within [0, max]. */
-static int store_flag_uint(const char *name, const char *s, unsigned long max,
-                           unsigned long *out)
-{
-    char *end;
-    unsigned long v;
-
-    if (s[0] < '0' || s[0] > '9')
-        goto bad;
-    v = strtoul(s, &end, 10);
-    if (*end != '\0' || v > max)
-        goto bad;
-    *out = v;
-    return 0;
-bad:
-    fprintf(stderr, "kv-store: --%s: expected an integer 0..%lu, got \"%s\"\n",
-            name, max, s);
-    return -1;
-}
-
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"set", required_argument, NULL, 's'},
-        {"port", required_argument, NULL, 'p'},
-        {"shard", required_argument, NULL, 'S'},
-        {"replica", required_argument, NULL, 'R'},
-        {"role", required_argument, NULL, 'r'},
-        {"data", required_argument, NULL, 'd'},
-        {"controller", required_argument, NULL, 'C'},
-        {"heartbeat", required_argument, NULL, 'H'},
-        {"node-id", required_argument, NULL, 'N'},
-        {"incarnation", required_argument, NULL, 'I'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     kv_config cfg;
     char err[512];
     const char *config_path = NULL, *data = NULL, *controller = NULL;
     const char *role_arg = NULL, *hb_url = NULL, *node_id = NULL;
-    unsigned long incarnation = 1;
+    uint64_t incarnation = 1, port = 0, shard = 0, replica = 0;
+    int have_port = 0, rc;
+    flags_list sets = {0};
+    const flag_spec flags[] = {
+        {"config", FLAG_STR, &config_path, 0, NULL},
+        {"set", FLAG_LIST, &sets, 0, NULL},
+        {"port", FLAG_UINT, &port, 65535, &have_port},
+        {"shard", FLAG_UINT, &shard, 1023, NULL},
+        {"replica", FLAG_UINT, &replica, 1023, NULL},
+        {"role", FLAG_STR, &role_arg, 0, NULL},
+        {"data", FLAG_STR, &data, 0, NULL},
+        {"controller", FLAG_STR, &controller, 0, NULL},
+        {"heartbeat", FLAG_STR, &hb_url, 0, NULL},
+        {"node-id", FLAG_STR, &node_id, 0, NULL},
+        {"incarnation", FLAG_UINT, &incarnation, 1000000000, NULL},
+    };
     hb_t *hb = NULL;
-    char **sets = NULL;
-    size_t nsets = 0;
-    unsigned long port = 0, shard = 0, replica = 0;
-    int have_port = 0;
     char datadir[512];
     enum sdb_fsync fsync_mode;
     enum sdb_role role = SDB_ROLE_PRIMARY;
@@ -105,61 +82,27 @@ int main(int argc, char **argv)
     wquorum *wq = NULL;
     char self_url[300];
     httpd_opts ho;
-    int sig, opt;
+    int sig;
 
     log_init("kv-store", LOG_INFO);
-    sets = calloc((size_t)argc, sizeof *sets);
-    if (sets == NULL)
-        return 1;
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 's': sets[nsets++] = optarg; break;
-        case 'p':
-            if (store_flag_uint("port", optarg, 65535, &port) != 0)
-                goto usage_fail;
-            have_port = 1;
-            break;
-        case 'S':
-            if (store_flag_uint("shard", optarg, 1023, &shard) != 0)
-                goto usage_fail;
-            break;
-        case 'R':
-            if (store_flag_uint("replica", optarg, 1023, &replica) != 0)
-                goto usage_fail;
-            break;
-        case 'r':
-            role_arg = optarg;
-            if (sdb_role_parse(optarg, &role) != 0) {
-                fprintf(stderr, "kv-store: --role: expected primary or "
-                                "secondary, got \"%s\"\n", optarg);
-                goto usage_fail;
-            }
-            break;
-        case 'd': data = optarg; break;
-        case 'C': controller = optarg; break;
-        case 'H': hb_url = optarg; break;
-        case 'N': node_id = optarg; break;
-        case 'I':
-            if (store_flag_uint("incarnation", optarg, 1000000000UL,
-                                &incarnation) != 0)
-                goto usage_fail;
-            break;
-        case 'h':
-            store_usage(stdout);
-            free(sets);
-            return 0;
-        default:
-            goto usage_fail;
-        }
+    rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0], err,
+                     sizeof err);
+    if (rc == FLAGS_HELP) {
+        store_usage(stdout);
+        return 0;
     }
-    if (optind < argc) {
-        fprintf(stderr, "kv-store: unexpected argument \"%s\"\n", argv[optind]);
+    if (rc == 0 && role_arg && sdb_role_parse(role_arg, &role) != 0) {
+        snprintf(err, sizeof err, "--role: expected primary or secondary, "
+                 "got \"%s\"", role_arg);
+        rc = -1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "kv-store: %s\n", err);
         goto usage_fail;
     }
 
     /* Precedence: defaults < file < environment < --set. */
-    if (daemon_config(&cfg, config_path, sets, (int)nsets) != 0)
+    if (daemon_config(&cfg, config_path, sets.v, sets.n) != 0)
         goto fail;
     if (sdb_fsync_parse(cfg.fsync, &fsync_mode) != 0) {
         fprintf(stderr, "kv-store: store.fsync: unknown policy \"%s\"\n",
@@ -175,7 +118,7 @@ int main(int argc, char **argv)
     if (!have_port)
         port = config_store_port(&cfg, (unsigned)shard, (unsigned)replica);
     if (data == NULL) {
-        snprintf(datadir, sizeof datadir, "%s/store-%lu-%lu", cfg.data_dir,
+        snprintf(datadir, sizeof datadir, "%s/store-%" PRIu64 "-%" PRIu64 "", cfg.data_dir,
                  shard, replica);
         data = datadir;
     }
@@ -203,7 +146,7 @@ int main(int argc, char **argv)
         goto fail;
     }
 
-    snprintf(self_url, sizeof self_url, "http://%s:%lu",
+    snprintf(self_url, sizeof self_url, "http://%s:%" PRIu64,
              config_local_host(cfg.bind), port);
     if (cfg.write_quorum > 0 &&
         (wq = wquorum_new((long)cfg.quorum_timeout_ms)) == NULL) {
@@ -281,7 +224,7 @@ int main(int argc, char **argv)
         sdb_close(db);
         goto fail;
     }
-    log_info("shard %lu replica %lu (%s, epoch %llu, seq %llu, applied seq "
+    log_info("shard %" PRIu64 " replica %" PRIu64 " (%s, epoch %llu, seq %llu, applied seq "
              "%llu%s) listening on http://%s:%u, data in %s, fsync %s, W %lld "
              "(%s), controller %s",
              shard, replica, sdb_role_name(sdb_get_role(db)),
@@ -309,13 +252,12 @@ int main(int argc, char **argv)
     store_http_free(sh);
     sdb_close(db);
     httpc_thread_done();
-    free(sets);
     log_info("stopped");
     return 0;
 
 usage_fail:
     fprintf(stderr, "kv-store: see --help\n");
+    return 2;
 fail:
-    free(sets);
     return 1;
 }
