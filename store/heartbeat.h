@@ -31,7 +31,7 @@
 #ifndef KV_STORE_HEARTBEAT_H
 #define KV_STORE_HEARTBEAT_H
 
-#include "db.h"
+#include "sdb.h"
 #include "role.h"
 
 #include <stdint.h>

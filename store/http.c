@@ -34,7 +34,7 @@ typedef struct store_snap_slot {
 struct store_http {
     sdb *db;
     role_t *role;
-    wquorum *wq;
+    wquorum *wqm;
     unsigned write_quorum;
     unsigned shard, replica;
     char *token;          /* NULL when /internal/ needs no token */
@@ -125,8 +125,8 @@ store_http *store_http_new(const store_http_opts *o)
         return NULL;
     h->db = o->db;
     h->role = o->role;
-    h->wq = o->wq;
-    h->write_quorum = o->wq ? o->write_quorum : 0;
+    h->wqm = o->wqm;
+    h->write_quorum = o->wqm ? o->write_quorum : 0;
     pthread_mutex_init(&h->snap_mu, NULL);
     h->shard = o->shard;
     h->replica = o->replica;
@@ -350,7 +350,7 @@ static int store_http_quorum_gone(store_http *h, httpd_req *r)
 
     if (h->write_quorum == 0)
         return 0;
-    alive = repl_alive(role_repl(h->role), &total);
+    alive = repl_send_alive(role_repl(h->role), &total);
     if (alive >= h->write_quorum)
         return 0;
     metrics_add(&sm_quorum_unavail, 1);
@@ -524,7 +524,7 @@ static void store_http_write(store_http *h, httpd_req *r, const store_key *k,
     }
     metrics_add(res.status == 200 ? &sm_applied : &sm_noops, 1);
     if (res.status == 200)
-        repl_notify(role_repl(h->role));
+        repl_send_notify(role_repl(h->role));
 
     key = store_key_cstr(k);
     j = cJSON_CreateObject();
@@ -552,7 +552,7 @@ static void store_http_write(store_http *h, httpd_req *r, const store_key *k,
             store_http_fail(r, 500, "internal", "out of memory");
             return;
         }
-        wquorum_wait(h->wq, r, seq, 200, STORE_JSON, text, strlen(text),
+        wquorum_wait(h->wqm, r, seq, 200, STORE_JSON, text, strlen(text),
                      NULL);
         return;
     }
@@ -725,7 +725,7 @@ static void store_http_batch(store_http *h, httpd_req *r)
         free(info);
     }
     if (applied)
-        repl_notify(role_repl(h->role));
+        repl_send_notify(role_repl(h->role));
     /* The sender (the queue) learns where this replica stands without
      * another round trip. */
     snprintf(h1, sizeof h1, "X-KV-Last-Seq: %" PRIu64, sdb_last_seq(h->db));
@@ -740,7 +740,7 @@ static void store_http_batch(store_http *h, httpd_req *r)
             if (last > wait_seq)
                 wait_seq = last;
         }
-        wquorum_wait(h->wq, r, wait_seq, 200, STORE_BIN, (char *)out.data,
+        wquorum_wait(h->wqm, r, wait_seq, 200, STORE_BIN, (char *)out.data,
                      out.len, hdrs);
         return;
     }
@@ -887,7 +887,7 @@ static void store_http_repair(store_http *h, httpd_req *r)
     free(ops);
     free(res);
     if (applied && sdb_get_role(h->db) == SDB_ROLE_PRIMARY)
-        repl_notify(role_repl(h->role));
+        repl_send_notify(role_repl(h->role));
     httpd_respond(r, 200, STORE_BIN, out.data ? (void *)out.data : "", out.len,
                   NULL);
     wire_buf_free(&out);
@@ -1071,7 +1071,7 @@ static void store_http_replication(store_http *h, cJSON *j,
     cJSON_AddBoolToObject(j, "resyncing", st->resyncing);
     if (st->role == SDB_ROLE_PRIMARY) {
         cJSON *arr = cJSON_AddArrayToObject(j, "secondaries");
-        repl_stats_json(role_repl(h->role), arr);
+        repl_send_stats_json(role_repl(h->role), arr);
     }
 }
 
@@ -1121,10 +1121,10 @@ static void store_http_stats(store_http *h, httpd_req *r)
     store_http_add_u64(j, "full_resyncs", recon_full_resyncs(role_recon(h->role)));
     store_http_add_u64(j, "catchups", recon_catchups(role_recon(h->role)));
     cJSON_AddNumberToObject(q, "write_quorum", h->write_quorum);
-    cJSON_AddNumberToObject(q, "waiting", h->wq ? (double)wquorum_waiting(h->wq)
+    cJSON_AddNumberToObject(q, "waiting", h->wqm ? (double)wquorum_waiting(h->wqm)
                                                  : 0);
     {
-        size_t total, alive = repl_alive(role_repl(h->role), &total);
+        size_t total, alive = repl_send_alive(role_repl(h->role), &total);
         cJSON_AddNumberToObject(q, "alive", (double)alive);
         cJSON_AddNumberToObject(q, "secondaries", (double)total);
     }
@@ -1171,7 +1171,7 @@ static void store_http_metrics(store_http *h, httpd_req *r)
     metrics_set(&sm_applied_seq, (int64_t)store_http_position(&st));
     metrics_set(&sm_map_used, (int64_t)st.map_used);
     metrics_set(&sm_map_size, (int64_t)st.map_size);
-    peers = repl_metrics_text(role_repl(h->role));
+    peers = repl_send_metrics_text(role_repl(h->role));
     if (peers == NULL || peers[0] == '\0') {
         free(peers);
         kvhttp_metrics(r);

@@ -43,12 +43,12 @@
  *  - a resyncing secondary answers GET /internal/kv with 503 resyncing.
  *
  * Ownership: store_http_new copies what it needs from opts except db, role
- * and wq, which are borrowed and must outlive the handle; store_http_free
+ * and wqm, which are borrowed and must outlive the handle; store_http_free
  * frees the handle (stop the httpd server first). */
 #ifndef KV_STORE_HTTP_H
 #define KV_STORE_HTTP_H
 
-#include "db.h"
+#include "sdb.h"
 #include "httpd.h"
 #include "role.h"
 #include "wquorum.h"
@@ -66,7 +66,7 @@ typedef struct store_http_opts {
     size_t max_key_bytes;    /* 414 above */
     size_t max_value_bytes;  /* 413 above */
     role_t *role;            /* the store's role (required) */
-    wquorum *wq;             /* NULL when write_quorum is 0 */
+    wquorum *wqm;             /* NULL when write_quorum is 0 */
     unsigned write_quorum;   /* W */
     /* Optional gate (the lab's lease, store/heartbeat.h): while it returns
      * 0, POST /internal/replicate (heartbeats included) and

@@ -4,7 +4,7 @@
  * SIGINT/SIGTERM, then closes cleanly. */
 #include "config.h"
 #include "daemon.h"
-#include "db.h"
+#include "sdb.h"
 #include "flags.h"
 #include "heartbeat.h"
 #include "http.h"
@@ -79,7 +79,7 @@ int main(int argc, char **argv)
     store_http *sh;
     httpd_t *srv;
     role_t *follower;
-    wquorum *wq = NULL;
+    wquorum *wqm = NULL;
     char self_url[300];
     httpd_opts ho;
     int sig;
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
     snprintf(self_url, sizeof self_url, "http://%s:%" PRIu64,
              config_local_host(cfg.bind), port);
     if (cfg.write_quorum > 0 &&
-        (wq = wquorum_new((long)cfg.quorum_timeout_ms)) == NULL) {
+        (wqm = wquorum_new((long)cfg.quorum_timeout_ms)) == NULL) {
         sdb_close(db);
         goto fail;
     }
@@ -166,13 +166,13 @@ int main(int argc, char **argv)
              .token = cfg.token,
              .db = db,
          })) == NULL) {
-        wquorum_free(wq);
+        wquorum_free(wqm);
         sdb_close(db);
         goto fail;
     }
     follower = role_start(&(role_opts){
         .db = db,
-        .wq = wq,
+        .wqm = wqm,
         .cfg = &cfg,
         .shard = (unsigned)shard,
         .replica = (unsigned)replica,
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
     });
     if (follower == NULL) {
         hb_stop(hb);
-        wquorum_free(wq);
+        wquorum_free(wqm);
         sdb_close(db);
         goto fail;
     }
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
         .max_key_bytes = (size_t)cfg.max_key_bytes,
         .max_value_bytes = (size_t)cfg.max_value_bytes,
         .role = follower,
-        .wq = wq,
+        .wqm = wqm,
         .write_quorum = (unsigned)cfg.write_quorum,
         .may_apply = hb ? hb_may_apply : NULL,
         .may_apply_arg = hb,
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
         log_error("out of memory");
         hb_stop(hb);
         role_stop(follower);
-        wquorum_free(wq);
+        wquorum_free(wqm);
         sdb_close(db);
         goto fail;
     }
@@ -220,7 +220,7 @@ int main(int argc, char **argv)
         store_http_free(sh);
         hb_stop(hb);
         role_stop(follower);
-        wquorum_free(wq);
+        wquorum_free(wqm);
         sdb_close(db);
         goto fail;
     }
@@ -242,13 +242,13 @@ int main(int argc, char **argv)
     else
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* Waiting writes are answered first (503) so that httpd can drain. */
-    if (wq)
-        wquorum_close(wq);
+    if (wqm)
+        wquorum_close(wqm);
     httpd_stop(srv);
     /* Before the role: its state is what heartbeats read. */
     hb_stop(hb);
     role_stop(follower);
-    wquorum_free(wq);
+    wquorum_free(wqm);
     store_http_free(sh);
     sdb_close(db);
     httpc_thread_done();

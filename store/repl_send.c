@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#define REPL_MAX_PEERS 32
+#define REPL_SEND_MAX_PEERS 32
 
 METRIC_COUNTER(rm_batches, "kv_store_repl_batches_total",
                "replication batches the secondaries applied");
@@ -27,7 +27,7 @@ static metrics_hist rm_lat = {.name = "kv_store_repl_post_seconds",
                           .help = "round trip of a replication POST"};
 static pthread_once_t rm_once = PTHREAD_ONCE_INIT;
 
-static void rm_register(void)
+static void repl_send_metrics_register(void)
 {
     metrics_register(&rm_batches);
     metrics_register(&rm_ops);
@@ -35,7 +35,7 @@ static void rm_register(void)
     metrics_register_hist(&rm_lat);
 }
 
-typedef struct repl_peer {
+typedef struct repl_send_peer {
     struct repl *r;
     char url[256];
     pthread_t thr;
@@ -53,51 +53,49 @@ typedef struct repl_peer {
     uint64_t batches, ops, errors;
     int ahead_logged;
     char err[200];
-} repl_peer;
+} repl_send_peer;
 
 struct repl {
-    repl_opts o;
+    repl_send_opts o;
     char auth[KVHDR_AUTH_MAX];
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    repl_peer *peers[REPL_MAX_PEERS]; /* replica-id order */
+    repl_send_peer *peers[REPL_SEND_MAX_PEERS]; /* replica-id order */
     size_t npeers;
     /* Stopped senders not joined yet: one may be inside a POST to a hung
      * secondary, and a topology change must not wait for it. */
-    repl_peer *dead[4 * REPL_MAX_PEERS];
+    repl_send_peer *dead[4 * REPL_SEND_MAX_PEERS];
     size_t ndead;
     _Atomic size_t active;
     uint64_t alive_us;
 };
 
-#define repl_now_us clock_mono_us
-
 /* Waits on r->cv (r->mu held) until the monotonic time `until` (us). */
-static void repl_wait_until(repl_t *r, uint64_t until)
+static void repl_send_wait_until(repl_send_t *r, uint64_t until)
 {
-    uint64_t now = repl_now_us();
+    uint64_t now = clock_mono_us();
 
     if (until > now)
         clock_cond_wait_us(&r->cv, &r->mu, until - now);
 }
 
-static int repl_peer_alive(const repl_t *r, const repl_peer *p, uint64_t now)
+static int repl_send_peer_alive(const repl_send_t *r, const repl_send_peer *p, uint64_t now)
 {
     return p->ok && now - p->last_ok_us <= r->alive_us;
 }
 
 /* ---- one exchange ------------------------------------------------------ */
 
-typedef struct repl_outcome {
+typedef struct repl_send_outcome {
     int ok;               /* a 200 with applied_seq */
     uint64_t applied;
     uint64_t remote_epoch; /* from a 409 stale_epoch */
     int stale;
     size_t nops;
     char err[200];
-} repl_outcome;
+} repl_send_outcome;
 
-static uint64_t repl_json_u64(const cJSON *j, const char *name, int *found)
+static uint64_t repl_send_json_u64(const cJSON *j, const char *name, int *found)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
     if (!cJSON_IsNumber(v) || v->valuedouble < 0) {
@@ -110,8 +108,8 @@ static uint64_t repl_json_u64(const cJSON *j, const char *name, int *found)
     return (uint64_t)v->valuedouble;
 }
 
-static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
-                          wire_buf *buf, repl_outcome *out)
+static void repl_send_exchange(repl_send_t *r, repl_send_peer *p, int data, uint64_t since,
+                          wire_buf *buf, repl_send_outcome *out)
 {
     char url[300], h_epoch[KVHDR_EPOCH_MAX], h_since[48], h_upto[48], h_gc[48];
     const char *hdrs[8];
@@ -124,7 +122,7 @@ static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
     memset(out, 0, sizeof *out);
     wire_buf_reset(buf);
     if (data) {
-        if (sdb_changes_since(r->o.db, since, r->o.batch_max, REPL_BATCH_BYTES,
+        if (sdb_changes_since(r->o.db, since, r->o.batch_max, REPL_SEND_BATCH_BYTES,
                               buf, &next, &more) != 0) {
             snprintf(out->err, sizeof out->err, "cannot read local changes");
             return;
@@ -158,18 +156,18 @@ static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
     req.body_len = buf->len;
     req.headers = hdrs;
     req.timeout_ms = r->o.timeout_ms;
-    t0 = repl_now_us();
+    t0 = clock_mono_us();
     if (httpc_do(&req, &resp) != 0) {
         snprintf(out->err, sizeof out->err, "%.190s", resp.error);
         httpc_resp_free(&resp);
         return;
     }
-    metrics_hist_record(&rm_lat, repl_now_us() - t0);
+    metrics_hist_record(&rm_lat, clock_mono_us() - t0);
     {
         cJSON *j = cJSON_ParseWithLength(resp.body, resp.len);
         int found = 0;
         if (resp.status == 200) {
-            out->applied = repl_json_u64(j, "applied_seq", &found);
+            out->applied = repl_send_json_u64(j, "applied_seq", &found);
             out->ok = found;
             if (!found)
                 snprintf(out->err, sizeof out->err,
@@ -179,7 +177,7 @@ static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
             if (resp.status == 409 && cJSON_IsString(e) &&
                 strcmp(e->valuestring, "stale_epoch") == 0) {
                 out->stale = 1;
-                out->remote_epoch = repl_json_u64(j, "epoch", NULL);
+                out->remote_epoch = repl_send_json_u64(j, "epoch", NULL);
             }
             snprintf(out->err, sizeof out->err, "HTTP %ld: %.150s",
                      resp.status, resp.body);
@@ -193,17 +191,17 @@ static void repl_exchange(repl_t *r, repl_peer *p, int data, uint64_t since,
 
 /* Is p in the sync set: the first W live secondaries in topology order?
  * mu held. */
-static int repl_in_sync_set(const repl_t *r, const repl_peer *p, uint64_t now)
+static int repl_send_in_sync_set(const repl_send_t *r, const repl_send_peer *p, uint64_t now)
 {
     unsigned before = 0;
 
     if (r->o.write_quorum == 0)
         return 0;
     for (size_t i = 0; i < r->npeers; i++) {
-        const repl_peer *q = r->peers[i];
+        const repl_send_peer *q = r->peers[i];
         if (q == p)
-            return repl_peer_alive(r, p, now) && before < r->o.write_quorum;
-        before += repl_peer_alive(r, q, now) != 0;
+            return repl_send_peer_alive(r, p, now) && before < r->o.write_quorum;
+        before += repl_send_peer_alive(r, q, now) != 0;
     }
     return 0;
 }
@@ -212,17 +210,17 @@ static int repl_in_sync_set(const repl_t *r, const repl_peer *p, uint64_t now)
  * is first seen pending (batch_delay_us) or, with the lab delays, from the
  * peer's place now: a secondary that joins the sync set while its batch
  * waits gets the sync delay from then on. mu held. */
-static uint64_t repl_batch_delay(const repl_t *r, const repl_peer *p,
+static uint64_t repl_send_batch_delay(const repl_send_t *r, const repl_send_peer *p,
                                  uint64_t now)
 {
     if (r->o.sync_delay_ms > 0 || r->o.async_delay_ms > 0)
-        return (uint64_t)(repl_in_sync_set(r, p, now) ? r->o.sync_delay_ms
+        return (uint64_t)(repl_send_in_sync_set(r, p, now) ? r->o.sync_delay_ms
                                                       : r->o.async_delay_ms) *
                1000u;
     return p->batch_delay_us;
 }
 
-static uint64_t repl_pick_delay(const repl_t *r, repl_peer *p)
+static uint64_t repl_send_pick_delay(const repl_send_t *r, repl_send_peer *p)
 {
     uint64_t max = r->o.delay_ms > 0 ? (uint64_t)r->o.delay_ms * 1000u : 0;
 
@@ -235,24 +233,24 @@ static uint64_t repl_pick_delay(const repl_t *r, repl_peer *p)
     }
 }
 
-static void *repl_peer_main(void *arg)
+static void *repl_send_peer_main(void *arg)
 {
-    repl_peer *p = arg;
-    repl_t *r = p->r;
+    repl_send_peer *p = arg;
+    repl_send_t *r = p->r;
     wire_buf buf = {0};
 
     pthread_mutex_lock(&r->mu);
     while (!p->stop) {
-        uint64_t now = repl_now_us();
+        uint64_t now = clock_mono_us();
         uint64_t last = sdb_last_seq(r->o.db);
         int pending = p->known && last > p->acked;
         uint64_t due = 0;
         int data, hb;
         uint64_t since;
-        repl_outcome out;
+        repl_send_outcome out;
 
         if (now < p->next_try_us) {
-            repl_wait_until(r, p->next_try_us);
+            repl_send_wait_until(r, p->next_try_us);
             continue;
         }
         /* The slow link of the lab and of the quorum study: pending data
@@ -263,27 +261,27 @@ static void *repl_peer_main(void *arg)
         } else {
             if (p->batch_at_us == 0) {
                 p->batch_at_us = now;
-                p->batch_delay_us = repl_pick_delay(r, p);
+                p->batch_delay_us = repl_send_pick_delay(r, p);
             }
-            due = p->batch_at_us + repl_batch_delay(r, p, now);
+            due = p->batch_at_us + repl_send_batch_delay(r, p, now);
         }
         data = pending && now >= due;
-        hb = !p->known || now >= p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
+        hb = !p->known || now >= p->last_try_us + REPL_SEND_HEARTBEAT_MS * 1000u;
         if (!data && !hb) {
-            uint64_t until = p->last_try_us + REPL_HEARTBEAT_MS * 1000u;
-            uint64_t idle = now + REPL_IDLE_MS * 1000u;
+            uint64_t until = p->last_try_us + REPL_SEND_HEARTBEAT_MS * 1000u;
+            uint64_t idle = now + REPL_SEND_IDLE_MS * 1000u;
             if (idle < until)
                 until = idle;
             if (pending && due < until)
                 until = due;
-            repl_wait_until(r, until);
+            repl_send_wait_until(r, until);
             continue;
         }
         since = p->acked;
-        p->last_try_us = repl_now_us();
+        p->last_try_us = clock_mono_us();
         pthread_mutex_unlock(&r->mu);
 
-        repl_exchange(r, p, data, since, &buf, &out);
+        repl_send_exchange(r, p, data, since, &buf, &out);
         if (out.ok && out.applied > sdb_last_seq(r->o.db)) {
             /* Ahead of us: it holds another history (a failover it has not
              * followed yet). Its acks mean nothing here until it resyncs. */
@@ -295,7 +293,7 @@ static void *repl_peer_main(void *arg)
         }
 
         pthread_mutex_lock(&r->mu);
-        now = repl_now_us();
+        now = clock_mono_us();
         if (out.ok) {
             if (p->fails)
                 log_info("replication to %s: back (applied seq %" PRIu64
@@ -327,9 +325,9 @@ static void *repl_peer_main(void *arg)
                          p->url, p->fails + 1, out.err);
             p->fails++;
             shift = p->fails - 1 < 8 ? p->fails - 1 : 8;
-            back = (uint64_t)REPL_BACKOFF_MIN_MS << shift;
-            if (back > REPL_BACKOFF_MAX_MS)
-                back = REPL_BACKOFF_MAX_MS;
+            back = (uint64_t)REPL_SEND_BACKOFF_MIN_MS << shift;
+            if (back > REPL_SEND_BACKOFF_MAX_MS)
+                back = REPL_SEND_BACKOFF_MAX_MS;
             p->next_try_us = now + back * 1000u;
             snprintf(p->err, sizeof p->err, "%s", out.err);
         }
@@ -337,7 +335,7 @@ static void *repl_peer_main(void *arg)
         if (out.stale && out.remote_epoch > sdb_get_epoch(r->o.db) &&
             r->o.on_stale_epoch)
             r->o.on_stale_epoch(r->o.arg);
-        repl_update_quorum(r);
+        repl_send_update_quorum(r);
         pthread_mutex_lock(&r->mu);
     }
     pthread_mutex_unlock(&r->mu);
@@ -348,13 +346,13 @@ static void *repl_peer_main(void *arg)
 
 /* ---- the set of senders ------------------------------------------------ */
 
-repl_t *repl_new(const repl_opts *o)
+repl_send_t *repl_send_new(const repl_send_opts *o)
 {
-    repl_t *r = calloc(1, sizeof *r);
+    repl_send_t *r = calloc(1, sizeof *r);
 
     if (r == NULL)
         return NULL;
-    pthread_once(&rm_once, rm_register);
+    pthread_once(&rm_once, repl_send_metrics_register);
     r->o = *o;
     r->o.token = NULL;
     if (r->o.batch_max == 0)
@@ -362,7 +360,7 @@ repl_t *repl_new(const repl_opts *o)
     if (r->o.timeout_ms <= 0)
         r->o.timeout_ms = 2000;
     kvhdr_auth(r->auth, sizeof r->auth, o->token);
-    r->alive_us = ((uint64_t)REPL_ALIVE_MS +
+    r->alive_us = ((uint64_t)REPL_SEND_ALIVE_MS +
                    (uint64_t)(o->delay_ms > 0 ? o->delay_ms : 0)) * 1000u;
     pthread_mutex_init(&r->mu, NULL);
     clock_cond_init(&r->cv);
@@ -371,12 +369,12 @@ repl_t *repl_new(const repl_opts *o)
 
 /* Frees the stopped senders whose threads have finished. mu held (a
  * finished thread needs nothing of ours, so this never waits). */
-static void repl_reap(repl_t *r)
+static void repl_send_reap(repl_send_t *r)
 {
     size_t k = 0;
 
     for (size_t i = 0; i < r->ndead; i++) {
-        repl_peer *p = r->dead[i];
+        repl_send_peer *p = r->dead[i];
         if (!p->started || pthread_tryjoin_np(p->thr, NULL) == 0)
             free(p);
         else
@@ -385,17 +383,17 @@ static void repl_reap(repl_t *r)
     r->ndead = k;
 }
 
-int repl_set_peers(repl_t *r, char *const *urls, size_t n)
+int repl_send_set_peers(repl_send_t *r, char *const *urls, size_t n)
 {
-    repl_peer *next[REPL_MAX_PEERS], *over[REPL_MAX_PEERS];
+    repl_send_peer *next[REPL_SEND_MAX_PEERS], *over[REPL_SEND_MAX_PEERS];
     size_t nn = 0, ng = 0, nover = 0;
     int rc = 0;
 
-    if (n > REPL_MAX_PEERS)
-        n = REPL_MAX_PEERS;
+    if (n > REPL_SEND_MAX_PEERS)
+        n = REPL_SEND_MAX_PEERS;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < n; i++) {
-        repl_peer *p = NULL;
+        repl_send_peer *p = NULL;
         for (size_t k = 0; k < r->npeers; k++)
             if (r->peers[k] && strcmp(r->peers[k]->url, urls[i]) == 0) {
                 p = r->peers[k];
@@ -410,8 +408,8 @@ int repl_set_peers(repl_t *r, char *const *urls, size_t n)
             }
             p->r = r;
             snprintf(p->url, sizeof p->url, "%s", urls[i]);
-            p->seed = (unsigned)repl_now_us() ^ (unsigned)(i * 2654435761u);
-            if (pthread_create(&p->thr, NULL, repl_peer_main, p) != 0) {
+            p->seed = (unsigned)clock_mono_us() ^ (unsigned)(i * 2654435761u);
+            if (pthread_create(&p->thr, NULL, repl_send_peer_main, p) != 0) {
                 log_error("replication: cannot start a sender for %s",
                           p->url);
                 free(p);
@@ -438,7 +436,7 @@ int repl_set_peers(repl_t *r, char *const *urls, size_t n)
     r->npeers = nn;
     atomic_store(&r->active, nn);
     pthread_cond_broadcast(&r->cv);
-    repl_reap(r);
+    repl_send_reap(r);
     pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < nover; i++) {
         if (over[i]->started)
@@ -446,15 +444,15 @@ int repl_set_peers(repl_t *r, char *const *urls, size_t n)
         free(over[i]);
     }
     if (ng)
-        repl_update_quorum(r);
+        repl_send_update_quorum(r);
     return rc;
 }
 
-void repl_free(repl_t *r)
+void repl_send_free(repl_send_t *r)
 {
     if (r == NULL)
         return;
-    repl_set_peers(r, NULL, 0);
+    repl_send_set_peers(r, NULL, 0);
     pthread_mutex_lock(&r->mu);
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
@@ -470,7 +468,7 @@ void repl_free(repl_t *r)
     free(r);
 }
 
-void repl_notify(repl_t *r)
+void repl_send_notify(repl_send_t *r)
 {
     if (atomic_load(&r->active) == 0)
         return;
@@ -479,21 +477,21 @@ void repl_notify(repl_t *r)
     pthread_mutex_unlock(&r->mu);
 }
 
-size_t repl_alive(repl_t *r, size_t *total)
+size_t repl_send_alive(repl_send_t *r, size_t *total)
 {
-    uint64_t now = repl_now_us();
+    uint64_t now = clock_mono_us();
     size_t a = 0;
 
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->npeers; i++)
-        a += repl_peer_alive(r, r->peers[i], now) != 0;
+        a += repl_send_peer_alive(r, r->peers[i], now) != 0;
     if (total)
         *total = r->npeers;
     pthread_mutex_unlock(&r->mu);
     return a;
 }
 
-uint64_t repl_min_acked(repl_t *r)
+uint64_t repl_send_min_acked(repl_send_t *r)
 {
     uint64_t m = UINT64_MAX;
 
@@ -507,34 +505,34 @@ uint64_t repl_min_acked(repl_t *r)
     return m == UINT64_MAX ? sdb_last_seq(r->o.db) : m;
 }
 
-void repl_update_quorum(repl_t *r)
+void repl_send_update_quorum(repl_send_t *r)
 {
-    wquorum_peer v[REPL_MAX_PEERS];
-    uint64_t now = repl_now_us(), q;
+    wquorum_peer v[REPL_SEND_MAX_PEERS];
+    uint64_t now = clock_mono_us(), q;
     size_t n;
 
-    if (r->o.wq == NULL || r->o.write_quorum == 0)
+    if (r->o.wqm == NULL || r->o.write_quorum == 0)
         return;
     pthread_mutex_lock(&r->mu);
     n = r->npeers;
     for (size_t i = 0; i < n; i++) {
-        const repl_peer *p = r->peers[i];
+        const repl_send_peer *p = r->peers[i];
         v[i].acked = p->known ? p->acked : 0;
-        v[i].alive = repl_peer_alive(r, p, now);
+        v[i].alive = repl_send_peer_alive(r, p, now);
     }
     pthread_mutex_unlock(&r->mu);
     q = wquorum_seq(v, n, r->o.write_quorum, r->o.policy);
-    wquorum_release(r->o.wq, q);
+    wquorum_release(r->o.wqm, q);
 }
 
-void repl_stats_json(repl_t *r, cJSON *arr)
+void repl_send_stats_json(repl_send_t *r, cJSON *arr)
 {
-    uint64_t now = repl_now_us(), last = sdb_last_seq(r->o.db);
+    uint64_t now = clock_mono_us(), last = sdb_last_seq(r->o.db);
     char num[24];
 
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->npeers; i++) {
-        const repl_peer *p = r->peers[i];
+        const repl_send_peer *p = r->peers[i];
         cJSON *o = cJSON_CreateObject();
         uint64_t acked = p->known ? p->acked : 0;
         cJSON_AddStringToObject(o, "url", p->url);
@@ -542,7 +540,7 @@ void repl_stats_json(repl_t *r, cJSON *arr)
         cJSON_AddRawToObject(o, "acked_seq", num);
         snprintf(num, sizeof num, "%" PRIu64, last > acked ? last - acked : 0);
         cJSON_AddRawToObject(o, "lag", num);
-        cJSON_AddBoolToObject(o, "alive", repl_peer_alive(r, p, now));
+        cJSON_AddBoolToObject(o, "alive", repl_send_peer_alive(r, p, now));
         cJSON_AddBoolToObject(o, "known", p->known);
         if (p->last_ok_us)
             cJSON_AddNumberToObject(o, "last_ok_ms_ago",
@@ -560,7 +558,7 @@ void repl_stats_json(repl_t *r, cJSON *arr)
     pthread_mutex_unlock(&r->mu);
 }
 
-char *repl_metrics_text(repl_t *r)
+char *repl_send_metrics_text(repl_send_t *r)
 {
     static const char *const head[3] = {
         "# HELP kv_store_repl_acked_seq seq a secondary has acked\n"
@@ -572,7 +570,7 @@ char *repl_metrics_text(repl_t *r)
     static const char *const name[3] = {"kv_store_repl_acked_seq",
                                         "kv_store_repl_lag",
                                         "kv_store_repl_alive"};
-    uint64_t now = repl_now_us(), last = sdb_last_seq(r->o.db);
+    uint64_t now = clock_mono_us(), last = sdb_last_seq(r->o.db);
     size_t cap = 1024, len = 0;
     char *out = malloc(cap);
 
@@ -593,11 +591,11 @@ char *repl_metrics_text(repl_t *r)
         }
         len += (size_t)snprintf(out + len, cap - len, "%s", head[m]);
         for (size_t i = 0; i < r->npeers; i++) {
-            const repl_peer *p = r->peers[i];
+            const repl_send_peer *p = r->peers[i];
             uint64_t acked = p->known ? p->acked : 0;
             uint64_t v = m == 0 ? acked
                          : m == 1 ? (last > acked ? last - acked : 0)
-                                  : (uint64_t)repl_peer_alive(r, p, now);
+                                  : (uint64_t)repl_send_peer_alive(r, p, now);
             len += (size_t)snprintf(out + len, cap - len,
                                     "%s{secondary=\"%.300s\"} %" PRIu64 "\n",
                                     name[m], p->url, v);

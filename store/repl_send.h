@@ -7,7 +7,7 @@
  * (where the batch ends) and X-KV-Gc-Seq; the secondary answers
  * {"applied_seq":S} and S is the new acked seq (lower when the secondary
  * lost data or wiped: the sender resends from there). It wakes on every
- * write (repl_notify) and otherwise every 100 ms; an idle secondary gets an
+ * write (repl_send_notify) and otherwise every 100 ms; an idle secondary gets an
  * empty heartbeat POST every 500 ms, so liveness is known without writes.
  * While a secondary fails it backs off 100 ms doubling to 2 s.
  *
@@ -22,7 +22,7 @@
  *    the async delay; the place is re-evaluated while the batch waits.
  *
  * A secondary is alive when its last answer was 200 and came within
- * REPL_ALIVE_MS (2000) + repl_delay_ms. A freshly started sender knows
+ * REPL_SEND_ALIVE_MS (2000) + repl_delay_ms. A freshly started sender knows
  * nothing until its first answer (a heartbeat learns the position, so a
  * restarted primary does not resend everything).
  *
@@ -30,32 +30,32 @@
  * (store/wquorum.h) and release the writes it covers.
  *
  * Locks: one mutex guards every peer's state; the HTTP exchange and the
- * LMDB read run outside it. repl_set_peers joins removed senders.
+ * LMDB read run outside it. repl_send_set_peers joins removed senders.
  *
- * Ownership: repl_new allocates; repl_free stops and joins every sender.
- * db and wq are borrowed and outlive it. */
+ * Ownership: repl_send_new allocates; repl_send_free stops and joins every sender.
+ * db and wqm are borrowed and outlive it. */
 #ifndef KV_STORE_REPL_SEND_H
 #define KV_STORE_REPL_SEND_H
 
-#include "db.h"
+#include "sdb.h"
 #include "wquorum.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define REPL_ALIVE_MS 2000
-#define REPL_HEARTBEAT_MS 500
-#define REPL_IDLE_MS 100
-#define REPL_BACKOFF_MIN_MS 100
-#define REPL_BACKOFF_MAX_MS 2000
-#define REPL_BATCH_BYTES ((size_t)4 << 20)
+#define REPL_SEND_ALIVE_MS 2000
+#define REPL_SEND_HEARTBEAT_MS 500
+#define REPL_SEND_IDLE_MS 100
+#define REPL_SEND_BACKOFF_MIN_MS 100
+#define REPL_SEND_BACKOFF_MAX_MS 2000
+#define REPL_SEND_BATCH_BYTES ((size_t)4 << 20)
 
-typedef struct repl repl_t;
+typedef struct repl repl_send_t;
 
-typedef struct repl_opts {
+typedef struct repl_send_opts {
     sdb *db;
-    wquorum *wq;                  /* NULL: no write quorum */
+    wquorum *wqm;                  /* NULL: no write quorum */
     unsigned write_quorum;        /* W */
     enum wquorum_policy policy;
     const char *token;            /* cluster token or NULL */
@@ -70,30 +70,30 @@ typedef struct repl_opts {
      * stale: re-read the topology now. */
     void (*on_stale_epoch)(void *arg);
     void *arg;
-} repl_opts;
+} repl_send_opts;
 
-repl_t *repl_new(const repl_opts *o);
-void repl_free(repl_t *r);
+repl_send_t *repl_send_new(const repl_send_opts *o);
+void repl_send_free(repl_send_t *r);
 
 /* The shard's secondaries, in replica-id order: starts senders for new
  * ones, stops (and joins) the others. n == 0 stops them all. 0 or -1. */
-int repl_set_peers(repl_t *r, char *const *urls, size_t n);
+int repl_send_set_peers(repl_send_t *r, char *const *urls, size_t n);
 /* A write committed: wake the senders. Cheap when there are none. */
-void repl_notify(repl_t *r);
+void repl_send_notify(repl_send_t *r);
 
 /* Live secondaries now and how many there are. */
-size_t repl_alive(repl_t *r, size_t *total);
+size_t repl_send_alive(repl_send_t *r, size_t *total);
 /* The seq every secondary has acked (0 while one is unknown); with no
  * secondaries, the store's last seq. For tombstone collection. */
-uint64_t repl_min_acked(repl_t *r);
+uint64_t repl_send_min_acked(repl_send_t *r);
 /* Recompute the quorum seq and release the writes it covers. */
-void repl_update_quorum(repl_t *r);
+void repl_send_update_quorum(repl_send_t *r);
 
 /* Per secondary: url, acked_seq, lag, alive, known, last_ok_ms_ago,
  * batches, ops, errors, last_error; appended to arr. */
-void repl_stats_json(repl_t *r, cJSON *arr);
+void repl_send_stats_json(repl_send_t *r, cJSON *arr);
 /* Prometheus lines (kv_store_repl_acked_seq{secondary="..."} ...) appended
  * to a malloc'd string; caller frees. */
-char *repl_metrics_text(repl_t *r);
+char *repl_send_metrics_text(repl_send_t *r);
 
 #endif

@@ -29,16 +29,16 @@ enum role_state {
  * what a secondary does over the network: reconcile rounds, the rejoin
  * handoff and full resyncs, and a secondary's tombstone collection. What
  * they share is under mu; the store itself is kept consistent by
- * store/db.h, whose replicated writes check the epoch and whose wipe
+ * store/sdb.h, whose replicated writes check the epoch and whose wipe
  * refuses to touch a primary. */
 struct role {
     sdb *db;
-    wquorum *wq;
+    wquorum *wqm;
     kv_config cfg;
     unsigned shard, replica;
     char self[256];
     topo_watch *tw;
-    repl_t *repl;
+    repl_send_t *repl;
     recon_t *recon;
     pthread_t thr, fthr;
     int started, fstarted;
@@ -144,9 +144,9 @@ static enum role_state role_find_me(const role_t *r, const topo_shard *sh)
 
 static void role_stop_leading(role_t *r, const char *why)
 {
-    repl_set_peers(r->repl, NULL, 0);
-    if (r->wq)
-        wquorum_fail_all(r->wq, why);
+    repl_send_set_peers(r->repl, NULL, 0);
+    if (r->wqm)
+        wquorum_fail_all(r->wqm, why);
 }
 
 static void role_set_rejoin(role_t *r, int on, uint64_t from, uint64_t epoch)
@@ -269,8 +269,8 @@ static void role_apply(role_t *r, const topo_t *t)
         role_set_rejoin(r, 0, 0, 0);
         r->followed[0] = '\0';
         role_set_primary(r, r->self, ROLE_S_PRIMARY);
-        repl_set_peers(r->repl, sh->secondaries, sh->nsecondaries);
-        repl_update_quorum(r->repl);
+        repl_send_set_peers(r->repl, sh->secondaries, sh->nsecondaries);
+        repl_send_update_quorum(r->repl);
         return;
     }
 
@@ -298,7 +298,7 @@ static void role_gc(role_t *r, enum role_state st)
     uint64_t upto, n = 0;
 
     if (st == ROLE_S_PRIMARY) {
-        upto = repl_min_acked(r->repl);
+        upto = repl_send_min_acked(r->repl);
     } else {
         if (atomic_load(&r->rejoin) || sdb_resyncing(r->db))
             return;
@@ -487,7 +487,7 @@ role_t *role_start(const role_opts *o)
     if (r == NULL)
         return NULL;
     r->db = o->db;
-    r->wq = o->wq;
+    r->wqm = o->wqm;
     r->cfg = *o->cfg;
     r->shard = o->shard;
     r->replica = o->replica;
@@ -495,9 +495,9 @@ role_t *role_start(const role_opts *o)
     pthread_mutex_init(&r->mu, NULL);
     clock_cond_init(&r->cv);
     (void)wquorum_policy_parse(r->cfg.quorum_policy, &pol);
-    r->repl = repl_new(&(repl_opts){
+    r->repl = repl_send_new(&(repl_send_opts){
         .db = o->db,
-        .wq = o->wq,
+        .wqm = o->wqm,
         .write_quorum = (unsigned)r->cfg.write_quorum,
         .policy = pol,
         .token = r->cfg.token,
@@ -560,7 +560,7 @@ void role_stop(role_t *r)
         pthread_join(r->thr, NULL);
     if (r->fstarted)
         pthread_join(r->fthr, NULL);
-    repl_free(r->repl);
+    repl_send_free(r->repl);
     recon_free(r->recon);
     topo_watch_stop(r->tw);
     topo_put(r->cur);
@@ -605,7 +605,7 @@ const char *role_state(role_t *r)
     }
 }
 
-repl_t *role_repl(role_t *r)
+repl_send_t *role_repl(role_t *r)
 {
     return r->repl;
 }

@@ -9,10 +9,10 @@
  *    to the lowest seq every secondary of the topology acked;
  *  - secondary: steps down if it was primary (senders stopped, waiting
  *    writes answered 504), follows the shard's primary: a reconcile round
- *    on start and every store.reconcile_interval_ms (store/reconcile.h),
+ *    on start and every store.reconcile_interval_ms (store/recon.h),
  *    and collects its tombstones up to the primary's horizon;
  *  - not in the topology: refuses writes, follows nobody ("detached").
- * Epoch and role are persisted (store/db.h) in the same transaction as the
+ * Epoch and role are persisted (store/sdb.h) in the same transaction as the
  * positions they go with.
  *
  * Rejoin. When the store was primary (or, after a restart, does not know
@@ -33,13 +33,13 @@
  *
  * Ownership: role_start allocates (and owns the topology watcher, the
  * senders and the reconciler), role_stop joins and frees everything. db and
- * wq are borrowed and outlive it. */
+ * wqm are borrowed and outlive it. */
 #ifndef KV_STORE_ROLE_H
 #define KV_STORE_ROLE_H
 
 #include "config.h"
-#include "db.h"
-#include "reconcile.h"
+#include "sdb.h"
+#include "recon.h"
 #include "repl_send.h"
 #include "wquorum.h"
 
@@ -51,7 +51,7 @@ typedef struct role role_t;
 
 typedef struct role_opts {
     sdb *db;
-    wquorum *wq;             /* NULL when W = 0 */
+    wquorum *wqm;             /* NULL when W = 0 */
     const kv_config *cfg;    /* copied */
     unsigned shard, replica;
     const char *self_url;    /* http://<bind>:<port> */
@@ -73,7 +73,7 @@ void role_poke(role_t *r);
 int role_primary(role_t *r, char *buf, size_t n);
 /* "primary", "secondary", "rejoining", "resyncing" or "detached". */
 const char *role_state(role_t *r);
-repl_t *role_repl(role_t *r);
+repl_send_t *role_repl(role_t *r);
 recon_t *role_recon(role_t *r);
 /* role, primary, state and the reconcile counters into obj. */
 void role_stats_json(role_t *r, cJSON *obj);

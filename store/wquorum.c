@@ -28,7 +28,7 @@ static metrics_hist wqm_wait_lat = {.name = "kv_store_quorum_wait_seconds",
                                 .help = "time a write waited for its W acks"};
 static pthread_once_t wqm_once = PTHREAD_ONCE_INIT;
 
-static void wqm_register(void)
+static void wquorum_metrics_register(void)
 {
     metrics_register(&wqm_waits);
     metrics_register(&wqm_acked);
@@ -209,7 +209,7 @@ wquorum *wquorum_new(long timeout_ms)
 
     if (q == NULL)
         return NULL;
-    pthread_once(&wqm_once, wqm_register);
+    pthread_once(&wqm_once, wquorum_metrics_register);
     q->timeout_us = (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000u;
     pthread_mutex_init(&q->mu, NULL);
     clock_cond_init(&q->cv);

@@ -1,4 +1,4 @@
-/* Unit tests of store/db.c: last-writer-wins apply, tombstones, INCR,
+/* Unit tests of store/sdb.c: last-writer-wins apply, tombstones, INCR,
  * seq and the changes feed, version assignment, persistence. Each test
  * works in its own mkdtemp directory. */
 #include <setjmp.h>
@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../store/db.h"
+#include "../../store/sdb.h"
 #include "hlc.h"
 #include "wire.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests of the replication side of store/db.c (replicated batches
+/* Unit tests of the replication side of store/sdb.c (replicated batches
  * under the primary's seqs, gaps, epochs, repairs and re-stamping, wipe and
  * full resync, promotion, read snapshots, the tombstone horizon) and of the
  * write quorum policy of store/wquorum.c. Each test works in mkdtemp
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../store/db.h"
+#include "../../store/sdb.h"
 #include "../../store/wquorum.h"
 #include "hlc.h"
 #include "wire.h"

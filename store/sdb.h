@@ -1,4 +1,4 @@
-/* db: the LMDB storage of one store replica (one shard copy).
+/* sdb: the LMDB storage of one store replica (one shard copy).
  *
  * One LMDB environment per store directory, three named databases:
  *   data     key -> record: u64 version, u64 seq, u8 flags, [long key], value
@@ -29,8 +29,8 @@
  * caller frees with sdb_record_free; sdb_get_with lends a pointer into the map
  * valid only during the callback. wire_op inputs are borrowed; changes are
  * appended to a caller-owned wire_buf. */
-#ifndef KV_STORE_DB_H
-#define KV_STORE_DB_H
+#ifndef KV_STORE_SDB_H
+#define KV_STORE_SDB_H
 
 #include "wire.h"
 

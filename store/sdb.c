@@ -1,4 +1,4 @@
-#include "db.h"
+#include "sdb.h"
 
 #include "clock.h"
 #include "hlc.h"

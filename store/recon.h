@@ -1,4 +1,4 @@
-/* reconcile: a secondary's side of replication that it drives itself
+/* recon: a secondary's side of replication that it drives itself
  * (docs/PROTOCOL.md "Replication, quorums and failover"):
  *  - recon_round: every store.reconcile_interval_ms, and on start, GET
  *    <primary>/internal/changes?since=<applied_seq> in pages until
@@ -21,10 +21,10 @@
  * applied_seq the process started with).
  *
  * Ownership: recon_new allocates, recon_free frees; db is borrowed. */
-#ifndef KV_STORE_RECONCILE_H
-#define KV_STORE_RECONCILE_H
+#ifndef KV_STORE_RECON_H
+#define KV_STORE_RECON_H
 
-#include "db.h"
+#include "sdb.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "reconcile.h"
+#include "recon.h"
 
 #include "clock.h"
 #include "httpc.h"
