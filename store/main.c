@@ -7,7 +7,7 @@
 #include "sdb.h"
 #include "flags.h"
 #include "heartbeat.h"
-#include "http.h"
+#include "store_http.h"
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"

@@ -1,0 +1,131 @@
+#include "store_fence.h"
+
+#include "kvhdr.h"
+#include "num.h"
+#include "repl_send.h"
+#include "role.h"
+#include "sdb.h"
+#include "store_http_internal.h"
+#include "store_reply.h"
+#include "store_stats.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+int store_fence_epoch(store_http *h, httpd_req *r, uint64_t *epoch)
+{
+    const char *e = httpd_header(r, KVHDR_EPOCH);
+    uint64_t got, cur = sdb_get_epoch(h->db);
+    char hdr[KVHDR_EPOCH_MAX], msg[160];
+    const char *hdrs[] = {hdr, NULL};
+
+    if (epoch)
+        *epoch = cur;
+    if (e == NULL)
+        return 0;
+    if (num_parse_u64(e, &got) != 0) {
+        httpd_error(r, 400, "bad_epoch", "X-KV-Epoch must be an integer");
+        return -1;
+    }
+    if (epoch)
+        *epoch = got;
+    if (got == cur)
+        return 0;
+    kvhdr_epoch(hdr, sizeof hdr, cur);
+    if (got < cur) {
+        store_stats_add(STORE_STATS_FENCED, 1);
+        snprintf(msg, sizeof msg,
+                 "epoch %" PRIu64 " is older than this store's %" PRIu64, got,
+                 cur);
+        store_reply_error_u64(r, 409, hdrs, "stale_epoch", msg, "epoch", cur);
+        return -1;
+    }
+    /* Newer than ours: we are behind the topology. Catch up first. */
+    role_poke(h->role);
+    store_stats_add(STORE_STATS_EPOCH_PENDING, 1);
+    {
+        static const char retry[] = "Retry-After: 1";
+        const char *h2[] = {hdr, retry, NULL};
+        snprintf(msg, sizeof msg,
+                 "epoch %" PRIu64 " is newer than this store's %" PRIu64
+                 "; it is re-reading the topology", got, cur);
+        cJSON *j = cJSON_CreateObject();
+        char num[24];
+        cJSON_AddStringToObject(j, "error", "epoch_pending");
+        cJSON_AddStringToObject(j, "message", msg);
+        snprintf(num, sizeof num, "%" PRIu64, cur);
+        cJSON_AddRawToObject(j, "epoch", num);
+        httpd_respond_json(r, 503, j, h2);
+    }
+    return -1;
+}
+
+int store_fence_lease(store_http *h, httpd_req *r)
+{
+    static const char body[] =
+        "{\"error\":\"lease_expired\",\"message\":\"this store has no "
+        "current lease from the controller (it may have been replaced); it "
+        "applies nothing until a heartbeat is acknowledged\"}";
+    static const char *const rh[] = {"Retry-After: 1", NULL};
+
+    if (h->may_apply == NULL || h->may_apply(h->may_apply_arg))
+        return 0;
+    store_stats_add(STORE_STATS_ERRORS, 1);
+    httpd_respond(r, 503, STORE_REPLY_JSON, body, sizeof body - 1, rh);
+    return -1;
+}
+
+int store_fence_primary(store_http *h, httpd_req *r)
+{
+    char primary[256];
+    cJSON *j;
+
+    if (sdb_get_role(h->db) == SDB_ROLE_PRIMARY &&
+        strcmp(role_state(h->role), "primary") == 0)
+        return 0;
+    store_stats_add(STORE_STATS_NOT_PRIMARY, 1);
+    role_poke(h->role);
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", "not_primary");
+    cJSON_AddStringToObject(j, "message",
+                            "this store is not the shard's primary");
+    if (role_primary(h->role, primary, sizeof primary) == 0 &&
+        strcmp(primary, "") != 0)
+        cJSON_AddStringToObject(j, "primary", primary);
+    else
+        cJSON_AddNullToObject(j, "primary");
+    httpd_respond_json(r, 409, j, NULL);
+    return -1;
+}
+
+int store_fence_quorum(store_http *h, httpd_req *r)
+{
+    size_t alive, total;
+    cJSON *j;
+    char num[24];
+    static const char retry[] = "Retry-After: 1";
+    const char *hdrs[] = {retry, NULL};
+
+    if (h->write_quorum == 0)
+        return 0;
+    alive = repl_send_alive(role_repl(h->role), &total);
+    if (alive >= h->write_quorum)
+        return 0;
+    store_stats_add(STORE_STATS_QUORUM_UNAVAIL, 1);
+    store_stats_add(STORE_STATS_ERRORS, 1);
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "error", "quorum_unavailable");
+    cJSON_AddStringToObject(j, "message",
+                            "fewer than W secondaries are alive; nothing "
+                            "was written");
+    snprintf(num, sizeof num, "%zu", alive);
+    cJSON_AddRawToObject(j, "alive", num);
+    snprintf(num, sizeof num, "%u", h->write_quorum);
+    cJSON_AddRawToObject(j, "required", num);
+    snprintf(num, sizeof num, "%zu", total);
+    cJSON_AddRawToObject(j, "secondaries", num);
+    httpd_respond_json(r, 503, j, hdrs);
+    return -1;
+}
