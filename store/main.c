@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void store_usage(FILE *f)
+static void store_main_usage(FILE *f)
 {
     fprintf(f,
             "usage: kv-store [options]\n"
@@ -48,216 +48,255 @@ static void store_usage(FILE *f)
     config_print_help(f);
 }
 
-int main(int argc, char **argv)
-{
+/* Everything main builds, in the order it builds it. */
+typedef struct store_main {
     kv_config cfg;
-    char err[512];
-    const char *config_path = NULL, *data = NULL, *controller = NULL;
-    const char *role_arg = NULL, *hb_url = NULL, *node_id = NULL;
-    uint64_t incarnation = 1, port = 0, shard = 0, replica = 0;
-    int have_port = 0, rc;
-    flags_list sets = {0};
-    const flag_spec flags[] = {
-        {"config", FLAG_STR, &config_path, 0, NULL},
-        {"set", FLAG_LIST, &sets, 0, NULL},
-        {"port", FLAG_UINT, &port, 65535, &have_port},
-        {"shard", FLAG_UINT, &shard, 1023, NULL},
-        {"replica", FLAG_UINT, &replica, 1023, NULL},
-        {"role", FLAG_STR, &role_arg, 0, NULL},
-        {"data", FLAG_STR, &data, 0, NULL},
-        {"controller", FLAG_STR, &controller, 0, NULL},
-        {"heartbeat", FLAG_STR, &hb_url, 0, NULL},
-        {"node-id", FLAG_STR, &node_id, 0, NULL},
-        {"incarnation", FLAG_UINT, &incarnation, 1000000000, NULL},
-    };
-    hb_t *hb = NULL;
-    char datadir[512];
+    const char *config_path, *data, *controller;
+    const char *role_arg, *hb_url, *node_id;
+    uint64_t incarnation, port, shard, replica;
+    int have_port;
+    flags_list sets;
+    enum sdb_role role;
     enum sdb_fsync fsync_mode;
-    enum sdb_role role = SDB_ROLE_PRIMARY;
-    sdb_opts dbo;
+    char datadir[512];
+    char self_url[300];
     sdb *db;
+    wquorum *wqm;
+    hb_t *hb;
+    role_t *follower;
     store_http *sh;
     httpd_t *srv;
-    role_t *follower;
-    wquorum *wqm = NULL;
-    char self_url[300];
-    httpd_opts ho;
-    int sig;
+} store_main;
 
-    log_init("kv-store", LOG_INFO);
-    rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0], err,
-                     sizeof err);
+/* The command line. 0 = go on, 1 = --help printed, -1 = a usage error
+ * (said on stderr). */
+static int store_main_flags(store_main *m, int argc, char **argv)
+{
+    char err[512];
+    const flag_spec flags[] = {
+        {"config", FLAG_STR, &m->config_path, 0, NULL},
+        {"set", FLAG_LIST, &m->sets, 0, NULL},
+        {"port", FLAG_UINT, &m->port, 65535, &m->have_port},
+        {"shard", FLAG_UINT, &m->shard, 1023, NULL},
+        {"replica", FLAG_UINT, &m->replica, 1023, NULL},
+        {"role", FLAG_STR, &m->role_arg, 0, NULL},
+        {"data", FLAG_STR, &m->data, 0, NULL},
+        {"controller", FLAG_STR, &m->controller, 0, NULL},
+        {"heartbeat", FLAG_STR, &m->hb_url, 0, NULL},
+        {"node-id", FLAG_STR, &m->node_id, 0, NULL},
+        {"incarnation", FLAG_UINT, &m->incarnation, 1000000000, NULL},
+    };
+    int rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
+                         err, sizeof err);
+
     if (rc == FLAGS_HELP) {
-        store_usage(stdout);
-        return 0;
+        store_main_usage(stdout);
+        return 1;
     }
-    if (rc == 0 && role_arg && sdb_role_parse(role_arg, &role) != 0) {
+    if (rc == 0 && m->role_arg && sdb_role_parse(m->role_arg, &m->role) != 0) {
         snprintf(err, sizeof err, "--role: expected primary or secondary, "
-                 "got \"%s\"", role_arg);
+                 "got \"%s\"", m->role_arg);
         rc = -1;
     }
     if (rc != 0) {
         fprintf(stderr, "kv-store: %s\n", err);
-        goto usage_fail;
+        return -1;
     }
+    return 0;
+}
 
-    /* Precedence: defaults < file < environment < --set. */
-    if (daemon_config(&cfg, config_path, sets.v, sets.n) != 0)
-        goto fail;
-    if (sdb_fsync_parse(cfg.fsync, &fsync_mode) != 0) {
+/* The --heartbeat node id goes into JSON unescaped: keep it plain. */
+static int store_main_node_id_ok(const char *id)
+{
+    return id && id[0] != '\0' && strlen(id) <= 60 &&
+           strpbrk(id, "\"\\") == NULL;
+}
+
+/* Configuration (defaults < file < environment < --set), then what the
+ * flags leave to it: port, data directory, self URL. 0, or 1 (a
+ * configuration error, said), or 2 (a usage error, said). */
+static int store_main_settings(store_main *m)
+{
+    if (daemon_config(&m->cfg, m->config_path, m->sets.v, m->sets.n) != 0)
+        return 1;
+    if (sdb_fsync_parse(m->cfg.fsync, &m->fsync_mode) != 0) {
         fprintf(stderr, "kv-store: store.fsync: unknown policy \"%s\"\n",
-                cfg.fsync);
-        goto fail;
+                m->cfg.fsync);
+        return 1;
     }
-    if (hb_url && (node_id == NULL || node_id[0] == '\0' ||
-                   strlen(node_id) > 60 || strpbrk(node_id, "\"\\") != NULL)) {
+    if (m->hb_url && !store_main_node_id_ok(m->node_id)) {
         fprintf(stderr, "kv-store: --heartbeat needs --node-id (up to 60 "
                         "characters, no quotes)\n");
-        goto usage_fail;
+        return 2;
     }
-    if (!have_port)
-        port = config_store_port(&cfg, (unsigned)shard, (unsigned)replica);
-    if (data == NULL) {
-        snprintf(datadir, sizeof datadir, "%s/store-%" PRIu64 "-%" PRIu64 "", cfg.data_dir,
-                 shard, replica);
-        data = datadir;
+    if (!m->have_port)
+        m->port = config_store_port(&m->cfg, (unsigned)m->shard,
+                                    (unsigned)m->replica);
+    if (m->data == NULL) {
+        snprintf(m->datadir, sizeof m->datadir, "%s/store-%" PRIu64 "-%" PRIu64,
+                 m->cfg.data_dir, m->shard, m->replica);
+        m->data = m->datadir;
     }
+    snprintf(m->self_url, sizeof m->self_url, "http://%s:%" PRIu64,
+             config_local_host(m->cfg.bind), m->port);
+    return 0;
+}
+
+/* Opens the LMDB store with the role the flag asks for. 0 or -1. */
+static int store_main_open_db(store_main *m)
+{
+    char err[512];
+    sdb_opts dbo = {
+        .map_size_mb = (size_t)m->cfg.map_size_mb,
+        .fsync = m->fsync_mode,
+        .max_key_bytes = (size_t)m->cfg.max_key_bytes,
+        .max_value_bytes = (size_t)m->cfg.max_value_bytes,
+    };
+
+    m->db = sdb_open(m->data, &dbo, err, sizeof err);
+    if (m->db == NULL) {
+        log_error("cannot open the store: %s", err);
+        return -1;
+    }
+    /* The role flag is what the controller wants now; without it the store
+     * keeps the role it had. */
+    if (m->role_arg && sdb_get_role(m->db) != m->role &&
+        sdb_set_role(m->db, m->role) != 0)
+        return -1;
+    return 0;
+}
+
+/* The role and the HTTP side; the heartbeat (lab) comes first so that a new
+ * incarnation holds its lease before it resyncs (store/heartbeat.h). 0 or
+ * -1. */
+static int store_main_start(store_main *m)
+{
+    hb_t *hb = NULL;
+    httpd_opts ho = {
+        .bind = m->cfg.bind,
+        .port = (uint16_t)m->port,
+        .threads = (unsigned)m->cfg.store_threads,
+        .max_body = store_http_max_body((size_t)m->cfg.max_value_bytes),
+    };
+
+    if (m->cfg.write_quorum > 0 &&
+        (m->wqm = wquorum_new((long)m->cfg.quorum_timeout_ms)) == NULL)
+        return -1;
+    if (m->hb_url &&
+        (hb = hb_start(&(hb_opts){
+             .controller = m->hb_url,
+             .node_id = m->node_id,
+             .incarnation = (uint64_t)m->incarnation,
+             .self_url = m->self_url,
+             .interval_ms = (long)m->cfg.heartbeat_ms,
+             .lease_ms = (long)m->cfg.lease_ms,
+             .token = m->cfg.token,
+             .db = m->db,
+         })) == NULL)
+        return -1;
+    m->hb = hb;
+    m->follower = role_start(&(role_opts){
+        .db = m->db,
+        .wqm = m->wqm,
+        .cfg = &m->cfg,
+        .shard = (unsigned)m->shard,
+        .replica = (unsigned)m->replica,
+        .self_url = m->self_url,
+        .controller = m->controller,
+        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply_arg = hb,
+    });
+    if (m->follower == NULL)
+        return -1;
+    m->sh = store_http_new(&(store_http_opts){
+        .db = m->db,
+        .shard = (unsigned)m->shard,
+        .replica = (unsigned)m->replica,
+        .token = m->cfg.token,
+        .max_key_bytes = (size_t)m->cfg.max_key_bytes,
+        .max_value_bytes = (size_t)m->cfg.max_value_bytes,
+        .role = m->follower,
+        .wqm = m->wqm,
+        .write_quorum = (unsigned)m->cfg.write_quorum,
+        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply_arg = hb,
+    });
+    hb_set_role(hb, m->follower);
+    if (m->sh == NULL) {
+        log_error("out of memory");
+        return -1;
+    }
+    m->srv = httpd_start(&ho, store_http_handle, m->sh);
+    return m->srv ? 0 : -1;
+}
+
+static void store_main_log_ready(const store_main *m)
+{
+    sdb *db = m->db;
+
+    log_info("shard %" PRIu64 " replica %" PRIu64 " (%s, epoch %llu, seq %llu, applied seq "
+             "%llu%s) listening on http://%s:%u, data in %s, fsync %s, W %lld "
+             "(%s), controller %s",
+             m->shard, m->replica, sdb_role_name(sdb_get_role(db)),
+             (unsigned long long)sdb_get_epoch(db),
+             (unsigned long long)sdb_last_seq(db),
+             (unsigned long long)sdb_applied_seq(db),
+             sdb_resyncing(db) ? ", resync cut short" : "", m->cfg.bind,
+             (unsigned)httpd_port(m->srv), m->data, m->cfg.fsync,
+             (long long)m->cfg.write_quorum, m->cfg.quorum_policy,
+             m->controller ? m->controller : "(none)");
+}
+
+/* Everything store_main_start and store_main_open_db made, whatever got
+ * made; each step takes NULL. */
+static void store_main_teardown(store_main *m)
+{
+    /* Waiting writes are answered first (503) so that httpd can drain. */
+    wquorum_close(m->wqm);
+    httpd_stop(m->srv);
+    store_http_free(m->sh);
+    /* Before the role: its state is what heartbeats read. */
+    hb_stop(m->hb);
+    role_stop(m->follower);
+    wquorum_free(m->wqm);
+    sdb_close(m->db);
+}
+
+int main(int argc, char **argv)
+{
+    store_main m = {.incarnation = 1, .role = SDB_ROLE_PRIMARY};
+    int rc, sig;
+
+    log_init("kv-store", LOG_INFO);
+    rc = store_main_flags(&m, argc, argv);
+    if (rc > 0)
+        return 0;
+    rc = rc < 0 ? 2 : store_main_settings(&m);
+    if (rc == 2)
+        fprintf(stderr, "kv-store: see --help\n");
+    if (rc != 0)
+        return rc; /* nothing built yet */
 
     /* Block the stop signals before any thread exists (the LMDB sync
      * thread, the httpd pool) so every thread inherits the mask and only the
      * wait below sees them. */
     daemon_block_signals();
     httpc_global_init();
-
-    memset(&dbo, 0, sizeof dbo);
-    dbo.map_size_mb = (size_t)cfg.map_size_mb;
-    dbo.fsync = fsync_mode;
-    dbo.max_key_bytes = (size_t)cfg.max_key_bytes;
-    dbo.max_value_bytes = (size_t)cfg.max_value_bytes;
-    db = sdb_open(data, &dbo, err, sizeof err);
-    if (db == NULL) {
-        log_error("cannot open the store: %s", err);
-        goto fail;
-    }
-    /* The role flag is what the controller wants now; without it the store
-     * keeps the role it had. */
-    if (role_arg && sdb_get_role(db) != role && sdb_set_role(db, role) != 0) {
-        sdb_close(db);
-        goto fail;
-    }
-
-    snprintf(self_url, sizeof self_url, "http://%s:%" PRIu64,
-             config_local_host(cfg.bind), port);
-    if (cfg.write_quorum > 0 &&
-        (wqm = wquorum_new((long)cfg.quorum_timeout_ms)) == NULL) {
-        sdb_close(db);
-        goto fail;
-    }
-    /* Before the role starts: a new incarnation holds its lease before it
-     * resyncs (store/heartbeat.h). */
-    if (hb_url &&
-        (hb = hb_start(&(hb_opts){
-             .controller = hb_url,
-             .node_id = node_id,
-             .incarnation = (uint64_t)incarnation,
-             .self_url = self_url,
-             .interval_ms = (long)cfg.heartbeat_ms,
-             .lease_ms = (long)cfg.lease_ms,
-             .token = cfg.token,
-             .db = db,
-         })) == NULL) {
-        wquorum_free(wqm);
-        sdb_close(db);
-        goto fail;
-    }
-    follower = role_start(&(role_opts){
-        .db = db,
-        .wqm = wqm,
-        .cfg = &cfg,
-        .shard = (unsigned)shard,
-        .replica = (unsigned)replica,
-        .self_url = self_url,
-        .controller = controller,
-        .may_apply = hb ? hb_may_apply : NULL,
-        .may_apply_arg = hb,
-    });
-    if (follower == NULL) {
-        hb_stop(hb);
-        wquorum_free(wqm);
-        sdb_close(db);
-        goto fail;
-    }
-    sh = store_http_new(&(store_http_opts){
-        .db = db,
-        .shard = (unsigned)shard,
-        .replica = (unsigned)replica,
-        .token = cfg.token,
-        .max_key_bytes = (size_t)cfg.max_key_bytes,
-        .max_value_bytes = (size_t)cfg.max_value_bytes,
-        .role = follower,
-        .wqm = wqm,
-        .write_quorum = (unsigned)cfg.write_quorum,
-        .may_apply = hb ? hb_may_apply : NULL,
-        .may_apply_arg = hb,
-    });
-    hb_set_role(hb, follower);
-    if (sh == NULL) {
-        log_error("out of memory");
-        hb_stop(hb);
-        role_stop(follower);
-        wquorum_free(wqm);
-        sdb_close(db);
-        goto fail;
-    }
-
-    memset(&ho, 0, sizeof ho);
-    ho.bind = cfg.bind;
-    ho.port = (uint16_t)port;
-    ho.threads = (unsigned)cfg.store_threads;
-    ho.max_body = store_http_max_body((size_t)cfg.max_value_bytes);
-    srv = httpd_start(&ho, store_http_handle, sh);
-    if (srv == NULL) {
-        store_http_free(sh);
-        hb_stop(hb);
-        role_stop(follower);
-        wquorum_free(wqm);
-        sdb_close(db);
-        goto fail;
-    }
-    log_info("shard %" PRIu64 " replica %" PRIu64 " (%s, epoch %llu, seq %llu, applied seq "
-             "%llu%s) listening on http://%s:%u, data in %s, fsync %s, W %lld "
-             "(%s), controller %s",
-             shard, replica, sdb_role_name(sdb_get_role(db)),
-             (unsigned long long)sdb_get_epoch(db),
-             (unsigned long long)sdb_last_seq(db),
-             (unsigned long long)sdb_applied_seq(db),
-             sdb_resyncing(db) ? ", resync cut short" : "", cfg.bind,
-             (unsigned)httpd_port(srv), data, cfg.fsync,
-             (long long)cfg.write_quorum, cfg.quorum_policy,
-             controller ? controller : "(none)");
+    rc = 1;
+    if (store_main_open_db(&m) != 0 || store_main_start(&m) != 0)
+        goto out;
+    store_main_log_ready(&m);
 
     sig = daemon_wait_signal();
-    if (hb_retired(hb))
+    if (hb_retired(m.hb))
         log_info("fenced: stopping");
     else
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    /* Waiting writes are answered first (503) so that httpd can drain. */
-    if (wqm)
-        wquorum_close(wqm);
-    httpd_stop(srv);
-    /* Before the role: its state is what heartbeats read. */
-    hb_stop(hb);
-    role_stop(follower);
-    wquorum_free(wqm);
-    store_http_free(sh);
-    sdb_close(db);
+    rc = 0;
+out:
+    store_main_teardown(&m);
     httpc_thread_done();
-    log_info("stopped");
-    return 0;
-
-usage_fail:
-    fprintf(stderr, "kv-store: see --help\n");
-    return 2;
-fail:
-    return 1;
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
 }

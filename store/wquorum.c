@@ -253,6 +253,8 @@ void wquorum_close(wquorum *q)
 {
     wquorum_waiter *all;
 
+    if (q == NULL)
+        return;
     pthread_mutex_lock(&q->mu);
     q->stopping = 1;
     all = q->head;

@@ -22,7 +22,7 @@
  * Ownership: wquorum_new allocates; wquorum_close answers every waiter and
  * every later wait at once (503 shutting_down: call it before stopping the
  * httpd server, so that it can drain); wquorum_free closes, joins the timer
- * thread and frees. wquorum_wait takes
+ * thread and frees; both accept NULL. wquorum_wait takes
  * ownership of body (malloc'd; freed after the answer) and copies the
  * headers. */
 #ifndef KV_STORE_WQUORUM_H
