@@ -626,6 +626,215 @@ static int sdb_restamp(sdb *db, MDB_txn *txn, MDB_val *k,
     return rc;
 }
 
+/* One op on its way through sdb_apply_one. */
+typedef struct sdb_apply_ctx {
+    const wire_op *op;
+    enum sdb_apply_mode m;
+    wire_result *res;
+    sdb_opinfo *info;
+    char kbuf[512];
+    MDB_val k;          /* the data key (a surrogate for a long key) */
+    int long_key;
+    int have_old;       /* old and oldv hold the stored record */
+    sdb_record old;
+    MDB_val oldv;
+    const char *val;    /* the value to store */
+    size_t vlen;
+    char num[24];       /* an INCR's result text */
+    uint8_t flags;      /* SDB_F_TOMBSTONE */
+    uint64_t version, seq;
+} sdb_apply_ctx;
+
+/* Checks the op alone; 1 when it may be applied, else 0 with its failure
+ * in res/info. */
+static int sdb_apply_is_valid(const sdb *db, sdb_apply_ctx *c)
+{
+    const wire_op *op = c->op;
+
+    if (op->key_len == 0 || (op->key == NULL) ||
+        memchr(op->key, '\0', op->key_len) != NULL ||
+        (op->op != WIRE_PUT && op->op != WIRE_DEL && op->op != WIRE_INCR) ||
+        (op->op == WIRE_INCR && op->val_len != 8) ||
+        /* A stream or a repair carries results, never increments, and a
+         * stream op always has its version and seq. */
+        (c->m != SDB_APPLY_WRITE && op->op == WIRE_INCR) ||
+        (c->m == SDB_APPLY_REPLICATE && (op->version == 0 || op->seq == 0))) {
+        sdb_fail_op(c->res, c->info, 400, SDB_E_BAD_OP);
+        return 0;
+    }
+    if (op->key_len > db->max_key) {
+        sdb_fail_op(c->res, c->info, 414, SDB_E_KEY_SIZE);
+        return 0;
+    }
+    if (op->op == WIRE_PUT && op->val_len > db->max_value) {
+        sdb_fail_op(c->res, c->info, 413, SDB_E_VALUE_SIZE);
+        return 0;
+    }
+    if (op->version > HLC_MAX) {
+        sdb_fail_op(c->res, c->info, 400, SDB_E_BAD_VERSION);
+        return 0;
+    }
+    return 1;
+}
+
+/* Reads the stored record, if any, into c. 0 (*failed = 1 when the op
+ * failed on its record) or an LMDB error. */
+static int sdb_apply_read_old(sdb *db, MDB_txn *txn, sdb_apply_ctx *c,
+                              int *failed)
+{
+    MDB_val v;
+    int rc, p;
+
+    *failed = 0;
+    sdb_dkey(db, c->op->key, c->op->key_len, c->kbuf, &c->k);
+    c->long_key = c->op->key_len > db->lmdb_maxkey;
+    rc = mdb_get(txn, db->data, &c->k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    p = sdb_rec_parse(&v, c->op->key, c->op->key_len, &c->old);
+    if (p != 0) {
+        /* Corrupt record or an XXH3-128 collision between two long keys:
+         * refuse rather than overwrite another key's record. */
+        log_error("store db: cannot apply to a key whose record is %s",
+                  p < 0 ? "corrupt" : "taken by a colliding long key");
+        sdb_fail_op(c->res, c->info, 500, SDB_E_INTERNAL);
+        *failed = 1;
+        return 0;
+    }
+    c->have_old = 1;
+    c->oldv = v;
+    return 0;
+}
+
+/* Last writer wins: a version not above the stored one is a no-op (208), so
+ * retries and reordered replays are harmless; a stream op of the same
+ * version and a newer seq re-stamps the record. 0 or an LMDB error. */
+static int sdb_apply_not_newer(sdb *db, MDB_txn *txn, sdb_apply_ctx *c,
+                               struct sdb_txstate *st)
+{
+    const sdb_record *old = &c->old;
+
+    c->res->status = 208;
+    c->res->version = old->version;
+    if (c->op->op == WIRE_INCR && !(old->flags & SDB_F_TOMBSTONE))
+        (void)sdb_parse_i64(old->val, old->val_len, &c->res->number);
+    if (c->m == SDB_APPLY_REPLICATE && c->version == old->version &&
+        (old->seq == 0 || c->op->seq > old->seq))
+        return sdb_restamp(db, txn, &c->k, &c->oldv, old->seq, c->op, st);
+    return 0;
+}
+
+/* The value to store (c->val, c->vlen, c->flags); an INCR adds to the
+ * stored integer. 1 when there is one, else 0 with the INCR's failure in
+ * res/info. */
+static int sdb_apply_has_value(sdb_apply_ctx *c)
+{
+    const wire_op *op = c->op;
+    int64_t cur = 0, sum;
+
+    switch (op->op) {
+    case WIRE_PUT:
+        c->val = op->val;
+        c->vlen = op->val_len;
+        return 1;
+    case WIRE_DEL:
+        c->flags = SDB_F_TOMBSTONE;
+        return 1;
+    default:
+        break;
+    }
+    if (c->have_old && !(c->old.flags & SDB_F_TOMBSTONE) &&
+        sdb_parse_i64(c->old.val, c->old.val_len, &cur) != 0) {
+        c->res->version = c->old.version;
+        sdb_fail_op(c->res, c->info, 409, SDB_E_NOT_INTEGER);
+        return 0;
+    }
+    if (__builtin_add_overflow(cur, wire_decode_delta(op->val), &sum)) {
+        c->res->version = c->have_old ? c->old.version : 0;
+        c->res->number = cur;
+        sdb_fail_op(c->res, c->info, 409, SDB_E_OVERFLOW);
+        return 0;
+    }
+    c->vlen = sdb_fmt_i64(sum, c->num);
+    c->val = c->num;
+    c->res->number = sum;
+    return 1;
+}
+
+/* The seq the op gets in mode m. */
+static uint64_t sdb_apply_seq(const sdb_apply_ctx *c,
+                              const struct sdb_txstate *st)
+{
+    switch (c->m) {
+    case SDB_APPLY_REPLICATE:
+        return c->op->seq;
+    case SDB_APPLY_REPAIR:
+        /* A repair on a secondary has no seq of its primary's: the record
+         * waits unstamped (outside changes) until the stream brings it. */
+        return 0;
+    default:
+        return st->last_seq + 1;
+    }
+}
+
+/* Moves the counters from the old record to the new one and drops the
+ * key's previous changes entry (one entry per key). 0 or an LMDB error. */
+static int sdb_apply_count(sdb *db, MDB_txn *txn, const sdb_apply_ctx *c,
+                           struct sdb_txstate *st)
+{
+    int rc;
+
+    if (c->have_old) {
+        if (c->old.seq) {
+            rc = sdb_changes_del(db, txn, c->old.seq, c->op->key,
+                                 c->op->key_len, c->m != SDB_APPLY_WRITE);
+            if (rc != 0)
+                return rc;
+        } else {
+            st->unstamped--;
+        }
+        if (c->old.flags & SDB_F_TOMBSTONE)
+            st->tombstones--;
+        else
+            st->keys--;
+    }
+    if (c->flags & SDB_F_TOMBSTONE)
+        st->tombstones++;
+    else
+        st->keys++;
+    if (c->seq == 0)
+        st->unstamped++;
+    return 0;
+}
+
+/* Writes the record in place with MDB_RESERVE: one copy of the value. 0 or
+ * an LMDB error. */
+static int sdb_apply_put_record(sdb *db, MDB_txn *txn, sdb_apply_ctx *c)
+{
+    size_t hdr = c->long_key ? SDB_LONG_HDR + c->op->key_len : SDB_HDR;
+    uint8_t f = (uint8_t)(c->flags | (c->long_key ? SDB_F_LONGKEY : 0));
+    MDB_val v = {hdr + c->vlen, NULL};
+    char *p;
+    int rc;
+
+    if ((rc = mdb_put(txn, db->data, &c->k, &v, MDB_RESERVE)) != 0)
+        return rc;
+    p = v.mv_data;
+    memcpy(p, &c->version, 8);
+    memcpy(p + 8, &c->seq, 8);
+    p[16] = (char)f;
+    if (c->long_key) {
+        uint32_t kl = (uint32_t)c->op->key_len;
+        memcpy(p + SDB_HDR, &kl, 4);
+        memcpy(p + SDB_LONG_HDR, c->op->key, c->op->key_len);
+    }
+    if (c->vlen)
+        memcpy(p + hdr, c->val, c->vlen);
+    return 0;
+}
+
 /* Applies one op inside txn in mode m (never SDB_APPLY_AUTO; REPAIR is
  * resolved by the caller to WRITE on a primary). Returns 0 (the op's
  * outcome is in res/info, including per-op failures) or an error that
@@ -634,179 +843,40 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
                          enum sdb_apply_mode m, struct sdb_txstate *st,
                          wire_result *res, sdb_opinfo *info)
 {
-    char kbuf[512];
-    char num[24];
-    MDB_val k, v, oldv;
-    sdb_record old;
-    int have_old = 0;
-    const char *val = NULL;
-    size_t vlen = 0;
-    uint8_t flags = 0;
-    uint64_t version, seq;
-    int long_key;
-    int rc;
+    sdb_apply_ctx c = {.op = op, .m = m, .res = res, .info = info};
+    int rc, failed;
 
-    if (op->key_len == 0 || (op->key == NULL) ||
-        memchr(op->key, '\0', op->key_len) != NULL ||
-        (op->op != WIRE_PUT && op->op != WIRE_DEL && op->op != WIRE_INCR) ||
-        (op->op == WIRE_INCR && op->val_len != 8) ||
-        /* A stream or a repair carries results, never increments, and a
-         * stream op always has its version and seq. */
-        (m != SDB_APPLY_WRITE && op->op == WIRE_INCR) ||
-        (m == SDB_APPLY_REPLICATE && (op->version == 0 || op->seq == 0))) {
-        sdb_fail_op(res, info, 400, SDB_E_BAD_OP);
+    if (!sdb_apply_is_valid(db, &c))
         return 0;
-    }
-    if (op->key_len > db->max_key) {
-        sdb_fail_op(res, info, 414, SDB_E_KEY_SIZE);
-        return 0;
-    }
-    if (op->op == WIRE_PUT && op->val_len > db->max_value) {
-        sdb_fail_op(res, info, 413, SDB_E_VALUE_SIZE);
-        return 0;
-    }
-    if (op->version > HLC_MAX) {
-        sdb_fail_op(res, info, 400, SDB_E_BAD_VERSION);
-        return 0;
-    }
-
-    sdb_dkey(db, op->key, op->key_len, kbuf, &k);
-    long_key = op->key_len > db->lmdb_maxkey;
-    rc = mdb_get(txn, db->data, &k, &v);
-    if (rc == 0) {
-        int p = sdb_rec_parse(&v, op->key, op->key_len, &old);
-        if (p != 0) {
-            /* Corrupt record or an XXH3-128 collision between two long keys:
-             * refuse rather than overwrite another key's record. */
-            log_error("store db: cannot apply to a key whose record is %s",
-                      p < 0 ? "corrupt" : "taken by a colliding long key");
-            sdb_fail_op(res, info, 500, SDB_E_INTERNAL);
-            return 0;
-        }
-        have_old = 1;
-        oldv = v;
-    } else if (rc != MDB_NOTFOUND) {
+    if ((rc = sdb_apply_read_old(db, txn, &c, &failed)) != 0 || failed)
         return rc;
-    }
-
     if (op->version)
         hlc_observe(&db->hlc, op->version);
-    version = op->version ? op->version : hlc_next(&db->hlc);
-
-    if (have_old && version <= old.version) {
-        /* Last writer wins: an older or equal version is a no-op, so retries
-         * and reordered replays are harmless. */
-        res->status = 208;
-        res->version = old.version;
-        if (op->op == WIRE_INCR && !(old.flags & SDB_F_TOMBSTONE))
-            (void)sdb_parse_i64(old.val, old.val_len, &res->number);
-        if (m == SDB_APPLY_REPLICATE && version == old.version &&
-            (old.seq == 0 || op->seq > old.seq))
-            return sdb_restamp(db, txn, &k, &oldv, old.seq, op, st);
+    c.version = op->version ? op->version : hlc_next(&db->hlc);
+    if (c.have_old && c.version <= c.old.version)
+        return sdb_apply_not_newer(db, txn, &c, st);
+    if (!sdb_apply_has_value(&c))
         return 0;
-    }
-
-    switch (op->op) {
-    case WIRE_PUT:
-        val = op->val;
-        vlen = op->val_len;
-        break;
-    case WIRE_DEL:
-        flags = SDB_F_TOMBSTONE;
-        break;
-    case WIRE_INCR: {
-        int64_t cur = 0, sum;
-        if (have_old && !(old.flags & SDB_F_TOMBSTONE) &&
-            sdb_parse_i64(old.val, old.val_len, &cur) != 0) {
-            res->version = old.version;
-            sdb_fail_op(res, info, 409, SDB_E_NOT_INTEGER);
-            return 0;
-        }
-        if (__builtin_add_overflow(cur, wire_decode_delta(op->val), &sum)) {
-            res->version = have_old ? old.version : 0;
-            res->number = cur;
-            sdb_fail_op(res, info, 409, SDB_E_OVERFLOW);
-            return 0;
-        }
-        vlen = sdb_fmt_i64(sum, num);
-        val = num;
-        res->number = sum;
-        break;
-    }
-    }
-
-    switch (m) {
-    case SDB_APPLY_REPLICATE:
-        seq = op->seq;
-        break;
-    case SDB_APPLY_REPAIR:
-        /* A repair on a secondary has no seq of its primary's: the record
-         * waits unstamped (outside changes) until the stream brings it. */
-        seq = 0;
-        break;
-    default:
-        seq = st->last_seq + 1;
-        break;
-    }
-    if (have_old) {
-        /* One changes entry per key: drop the key's previous position. */
-        if (old.seq) {
-            rc = sdb_changes_del(db, txn, old.seq, op->key, op->key_len,
-                                 m != SDB_APPLY_WRITE);
-            if (rc != 0)
-                return rc;
-        } else {
-            st->unstamped--;
-        }
-        if (old.flags & SDB_F_TOMBSTONE)
-            st->tombstones--;
-        else
-            st->keys--;
-    }
-    if (flags & SDB_F_TOMBSTONE)
-        st->tombstones++;
-    else
-        st->keys++;
-    if (seq == 0)
-        st->unstamped++;
-
-    /* Write the record in place with MDB_RESERVE: one copy of the value. */
-    {
-        size_t hdr = long_key ? SDB_LONG_HDR + op->key_len : SDB_HDR;
-        uint8_t f = (uint8_t)(flags | (long_key ? SDB_F_LONGKEY : 0));
-        char *p;
-        v.mv_size = hdr + vlen;
-        v.mv_data = NULL;
-        if ((rc = mdb_put(txn, db->data, &k, &v, MDB_RESERVE)) != 0)
-            return rc;
-        p = v.mv_data;
-        memcpy(p, &version, 8);
-        memcpy(p + 8, &seq, 8);
-        p[16] = (char)f;
-        if (long_key) {
-            uint32_t kl = (uint32_t)op->key_len;
-            memcpy(p + SDB_HDR, &kl, 4);
-            memcpy(p + SDB_LONG_HDR, op->key, op->key_len);
-        }
-        if (vlen)
-            memcpy(p + hdr, val, vlen);
-    }
-    if (seq) {
+    c.seq = sdb_apply_seq(&c, st);
+    if ((rc = sdb_apply_count(db, txn, &c, st)) != 0 ||
+        (rc = sdb_apply_put_record(db, txn, &c)) != 0)
+        return rc;
+    if (c.seq) {
         /* Our own seqs only grow, so they append; a stream's seq usually
          * does too (it arrives in order). */
-        int append = seq > st->last_seq;
-        if ((rc = sdb_changes_put(db, txn, seq, append, op->key,
+        int append = c.seq > st->last_seq;
+        if ((rc = sdb_changes_put(db, txn, c.seq, append, op->key,
                                   op->key_len)) != 0)
             return rc;
         if (append)
-            st->last_seq = seq;
+            st->last_seq = c.seq;
     }
-    if (version > st->max_version)
-        st->max_version = version;
+    if (c.version > st->max_version)
+        st->max_version = c.version;
     res->status = 200;
-    res->version = version;
+    res->version = c.version;
     if (info)
-        info->seq = seq;
+        info->seq = c.seq;
     return 0;
 }
 
