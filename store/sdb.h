@@ -21,6 +21,10 @@
  * such records carry the full key so it can be checked. Callers never see
  * this.
  *
+ * Files: sdb.c (open, close, reads, meta), sdb_apply.c (writes),
+ * sdb_changes.c (the changes feed and snapshots), sdb_gc.c (tombstones),
+ * sdb_replica.c (wipe, resync, promote, follow); sdb_internal.h is theirs.
+ *
  * Threads: every function may be called from any thread (MDB_NOTLS). Writes
  * are serialised by LMDB's single write lock; reads never block.
  *
