@@ -42,6 +42,11 @@
  *    the store's last seq is 409 {"error":"seq_ahead","seq":<last seq>}.
  *  - a resyncing secondary answers GET /internal/kv with 503 resyncing.
  *
+ * store_http.c holds the setup and the table of routes; each route is a
+ * module of its own: store_kv, store_batch, store_repl_recv, store_repair,
+ * store_changes (with store_snapcache), store_stats, with the refusals in
+ * store_fence and the shared answers in store_reply.
+ *
  * Ownership: store_http_new copies what it needs from opts except db, role
  * and wqm, which are borrowed and must outlive the handle; store_http_free
  * frees the handle (stop the httpd server first). */
