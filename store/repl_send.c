@@ -36,7 +36,7 @@ static void repl_send_metrics_register(void)
 }
 
 typedef struct repl_send_peer {
-    struct repl *r;
+    struct repl_send *r;
     char url[256];
     pthread_t thr;
     int started;
@@ -55,7 +55,7 @@ typedef struct repl_send_peer {
     char err[200];
 } repl_send_peer;
 
-struct repl {
+struct repl_send {
     repl_send_opts o;
     char auth[KVHDR_AUTH_MAX];
     pthread_mutex_t mu;
@@ -79,7 +79,8 @@ static void repl_send_wait_until(repl_send_t *r, uint64_t until)
         clock_cond_wait_us(&r->cv, &r->mu, until - now);
 }
 
-static int repl_send_peer_alive(const repl_send_t *r, const repl_send_peer *p, uint64_t now)
+static int repl_send_peer_alive(const repl_send_t *r, const repl_send_peer *p,
+                                uint64_t now)
 {
     return p->ok && now - p->last_ok_us <= r->alive_us;
 }
@@ -108,8 +109,9 @@ static uint64_t repl_send_json_u64(const cJSON *j, const char *name, int *found)
     return (uint64_t)v->valuedouble;
 }
 
-static void repl_send_exchange(repl_send_t *r, repl_send_peer *p, int data, uint64_t since,
-                          wire_buf *buf, repl_send_outcome *out)
+static void repl_send_exchange(repl_send_t *r, repl_send_peer *p, int data,
+                               uint64_t since, wire_buf *buf,
+                               repl_send_outcome *out)
 {
     char url[300], h_epoch[KVHDR_EPOCH_MAX], h_since[48], h_upto[48], h_gc[48];
     const char *hdrs[8];
@@ -191,7 +193,8 @@ static void repl_send_exchange(repl_send_t *r, repl_send_peer *p, int data, uint
 
 /* Is p in the sync set: the first W live secondaries in topology order?
  * mu held. */
-static int repl_send_in_sync_set(const repl_send_t *r, const repl_send_peer *p, uint64_t now)
+static int repl_send_in_sync_set(const repl_send_t *r,
+                                 const repl_send_peer *p, uint64_t now)
 {
     unsigned before = 0;
 
@@ -210,8 +213,8 @@ static int repl_send_in_sync_set(const repl_send_t *r, const repl_send_peer *p, 
  * is first seen pending (batch_delay_us) or, with the lab delays, from the
  * peer's place now: a secondary that joins the sync set while its batch
  * waits gets the sync delay from then on. mu held. */
-static uint64_t repl_send_batch_delay(const repl_send_t *r, const repl_send_peer *p,
-                                 uint64_t now)
+static uint64_t repl_send_batch_delay(const repl_send_t *r,
+                                      const repl_send_peer *p, uint64_t now)
 {
     if (r->o.sync_delay_ms > 0 || r->o.async_delay_ms > 0)
         return (uint64_t)(repl_send_in_sync_set(r, p, now) ? r->o.sync_delay_ms

@@ -7,8 +7,9 @@
  * (where the batch ends) and X-KV-Gc-Seq; the secondary answers
  * {"applied_seq":S} and S is the new acked seq (lower when the secondary
  * lost data or wiped: the sender resends from there). It wakes on every
- * write (repl_send_notify) and otherwise every 100 ms; an idle secondary gets an
- * empty heartbeat POST every 500 ms, so liveness is known without writes.
+ * write (repl_send_notify) and otherwise every 100 ms; an idle secondary
+ * gets an empty heartbeat POST every 500 ms, so liveness is known without
+ * writes.
  * While a secondary fails it backs off 100 ms doubling to 2 s.
  *
  * Slow links (the lab and the quorum study): pending data waits before it
@@ -32,8 +33,8 @@
  * Locks: one mutex guards every peer's state; the HTTP exchange and the
  * LMDB read run outside it. repl_send_set_peers joins removed senders.
  *
- * Ownership: repl_send_new allocates; repl_send_free stops and joins every sender.
- * db and wqm are borrowed and outlive it. */
+ * Ownership: repl_send_new allocates; repl_send_free stops and joins every
+ * sender. db and wqm are borrowed and outlive it. */
 #ifndef KV_STORE_REPL_SEND_H
 #define KV_STORE_REPL_SEND_H
 
@@ -51,7 +52,7 @@
 #define REPL_SEND_BACKOFF_MAX_MS 2000
 #define REPL_SEND_BATCH_BYTES ((size_t)4 << 20)
 
-typedef struct repl repl_send_t;
+typedef struct repl_send repl_send_t;
 
 typedef struct repl_send_opts {
     sdb *db;

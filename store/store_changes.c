@@ -104,7 +104,8 @@ void store_changes_route(store_http *h, httpd_req *r, const char *rest)
     }
     if (rc != 0) {
         wire_buf_free(&out);
-        store_reply_fail(r, 500, "internal", "the store could not read changes");
+        store_reply_fail(r, 500, "internal",
+                         "the store could not read changes");
         return;
     }
     /* X-KV-Last-Seq is where to resume: pass it as the next since. */

@@ -20,6 +20,7 @@ int store_fence_epoch(store_http *h, httpd_req *r, uint64_t *epoch)
     uint64_t got, cur = sdb_get_epoch(h->db);
     char hdr[KVHDR_EPOCH_MAX], msg[160];
     const char *hdrs[] = {hdr, NULL};
+    const char *hdrs_retry[] = {hdr, "Retry-After: 1", NULL};
 
     if (epoch)
         *epoch = cur;
@@ -42,23 +43,15 @@ int store_fence_epoch(store_http *h, httpd_req *r, uint64_t *epoch)
         store_reply_error_u64(r, 409, hdrs, "stale_epoch", msg, "epoch", cur);
         return -1;
     }
-    /* Newer than ours: we are behind the topology. Catch up first. */
+    /* Newer than ours: we are behind the topology. Catch up first. Not
+     * counted as an error: the asker is right and only has to retry. */
     role_poke(h->role);
     store_stats_add(STORE_STATS_EPOCH_PENDING, 1);
-    {
-        static const char retry[] = "Retry-After: 1";
-        const char *h2[] = {hdr, retry, NULL};
-        snprintf(msg, sizeof msg,
-                 "epoch %" PRIu64 " is newer than this store's %" PRIu64
-                 "; it is re-reading the topology", got, cur);
-        cJSON *j = cJSON_CreateObject();
-        char num[24];
-        cJSON_AddStringToObject(j, "error", "epoch_pending");
-        cJSON_AddStringToObject(j, "message", msg);
-        snprintf(num, sizeof num, "%" PRIu64, cur);
-        cJSON_AddRawToObject(j, "epoch", num);
-        httpd_respond_json(r, 503, j, h2);
-    }
+    snprintf(msg, sizeof msg,
+             "epoch %" PRIu64 " is newer than this store's %" PRIu64
+             "; it is re-reading the topology", got, cur);
+    store_reply_json_error(r, 503, hdrs_retry, "epoch_pending", msg, "epoch",
+                           cur);
     return -1;
 }
 
@@ -104,9 +97,7 @@ int store_fence_quorum(store_http *h, httpd_req *r)
 {
     size_t alive, total;
     cJSON *j;
-    char num[24];
-    static const char retry[] = "Retry-After: 1";
-    const char *hdrs[] = {retry, NULL};
+    static const char *const hdrs[] = {"Retry-After: 1", NULL};
 
     if (h->write_quorum == 0)
         return 0;
@@ -120,12 +111,9 @@ int store_fence_quorum(store_http *h, httpd_req *r)
     cJSON_AddStringToObject(j, "message",
                             "fewer than W secondaries are alive; nothing "
                             "was written");
-    snprintf(num, sizeof num, "%zu", alive);
-    cJSON_AddRawToObject(j, "alive", num);
-    snprintf(num, sizeof num, "%u", h->write_quorum);
-    cJSON_AddRawToObject(j, "required", num);
-    snprintf(num, sizeof num, "%zu", total);
-    cJSON_AddRawToObject(j, "secondaries", num);
+    store_reply_add_u64(j, "alive", alive);
+    store_reply_add_u64(j, "required", h->write_quorum);
+    store_reply_add_u64(j, "secondaries", total);
     httpd_respond_json(r, 503, j, hdrs);
     return -1;
 }

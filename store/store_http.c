@@ -95,16 +95,17 @@ void store_http_handle(httpd_req *r, void *app)
 {
     store_http *h = app;
     const char *path = httpd_path(r);
+    size_t nroutes = sizeof store_http_routes / sizeof store_http_routes[0];
 
     if (strncmp(path, "/internal/", 10) == 0 && h->token &&
         kvhttp_auth(r, h->token) != 0)
         return;
-    for (size_t i = 0; i < sizeof store_http_routes / sizeof store_http_routes[0];
-         i++) {
+    for (size_t i = 0; i < nroutes; i++) {
         const store_http_route *rt = &store_http_routes[i];
         size_t n = strlen(rt->path);
         int prefix = rt->path[n - 1] == '/';
-        if (prefix ? strncmp(path, rt->path, n) != 0 : strcmp(path, rt->path) != 0)
+        if (prefix ? strncmp(path, rt->path, n) != 0
+                   : strcmp(path, rt->path) != 0)
             continue;
         if (rt->get_only && !store_reply_is_get(r))
             kvhttp_bad_method(r, "GET, HEAD");

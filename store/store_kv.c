@@ -53,7 +53,7 @@ static char *store_kv_key_cstr(const store_kv_key *k)
 
 /* Answers a failed single op from its status and error detail. */
 static void store_kv_op_error(httpd_req *r, const wire_result *res,
-                                const sdb_opinfo *info, const store_http *h)
+                              const sdb_opinfo *info, const store_http *h)
 {
     switch (info->err) {
     case SDB_E_BAD_VERSION:
@@ -133,7 +133,7 @@ static void store_kv_get(store_http *h, httpd_req *r, const store_kv_key *k)
 
 /* PUT, DELETE and incr: one op in one transaction. */
 static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
-                             uint8_t kind)
+                           uint8_t kind)
 {
     const char *vq = httpd_query(r, "version");
     wire_op op;
@@ -188,7 +188,8 @@ static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
         store_kv_op_error(r, &res, &info, h);
         return;
     }
-    store_stats_add(res.status == 200 ? STORE_STATS_APPLIED : STORE_STATS_NOOPS, 1);
+    store_stats_add(res.status == 200 ? STORE_STATS_APPLIED
+                                      : STORE_STATS_NOOPS, 1);
     if (res.status == 200)
         repl_send_notify(role_repl(h->role));
 

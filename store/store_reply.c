@@ -35,19 +35,26 @@ void store_reply_add_i64(cJSON *j, const char *name, int64_t v)
     cJSON_AddRawToObject(j, name, num);
 }
 
-void store_reply_error_u64(httpd_req *r, unsigned status,
-                           const char *const *hdrs, const char *code,
-                           const char *msg, const char *field, uint64_t v)
+void store_reply_json_error(httpd_req *r, unsigned status,
+                            const char *const *hdrs, const char *code,
+                            const char *msg, const char *field, uint64_t v)
 {
     cJSON *j = cJSON_CreateObject();
 
-    if (status >= 500)
-        store_stats_add(STORE_STATS_ERRORS, 1);
     cJSON_AddStringToObject(j, "error", code);
     cJSON_AddStringToObject(j, "message", msg);
     if (field)
         store_reply_add_u64(j, field, v);
     httpd_respond_json(r, status, j, hdrs);
+}
+
+void store_reply_error_u64(httpd_req *r, unsigned status,
+                           const char *const *hdrs, const char *code,
+                           const char *msg, const char *field, uint64_t v)
+{
+    if (status >= 500)
+        store_stats_add(STORE_STATS_ERRORS, 1);
+    store_reply_json_error(r, status, hdrs, code, msg, field, v);
 }
 
 int store_reply_ops(httpd_req *r, wire_op **ops, size_t *n)

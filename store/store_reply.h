@@ -22,7 +22,11 @@
 void store_reply_fail(httpd_req *r, unsigned status, const char *code,
                       const char *msg);
 /* {"error":code,"message":msg,<field>:<v>} (field NULL: none) with the
- * optional headers hdrs. */
+ * optional headers hdrs; store_reply_error_u64 counts it as an error when
+ * status >= 500, store_reply_json_error never does. */
+void store_reply_json_error(httpd_req *r, unsigned status,
+                            const char *const *hdrs, const char *code,
+                            const char *msg, const char *field, uint64_t v);
 void store_reply_error_u64(httpd_req *r, unsigned status,
                            const char *const *hdrs, const char *code,
                            const char *msg, const char *field, uint64_t v);

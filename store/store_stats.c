@@ -118,7 +118,7 @@ static uint64_t store_stats_position(const sdb_stats *st)
 }
 
 static void store_stats_replication(store_http *h, cJSON *j,
-                                   const sdb_stats *st)
+                                    const sdb_stats *st)
 {
     char primary[256];
 
