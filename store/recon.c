@@ -26,8 +26,6 @@ struct recon {
     unsigned streak;      /* failed requests in a row (logs are thinned) */
 };
 
-#define recon_now_ms clock_mono_ms
-
 recon_t *recon_new(const recon_opts *o)
 {
     recon_t *r = calloc(1, sizeof *r);
@@ -197,7 +195,7 @@ static int recon_apply(recon_t *r, const httpc_resp *resp, uint64_t epoch,
     size_t n = recon_count_ops(resp, &ops);
     sdb_repl_args a = {.epoch = epoch, .since = since, .upto = upto,
                        .resync = resync};
-    int rc;
+    enum sdb_repl_rc rc;
 
     *nops = 0;
     if (n == (size_t)-1)
@@ -215,7 +213,7 @@ static int recon_apply(recon_t *r, const httpc_resp *resp, uint64_t epoch,
     free(ops);
     free(res);
     switch (rc) {
-    case 0:
+    case SDB_REPL_OK:
         *nops = n;
         return 0;
     case SDB_REPL_EPOCH:
@@ -232,7 +230,7 @@ static int recon_apply(recon_t *r, const httpc_resp *resp, uint64_t epoch,
 
 int recon_full_resync(recon_t *r, const char *primary, uint64_t epoch)
 {
-    uint64_t t0 = recon_now_ms(), total = 0;
+    uint64_t t0 = clock_mono_ms(), total = 0;
     int restarts = 0;
 
 restart:
@@ -306,7 +304,7 @@ restart:
         atomic_fetch_add(&r->full_resyncs, 1);
         log_info("reconcile: full resync from %s done: %" PRIu64
                  " records up to seq %" PRIu64 " in %" PRIu64 " ms",
-                 primary, total, since, recon_now_ms() - t0);
+                 primary, total, since, clock_mono_ms() - t0);
         return RECON_OK;
     }
 failed:

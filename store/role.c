@@ -65,8 +65,6 @@ struct role {
     uint64_t next_recon_ms, retry_ms, next_fgc_ms;
 };
 
-#define role_now_ms clock_mono_ms
-
 /* Waits on cv (mu held) for up to ms. */
 static void role_wait_ms(role_t *r, uint64_t ms)
 {
@@ -333,7 +331,7 @@ static void *role_main(void *arg)
         } else {
             topo_put(t);
         }
-        now = role_now_ms();
+        now = clock_mono_ms();
         if (now >= r->next_gc_ms &&
             atomic_load(&r->state) == ROLE_S_PRIMARY && r->cur) {
             role_gc(r, ROLE_S_PRIMARY);
@@ -433,7 +431,7 @@ static void *role_follower_main(void *arg)
         int st = atomic_load(&r->state);
         int rejoin = atomic_load(&r->rejoin);
         uint64_t from = r->rejoin_from, epoch = r->rejoin_epoch;
-        uint64_t now = role_now_ms(), wait;
+        uint64_t now = clock_mono_ms(), wait;
         int due;
 
         snprintf(primary, sizeof primary, "%s", r->primary);
@@ -451,7 +449,7 @@ static void *role_follower_main(void *arg)
             role_rejoin(r, primary, from, epoch, now);
         else if (due)
             role_follow(r, primary, now);
-        now = role_now_ms();
+        now = clock_mono_ms();
         if (st == ROLE_S_SECONDARY && now >= r->next_fgc_ms) {
             role_gc(r, ROLE_S_SECONDARY);
             r->next_fgc_ms = now + ROLE_GC_MS;
@@ -464,7 +462,7 @@ static void *role_follower_main(void *arg)
         if (st == ROLE_S_SECONDARY && primary[0]) {
             uint64_t at = atomic_load(&r->rejoin) ? r->retry_ms
                                                   : r->next_recon_ms;
-            now = role_now_ms();
+            now = clock_mono_ms();
             wait = at > now ? at - now : 0;
             if (wait > 100)
                 wait = 100;

@@ -175,17 +175,21 @@ typedef struct sdb_repl_args {
                         resyncing; everything else is refused then) */
 } sdb_repl_args;
 
-/* sdb_replicate refusals (nothing applied, *applied_seq set). */
-#define SDB_REPL_GAP 1    /* since > applied_seq: resend from applied_seq */
-#define SDB_REPL_EPOCH 2  /* a.epoch is not the store's epoch */
-#define SDB_REPL_RESYNC 3 /* a full resync is under way */
+/* What sdb_replicate did. The refusals apply nothing and set *applied_seq. */
+enum sdb_repl_rc {
+    SDB_REPL_FAILED = -1, /* the transaction failed: nothing applied */
+    SDB_REPL_OK = 0,
+    SDB_REPL_GAP = 1,     /* since > applied_seq: resend from applied_seq */
+    SDB_REPL_EPOCH = 2,   /* a.epoch is not the store's epoch */
+    SDB_REPL_RESYNC = 3,  /* a full resync is under way */
+};
 
 /* Applies ops in REPLICATE mode in one transaction after the checks above;
  * n may be 0 (just moves applied_seq to upto). *applied_seq (optional)
- * gets the position afterwards. 0, SDB_REPL_*, or -1 (nothing applied). */
-int sdb_replicate(sdb *db, const wire_op *ops, size_t n,
-                  const sdb_repl_args *a, wire_result *results,
-                  uint64_t *applied_seq);
+ * gets the position afterwards. */
+enum sdb_repl_rc sdb_replicate(sdb *db, const wire_op *ops, size_t n,
+                               const sdb_repl_args *a, wire_result *results,
+                               uint64_t *applied_seq);
 
 /* Appends to out, as wire ops with seq set (tombstones as WIRE_DEL with no
  * value), every key whose latest change has seq > since, in seq order; at

@@ -502,11 +502,11 @@ int sdb_apply_as(sdb *db, enum sdb_apply_mode mode, const wire_op *ops,
     return sdb_apply_common(db, ops, n, mode, NULL, results, info, NULL);
 }
 
-int sdb_replicate(sdb *db, const wire_op *ops, size_t n,
-                  const sdb_repl_args *a, wire_result *results,
-                  uint64_t *applied_seq)
+enum sdb_repl_rc sdb_replicate(sdb *db, const wire_op *ops, size_t n,
+                               const sdb_repl_args *a, wire_result *results,
+                               uint64_t *applied_seq)
 {
-    return sdb_apply_common(db, ops, n, SDB_APPLY_REPLICATE, a, results, NULL,
+    return (enum sdb_repl_rc)sdb_apply_common(db, ops, n, SDB_APPLY_REPLICATE, a, results, NULL,
                             applied_seq);
 }
 

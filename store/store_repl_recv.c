@@ -67,7 +67,6 @@ static void store_repl_recv_apply(store_http *h, httpd_req *r,
     wire_result *res = NULL;
     uint64_t applied = 0;
     size_t n = 0;
-    int rc;
 
     if (store_reply_ops(r, &ops, &n) != 0)
         return;
@@ -76,17 +75,25 @@ static void store_repl_recv_apply(store_http *h, httpd_req *r,
         goto out;
     }
     store_stats_add(STORE_STATS_REPLICATE_OPS, (int64_t)n);
-    rc = sdb_replicate(h->db, ops, n, a, res, &applied);
-    if (rc < 0)
+    switch (sdb_replicate(h->db, ops, n, a, res, &applied)) {
+    case SDB_REPL_FAILED:
         store_reply_txn_failed(r, res);
-    else if (rc == SDB_REPL_EPOCH)
+        break;
+    case SDB_REPL_EPOCH:
         store_reply_error_u64(r, 503, NULL, "epoch_pending",
                               "the epoch changed while applying", "epoch",
                               sdb_get_epoch(h->db));
-    else if (rc == SDB_REPL_RESYNC)
+        break;
+    case SDB_REPL_RESYNC:
         store_repl_recv_resyncing(r);
-    else
-        store_repl_recv_applied(r, applied, rc == SDB_REPL_GAP);
+        break;
+    case SDB_REPL_GAP:
+        store_repl_recv_applied(r, applied, 1);
+        break;
+    case SDB_REPL_OK:
+        store_repl_recv_applied(r, applied, 0);
+        break;
+    }
 out:
     free(res);
     free(ops);

@@ -60,8 +60,6 @@ struct wquorum {
     size_t n;
 };
 
-#define wquorum_now_us clock_mono_us
-
 /* ---- the policy, pure ------------------------------------------------- */
 
 int wquorum_policy_parse(const char *s, enum wquorum_policy *out)
@@ -166,7 +164,7 @@ static void *wquorum_timer_main(void *arg)
 
     pthread_mutex_lock(&q->mu);
     while (!q->stopping) {
-        uint64_t now = wquorum_now_us();
+        uint64_t now = clock_mono_us();
         wquorum_waiter *late = NULL, **lt = &late;
         uint64_t wake;
 
@@ -304,7 +302,7 @@ void wquorum_wait(wquorum *q, httpd_req *r, uint64_t seq, unsigned status,
         w->nhdrs = i + 1;
     }
     metrics_add(&wqm_waits, 1);
-    w->start_us = wquorum_now_us();
+    w->start_us = clock_mono_us();
     if (atomic_load(&q->qseq) >= seq) {
         /* Already there (a fast secondary): no suspension at all. */
         metrics_add(&wqm_acked, 1);
@@ -336,7 +334,7 @@ void wquorum_wait(wquorum *q, httpd_req *r, uint64_t seq, unsigned status,
                              "here but is not acknowledged", 0);
     } else if (now_ok) {
         metrics_add(&wqm_acked, 1);
-        metrics_hist_record(&wqm_wait_lat, wquorum_now_us() - w->start_us);
+        metrics_hist_record(&wqm_wait_lat, clock_mono_us() - w->start_us);
         wquorum_answer(w);
     }
 }
@@ -370,7 +368,7 @@ void wquorum_release(wquorum *q, uint64_t qseq)
         q->tail = prev;
     }
     pthread_mutex_unlock(&q->mu);
-    now = wquorum_now_us();
+    now = clock_mono_us();
     for (wquorum_waiter *w = done, *nx; w; w = nx) {
         nx = w->next;
         metrics_add(&wqm_acked, 1);
