@@ -450,14 +450,15 @@ static void sdb_copy_fn(const sdb_record *rec, void *arg)
     c->found = 1;
 }
 
-int sdb_get(sdb *db, const void *key, size_t klen, sdb_record *out)
+enum sdb_get_rc sdb_get(sdb *db, const void *key, size_t klen,
+                        sdb_record *out)
 {
     struct sdb_copy c = {out, 0, 0};
 
     memset(out, 0, sizeof *out);
     if (sdb_get_with(db, key, klen, sdb_copy_fn, &c) != 0 || c.oom)
-        return -1;
-    return c.found ? 0 : 1;
+        return SDB_GET_FAILED;
+    return c.found ? SDB_GET_FOUND : SDB_GET_ABSENT;
 }
 
 void sdb_record_free(sdb_record *rec)

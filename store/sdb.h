@@ -119,10 +119,16 @@ void sdb_close(sdb *db);
 /* Forces everything committed so far to disk. 0 or -1. */
 int sdb_sync(sdb *db);
 
-/* Reads key. 0 = found (a tombstone is found too: check flags), 1 = absent,
- * -1 = error. On 0, out->val is a malloc'd NUL-terminated copy: free it with
- * sdb_record_free (an empty value still allocates one byte). */
-int sdb_get(sdb *db, const void *key, size_t klen, sdb_record *out);
+/* Reads key. A tombstone is found too: check flags. When found, out->val
+ * is a malloc'd NUL-terminated copy: free it with sdb_record_free (an empty
+ * value still allocates one byte). */
+enum sdb_get_rc {
+    SDB_GET_FAILED = -1,
+    SDB_GET_FOUND = 0,
+    SDB_GET_ABSENT = 1,
+};
+enum sdb_get_rc sdb_get(sdb *db, const void *key, size_t klen,
+                        sdb_record *out);
 void sdb_record_free(sdb_record *rec);
 
 /* Zero-copy read: calls fn(rec, arg) inside the read transaction with
