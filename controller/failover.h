@@ -1,5 +1,5 @@
 /* failover: the controller's health checks and primary promotion
- * (DESIGN §3; docs/PROTOCOL.md "Replication, quorums and failover").
+ * (docs/PROTOCOL.md "Replication, quorums and failover").
  *
  * failover_tick runs every controller.health_interval_ms on one thread (the
  * controller's probe thread, after the cluster is ready). It probes every
