@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     log_init("kv-queue", LOG_INFO);
-    if (daemon_config(&cfg, config, sets.v, sets.n))
+    if (daemon_config(&cfg, config, sets.v, sets.n, NULL, 0))
         return 1;
     char ctl[300];
     if (controller == NULL) {

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     }
 
     /* Precedence: defaults < file < environment < --set. */
-    if (daemon_config(&cfg, config_path, sets.v, sets.n) != 0)
+    if (daemon_config(&cfg, config_path, sets.v, sets.n, NULL, 0) != 0)
         goto fail;
     if (sdb_fsync_parse(cfg.fsync, &fsync_mode) != 0) {
         fprintf(stderr, "kv-store: store.fsync: unknown policy \"%s\"\n",
