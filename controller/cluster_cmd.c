@@ -26,6 +26,27 @@ static int cluster_cmd_arg(cluster_cmd_argv *a, const char *fmt, ...)
     return 0;
 }
 
+/* What every server binary starts with: <bin_dir>/<prog> --config C --port P. */
+static int cluster_cmd_server(const cluster_t *cl, const cluster_node *n,
+                              const char *prog, cluster_cmd_argv *a)
+{
+    int rc = 0;
+
+    rc |= cluster_cmd_arg(a, "%s/%s", cl->bin_dir, prog);
+    rc |= cluster_cmd_arg(a, "--config");
+    rc |= cluster_cmd_arg(a, "%s", cl->config_path);
+    rc |= cluster_cmd_arg(a, "--port");
+    rc |= cluster_cmd_arg(a, "%u", (unsigned)n->port);
+    return rc;
+}
+
+static int cluster_cmd_controller(const cluster_t *cl, cluster_cmd_argv *a)
+{
+    int rc = cluster_cmd_arg(a, "--controller");
+
+    return rc | cluster_cmd_arg(a, "%s", cl->controller_url);
+}
+
 int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *a)
 {
     const cluster_node *n = &cl->nodes[i];
@@ -36,11 +57,7 @@ int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *a)
     a->argv[0] = NULL;
     switch (n->kind) {
     case CLUSTER_STORE:
-        rc |= cluster_cmd_arg(a, "%s/kv-store", cl->bin_dir);
-        rc |= cluster_cmd_arg(a, "--config");
-        rc |= cluster_cmd_arg(a, "%s", cl->config_path);
-        rc |= cluster_cmd_arg(a, "--port");
-        rc |= cluster_cmd_arg(a, "%u", (unsigned)n->port);
+        rc |= cluster_cmd_server(cl, n, "kv-store", a);
         rc |= cluster_cmd_arg(a, "--shard");
         rc |= cluster_cmd_arg(a, "%d", n->shard);
         rc |= cluster_cmd_arg(a, "--replica");
@@ -49,29 +66,18 @@ int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *a)
         rc |= cluster_cmd_arg(a, "%s", cluster_node_role(cl, n));
         rc |= cluster_cmd_arg(a, "--data");
         rc |= cluster_cmd_arg(a, "%s/shard-%d-%d", cl->data_dir, n->shard,
-                          n->replica);
-        rc |= cluster_cmd_arg(a, "--controller");
-        rc |= cluster_cmd_arg(a, "%s", cl->controller_url);
+                              n->replica);
+        rc |= cluster_cmd_controller(cl, a);
         break;
     case CLUSTER_QUEUE:
-        rc |= cluster_cmd_arg(a, "%s/kv-queue", cl->bin_dir);
-        rc |= cluster_cmd_arg(a, "--config");
-        rc |= cluster_cmd_arg(a, "%s", cl->config_path);
-        rc |= cluster_cmd_arg(a, "--port");
-        rc |= cluster_cmd_arg(a, "%u", (unsigned)n->port);
-        rc |= cluster_cmd_arg(a, "--controller");
-        rc |= cluster_cmd_arg(a, "%s", cl->controller_url);
+        rc |= cluster_cmd_server(cl, n, "kv-queue", a);
+        rc |= cluster_cmd_controller(cl, a);
         rc |= cluster_cmd_arg(a, "--data");
         rc |= cluster_cmd_arg(a, "%s/queue", cl->data_dir);
         break;
     case CLUSTER_API:
-        rc |= cluster_cmd_arg(a, "%s/kv-api", cl->bin_dir);
-        rc |= cluster_cmd_arg(a, "--config");
-        rc |= cluster_cmd_arg(a, "%s", cl->config_path);
-        rc |= cluster_cmd_arg(a, "--port");
-        rc |= cluster_cmd_arg(a, "%u", (unsigned)n->port);
-        rc |= cluster_cmd_arg(a, "--controller");
-        rc |= cluster_cmd_arg(a, "%s", cl->controller_url);
+        rc |= cluster_cmd_server(cl, n, "kv-api", a);
+        rc |= cluster_cmd_controller(cl, a);
         break;
     case CLUSTER_NGINX:
         rc |= cluster_cmd_arg(a, "%s", cl->nginx_bin[0] ? cl->nginx_bin
@@ -86,7 +92,6 @@ int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *a)
     }
     return rc ? -1 : 0;
 }
-
 
 int cluster_cmd_register(cluster_t *cl, sup_t *sup)
 {

@@ -19,10 +19,9 @@ METRIC_COUNTER(controller_http_requests, "kv_controller_http_requests_total",
 
 static const char *const controller_http_allow_get[] = {"Allow: GET", NULL};
 
-static void controller_http_metrics(httpd_req *r, struct controller_http *h)
+void controller_http_metrics_text(httpd_req *r, char *own, size_t own_len)
 {
-    size_t own_len = 0, lib_len = 0;
-    char *own = cluster_publish_metrics(h->cl, h->sup, &own_len);
+    size_t lib_len = 0;
     char *lib = metrics_render(&lib_len);
     char *all = malloc(own_len + lib_len + 1);
 
@@ -76,8 +75,11 @@ void controller_http_handle(httpd_req *r, void *app)
     case 2:
         httpd_respond_json(r, 200, cluster_publish_status(h->cl, h->sup), NULL);
         break;
-    default:
-        controller_http_metrics(r, h);
+    default: {
+        size_t len = 0;
+        char *own = cluster_publish_metrics(h->cl, h->sup, &len);
+        controller_http_metrics_text(r, own, len);
+    }
     }
 }
 
