@@ -82,15 +82,9 @@ static cluster_node *cluster_add_node(cluster_t *cl, enum cluster_kind kind,
     return n;
 }
 
-int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
-                 const char *bin_dir, const char *log_dir, char *err,
-                 size_t errlen)
+/* The limits of the port layout (config_store_port and friends). */
+static int cluster_init_check(const kv_config *c, char *err, size_t errlen)
 {
-    char cwd[PATH_MAX];
-    size_t max_nodes;
-
-    memset(cl, 0, sizeof *cl);
-    cl->cfg = *c;
     if (c->shards < 1 || c->shards > 1000)
         return cluster_errf(err, errlen, "cluster.shards: must be 1..1000");
     if (c->replicas < 1 || c->replicas > 10)
@@ -108,21 +102,30 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
                             "65535");
     if (c->nginx_port < 1 || c->nginx_port > 65535)
         return cluster_errf(err, errlen, "nginx.port: must be 1..65535");
+    return 0;
+}
 
-    cl->supervise = c->supervise != 0;
-    if (addr_check_template(c->advertise_host, err, errlen) < 0)
-        return -1;
-    cluster_advertise_host(c->bind, cl->host, sizeof cl->host);
-    snprintf(cl->controller_url, sizeof cl->controller_url, "http://%s:%lld",
-             cl->host, (long long)c->base_port);
+/* path made absolute against cwd. 0 or -1 when it does not fit. */
+static int cluster_init_abs(char *out, size_t len, const char *cwd,
+                            const char *path)
+{
+    return path[0] == '/' ? cluster_fmt(out, len, "%s", path)
+                          : cluster_fmt(out, len, "%s/%s", cwd, path);
+}
+
+/* Every directory and file name the cluster uses. */
+static int cluster_init_paths(cluster_t *cl, const char *run_dir,
+                              const char *bin_dir, const char *log_dir,
+                              char *err, size_t errlen)
+{
+    const kv_config *c = &cl->cfg;
+    char cwd[PATH_MAX];
+
     if (getcwd(cwd, sizeof cwd) == NULL)
         return cluster_errf(err, errlen, "getcwd: %s", strerror(errno));
     if (!c->data_dir[0])
         return cluster_errf(err, errlen, "cluster.data_dir: must not be empty");
-    if (c->data_dir[0] == '/'
-            ? cluster_fmt(cl->data_dir, sizeof cl->data_dir, "%s", c->data_dir)
-            : cluster_fmt(cl->data_dir, sizeof cl->data_dir, "%s/%s", cwd,
-                          c->data_dir))
+    if (cluster_init_abs(cl->data_dir, sizeof cl->data_dir, cwd, c->data_dir))
         return cluster_errf(err, errlen, "cluster.data_dir: path too long");
     if (strlen(cl->data_dir) >= sizeof cl->cfg.data_dir)
         return cluster_errf(err, errlen,
@@ -130,18 +133,12 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
                             "bytes", cl->data_dir, CFG_STR_MAX - 1);
     memcpy(cl->cfg.data_dir, cl->data_dir, strlen(cl->data_dir) + 1);
     if (run_dir && *run_dir
-            ? (run_dir[0] == '/'
-                   ? cluster_fmt(cl->run_dir, sizeof cl->run_dir, "%s", run_dir)
-                   : cluster_fmt(cl->run_dir, sizeof cl->run_dir, "%s/%s", cwd,
-                                 run_dir))
+            ? cluster_init_abs(cl->run_dir, sizeof cl->run_dir, cwd, run_dir)
             : cluster_fmt(cl->run_dir, sizeof cl->run_dir, "%s/run",
                           cl->data_dir))
         return cluster_errf(err, errlen, "run dir: path too long");
     if (log_dir && *log_dir &&
-        (log_dir[0] == '/'
-             ? cluster_fmt(cl->log_dir, sizeof cl->log_dir, "%s", log_dir)
-             : cluster_fmt(cl->log_dir, sizeof cl->log_dir, "%s/%s", cwd,
-                           log_dir)))
+        cluster_init_abs(cl->log_dir, sizeof cl->log_dir, cwd, log_dir))
         return cluster_errf(err, errlen, "log dir: path too long");
     if (cluster_fmt(cl->bin_dir, sizeof cl->bin_dir, "%s",
                     bin_dir ? bin_dir : ".") ||
@@ -157,32 +154,25 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
     if (cluster_fmt(cl->state_path, sizeof cl->state_path,
                     "%s/controller-state.json", cl->data_dir))
         return cluster_errf(err, errlen, "cluster.data_dir: path too long");
+    return 0;
+}
 
-    max_nodes = (size_t)(c->shards * c->replicas + 1 + c->api_count + 1);
-    cl->nodes = calloc(max_nodes, sizeof *cl->nodes);
-    cl->shards = calloc((size_t)c->shards, sizeof *cl->shards);
-    if (cl->nodes == NULL || cl->shards == NULL) {
-        cluster_free(cl);
-        return cluster_errf(err, errlen, "out of memory");
-    }
-    pthread_mutex_init(&cl->mu, NULL);
-    cl->epoch = 1;
-    cl->nshards = (size_t)c->shards;
-    atomic_init(&cl->failovers, 0);
-    atomic_init(&cl->failovers_skipped, 0);
-    for (size_t s = 0; s < cl->nshards; s++) {
-        cl->shards[s].epoch = 1;
-        cl->shards[s].primary = 0;
+/* Every store replica and the queue; api processes and nginx when
+ * supervised. The arrays are allocated already. */
+static int cluster_init_nodes(cluster_t *cl, char *err, size_t errlen)
+{
+    const kv_config *c = &cl->cfg;
+
+    for (size_t s = 0; s < cl->nshards; s++)
         for (int64_t r = 0; r < c->replicas; r++)
             if (cluster_add_node(cl, CLUSTER_STORE, (int)s, (int)r,
                                  config_store_port(c, (unsigned)s,
                                                    (unsigned)r),
                                  err, errlen) == NULL)
-                goto bad_node;
-    }
+                return -1;
     if (cluster_add_node(cl, CLUSTER_QUEUE, -1, -1, config_queue_port(c), err,
                          errlen) == NULL)
-        goto bad_node;
+        return -1;
     /* Watching external processes: the stores and the queue have one
      * address each; api replicas (any number, behind one service name) and
      * nginx are the container platform's business. */
@@ -191,22 +181,63 @@ int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
                                            config_api_port(c, (unsigned)i),
                                            err, errlen);
         if (n == NULL)
-            goto bad_node;
+            return -1;
         n->replica = -1;
     }
     if (cl->supervise &&
         cluster_add_node(cl, CLUSTER_NGINX, -1, -1, (uint16_t)c->nginx_port,
                          err, errlen) == NULL)
-        goto bad_node;
+        return -1;
+    return 0;
+}
+
+int cluster_init(cluster_t *cl, const kv_config *c, const char *run_dir,
+                 const char *bin_dir, const char *log_dir, char *err,
+                 size_t errlen)
+{
+    size_t max_nodes;
+
+    memset(cl, 0, sizeof *cl);
+    cl->cfg = *c;
+    if (cluster_init_check(c, err, errlen) < 0)
+        return -1;
+    cl->supervise = c->supervise != 0;
+    if (addr_check_template(c->advertise_host, err, errlen) < 0)
+        return -1;
+    cluster_advertise_host(c->bind, cl->host, sizeof cl->host);
+    snprintf(cl->controller_url, sizeof cl->controller_url, "http://%s:%lld",
+             cl->host, (long long)c->base_port);
+    if (cluster_init_paths(cl, run_dir, bin_dir, log_dir, err, errlen) < 0)
+        return -1;
+
+    pthread_mutex_init(&cl->mu, NULL);
+    max_nodes = (size_t)(c->shards * c->replicas + 1 + c->api_count + 1);
+    cl->nodes = calloc(max_nodes, sizeof *cl->nodes);
+    cl->shards = calloc((size_t)c->shards, sizeof *cl->shards);
+    if (cl->nodes == NULL || cl->shards == NULL) {
+        cluster_errf(err, errlen, "out of memory");
+        goto fail;
+    }
+    cl->epoch = 1;
+    cl->nshards = (size_t)c->shards;
+    atomic_init(&cl->failovers, 0);
+    atomic_init(&cl->failovers_skipped, 0);
+    for (size_t s = 0; s < cl->nshards; s++) {
+        cl->shards[s].epoch = 1;
+        cl->shards[s].primary = 0;
+    }
+    if (cluster_init_nodes(cl, err, errlen) < 0)
+        goto fail;
     atomic_init(&cl->ready, 0);
     return 0;
-bad_node:
+fail:
     cluster_free(cl);
     return -1;
 }
 
 void cluster_free(cluster_t *cl)
 {
+    /* The mutex exists once the arrays were asked for (cluster_init). */
     if (cl->nodes || cl->shards)
         pthread_mutex_destroy(&cl->mu);
     free(cl->nodes);

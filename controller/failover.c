@@ -189,7 +189,8 @@ static void failover_notify(failover_t *f, unsigned shard)
     }
 }
 
-int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
+enum failover_result failover_shard(failover_t *f, unsigned shard,
+                                    int64_t now_ms)
 {
     cluster_t *cl = f->cl;
     failover_cand cands[FAILOVER_MAX_REPLICAS];
@@ -199,7 +200,7 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
     size_t n;
 
     if (shard >= cl->nshards)
-        return -1;
+        return FAILOVER_ERROR;
     pthread_mutex_lock(&cl->mu);
     old_primary = cl->shards[shard].primary;
     pthread_mutex_unlock(&cl->mu);
@@ -217,16 +218,16 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
                      (long long)cl->cfg.health_interval_ms);
             f->skip_logged_ms[shard] = now_ms;
         }
-        return 0;
+        return FAILOVER_SKIPPED;
     }
     if (f->stop && atomic_load(f->stop))
-        return 0;
+        return FAILOVER_SKIPPED;
     best = failover_pick(cands, n);
     new_node = cluster_store_node(cl, shard, cands[best].replica);
     if (new_node == NULL ||
         cluster_promote(cl, shard, cands[best].replica, cands[best].seq,
                         now_ms) < 0)
-        return -1;
+        return FAILOVER_ERROR;
     pthread_mutex_lock(&cl->mu);
     shard_epoch = cl->shards[shard].epoch;
     epoch = cl->epoch;
@@ -262,7 +263,7 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
     log_info("failover: shard %u: topology epoch %llu published", shard,
              (unsigned long long)epoch);
     failover_notify(f, shard);
-    return 1;
+    return FAILOVER_PROMOTED;
 }
 
 int failover_tick(failover_t *f, int64_t now_ms)
@@ -314,7 +315,7 @@ int failover_tick(failover_t *f, int64_t now_ms)
             log_warn("failover: shard %zu: primary %s down for %lld ms: "
                      "failing over", s, p ? p->name : "(none)",
                      (long long)down_ms);
-        if (failover_shard(f, (unsigned)s, now_ms) > 0)
+        if (failover_shard(f, (unsigned)s, now_ms) == FAILOVER_PROMOTED)
             done++;
     }
     return done;

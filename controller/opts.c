@@ -69,14 +69,14 @@ void controller_opts_usage(FILE *f)
 }
 
 static int controller_opts_fail(char *err, size_t errlen, const char *what,
-                         const char *detail)
+                                const char *detail)
 {
     snprintf(err, errlen, "%s%s", what, detail ? detail : "");
     return -1;
 }
 
-int controller_opts_parse(int argc, char **argv, controller_opts *o, kv_config *c,
-                   char *err, size_t errlen)
+int controller_opts_parse(int argc, char **argv, controller_opts *o,
+                          kv_config *c, char *err, size_t errlen)
 {
     uint64_t ready_ms = CONTROLLER_OPTS_READY_TIMEOUT_MS;
     flags_list sets = {0};
@@ -103,8 +103,9 @@ int controller_opts_parse(int argc, char **argv, controller_opts *o, kv_config *
     if (o->lab) {
         config_defaults(c);
         if (o->config || sets.n || o->run_dir || o->nginx_template)
-            return controller_opts_fail(err, errlen, "--lab takes only --log-dir "
-                                 "besides the student_config.json", NULL);
+            return controller_opts_fail(err, errlen, "--lab takes only "
+                                        "--log-dir besides the "
+                                        "student_config.json", NULL);
         return 0; /* the lab reads its own file (lab.h) */
     }
     if (daemon_config(c, o->config, sets.v, sets.n, msg, sizeof msg) < 0)

@@ -1,4 +1,4 @@
-/* opts: kv-controller's command line.
+/* controller_opts: kv-controller's command line.
  *   --config FILE, --set path=value (repeatable), --run-dir DIR,
  *   --log-dir DIR, --nginx-template FILE, --ready-timeout-ms N,
  *   --lab FILE (the CloudCart lab instead of a cluster),
@@ -28,8 +28,9 @@ typedef struct controller_opts {
 
 void controller_opts_usage(FILE *f);
 /* Parse argv and build the configuration (defaults < file < environment <
- * --set). 0 = run, 1 = --help was printed, -1 = error (err says why). */
-int controller_opts_parse(int argc, char **argv, controller_opts *o, kv_config *c,
-                   char *err, size_t errlen);
+ * --set, through daemon_config). 0 = run, FLAGS_HELP = --help was asked
+ * for, -1 = error (err says why). */
+int controller_opts_parse(int argc, char **argv, controller_opts *o,
+                          kv_config *c, char *err, size_t errlen);
 
 #endif
