@@ -174,7 +174,7 @@ void sup_free(sup_t *s)
 int sup_add(sup_t *s, const sup_spec *spec)
 {
     struct sup_child *c;
-    int idx;
+    int idx = -1;
 
     if (spec->argv == NULL || spec->argv[0] == NULL)
         return -1;
@@ -182,10 +182,8 @@ int sup_add(sup_t *s, const sup_spec *spec)
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
         struct sup_child *k = realloc(s->kids, cap * sizeof *k);
-        if (k == NULL) {
-            pthread_mutex_unlock(&s->mu);
-            return -1;
-        }
+        if (k == NULL)
+            goto out;
         s->kids = k;
         s->cap = cap;
     }
@@ -195,8 +193,8 @@ int sup_add(sup_t *s, const sup_spec *spec)
     c->argv = sup_copy_argv(spec->argv);
     c->pidfile = spec->pidfile ? strdup(spec->pidfile) : NULL;
     if (c->argv == NULL) {
-        pthread_mutex_unlock(&s->mu);
-        return -1;
+        free(c->pidfile);
+        goto out;
     }
     c->spec.argv = c->argv;
     c->spec.pidfile = c->pidfile;
@@ -205,6 +203,7 @@ int sup_add(sup_t *s, const sup_spec *spec)
                  spec->name);
     c->state = SUP_STOPPED;
     idx = (int)s->n++;
+out:
     pthread_mutex_unlock(&s->mu);
     return idx;
 }

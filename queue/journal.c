@@ -78,8 +78,7 @@ journal_t *journal_open(const char *dir, size_t map_mb, const char *fsync,
         return NULL;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         log_error("journal: cannot create %s: %s", dir, strerror(errno));
-        free(j);
-        return NULL;
+        goto fail;
     }
     j->hooks = *hooks;
     j->sync_each = strcmp(fsync, "always") == 0;
@@ -90,17 +89,12 @@ journal_t *journal_open(const char *dir, size_t map_mb, const char *fsync,
         (rc = mdb_env_open(j->env, dir, flags, 0644)) ||
         (rc = mdb_txn_begin(j->env, NULL, 0, &txn))) {
         log_error("journal: cannot open %s: %s", dir, mdb_strerror(rc));
-        if (j->env)
-            mdb_env_close(j->env);
-        free(j);
-        return NULL;
+        goto fail;
     }
     if ((rc = mdb_dbi_open(txn, NULL, MDB_INTEGERKEY, &j->dbi)) ||
         (rc = mdb_txn_commit(txn))) {
         log_error("journal: cannot open its table: %s", mdb_strerror(rc));
-        mdb_env_close(j->env);
-        free(j);
-        return NULL;
+        goto fail;
     }
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->done, NULL);
@@ -108,6 +102,11 @@ journal_t *journal_open(const char *dir, size_t map_mb, const char *fsync,
     j->sync_everysec = strcmp(fsync, "everysec") == 0;
     pthread_create(&j->syncer, NULL, journal_sync_main, j);
     return j;
+fail:
+    if (j->env)
+        mdb_env_close(j->env);
+    free(j);
+    return NULL;
 }
 
 void journal_close(journal_t *j)
