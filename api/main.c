@@ -56,7 +56,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     log_init("kv-api", LOG_INFO);
-    if (daemon_config(&app.cfg, config, sets.v, sets.n))
+    if (daemon_config(&app.cfg, config, sets.v, sets.n, NULL, 0))
         return 1;
     if (controller == NULL && lab)
         controller = API_LAB_CONTROLLER;

@@ -1,8 +1,11 @@
 #include "failover.h"
 
+#include "cluster_cmd.h"
+#include "cluster_state.h"
 #include "httpc.h"
 #include "kvhdr.h"
 #include "log.h"
+#include "probe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,34 +94,26 @@ static size_t failover_candidates(failover_t *f, unsigned shard, int except,
 {
     cluster_t *cl = f->cl;
     cluster_node *nodes[FAILOVER_MAX_REPLICAS];
-    char urls[FAILOVER_MAX_REPLICAS][SUP_URL_MAX + 16];
-    httpc_req reqs[FAILOVER_MAX_REPLICAS];
+    const char *bases[FAILOVER_MAX_REPLICAS] = {0};
     httpc_resp resps[FAILOVER_MAX_REPLICAS];
     size_t n = 0, got = 0;
 
-    memset(reqs, 0, sizeof reqs);
     for (size_t i = 0; i < cl->nnodes && n < FAILOVER_MAX_REPLICAS; i++) {
         cluster_node *nd = &cl->nodes[i];
         if (nd->kind != CLUSTER_STORE || nd->shard != (int)shard ||
             nd->replica == except)
             continue;
         nodes[n] = nd;
-        snprintf(urls[n], sizeof urls[n], "%s/health", nd->url);
-        memset(&reqs[n], 0, sizeof reqs[n]);
-        reqs[n].method = "GET";
-        reqs[n].url = urls[n];
-        reqs[n].timeout_ms = f->probe_timeout_ms;
-        n++;
+        bases[n++] = nd->url;
     }
-    memset(resps, 0, sizeof resps);
-    httpc_parallel(reqs, resps, n, f->probe_timeout_ms);
+    probe_health(bases, n, f->probe_timeout_ms, resps);
     for (size_t i = 0; i < n; i++) {
         uint64_t seq, epoch;
         if (resps[i].status != 200) {
             log_info("failover: shard %u: %s is not a candidate: %s", shard,
                      nodes[i]->name,
                      resps[i].status ? "HTTP error" : resps[i].error);
-        } else if (cluster_health_seq(resps[i].body, resps[i].len, &seq,
+        } else if (probe_health_seq(resps[i].body, resps[i].len, &seq,
                                       &epoch) < 0) {
             log_warn("failover: shard %u: %s: /health has no applied_seq or "
                      "seq", shard, nodes[i]->name);
@@ -194,7 +189,8 @@ static void failover_notify(failover_t *f, unsigned shard)
     }
 }
 
-int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
+enum failover_result failover_shard(failover_t *f, unsigned shard,
+                                    int64_t now_ms)
 {
     cluster_t *cl = f->cl;
     failover_cand cands[FAILOVER_MAX_REPLICAS];
@@ -204,7 +200,7 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
     size_t n;
 
     if (shard >= cl->nshards)
-        return -1;
+        return FAILOVER_ERROR;
     pthread_mutex_lock(&cl->mu);
     old_primary = cl->shards[shard].primary;
     pthread_mutex_unlock(&cl->mu);
@@ -222,16 +218,16 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
                      (long long)cl->cfg.health_interval_ms);
             f->skip_logged_ms[shard] = now_ms;
         }
-        return 0;
+        return FAILOVER_SKIPPED;
     }
     if (f->stop && atomic_load(f->stop))
-        return 0;
+        return FAILOVER_SKIPPED;
     best = failover_pick(cands, n);
     new_node = cluster_store_node(cl, shard, cands[best].replica);
     if (new_node == NULL ||
         cluster_promote(cl, shard, cands[best].replica, cands[best].seq,
                         now_ms) < 0)
-        return -1;
+        return FAILOVER_ERROR;
     pthread_mutex_lock(&cl->mu);
     shard_epoch = cl->shards[shard].epoch;
     epoch = cl->epoch;
@@ -248,7 +244,7 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
     atomic_store(&new_node->last_ok_ms, now_ms);
     f->down_logged[shard] = 0;
     f->skip_logged_ms[shard] = 0;
-    if (cluster_save_state(cl) == 0)
+    if (cluster_state_save(cl) == 0)
         log_info("failover: shard %u: topology state saved to %s", shard,
                  cl->state_path);
     /* Restarts from now on start every store of the shard in its new role. */
@@ -257,7 +253,7 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
         if (nd->kind != CLUSTER_STORE || nd->shard != (int)shard ||
             nd->sup_index < 0)
             continue;
-        if (cluster_update_child(cl, f->sup, i) < 0)
+        if (cluster_cmd_update_child(cl, f->sup, i) < 0)
             log_error("failover: shard %u: cannot update the command line "
                       "of %s", shard, nd->name);
         else if (nd == old_node || nd == new_node)
@@ -267,7 +263,7 @@ int failover_shard(failover_t *f, unsigned shard, int64_t now_ms)
     log_info("failover: shard %u: topology epoch %llu published", shard,
              (unsigned long long)epoch);
     failover_notify(f, shard);
-    return 1;
+    return FAILOVER_PROMOTED;
 }
 
 int failover_tick(failover_t *f, int64_t now_ms)
@@ -275,7 +271,7 @@ int failover_tick(failover_t *f, int64_t now_ms)
     cluster_t *cl = f->cl;
     int done = 0;
 
-    cluster_probe_all(cl, f->probe_timeout_ms);
+    probe_nodes(cl, f->probe_timeout_ms);
     now_ms = sup_now_ms(); /* the probes took a while */
     for (size_t s = 0; s < cl->nshards; s++) {
         cluster_node *p;
@@ -319,7 +315,7 @@ int failover_tick(failover_t *f, int64_t now_ms)
             log_warn("failover: shard %zu: primary %s down for %lld ms: "
                      "failing over", s, p ? p->name : "(none)",
                      (long long)down_ms);
-        if (failover_shard(f, (unsigned)s, now_ms) > 0)
+        if (failover_shard(f, (unsigned)s, now_ms) == FAILOVER_PROMOTED)
             done++;
     }
     return done;

@@ -1,5 +1,5 @@
 /* failover: the controller's health checks and primary promotion
- * (DESIGN §3; docs/PROTOCOL.md "Replication, quorums and failover").
+ * (docs/PROTOCOL.md "Replication, quorums and failover").
  *
  * failover_tick runs every controller.health_interval_ms on one thread (the
  * controller's probe thread, after the cluster is ready). It probes every
@@ -47,9 +47,15 @@ void failover_free(failover_t *f);
  * the number of promotions done. now_ms is sup_now_ms(). */
 int failover_tick(failover_t *f, int64_t now_ms);
 
-/* Fail over one shard now (its primary is taken as down): 1 promoted, 0 no
- * live secondary (nothing changed), -1 error. */
-int failover_shard(failover_t *f, unsigned shard, int64_t now_ms);
+enum failover_result {
+    FAILOVER_ERROR = -1,   /* no such shard, or the promotion failed */
+    FAILOVER_SKIPPED = 0,  /* no live secondary, or stopping: nothing changed */
+    FAILOVER_PROMOTED = 1
+};
+
+/* Fail over one shard now (its primary is taken as down). */
+enum failover_result failover_shard(failover_t *f, unsigned shard,
+                                    int64_t now_ms);
 
 /* The candidate to promote: highest seq, ties to the lowest replica id.
  * Index into c, or -1 when n == 0. */

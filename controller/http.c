@@ -1,26 +1,27 @@
 #include "http.h"
 
+#include "cluster_publish.h"
+#include "kvhttp.h"
 #include "log.h"
 #include "metrics.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct ctl_http {
+struct controller_http {
     httpd_t *srv;
     cluster_t *cl;
     sup_t *sup;
 };
 
-METRIC_COUNTER(ctl_http_requests, "kv_controller_http_requests_total",
+METRIC_COUNTER(controller_http_requests, "kv_controller_http_requests_total",
                "HTTP requests served by the controller");
 
-static const char *const ctl_http_allow_get[] = {"Allow: GET", NULL};
+static const char *const controller_http_allow_get[] = {"Allow: GET", NULL};
 
-static void ctl_http_metrics(httpd_req *r, struct ctl_http *h)
+void controller_http_metrics_text(httpd_req *r, char *own, size_t own_len)
 {
-    size_t own_len = 0, lib_len = 0;
-    char *own = cluster_metrics_text(h->cl, h->sup, &own_len);
+    size_t lib_len = 0;
     char *lib = metrics_render(&lib_len);
     char *all = malloc(own_len + lib_len + 1);
 
@@ -40,16 +41,16 @@ static void ctl_http_metrics(httpd_req *r, struct ctl_http *h)
     free(lib);
 }
 
-void ctl_http_handle(httpd_req *r, void *app)
+void controller_http_handle(httpd_req *r, void *app)
 {
-    struct ctl_http *h = app;
+    struct controller_http *h = app;
     const char *path = httpd_path(r);
     size_t plen = strcspn(path, "?");
     static const char *const routes[] = {"/topology", "/health", "/status",
                                          "/metrics"};
     int route = -1;
 
-    metrics_add(&ctl_http_requests, 1);
+    metrics_add(&controller_http_requests, 1);
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (strlen(routes[i]) == plen && memcmp(routes[i], path, plen) == 0)
             route = (int)i;
@@ -59,39 +60,39 @@ void ctl_http_handle(httpd_req *r, void *app)
         return;
     }
     if (!httpd_method_is(r, "GET") && !httpd_method_is(r, "HEAD")) {
-        httpd_error_h(r, 405, ctl_http_allow_get, "method_not_allowed",
+        httpd_error_h(r, 405, controller_http_allow_get, "method_not_allowed",
                       "%s %.*s: only GET is allowed", httpd_method(r),
                       (int)plen, path);
         return;
     }
     switch (route) {
     case 0:
-        httpd_respond_json(r, 200, cluster_topology_json(h->cl), NULL);
+        httpd_respond_json(r, 200, cluster_publish_topology(h->cl), NULL);
         break;
-    case 1: {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "status", "ok");
-        httpd_respond_json(r, 200, j, NULL);
+    case 1:
+        kvhttp_ok(r, NULL);
         break;
-    }
     case 2:
-        httpd_respond_json(r, 200, cluster_status_json(h->cl, h->sup), NULL);
+        httpd_respond_json(r, 200, cluster_publish_status(h->cl, h->sup), NULL);
         break;
-    default:
-        ctl_http_metrics(r, h);
+    default: {
+        size_t len = 0;
+        char *own = cluster_publish_metrics(h->cl, h->sup, &len);
+        controller_http_metrics_text(r, own, len);
+    }
     }
 }
 
-ctl_http *ctl_http_start(cluster_t *cl, sup_t *sup)
+controller_http *controller_http_start(cluster_t *cl, sup_t *sup)
 {
-    static int registered;
-    struct ctl_http *h = calloc(1, sizeof *h);
+    static int registered; /* a metric registers once per process */
+    struct controller_http *h = calloc(1, sizeof *h);
     httpd_opts o;
 
     if (h == NULL)
         return NULL;
     if (!registered) {
-        metrics_register(&ctl_http_requests);
+        metrics_register(&controller_http_requests);
         registered = 1;
     }
     h->cl = cl;
@@ -101,7 +102,7 @@ ctl_http *ctl_http_start(cluster_t *cl, sup_t *sup)
     o.port = (uint16_t)cl->cfg.base_port;
     o.threads = 2;
     o.max_body = 64 * 1024;
-    h->srv = httpd_start(&o, ctl_http_handle, h);
+    h->srv = httpd_start(&o, controller_http_handle, h);
     if (h->srv == NULL) {
         free(h);
         return NULL;
@@ -109,7 +110,7 @@ ctl_http *ctl_http_start(cluster_t *cl, sup_t *sup)
     return h;
 }
 
-void ctl_http_stop(ctl_http *h)
+void controller_http_stop(controller_http *h)
 {
     if (h == NULL)
         return;

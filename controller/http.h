@@ -1,12 +1,12 @@
 /* http: the controller's HTTP routes (on cluster.bind:cluster.base_port).
  *   GET /topology   the topology (lib/topo.h format)
  *   GET /health     {"status":"ok"}
- *   GET /status     the controller and every child (cluster_status_json)
+ *   GET /status     the controller and every child (cluster_publish_status)
  *   GET /metrics    Prometheus text
  * Anything else: 404 JSON; a known path with another method: 405 JSON with
  * an Allow header.
- * Ownership: ctl_http_start returns a server the caller stops with
- * ctl_http_stop; cl and sup are borrowed and must outlive it. */
+ * Ownership: controller_http_start returns a server the caller stops with
+ * controller_http_stop; cl and sup are borrowed and must outlive it. */
 #ifndef KV_CTL_HTTP_H
 #define KV_CTL_HTTP_H
 
@@ -14,12 +14,17 @@
 #include "httpd.h"
 #include "sup.h"
 
-typedef struct ctl_http ctl_http;
+typedef struct controller_http controller_http;
 
-ctl_http *ctl_http_start(cluster_t *cl, sup_t *sup);
-void ctl_http_stop(ctl_http *h);
+controller_http *controller_http_start(cluster_t *cl, sup_t *sup);
+void controller_http_stop(controller_http *h);
+
+/* 200 with own (Prometheus lines, own_len bytes; freed here, NULL = out of
+ * memory: 500) followed by lib/metrics' text. For any controller-side
+ * server with lines of its own (the lab's API too). */
+void controller_http_metrics_text(httpd_req *r, char *own, size_t own_len);
 
 /* The handler itself, for tests that drive routes without a socket. */
-void ctl_http_handle(httpd_req *r, void *app);
+void controller_http_handle(httpd_req *r, void *app);
 
 #endif

@@ -1,10 +1,14 @@
 /* kv-controller: starts and supervises a local cluster (or, with
  * controller.supervise=0, watches one it did not start), serves its
- * topology. Wiring only; the logic is in sup.c, cluster.c, failover.c, nginx_conf.c
- * and http.c. */
+ * topology. Wiring only; the logic is in sup.c, cluster*.c, health.c,
+ * probe.c, failover.c, nginx_conf.c and http.c. */
 #include "cluster.h"
+#include "cluster_cmd.h"
+#include "cluster_preflight.h"
+#include "cluster_state.h"
 #include "config.h"
-#include "failover.h"
+#include "flags.h"
+#include "health.h"
 #include "http.h"
 #include "lab.h"
 #include "httpc.h"
@@ -15,87 +19,22 @@
 
 #include <libgen.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define STOP_GRACE_MS 5000
 
-typedef struct ready_ctx {
-    cluster_t *cl;
-    sup_t *sup;
-    long timeout_ms;
-    atomic_int stop;
-} ready_ctx;
-
-static void *ready_thread(void *arg)
-{
-    ready_ctx *r = arg;
-    char err[2048];
-
-    if (r->timeout_ms <= 0) {
-        cluster_print_summary(r->cl, r->sup, stdout);
-    } else if (cluster_wait_ready(r->cl, r->timeout_ms, &r->stop, err,
-                                  sizeof err) == 0) {
-        cluster_print_summary(r->cl, r->sup, stdout);
-        log_info("cluster ready");
-    } else if (atomic_load(&r->stop)) {
-        return NULL;
-    } else if (r->cl->supervise) {
-        log_error("cluster did not come up: %s", err);
-        sup_request_exit(r->sup, 1);
-        return NULL;
-    } else {
-        /* External nodes come and go with their containers: watch them
-         * and fail over anyway. */
-        log_warn("%s; health checks and failover start now", err);
-    }
-    /* Health checks every controller.health_interval_ms keep the flags of
-     * /status current and drive failover. */
-    failover_t *fo = failover_new(r->cl, r->sup, &r->stop);
-    int64_t interval = r->cl->cfg.health_interval_ms;
-    int64_t next = sup_now_ms() + interval;
-
-    if (fo == NULL) {
-        log_error("failover: out of memory; health checks stopped");
-        return NULL;
-    }
-    log_info("health checks every %lld ms, failover after %lld ms",
-             (long long)interval, (long long)r->cl->cfg.failover_after_ms);
-    while (!atomic_load(&r->stop)) {
-        int64_t now = sup_now_ms();
-        if (now < next) {
-            int64_t d = next - now > 50 ? 50 : next - now;
-            nanosleep(&(struct timespec){0, (long)d * 1000000L}, NULL);
-            continue;
-        }
-        next = now + interval;
-        failover_tick(fo, now);
-        if (!atomic_load(&r->cl->ready) && cluster_all_healthy(r->cl)) {
-            atomic_store(&r->cl->ready, 1);
-            cluster_print_summary(r->cl, r->sup, stdout);
-            log_info("cluster ready");
-        }
-    }
-    failover_free(fo);
-    httpc_thread_done();
-    return NULL;
-}
-
 int main(int argc, char **argv)
 {
     kv_config cfg;
-    ctl_opts args;
+    controller_opts args;
     cluster_t cl;
     sup_t *sup;
-    ctl_http *http;
-    ready_ctx rc;
-    pthread_t ready_tid;
+    controller_http *http;
+    health_t *health;
     char exe[PATH_MAX], tmpl[PATH_MAX], err[1024];
     ssize_t n;
     int code;
@@ -105,9 +44,9 @@ int main(int argc, char **argv)
     /* Before any thread exists: the supervisor takes these via signalfd. */
     sup_block_signals();
     log_init("kv-controller", LOG_INFO);
-    switch (ctl_opts_parse(argc, argv, &args, &cfg, err, sizeof err)) {
-    case 1:
-        ctl_opts_usage(stdout);
+    switch (controller_opts_parse(argc, argv, &args, &cfg, err, sizeof err)) {
+    case FLAGS_HELP:
+        controller_opts_usage(stdout);
         return 0;
     case -1:
         fprintf(stderr, "kv-controller: %s (see --help)\n", err);
@@ -135,9 +74,9 @@ int main(int argc, char **argv)
     }
     if (cluster_init(&cl, &cfg, args.run_dir, dirname(exe), args.log_dir, err,
                      sizeof err) < 0 ||
-        cluster_load_state(&cl, err, sizeof err) < 0 ||
-        cluster_check_binaries(&cl, err, sizeof err) < 0 ||
-        cluster_check_ports(&cl, err, sizeof err) < 0) {
+        cluster_state_load(&cl, err, sizeof err) < 0 ||
+        cluster_preflight_check_binaries(&cl, err, sizeof err) < 0 ||
+        cluster_preflight_check_ports(&cl, err, sizeof err) < 0) {
         fprintf(stderr, "kv-controller: %s\n", err);
         return 1;
     }
@@ -148,7 +87,7 @@ int main(int argc, char **argv)
                 "(use --nginx-template FILE)\n", tmpl);
         return 1;
     }
-    if (cluster_prepare(&cl, tmpl, err, sizeof err) < 0) {
+    if (cluster_preflight_prepare(&cl, tmpl, err, sizeof err) < 0) {
         fprintf(stderr, "kv-controller: %s\n", err);
         return 1;
     }
@@ -156,11 +95,11 @@ int main(int argc, char **argv)
     sup = sup_new(&(sup_opts){.backoff_ms = cfg.restart_backoff_ms,
                               .backoff_max_ms = cfg.restart_backoff_max_ms,
                               .log_dir = cl.log_dir[0] ? cl.log_dir : NULL});
-    if (sup == NULL || (cl.supervise && cluster_register(&cl, sup) < 0)) {
+    if (sup == NULL || (cl.supervise && cluster_cmd_register(&cl, sup) < 0)) {
         fprintf(stderr, "kv-controller: cannot set up the supervisor\n");
         return 1;
     }
-    http = ctl_http_start(&cl, sup);
+    http = controller_http_start(&cl, sup);
     if (http == NULL) {
         fprintf(stderr, "kv-controller: cannot listen on %s:%lld\n",
                 cfg.bind, (long long)cfg.base_port);
@@ -175,18 +114,19 @@ int main(int argc, char **argv)
                  "state in %s", cl.controller_url, cl.state_path);
     }
 
-    rc.cl = &cl;
-    rc.sup = sup;
-    rc.timeout_ms = args.ready_timeout_ms;
-    atomic_init(&rc.stop, 0);
-    pthread_create(&ready_tid, NULL, ready_thread, &rc);
+    health = health_start(&cl, sup, args.ready_timeout_ms);
+    if (health == NULL) {
+        fprintf(stderr, "kv-controller: cannot start the health checks\n");
+        sup_stop_all(sup, STOP_GRACE_MS);
+        return 1;
+    }
 
     code = sup_run(sup);
 
-    atomic_store(&rc.stop, 1);
+    health_request_stop(health);
     sup_stop_all(sup, STOP_GRACE_MS);
-    pthread_join(ready_tid, NULL);
-    ctl_http_stop(http);
+    health_stop(health);
+    controller_http_stop(http);
     sup_free(sup);
     cluster_free(&cl);
     log_info("stopped (exit %d)", code);

@@ -272,9 +272,7 @@ char *nginx_conf_read_file(const char *path, char *err, size_t errlen)
             char *p = realloc(buf, cap);
             if (p == NULL) {
                 snprintf(err, errlen, "%s: out of memory", path);
-                free(buf);
-                fclose(f);
-                return NULL;
+                goto fail;
             }
             buf = p;
         }
@@ -285,13 +283,15 @@ char *nginx_conf_read_file(const char *path, char *err, size_t errlen)
     }
     if (ferror(f)) {
         snprintf(err, errlen, "%s: read error", path);
-        free(buf);
-        fclose(f);
-        return NULL;
+        goto fail;
     }
     fclose(f);
     buf[len] = '\0';
     return buf;
+fail:
+    free(buf);
+    fclose(f);
+    return NULL;
 }
 
 static int nginx_conf_mkdir(const char *path, char *err, size_t errlen)
@@ -340,17 +340,16 @@ static int nginx_conf_write_with(const char *template_path,
                           upstream_include) < 0 ||
           nginx_conf_var_set(&vars, "ERROR_LOG", "stderr") < 0))) {
         snprintf(err, errlen, "out of memory");
-        free(tmpl);
-        nginx_conf_vars_free(&vars);
-        return -1;
+        text = NULL;
+    } else {
+        text = nginx_conf_render(tmpl, &vars, msg, sizeof msg);
+        if (text == NULL)
+            snprintf(err, errlen, "%s: %s", template_path, msg);
     }
-    text = nginx_conf_render(tmpl, &vars, msg, sizeof msg);
     nginx_conf_vars_free(&vars);
     free(tmpl);
-    if (text == NULL) {
-        snprintf(err, errlen, "%s: %s", template_path, msg);
+    if (text == NULL)
         return -1;
-    }
     f = fopen(out_path, "w");
     if (f == NULL) {
         snprintf(err, errlen, "%s: %s", out_path, strerror(errno));

@@ -1,11 +1,12 @@
 #include "opts.h"
 
+#include "daemon.h"
 #include "flags.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void ctl_opts_usage(FILE *f)
+void controller_opts_usage(FILE *f)
 {
     fprintf(f,
         "usage: kv-controller [--config FILE] [--set path=value]... [--run-dir DIR]\n"
@@ -63,21 +64,21 @@ void ctl_opts_usage(FILE *f)
         "                        0 = do not wait); past it the controller stops, exit 1\n"
         "\n"
         "Configuration fields (precedence: defaults < file < environment < --set):\n",
-        CTL_READY_TIMEOUT_MS);
+        CONTROLLER_OPTS_READY_TIMEOUT_MS);
     config_print_help(f);
 }
 
-static int ctl_opts_fail(char *err, size_t errlen, const char *what,
-                         const char *detail)
+static int controller_opts_fail(char *err, size_t errlen, const char *what,
+                                const char *detail)
 {
     snprintf(err, errlen, "%s%s", what, detail ? detail : "");
     return -1;
 }
 
-int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
-                   char *err, size_t errlen)
+int controller_opts_parse(int argc, char **argv, controller_opts *o,
+                          kv_config *c, char *err, size_t errlen)
 {
-    uint64_t ready_ms = CTL_READY_TIMEOUT_MS;
+    uint64_t ready_ms = CONTROLLER_OPTS_READY_TIMEOUT_MS;
     flags_list sets = {0};
     const flag_spec flags[] = {
         {"config", FLAG_STR, &o->config, 0, NULL},
@@ -99,30 +100,17 @@ int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
     if (rc != 0)
         return rc;
     o->ready_timeout_ms = (long)ready_ms;
-    config_defaults(c);
     if (o->lab) {
+        config_defaults(c);
         if (o->config || sets.n || o->run_dir || o->nginx_template)
-            return ctl_opts_fail(err, errlen, "--lab takes only --log-dir "
-                                 "besides the student_config.json", NULL);
+            return controller_opts_fail(err, errlen, "--lab takes only "
+                                        "--log-dir besides the "
+                                        "student_config.json", NULL);
         return 0; /* the lab reads its own file (lab.h) */
     }
-    if (config_load(c, o->config, msg, sizeof msg) < 0)
-        return ctl_opts_fail(err, errlen, msg, NULL); /* names the file */
-    for (int i = 0; i < sets.n; i++) {
-        char path[128];
-        const char *val = sets.v[i], *eq = strchr(val, '=');
-
-        if (eq == NULL || (size_t)(eq - val) >= sizeof path)
-            return ctl_opts_fail(err, errlen, "--set expects path=value, not ",
-                                 val);
-        memcpy(path, val, (size_t)(eq - val));
-        path[eq - val] = '\0';
-        if (config_set(c, path, eq + 1, msg, sizeof msg) < 0)
-            return ctl_opts_fail(err, errlen, "--set ", msg);
-    }
-    if (config_validate(c, msg, sizeof msg) < 0)
-        return ctl_opts_fail(err, errlen, msg, NULL);
+    if (daemon_config(c, o->config, sets.v, sets.n, msg, sizeof msg) < 0)
+        return controller_opts_fail(err, errlen, msg, NULL);
     if (!c->supervise && !o->ready_timeout_set)
-        o->ready_timeout_ms = CTL_EXTERNAL_READY_TIMEOUT_MS;
+        o->ready_timeout_ms = CONTROLLER_OPTS_EXTERNAL_READY_TIMEOUT_MS;
     return 0;
 }

@@ -1,4 +1,4 @@
-/* opts: kv-controller's command line.
+/* controller_opts: kv-controller's command line.
  *   --config FILE, --set path=value (repeatable), --run-dir DIR,
  *   --log-dir DIR, --nginx-template FILE, --ready-timeout-ms N,
  *   --lab FILE (the CloudCart lab instead of a cluster),
@@ -11,11 +11,11 @@
 
 #include <stdio.h>
 
-#define CTL_READY_TIMEOUT_MS 10000L
+#define CONTROLLER_OPTS_READY_TIMEOUT_MS 10000L
 /* controller.supervise=0: containers may take a while to appear. */
-#define CTL_EXTERNAL_READY_TIMEOUT_MS 60000L
+#define CONTROLLER_OPTS_EXTERNAL_READY_TIMEOUT_MS 60000L
 
-typedef struct ctl_opts {
+typedef struct controller_opts {
     const char *config;
     const char *run_dir;
     const char *log_dir;
@@ -24,12 +24,13 @@ typedef struct ctl_opts {
     const char *lab;           /* --lab FILE: the CloudCart lab (lab.h) */
     const char *render_nginx;  /* --render-nginx DIR: nginx_conf.h */
     int ready_timeout_set;     /* --ready-timeout-ms was given */
-} ctl_opts;
+} controller_opts;
 
-void ctl_opts_usage(FILE *f);
+void controller_opts_usage(FILE *f);
 /* Parse argv and build the configuration (defaults < file < environment <
- * --set). 0 = run, 1 = --help was printed, -1 = error (err says why). */
-int ctl_opts_parse(int argc, char **argv, ctl_opts *o, kv_config *c,
-                   char *err, size_t errlen);
+ * --set, through daemon_config). 0 = run, FLAGS_HELP = --help was asked
+ * for, -1 = error (err says why). */
+int controller_opts_parse(int argc, char **argv, controller_opts *o,
+                          kv_config *c, char *err, size_t errlen);
 
 #endif

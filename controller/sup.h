@@ -39,6 +39,7 @@
 #ifndef KV_CTL_SUP_H
 #define KV_CTL_SUP_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -102,6 +103,8 @@ typedef struct sup sup_t;
 /* Block the supervisor's signals in the calling thread (call first, from
  * main, before any thread exists). 0 or -1. */
 int sup_block_signals(void);
+/* The signals the supervisor takes (SIGCHLD, SIGINT, SIGTERM, SIGHUP). */
+void sup_sigset(sigset_t *set);
 
 sup_t *sup_new(const sup_opts *o);
 void sup_free(sup_t *s);

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int daemon_config(kv_config *c, const char *path, char *const *sets, int nsets)
+int daemon_config(kv_config *c, const char *path, char *const *sets, int nsets,
+                  char *out, size_t outlen)
 {
     char err[512];
 
@@ -30,7 +31,10 @@ int daemon_config(kv_config *c, const char *path, char *const *sets, int nsets)
         goto bad;
     return 0;
 bad:
-    fprintf(stderr, "configuration error: %s\n", err);
+    if (out)
+        snprintf(out, outlen, "%s", err);
+    else
+        fprintf(stderr, "configuration error: %s\n", err);
     return -1;
 }
 

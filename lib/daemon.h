@@ -7,9 +7,11 @@
 #include "config.h"
 
 /* Defaults, then the file (may be NULL), then the environment, then each
- * "path=value" of sets. Prints the error naming the field and returns -1. */
+ * "path=value" of sets, then validation. 0, or -1 with the error naming the
+ * field in err; with err NULL it is printed to stderr instead
+ * ("configuration error: ..."). */
 int daemon_config(kv_config *c, const char *path, char *const *sets,
-                  int nsets);
+                  int nsets, char *err, size_t errlen);
 /* Block SIGINT, SIGTERM and SIGPIPE in this and every later thread. */
 void daemon_block_signals(void);
 /* Wait for SIGINT or SIGTERM; returns the signal. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cJSON *queue_job_reply(const char *key, const char *status, uint64_t job,
+static cJSON *queue_http_job_reply(const char *key, const char *status, uint64_t job,
                               uint64_t version)
 {
     char id[24];
@@ -39,7 +39,7 @@ void queue_http_notify(void *waiter, const wq_outcome *o)
         httpd_respond_json(r, o->status, j, NULL);
         return;
     }
-    j = queue_job_reply(key, o->state == WQ_APPLIED ? "applied" : "queued",
+    j = queue_http_job_reply(key, o->state == WQ_APPLIED ? "applied" : "queued",
                         o->job, o->version);
     if (o->state == WQ_APPLIED && httpd_method_is(r, "POST"))
         cJSON_AddNumberToObject(j, "value", (double)o->number);
@@ -49,19 +49,19 @@ void queue_http_notify(void *waiter, const wq_outcome *o)
 /* The admissions of this worker's current pass. They are journaled
  * together when the pass ends (queue_http_flush, httpd's on_pass): one
  * commit for all of them, and no thread blocked waiting for its own. */
-#define QUEUE_PASS_MAX 256
-static __thread httpd_req *queue_pass_req[QUEUE_PASS_MAX];
-static __thread wq_admission queue_pass[QUEUE_PASS_MAX];
-static __thread size_t queue_npass;
+#define QUEUE_HTTP_PASS_MAX 256
+static __thread httpd_req *queue_http_pass_req[QUEUE_HTTP_PASS_MAX];
+static __thread wq_admission queue_http_pass[QUEUE_HTTP_PASS_MAX];
+static __thread size_t queue_http_npass;
 
-static void queue_answer(httpd_req *r, const wq_admission *ad)
+static void queue_http_answer(httpd_req *r, const wq_admission *ad)
 {
     const char *key = httpd_user(r);
 
     if (ad->rc == WQ_OK) {
         if (ad->waiter == NULL)
             httpd_respond_json(r, 202,
-                               queue_job_reply(key, "queued", ad->job, ad->job),
+                               queue_http_job_reply(key, "queued", ad->job, ad->job),
                                NULL);
         return; /* a waiter hears from queue_http_notify */
     }
@@ -83,18 +83,18 @@ static void queue_answer(httpd_req *r, const wq_admission *ad)
 
 void queue_http_flush(void *app)
 {
-    queue_app *a = app;
-    size_t n = queue_npass;
+    queue_http_app *a = app;
+    size_t n = queue_http_npass;
 
     if (n == 0)
         return;
-    queue_npass = 0;
-    wq_admit_many(a->wq, queue_pass, n);
+    queue_http_npass = 0;
+    wq_admit_many(a->wq, queue_http_pass, n);
     for (size_t i = 0; i < n; i++)
-        queue_answer(queue_pass_req[i], &queue_pass[i]);
+        queue_http_answer(queue_http_pass_req[i], &queue_http_pass[i]);
 }
 
-static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
+static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
 {
     char *key;
     size_t klen, vlen = 0;
@@ -127,17 +127,17 @@ static void queue_write(httpd_req *r, queue_app *a, uint8_t op)
      * answered when the pass ends (or, waiting, when its job does). */
     httpd_set_user(r, key, free);
     httpd_suspend(r);
-    queue_pass_req[queue_npass] = r;
-    queue_pass[queue_npass++] = (wq_admission){
+    queue_http_pass_req[queue_http_npass] = r;
+    queue_http_pass[queue_http_npass++] = (wq_admission){
         .w = {.op = op, .key = key, .klen = klen, .val = val, .vlen = vlen,
               .delta = delta},
         .waiter = wait_ms ? r : NULL,
         .wait_ms = wait_ms};
-    if (queue_npass == QUEUE_PASS_MAX)
+    if (queue_http_npass == QUEUE_HTTP_PASS_MAX)
         queue_http_flush(a);
 }
 
-static void queue_job(httpd_req *r, queue_app *a)
+static void queue_http_job(httpd_req *r, queue_http_app *a)
 {
     size_t len;
     const char *seg = httpd_path_seg(r, 1, &len);
@@ -151,7 +151,7 @@ static void queue_job(httpd_req *r, queue_app *a)
     }
     memcpy(id, seg, len);
     id[len] = '\0';
-    j = num_parse_i64(id, &v) == 0 ? wq_job_json(a->wq, (uint64_t)v) : NULL;
+    j = num_parse_i64(id, &v) == 0 ? wq_json_job(a->wq, (uint64_t)v) : NULL;
     if (j == NULL)
         httpd_error(r, 404, "no_such_job", "no job %s (unknown, or forgotten)",
                     id);
@@ -161,7 +161,7 @@ static void queue_job(httpd_req *r, queue_app *a)
 
 void queue_http_handle(httpd_req *r, void *app)
 {
-    queue_app *a = app;
+    queue_http_app *a = app;
     const char *path = httpd_path(r);
     unsigned nseg = httpd_path_nsegs(r);
 
@@ -186,24 +186,24 @@ void queue_http_handle(httpd_req *r, void *app)
             else if (!httpd_method_is(r, "POST"))
                 kvhttp_bad_method(r, "POST");
             else
-                queue_write(r, a, WIRE_INCR);
+                queue_http_write(r, a, WIRE_INCR);
         } else if (httpd_method_is(r, "PUT")) {
-            queue_write(r, a, WIRE_PUT);
+            queue_http_write(r, a, WIRE_PUT);
         } else if (httpd_method_is(r, "DELETE")) {
-            queue_write(r, a, WIRE_DEL);
+            queue_http_write(r, a, WIRE_DEL);
         } else {
             kvhttp_bad_method(r, "PUT, DELETE");
         }
     } else if (strncmp(path, "/jobs/", 6) == 0 && nseg == 2) {
         if (httpd_method_is(r, "GET"))
-            queue_job(r, a);
+            queue_http_job(r, a);
         else
             kvhttp_bad_method(r, "GET");
     } else if (strcmp(path, "/health") == 0) {
         kvhttp_ok(r, NULL);
     } else if (strcmp(path, "/stats") == 0) {
         cJSON *o = cJSON_CreateObject();
-        wq_stats_json(a->wq, o);
+        wq_json_stats(a->wq, o);
         httpd_respond_json(r, 200, o, NULL);
     } else if (strcmp(path, "/metrics") == 0) {
         kvhttp_metrics(r);

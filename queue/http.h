@@ -6,11 +6,11 @@
 #include "httpd.h"
 #include "wq.h"
 
-typedef struct queue_app {
+typedef struct queue_http_app {
     const kv_config *cfg;
     wq_t *wq;
     topo_watch *topo;
-} queue_app;
+} queue_http_app;
 
 void queue_http_handle(httpd_req *r, void *app);
 /* httpd's on_pass: journal and answer the writes this worker took in its

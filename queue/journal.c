@@ -13,21 +13,21 @@
 
 /* A pending change: a record to write (rec != NULL, owned by its waiting
  * caller) or an id to delete. */
-typedef struct jnl_pend {
+typedef struct journal_pend {
     uint64_t id;
-    jnl_rec *rec;
-    struct jnl_pend *next;
-} jnl_pend;
+    journal_rec *rec;
+    struct journal_pend *next;
+} journal_pend;
 
-struct jnl {
+struct journal {
     MDB_env *env;
-    jnl_hooks hooks;
+    journal_hooks hooks;
     MDB_dbi dbi;
     int sync_each;
     int sync_everysec;
     pthread_mutex_t mu;
     pthread_cond_t done;
-    jnl_pend *head, *tail;
+    journal_pend *head, *tail;
     uint64_t queued;       /* changes handed in so far */
     uint64_t committed;    /* changes durable so far */
     int committing;
@@ -37,11 +37,11 @@ struct jnl {
     int stopping;
 };
 
-static void jnl_lead(jnl_t *j);
+static void journal_lead(journal_t *j);
 
-static void *jnl_sync_main(void *arg)
+static void *journal_sync_main(void *arg)
 {
-    jnl_t *j = arg;
+    journal_t *j = arg;
     pthread_mutex_lock(&j->mu);
     while (!j->stopping) {
         uint64_t end = clock_mono_ms() + 1000, now;
@@ -52,7 +52,7 @@ static void *jnl_sync_main(void *arg)
             break;
         /* Deletions nobody waits for go out at least once a second. */
         if (j->head && !j->committing)
-            jnl_lead(j);
+            journal_lead(j);
         if (j->sync_everysec) {
             pthread_mutex_unlock(&j->mu);
             mdb_env_sync(j->env, 1);
@@ -63,10 +63,10 @@ static void *jnl_sync_main(void *arg)
     return NULL;
 }
 
-jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
-                const jnl_hooks *hooks)
+journal_t *journal_open(const char *dir, size_t map_mb, const char *fsync,
+                const journal_hooks *hooks)
 {
-    jnl_t *j = calloc(1, sizeof *j);
+    journal_t *j = calloc(1, sizeof *j);
     MDB_txn *txn;
     int rc;
     /* A writable map: a commit writes into the map, not with pwrite calls
@@ -78,8 +78,7 @@ jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
         return NULL;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
         log_error("journal: cannot create %s: %s", dir, strerror(errno));
-        free(j);
-        return NULL;
+        goto fail;
     }
     j->hooks = *hooks;
     j->sync_each = strcmp(fsync, "always") == 0;
@@ -90,27 +89,27 @@ jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
         (rc = mdb_env_open(j->env, dir, flags, 0644)) ||
         (rc = mdb_txn_begin(j->env, NULL, 0, &txn))) {
         log_error("journal: cannot open %s: %s", dir, mdb_strerror(rc));
-        if (j->env)
-            mdb_env_close(j->env);
-        free(j);
-        return NULL;
+        goto fail;
     }
     if ((rc = mdb_dbi_open(txn, NULL, MDB_INTEGERKEY, &j->dbi)) ||
         (rc = mdb_txn_commit(txn))) {
         log_error("journal: cannot open its table: %s", mdb_strerror(rc));
-        mdb_env_close(j->env);
-        free(j);
-        return NULL;
+        goto fail;
     }
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->done, NULL);
     clock_cond_init(&j->tick);
     j->sync_everysec = strcmp(fsync, "everysec") == 0;
-    pthread_create(&j->syncer, NULL, jnl_sync_main, j);
+    pthread_create(&j->syncer, NULL, journal_sync_main, j);
     return j;
+fail:
+    if (j->env)
+        mdb_env_close(j->env);
+    free(j);
+    return NULL;
 }
 
-void jnl_close(jnl_t *j)
+void journal_close(journal_t *j)
 {
     if (j == NULL)
         return;
@@ -118,7 +117,7 @@ void jnl_close(jnl_t *j)
     while (j->committing)
         pthread_cond_wait(&j->done, &j->mu);
     if (j->head)
-        jnl_lead(j);
+        journal_lead(j);
     j->stopping = 1;
     pthread_cond_broadcast(&j->tick);
     pthread_mutex_unlock(&j->mu);
@@ -132,7 +131,7 @@ void jnl_close(jnl_t *j)
 }
 
 /* Write one record: op, delta, key length, key, value. */
-static int jnl_put(jnl_t *j, MDB_txn *txn, const jnl_rec *r)
+static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
 {
     size_t id = (size_t)r->id;
     MDB_val k = {sizeof id, &id};
@@ -155,7 +154,7 @@ static int jnl_put(jnl_t *j, MDB_txn *txn, const jnl_rec *r)
 
 /* Record 0 holds the highest id ever handed out, so that a restarted queue
  * with an empty journal never numbers below it (a clock stepped back). */
-static int jnl_put_high(jnl_t *j, MDB_txn *txn, uint64_t high)
+static int journal_put_high(journal_t *j, MDB_txn *txn, uint64_t high)
 {
     size_t zero = 0;
     MDB_val k = {sizeof zero, &zero}, v = {sizeof high, &high};
@@ -163,19 +162,19 @@ static int jnl_put_high(jnl_t *j, MDB_txn *txn, uint64_t high)
 }
 
 /* Commit one group (the list taken from the pending queue). */
-static int jnl_commit(jnl_t *j, jnl_pend *list, uint64_t high)
+static int journal_commit(journal_t *j, journal_pend *list, uint64_t high)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(j->env, NULL, 0, &txn);
 
     if (rc == 0 && high)
-        rc = jnl_put_high(j, txn, high);
+        rc = journal_put_high(j, txn, high);
 
-    for (jnl_pend *p = list; rc == 0 && p; p = p->next) {
+    for (journal_pend *p = list; rc == 0 && p; p = p->next) {
         size_t id = (size_t)p->id;
         MDB_val k = {sizeof id, &id};
         if (p->rec) {
-            rc = jnl_put(j, txn, p->rec);
+            rc = journal_put(j, txn, p->rec);
         } else {
             rc = mdb_del(txn, j->dbi, &k, NULL);
             if (rc == MDB_NOTFOUND)
@@ -193,35 +192,35 @@ static int jnl_commit(jnl_t *j, jnl_pend *list, uint64_t high)
 
 /* Lead a group: take everything pending and commit it in one transaction.
  * Called and returns with the lock held; drops it while committing. */
-static int jnl_commit(jnl_t *j, jnl_pend *list, uint64_t high);
-static void jnl_lead(jnl_t *j)
+static int journal_commit(journal_t *j, journal_pend *list, uint64_t high);
+static void journal_lead(journal_t *j)
 {
-    jnl_pend *list = j->head;
+    journal_pend *list = j->head;
     uint64_t from = j->committed + 1, upto = j->queued;
-    jnl_rec **recs = NULL;
+    journal_rec **recs = NULL;
     size_t n = 0;
     int rc;
 
     j->head = j->tail = NULL;
     j->committing = 1;
     pthread_mutex_unlock(&j->mu);
-    for (jnl_pend *p = list; p; p = p->next)
+    for (journal_pend *p = list; p; p = p->next)
         n += p->rec != NULL;
     recs = n ? malloc(n * sizeof *recs) : NULL;
     n = 0;
     /* Number the group in the order it is written. */
     uint64_t high = 0;
-    for (jnl_pend *p = list; p; p = p->next)
+    for (journal_pend *p = list; p; p = p->next)
         if (p->rec) {
             p->rec->id = high = j->hooks.next_id(j->hooks.arg);
             if (recs)
                 recs[n++] = p->rec;
         }
-    rc = recs || n == 0 ? jnl_commit(j, list, high) : -1;
+    rc = recs || n == 0 ? journal_commit(j, list, high) : -1;
     if (rc == 0 && n)
         j->hooks.committed(j->hooks.arg, recs, n);
     free(recs);
-    for (jnl_pend *q = list, *nx; q; q = nx) {
+    for (journal_pend *q = list, *nx; q; q = nx) {
         nx = q->next;
         free(q);
     }
@@ -237,9 +236,9 @@ static void jnl_lead(jnl_t *j)
 
 /* Hand in n changes (linked through next) and, if wait, return once they
  * are durable; rcs (when given) gets 0 or -1 for each. */
-static void jnl_submit(jnl_t *j, jnl_pend *first, size_t n, int wait, int *rcs)
+static void journal_submit(journal_t *j, journal_pend *first, size_t n, int wait, int *rcs)
 {
-    jnl_pend *last = first;
+    journal_pend *last = first;
     uint64_t mine;
 
     while (last->next)
@@ -257,24 +256,24 @@ static void jnl_submit(jnl_t *j, jnl_pend *first, size_t n, int wait, int *rcs)
             pthread_cond_wait(&j->done, &j->mu);
             continue;
         }
-        jnl_lead(j);
+        journal_lead(j);
     }
     for (size_t i = 0; rcs && i < n; i++)
         rcs[i] = mine + i >= j->fail_lo && mine + i <= j->fail_hi ? -1 : 0;
     pthread_mutex_unlock(&j->mu);
 }
 
-int jnl_append_many(jnl_t *j, jnl_rec *const *recs, size_t n, int *rcs)
+int journal_append_many(journal_t *j, journal_rec *const *recs, size_t n, int *rcs)
 {
-    jnl_pend *first = NULL, **tail = &first;
+    journal_pend *first = NULL, **tail = &first;
 
     if (n == 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
-        jnl_pend *p = calloc(1, sizeof *p);
+        journal_pend *p = calloc(1, sizeof *p);
         if (p == NULL) {
             while (first) {
-                jnl_pend *nx = first->next;
+                journal_pend *nx = first->next;
                 free(first);
                 first = nx;
             }
@@ -284,22 +283,22 @@ int jnl_append_many(jnl_t *j, jnl_rec *const *recs, size_t n, int *rcs)
         *tail = p;
         tail = &p->next;
     }
-    jnl_submit(j, first, n, 1, rcs);
+    journal_submit(j, first, n, 1, rcs);
     return 0;
 }
 
-void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n)
+void journal_forget(journal_t *j, const uint64_t *ids, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        jnl_pend *p = calloc(1, sizeof *p);
+        journal_pend *p = calloc(1, sizeof *p);
         if (p == NULL)
             return; /* replayed later: a no-op at the store by version */
         p->id = ids[i];
-        jnl_submit(j, p, 1, 0, NULL);
+        journal_submit(j, p, 1, 0, NULL);
     }
 }
 
-int jnl_replay(jnl_t *j, void (*fn)(const jnl_rec *rec, void *ctx), void *ctx)
+int journal_replay(journal_t *j, void (*fn)(const journal_rec *rec, void *ctx), void *ctx)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -317,7 +316,7 @@ int jnl_replay(jnl_t *j, void (*fn)(const jnl_rec *rec, void *ctx), void *ctx)
         const uint8_t *b = v.mv_data;
         uint32_t klen;
         size_t id;
-        jnl_rec r;
+        journal_rec r;
         if (v.mv_size < 13 || k.mv_size != sizeof id)
             continue;
         memcpy(&id, k.mv_data, sizeof id);
@@ -340,7 +339,7 @@ int jnl_replay(jnl_t *j, void (*fn)(const jnl_rec *rec, void *ctx), void *ctx)
     return 0;
 }
 
-size_t jnl_count(jnl_t *j)
+size_t journal_count(journal_t *j)
 {
     MDB_txn *txn;
     MDB_stat st;
@@ -351,10 +350,10 @@ size_t jnl_count(jnl_t *j)
             n = st.ms_entries;
         mdb_txn_abort(txn);
     }
-    return n > 0 && jnl_high(j) ? n - 1 : n;
+    return n > 0 && journal_high(j) ? n - 1 : n;
 }
 
-uint64_t jnl_high(jnl_t *j)
+uint64_t journal_high(journal_t *j)
 {
     MDB_txn *txn;
     size_t zero = 0;

@@ -1,4 +1,4 @@
-/* jnl: the queue's durable journal (LMDB). A job is written before the
+/* journal: the queue's durable journal (LMDB). A job is written before the
  * client hears 202 and deleted once it has ended; on start the queue replays
  * what is left. Commits are grouped: whoever finds no commit under way takes
  * every record waiting and commits them in one transaction, while the others
@@ -9,16 +9,16 @@
  * hooks.next_id in the order it writes them, and after the commit hands the
  * whole group, in that order, to hooks.committed before anyone returns. The
  * queue enqueues there, so enqueue order is id (version) order.
- * Ownership: jnl_open allocates, jnl_close frees; records are copied. */
+ * Ownership: journal_open allocates, journal_close frees; records are copied. */
 #ifndef KV_QUEUE_JOURNAL_H
 #define KV_QUEUE_JOURNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct jnl jnl_t;
+typedef struct journal journal_t;
 
-typedef struct jnl_rec {
+typedef struct journal_rec {
     uint64_t id;          /* the job id (= its version), set by the leader */
     uint8_t op;           /* WIRE_PUT / WIRE_DEL / WIRE_INCR */
     int64_t delta;
@@ -27,20 +27,20 @@ typedef struct jnl_rec {
     const void *val;
     size_t vlen;
     void *ctx;            /* the caller's, passed to hooks.committed */
-} jnl_rec;
+} journal_rec;
 
-typedef struct jnl_hooks {
+typedef struct journal_hooks {
     uint64_t (*next_id)(void *arg);
     /* Called by the leader, in id order, once the records are durable. */
-    void (*committed)(void *arg, jnl_rec *const *recs, size_t n);
+    void (*committed)(void *arg, journal_rec *const *recs, size_t n);
     void *arg;
-} jnl_hooks;
+} journal_hooks;
 
 /* fsync: "always" syncs every group, "everysec" from a timer, "no" never
  * (the OS writes back; a process crash loses nothing either way). */
-jnl_t *jnl_open(const char *dir, size_t map_mb, const char *fsync,
-                const jnl_hooks *hooks);
-void jnl_close(jnl_t *j);
+journal_t *journal_open(const char *dir, size_t map_mb, const char *fsync,
+                const journal_hooks *hooks);
+void journal_close(journal_t *j);
 /* Hand in n records together (one server pass's worth) and return once
  * they are durable (per the fsync policy) and handed to hooks.committed;
  * they join the same group where they can, and each recs[i]->id is set.
@@ -48,13 +48,13 @@ void jnl_close(jnl_t *j);
  * I/O). Returns -1 only when nothing was handed in (out of memory). The
  * records and what they point to must stay valid until then (the caller
  * waits anyway). */
-int jnl_append_many(jnl_t *j, jnl_rec *const *recs, size_t n, int *rcs);
+int journal_append_many(journal_t *j, journal_rec *const *recs, size_t n, int *rcs);
 /* Queue the deletion of ended jobs; done with a later group (no wait). */
-void jnl_forget(jnl_t *j, const uint64_t *ids, size_t n);
+void journal_forget(journal_t *j, const uint64_t *ids, size_t n);
 /* Call fn for every record, in id order (before the queue starts). */
-int jnl_replay(jnl_t *j, void (*fn)(const jnl_rec *rec, void *ctx), void *ctx);
-size_t jnl_count(jnl_t *j);
+int journal_replay(journal_t *j, void (*fn)(const journal_rec *rec, void *ctx), void *ctx);
+size_t journal_count(journal_t *j);
 /* The highest id the journal ever committed (0 for a new journal). */
-uint64_t jnl_high(jnl_t *j);
+uint64_t journal_high(journal_t *j);
 
 #endif

@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         return rc < 0 ? 2 : 0;
     }
     log_init("kv-queue", LOG_INFO);
-    if (daemon_config(&cfg, config, sets.v, sets.n))
+    if (daemon_config(&cfg, config, sets.v, sets.n, NULL, 0))
         return 1;
     char ctl[300];
     if (controller == NULL) {
@@ -69,7 +69,7 @@ int main(int argc, char **argv)
         topo_watch_stop(topo);
         return 1;
     }
-    queue_app app = {.cfg = &cfg, .wq = wq, .topo = topo};
+    queue_http_app app = {.cfg = &cfg, .wq = wq, .topo = topo};
     /* A worker journals the writes of a whole pass at once (on_pass), so
      * one worker per core (threads 0) keeps every core busy. */
     httpd_opts ho = {.bind = cfg.bind, .port = (uint16_t)port,

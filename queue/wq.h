@@ -1,4 +1,4 @@
-/* wq: the write queue (DESIGN §4).
+/* wq: the write queue (docs/PROTOCOL.md "Queue").
  *
  * A client's write is a job: admission gives it a version from the queue's
  * HLC (the job id is that version, unique across restarts), journals it
@@ -80,7 +80,7 @@ typedef struct wq_admission {
     wq_write w;                /* in: borrowed until wq_admit_many returns */
     void *waiter;              /* in: or NULL; notified once, within wait_ms */
     uint64_t wait_ms;
-    int rc;                    /* out: enum wq_admit_rc */
+    enum wq_admit_rc rc;       /* out */
     uint64_t job;              /* out: the job id (= version) when WQ_OK */
     const char *full;          /* out: WQ_FULL: the FIFO that is full
                                   ("main", "excess" or "stale") */
@@ -90,9 +90,9 @@ typedef struct wq_admission {
  * server pass's worth: see queue/http.c); returns once they are durable. */
 void wq_admit_many(wq_t *q, wq_admission *as, size_t n);
 /* The job as JSON (caller deletes) or NULL when unknown. */
-cJSON *wq_job_json(wq_t *q, uint64_t id);
+cJSON *wq_json_job(wq_t *q, uint64_t id);
 /* Depths, counters and latency into obj. */
-void wq_stats_json(wq_t *q, cJSON *obj);
+void wq_json_stats(wq_t *q, cJSON *obj);
 const char *wq_op_name(uint8_t op);
 
 #endif

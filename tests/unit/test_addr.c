@@ -15,6 +15,9 @@
 
 #include "../../controller/addr.h"
 #include "../../controller/cluster.h"
+#include "../../controller/cluster_preflight.h"
+#include "../../controller/cluster_publish.h"
+#include "../../controller/probe.h"
 #include "config.h"
 #include "log.h"
 
@@ -175,9 +178,9 @@ static void test_cluster_external_by_service_name(void **state)
                         "http://store-1-1:7111");
     assert_string_equal(find_node(&cl, "queue")->url, "http://queue:7001");
     /* nothing to spawn: no binary or port of the nodes is checked here */
-    assert_int_equal(cluster_check_binaries(&cl, err, sizeof err), 0);
+    assert_int_equal(cluster_preflight_check_binaries(&cl, err, sizeof err), 0);
 
-    topo = cluster_topology_json(&cl);
+    topo = cluster_publish_topology(&cl);
     assert_string_equal(
         cJSON_GetObjectItemCaseSensitive(topo, "queue")->valuestring,
         "http://queue:7001");
@@ -194,7 +197,7 @@ static void test_cluster_external_by_service_name(void **state)
 
     /* a promotion publishes the other service name */
     assert_int_equal(cluster_promote(&cl, 1, 1, 5, 1), 0);
-    topo = cluster_topology_json(&cl);
+    topo = cluster_publish_topology(&cl);
     sh = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(topo, "shards"),
                             1);
     assert_string_equal(
@@ -203,13 +206,13 @@ static void test_cluster_external_by_service_name(void **state)
     cJSON_Delete(topo);
 
     atomic_store(&find_node(&cl, "queue")->healthy, 1);
-    assert_int_equal(cluster_all_healthy(&cl), 0);
+    assert_int_equal(probe_all_healthy(&cl), 0);
     for (size_t i = 0; i < cl.nnodes; i++)
         atomic_store(&cl.nodes[i].healthy, 1);
-    assert_int_equal(cluster_all_healthy(&cl), 1);
+    assert_int_equal(probe_all_healthy(&cl), 1);
     atomic_store(&find_node(&cl, "store-0-1")->healthy, 0);
 
-    status = cluster_status_json(&cl, NULL);
+    status = cluster_publish_status(&cl, NULL);
     assert_string_equal(
         cJSON_GetObjectItemCaseSensitive(status, "mode")->valuestring,
         "external");

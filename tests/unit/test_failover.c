@@ -19,6 +19,9 @@
 #include <cmocka.h>
 
 #include "../../controller/cluster.h"
+#include "../../controller/cluster_publish.h"
+#include "../../controller/cluster_state.h"
+#include "../../controller/probe.h"
 #include "../../controller/failover.h"
 #include "httpc.h"
 #include "httpd.h"
@@ -176,15 +179,15 @@ static void test_health_seq(void **state)
     const char *old = "{\"status\":\"ok\",\"seq\":17,\"epoch\":2}";
     const char *none = "{\"status\":\"ok\"}";
 
-    assert_int_equal(cluster_health_seq(both, strlen(both), &seq, &epoch), 0);
+    assert_int_equal(probe_health_seq(both, strlen(both), &seq, &epoch), 0);
     assert_int_equal(seq, 42);
     assert_int_equal(epoch, 3);
-    assert_int_equal(cluster_health_seq(old, strlen(old), &seq, &epoch), 0);
+    assert_int_equal(probe_health_seq(old, strlen(old), &seq, &epoch), 0);
     assert_int_equal(seq, 17);
     assert_int_equal(epoch, 2);
-    assert_int_equal(cluster_health_seq(none, strlen(none), &seq, NULL), -1);
-    assert_int_equal(cluster_health_seq("not json", 8, &seq, NULL), -1);
-    assert_int_equal(cluster_health_seq(NULL, 0, &seq, NULL), -1);
+    assert_int_equal(probe_health_seq(none, strlen(none), &seq, NULL), -1);
+    assert_int_equal(probe_health_seq("not json", 8, &seq, NULL), -1);
+    assert_int_equal(probe_health_seq(NULL, 0, &seq, NULL), -1);
 }
 
 static void test_probe_timeout(void **state)
@@ -213,7 +216,7 @@ static void test_promotes_highest_seq(void **state)
     assert_non_null(f);
     assert_int_equal(failover_shard(f, 0, sup_now_ms()), 1);
 
-    topo = cluster_topology_json(&fx.cl);
+    topo = cluster_publish_topology(&fx.cl);
     assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(topo, "epoch")), 2);
     sh = topo_shard0(topo);
     assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(sh, "epoch")), 2);
@@ -244,7 +247,7 @@ static void test_promotes_highest_seq(void **state)
         assert_int_equal(cluster_init(&again, &fx.cfg, NULL, ".", NULL, err,
                                       sizeof err),
                          0);
-        assert_int_equal(cluster_load_state(&again, err, sizeof err), 0);
+        assert_int_equal(cluster_state_load(&again, err, sizeof err), 0);
         assert_int_equal(again.epoch, 2);
         assert_int_equal(again.shards[0].epoch, 2);
         assert_int_equal(again.shards[0].primary, 2);
@@ -260,7 +263,7 @@ static void test_promotes_highest_seq(void **state)
         assert_int_equal(cluster_init(&other, &c2, NULL, ".", NULL, err,
                                       sizeof err),
                          0);
-        assert_int_equal(cluster_load_state(&other, err, sizeof err), -1);
+        assert_int_equal(cluster_state_load(&other, err, sizeof err), -1);
         assert_non_null(strstr(err, "shards"));
         cluster_free(&other);
     }

@@ -38,14 +38,14 @@ static uint64_t next_id(void *arg)
     return ++((seen *)arg)->next;
 }
 
-static void committed(void *arg, jnl_rec *const *recs, size_t n)
+static void committed(void *arg, journal_rec *const *recs, size_t n)
 {
     seen *s = arg;
     for (size_t i = 0; i < n; i++)
         s->ids[s->n++] = recs[i]->id;
 }
 
-static void replayed(const jnl_rec *r, void *arg)
+static void replayed(const journal_rec *r, void *arg)
 {
     seen *s = arg;
     char key[16];
@@ -61,14 +61,14 @@ static void test_journal(void **state)
 {
     char dir[] = "/tmp/kvtest-journal-XXXXXX";
     seen s = {.next = 100}, r = {0};
-    jnl_hooks hooks = {.next_id = next_id, .committed = committed, .arg = &s};
-    jnl_t *j;
+    journal_hooks hooks = {.next_id = next_id, .committed = committed, .arg = &s};
+    journal_t *j;
     (void)state;
 
     assert_non_null(mkdtemp(dir));
-    j = jnl_open(dir, 16, "no", &hooks);
+    j = journal_open(dir, 16, "no", &hooks);
     assert_non_null(j);
-    assert_int_equal(jnl_high(j), 0);
+    assert_int_equal(journal_high(j), 0);
     /* Two records one at a time, then three handed in together (one
      * server pass's worth). The id is known only once committed: keys are
      * named after the ids the leader will hand out. */
@@ -76,18 +76,18 @@ static void test_journal(void **state)
     for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
         size_t n = batches[b];
         char keys[3][16];
-        jnl_rec recs[3], *rp[3];
+        journal_rec recs[3], *rp[3];
         int rcs[3] = {-1, -1, -1};
         uint64_t base = s.next;
         for (size_t i = 0; i < n; i++) {
             snprintf(keys[i], sizeof keys[i], "k%llu",
                      (unsigned long long)(base + 1 + i));
-            recs[i] = (jnl_rec){.op = WIRE_INCR, .key = keys[i],
+            recs[i] = (journal_rec){.op = WIRE_INCR, .key = keys[i],
                                 .klen = strlen(keys[i]),
                                 .delta = -(int64_t)(base + 1 + i)};
             rp[i] = &recs[i];
         }
-        assert_int_equal(jnl_append_many(j, rp, n, rcs), 0);
+        assert_int_equal(journal_append_many(j, rp, n, rcs), 0);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal(rcs[i], 0);
             assert_int_equal(recs[i].id, base + 1 + i); /* numbered in order */
@@ -97,19 +97,19 @@ static void test_journal(void **state)
     for (size_t i = 1; i < s.n; i++)
         assert_true(s.ids[i] > s.ids[i - 1]); /* committed in id order */
     uint64_t gone[2] = {s.ids[0], s.ids[3]};
-    jnl_forget(j, gone, 2);
-    jnl_close(j); /* flushes the forgetting */
+    journal_forget(j, gone, 2);
+    journal_close(j); /* flushes the forgetting */
 
-    j = jnl_open(dir, 16, "no", &hooks);
+    j = journal_open(dir, 16, "no", &hooks);
     assert_non_null(j);
-    assert_int_equal(jnl_count(j), 3);
-    assert_int_equal(jnl_high(j), 105); /* survives even when all is gone */
-    assert_int_equal(jnl_replay(j, replayed, &r), 0);
+    assert_int_equal(journal_count(j), 3);
+    assert_int_equal(journal_high(j), 105); /* survives even when all is gone */
+    assert_int_equal(journal_replay(j, replayed, &r), 0);
     assert_int_equal(r.n, 3);
     assert_int_equal(r.ids[0], 102);
     assert_int_equal(r.ids[1], 103);
     assert_int_equal(r.ids[2], 105);
-    jnl_close(j);
+    journal_close(j);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);

@@ -1,0 +1,84 @@
+/* wq_json: the queue's JSON views, GET /jobs/{id} and /stats
+ * (docs/PROTOCOL.md "Queue"). */
+#include "wq_internal.h"
+
+#include <stdio.h>
+
+cJSON *wq_json_job(wq_t *q, uint64_t id)
+{
+    static const char *const names[] = {"queued", "applied", "failed"};
+    cJSON *o = NULL;
+    wq_job *j;
+    char idtxt[24];
+
+    pthread_mutex_lock(&q->mu);
+    j = *wq_table_job_slot(q, id);
+    if (j) {
+        snprintf(idtxt, sizeof idtxt, "%llu", (unsigned long long)j->id);
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "job", idtxt);
+        cJSON_AddStringToObject(o, "key", j->key);
+        cJSON_AddStringToObject(o, "op", wq_op_name(j->op));
+        cJSON_AddStringToObject(o, "status", names[j->state]);
+        cJSON_AddNumberToObject(o, "version", (double)j->id);
+        cJSON_AddNumberToObject(o, "shard", j->shard);
+        if (j->state == WQ_QUEUED) {
+            cJSON_AddStringToObject(o, "queue", wq_class_names[j->op_of->cls]);
+            cJSON_AddNumberToObject(o, "attempts", j->op_of->attempts);
+        } else {
+            cJSON_AddNumberToObject(o, "attempts", j->attempts);
+            /* Coalesced: it went out as part of a newer write of the key. */
+            if (j->applied_as != j->id)
+                cJSON_AddNumberToObject(o, "coalesced_into", (double)j->applied_as);
+        }
+        if (j->state == WQ_APPLIED && j->op == WIRE_INCR)
+            cJSON_AddNumberToObject(o, "value", (double)j->number);
+        if (j->state == WQ_FAILED) {
+            cJSON_AddStringToObject(o, "error", j->error);
+            cJSON_AddStringToObject(o, "message", j->message);
+            cJSON_AddNumberToObject(o, "code", j->status);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return o;
+}
+
+void wq_json_stats(wq_t *q, cJSON *obj)
+{
+    cJSON *shards = cJSON_CreateArray(), *depth, *cap, *used;
+
+    pthread_mutex_lock(&q->mu);
+    depth = cJSON_AddObjectToObject(obj, "depth");
+    cap = cJSON_AddObjectToObject(obj, "capacity");
+    used = cJSON_AddObjectToObject(obj, "held");
+    for (int c = 0; c < WQ_NCLASS; c++) {
+        cJSON_AddNumberToObject(depth, wq_class_names[c], (double)q->jobs_in[c]);
+        cJSON_AddNumberToObject(cap, wq_class_names[c], (double)q->cap[c]);
+    }
+    cJSON_AddNumberToObject(used, "main", (double)q->charged[WQ_MAIN]);
+    cJSON_AddNumberToObject(used, "excess", (double)q->charged[WQ_EXCESS]);
+    for (int64_t i = 0; i < q->cfg.shards && i < WQ_MAX_SHARDS; i++) {
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddNumberToObject(s, "shard", (double)i);
+        cJSON_AddNumberToObject(s, "backlog_ops", (double)q->shards[i].ops);
+        cJSON_AddNumberToObject(s, "failures", q->shards[i].failures);
+        cJSON_AddBoolToObject(s, "sending", q->shards[i].busy);
+        cJSON_AddItemToArray(shards, s);
+    }
+    pthread_mutex_unlock(&q->mu);
+    cJSON_AddItemToObject(obj, "shards", shards);
+    cJSON_AddNumberToObject(obj, "admitted", (double)metrics_get(&wq_m_admitted));
+    cJSON_AddNumberToObject(obj, "applied", (double)metrics_get(&wq_m_applied));
+    cJSON_AddNumberToObject(obj, "failed", (double)metrics_get(&wq_m_failed));
+    cJSON_AddNumberToObject(obj, "rejected", (double)metrics_get(&wq_m_rejected));
+    cJSON_AddNumberToObject(obj, "coalesced", (double)metrics_get(&wq_m_coalesced));
+    cJSON_AddNumberToObject(obj, "dispatched_ops", (double)metrics_get(&wq_m_dispatched));
+    cJSON_AddNumberToObject(obj, "batches", (double)metrics_get(&wq_m_batches));
+    cJSON_AddNumberToObject(obj, "retried_batches", (double)metrics_get(&wq_m_retries));
+    cJSON_AddNumberToObject(obj, "spilled_excess", (double)metrics_get(&wq_m_spill_excess));
+    cJSON_AddNumberToObject(obj, "spilled_stale", (double)metrics_get(&wq_m_spill_stale));
+    cJSON_AddNumberToObject(obj, "replayed", (double)metrics_get(&wq_m_replayed));
+    cJSON_AddNumberToObject(obj, "journal_records", (double)journal_count(q->jnl));
+    cJSON_AddNumberToObject(obj, "apply_p50_ms", metrics_hist_percentile(&wq_m_apply, 0.5) / 1000.0);
+    cJSON_AddNumberToObject(obj, "apply_p99_ms", metrics_hist_percentile(&wq_m_apply, 0.99) / 1000.0);
+}
