@@ -1,4 +1,4 @@
-/* Unit tests for the event-loop HTTP client (lib/httpc_loop.c, httpc.h):
+/* Unit tests for the event-loop HTTP client (lib/httpc_loop.c, httpc_loop.h):
  * against a scripted peer on a loopback socket, the framings it must read
  * (Content-Length, chunked, end of connection), keep-alive reuse, the one
  * retry when the server closed a kept-alive connection, refused connections,
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "httpc.h"
+#include "httpc_loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
