@@ -6,7 +6,7 @@
  * wait, and where libcurl's generality is worth its CPU (about 10 us a
  * transfer). Servers that must not block a thread while they wait on another
  * server use the event-loop client instead (lib/httpc_loop.h), which shares
- * httpc_req, httpc_resp and the helpers below.
+ * httpc_req, httpc_resp and the helpers below; include httpc_loop.h for it.
  *
  * Timeouts: timeout_ms bounds the whole call (default
  * HTTPC_DEFAULT_TIMEOUT_MS); the connect within it is bounded by 1000 ms.
@@ -61,9 +61,5 @@ void httpc_thread_done(void);
 /* Value of a response header (case-insensitive) into buf; NULL when absent. */
 const char *httpc_resp_header(const httpc_resp *r, const char *name, char *buf,
                               size_t bufsz);
-
-/* Compatibility only: the event-loop client has its own header, which
- * callers of httpc_loop_* should include themselves. */
-#include "httpc_loop.h"
 
 #endif
