@@ -2,7 +2,9 @@
 
 #include "assess.h"
 #include "lab.h"
+#include "num.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,31 +13,31 @@ static const kvctl_cmd kvctl_cmds[] = {
      "Prints the value exactly as stored, with no newline added unless stdout\n"
      "is a terminal. With --json prints {\"key\",\"value\",\"version\",\"shard\",\n"
      "\"served_by\"}. Exit 1 with \"not found\" when KEY is absent or deleted.",
-     1, 1, kvctl_cmd_get},
+     1, 1, kvctl_kv_get},
     {"put", "put KEY [VALUE | -]", "store VALUE under KEY",
      "The value is VALUE, or standard input with - (or when VALUE is left out\n"
      "and stdin is not a terminal), sent as raw bytes. The write is queued\n"
      "(202); with --wait it returns once applied (?sync=1). A value that\n"
      "starts with \"--\" goes after a \"--\" argument: kvctl put k -- --x.",
-     1, 2, kvctl_cmd_put},
+     1, 2, kvctl_kv_put},
     {"del", "del KEY", "delete KEY (writes a tombstone)",
-     "Queued like put; --wait returns once applied.", 1, 1, kvctl_cmd_del},
+     "Queued like put; --wait returns once applied.", 1, 1, kvctl_kv_del},
     {"incr", "incr KEY [BY]", "add BY (default 1, may be negative) to a counter",
      "The stored value must be a decimal integer (a missing key counts as 0).\n"
      "With --wait prints the new value.",
-     1, 2, kvctl_cmd_incr},
+     1, 2, kvctl_kv_incr},
     {"status", "status", "health and stats of the api, children of the controller",
      "GET /health and /stats of --url, and /status of --controller (default\n"
      KVCTL_DEFAULT_CONTROLLER ", env KV_CONTROLLER).",
-     0, 0, kvctl_cmd_status},
+     0, 0, kvctl_info_status},
     {"ring", "ring KEY", "which shard and replicas own KEY",
      "GET /ring?key=KEY: the shard, its epoch, its primary and secondaries.",
-     1, 1, kvctl_cmd_ring},
+     1, 1, kvctl_info_ring},
     {"parity", "parity", "check that all replicas of every shard hold the same data",
      "Reads every replica's live records (GET /internal/changes from the\n"
      "topology of --controller) and compares keys, versions and values; exit\n"
      "1 and the first difference when they differ. Run it with writes stopped.",
-     0, 0, kvctl_cmd_parity},
+     0, 0, kvctl_parity_cmd},
     {"lab", "lab --config FILE",
      "start the CloudCart lab cluster described by a student_config.json",
      "Prints the configuration (N, W, R, whether W + R > N, the cost per hour\n"
@@ -152,12 +154,128 @@ static const char *kvctl_base(char *url)
     return url;
 }
 
+/* The options before (and between) the positional arguments into o, the
+ * positional ones into pos[0..*npos). KVCTL_OK, or KVCTL_USAGE (said why). */
+static int kvctl_parse_args(int argc, char **argv, kvctl_opts *o, char **pos,
+                            int *npos, int *help)
+{
+    int options_done = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        size_t nlen;
+
+        if (!options_done && *npos > 0 && kvctl_has_own_opts(pos[0])) {
+            if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+                *help = 1;
+            else
+                pos[(*npos)++] = argv[i];
+            continue;
+        }
+        if (options_done || strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (!options_done && strcmp(a, "--") == 0)
+                options_done = 1;
+            else if (!options_done && strcmp(a, "-h") == 0)
+                *help = 1;
+            else
+                pos[(*npos)++] = argv[i];
+            continue;
+        }
+        nlen = strcspn(a, "=");
+        if (a[nlen] == '=')
+            val = a + nlen + 1;
+#define KVCTL_IS(name) (strlen(name) == nlen && strncmp(a, name, nlen) == 0)
+        if (KVCTL_IS("--help")) {
+            *help = 1;
+        } else if (KVCTL_IS("--json")) {
+            o->json = 1;
+        } else if (KVCTL_IS("--wait")) {
+            o->wait = 1;
+        } else if (KVCTL_IS("--url") || KVCTL_IS("--controller") ||
+                   KVCTL_IS("--timeout-ms")) {
+            if (val == NULL) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "kvctl: %s needs a value\n", a);
+                    return KVCTL_USAGE;
+                }
+                val = argv[++i];
+            }
+            if (KVCTL_IS("--url")) {
+                o->url = val;
+            } else if (KVCTL_IS("--controller")) {
+                o->controller = val;
+            } else {
+                uint64_t ms;
+                if (num_parse_max(val, (uint64_t)LONG_MAX, &ms) != 0) {
+                    fprintf(stderr, "kvctl: --timeout-ms needs a number of "
+                                    "milliseconds, not \"%s\"\n", val);
+                    return KVCTL_USAGE;
+                }
+                o->timeout_ms = (long)ms;
+            }
+        } else {
+            fprintf(stderr, "kvctl: unknown option %s (see kvctl --help)\n", a);
+            return KVCTL_USAGE;
+        }
+#undef KVCTL_IS
+    }
+    if (o->timeout_ms <= 0)
+        o->timeout_ms = o->wait ? KVCTL_WAIT_TIMEOUT_MS : KVCTL_TIMEOUT_MS;
+    return KVCTL_OK;
+}
+
+/* Run pos[0] with the arguments after it: help, usage errors, or the
+ * command's run function on o with its base URLs stripped of slashes. */
+static int kvctl_dispatch(kvctl_opts *o, char **pos, int npos, int help)
+{
+    const kvctl_cmd *cmd;
+    char *url = NULL, *ctl = NULL;
+    int rc;
+
+    if (npos == 0) {
+        kvctl_usage(help ? stdout : stderr);
+        return help ? KVCTL_OK : KVCTL_USAGE;
+    }
+    if (strcmp(pos[0], "help") == 0) {
+        if (npos > 1)
+            return kvctl_help_cmd(pos[1], stdout);
+        kvctl_usage(stdout);
+        return KVCTL_OK;
+    }
+    cmd = kvctl_find(pos[0]);
+    if (cmd == NULL) {
+        fprintf(stderr, "kvctl: unknown command \"%s\" (see kvctl --help)\n",
+                pos[0]);
+        return KVCTL_USAGE;
+    }
+    if (help)
+        return kvctl_help_cmd(cmd->name, stdout);
+    if (npos - 1 < cmd->min_args || npos - 1 > cmd->max_args) {
+        fprintf(stderr, "usage: kvctl [options] %s\n", cmd->synopsis);
+        return KVCTL_USAGE;
+    }
+    url = strdup(o->url);
+    ctl = strdup(o->controller);
+    if (url == NULL || ctl == NULL) {
+        rc = KVCTL_FAIL;
+        goto out;
+    }
+    o->url = kvctl_base(url);
+    o->controller = kvctl_base(ctl);
+    httpc_global_init();
+    rc = cmd->run(o, npos - 1, pos + 1);
+out:
+    free(ctl);
+    free(url);
+    return rc;
+}
+
 int kvctl_main(int argc, char **argv)
 {
     kvctl_opts o = {0};
     char **pos = calloc((size_t)argc + 1, sizeof *pos);
-    int npos = 0, help = 0, rc, options_done = 0;
-    const kvctl_cmd *cmd;
+    int npos = 0, help = 0, rc;
     const char *env;
 
     if (pos == NULL)
@@ -166,110 +284,9 @@ int kvctl_main(int argc, char **argv)
     o.url = env && *env ? env : KVCTL_DEFAULT_URL;
     env = getenv("KV_CONTROLLER");
     o.controller = env && *env ? env : KVCTL_DEFAULT_CONTROLLER;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = NULL;
-        size_t nlen;
-
-        if (!options_done && npos > 0 && kvctl_has_own_opts(pos[0])) {
-            if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-                help = 1;
-            else
-                pos[npos++] = argv[i];
-            continue;
-        }
-        if (options_done || strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            if (!options_done && strcmp(a, "--") == 0)
-                options_done = 1;
-            else if (!options_done && strcmp(a, "-h") == 0)
-                help = 1;
-            else
-                pos[npos++] = argv[i];
-            continue;
-        }
-        nlen = strcspn(a, "=");
-        if (a[nlen] == '=')
-            val = a + nlen + 1;
-#define KVCTL_IS(name) (strlen(name) == nlen && strncmp(a, name, nlen) == 0)
-        if (KVCTL_IS("--help")) {
-            help = 1;
-        } else if (KVCTL_IS("--json")) {
-            o.json = 1;
-        } else if (KVCTL_IS("--wait")) {
-            o.wait = 1;
-        } else if (KVCTL_IS("--url") || KVCTL_IS("--controller") ||
-                   KVCTL_IS("--timeout-ms")) {
-            if (val == NULL) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "kvctl: %s needs a value\n", a);
-                    free(pos);
-                    return KVCTL_USAGE;
-                }
-                val = argv[++i];
-            }
-            if (KVCTL_IS("--url"))
-                o.url = val;
-            else if (KVCTL_IS("--controller"))
-                o.controller = val;
-            else
-                o.timeout_ms = strtol(val, NULL, 10);
-        } else {
-            fprintf(stderr, "kvctl: unknown option %s (see kvctl --help)\n", a);
-            free(pos);
-            return KVCTL_USAGE;
-        }
-#undef KVCTL_IS
-    }
-    if (o.timeout_ms <= 0)
-        o.timeout_ms = o.wait ? KVCTL_WAIT_TIMEOUT_MS : KVCTL_TIMEOUT_MS;
-
-    if (npos == 0) {
-        kvctl_usage(help ? stdout : stderr);
-        free(pos);
-        return help ? KVCTL_OK : KVCTL_USAGE;
-    }
-    if (strcmp(pos[0], "help") == 0) {
-        if (npos > 1)
-            rc = kvctl_help_cmd(pos[1], stdout);
-        else {
-            kvctl_usage(stdout);
-            rc = KVCTL_OK;
-        }
-        free(pos);
-        return rc;
-    }
-    cmd = kvctl_find(pos[0]);
-    if (cmd == NULL) {
-        fprintf(stderr, "kvctl: unknown command \"%s\" (see kvctl --help)\n",
-                pos[0]);
-        free(pos);
-        return KVCTL_USAGE;
-    }
-    if (help) {
-        rc = kvctl_help_cmd(cmd->name, stdout);
-        free(pos);
-        return rc;
-    }
-    if (npos - 1 < cmd->min_args || npos - 1 > cmd->max_args) {
-        fprintf(stderr, "usage: kvctl [options] %s\n", cmd->synopsis);
-        free(pos);
-        return KVCTL_USAGE;
-    }
-    {
-        char *url = strdup(o.url), *ctl = strdup(o.controller);
-        if (url == NULL || ctl == NULL) {
-            free(url);
-            free(ctl);
-            free(pos);
-            return KVCTL_FAIL;
-        }
-        o.url = kvctl_base(url);
-        o.controller = kvctl_base(ctl);
-        httpc_global_init();
-        rc = cmd->run(&o, npos - 1, pos + 1);
-        free(url);
-        free(ctl);
-    }
+    rc = kvctl_parse_args(argc, argv, &o, pos, &npos, &help);
+    if (rc == KVCTL_OK)
+        rc = kvctl_dispatch(&o, pos, npos, help);
     free(pos);
     return rc;
 }

@@ -9,7 +9,7 @@
  * Exit codes: KVCTL_OK 0, KVCTL_FAIL 1 (not found, or the server refused),
  * KVCTL_USAGE 2, KVCTL_CONNECT 3 (no connection / no answer).
  *
- * Ownership: responses come from lib/httpc (httpc_resp_free); kvctl_escape
+ * Ownership: responses come from lib/httpc (httpc_resp_free); kvctl_http_escape
  * returns a malloc'd string the caller frees. */
 #ifndef KV_KVCTL_H
 #define KV_KVCTL_H
@@ -51,29 +51,30 @@ int kvctl_main(int argc, char **argv);
 /* method base+path with an optional body and headers. On a transport failure
  * prints "kvctl: cannot reach ..." and returns KVCTL_CONNECT; else 0 with
  * the response in out (free it with httpc_resp_free). */
-int kvctl_http(const kvctl_opts *o, const char *method, const char *base,
-               const char *path, const void *body, size_t len,
-               const char *const *headers, httpc_resp *out);
+int kvctl_http_request(const kvctl_opts *o, const char *method,
+                       const char *base, const char *path, const void *body,
+                       size_t len, const char *const *headers, httpc_resp *out);
 /* Percent-encode a key for a URL path segment or a query value. */
-char *kvctl_escape(const char *s, size_t len);
+char *kvctl_http_escape(const char *s, size_t len);
 /* For a failed response: print "kvctl: <status> <code>: <message>" (or the
  * raw body with --json) and return KVCTL_FAIL. */
-int kvctl_fail(const kvctl_opts *o, const httpc_resp *r, const char *what);
+int kvctl_http_fail(const kvctl_opts *o, const httpc_resp *r, const char *what);
 /* Parse a response body as JSON (NULL when it is not). */
-struct cJSON *kvctl_json(const httpc_resp *r);
+struct cJSON *kvctl_http_json(const httpc_resp *r);
 /* Print body to stdout as it came, with a newline when it has none. */
-void kvctl_print_body(const httpc_resp *r);
+void kvctl_http_print_body(const httpc_resp *r);
 /* Print a JSON value as indented "key: value" lines. */
-void kvctl_print_tree(FILE *f, const struct cJSON *j, int indent);
+void kvctl_http_print_tree(FILE *f, const struct cJSON *j, int indent);
 
 /* ---- commands (kvctl_kv.c, kvctl_info.c) ---- */
-int kvctl_cmd_get(const kvctl_opts *o, int argc, char **argv);
-int kvctl_cmd_put(const kvctl_opts *o, int argc, char **argv);
-int kvctl_cmd_del(const kvctl_opts *o, int argc, char **argv);
-int kvctl_cmd_incr(const kvctl_opts *o, int argc, char **argv);
-int kvctl_cmd_status(const kvctl_opts *o, int argc, char **argv);
-int kvctl_cmd_ring(const kvctl_opts *o, int argc, char **argv);
-int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv); /* kvctl_parity.c */
+int kvctl_kv_get(const kvctl_opts *o, int argc, char **argv);
+int kvctl_kv_put(const kvctl_opts *o, int argc, char **argv);
+int kvctl_kv_del(const kvctl_opts *o, int argc, char **argv);
+int kvctl_kv_incr(const kvctl_opts *o, int argc, char **argv);
+int kvctl_info_status(const kvctl_opts *o, int argc, char **argv);
+int kvctl_info_ring(const kvctl_opts *o, int argc, char **argv);
+/* kvctl parity (kvctl_parity.c). */
+int kvctl_parity_cmd(const kvctl_opts *o, int argc, char **argv);
 /* Compare the live records (key, version, value) of the replicas urls[0..n)
  * read through GET /internal/changes?since=0 (paged). With out, prints
  * "<label>: N replicas, K keys: identical|DIFFERENT" and the first
@@ -84,8 +85,5 @@ int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
                           size_t n, const char *label, FILE *out, size_t *nkeys);
 /* kvctl bench quorum (benchq.c). */
 int kvctl_cmd_bench(const kvctl_opts *o, int argc, char **argv);
-
-/* Read all of stream into a new buffer (caller frees). NULL on error. */
-char *kvctl_read_all(FILE *f, size_t *len);
 
 #endif

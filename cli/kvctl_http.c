@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-int kvctl_http(const kvctl_opts *o, const char *method, const char *base,
-               const char *path, const void *body, size_t len,
-               const char *const *headers, httpc_resp *out)
+int kvctl_http_request(const kvctl_opts *o, const char *method,
+                       const char *base, const char *path, const void *body,
+                       size_t len, const char *const *headers, httpc_resp *out)
 {
     size_t n = strlen(base) + strlen(path) + 1;
     char *url = malloc(n);
@@ -34,7 +34,7 @@ int kvctl_http(const kvctl_opts *o, const char *method, const char *base,
     return 0;
 }
 
-char *kvctl_escape(const char *s, size_t len)
+char *kvctl_http_escape(const char *s, size_t len)
 {
     CURL *h = curl_easy_init();
     char *e, *copy;
@@ -48,14 +48,14 @@ char *kvctl_escape(const char *s, size_t len)
     return copy;
 }
 
-cJSON *kvctl_json(const httpc_resp *r)
+cJSON *kvctl_http_json(const httpc_resp *r)
 {
     if (r->body == NULL || r->len == 0)
         return NULL;
     return cJSON_ParseWithLength(r->body, r->len);
 }
 
-void kvctl_print_body(const httpc_resp *r)
+void kvctl_http_print_body(const httpc_resp *r)
 {
     if (r->body && r->len) {
         fwrite(r->body, 1, r->len, stdout);
@@ -64,16 +64,16 @@ void kvctl_print_body(const httpc_resp *r)
     }
 }
 
-int kvctl_fail(const kvctl_opts *o, const httpc_resp *r, const char *what)
+int kvctl_http_fail(const kvctl_opts *o, const httpc_resp *r, const char *what)
 {
     cJSON *j;
     const cJSON *code, *msg;
 
     if (o->json) {
-        kvctl_print_body(r);
+        kvctl_http_print_body(r);
         return KVCTL_FAIL;
     }
-    j = kvctl_json(r);
+    j = kvctl_http_json(r);
     code = cJSON_GetObjectItemCaseSensitive(j, "error");
     msg = cJSON_GetObjectItemCaseSensitive(j, "message");
     if (cJSON_IsString(code))
@@ -87,7 +87,7 @@ int kvctl_fail(const kvctl_opts *o, const httpc_resp *r, const char *what)
     return KVCTL_FAIL;
 }
 
-static void kvctl_print_scalar(FILE *f, const cJSON *j)
+static void kvctl_http_print_scalar(FILE *f, const cJSON *j)
 {
     if (cJSON_IsString(j))
         fputs(j->valuestring, f);
@@ -108,7 +108,7 @@ static void kvctl_print_scalar(FILE *f, const cJSON *j)
     }
 }
 
-static int kvctl_is_flat(const cJSON *j)
+static int kvctl_http_is_flat(const cJSON *j)
 {
     const cJSON *it;
     cJSON_ArrayForEach(it, j)
@@ -117,7 +117,7 @@ static int kvctl_is_flat(const cJSON *j)
     return 1;
 }
 
-void kvctl_print_tree(FILE *f, const cJSON *j, int indent)
+void kvctl_http_print_tree(FILE *f, const cJSON *j, int indent)
 {
     const cJSON *it;
 
@@ -127,9 +127,9 @@ void kvctl_print_tree(FILE *f, const cJSON *j, int indent)
             fprintf(f, "%s:", it->string);
         else
             fputs("-", f);
-        if (cJSON_IsObject(it) || (cJSON_IsArray(it) && !kvctl_is_flat(it))) {
+        if (cJSON_IsObject(it) || (cJSON_IsArray(it) && !kvctl_http_is_flat(it))) {
             fputc('\n', f);
-            kvctl_print_tree(f, it, indent + 2);
+            kvctl_http_print_tree(f, it, indent + 2);
         } else if (cJSON_IsArray(it)) {
             const cJSON *e;
             int first = 1;
@@ -137,45 +137,14 @@ void kvctl_print_tree(FILE *f, const cJSON *j, int indent)
             cJSON_ArrayForEach(e, it) {
                 if (!first)
                     fputs(", ", f);
-                kvctl_print_scalar(f, e);
+                kvctl_http_print_scalar(f, e);
                 first = 0;
             }
             fputc('\n', f);
         } else {
             fputc(' ', f);
-            kvctl_print_scalar(f, it);
+            kvctl_http_print_scalar(f, it);
             fputc('\n', f);
         }
     }
-}
-
-char *kvctl_read_all(FILE *f, size_t *len)
-{
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-
-    if (buf == NULL)
-        return NULL;
-    for (;;) {
-        size_t got;
-        if (n == cap) {
-            char *p = realloc(buf, cap * 2);
-            if (p == NULL) {
-                free(buf);
-                return NULL;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
 }

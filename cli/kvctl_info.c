@@ -7,40 +7,40 @@
 
 /* GET base+path as JSON into *out (NULL when not JSON). Returns 0, KVCTL_FAIL
  * for a non-2xx answer, KVCTL_CONNECT when unreachable. */
-static int kvctl_get_json(const kvctl_opts *o, const char *base,
+static int kvctl_info_get_json(const kvctl_opts *o, const char *base,
                           const char *path, cJSON **out, long *status)
 {
     httpc_resp r;
-    int rc = kvctl_http(o, "GET", base, path, NULL, 0, NULL, &r);
+    int rc = kvctl_http_request(o, "GET", base, path, NULL, 0, NULL, &r);
 
     *out = NULL;
     *status = 0;
     if (rc)
         return rc;
     *status = r.status;
-    *out = kvctl_json(&r);
+    *out = kvctl_http_json(&r);
     httpc_resp_free(&r);
     return *status >= 200 && *status < 300 ? 0 : KVCTL_FAIL;
 }
 
-static int kvctl_worst(int a, int b)
+static int kvctl_info_worst(int a, int b)
 {
     return a > b ? a : b;
 }
 
-static const char *kvctl_str(const cJSON *j, const char *name, const char *dflt)
+static const char *kvctl_info_str(const cJSON *j, const char *name, const char *dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
     return cJSON_IsString(v) ? v->valuestring : dflt;
 }
 
-static double kvctl_num(const cJSON *j, const char *name, double dflt)
+static double kvctl_info_num(const cJSON *j, const char *name, double dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-static void kvctl_print_children(const cJSON *status)
+static void kvctl_info_print_children(const cJSON *status)
 {
     const cJSON *kids = cJSON_GetObjectItemCaseSensitive(status, "children");
     const cJSON *k;
@@ -52,14 +52,14 @@ static void kvctl_print_children(const cJSON *status)
         const cJSON *healthy = cJSON_GetObjectItemCaseSensitive(k, "healthy");
         const cJSON *uptime = cJSON_GetObjectItemCaseSensitive(k, "uptime_ms");
         char pidbuf[16] = "-";
-        double up = kvctl_num(k, "uptime_ms", 0) / 1000.0;
-        const char *last = kvctl_str(k, "last_exit", NULL);
+        double up = kvctl_info_num(k, "uptime_ms", 0) / 1000.0;
+        const char *last = kvctl_info_str(k, "last_exit", NULL);
 
         if (cJSON_IsNumber(pid))
             snprintf(pidbuf, sizeof pidbuf, "%.0f", pid->valuedouble);
         printf("  %-12s %-10s %-11s %-8s %-6.0f %-8s ",
-               kvctl_str(k, "name", "?"), kvctl_str(k, "role", "?"),
-               kvctl_str(k, "state", "?"), pidbuf, kvctl_num(k, "port", 0),
+               kvctl_info_str(k, "name", "?"), kvctl_info_str(k, "role", "?"),
+               kvctl_info_str(k, "state", "?"), pidbuf, kvctl_info_num(k, "port", 0),
                cJSON_IsTrue(healthy) ? "yes" : "no");
         if (!cJSON_IsNumber(uptime)) {
             /* an external node (controller.supervise=0): not ours to
@@ -67,20 +67,20 @@ static void kvctl_print_children(const cJSON *status)
             printf("%-9s -\n", "-");
             continue;
         }
-        printf("%-9.0f ", kvctl_num(k, "restarts", 0));
+        printf("%-9.0f ", kvctl_info_num(k, "restarts", 0));
         if (up >= 3600)
             printf("%.1fh", up / 3600);
         else if (up >= 60)
             printf("%.1fm", up / 60);
         else
             printf("%.1fs", up);
-        if (last && kvctl_num(k, "restarts", 0) > 0)
+        if (last && kvctl_info_num(k, "restarts", 0) > 0)
             printf("  (last exit: %s)", last);
         putchar('\n');
     }
 }
 
-int kvctl_cmd_status(const kvctl_opts *o, int argc, char **argv)
+int kvctl_info_status(const kvctl_opts *o, int argc, char **argv)
 {
     cJSON *health = NULL, *stats = NULL, *ctl = NULL;
     long hs, ss, cs;
@@ -88,14 +88,14 @@ int kvctl_cmd_status(const kvctl_opts *o, int argc, char **argv)
 
     (void)argc;
     (void)argv;
-    r = kvctl_get_json(o, o->url, "/health", &health, &hs);
-    rc = kvctl_worst(rc, r);
+    r = kvctl_info_get_json(o, o->url, "/health", &health, &hs);
+    rc = kvctl_info_worst(rc, r);
     if (r != KVCTL_CONNECT) {
-        r = kvctl_get_json(o, o->url, "/stats", &stats, &ss);
-        rc = kvctl_worst(rc, r);
+        r = kvctl_info_get_json(o, o->url, "/stats", &stats, &ss);
+        rc = kvctl_info_worst(rc, r);
     }
-    r = kvctl_get_json(o, o->controller, "/status", &ctl, &cs);
-    rc = kvctl_worst(rc, r);
+    r = kvctl_info_get_json(o, o->controller, "/status", &ctl, &cs);
+    rc = kvctl_info_worst(rc, r);
 
     if (o->json) {
         cJSON *all = cJSON_CreateObject();
@@ -119,19 +119,19 @@ int kvctl_cmd_status(const kvctl_opts *o, int argc, char **argv)
     if (hs == 0)
         printf("unreachable\n");
     else
-        printf("%s (HTTP %ld)\n", kvctl_str(health, "status", "?"), hs);
+        printf("%s (HTTP %ld)\n", kvctl_info_str(health, "status", "?"), hs);
     if (stats) {
-        kvctl_print_tree(stdout, stats, 2);
+        kvctl_http_print_tree(stdout, stats, 2);
     }
     printf("controller %s: ", o->controller);
     if (cs == 0) {
         printf("unreachable\n");
     } else {
-        printf("epoch %.0f, %s\n", kvctl_num(ctl, "epoch", 0),
+        printf("epoch %.0f, %s\n", kvctl_info_num(ctl, "epoch", 0),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctl, "ready"))
                    ? "ready"
                    : "not ready");
-        kvctl_print_children(ctl);
+        kvctl_info_print_children(ctl);
     }
     cJSON_Delete(health);
     cJSON_Delete(stats);
@@ -139,41 +139,35 @@ int kvctl_cmd_status(const kvctl_opts *o, int argc, char **argv)
     return rc;
 }
 
-int kvctl_cmd_ring(const kvctl_opts *o, int argc, char **argv)
+int kvctl_info_ring(const kvctl_opts *o, int argc, char **argv)
 {
-    char *esc = kvctl_escape(argv[0], strlen(argv[0]));
-    char *path;
-    size_t n;
+    char *esc = kvctl_http_escape(argv[0], strlen(argv[0]));
+    char *path = NULL;
     httpc_resp r;
     int rc;
 
     (void)argc;
-    if (esc == NULL)
-        return KVCTL_FAIL;
-    n = strlen(esc) + 16;
-    path = malloc(n);
-    if (path == NULL) {
+    if (esc == NULL || asprintf(&path, "/ring?key=%s", esc) < 0) {
         free(esc);
         return KVCTL_FAIL;
     }
-    snprintf(path, n, "/ring?key=%s", esc);
     free(esc);
-    rc = kvctl_http(o, "GET", o->url, path, NULL, 0, NULL, &r);
+    rc = kvctl_http_request(o, "GET", o->url, path, NULL, 0, NULL, &r);
     free(path);
     if (rc)
         return rc;
     if (r.status != 200) {
-        rc = kvctl_fail(o, &r, "ring");
+        rc = kvctl_http_fail(o, &r, "ring");
     } else if (o->json) {
-        kvctl_print_body(&r);
+        kvctl_http_print_body(&r);
     } else {
-        cJSON *j = kvctl_json(&r);
+        cJSON *j = kvctl_http_json(&r);
         const cJSON *secs = cJSON_GetObjectItemCaseSensitive(j, "secondaries");
         const cJSON *s;
-        printf("key          %s\n", kvctl_str(j, "key", argv[0]));
-        printf("shard        %.0f (epoch %.0f)\n", kvctl_num(j, "shard", -1),
-               kvctl_num(j, "epoch", 0));
-        printf("primary      %s\n", kvctl_str(j, "primary", "(none)"));
+        printf("key          %s\n", kvctl_info_str(j, "key", argv[0]));
+        printf("shard        %.0f (epoch %.0f)\n", kvctl_info_num(j, "shard", -1),
+               kvctl_info_num(j, "epoch", 0));
+        printf("primary      %s\n", kvctl_info_str(j, "primary", "(none)"));
         printf("secondaries ");
         if (cJSON_GetArraySize(secs) == 0)
             printf(" (none)");

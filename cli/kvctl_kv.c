@@ -1,5 +1,7 @@
-/* kvctl get / put / del / incr over the public API (DESIGN §5). */
+/* kvctl get / put / del / incr over the public API (docs/PROTOCOL.md). */
 #include "kvctl.h"
+
+#include "num.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -17,7 +19,7 @@ static char *kvctl_kv_path(const char *key, const char *suffix)
         fprintf(stderr, "kvctl: the key must not be empty\n");
         return NULL;
     }
-    esc = kvctl_escape(key, strlen(key));
+    esc = kvctl_http_escape(key, strlen(key));
     if (esc == NULL)
         return NULL;
     n = strlen(esc) + strlen(suffix) + 8;
@@ -29,7 +31,7 @@ static char *kvctl_kv_path(const char *key, const char *suffix)
 }
 
 /* Print " name value" of a JSON field (as text: a job id may pass 2^53). */
-static void kvctl_print_field(const cJSON *j, const char *name, int *first)
+static void kvctl_kv_print_field(const cJSON *j, const char *name, int *first)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, name);
     char *s;
@@ -43,19 +45,19 @@ static void kvctl_print_field(const cJSON *j, const char *name, int *first)
 }
 
 /* The answer to a write: 200 applied, 202 queued. */
-static int kvctl_write_done(const kvctl_opts *o, httpc_resp *r,
+static int kvctl_kv_write_done(const kvctl_opts *o, httpc_resp *r,
                             const char *key, const char *what)
 {
     cJSON *j;
     const cJSON *st;
 
     if (r->status != 200 && r->status != 202)
-        return kvctl_fail(o, r, what);
+        return kvctl_http_fail(o, r, what);
     if (o->json) {
-        kvctl_print_body(r);
+        kvctl_http_print_body(r);
         return KVCTL_OK;
     }
-    j = kvctl_json(r);
+    j = kvctl_http_json(r);
     st = cJSON_GetObjectItemCaseSensitive(j, "status");
     printf("%s: %s", key,
            cJSON_IsString(st) ? st->valuestring
@@ -65,15 +67,15 @@ static int kvctl_write_done(const kvctl_opts *o, httpc_resp *r,
     {
         int first = 1;
         printf(" (");
-        kvctl_print_field(j, "job", &first);
-        kvctl_print_field(j, "version", &first);
+        kvctl_kv_print_field(j, "job", &first);
+        kvctl_kv_print_field(j, "version", &first);
         printf(")\n");
     }
     cJSON_Delete(j);
     return KVCTL_OK;
 }
 
-int kvctl_cmd_get(const kvctl_opts *o, int argc, char **argv)
+int kvctl_kv_get(const kvctl_opts *o, int argc, char **argv)
 {
     static const char *const json_hdr[] = {"Accept: application/json", NULL};
     char *path = kvctl_kv_path(argv[0], "");
@@ -83,21 +85,21 @@ int kvctl_cmd_get(const kvctl_opts *o, int argc, char **argv)
     (void)argc;
     if (path == NULL)
         return KVCTL_USAGE;
-    rc = kvctl_http(o, "GET", o->url, path, NULL, 0,
-                    o->json ? json_hdr : NULL, &r);
+    rc = kvctl_http_request(o, "GET", o->url, path, NULL, 0,
+                            o->json ? json_hdr : NULL, &r);
     free(path);
     if (rc)
         return rc;
     if (r.status == 404) {
         if (o->json)
-            kvctl_print_body(&r);
+            kvctl_http_print_body(&r);
         else
             fprintf(stderr, "not found\n");
         rc = KVCTL_FAIL;
     } else if (r.status != 200) {
-        rc = kvctl_fail(o, &r, "get");
+        rc = kvctl_http_fail(o, &r, "get");
     } else if (o->json) {
-        kvctl_print_body(&r);
+        kvctl_http_print_body(&r);
     } else {
         fwrite(r.body, 1, r.len, stdout);
         if (isatty(STDOUT_FILENO) && (r.len == 0 || r.body[r.len - 1] != '\n'))
@@ -107,7 +109,39 @@ int kvctl_cmd_get(const kvctl_opts *o, int argc, char **argv)
     return rc;
 }
 
-int kvctl_cmd_put(const kvctl_opts *o, int argc, char **argv)
+/* All of stream f in a new buffer (caller frees); NULL on error. */
+static char *kvctl_kv_read_all(FILE *f, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+
+    if (buf == NULL)
+        return NULL;
+    for (;;) {
+        size_t got;
+        if (n == cap) {
+            char *p = realloc(buf, cap * 2);
+            if (p == NULL) {
+                free(buf);
+                return NULL;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+int kvctl_kv_put(const kvctl_opts *o, int argc, char **argv)
 {
     char *path = kvctl_kv_path(argv[0], o->wait ? "?sync=1" : "");
     char *owned = NULL;
@@ -125,28 +159,29 @@ int kvctl_cmd_put(const kvctl_opts *o, int argc, char **argv)
         if (argc == 1 && isatty(STDIN_FILENO)) {
             fprintf(stderr, "usage: kvctl put KEY [VALUE | -] (no value given "
                             "and stdin is a terminal)\n");
-            free(path);
-            return KVCTL_USAGE;
+            rc = KVCTL_USAGE;
+            goto out;
         }
-        owned = kvctl_read_all(stdin, &len);
+        owned = kvctl_kv_read_all(stdin, &len);
         if (owned == NULL) {
             fprintf(stderr, "kvctl: reading stdin: %s\n", strerror(errno));
-            free(path);
-            return KVCTL_FAIL;
+            rc = KVCTL_FAIL;
+            goto out;
         }
         val = owned;
     }
-    rc = kvctl_http(o, "PUT", o->url, path, val, len, NULL, &r);
-    free(path);
+    rc = kvctl_http_request(o, "PUT", o->url, path, val, len, NULL, &r);
+    if (rc == 0) {
+        rc = kvctl_kv_write_done(o, &r, argv[0], "put");
+        httpc_resp_free(&r);
+    }
+out:
     free(owned);
-    if (rc)
-        return rc;
-    rc = kvctl_write_done(o, &r, argv[0], "put");
-    httpc_resp_free(&r);
+    free(path);
     return rc;
 }
 
-int kvctl_cmd_del(const kvctl_opts *o, int argc, char **argv)
+int kvctl_kv_del(const kvctl_opts *o, int argc, char **argv)
 {
     char *path = kvctl_kv_path(argv[0], o->wait ? "?sync=1" : "");
     httpc_resp r;
@@ -155,60 +190,64 @@ int kvctl_cmd_del(const kvctl_opts *o, int argc, char **argv)
     (void)argc;
     if (path == NULL)
         return KVCTL_USAGE;
-    rc = kvctl_http(o, "DELETE", o->url, path, NULL, 0, NULL, &r);
+    rc = kvctl_http_request(o, "DELETE", o->url, path, NULL, 0, NULL, &r);
     free(path);
     if (rc)
         return rc;
-    rc = kvctl_write_done(o, &r, argv[0], "del");
+    rc = kvctl_kv_write_done(o, &r, argv[0], "del");
     httpc_resp_free(&r);
     return rc;
 }
 
-int kvctl_cmd_incr(const kvctl_opts *o, int argc, char **argv)
+/* An incr's answer: print the new value alone (handy in scripts); 1 when
+ * the answer had one. Copied from the body text, since a double cannot hold
+ * every int64. */
+static int kvctl_kv_print_new_value(const httpc_resp *r)
 {
-    long long by = 1;
-    char suffix[64], *path, *end;
+    cJSON *j = kvctl_http_json(r);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+    int printed = cJSON_IsNumber(v) || cJSON_IsString(v);
+
+    if (printed) {
+        const char *raw = strstr(r->body, "\"value\":");
+        if (cJSON_IsString(v))
+            printf("%s\n", v->valuestring);
+        else if (raw)
+            printf("%.*s\n", (int)strspn(raw + 8, "-0123456789"), raw + 8);
+        else
+            printf("%.0f\n", v->valuedouble);
+    }
+    cJSON_Delete(j);
+    return printed;
+}
+
+int kvctl_kv_incr(const kvctl_opts *o, int argc, char **argv)
+{
+    int64_t by = 1;
+    char suffix[64], *path;
     httpc_resp r;
     int rc;
 
     if (argc == 2) {
-        errno = 0;
-        by = strtoll(argv[1], &end, 10);
-        if (errno || end == argv[1] || *end) {
+        if (num_parse_i64(argv[1], &by) != 0) {
             fprintf(stderr, "kvctl: incr: BY must be an integer, not \"%s\"\n",
                     argv[1]);
             return KVCTL_USAGE;
         }
     }
-    snprintf(suffix, sizeof suffix, "/incr?by=%lld%s", by,
+    snprintf(suffix, sizeof suffix, "/incr?by=%lld%s", (long long)by,
              o->wait ? "&sync=1" : "");
     path = kvctl_kv_path(argv[0], suffix);
     if (path == NULL)
         return KVCTL_USAGE;
-    rc = kvctl_http(o, "POST", o->url, path, NULL, 0, NULL, &r);
+    rc = kvctl_http_request(o, "POST", o->url, path, NULL, 0, NULL, &r);
     free(path);
     if (rc)
         return rc;
-    if (r.status == 200 && !o->json) {
-        cJSON *j = kvctl_json(&r);
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
-        if (cJSON_IsNumber(v) || cJSON_IsString(v)) {
-            /* The new value alone: handy in scripts. Copied from the body
-             * text, since a double cannot hold every int64. */
-            const char *raw = strstr(r.body, "\"value\":");
-            if (cJSON_IsString(v))
-                printf("%s\n", v->valuestring);
-            else if (raw)
-                printf("%.*s\n", (int)strspn(raw + 8, "-0123456789"), raw + 8);
-            else
-                printf("%.0f\n", v->valuedouble);
-            cJSON_Delete(j);
-            httpc_resp_free(&r);
-            return KVCTL_OK;
-        }
-        cJSON_Delete(j);
-    }
-    rc = kvctl_write_done(o, &r, argv[0], "incr");
+    if (r.status == 200 && !o->json && kvctl_kv_print_new_value(&r))
+        rc = KVCTL_OK;
+    else
+        rc = kvctl_kv_write_done(o, &r, argv[0], "incr");
     httpc_resp_free(&r);
     return rc;
 }

@@ -5,6 +5,7 @@
  * version and value. Meaningful when writes have stopped. */
 #include "kvctl.h"
 
+#include "kvhdr.h"
 #include "wire.h"
 
 #include <cjson/cJSON.h>
@@ -13,35 +14,35 @@
 #include <string.h>
 #include <xxhash.h>
 
-typedef struct parity_rec {
+typedef struct kvctl_parity_rec {
     char *key;
     size_t klen;
     uint64_t version;
     uint64_t vhash;            /* XXH3 of the value */
-} parity_rec;
+} kvctl_parity_rec;
 
-typedef struct parity_dump {
+typedef struct kvctl_parity_dump {
     const char *url;
-    parity_rec *recs;
+    kvctl_parity_rec *recs;
     size_t n, cap;
     uint64_t digest;
-} parity_dump;
+} kvctl_parity_dump;
 
-static int parity_cmp(const void *a, const void *b)
+static int kvctl_parity_cmp(const void *a, const void *b)
 {
-    const parity_rec *x = a, *y = b;
+    const kvctl_parity_rec *x = a, *y = b;
     size_t n = x->klen < y->klen ? x->klen : y->klen;
     int c = memcmp(x->key, y->key, n);
     return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-static int parity_add(parity_dump *d, const wire_op *op)
+static int kvctl_parity_add(kvctl_parity_dump *d, const wire_op *op)
 {
-    parity_rec *r;
+    kvctl_parity_rec *r;
 
     if (d->n == d->cap) {
         size_t cap = d->cap ? 2 * d->cap : 1024;
-        parity_rec *n = realloc(d->recs, cap * sizeof *n);
+        kvctl_parity_rec *n = realloc(d->recs, cap * sizeof *n);
         if (n == NULL)
             return -1;
         d->recs = n;
@@ -59,13 +60,14 @@ static int parity_add(parity_dump *d, const wire_op *op)
 }
 
 /* Read one replica's live records, sorted by key, and their digest. */
-static int parity_read(const kvctl_opts *o, parity_dump *d)
+static int kvctl_parity_read(const kvctl_opts *o, kvctl_parity_dump *d)
 {
     uint64_t since = 0;
     int more = 1;
 
     while (more) {
         char path[96], hdr[32];
+        uint64_t next;
         httpc_resp r;
         size_t off = 0;
         wire_op op;
@@ -73,20 +75,20 @@ static int parity_read(const kvctl_opts *o, parity_dump *d)
 
         snprintf(path, sizeof path, "/internal/changes?since=%llu&limit=2000",
                  (unsigned long long)since);
-        if ((rc = kvctl_http(o, "GET", d->url, path, NULL, 0, NULL, &r)) != 0)
+        rc = kvctl_http_request(o, "GET", d->url, path, NULL, 0, NULL, &r);
+        if (rc != 0)
             return rc;
         if (r.status != 200) {
-            rc = kvctl_fail(o, &r, d->url);
+            rc = kvctl_http_fail(o, &r, d->url);
             httpc_resp_free(&r);
             return rc;
         }
         while ((rc = wire_next_op(r.body, r.len, &off, &op)) == 1)
-            if (op.op == WIRE_PUT && parity_add(d, &op) != 0)
+            if (op.op == WIRE_PUT && kvctl_parity_add(d, &op) != 0)
                 rc = -1;
         more = httpc_resp_header(&r, "X-KV-More", hdr, sizeof hdr) &&
                (strcmp(hdr, "1") == 0 || strcmp(hdr, "true") == 0);
-        if (httpc_resp_header(&r, "X-KV-Last-Seq", hdr, sizeof hdr)) {
-            uint64_t next = strtoull(hdr, NULL, 10);
+        if (kvhdr_u64(&r, "X-KV-Last-Seq", &next) == 0) {
             more = more && next > since;
             since = next;
         } else {
@@ -98,7 +100,7 @@ static int parity_read(const kvctl_opts *o, parity_dump *d)
             return KVCTL_FAIL;
         }
     }
-    qsort(d->recs, d->n, sizeof *d->recs, parity_cmp);
+    qsort(d->recs, d->n, sizeof *d->recs, kvctl_parity_cmp);
     XXH3_state_t *st = XXH3_createState();
     XXH3_64bits_reset(st);
     for (size_t i = 0; i < d->n; i++) {
@@ -112,20 +114,23 @@ static int parity_read(const kvctl_opts *o, parity_dump *d)
 }
 
 /* The first key where two sorted dumps differ, for the report. */
-static void parity_explain(FILE *out, const parity_dump *a, const parity_dump *b)
+static void kvctl_parity_explain(FILE *out, const kvctl_parity_dump *a,
+                                 const kvctl_parity_dump *b)
 {
     size_t i = 0, k = 0;
 
     while (i < a->n || k < b->n) {
-        int c = i == a->n ? 1 : k == b->n ? -1 : parity_cmp(&a->recs[i], &b->recs[k]);
-        const parity_rec *r = c <= 0 ? &a->recs[i] : &b->recs[k];
+        int c = i == a->n   ? 1
+                : k == b->n ? -1
+                            : kvctl_parity_cmp(&a->recs[i], &b->recs[k]);
+        const kvctl_parity_rec *r = c <= 0 ? &a->recs[i] : &b->recs[k];
         if (c == 0 && r->version == b->recs[k].version &&
             r->vhash == b->recs[k].vhash) {
             i++, k++;
             continue;
         }
-        fprintf(out, "    first difference: key %.*s%s: %s", (int)(r->klen > 60 ? 60 : r->klen),
-               r->key, r->klen > 60 ? "..." : "",
+        fprintf(out, "    first difference: key %.*s%s: %s",
+                (int)(r->klen > 60 ? 60 : r->klen), r->key, r->klen > 60 ? "..." : "",
                c < 0 ? "only on the first" : c > 0 ? "only on the second" : "");
         if (c == 0)
             fprintf(out, "version %llu vs %llu%s",
@@ -137,7 +142,7 @@ static void parity_explain(FILE *out, const parity_dump *a, const parity_dump *b
     }
 }
 
-static void parity_free(parity_dump *d)
+static void kvctl_parity_free(kvctl_parity_dump *d)
 {
     for (size_t i = 0; i < d->n; i++)
         free(d->recs[i].key);
@@ -147,7 +152,7 @@ static void parity_free(parity_dump *d)
 int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
                           size_t n, const char *label, FILE *out, size_t *nkeys)
 {
-    parity_dump *d = calloc(n ? n : 1, sizeof *d);
+    kvctl_parity_dump *d = calloc(n ? n : 1, sizeof *d);
     int rc = KVCTL_OK, same = 1;
 
     if (d == NULL)
@@ -155,7 +160,7 @@ int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
     for (size_t i = 0; i < n; i++)
         d[i].url = urls[i];
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = parity_read(o, &d[i]);
+        rc = kvctl_parity_read(o, &d[i]);
     if (rc == 0) {
         for (size_t i = 1; i < n; i++)
             same &= d[i].digest == d[0].digest && d[i].n == d[0].n;
@@ -168,17 +173,17 @@ int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
                 if (d[i].digest != d[0].digest || d[i].n != d[0].n) {
                     fprintf(out, "  %s has %zu keys, %s has %zu\n", d[0].url,
                             d[0].n, d[i].url, d[i].n);
-                    parity_explain(out, &d[0], &d[i]);
+                    kvctl_parity_explain(out, &d[0], &d[i]);
                 }
         }
     }
     for (size_t i = 0; i < n; i++)
-        parity_free(&d[i]);
+        kvctl_parity_free(&d[i]);
     free(d);
     return rc ? rc : same ? KVCTL_OK : KVCTL_FAIL;
 }
 
-int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv)
+int kvctl_parity_cmd(const kvctl_opts *o, int argc, char **argv)
 {
     httpc_resp r;
     cJSON *topo, *shard;
@@ -186,15 +191,16 @@ int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv)
     (void)argc;
     (void)argv;
 
-    if ((rc = kvctl_http(o, "GET", o->controller, "/topology", NULL, 0, NULL, &r)))
+    rc = kvctl_http_request(o, "GET", o->controller, "/topology", NULL, 0,
+                            NULL, &r);
+    if (rc != 0)
         return rc;
-    topo = r.status == 200 ? kvctl_json(&r) : NULL;
-    if (topo == NULL) {
-        rc = kvctl_fail(o, &r, "topology");
-        httpc_resp_free(&r);
-        return rc;
-    }
+    topo = r.status == 200 ? kvctl_http_json(&r) : NULL;
+    if (topo == NULL)
+        rc = kvctl_http_fail(o, &r, "topology");
     httpc_resp_free(&r);
+    if (topo == NULL)
+        return rc;
     cJSON_ArrayForEach(shard, cJSON_GetObjectItem(topo, "shards")) {
         const char *urls[17];
         size_t n = 0;

@@ -1,22 +1,21 @@
-/* httpc: HTTP client over libcurl, three ways to call.
- *  - httpc_do: blocking, on a keep-alive handle cached per thread.
- *  - httpc_parallel: blocking fan-out of n requests with curl_multi.
- *  - httpc_loop_async: start a request on an event loop (curl_multi) and get a
- *    callback on the loop's thread when it ends; for servers that suspend a
- *    request while they wait on another server. A loop either has a thread
- *    of its own (httpc_loop_start) or is run by the thread that made it
- *    (httpc_loop_new), inside that thread's own event loop: httpd's worker
- *    threads each run one, so a handler's upstream call and its answer stay
- *    on one thread.
- * Every call has a timeout (timeout_ms, default 2000 ms; connect 1000 ms).
- * Host names are looked up through lib/resolve (a cache one thread keeps
- * fresh), never by the calling thread itself.
+/* httpc: the blocking HTTP client, over libcurl.
+ *  - httpc_do: one request, on a keep-alive handle cached per thread.
+ *  - httpc_parallel: n requests at once (curl_multi), returning when all
+ *    have ended or deadline_ms passed (at most 64; more are dropped).
+ * For the CLI, the lab, health checks and tests: calls where the caller may
+ * wait, and where libcurl's generality is worth its CPU (about 10 us a
+ * transfer). Servers that must not block a thread while they wait on another
+ * server use the event-loop client instead (lib/httpc_loop.h), which shares
+ * httpc_req, httpc_resp and the helpers below; include httpc_loop.h for it.
  *
- * Ownership: the caller owns httpc_req and what it points to; httpc_loop_async
- * copies url and headers but borrows body until the callback runs. A
- * response's buffers are allocated by httpc and freed with httpc_resp_free;
- * the response an async callback gets is valid during the callback only
- * (take resp->body and set it to NULL to keep it). */
+ * Timeouts: timeout_ms bounds the whole call (default
+ * HTTPC_DEFAULT_TIMEOUT_MS); the connect within it is bounded by 1000 ms.
+ * httpc_req.src_addr binds the client socket to a local address. Host names
+ * are looked up through lib/resolve (a cache one thread keeps fresh), never
+ * by libcurl's own resolver.
+ *
+ * Ownership: the caller owns httpc_req and what it points to. A response's
+ * buffers are allocated by httpc and freed with httpc_resp_free. */
 #ifndef KV_HTTPC_H
 #define KV_HTTPC_H
 
@@ -34,7 +33,8 @@ typedef struct httpc_req {
     const char *const *headers;    /* "Name: value", NULL-terminated */
     long timeout_ms;               /* 0 = HTTPC_DEFAULT_TIMEOUT_MS */
     const char *src_addr;          /* bind the client socket to this local
-                                      address (httpc_do only; NULL: any) */
+                                      address (httpc_do and
+                                      httpc_parallel; NULL: any) */
 } httpc_req;
 
 typedef struct httpc_resp {
@@ -61,29 +61,5 @@ void httpc_thread_done(void);
 /* Value of a response header (case-insensitive) into buf; NULL when absent. */
 const char *httpc_resp_header(const httpc_resp *r, const char *name, char *buf,
                               size_t bufsz);
-
-typedef struct httpc_loop httpc_loop;
-typedef void (*httpc_done_fn)(httpc_resp *resp, void *ctx);
-
-/* A loop with its own thread. */
-httpc_loop *httpc_loop_start(void);
-void httpc_loop_stop(httpc_loop *l);   /* fails pending requests, joins */
-
-/* A loop run by the calling thread: wait until httpc_loop_fd() is readable
- * (poll it, or add it to an epoll set of your own: never epoll_wait on it
- * directly) or httpc_loop_timeout_ms() passed (-1: no timer), then
- * httpc_loop_run()
- * (never blocks; callbacks run inside it). httpc_loop_free fails what is
- * still pending (callbacks run) and frees; call it on the same thread. */
-httpc_loop *httpc_loop_new(void);
-int httpc_loop_fd(const httpc_loop *l);
-long httpc_loop_timeout_ms(const httpc_loop *l);
-void httpc_loop_run(httpc_loop *l);
-void httpc_loop_free(httpc_loop *l);
-
-/* From any thread; on the loop's own thread the transfer starts at once.
- * 0, or -1 (nothing started, cb never called). */
-int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb,
-                void *ctx);
 
 #endif

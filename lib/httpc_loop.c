@@ -1,31 +1,12 @@
-/* httpc_loop: the asynchronous half of httpc (httpc.h), written by hand.
- *
- * Why not libcurl here: these calls run on the hot paths between our own
- * processes (api -> store, api -> queue, lab controller -> nodes), inside a
- * server's event loop. libcurl's multi interface costs about 10 us of CPU per
- * transfer on the 2-core VM (two poll()s to check a reused connection, an
- * epoll_ctl pair as it unwatches and rewatches the idle socket, a dozen
- * mallocs), which made the api twice as expensive as an nginx proxy hop.
- * This client does one writev and one or two recvs per request on sockets
- * that stay in the epoll set (edge-triggered) for their whole life.
- *
- * What it speaks: HTTP/1.1 over plain TCP to http://host[:port]/path URLs,
- * persistent connections pooled per host:port, request bodies with
- * Content-Length, responses framed by Content-Length, chunked encoding, or
- * the end of the connection. No TLS, no proxies, no redirects, no
- * 100-continue: our servers need none of them. A request on a reused
- * connection that dies before any answer byte is sent once more on a new
- * connection (the server closed an idle connection as we wrote; libcurl
- * does the same). Host names come from lib/resolve, whose own thread does
- * the DNS: a job whose name has no address yet waits (parked, its deadline
- * running) without holding up the loop.
- *
- * Threads: a loop belongs to one thread (httpc_loop_new's caller, or
- * httpc_loop_start's own thread); other threads submit through an inbox and
- * an eventfd. */
-#include "httpc.h"
+/* httpc_loop: the event-loop HTTP client; what it does and why it is not
+ * libcurl: httpc_loop.h. Here: the loop (jobs from submission to callback,
+ * the inbox other threads submit through, deadlines), and the connection
+ * pool with the sending and receiving on each connection; the response
+ * parsing is lib/http1_parse.c. */
+#include "httpc_loop.h"
 
 #include "clock.h"
+#include "http1_parse.h"
 #include "log.h"
 #include "resolve.h"
 
@@ -47,18 +28,17 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define HL_MAX_HEADER_BYTES (64 * 1024)
-#define HL_IDLE_MAX 64             /* idle connections kept per host */
+#define HTTPC_LOOP_IDLE_MAX 64             /* idle connections kept per host */
 
-typedef struct hl_conn hl_conn;
-typedef struct hl_host hl_host;
+typedef struct httpc_loop_conn httpc_loop_conn;
+typedef struct httpc_loop_host httpc_loop_host;
 
 /* One request, from submission to callback. */
-typedef struct hl_job {
+typedef struct httpc_loop_job {
     char hname[256];               /* host and port of the URL */
     uint16_t port;
-    hl_host *host;                 /* resolved when the job starts */
-    hl_conn *conn;
+    httpc_loop_host *host;                 /* resolved when the job starts */
+    httpc_loop_conn *conn;
     char *head;                    /* request line and headers */
     size_t head_len;
     const char *body;              /* borrowed until the callback */
@@ -71,44 +51,32 @@ typedef struct hl_job {
     int parked;                    /* waiting for its host name's address */
     httpc_done_fn cb;
     void *ctx;
-    struct hl_job *next, *prev;    /* inbox or pending, then active list */
-} hl_job;
+    struct httpc_loop_job *next, *prev;    /* inbox or pending, then active list */
+} httpc_loop_job;
 
-enum hl_rstate { HL_STATUS_HEAD, HL_BODY_LEN, HL_BODY_CHUNKED, HL_BODY_EOF };
-enum hl_chunk { HL_CH_SIZE, HL_CH_DATA, HL_CH_DATA_END, HL_CH_TRAILER };
-
-struct hl_conn {
+struct httpc_loop_conn {
     int fd;
-    hl_host *host;
-    hl_job *job;                   /* NULL while idle */
+    httpc_loop_host *host;
+    httpc_loop_job *job;                   /* NULL while idle */
     int connecting;
     int reused;                    /* served a request before this one */
     int got_bytes;                 /* this request's answer has begun */
     /* response being read */
     char *buf;
     size_t len, cap;
-    enum hl_rstate rstate;
-    size_t head_end;               /* offset of the body in buf */
-    long status;
-    size_t body_want;              /* HL_BODY_LEN: bytes of body expected */
-    enum hl_chunk chunk_state;     /* HL_BODY_CHUNKED: where in a chunk */
-    size_t chunk_left;             /* HL_BODY_CHUNKED: bytes left in chunk */
-    size_t scan;                   /* HL_BODY_CHUNKED: parse position */
-    char *body;                    /* HL_BODY_CHUNKED: decoded body */
-    size_t body_len, body_cap;
-    int close_after;               /* Connection: close */
-    hl_conn *next_idle;
+    http1_parse parse;
+    httpc_loop_conn *next_idle;
 };
 
-struct hl_host {
+struct httpc_loop_host {
     char name[256];
     uint16_t port;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int literal;                   /* an IP address: addr never changes */
-    hl_conn *idle;
+    httpc_loop_conn *idle;
     size_t nidle;
-    hl_host *next;
+    httpc_loop_host *next;
 };
 
 struct httpc_loop {
@@ -117,10 +85,10 @@ struct httpc_loop {
     pthread_t owner;
     _Atomic int owned;             /* owner is set (written before) */
     pthread_mutex_t mu;            /* guards the inbox and stopping */
-    hl_job *in_head, *in_tail;     /* submitted by other threads */
-    hl_job *pend_head, *pend_tail; /* to start at the next run; loop thread */
-    hl_job *active;                /* loop thread only */
-    hl_host *hosts;                /* loop thread only */
+    httpc_loop_job *in_head, *in_tail;     /* submitted by other threads */
+    httpc_loop_job *pend_head, *pend_tail; /* to start at the next run; loop thread */
+    httpc_loop_job *active;                /* loop thread only */
+    httpc_loop_host *hosts;                /* loop thread only */
     size_t nparked;                /* active jobs waiting on a name */
     int stopping;
     pthread_t thread;              /* httpc_loop_start's */
@@ -129,7 +97,7 @@ struct httpc_loop {
 
 /* ---- jobs ---- */
 
-static void hl_active_add(httpc_loop *l, hl_job *j)
+static void httpc_loop_active_add(httpc_loop *l, httpc_loop_job *j)
 {
     j->prev = NULL;
     j->next = l->active;
@@ -138,7 +106,7 @@ static void hl_active_add(httpc_loop *l, hl_job *j)
     l->active = j;
 }
 
-static void hl_active_del(httpc_loop *l, hl_job *j)
+static void httpc_loop_active_del(httpc_loop *l, httpc_loop_job *j)
 {
     if (j->prev)
         j->prev->next = j->next;
@@ -149,23 +117,23 @@ static void hl_active_del(httpc_loop *l, hl_job *j)
     j->next = j->prev = NULL;
 }
 
-static void hl_job_free(hl_job *j)
+static void httpc_loop_job_free(httpc_loop_job *j)
 {
     free(j->head);
     free(j);
 }
 
 /* Call back (resp's buffers are freed after the callback unless taken). */
-static void hl_job_end(hl_job *j, httpc_resp *resp)
+static void httpc_loop_job_end(httpc_loop_job *j, httpc_resp *resp)
 {
     j->cb(resp, j->ctx);
     httpc_resp_free(resp);
-    hl_job_free(j);
+    httpc_loop_job_free(j);
 }
 
-static void hl_job_fail(hl_job *j, const char *fmt, ...)
+static void httpc_loop_job_fail(httpc_loop_job *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void hl_job_fail(hl_job *j, const char *fmt, ...)
+static void httpc_loop_job_fail(httpc_loop_job *j, const char *fmt, ...)
 {
     httpc_resp resp;
     va_list ap;
@@ -175,39 +143,30 @@ static void hl_job_fail(hl_job *j, const char *fmt, ...)
     vsnprintf(resp.error, sizeof resp.error, fmt, ap);
     va_end(ap);
     log_debug("httpc: request failed: %s", resp.error);
-    hl_job_end(j, &resp);
+    httpc_loop_job_end(j, &resp);
 }
 
 /* ---- connections ---- */
 
-static void hl_conn_close(httpc_loop *l, hl_conn *c)
+static void httpc_loop_conn_close(httpc_loop *l, httpc_loop_conn *c)
 {
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c->buf);
-    free(c->body);
+    http1_parse_free(&c->parse);
     free(c);
 }
 
-static void hl_conn_reset_read(hl_conn *c)
+static void httpc_loop_conn_reset_read(httpc_loop_conn *c)
 {
     c->len = 0;
-    c->rstate = HL_STATUS_HEAD;
-    c->head_end = 0;
-    c->status = 0;
-    c->body_want = 0;
-    c->chunk_state = HL_CH_SIZE;
-    c->chunk_left = 0;
-    c->scan = 0;
-    c->body = NULL;
-    c->body_len = c->body_cap = 0;
-    c->close_after = 0;
     c->got_bytes = 0;
+    http1_parse_reset(&c->parse, 0);
 }
 
-static void hl_idle_remove(hl_host *h, hl_conn *c)
+static void httpc_loop_idle_remove(httpc_loop_host *h, httpc_loop_conn *c)
 {
-    for (hl_conn **p = &h->idle; *p; p = &(*p)->next_idle)
+    for (httpc_loop_conn **p = &h->idle; *p; p = &(*p)->next_idle)
         if (*p == c) {
             *p = c->next_idle;
             h->nidle--;
@@ -216,9 +175,10 @@ static void hl_idle_remove(hl_host *h, hl_conn *c)
 }
 
 /* host:port's entry in this loop (made if new). */
-static hl_host *hl_host_get(httpc_loop *l, const char *name, uint16_t port)
+static httpc_loop_host *httpc_loop_host_get(httpc_loop *l, const char *name,
+                                            uint16_t port)
 {
-    hl_host *h;
+    httpc_loop_host *h;
 
     for (h = l->hosts; h; h = h->next)
         if (h->port == port && strcmp(h->name, name) == 0)
@@ -234,29 +194,31 @@ static hl_host *hl_host_get(httpc_loop *l, const char *name, uint16_t port)
     return h;
 }
 
-static void hl_wake(httpc_loop *l);
+static void httpc_loop_wake(httpc_loop *l);
 
 /* The resolver has an answer a parked job waits for: wake the loop. */
-static void hl_resolved(void *arg)
+static void httpc_loop_resolved(void *arg)
 {
-    hl_wake(arg);
+    httpc_loop_wake(arg);
 }
 
 /* h's current address into h->addr (names: from lib/resolve's cache, which
  * a thread of its own keeps fresh, so this never waits on DNS).
- * RESOLVE_OK, RESOLVE_PENDING (hl_resolved wakes the loop when it has an
+ * RESOLVE_OK, RESOLVE_PENDING (httpc_loop_resolved wakes the loop when it has an
  * answer) or RESOLVE_FAILED (err). */
-static int hl_host_address(httpc_loop *l, hl_host *h, char *err, size_t errlen)
+static int httpc_loop_host_address(httpc_loop *l, httpc_loop_host *h, char *err,
+                                   size_t errlen)
 {
     if (h->literal)
         return RESOLVE_OK;
-    return resolve_lookup(h->name, h->port, &h->addr, &h->addrlen, hl_resolved, l,
+    return resolve_lookup(h->name, h->port, &h->addr, &h->addrlen, httpc_loop_resolved, l,
                           err, errlen);
 }
 
-static hl_conn *hl_conn_open(httpc_loop *l, hl_host *h, char *err, size_t errlen)
+static httpc_loop_conn *httpc_loop_conn_open(httpc_loop *l, httpc_loop_host *h,
+                                             char *err, size_t errlen)
 {
-    hl_conn *c = calloc(1, sizeof *c);
+    httpc_loop_conn *c = calloc(1, sizeof *c);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET};
     int one = 1;
 
@@ -294,13 +256,13 @@ static hl_conn *hl_conn_open(httpc_loop *l, hl_host *h, char *err, size_t errlen
 
 /* ---- sending ---- */
 
-static void hl_conn_fail(httpc_loop *l, hl_conn *c, const char *what);
-static void hl_dispatch(httpc_loop *l, hl_job *j);
+static void httpc_loop_conn_fail(httpc_loop *l, httpc_loop_conn *c, const char *what);
+static void httpc_loop_dispatch(httpc_loop *l, httpc_loop_job *j);
 
 /* Write what is left of the request; 0 (done or would block), -1 (dead). */
-static int hl_send(hl_conn *c)
+static int httpc_loop_send(httpc_loop_conn *c)
 {
-    hl_job *j = c->job;
+    httpc_loop_job *j = c->job;
 
     while (j->sent < j->head_len + j->body_len) {
         struct iovec iov[2];
@@ -331,194 +293,59 @@ static int hl_send(hl_conn *c)
 
 /* ---- reading ---- */
 
-static int hl_buf_reserve(char **b, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap : 4096;
-    while (nc < need)
-        nc *= 2;
-    char *p = realloc(*b, nc);
-    if (p == NULL)
-        return -1;
-    *b = p;
-    *cap = nc;
-    return 0;
-}
-
-/* Does p[0..n) contain word (any case)? */
-static int hl_has_word(const char *p, size_t n, const char *word)
-{
-    size_t w = strlen(word);
-    for (size_t i = 0; i + w <= n; i++)
-        if (strncasecmp(p + i, word, w) == 0)
-            return 1;
-    return 0;
-}
-
-/* Parse the status line and headers once "\r\n\r\n" is in; 1 parsed, 0 need
- * more, -1 malformed. */
-static int hl_parse_head(hl_conn *c)
-{
-    char *end = memmem(c->buf, c->len, "\r\n\r\n", 4);
-    const char *p;
-    int chunked = 0, have_len = 0;
-
-    if (end == NULL)
-        return c->len > HL_MAX_HEADER_BYTES ? -1 : 0;
-    c->head_end = (size_t)(end - c->buf) + 4;
-    if (c->len < 12 || strncmp(c->buf, "HTTP/1.", 7) != 0)
-        return -1;
-    c->status = strtol(c->buf + 9, NULL, 10);
-    if (c->status < 100 || c->status > 999)
-        return -1;
-    for (p = memchr(c->buf, '\n', c->head_end); p && p < end; ) {
-        const char *line = p + 1;
-        const char *eol = memchr(line, '\n', (size_t)(c->buf + c->head_end - line));
-        size_t ll = eol ? (size_t)(eol - line) : 0;
-        if (ll > 15 && strncasecmp(line, "Content-Length:", 15) == 0) {
-            c->body_want = strtoull(line + 15, NULL, 10);
-            have_len = 1;
-        } else if (ll > 18 && strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
-            chunked = hl_has_word(line + 18, ll - 18, "chunked");
-        } else if (ll > 11 && strncasecmp(line, "Connection:", 11) == 0) {
-            c->close_after = hl_has_word(line + 11, ll - 11, "close");
-        }
-        p = eol;
-    }
-    if (c->status >= 100 && c->status < 200) {
-        /* An interim answer (100 Continue): drop it, read on. */
-        memmove(c->buf, c->buf + c->head_end, c->len - c->head_end);
-        c->len -= c->head_end;
-        c->head_end = 0;
-        c->body_want = 0;
-        c->close_after = 0;
-        return hl_parse_head(c);
-    }
-    if (c->job->head_only) {
-        c->rstate = HL_BODY_LEN; /* the answer to HEAD has no body */
-        c->body_want = 0;
-    } else if (chunked) {
-        c->rstate = HL_BODY_CHUNKED;
-        c->scan = c->head_end;
-    } else if (have_len || c->status == 204 || c->status == 304) {
-        c->rstate = HL_BODY_LEN;
-    } else {
-        c->rstate = HL_BODY_EOF;
-        c->close_after = 1;
-    }
-    if (c->body_want > HTTPC_MAX_RESP_BODY)
-        return -1;
-    return 1;
-}
-
-/* Decode what arrived of a chunked body; 1 complete, 0 more, -1 malformed. */
-static int hl_parse_chunks(hl_conn *c)
-{
-    for (;;) {
-        char *eol;
-        switch (c->chunk_state) {
-        case HL_CH_SIZE: {
-            char *endp;
-            unsigned long long sz;
-            eol = memmem(c->buf + c->scan, c->len - c->scan, "\r\n", 2);
-            if (eol == NULL)
-                return c->len - c->scan > 64 ? -1 : 0;
-            sz = strtoull(c->buf + c->scan, &endp, 16); /* ";ext" ignored */
-            if (endp == c->buf + c->scan || sz > HTTPC_MAX_RESP_BODY)
-                return -1;
-            c->scan = (size_t)(eol - c->buf) + 2;
-            c->chunk_left = (size_t)sz;
-            c->chunk_state = sz ? HL_CH_DATA : HL_CH_TRAILER;
-            break;
-        }
-        case HL_CH_DATA: {
-            size_t avail = c->len - c->scan;
-            size_t n = avail < c->chunk_left ? avail : c->chunk_left;
-            if (n == 0)
-                return 0;
-            if (c->body_len + n > HTTPC_MAX_RESP_BODY ||
-                hl_buf_reserve(&c->body, &c->body_cap, c->body_len + n + 1))
-                return -1;
-            memcpy(c->body + c->body_len, c->buf + c->scan, n);
-            c->body_len += n;
-            c->scan += n;
-            c->chunk_left -= n;
-            if (c->chunk_left == 0)
-                c->chunk_state = HL_CH_DATA_END;
-            break;
-        }
-        case HL_CH_DATA_END:
-            if (c->len - c->scan < 2)
-                return 0;
-            if (memcmp(c->buf + c->scan, "\r\n", 2) != 0)
-                return -1;
-            c->scan += 2;
-            c->chunk_state = HL_CH_SIZE;
-            break;
-        case HL_CH_TRAILER:
-            /* Trailer lines, if any, then an empty line. */
-            eol = memmem(c->buf + c->scan, c->len - c->scan, "\r\n", 2);
-            if (eol == NULL)
-                return 0;
-            if (eol == c->buf + c->scan)
-                return 1;
-            c->scan = (size_t)(eol - c->buf) + 2;
-            break;
-        }
-    }
-}
-
 /* Hand the finished answer to the job, and the connection back to the pool
  * (or close it). */
-static void hl_complete(httpc_loop *l, hl_conn *c, size_t body_off, size_t body_len)
+static void httpc_loop_complete(httpc_loop *l, httpc_loop_conn *c)
 {
-    hl_job *j = c->job;
-    hl_host *h = c->host;
+    httpc_loop_job *j = c->job;
+    httpc_loop_host *h = c->host;
+    http1_parse *p = &c->parse;
     httpc_resp resp;
+    const char *body;
 
     memset(&resp, 0, sizeof resp);
-    resp.status = c->status;
-    resp.headers = malloc(c->head_end + 1);
-    if (c->rstate == HL_BODY_CHUNKED) {
-        resp.body = c->body ? c->body : malloc(1);
-        resp.len = c->body_len;
-        c->body = NULL;
-    } else {
-        resp.body = malloc(body_len + 1);
-        resp.len = body_len;
-        if (resp.body)
-            memcpy(resp.body, c->buf + body_off, body_len);
-    }
+    resp.status = p->status;
+    resp.headers = malloc(p->head_end + 1);
+    body = http1_parse_body(p, c->buf, c->len, &resp.len);
+    resp.body = http1_parse_take_body(p);
+    if (resp.body == NULL && (resp.body = malloc(resp.len + 1)) != NULL)
+        memcpy(resp.body, body, resp.len);
     if (resp.headers == NULL || resp.body == NULL) {
         httpc_resp_free(&resp);
-        hl_conn_fail(l, c, "out of memory");
+        httpc_loop_conn_fail(l, c, "out of memory");
         return;
     }
-    memcpy(resp.headers, c->buf, c->head_end);
-    resp.headers[c->head_end] = '\0';
+    memcpy(resp.headers, c->buf, p->head_end);
+    resp.headers[p->head_end] = '\0';
     resp.body[resp.len] = '\0';
     c->job = NULL;
-    hl_active_del(l, j);
-    if (c->close_after || c->rstate == HL_BODY_EOF || h->nidle >= HL_IDLE_MAX) {
-        hl_conn_close(l, c);
+    httpc_loop_active_del(l, j);
+    if (p->close_after || h->nidle >= HTTPC_LOOP_IDLE_MAX) {
+        httpc_loop_conn_close(l, c);
     } else {
-        hl_conn_reset_read(c);
+        httpc_loop_conn_reset_read(c);
         c->reused = 1;
         c->next_idle = h->idle;
         h->idle = c;
         h->nidle++;
     }
-    hl_job_end(j, &resp);
+    httpc_loop_job_end(j, &resp);
 }
 
 /* Read what the socket has; completes the job when the answer is whole. */
-static void hl_recv(httpc_loop *l, hl_conn *c)
+static void httpc_loop_recv(httpc_loop *l, httpc_loop_conn *c)
 {
+    static const char *const why[] = {
+        [HTTP1_PARSE_BAD_HEAD] = "malformed answer",
+        [HTTP1_PARSE_BAD_CHUNK] = "malformed chunked answer",
+        [HTTP1_PARSE_TOO_LARGE] = "answer too large",
+    };
+
     for (;;) {
+        http1_parse_rc rc;
         ssize_t n;
-        if (hl_buf_reserve(&c->buf, &c->cap, c->len + 16384)) {
-            hl_conn_fail(l, c, "out of memory");
+        if (http1_parse_reserve(&c->buf, &c->cap, c->len + 16384)) {
+            httpc_loop_conn_fail(l, c, "out of memory");
             return;
         }
         n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
@@ -527,66 +354,43 @@ static void hl_recv(httpc_loop *l, hl_conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            hl_conn_fail(l, c, strerror(errno));
-            return;
-        }
-        if (n == 0) {
-            if (c->job && c->rstate == HL_BODY_EOF) {
-                hl_complete(l, c, c->head_end, c->len - c->head_end);
-                return;
-            }
-            hl_conn_fail(l, c, "connection closed by the server");
+            httpc_loop_conn_fail(l, c, strerror(errno));
             return;
         }
         if (c->job == NULL) {
-            /* Bytes on an idle connection: nothing asked for them. */
-            hl_idle_remove(c->host, c);
-            hl_conn_close(l, c);
+            /* EOF or bytes on an idle connection: nothing asked for them. */
+            httpc_loop_idle_remove(c->host, c);
+            httpc_loop_conn_close(l, c);
             return;
         }
         c->len += (size_t)n;
-        c->got_bytes = 1;
-        if (c->rstate == HL_STATUS_HEAD) {
-            int rc = hl_parse_head(c);
-            if (rc < 0) {
-                hl_conn_fail(l, c, "malformed answer");
-                return;
-            }
-            if (rc == 0)
-                continue;
-        }
-        if (c->rstate == HL_BODY_LEN && c->len - c->head_end >= c->body_want) {
-            hl_complete(l, c, c->head_end, c->body_want);
+        c->got_bytes |= n > 0;
+        rc = http1_parse_step(&c->parse, c->buf, &c->len, n == 0);
+        if (rc == HTTP1_PARSE_DONE) {
+            httpc_loop_complete(l, c);
             return;
         }
-        if (c->rstate == HL_BODY_CHUNKED) {
-            int rc = hl_parse_chunks(c);
-            if (rc < 0) {
-                hl_conn_fail(l, c, "malformed chunked answer");
-                return;
-            }
-            if (rc == 1) {
-                hl_complete(l, c, 0, 0);
-                return;
-            }
+        if (rc != HTTP1_PARSE_MORE) {
+            httpc_loop_conn_fail(l, c, why[rc]);
+            return;
         }
-        if (c->rstate == HL_BODY_EOF && c->len - c->head_end > HTTPC_MAX_RESP_BODY) {
-            hl_conn_fail(l, c, "answer too large");
+        if (n == 0) {
+            httpc_loop_conn_fail(l, c, "connection closed by the server");
             return;
         }
     }
 }
 
 /* The connection is dead (or unusable): close it, and retry or fail its job. */
-static void hl_conn_fail(httpc_loop *l, hl_conn *c, const char *what)
+static void httpc_loop_conn_fail(httpc_loop *l, httpc_loop_conn *c, const char *what)
 {
-    hl_job *j = c->job;
-    hl_host *h = c->host;
+    httpc_loop_job *j = c->job;
+    httpc_loop_host *h = c->host;
     int may_retry = j && c->reused && !c->got_bytes && !j->retried;
 
     if (j == NULL)
-        hl_idle_remove(h, c);
-    hl_conn_close(l, c);
+        httpc_loop_idle_remove(h, c);
+    httpc_loop_conn_close(l, c);
     if (j == NULL)
         return;
     j->conn = NULL;
@@ -594,14 +398,14 @@ static void hl_conn_fail(httpc_loop *l, hl_conn *c, const char *what)
         /* A kept-alive connection the server had closed: once more, new. */
         j->retried = 1;
         j->sent = 0;
-        hl_dispatch(l, j);
+        httpc_loop_dispatch(l, j);
         return;
     }
-    hl_active_del(l, j);
-    hl_job_fail(j, "%s:%u: %s", h->name, h->port, what);
+    httpc_loop_active_del(l, j);
+    httpc_loop_job_fail(j, "%s:%u: %s", h->name, h->port, what);
 }
 
-static void hl_conn_event(httpc_loop *l, hl_conn *c, uint32_t events)
+static void httpc_loop_conn_event(httpc_loop *l, httpc_loop_conn *c, uint32_t events)
 {
     if (c->connecting) {
         int err = 0;
@@ -612,40 +416,41 @@ static void hl_conn_event(httpc_loop *l, hl_conn *c, uint32_t events)
         if (err != 0) {
             char msg[160];
             snprintf(msg, sizeof msg, "connect: %s", strerror(err));
-            hl_conn_fail(l, c, msg);
+            httpc_loop_conn_fail(l, c, msg);
             return;
         }
         c->connecting = 0;
     }
-    if (c->job && (events & EPOLLOUT) && hl_send(c) != 0) {
-        hl_conn_fail(l, c, strerror(errno));
+    if (c->job && (events & EPOLLOUT) && httpc_loop_send(c) != 0) {
+        httpc_loop_conn_fail(l, c, strerror(errno));
         return;
     }
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-        hl_recv(l, c);
+        httpc_loop_recv(l, c);
 }
 
 /* Put j on a connection (idle or new) and start writing. */
-static void hl_dispatch(httpc_loop *l, hl_job *j)
+static void httpc_loop_dispatch(httpc_loop *l, httpc_loop_job *j)
 {
-    hl_host *h = j->host;
-    hl_conn *c = h->idle;
+    httpc_loop_host *h = j->host;
+    httpc_loop_conn *c = h->idle;
     char err[256];
 
     if (c) {
         h->idle = c->next_idle;
         h->nidle--;
-    } else if ((c = hl_conn_open(l, h, err, sizeof err)) == NULL) {
-        hl_active_del(l, j);
-        hl_job_fail(j, "%s", err);
+    } else if ((c = httpc_loop_conn_open(l, h, err, sizeof err)) == NULL) {
+        httpc_loop_active_del(l, j);
+        httpc_loop_job_fail(j, "%s", err);
         return;
     }
     c->job = j;
     j->conn = c;
+    c->parse.head_only = j->head_only;
     if (c->connecting)
         return; /* EPOLLOUT when connected; the job's deadline bounds it */
-    if (hl_send(c) != 0)
-        hl_conn_fail(l, c, strerror(errno));
+    if (httpc_loop_send(c) != 0)
+        httpc_loop_conn_fail(l, c, strerror(errno));
 }
 
 /* ---- the loop ---- */
@@ -685,7 +490,7 @@ long httpc_loop_timeout_ms(const httpc_loop *l)
 
     if (l->pend_head)
         return 0;
-    for (const hl_job *j = l->active; j; j = j->next)
+    for (const httpc_loop_job *j = l->active; j; j = j->next)
         if (first < 0 || j->deadline_ms < first)
             first = j->deadline_ms;
     if (first < 0)
@@ -696,9 +501,9 @@ long httpc_loop_timeout_ms(const httpc_loop *l)
 
 /* End an active job with an error, closing its connection (an answer may
  * still be on its way on it). */
-static void hl_job_abort(httpc_loop *l, hl_job *j, const char *fmt, ...)
+static void httpc_loop_job_abort(httpc_loop *l, httpc_loop_job *j, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void hl_job_abort(httpc_loop *l, hl_job *j, const char *fmt, ...)
+static void httpc_loop_job_abort(httpc_loop *l, httpc_loop_job *j, const char *fmt, ...)
 {
     char why[200];
     va_list ap;
@@ -707,27 +512,27 @@ static void hl_job_abort(httpc_loop *l, hl_job *j, const char *fmt, ...)
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     if (j->conn)
-        hl_conn_close(l, j->conn);
+        httpc_loop_conn_close(l, j->conn);
     if (j->parked)
         l->nparked--;
-    hl_active_del(l, j);
-    hl_job_fail(j, "%s:%u: %s", j->host->name, j->host->port, why);
+    httpc_loop_active_del(l, j);
+    httpc_loop_job_fail(j, "%s:%u: %s", j->host->name, j->host->port, why);
 }
 
 /* Fail the jobs whose deadline passed. */
-static void hl_expire(httpc_loop *l)
+static void httpc_loop_expire(httpc_loop *l)
 {
     int64_t now = (int64_t)clock_mono_ms();
 
-    for (hl_job *j = l->active, *next; j; j = next) {
+    for (httpc_loop_job *j = l->active, *next; j; j = next) {
         next = j->next;
         if (j->deadline_ms > now)
             continue;
-        hl_job_abort(l, j, "timed out after %ld ms", j->timeout_ms);
+        httpc_loop_job_abort(l, j, "timed out after %ld ms", j->timeout_ms);
     }
 }
 
-static void hl_pend(httpc_loop *l, hl_job *j)
+static void httpc_loop_pend(httpc_loop *l, httpc_loop_job *j)
 {
     j->next = NULL;
     if (l->pend_tail)
@@ -738,9 +543,9 @@ static void hl_pend(httpc_loop *l, hl_job *j)
 }
 
 /* The jobs other threads submitted since the last look. */
-static hl_job *hl_inbox_take(httpc_loop *l)
+static httpc_loop_job *httpc_loop_inbox_take(httpc_loop *l)
 {
-    hl_job *in;
+    httpc_loop_job *in;
 
     pthread_mutex_lock(&l->mu);
     in = l->in_head;
@@ -749,15 +554,15 @@ static hl_job *hl_inbox_take(httpc_loop *l)
     return in;
 }
 
-static void hl_take_inbox(httpc_loop *l)
+static void httpc_loop_take_inbox(httpc_loop *l)
 {
     uint64_t v;
 
     if (read(l->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
         log_warn("httpc: wake read: %s", strerror(errno));
-    for (hl_job *j = hl_inbox_take(l), *next; j; j = next) {
+    for (httpc_loop_job *j = httpc_loop_inbox_take(l), *next; j; j = next) {
         next = j->next;
-        hl_pend(l, j);
+        httpc_loop_pend(l, j);
     }
 }
 
@@ -765,54 +570,54 @@ static void hl_take_inbox(httpc_loop *l)
  * httpc_loop_async, means a failure to connect reaches its callback from the
  * loop, never from within the submitter's call. A callback may submit more:
  * those start in this same pass. */
-static void hl_start_pending(httpc_loop *l)
+static void httpc_loop_start_pending(httpc_loop *l)
 {
     while (l->pend_head) {
-        hl_job *j = l->pend_head;
+        httpc_loop_job *j = l->pend_head;
         char err[256];
         int rc;
         l->pend_head = j->next;
         if (l->pend_head == NULL)
             l->pend_tail = NULL;
-        j->host = hl_host_get(l, j->hname, j->port);
+        j->host = httpc_loop_host_get(l, j->hname, j->port);
         if (j->host == NULL) {
-            hl_job_fail(j, "out of memory");
+            httpc_loop_job_fail(j, "out of memory");
             continue;
         }
-        hl_active_add(l, j);
-        rc = hl_host_address(l, j->host, err, sizeof err);
+        httpc_loop_active_add(l, j);
+        rc = httpc_loop_host_address(l, j->host, err, sizeof err);
         if (rc == RESOLVE_PENDING) {
             j->parked = 1; /* in the active list: its deadline still runs */
             l->nparked++;
         } else if (rc == RESOLVE_FAILED) {
-            hl_active_del(l, j);
-            hl_job_fail(j, "%s", err);
+            httpc_loop_active_del(l, j);
+            httpc_loop_job_fail(j, "%s", err);
         } else {
-            hl_dispatch(l, j);
+            httpc_loop_dispatch(l, j);
         }
     }
 }
 
 /* Jobs parked on a name without an answer: start or fail those whose name
  * now has one. */
-static void hl_unpark(httpc_loop *l)
+static void httpc_loop_unpark(httpc_loop *l)
 {
-    for (hl_job *j = l->active, *next; j && l->nparked; j = next) {
+    for (httpc_loop_job *j = l->active, *next; j && l->nparked; j = next) {
         char err[256];
         int rc;
         next = j->next;
         if (!j->parked)
             continue;
-        rc = hl_host_address(l, j->host, err, sizeof err);
+        rc = httpc_loop_host_address(l, j->host, err, sizeof err);
         if (rc == RESOLVE_PENDING)
             continue;
         j->parked = 0;
         l->nparked--;
         if (rc == RESOLVE_FAILED) {
-            hl_active_del(l, j);
-            hl_job_fail(j, "%s", err);
+            httpc_loop_active_del(l, j);
+            httpc_loop_job_fail(j, "%s", err);
         } else {
-            hl_dispatch(l, j);
+            httpc_loop_dispatch(l, j);
         }
     }
 }
@@ -822,40 +627,40 @@ void httpc_loop_run(httpc_loop *l)
     struct epoll_event ev[64];
     int n = epoll_wait(l->epfd, ev, 64, 0);
 
-    hl_start_pending(l);
+    httpc_loop_start_pending(l);
     for (int i = 0; i < n; i++) {
         if (ev[i].data.ptr == NULL)
-            hl_take_inbox(l);
+            httpc_loop_take_inbox(l);
         else
-            hl_conn_event(l, ev[i].data.ptr, ev[i].events);
+            httpc_loop_conn_event(l, ev[i].data.ptr, ev[i].events);
     }
-    hl_start_pending(l);
+    httpc_loop_start_pending(l);
     if (l->nparked)
-        hl_unpark(l);
+        httpc_loop_unpark(l);
     if (l->active)
-        hl_expire(l);
+        httpc_loop_expire(l);
 }
 
 /* Fail everything in flight or waiting, close every connection. */
-static void hl_abandon(httpc_loop *l)
+static void httpc_loop_abandon(httpc_loop *l)
 {
-    for (hl_job *j = hl_inbox_take(l), *next; j; j = next) {
+    for (httpc_loop_job *j = httpc_loop_inbox_take(l), *next; j; j = next) {
         next = j->next;
-        hl_job_fail(j, "the client loop is stopping");
+        httpc_loop_job_fail(j, "the client loop is stopping");
     }
     while (l->pend_head) {
-        hl_job *j = l->pend_head;
+        httpc_loop_job *j = l->pend_head;
         l->pend_head = j->next;
-        hl_job_fail(j, "the client loop is stopping");
+        httpc_loop_job_fail(j, "the client loop is stopping");
     }
     l->pend_tail = NULL;
     while (l->active)
-        hl_job_abort(l, l->active, "the client loop is stopping");
-    for (hl_host *h = l->hosts, *hn; h; h = hn) {
+        httpc_loop_job_abort(l, l->active, "the client loop is stopping");
+    for (httpc_loop_host *h = l->hosts, *hn; h; h = hn) {
         hn = h->next;
-        for (hl_conn *c = h->idle, *cn; c; c = cn) {
+        for (httpc_loop_conn *c = h->idle, *cn; c; c = cn) {
             cn = c->next_idle;
-            hl_conn_close(l, c);
+            httpc_loop_conn_close(l, c);
         }
         free(h);
     }
@@ -866,15 +671,15 @@ void httpc_loop_free(httpc_loop *l)
 {
     if (l == NULL)
         return;
-    resolve_cancel(hl_resolved, l);
-    hl_abandon(l);
+    resolve_cancel(httpc_loop_resolved, l);
+    httpc_loop_abandon(l);
     close(l->epfd);
     close(l->wakefd);
     pthread_mutex_destroy(&l->mu);
     free(l);
 }
 
-static void *hl_thread_main(void *arg)
+static void *httpc_loop_thread_main(void *arg)
 {
     httpc_loop *l = arg;
 
@@ -895,7 +700,7 @@ static void *hl_thread_main(void *arg)
         poll(&pfd, 1, t < 0 || t > 1000 ? 1000 : (int)t);
         httpc_loop_run(l);
     }
-    hl_abandon(l);
+    httpc_loop_abandon(l);
     return NULL;
 }
 
@@ -907,7 +712,7 @@ httpc_loop *httpc_loop_start(void)
         return NULL;
     l->threaded = 1;
     atomic_store(&l->owned, 0); /* until its thread runs: use the inbox */
-    if (pthread_create(&l->thread, NULL, hl_thread_main, l) != 0) {
+    if (pthread_create(&l->thread, NULL, httpc_loop_thread_main, l) != 0) {
         l->threaded = 0;
         atomic_store(&l->owned, 1);
         httpc_loop_free(l);
@@ -916,7 +721,7 @@ httpc_loop *httpc_loop_start(void)
     return l;
 }
 
-static void hl_wake(httpc_loop *l)
+static void httpc_loop_wake(httpc_loop *l)
 {
     uint64_t one = 1;
     if (write(l->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
@@ -931,14 +736,14 @@ void httpc_loop_stop(httpc_loop *l)
         pthread_mutex_lock(&l->mu);
         l->stopping = 1;
         pthread_mutex_unlock(&l->mu);
-        hl_wake(l);
+        httpc_loop_wake(l);
         pthread_join(l->thread, NULL);
     }
     httpc_loop_free(l);
 }
 
 /* The request line and headers. */
-static char *hl_build_head(const httpc_req *req, const char *host, size_t hlen,
+static char *httpc_loop_build_head(const httpc_req *req, const char *host, size_t hlen,
                            uint16_t port, const char *path, size_t *len)
 {
     const char *m = req->method ? req->method : "GET";
@@ -973,7 +778,7 @@ int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void
     const char *host, *path;
     size_t hlen;
     uint16_t port;
-    hl_job *j;
+    httpc_loop_job *j;
 
     if (httpc_url_split(req->url, &host, &hlen, &port, &path) != 0 ||
         hlen >= sizeof j->hname) {
@@ -986,7 +791,7 @@ int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void
     j->head_only = req->method && strcmp(req->method, "HEAD") == 0;
     memcpy(j->hname, host, hlen);
     j->port = port;
-    j->head = hl_build_head(req, host, hlen, port, path, &j->head_len);
+    j->head = httpc_loop_build_head(req, host, hlen, port, path, &j->head_len);
     j->body = req->body;
     j->body_len = req->body ? req->body_len : 0;
     j->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
@@ -998,13 +803,13 @@ int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void
         return -1;
     }
     if (here) {
-        hl_pend(l, j); /* the next httpc_loop_run starts it */
+        httpc_loop_pend(l, j); /* the next httpc_loop_run starts it */
         return 0;
     }
     pthread_mutex_lock(&l->mu);
     if (l->stopping) {
         pthread_mutex_unlock(&l->mu);
-        hl_job_free(j);
+        httpc_loop_job_free(j);
         return -1;
     }
     if (l->in_tail)
@@ -1013,6 +818,6 @@ int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void
         l->in_head = j;
     l->in_tail = j;
     pthread_mutex_unlock(&l->mu);
-    hl_wake(l);
+    httpc_loop_wake(l);
     return 0;
 }

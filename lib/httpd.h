@@ -2,7 +2,7 @@
  *
  * A pool of worker threads (sized to the cores unless told otherwise) accept
  * on one listening socket. Each runs its own event loop: a libmicrohttpd
- * daemon in external-epoll mode and an httpc loop (httpd_loop), so that a
+ * daemon in external-epoll mode and an httpc_loop (httpd_loop), so that a
  * handler can call another server without blocking its thread and without
  * handing the request to another thread: the upstream answer arrives on the
  * same thread, which answers the client in the same pass. Under load one
@@ -25,7 +25,7 @@
 #ifndef KV_HTTPD_H
 #define KV_HTTPD_H
 
-#include "httpc.h"
+#include "httpc_loop.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>

@@ -1,7 +1,8 @@
 /* kvhttp: request helpers every server shares: a key from a path segment
- * with the size rules of DESIGN §2, the standard JSON errors, the bearer
- * token check of /internal/ routes, the wait a client asks for, the
- * {"status":"ok"} answer and /metrics. Functions that return -1 have already answered. */
+ * (non-empty, no NUL, at most limits.max_key_bytes: 414 above), the
+ * standard JSON errors, the bearer token check of /internal/ routes, the
+ * wait a client asks for, the {"status":"ok"} answer and /metrics.
+ * Functions that return -1 have already answered. */
 #ifndef KV_KVHTTP_H
 #define KV_KVHTTP_H
 

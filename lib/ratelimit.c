@@ -9,23 +9,23 @@
 #include <time.h>
 #include <xxhash.h>
 
-#define RL_STRIPES 64
-#define RL_BUCKETS 256 /* per stripe */
+#define RATELIMIT_STRIPES 64
+#define RATELIMIT_BUCKETS 256 /* per stripe */
 
-typedef struct rl_entry {
-    struct rl_entry *next;
+typedef struct ratelimit_entry {
+    struct ratelimit_entry *next;
     uint64_t win_start;   /* sliding: aligned window; fixed: first request */
     uint64_t last_ms;
     uint32_t cur, prev;
     char key[];
-} rl_entry;
+} ratelimit_entry;
 
-typedef struct rl_stripe {
+typedef struct ratelimit_stripe {
     pthread_mutex_t mu;
-    rl_entry *buckets[RL_BUCKETS];
+    ratelimit_entry *buckets[RATELIMIT_BUCKETS];
     size_t n;
-    rl_entry overflow;    /* shared by clients past the cap */
-} rl_stripe;
+    ratelimit_entry overflow;    /* shared by clients past the cap */
+} ratelimit_stripe;
 
 struct ratelimit {
     ratelimit_kind kind;
@@ -33,7 +33,7 @@ struct ratelimit {
     uint64_t window;
     size_t cap;           /* entries per stripe */
     _Atomic uint64_t allowed, denied;
-    rl_stripe stripes[RL_STRIPES];
+    ratelimit_stripe stripes[RATELIMIT_STRIPES];
 };
 
 ratelimit_t *ratelimit_new(ratelimit_kind kind, uint32_t limit, uint64_t window_ms,
@@ -48,8 +48,8 @@ ratelimit_t *ratelimit_new(ratelimit_kind kind, uint32_t limit, uint64_t window_
     rl->kind = kind;
     rl->limit = limit;
     rl->window = window_ms;
-    rl->cap = max_clients > RL_STRIPES ? max_clients / RL_STRIPES : 1;
-    for (int i = 0; i < RL_STRIPES; i++)
+    rl->cap = max_clients > RATELIMIT_STRIPES ? max_clients / RATELIMIT_STRIPES : 1;
+    for (int i = 0; i < RATELIMIT_STRIPES; i++)
         pthread_mutex_init(&rl->stripes[i].mu, NULL);
     return rl;
 }
@@ -58,9 +58,9 @@ void ratelimit_free(ratelimit_t *rl)
 {
     if (rl == NULL)
         return;
-    for (int i = 0; i < RL_STRIPES; i++) {
-        for (int b = 0; b < RL_BUCKETS; b++)
-            for (rl_entry *e = rl->stripes[i].buckets[b], *n; e; e = n) {
+    for (int i = 0; i < RATELIMIT_STRIPES; i++) {
+        for (int b = 0; b < RATELIMIT_BUCKETS; b++)
+            for (ratelimit_entry *e = rl->stripes[i].buckets[b], *n; e; e = n) {
                 n = e->next;
                 free(e);
             }
@@ -70,12 +70,12 @@ void ratelimit_free(ratelimit_t *rl)
 }
 
 /* Drop the entries of a stripe idle for two windows (they carry no state). */
-static void rl_sweep(ratelimit_t *rl, rl_stripe *s, uint64_t now)
+static void ratelimit_sweep(ratelimit_t *rl, ratelimit_stripe *s, uint64_t now)
 {
-    for (int b = 0; b < RL_BUCKETS; b++) {
-        rl_entry **pp = &s->buckets[b];
+    for (int b = 0; b < RATELIMIT_BUCKETS; b++) {
+        ratelimit_entry **pp = &s->buckets[b];
         while (*pp) {
-            rl_entry *e = *pp;
+            ratelimit_entry *e = *pp;
             if (now - e->last_ms > 2 * rl->window) {
                 *pp = e->next;
                 free(e);
@@ -87,18 +87,18 @@ static void rl_sweep(ratelimit_t *rl, rl_stripe *s, uint64_t now)
     }
 }
 
-static rl_entry *rl_find(ratelimit_t *rl, rl_stripe *s, uint64_t h, const char *client,
+static ratelimit_entry *ratelimit_find(ratelimit_t *rl, ratelimit_stripe *s, uint64_t h, const char *client,
                          uint64_t now)
 {
-    rl_entry **head = &s->buckets[(h >> 8) % RL_BUCKETS];
+    ratelimit_entry **head = &s->buckets[(h >> 8) % RATELIMIT_BUCKETS];
     size_t len;
-    rl_entry *e;
+    ratelimit_entry *e;
 
     for (e = *head; e; e = e->next)
         if (strcmp(e->key, client) == 0)
             return e;
     if (s->n >= rl->cap)
-        rl_sweep(rl, s, now);
+        ratelimit_sweep(rl, s, now);
     len = strlen(client);
     if (s->n >= rl->cap || (e = calloc(1, sizeof *e + len + 1)) == NULL)
         return &s->overflow;
@@ -110,7 +110,7 @@ static rl_entry *rl_find(ratelimit_t *rl, rl_stripe *s, uint64_t h, const char *
     return e;
 }
 
-static void rl_sliding(ratelimit_t *rl, rl_entry *e, uint64_t now, ratelimit_verdict *v)
+static void ratelimit_sliding(ratelimit_t *rl, ratelimit_entry *e, uint64_t now, ratelimit_verdict *v)
 {
     uint64_t w = rl->window, start = now - now % w, elapsed = now - start;
     double weight, est;
@@ -144,7 +144,7 @@ static void rl_sliding(ratelimit_t *rl, rl_entry *e, uint64_t now, ratelimit_ver
     }
 }
 
-static void rl_fixed(ratelimit_t *rl, rl_entry *e, uint64_t now, ratelimit_verdict *v)
+static void ratelimit_fixed(ratelimit_t *rl, ratelimit_entry *e, uint64_t now, ratelimit_verdict *v)
 {
     if (e->cur == 0 || now >= e->win_start + rl->window) {
         e->win_start = now;
@@ -164,17 +164,17 @@ static void rl_fixed(ratelimit_t *rl, rl_entry *e, uint64_t now, ratelimit_verdi
 ratelimit_verdict ratelimit_check(ratelimit_t *rl, const char *client, uint64_t now_ms)
 {
     uint64_t h = XXH3_64bits(client, strlen(client));
-    rl_stripe *s = &rl->stripes[h % RL_STRIPES];
+    ratelimit_stripe *s = &rl->stripes[h % RATELIMIT_STRIPES];
     ratelimit_verdict v = {.limit = rl->limit};
-    rl_entry *e;
+    ratelimit_entry *e;
 
     pthread_mutex_lock(&s->mu);
-    e = rl_find(rl, s, h, client, now_ms);
+    e = ratelimit_find(rl, s, h, client, now_ms);
     e->last_ms = now_ms;
     if (rl->kind == RATELIMIT_SLIDING)
-        rl_sliding(rl, e, now_ms, &v);
+        ratelimit_sliding(rl, e, now_ms, &v);
     else
-        rl_fixed(rl, e, now_ms, &v);
+        ratelimit_fixed(rl, e, now_ms, &v);
     pthread_mutex_unlock(&s->mu);
     atomic_fetch_add(v.allowed ? &rl->allowed : &rl->denied, 1);
     return v;
@@ -185,7 +185,7 @@ void ratelimit_get_stats(ratelimit_t *rl, ratelimit_stats *out)
     out->allowed = atomic_load(&rl->allowed);
     out->denied = atomic_load(&rl->denied);
     out->clients = 0;
-    for (int i = 0; i < RL_STRIPES; i++) {
+    for (int i = 0; i < RATELIMIT_STRIPES; i++) {
         pthread_mutex_lock(&rl->stripes[i].mu);
         out->clients += rl->stripes[i].n;
         pthread_mutex_unlock(&rl->stripes[i].mu);

@@ -14,12 +14,12 @@
 
 #define RESOLVE_WAITERS 64
 
-typedef struct rs_waiter {
+typedef struct resolve_waiter {
     resolve_notify_fn fn;
     void *arg;
-} rs_waiter;
+} resolve_waiter;
 
-typedef struct rs_entry {
+typedef struct resolve_entry {
     char name[256];
     struct sockaddr_storage addr;  /* port 0: callers set theirs */
     socklen_t addrlen;
@@ -27,22 +27,22 @@ typedef struct rs_entry {
     int trying;                    /* the thread is looking it up now */
     int64_t tried_ms, used_ms;     /* last lookup started, last asked for */
     char err[160];                 /* why the last lookup failed, or "" */
-    rs_waiter waiters[RESOLVE_WAITERS];
+    resolve_waiter waiters[RESOLVE_WAITERS];
     size_t nwaiters;
-    struct rs_entry *next;
-} rs_entry;
+    struct resolve_entry *next;
+} resolve_entry;
 
-static pthread_mutex_t rs_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t rs_done; /* for resolve_wait; monotonic, rs_once */
-static pthread_once_t rs_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t resolve_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t resolve_done; /* for resolve_wait; monotonic, resolve_once */
+static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
 
-static void rs_init_once(void)
+static void resolve_init_once(void)
 {
-    clock_cond_init(&rs_done);
+    clock_cond_init(&resolve_done);
 }
-static rs_entry *rs_entries;
+static resolve_entry *resolve_entries;
 
-static void rs_set_port(struct sockaddr_storage *a, uint16_t port)
+static void resolve_set_port(struct sockaddr_storage *a, uint16_t port)
 {
     if (a->ss_family == AF_INET)
         ((struct sockaddr_in *)a)->sin_port = htons(port);
@@ -66,7 +66,7 @@ int resolve_literal(const char *name, uint16_t port, struct sockaddr_storage *ou
     } else {
         return 0;
     }
-    rs_set_port(out, port);
+    resolve_set_port(out, port);
     return 1;
 }
 
@@ -82,19 +82,19 @@ void resolve_ntop(const struct sockaddr_storage *a, char *buf, size_t len)
 /* One lookup, on a thread of its own: a name whose lookup hangs (a stopped
  * container's: 10 s here) holds up nobody else's. Entries are never freed,
  * so e stays valid. */
-static void *rs_lookup_main(void *arg)
+static void *resolve_lookup_main(void *arg)
 {
-    rs_entry *e = arg;
+    resolve_entry *e = arg;
     char name[sizeof e->name];
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     int rc;
 
-    pthread_mutex_lock(&rs_mu);
+    pthread_mutex_lock(&resolve_mu);
     memcpy(name, e->name, sizeof name);
-    pthread_mutex_unlock(&rs_mu);
+    pthread_mutex_unlock(&resolve_mu);
     rc = getaddrinfo(name, NULL, &hints, &res);
-    pthread_mutex_lock(&rs_mu);
+    pthread_mutex_lock(&resolve_mu);
     e->trying = 0;
     if (rc == 0 && res) {
         /* IPv4 first: our servers listen on IPv4 addresses. */
@@ -124,15 +124,15 @@ static void *rs_lookup_main(void *arg)
     for (size_t i = 0; i < e->nwaiters; i++)
         e->waiters[i].fn(e->waiters[i].arg);
     e->nwaiters = 0;
-    pthread_once(&rs_once, rs_init_once);
-    pthread_cond_broadcast(&rs_done);
-    pthread_mutex_unlock(&rs_mu);
+    pthread_once(&resolve_once, resolve_init_once);
+    pthread_cond_broadcast(&resolve_done);
+    pthread_mutex_unlock(&resolve_mu);
     return NULL;
 }
 
 /* Look e up again if its answer is older than the TTL and no lookup is
  * under way. Lock held. */
-static void rs_refresh(rs_entry *e, int64_t now)
+static void resolve_refresh(resolve_entry *e, int64_t now)
 {
     pthread_t th;
     pthread_attr_t at;
@@ -143,7 +143,7 @@ static void rs_refresh(rs_entry *e, int64_t now)
     e->tried_ms = now;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&th, &at, rs_lookup_main, e) != 0) {
+    if (pthread_create(&th, &at, resolve_lookup_main, e) != 0) {
         e->trying = 0;
         snprintf(e->err, sizeof e->err, "cannot start a lookup of %.100s", e->name);
     }
@@ -151,11 +151,11 @@ static void rs_refresh(rs_entry *e, int64_t now)
 }
 
 /* The entry for name, made if new. Lock held. */
-static rs_entry *rs_get(const char *name, char *err, size_t errlen)
+static resolve_entry *resolve_get(const char *name, char *err, size_t errlen)
 {
-    rs_entry *e;
+    resolve_entry *e;
 
-    for (e = rs_entries; e; e = e->next)
+    for (e = resolve_entries; e; e = e->next)
         if (strcmp(e->name, name) == 0)
             return e;
     if (strlen(name) >= sizeof e->name) {
@@ -168,8 +168,8 @@ static rs_entry *rs_get(const char *name, char *err, size_t errlen)
         return NULL;
     }
     snprintf(e->name, sizeof e->name, "%s", name);
-    e->next = rs_entries;
-    rs_entries = e;
+    e->next = resolve_entries;
+    resolve_entries = e;
     return e;
 }
 
@@ -177,23 +177,23 @@ int resolve_lookup(const char *name, uint16_t port, struct sockaddr_storage *out
                    socklen_t *outlen, resolve_notify_fn notify, void *arg,
                    char *err, size_t errlen)
 {
-    rs_entry *e;
+    resolve_entry *e;
     int rc;
 
     if (resolve_literal(name, port, out, outlen))
         return RESOLVE_OK;
-    pthread_mutex_lock(&rs_mu);
-    e = rs_get(name, err, errlen);
+    pthread_mutex_lock(&resolve_mu);
+    e = resolve_get(name, err, errlen);
     if (e == NULL) {
-        pthread_mutex_unlock(&rs_mu);
+        pthread_mutex_unlock(&resolve_mu);
         return RESOLVE_FAILED;
     }
     e->used_ms = (int64_t)clock_mono_ms();
-    rs_refresh(e, e->used_ms);
+    resolve_refresh(e, e->used_ms);
     if (e->have) {
         memcpy(out, &e->addr, sizeof *out);
         *outlen = e->addrlen;
-        rs_set_port(out, port);
+        resolve_set_port(out, port);
         rc = RESOLVE_OK;
     } else if (e->err[0] && !e->trying && e->nwaiters == 0 &&
                e->used_ms - e->tried_ms < RESOLVE_TTL_MS) {
@@ -201,7 +201,7 @@ int resolve_lookup(const char *name, uint16_t port, struct sockaddr_storage *out
         snprintf(err, errlen, "%s", e->err);
         rc = RESOLVE_FAILED;
     } else if (notify && e->nwaiters < RESOLVE_WAITERS) {
-        e->waiters[e->nwaiters++] = (rs_waiter){notify, arg};
+        e->waiters[e->nwaiters++] = (resolve_waiter){notify, arg};
         rc = RESOLVE_PENDING;
     } else if (notify) {
         snprintf(err, errlen, "too many lookups of %.100s waiting", name);
@@ -209,20 +209,20 @@ int resolve_lookup(const char *name, uint16_t port, struct sockaddr_storage *out
     } else {
         rc = RESOLVE_PENDING;
     }
-    pthread_mutex_unlock(&rs_mu);
+    pthread_mutex_unlock(&resolve_mu);
     return rc;
 }
 
 void resolve_cancel(resolve_notify_fn notify, void *arg)
 {
-    pthread_mutex_lock(&rs_mu);
-    for (rs_entry *e = rs_entries; e; e = e->next)
+    pthread_mutex_lock(&resolve_mu);
+    for (resolve_entry *e = resolve_entries; e; e = e->next)
         for (size_t i = 0; i < e->nwaiters;)
             if (e->waiters[i].fn == notify && e->waiters[i].arg == arg)
                 e->waiters[i] = e->waiters[--e->nwaiters];
             else
                 i++;
-    pthread_mutex_unlock(&rs_mu);
+    pthread_mutex_unlock(&resolve_mu);
 }
 
 int resolve_wait(const char *name, uint16_t port, struct sockaddr_storage *out,
@@ -240,9 +240,9 @@ int resolve_wait(const char *name, uint16_t port, struct sockaddr_storage *out,
                      timeout_ms);
             return RESOLVE_FAILED;
         }
-        pthread_once(&rs_once, rs_init_once);
-        pthread_mutex_lock(&rs_mu);
-        clock_cond_wait_ms(&rs_done, &rs_mu, (uint64_t)(left > 50 ? 50 : left));
-        pthread_mutex_unlock(&rs_mu);
+        pthread_once(&resolve_once, resolve_init_once);
+        pthread_mutex_lock(&resolve_mu);
+        clock_cond_wait_ms(&resolve_done, &resolve_mu, (uint64_t)(left > 50 ? 50 : left));
+        pthread_mutex_unlock(&resolve_mu);
     }
 }

@@ -1,4 +1,4 @@
-/* Unit tests for the event-loop HTTP client (lib/httpc_loop.c, httpc.h):
+/* Unit tests for the event-loop HTTP client (lib/httpc_loop.c, httpc_loop.h):
  * against a scripted peer on a loopback socket, the framings it must read
  * (Content-Length, chunked, end of connection), keep-alive reuse, the one
  * retry when the server closed a kept-alive connection, refused connections,
@@ -9,7 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "httpc.h"
+#include "clock.h"
+#include "httpc_loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define PEER_MAX 8
@@ -40,13 +40,6 @@ typedef struct peer {
     _Atomic int served;
     char req[PEER_MAX][2048];   /* what each request looked like */
 } peer;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Read one request (headers, then Content-Length bytes); 0 or -1 at EOF. */
 static int peer_read_request(peer *p, int fd, char *out, size_t cap)
@@ -179,8 +172,8 @@ static void on_done(httpc_resp *resp, void *ctx)
 /* Run the loop on this thread until r is done or ms pass. */
 static void run_until(httpc_loop *l, result *r, long ms)
 {
-    int64_t end = now_ms() + ms;
-    while (!r->done && now_ms() < end) {
+    int64_t end = (int64_t)clock_mono_ms() + ms;
+    while (!r->done && (int64_t)clock_mono_ms() < end) {
         struct pollfd pf = {.fd = httpc_loop_fd(l), .events = POLLIN};
         long t = httpc_loop_timeout_ms(l);
         poll(&pf, 1, t < 0 || t > 50 ? 50 : (int)t);
@@ -378,10 +371,10 @@ static void test_timeout(void **state)
     result r;
     p->silent = 1;
     peer_go(p);
-    int64_t t0 = now_ms();
+    int64_t t0 = (int64_t)clock_mono_ms();
     request(l, p, "GET", "/x", NULL, 200, &r);
     run_until(l, &r, 3000);
-    int64_t took = now_ms() - t0;
+    int64_t took = (int64_t)clock_mono_ms() - t0;
     assert_true(r.done);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.error, "timed out"));
@@ -441,9 +434,11 @@ static void test_threaded_loop_from_another_thread(void **state)
     (void)state;
     peer *p = peer_start();
     httpc_loop *l = httpc_loop_start();
-    waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    waiter w = {.mu = PTHREAD_MUTEX_INITIALIZER};
     char url[128];
-    struct timespec ts;
+    uint64_t end = clock_mono_ms() + 3000;
+
+    assert_int_equal(clock_cond_init(&w.cv), 0);
 
     p->answers[0] = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
     peer_go(p);
@@ -451,15 +446,14 @@ static void test_threaded_loop_from_another_thread(void **state)
     httpc_req req = {.method = "POST", .url = url, .body = "{}", .body_len = 2};
     pthread_mutex_lock(&w.mu);
     assert_int_equal(httpc_loop_async(l, &req, on_done_signal, &w), 0);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 3;
-    while (!w.r.done && pthread_cond_timedwait(&w.cv, &w.mu, &ts) == 0)
-        ;
+    for (uint64_t now; !w.r.done && (now = clock_mono_ms()) < end;)
+        clock_cond_wait_ms(&w.cv, &w.mu, end - now);
     pthread_mutex_unlock(&w.mu);
     assert_true(w.r.done);
     assert_int_equal(w.r.status, 201);
     assert_string_equal(w.r.body, "ok");
     httpc_loop_stop(l);
+    pthread_cond_destroy(&w.cv);
     peer_stop(p);
 }
 

@@ -1,5 +1,6 @@
-/* Unit tests for lib/metrics: Prometheus text rendering of counters, gauges
- * and latency summaries, and histogram percentiles. */
+/* Unit tests for lib/metrics: Prometheus text rendering of counters, gauges,
+ * latency summaries and labelled lines from a render callback (with label
+ * escaping and unregistering), and histogram percentiles. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -200,6 +201,46 @@ static void test_concurrent_updates(void **state)
     assert_int_equal(atomic_load(&h.sum_us), 4000000);
 }
 
+/* A module with one labelled line per peer, as a replication sender has. */
+typedef struct peers {
+    const char *urls[3];
+    int64_t lag[3];
+} peers;
+
+static void render_peers(metrics_text *t, void *ctx)
+{
+    const peers *p = ctx;
+
+    metrics_text_family(t, "kv_test_peer_lag", "Seqs a peer is behind.", "gauge");
+    for (int i = 0; i < 3 && p->urls[i]; i++)
+        metrics_text_sample(t, "kv_test_peer_lag", "peer", p->urls[i], p->lag[i]);
+}
+
+static void test_render_callback(void **state)
+{
+    (void)state;
+    peers p = {{"http://a:1", "we\"ird\\\n", NULL}, {7, 0, 0}};
+    size_t len = 0;
+    char *text;
+
+    assert_int_equal(metrics_register_fn(render_peers, &p), 0);
+    text = metrics_render(&len);
+    expect_in(text, "# HELP kv_test_peer_lag Seqs a peer is behind.\n"
+                    "# TYPE kv_test_peer_lag gauge\n"
+                    "kv_test_peer_lag{peer=\"http://a:1\"} 7\n"
+                    "kv_test_peer_lag{peer=\"we\\\"ird\\\\\\n\"} 0\n");
+    free(text);
+    p.lag[0] = 9;
+    text = metrics_render(&len);
+    expect_in(text, "kv_test_peer_lag{peer=\"http://a:1\"} 9\n");
+    free(text);
+
+    metrics_unregister_fn(render_peers, &p);
+    text = metrics_render(&len);
+    assert_null(strstr(text, "kv_test_peer_lag"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +249,7 @@ int main(void)
         cmocka_unit_test(test_render_syntax),
         cmocka_unit_test(test_percentile_range),
         cmocka_unit_test(test_concurrent_updates),
+        cmocka_unit_test(test_render_callback),
     };
     return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
 }
