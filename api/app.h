@@ -20,12 +20,15 @@ typedef struct api_app {
     topo_watch *topo;
     ratelimit_t *rl;                 /* NULL when api.rate_limit is 0 */
     repair_t *repair;         /* background read repair (R >= 1), or NULL */
-    struct gw *gw;            /* kv-api --lab: the lab gateway (gateway.h) */
+    struct lab_gateway *lab_gateway;            /* kv-api --lab: the lab gateway (gateway.h) */
     char auth[KVHDR_AUTH_MAX]; /* "Authorization: Bearer ..." or "" */
     _Atomic int draining;     /* SIGTERM: /ready says 503, still serving */
     _Atomic int stopping;     /* no new upstream calls: answer 503 */
 } api_app;
 
 void api_handle(httpd_req *r, void *app);
+/* kv_api_requests_total += 1: api_handle counts its requests, the lab
+ * gateway (kv-api --lab) its own. */
+void api_http_count_request(void);
 
 #endif

@@ -1,7 +1,6 @@
 #include "app.h"
 
 #include "clock.h"
-#include "gateway.h"
 #include "kvhttp.h"
 #include "metrics.h"
 #include "num.h"
@@ -282,6 +281,11 @@ static int api_seg_is(httpd_req *r, const char *name)
     return s && len == strlen(name) && memcmp(s, name, len) == 0;
 }
 
+void api_http_count_request(void)
+{
+    metrics_add(&m_requests, 1);
+}
+
 void api_handle(httpd_req *r, void *app)
 {
     api_app *a = app;
@@ -290,11 +294,6 @@ void api_handle(httpd_req *r, void *app)
     api_call *c;
 
     metrics_add(&m_requests, 1);
-    if (a->gw) {
-        /* kv-api --lab: the CloudCart gateway's routes and limiter only. */
-        gw_handle(r, a);
-        return;
-    }
     /* Operational routes: never rate limited, answered here, GET only. */
     if ((strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0 ||
          strcmp(path, "/stats") == 0 || strcmp(path, "/metrics") == 0) &&

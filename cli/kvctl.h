@@ -82,8 +82,6 @@ int kvctl_cmd_parity(const kvctl_opts *o, int argc, char **argv); /* kvctl_parit
  * or a replica refused, KVCTL_CONNECT when one could not be reached. */
 int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
                           size_t n, const char *label, FILE *out, size_t *nkeys);
-/* kvctl bench quorum (benchq.c). */
-int kvctl_cmd_bench(const kvctl_opts *o, int argc, char **argv);
 
 /* Read all of stream into a new buffer (caller frees). NULL on error. */
 char *kvctl_read_all(FILE *f, size_t *len);

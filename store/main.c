@@ -6,7 +6,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "flags.h"
-#include "heartbeat.h"
+#include "lab_heartbeat.h"
 #include "http.h"
 #include "httpc.h"
 #include "httpd.h"
@@ -48,6 +48,23 @@ static void store_usage(FILE *f)
     config_print_help(f);
 }
 
+/* What the lab heartbeat reports (lab/lab_heartbeat.h): the store's
+ * position as /health reports it, and its role's state. */
+static uint64_t store_main_position(void *arg)
+{
+    sdb *db = arg;
+    if (sdb_resyncing(db))
+        return 0;
+    if (sdb_get_role(db) == SDB_ROLE_PRIMARY)
+        return sdb_last_seq(db);
+    return sdb_applied_seq(db);
+}
+
+static const char *store_main_state(void *arg)
+{
+    return role_state(arg);
+}
+
 int main(int argc, char **argv)
 {
     kv_config cfg;
@@ -70,7 +87,7 @@ int main(int argc, char **argv)
         {"node-id", FLAG_STR, &node_id, 0, NULL},
         {"incarnation", FLAG_UINT, &incarnation, 1000000000, NULL},
     };
-    hb_t *hb = NULL;
+    lab_heartbeat_t *hb = NULL;
     char datadir[512];
     enum sdb_fsync fsync_mode;
     enum sdb_role role = SDB_ROLE_PRIMARY;
@@ -154,9 +171,9 @@ int main(int argc, char **argv)
         goto fail;
     }
     /* Before the role starts: a new incarnation holds its lease before it
-     * resyncs (store/heartbeat.h). */
+     * resyncs (lab/lab_heartbeat.h). */
     if (hb_url &&
-        (hb = hb_start(&(hb_opts){
+        (hb = lab_heartbeat_start(&(lab_heartbeat_opts){
              .controller = hb_url,
              .node_id = node_id,
              .incarnation = (uint64_t)incarnation,
@@ -164,7 +181,8 @@ int main(int argc, char **argv)
              .interval_ms = (long)cfg.heartbeat_ms,
              .lease_ms = (long)cfg.lease_ms,
              .token = cfg.token,
-             .db = db,
+             .position = store_main_position,
+             .position_arg = db,
          })) == NULL) {
         wquorum_free(wq);
         sdb_close(db);
@@ -178,11 +196,11 @@ int main(int argc, char **argv)
         .replica = (unsigned)replica,
         .self_url = self_url,
         .controller = controller,
-        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply = hb ? lab_heartbeat_may_apply : NULL,
         .may_apply_arg = hb,
     });
     if (follower == NULL) {
-        hb_stop(hb);
+        lab_heartbeat_stop(hb);
         wquorum_free(wq);
         sdb_close(db);
         goto fail;
@@ -197,13 +215,13 @@ int main(int argc, char **argv)
         .role = follower,
         .wq = wq,
         .write_quorum = (unsigned)cfg.write_quorum,
-        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply = hb ? lab_heartbeat_may_apply : NULL,
         .may_apply_arg = hb,
     });
-    hb_set_role(hb, follower);
+    lab_heartbeat_set_state(hb, store_main_state, follower);
     if (sh == NULL) {
         log_error("out of memory");
-        hb_stop(hb);
+        lab_heartbeat_stop(hb);
         role_stop(follower);
         wquorum_free(wq);
         sdb_close(db);
@@ -218,7 +236,7 @@ int main(int argc, char **argv)
     srv = httpd_start(&ho, store_http_handle, sh);
     if (srv == NULL) {
         store_http_free(sh);
-        hb_stop(hb);
+        lab_heartbeat_stop(hb);
         role_stop(follower);
         wquorum_free(wq);
         sdb_close(db);
@@ -237,7 +255,7 @@ int main(int argc, char **argv)
              controller ? controller : "(none)");
 
     sig = daemon_wait_signal();
-    if (hb_retired(hb))
+    if (lab_heartbeat_retired(hb))
         log_info("fenced: stopping");
     else
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -246,7 +264,7 @@ int main(int argc, char **argv)
         wquorum_close(wq);
     httpd_stop(srv);
     /* Before the role: its state is what heartbeats read. */
-    hb_stop(hb);
+    lab_heartbeat_stop(hb);
     role_stop(follower);
     wquorum_free(wq);
     store_http_free(sh);

@@ -16,13 +16,15 @@
  * not mix; everything not about the gateway goes to the controller, which
  * has no rate limit. Keys carry a per-run tag, so runs against one cluster
  * (--no-start-cluster) do not see each other's data. */
-#include "assess.h"
+#include "lab_assess.h"
+
+#include "kvctl.h"
 
 #include "clock.h"
-#include "assess_net.h"
-#include "assess_score.h"
-#include "lab.h"
-#include "labcfg.h"
+#include "lab_assess_net.h"
+#include "lab_assess_score.h"
+#include "lab_cli.h"
+#include "lab_config.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -59,24 +61,24 @@ enum {
     AX_IP_BASIC_RETRY = 10,  /* INC-0 read retries: 10.. */
 };
 
-typedef struct ax_ctx {
-    labcfg cfg;
+typedef struct lab_assess_ctx {
+    lab_config cfg;
     const char *ctl, *gw;
     char ipbase[32];         /* "127.A.B." */
     char tag[48];            /* key prefix of this run */
     int verbose;
-    assess_report rep;
+    lab_assess_score_report rep;
     char k0[96], v0[96];     /* the INC-0 key, when it was written */
     bool k0_ok;
-} ax_ctx;
+} lab_assess_ctx;
 
 /* ---- small helpers ---- */
 
 /* snprintf for messages, where cutting a long one short is fine. */
-static void ax_set(char *out, size_t outlen, const char *fmt, ...)
+static void lab_assess_set(char *out, size_t outlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void ax_set(char *out, size_t outlen, const char *fmt, ...)
+static void lab_assess_set(char *out, size_t outlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -84,12 +86,12 @@ static void ax_set(char *out, size_t outlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static double ax_now(void)
+static double lab_assess_now(void)
 {
     return (double)clock_mono_us() / 1e6;
 }
 
-static void ax_sleep(double s)
+static void lab_assess_sleep(double s)
 {
     struct timespec ts;
     if (s <= 0)
@@ -100,10 +102,10 @@ static void ax_sleep(double s)
         ;
 }
 
-static void ax_log(const ax_ctx *x, const char *fmt, ...)
+static void lab_assess_log(const lab_assess_ctx *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void ax_log(const ax_ctx *x, const char *fmt, ...)
+static void lab_assess_log(const lab_assess_ctx *x, const char *fmt, ...)
 {
     va_list ap;
     if (!x->verbose)
@@ -117,7 +119,7 @@ static void ax_log(const ax_ctx *x, const char *fmt, ...)
 }
 
 /* "follower-10" after "follower-9": same prefix, numeric suffix. */
-static int ax_id_cmp(const char *a, const char *b)
+static int lab_assess_id_cmp(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b), da = la, db = lb;
 
@@ -133,13 +135,13 @@ static int ax_id_cmp(const char *a, const char *b)
     return strcmp(a, b);
 }
 
-static int ax_node_cmp(const void *pa, const void *pb)
+static int lab_assess_node_cmp(const void *pa, const void *pb)
 {
-    return ax_id_cmp(((const assess_node *)pa)->id, ((const assess_node *)pb)->id);
+    return lab_assess_id_cmp(((const lab_assess_score_node *)pa)->id, ((const lab_assess_score_node *)pb)->id);
 }
 
 /* A short one-line excerpt of a body for messages. */
-static void ax_snippet(const httpc_resp *r, char *out, size_t outlen)
+static void lab_assess_snippet(const httpc_resp *r, char *out, size_t outlen)
 {
     size_t n = 0;
 
@@ -153,14 +155,14 @@ static void ax_snippet(const httpc_resp *r, char *out, size_t outlen)
 /* The error text of a failed answer: detail.error, detail, error or
  * message of a JSON body, else an excerpt; the transport error when there
  * was no answer. */
-static void ax_err_text(const httpc_resp *r, char *out, size_t outlen)
+static void lab_assess_err_text(const httpc_resp *r, char *out, size_t outlen)
 {
     cJSON *j;
     const cJSON *d, *v;
 
     out[0] = '\0';
     if (r->status == 0) {
-        ax_set(out, outlen, "%s", r->error[0] ? r->error : "no answer");
+        lab_assess_set(out, outlen, "%s", r->error[0] ? r->error : "no answer");
         return;
     }
     j = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
@@ -174,16 +176,16 @@ static void ax_err_text(const httpc_resp *r, char *out, size_t outlen)
         if (!cJSON_IsString(v))
             v = cJSON_GetObjectItemCaseSensitive(j, "message");
         if (cJSON_IsString(v))
-            ax_set(out, outlen, "%s", v->valuestring);
+            lab_assess_set(out, outlen, "%s", v->valuestring);
     }
     cJSON_Delete(j);
     if (out[0] == '\0')
-        ax_snippet(r, out, outlen);
+        lab_assess_snippet(r, out, outlen);
 }
 
 /* One call: method base+path, an optional JSON body, from source address
  * octet (0 = unbound). 0 with out filled (status 0 on a transport error). */
-static void ax_call(const ax_ctx *x, const char *method, const char *base,
+static void lab_assess_call(const lab_assess_ctx *x, const char *method, const char *base,
                     const char *path, const char *json, int octet,
                     long timeout_ms, httpc_resp *out)
 {
@@ -191,7 +193,7 @@ static void ax_call(const ax_ctx *x, const char *method, const char *base,
     char url[1024], ip[48];
     httpc_req req = {0};
 
-    ax_set(url, sizeof url, "%s%s", base, path);
+    lab_assess_set(url, sizeof url, "%s%s", base, path);
     req.method = method;
     req.url = url;
     req.body = json;
@@ -199,43 +201,43 @@ static void ax_call(const ax_ctx *x, const char *method, const char *base,
     req.headers = json ? jh : NULL;
     req.timeout_ms = timeout_ms;
     if (octet > 0)
-        ax_set(ip, sizeof ip, "%s%d", x->ipbase, octet);
-    if (assess_net_do(&req, octet > 0 ? ip : NULL, out) != 0)
+        lab_assess_set(ip, sizeof ip, "%s%d", x->ipbase, octet);
+    if (lab_assess_net_do(&req, octet > 0 ? ip : NULL, out) != 0)
         out->status = 0;
 }
 
-static cJSON *ax_json(const httpc_resp *r)
+static cJSON *lab_assess_json(const httpc_resp *r)
 {
     return r->body && r->status ? cJSON_ParseWithLength(r->body, r->len) : NULL;
 }
 
 /* {"key":k,"value":v} (both plain: the grader's own keys and values). */
-static void ax_kv_body(char *out, size_t outlen, const char *k, const char *v)
+static void lab_assess_kv_body(char *out, size_t outlen, const char *k, const char *v)
 {
-    ax_set(out, outlen, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+    lab_assess_set(out, outlen, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
 }
 
-static int ax_status(const ax_ctx *x, assess_status *s, char *err, size_t errlen)
+static int lab_assess_status(const lab_assess_ctx *x, lab_assess_score_status *s, char *err, size_t errlen)
 {
     httpc_resp r;
     cJSON *j;
     int rc;
 
-    ax_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
+    lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
     if (r.status != 200) {
         char t[160];
-        ax_err_text(&r, t, sizeof t);
+        lab_assess_err_text(&r, t, sizeof t);
         if (r.status == 0)
-            ax_set(err, errlen, "GET %s/status: %s", x->ctl, t);
+            lab_assess_set(err, errlen, "GET %s/status: %s", x->ctl, t);
         else
-            ax_set(err, errlen, "GET %s/status answered %ld: %s", x->ctl,
+            lab_assess_set(err, errlen, "GET %s/status answered %ld: %s", x->ctl,
                      r.status, t);
         httpc_resp_free(&r);
         memset(s, 0, sizeof *s);
         return -1;
     }
-    j = ax_json(&r);
-    rc = assess_status_parse(j, s, err, errlen);
+    j = lab_assess_json(&r);
+    rc = lab_assess_score_status_parse(j, s, err, errlen);
     cJSON_Delete(j);
     httpc_resp_free(&r);
     return rc;
@@ -243,100 +245,100 @@ static int ax_status(const ax_ctx *x, assess_status *s, char *err, size_t errlen
 
 /* Leader alive and at least N followers alive (all_listed: and every
  * follower listed alive, the state right after start). */
-static bool ax_healthy(const ax_ctx *x, const assess_status *s, bool all_listed)
+static bool lab_assess_healthy(const lab_assess_ctx *x, const lab_assess_score_status *s, bool all_listed)
 {
-    size_t alive = assess_status_alive(s);
+    size_t alive = lab_assess_score_status_alive(s);
     return s->leader.alive && alive >= (size_t)x->cfg.followers &&
            (!all_listed || alive == s->nfollowers);
 }
 
-static int ax_wait_healthy(const ax_ctx *x, double deadline_s, bool all_listed,
-                           pid_t child, assess_status *s, char *err,
+static int lab_assess_wait_healthy(const lab_assess_ctx *x, double deadline_s, bool all_listed,
+                           pid_t child, lab_assess_score_status *s, char *err,
                            size_t errlen)
 {
-    double end = ax_now() + deadline_s;
+    double end = lab_assess_now() + deadline_s;
 
     for (;;) {
         int st;
-        if (ax_status(x, s, err, errlen) == 0) {
-            if (ax_healthy(x, s, all_listed))
+        if (lab_assess_status(x, s, err, errlen) == 0) {
+            if (lab_assess_healthy(x, s, all_listed))
                 return 0;
-            ax_set(err, errlen, "leader %s, %zu of %lld followers alive",
-                     s->leader.status, assess_status_alive(s),
+            lab_assess_set(err, errlen, "leader %s, %zu of %lld followers alive",
+                     s->leader.status, lab_assess_score_status_alive(s),
                      (long long)x->cfg.followers);
         }
         if (child > 0 && waitpid(child, &st, WNOHANG) == child) {
-            ax_set(err, errlen, "kv-controller exited (%s %d)",
+            lab_assess_set(err, errlen, "kv-controller exited (%s %d)",
                      WIFEXITED(st) ? "status" : "signal",
                      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
             return -2;
         }
-        if (ax_now() >= end)
+        if (lab_assess_now() >= end)
             return -1;
-        ax_sleep(0.25);
+        lab_assess_sleep(0.25);
     }
 }
 
-static void ax_print_test(const assess_test *t)
+static void lab_assess_print_test(const lab_assess_score_test *t)
 {
-    char line[2 * ASSESS_TEXT + 64];
-    assess_format_test(t, line, sizeof line);
+    char line[2 * LAB_ASSESS_SCORE_TEXT + 64];
+    lab_assess_score_format_test(t, line, sizeof line);
     printf("%s\n", line);
 }
 
 /* Print the tests of the report from index `from` on. */
-static void ax_flush(const ax_ctx *x, size_t from)
+static void lab_assess_flush(const lab_assess_ctx *x, size_t from)
 {
     for (size_t i = from; i < x->rep.n; i++)
-        ax_print_test(&x->rep.tests[i]);
+        lab_assess_print_test(&x->rep.tests[i]);
     fflush(stdout);
 }
 
-static void ax_header(int scen)
+static void lab_assess_header(int scen)
 {
-    printf("\n%s: %s (%d points)\n", assess_scen_label(scen),
-           assess_scen_title(scen), assess_scen_max(scen));
+    printf("\n%s: %s (%d points)\n", lab_assess_score_scen_label(scen),
+           lab_assess_score_scen_title(scen), lab_assess_score_scen_max(scen));
     fflush(stdout);
 }
 
 /* ---- INC-0 ---- */
 
-static void ax_basic(ax_ctx *x)
+static void lab_assess_basic(lab_assess_ctx *x)
 {
-    char body[256], path[160], err[ASSESS_TEXT], t[160];
+    char body[256], path[160], err[LAB_ASSESS_SCORE_TEXT], t[160];
     httpc_resp r;
     cJSON *j;
     int rc;
-    assess_status s;
+    lab_assess_score_status s;
 
-    ax_set(x->k0, sizeof x->k0, "%s-basic", x->tag);
-    ax_set(x->v0, sizeof x->v0, "hello-%s", x->tag);
-    ax_kv_body(body, sizeof body, x->k0, x->v0);
+    lab_assess_set(x->k0, sizeof x->k0, "%s-basic", x->tag);
+    lab_assess_set(x->v0, sizeof x->v0, "hello-%s", x->tag);
+    lab_assess_kv_body(body, sizeof body, x->k0, x->v0);
 
     /* The write. */
-    ax_call(x, "POST", x->gw, "/write", body, AX_IP_BASIC, AX_WRITE_TIMEOUT_MS, &r);
-    j = ax_json(&r);
+    lab_assess_call(x, "POST", x->gw, "/write", body, AX_IP_BASIC, AX_WRITE_TIMEOUT_MS, &r);
+    j = lab_assess_json(&r);
     if (r.status == 200 &&
-        assess_check_write(j, x->k0, x->v0, x->cfg.write_quorum, NULL, err,
+        lab_assess_score_check_write(j, x->k0, x->v0, x->cfg.write_quorum, NULL, err,
                            sizeof err) == 0) {
-        assess_add(&x->rep, ASSESS_S_BASIC, "POST /write through the gateway",
-                   ASSESS_PTS_BASIC_WRITE, ASSESS_PTS_BASIC_WRITE, NULL);
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "POST /write through the gateway",
+                   LAB_ASSESS_SCORE_PTS_BASIC_WRITE, LAB_ASSESS_SCORE_PTS_BASIC_WRITE, NULL);
         x->k0_ok = true;
     } else if (r.status == 200) {
-        assess_add(&x->rep, ASSESS_S_BASIC, "POST /write through the gateway",
-                   0, ASSESS_PTS_BASIC_WRITE, "INC-0: gateway POST /write: %s", err);
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "POST /write through the gateway",
+                   0, LAB_ASSESS_SCORE_PTS_BASIC_WRITE, "INC-0: gateway POST /write: %s", err);
         x->k0_ok = true;
     } else {
-        ax_err_text(&r, t, sizeof t);
-        assess_add(&x->rep, ASSESS_S_BASIC, "POST /write through the gateway",
-                   0, ASSESS_PTS_BASIC_WRITE,
+        lab_assess_err_text(&r, t, sizeof t);
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "POST /write through the gateway",
+                   0, LAB_ASSESS_SCORE_PTS_BASIC_WRITE,
                    "INC-0: gateway POST /write answered %ld: %s", r.status, t);
     }
     cJSON_Delete(j);
     httpc_resp_free(&r);
     if (!x->k0_ok) {
         /* So that the read test still tests reads: write via the controller. */
-        ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+        lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
         x->k0_ok = r.status == 200;
         httpc_resp_free(&r);
     }
@@ -344,9 +346,9 @@ static void ax_basic(ax_ctx *x)
     /* The read: replication lag is not this scenario's business (INC-3 is),
      * so a missing or older value is read again for up to 7 s, each retry
      * from its own address so the rate limit cannot interfere. */
-    ax_set(path, sizeof path, "/read/%s", x->k0);
+    lab_assess_set(path, sizeof path, "/read/%s", x->k0);
     {
-        double t0 = ax_now();
+        double t0 = lab_assess_now();
         int tries = 0;
         bool ok = false;
         char value[256], served[96];
@@ -356,80 +358,80 @@ static void ax_basic(ax_ctx *x)
         err[0] = '\0';
         for (;;) {
             int octet = tries == 0 ? AX_IP_BASIC : AX_IP_BASIC_RETRY + tries;
-            ax_call(x, "GET", x->gw, path, NULL, octet, AX_TIMEOUT_MS, &r);
+            lab_assess_call(x, "GET", x->gw, path, NULL, octet, AX_TIMEOUT_MS, &r);
             last = r.status;
-            j = ax_json(&r);
+            j = lab_assess_json(&r);
             if (r.status == 200) {
-                rc = assess_check_read(j, x->k0, value, sizeof value, &version,
+                rc = lab_assess_score_check_read(j, x->k0, value, sizeof value, &version,
                                        served, sizeof served, err, sizeof err);
                 if (rc == 0 && strcmp(value, x->v0) == 0)
                     ok = true;
                 else if (rc == 0)
-                    ax_set(err, sizeof err, "read \"%s\", wrote \"%s\"", value, x->v0);
+                    lab_assess_set(err, sizeof err, "read \"%s\", wrote \"%s\"", value, x->v0);
             } else {
-                ax_err_text(&r, t, sizeof t);
-                ax_set(err, sizeof err, "answered %ld: %s", r.status, t);
+                lab_assess_err_text(&r, t, sizeof t);
+                lab_assess_set(err, sizeof err, "answered %ld: %s", r.status, t);
             }
             cJSON_Delete(j);
             httpc_resp_free(&r);
             tries++;
-            if (ok || (last != 200 && last != 404) || ax_now() - t0 > 7.0 || tries > 7)
+            if (ok || (last != 200 && last != 404) || lab_assess_now() - t0 > 7.0 || tries > 7)
                 break;
-            ax_sleep(1.2);
+            lab_assess_sleep(1.2);
         }
         if (ok) {
-            assess_add(&x->rep, ASSESS_S_BASIC, "GET /read/{key} through the "
-                       "gateway returns the value", ASSESS_PTS_BASIC_READ,
-                       ASSESS_PTS_BASIC_READ, NULL);
+            lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "GET /read/{key} through the "
+                       "gateway returns the value", LAB_ASSESS_SCORE_PTS_BASIC_READ,
+                       LAB_ASSESS_SCORE_PTS_BASIC_READ, NULL);
             if (tries > 1)
-                ax_log(x, "INC-0 read needed %d tries (%.1f s of replication lag)",
-                       tries, ax_now() - t0);
+                lab_assess_log(x, "INC-0 read needed %d tries (%.1f s of replication lag)",
+                       tries, lab_assess_now() - t0);
         } else {
-            assess_add(&x->rep, ASSESS_S_BASIC, "GET /read/{key} through the "
-                       "gateway returns the value", 0, ASSESS_PTS_BASIC_READ,
+            lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "GET /read/{key} through the "
+                       "gateway returns the value", 0, LAB_ASSESS_SCORE_PTS_BASIC_READ,
                        "INC-0: gateway GET %s: %s", path, err);
         }
     }
 
     /* The controller's /status. */
-    if (ax_status(x, &s, err, sizeof err) != 0)
-        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
-                   ASSESS_PTS_BASIC_STATUS, "INC-0: %s", err);
+    if (lab_assess_status(x, &s, err, sizeof err) != 0)
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
+                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: %s", err);
     else if (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum)
-        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
-                   ASSESS_PTS_BASIC_STATUS, "INC-0: /status says W=%lld R=%lld, "
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
+                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: /status says W=%lld R=%lld, "
                    "the config W=%lld R=%lld", (long long)s.W, (long long)s.R,
                    (long long)x->cfg.write_quorum, (long long)x->cfg.read_quorum);
-    else if (!ax_healthy(x, &s, false) || s.total_alive < x->cfg.followers)
-        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
-                   ASSESS_PTS_BASIC_STATUS, "INC-0: /status shows leader %s and "
+    else if (!lab_assess_healthy(x, &s, false) || s.total_alive < x->cfg.followers)
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
+                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: /status shows leader %s and "
                    "%zu of %lld followers alive (total_alive %lld)",
-                   s.leader.status, assess_status_alive(&s),
+                   s.leader.status, lab_assess_score_status_alive(&s),
                    (long long)x->cfg.followers, (long long)s.total_alive);
     else if (!s.can_write || !s.can_read)
-        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", 0,
-                   ASSESS_PTS_BASIC_STATUS, "INC-0: /status says can_write %s, "
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
+                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: /status says can_write %s, "
                    "can_read %s with every follower alive",
                    s.can_write ? "true" : "false", s.can_read ? "true" : "false");
     else
-        assess_add(&x->rep, ASSESS_S_BASIC, "controller /status", ASSESS_PTS_BASIC_STATUS,
-                   ASSESS_PTS_BASIC_STATUS, NULL);
+        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", LAB_ASSESS_SCORE_PTS_BASIC_STATUS,
+                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, NULL);
 }
 
 /* ---- INC-1 ---- */
 
-typedef struct ax_burst {
+typedef struct lab_assess_burst {
     int sent, ok, limited, other;
     long other_status;
     bool have_429;
     httpc_resp first_429;    /* kept for the shape check */
-} ax_burst;
+} lab_assess_burst;
 
-static void ax_send_burst(const ax_ctx *x, const char *path, int n, ax_burst *b)
+static void lab_assess_send_burst(const lab_assess_ctx *x, const char *path, int n, lab_assess_burst *b)
 {
     for (int i = 0; i < n; i++) {
         httpc_resp r;
-        ax_call(x, "GET", x->gw, path, NULL, AX_IP_RATE, 3000L, &r);
+        lab_assess_call(x, "GET", x->gw, path, NULL, AX_IP_RATE, 3000L, &r);
         b->sent++;
         if (r.status == 429) {
             b->limited++;
@@ -448,26 +450,26 @@ static void ax_send_burst(const ax_ctx *x, const char *path, int n, ax_burst *b)
     }
 }
 
-static void ax_rate(ax_ctx *x)
+static void lab_assess_rate(lab_assess_ctx *x)
 {
-    assess_rate_obs o;
-    ax_burst a = {0}, b = {0};
+    lab_assess_score_rate_obs o;
+    lab_assess_burst a = {0}, b = {0};
     char path[160];
-    int n = (int)(x->cfg.rate_limit_max + 5 < ASSESS_FIRST_BURST_CAP
-                      ? x->cfg.rate_limit_max + 5 : ASSESS_FIRST_BURST_CAP);
+    int n = (int)(x->cfg.rate_limit_max + 5 < LAB_ASSESS_SCORE_FIRST_BURST_CAP
+                      ? x->cfg.rate_limit_max + 5 : LAB_ASSESS_SCORE_FIRST_BURST_CAP);
     double t0, t1, t2;
 
     memset(&o, 0, sizeof o);
-    ax_set(path, sizeof path, "/read/%s", x->k0);
-    t0 = ax_now();
-    ax_send_burst(x, path, n, &a);
-    t1 = ax_now();
-    ax_log(x, "INC-1 first burst: %d sent in %.2f s, %d through, %d limited",
+    lab_assess_set(path, sizeof path, "/read/%s", x->k0);
+    t0 = lab_assess_now();
+    lab_assess_send_burst(x, path, n, &a);
+    t1 = lab_assess_now();
+    lab_assess_log(x, "INC-1 first burst: %d sent in %.2f s, %d through, %d limited",
            a.sent, t1 - t0, a.ok, a.limited);
-    ax_sleep(ASSESS_SCRAPER_PAUSE_S);
-    t2 = ax_now();
-    ax_send_burst(x, path, ASSESS_SECOND_BURST, &b);
-    ax_log(x, "INC-1 second burst %.2f s later: %d through, %d limited",
+    lab_assess_sleep(LAB_ASSESS_SCORE_SCRAPER_PAUSE_S);
+    t2 = lab_assess_now();
+    lab_assess_send_burst(x, path, LAB_ASSESS_SCORE_SECOND_BURST, &b);
+    lab_assess_log(x, "INC-1 second burst %.2f s later: %d through, %d limited",
            t2 - t1, b.ok, b.limited);
 
     o.a_sent = a.sent, o.a_ok = a.ok, o.a_limited = a.limited, o.a_other = a.other;
@@ -479,7 +481,7 @@ static void ax_rate(ax_ctx *x)
     if (o.have_429) {
         const httpc_resp *r = a.have_429 ? &a.first_429 : &b.first_429;
         char ra[64], lim[64], rem[64];
-        if (assess_check_429(r->body, r->len,
+        if (lab_assess_score_check_429(r->body, r->len,
                              httpc_resp_header(r, "Retry-After", ra, sizeof ra),
                              httpc_resp_header(r, "X-RateLimit-Limit", lim, sizeof lim),
                              httpc_resp_header(r, "X-RateLimit-Remaining", rem, sizeof rem),
@@ -487,13 +489,13 @@ static void ax_rate(ax_ctx *x)
                              sizeof o.shape_err) == 0) {
             httpc_resp sr;
             cJSON *j;
-            ax_call(x, "GET", x->gw, "/stats", NULL, AX_IP_STATS, AX_TIMEOUT_MS, &sr);
-            j = ax_json(&sr);
+            lab_assess_call(x, "GET", x->gw, "/stats", NULL, AX_IP_STATS, AX_TIMEOUT_MS, &sr);
+            j = lab_assess_json(&sr);
             if (sr.status != 200)
-                ax_set(o.shape_err, sizeof o.shape_err,
+                lab_assess_set(o.shape_err, sizeof o.shape_err,
                          "gateway GET /stats answered %ld", sr.status);
             else
-                assess_check_stats(j, &x->cfg, o.shape_err, sizeof o.shape_err);
+                lab_assess_score_check_stats(j, &x->cfg, o.shape_err, sizeof o.shape_err);
             cJSON_Delete(j);
             httpc_resp_free(&sr);
         }
@@ -502,7 +504,7 @@ static void ax_rate(ax_ctx *x)
         httpc_resp_free(&a.first_429);
     if (b.have_429)
         httpc_resp_free(&b.first_429);
-    assess_judge_rate(&x->rep, &x->cfg, &o);
+    lab_assess_score_judge_rate(&x->rep, &x->cfg, &o);
 }
 
 /* ---- INC-3 ---- */
@@ -511,25 +513,25 @@ enum { AX_FRESH, AX_STALE, AX_MISSING, AX_ERROR };
 
 /* Write value under key through the controller, then read it at once.
  * Returns AX_*; what describes anything but fresh. */
-static int ax_write_read(const ax_ctx *x, const char *key, const char *value,
+static int lab_assess_write_read(const lab_assess_ctx *x, const char *key, const char *value,
                          char *what, size_t whatlen)
 {
-    char body[256], path[160], err[ASSESS_TEXT], t[160], got[256], served[96];
+    char body[256], path[160], err[LAB_ASSESS_SCORE_TEXT], t[160], got[256], served[96];
     int64_t wv = 0, rv = 0;
     httpc_resp r;
     cJSON *j;
     int rc;
 
-    ax_kv_body(body, sizeof body, key, value);
-    ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
-    j = ax_json(&r);
+    lab_assess_kv_body(body, sizeof body, key, value);
+    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+    j = lab_assess_json(&r);
     if (r.status != 200) {
-        ax_err_text(&r, t, sizeof t);
-        ax_set(what, whatlen, "write of %s answered %ld: %s", value, r.status, t);
+        lab_assess_err_text(&r, t, sizeof t);
+        lab_assess_set(what, whatlen, "write of %s answered %ld: %s", value, r.status, t);
         rc = AX_ERROR;
-    } else if (assess_check_write(j, key, value, x->cfg.write_quorum, &wv, err,
+    } else if (lab_assess_score_check_write(j, key, value, x->cfg.write_quorum, &wv, err,
                                   sizeof err) != 0) {
-        ax_set(what, whatlen, "write of %s: %s", value, err);
+        lab_assess_set(what, whatlen, "write of %s: %s", value, err);
         rc = AX_ERROR;
     } else {
         rc = AX_FRESH;
@@ -539,28 +541,28 @@ static int ax_write_read(const ax_ctx *x, const char *key, const char *value,
     if (rc != AX_FRESH)
         return rc;
 
-    ax_set(path, sizeof path, "/read/%s", key);
-    ax_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
-    j = ax_json(&r);
+    lab_assess_set(path, sizeof path, "/read/%s", key);
+    lab_assess_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    j = lab_assess_json(&r);
     if (r.status == 200) {
-        if (assess_check_read(j, key, got, sizeof got, &rv, served,
+        if (lab_assess_score_check_read(j, key, got, sizeof got, &rv, served,
                               sizeof served, err, sizeof err) != 0) {
-            ax_set(what, whatlen, "read after writing %s: %s", value, err);
+            lab_assess_set(what, whatlen, "read after writing %s: %s", value, err);
             rc = AX_ERROR;
         } else if (rv >= wv) {
             rc = AX_FRESH;
         } else {
-            ax_set(what, whatlen, "stale read: wrote %s, read %s from %s",
+            lab_assess_set(what, whatlen, "stale read: wrote %s, read %s from %s",
                      value, got, served);
             rc = AX_STALE;
         }
     } else if (r.status == 404) {
-        ax_set(what, whatlen, "missing read: wrote %s, the read set answered "
+        lab_assess_set(what, whatlen, "missing read: wrote %s, the read set answered "
                  "404 at once", value);
         rc = AX_MISSING;
     } else {
-        ax_err_text(&r, t, sizeof t);
-        ax_set(what, whatlen, "read after writing %s answered %ld: %s", value,
+        lab_assess_err_text(&r, t, sizeof t);
+        lab_assess_set(what, whatlen, "read after writing %s answered %ld: %s", value,
                  r.status, t);
         rc = AX_ERROR;
     }
@@ -572,26 +574,26 @@ static int ax_write_read(const ax_ctx *x, const char *key, const char *value,
 /* The cart exists before the checkout: write v0 and wait (8 s at most)
  * until a read returns it, so that a lagging replica later answers with an
  * older cart rather than with none. */
-static void ax_stale_prepare(const ax_ctx *x, const char *key)
+static void lab_assess_stale_prepare(const lab_assess_ctx *x, const char *key)
 {
-    char what[ASSESS_TEXT], path[160], err[ASSESS_TEXT], got[64], served[96];
+    char what[LAB_ASSESS_SCORE_TEXT], path[160], err[LAB_ASSESS_SCORE_TEXT], got[64], served[96];
     int64_t version;
-    double end = ax_now() + 8.0;
-    int rc = ax_write_read(x, key, "v0", what, sizeof what);
+    double end = lab_assess_now() + 8.0;
+    int rc = lab_assess_write_read(x, key, "v0", what, sizeof what);
 
     if (rc != AX_STALE && rc != AX_MISSING)
         return;
-    ax_set(path, sizeof path, "/read/%s", key);
-    while (ax_now() < end) {
+    lab_assess_set(path, sizeof path, "/read/%s", key);
+    while (lab_assess_now() < end) {
         httpc_resp r;
         cJSON *j;
         bool seen;
 
-        ax_sleep(0.5);
-        ax_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
-        j = ax_json(&r);
+        lab_assess_sleep(0.5);
+        lab_assess_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+        j = lab_assess_json(&r);
         seen = r.status == 200 &&
-               assess_check_read(j, key, got, sizeof got, &version, served,
+               lab_assess_score_check_read(j, key, got, sizeof got, &version, served,
                                  sizeof served, err, sizeof err) == 0 &&
                strcmp(got, "v0") == 0;
         cJSON_Delete(j);
@@ -601,62 +603,62 @@ static void ax_stale_prepare(const ax_ctx *x, const char *key)
     }
 }
 
-static void ax_stale(ax_ctx *x)
+static void lab_assess_stale(lab_assess_ctx *x)
 {
-    assess_stale_obs o;
-    char key[128], value[64], what[ASSESS_TEXT];
+    lab_assess_score_stale_obs o;
+    char key[128], value[64], what[LAB_ASSESS_SCORE_TEXT];
 
     memset(&o, 0, sizeof o);
-    ax_set(key, sizeof key, "%s-cart", x->tag);
-    ax_stale_prepare(x, key);
+    lab_assess_set(key, sizeof key, "%s-cart", x->tag);
+    lab_assess_stale_prepare(x, key);
     for (int i = 1; i <= AX_STALE_ROUNDS; i++) {
         int rc;
-        ax_set(value, sizeof value, "v%d", i);
-        rc = ax_write_read(x, key, value, what, sizeof what);
+        lab_assess_set(value, sizeof value, "v%d", i);
+        rc = lab_assess_write_read(x, key, value, what, sizeof what);
         o.rounds++;
         o.fresh += rc == AX_FRESH;
         o.stale += rc == AX_STALE;
         o.missing += rc == AX_MISSING;
         o.errors += rc == AX_ERROR;
         if (rc != AX_FRESH && o.first_bad[0] == '\0')
-            ax_set(o.first_bad, sizeof o.first_bad, "%s", what);
+            lab_assess_set(o.first_bad, sizeof o.first_bad, "%s", what);
         /* Prefer a stale example over a missing one: it shows the lag. */
         if (rc == AX_STALE && o.stale == 1)
-            ax_set(o.first_bad, sizeof o.first_bad, "%s", what);
+            lab_assess_set(o.first_bad, sizeof o.first_bad, "%s", what);
     }
-    ax_log(x, "INC-3 rounds: %d fresh, %d stale, %d missing, %d failed",
+    lab_assess_log(x, "INC-3 rounds: %d fresh, %d stale, %d missing, %d failed",
            o.fresh, o.stale, o.missing, o.errors);
     for (int i = 1; i <= AX_STALE_KEYS; i++) {
         int rc;
-        ax_set(key, sizeof key, "%s-item-%d", x->tag, i);
-        ax_set(value, sizeof value, "item-%d", i);
-        rc = ax_write_read(x, key, value, what, sizeof what);
+        lab_assess_set(key, sizeof key, "%s-item-%d", x->tag, i);
+        lab_assess_set(value, sizeof value, "item-%d", i);
+        rc = lab_assess_write_read(x, key, value, what, sizeof what);
         o.keys++;
         o.keys_fresh += rc == AX_FRESH;
         o.keys_stale += rc == AX_STALE;
         o.keys_missing += rc == AX_MISSING;
         o.keys_errors += rc == AX_ERROR;
         if (rc != AX_FRESH && o.first_bad_key[0] == '\0')
-            ax_set(o.first_bad_key, sizeof o.first_bad_key, "%s", what);
+            lab_assess_set(o.first_bad_key, sizeof o.first_bad_key, "%s", what);
     }
-    assess_judge_stale(&x->rep, &x->cfg, &o);
+    lab_assess_score_judge_stale(&x->rep, &x->cfg, &o);
 }
 
 /* ---- INC-4 ---- */
 
 /* The alive followers sorted by id into out (returns how many). */
-static size_t ax_alive_sorted(const assess_status *s, assess_node *out)
+static size_t lab_assess_alive_sorted(const lab_assess_score_status *s, lab_assess_score_node *out)
 {
     size_t n = 0;
     for (size_t i = 0; i < s->nfollowers; i++)
         if (s->followers[i].alive)
             out[n++] = s->followers[i];
-    qsort(out, n, sizeof *out, ax_node_cmp);
+    qsort(out, n, sizeof *out, lab_assess_node_cmp);
     return n;
 }
 
 /* POST /kill/{id}: 0, or -1 with err. */
-static int ax_kill(const ax_ctx *x, const char *id, char *err, size_t errlen)
+static int lab_assess_kill(const lab_assess_ctx *x, const char *id, char *err, size_t errlen)
 {
     char path[160], t[160];
     httpc_resp r;
@@ -664,16 +666,16 @@ static int ax_kill(const ax_ctx *x, const char *id, char *err, size_t errlen)
     const cJSON *st;
     int rc = 0;
 
-    ax_set(path, sizeof path, "/kill/%s", id);
-    ax_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
-    j = ax_json(&r);
+    lab_assess_set(path, sizeof path, "/kill/%s", id);
+    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    j = lab_assess_json(&r);
     st = cJSON_GetObjectItemCaseSensitive(j, "status");
     if (r.status != 200) {
-        ax_err_text(&r, t, sizeof t);
-        ax_set(err, errlen, "POST /kill/%s answered %ld: %s", id, r.status, t);
+        lab_assess_err_text(&r, t, sizeof t);
+        lab_assess_set(err, errlen, "POST /kill/%s answered %ld: %s", id, r.status, t);
         rc = -1;
     } else if (!cJSON_IsString(st) || strcmp(st->valuestring, "stopped") != 0) {
-        ax_set(err, errlen, "POST /kill/%s: \"status\" is not \"stopped\"", id);
+        lab_assess_set(err, errlen, "POST /kill/%s: \"status\" is not \"stopped\"", id);
         rc = -1;
     }
     cJSON_Delete(j);
@@ -683,7 +685,7 @@ static int ax_kill(const ax_ctx *x, const char *id, char *err, size_t errlen)
 
 /* POST /spawn with an optional {"node_id"}; fills the new node's id and
  * url. Returns the HTTP status (0 = no answer); err on anything but 200. */
-static long ax_spawn(const ax_ctx *x, const char *id, char *new_id,
+static long lab_assess_spawn(const lab_assess_ctx *x, const char *id, char *new_id,
                      size_t idlen, char *url, size_t urllen, char *err,
                      size_t errlen)
 {
@@ -694,25 +696,25 @@ static long ax_spawn(const ax_ctx *x, const char *id, char *new_id,
     long status;
 
     if (id)
-        ax_set(body, sizeof body, "{\"node_id\":\"%s\"}", id);
-    ax_call(x, "POST", x->ctl, "/spawn", id ? body : NULL, 0,
+        lab_assess_set(body, sizeof body, "{\"node_id\":\"%s\"}", id);
+    lab_assess_call(x, "POST", x->ctl, "/spawn", id ? body : NULL, 0,
             AX_SPAWN_TIMEOUT_MS, &r);
     status = r.status;
-    j = ax_json(&r);
+    j = lab_assess_json(&r);
     st = cJSON_GetObjectItemCaseSensitive(j, "status");
     nid = cJSON_GetObjectItemCaseSensitive(j, "node_id");
     nurl = cJSON_GetObjectItemCaseSensitive(j, "url");
     if (status != 200) {
-        ax_err_text(&r, t, sizeof t);
-        ax_set(err, errlen, "POST /spawn answered %ld: %s", status, t);
+        lab_assess_err_text(&r, t, sizeof t);
+        lab_assess_set(err, errlen, "POST /spawn answered %ld: %s", status, t);
     } else if (!cJSON_IsString(st) || strcmp(st->valuestring, "spawned") != 0 ||
                !cJSON_IsString(nid) || !cJSON_IsString(nurl)) {
-        ax_set(err, errlen, "POST /spawn: the answer is not {\"status\":"
+        lab_assess_set(err, errlen, "POST /spawn: the answer is not {\"status\":"
                  "\"spawned\",\"node_id\",\"url\"}");
         status = -1;
     } else {
-        ax_set(new_id, idlen, "%s", nid->valuestring);
-        ax_set(url, urllen, "%s", nurl->valuestring);
+        lab_assess_set(new_id, idlen, "%s", nid->valuestring);
+        lab_assess_set(url, urllen, "%s", nurl->valuestring);
     }
     cJSON_Delete(j);
     httpc_resp_free(&r);
@@ -721,65 +723,65 @@ static long ax_spawn(const ax_ctx *x, const char *id, char *new_id,
 
 /* Spawn back every killed follower that is not alive, then wait for N
  * alive. Prints a note when the cluster does not heal. */
-static void ax_restore(const ax_ctx *x, assess_node *killed, size_t n)
+static void lab_assess_restore(const lab_assess_ctx *x, lab_assess_score_node *killed, size_t n)
 {
-    assess_status s;
-    char err[ASSESS_TEXT], id[64], url[128];
+    lab_assess_score_status s;
+    char err[LAB_ASSESS_SCORE_TEXT], id[64], url[128];
 
     for (size_t i = 0; i < n; i++) {
-        const assess_node *now;
+        const lab_assess_score_node *now;
         long st;
-        if (ax_status(x, &s, err, sizeof err) == 0 &&
-            (now = assess_status_find(&s, killed[i].id)) != NULL && now->alive)
+        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
+            (now = lab_assess_score_status_find(&s, killed[i].id)) != NULL && now->alive)
             continue;   /* auto-spawn was first */
-        st = ax_spawn(x, killed[i].id, id, sizeof id, url, sizeof url, err,
+        st = lab_assess_spawn(x, killed[i].id, id, sizeof id, url, sizeof url, err,
                       sizeof err);
         if (st != 200 && st != 409)
             printf("NOTE: spawning %s back: %s\n", killed[i].id, err);
         else
-            ax_log(x, "spawned %s back (%ld)", killed[i].id, st);
+            lab_assess_log(x, "spawned %s back (%ld)", killed[i].id, st);
     }
-    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0)
+    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0)
         printf("NOTE: the cluster did not heal within %.0f s (%s); the next "
                "scenario may suffer\n", AX_HEAL_DEADLINE_S, err);
 }
 
-static void ax_outage(ax_ctx *x)
+static void lab_assess_outage(lab_assess_ctx *x)
 {
-    assess_outage_obs o;
-    assess_status s;
-    assess_node alive[ASSESS_MAX_NODES], killed[ASSESS_MAX_NODES];
+    lab_assess_score_outage_obs o;
+    lab_assess_score_status s;
+    lab_assess_score_node alive[LAB_ASSESS_SCORE_MAX_NODES], killed[LAB_ASSESS_SCORE_MAX_NODES];
     size_t nalive, nkilled = 0;
-    int k = assess_kill_count(x->cfg.followers);
-    char err[ASSESS_TEXT];
+    int k = lab_assess_score_kill_count(x->cfg.followers);
+    char err[LAB_ASSESS_SCORE_TEXT];
 
     memset(&o, 0, sizeof o);
-    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
-        ax_set(o.kill_err, sizeof o.kill_err, "the cluster was not healthy "
+    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
+        lab_assess_set(o.kill_err, sizeof o.kill_err, "the cluster was not healthy "
                  "before the test: %s", err);
-        assess_judge_outage(&x->rep, &x->cfg, &o);
+        lab_assess_score_judge_outage(&x->rep, &x->cfg, &o);
         return;
     }
-    nalive = ax_alive_sorted(&s, alive);
+    nalive = lab_assess_alive_sorted(&s, alive);
     for (int i = 0; i < k && (size_t)i < nalive; i++) {
-        if (ax_kill(x, alive[i].id, err, sizeof err) != 0) {
-            ax_set(o.kill_err, sizeof o.kill_err, "%s", err);
+        if (lab_assess_kill(x, alive[i].id, err, sizeof err) != 0) {
+            lab_assess_set(o.kill_err, sizeof o.kill_err, "%s", err);
             break;
         }
         killed[nkilled++] = alive[i];
     }
     o.killed = (int)nkilled;
-    ax_log(x, "INC-4 killed %zu followers, first %s", nkilled,
+    lab_assess_log(x, "INC-4 killed %zu followers, first %s", nkilled,
            nkilled ? killed[0].id : "-");
 
     if (o.kill_err[0] == '\0') {
         /* /status must show them dead before the writes count. */
-        double end = ax_now() + 3.0;
+        double end = lab_assess_now() + 3.0;
         do {
             bool all_dead = true;
-            if (ax_status(x, &s, err, sizeof err) == 0) {
+            if (lab_assess_status(x, &s, err, sizeof err) == 0) {
                 for (size_t i = 0; i < nkilled; i++) {
-                    const assess_node *nd = assess_status_find(&s, killed[i].id);
+                    const lab_assess_score_node *nd = lab_assess_score_status_find(&s, killed[i].id);
                     if (nd && nd->alive && strcmp(nd->url, killed[i].url) == 0)
                         all_dead = false;
                 }
@@ -787,26 +789,26 @@ static void ax_outage(ax_ctx *x)
                     o.status_seen = true;
                     o.can_write = s.can_write;
                     o.can_read = s.can_read;
-                    o.alive = (int64_t)assess_status_alive(&s);
+                    o.alive = (int64_t)lab_assess_score_status_alive(&s);
                     break;
                 }
             }
-            ax_sleep(0.05);
-        } while (ax_now() < end);
+            lab_assess_sleep(0.05);
+        } while (lab_assess_now() < end);
 
         for (int i = 1; i <= AX_OUTAGE_WRITES; i++) {
             char key[128], value[64], body[256];
             httpc_resp r;
-            ax_set(key, sizeof key, "%s-outage-%d", x->tag, i);
-            ax_set(value, sizeof value, "during-outage-%d", i);
-            ax_kv_body(body, sizeof body, key, value);
-            ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+            lab_assess_set(key, sizeof key, "%s-outage-%d", x->tag, i);
+            lab_assess_set(value, sizeof value, "during-outage-%d", i);
+            lab_assess_kv_body(body, sizeof body, key, value);
+            lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
             o.writes++;
             if (r.status == 200) {
                 o.writes_ok++;
             } else if (o.writes - 1 == o.writes_ok) {   /* the first failure */
                 o.write_fail_status = r.status;
-                ax_err_text(&r, o.write_fail, sizeof o.write_fail);
+                lab_assess_err_text(&r, o.write_fail, sizeof o.write_fail);
             }
             httpc_resp_free(&r);
         }
@@ -816,11 +818,11 @@ static void ax_outage(ax_ctx *x)
             httpc_resp r;
             cJSON *j;
             bool ok;
-            ax_set(path, sizeof path, "/read/%s", x->k0);
-            ax_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
-            j = ax_json(&r);
+            lab_assess_set(path, sizeof path, "/read/%s", x->k0);
+            lab_assess_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+            j = lab_assess_json(&r);
             if (r.status == 200)
-                ok = assess_check_read(j, x->k0, value, sizeof value, &version,
+                ok = lab_assess_score_check_read(j, x->k0, value, sizeof value, &version,
                                        served, sizeof served, err, sizeof err) == 0 &&
                      (!x->k0_ok || strcmp(value, x->v0) == 0);
             else
@@ -831,211 +833,211 @@ static void ax_outage(ax_ctx *x)
             } else if (o.reads - 1 == o.reads_ok) {
                 o.read_fail_status = r.status;
                 if (r.status == 200)
-                    ax_set(o.read_fail, sizeof o.read_fail,
+                    lab_assess_set(o.read_fail, sizeof o.read_fail,
                              "the answer is not the value written in INC-0");
                 else
-                    ax_err_text(&r, o.read_fail, sizeof o.read_fail);
+                    lab_assess_err_text(&r, o.read_fail, sizeof o.read_fail);
             }
             cJSON_Delete(j);
             httpc_resp_free(&r);
         }
-        ax_log(x, "INC-4 with %zu down: %d of %d writes, %d of %d reads ok",
+        lab_assess_log(x, "INC-4 with %zu down: %d of %d writes, %d of %d reads ok",
                nkilled, o.writes_ok, o.writes, o.reads_ok, o.reads);
     }
-    assess_judge_outage(&x->rep, &x->cfg, &o);
-    ax_restore(x, killed, nkilled);
+    lab_assess_score_judge_outage(&x->rep, &x->cfg, &o);
+    lab_assess_restore(x, killed, nkilled);
 }
 
 /* ---- INC-2/5 ---- */
 
-static void ax_pause_test(ax_ctx *x, assess_recovery_obs *o)
+static void lab_assess_pause_test(lab_assess_ctx *x, lab_assess_score_recovery_obs *o)
 {
-    assess_status s0, s1, s;
-    char err[ASSESS_TEXT], path[160], t[160];
-    const assess_node *target = NULL;
-    assess_node tgt;
+    lab_assess_score_status s0, s1, s;
+    char err[LAB_ASSESS_SCORE_TEXT], path[160], t[160];
+    const lab_assess_score_node *target = NULL;
+    lab_assess_score_node tgt;
     httpc_resp r;
     double window, end, t_pause;
 
-    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s0, err, sizeof err) != 0) {
-        ax_set(o->pause_err, sizeof o->pause_err, "the cluster was not "
+    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s0, err, sizeof err) != 0) {
+        lab_assess_set(o->pause_err, sizeof o->pause_err, "the cluster was not "
                  "healthy before the test: %s", err);
         return;
     }
     /* A baseline that holds still for half a second. */
     for (int i = 0; i < 6; i++) {
-        char why[ASSESS_TEXT];
-        ax_sleep(0.5);
-        if (ax_status(x, &s1, err, sizeof err) != 0)
+        char why[LAB_ASSESS_SCORE_TEXT];
+        lab_assess_sleep(0.5);
+        if (lab_assess_status(x, &s1, err, sizeof err) != 0)
             continue;
-        if (!assess_status_replaced(&s0, &s1, why, sizeof why) &&
-            ax_healthy(x, &s1, false))
+        if (!lab_assess_score_status_replaced(&s0, &s1, why, sizeof why) &&
+            lab_assess_healthy(x, &s1, false))
             break;
         s0 = s1;
     }
-    target = assess_status_find(&s0, "follower-2");
+    target = lab_assess_score_status_find(&s0, "follower-2");
     if (target == NULL || !target->alive) {
-        assess_node alive[ASSESS_MAX_NODES];
-        size_t n = ax_alive_sorted(&s0, alive);
+        lab_assess_score_node alive[LAB_ASSESS_SCORE_MAX_NODES];
+        size_t n = lab_assess_alive_sorted(&s0, alive);
         if (n == 0) {
-            ax_set(o->pause_err, sizeof o->pause_err, "no follower alive to pause");
+            lab_assess_set(o->pause_err, sizeof o->pause_err, "no follower alive to pause");
             return;
         }
-        target = assess_status_find(&s0, alive[n > 1 ? 1 : 0].id);
+        target = lab_assess_score_status_find(&s0, alive[n > 1 ? 1 : 0].id);
     }
     tgt = *target;
-    ax_set(o->pause_target, sizeof o->pause_target, "%s", tgt.id);
+    lab_assess_set(o->pause_target, sizeof o->pause_target, "%s", tgt.id);
 
-    ax_set(path, sizeof path, "/pause/%s?ms=%d", tgt.id, ASSESS_PAUSE_MS);
-    t_pause = ax_now();   /* the call may return before or after the pause */
-    ax_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    lab_assess_set(path, sizeof path, "/pause/%s?ms=%d", tgt.id, LAB_ASSESS_SCORE_PAUSE_MS);
+    t_pause = lab_assess_now();   /* the call may return before or after the pause */
+    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
     if (r.status < 200 || r.status >= 300) {
-        ax_err_text(&r, t, sizeof t);
-        ax_set(o->pause_err, sizeof o->pause_err, "POST %s answered %ld: %s",
+        lab_assess_err_text(&r, t, sizeof t);
+        lab_assess_set(o->pause_err, sizeof o->pause_err, "POST %s answered %ld: %s",
                  path, r.status, t);
         httpc_resp_free(&r);
         return;
     }
     httpc_resp_free(&r);
 
-    window = (x->cfg.auto_spawn && x->cfg.auto_spawn_delay > ASSESS_PAUSE_MS / 1000.0
-                  ? x->cfg.auto_spawn_delay : ASSESS_PAUSE_MS / 1000.0) + 3.0;
+    window = (x->cfg.auto_spawn && x->cfg.auto_spawn_delay > LAB_ASSESS_SCORE_PAUSE_MS / 1000.0
+                  ? x->cfg.auto_spawn_delay : LAB_ASSESS_SCORE_PAUSE_MS / 1000.0) + 3.0;
     o->pause_window_s = window;
     end = t_pause + window;
-    ax_log(x, "INC-2 paused %s for %d ms; watching /status for %.1f s", tgt.id,
-           ASSESS_PAUSE_MS, window);
-    while (ax_now() < end) {
-        if (ax_status(x, &s, err, sizeof err) == 0 &&
-            assess_status_replaced(&s0, &s, o->ghost_why, sizeof o->ghost_why)) {
+    lab_assess_log(x, "INC-2 paused %s for %d ms; watching /status for %.1f s", tgt.id,
+           LAB_ASSESS_SCORE_PAUSE_MS, window);
+    while (lab_assess_now() < end) {
+        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
+            lab_assess_score_status_replaced(&s0, &s, o->ghost_why, sizeof o->ghost_why)) {
             o->ghost = true;
             break;
         }
-        ax_sleep(0.25);
+        lab_assess_sleep(0.25);
     }
     if (o->ghost) {
-        ax_log(x, "INC-2 ghost: %s", o->ghost_why);
+        lab_assess_log(x, "INC-2 ghost: %s", o->ghost_why);
         /* Let the replacement settle before the next test. */
-        ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err);
+        lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err);
         return;
     }
-    end = ax_now() + 5.0;
+    end = lab_assess_now() + 5.0;
     do {
-        const assess_node *nd;
-        if (ax_status(x, &s, err, sizeof err) == 0 &&
-            (nd = assess_status_find(&s, tgt.id)) != NULL && nd->alive &&
+        const lab_assess_score_node *nd;
+        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
+            (nd = lab_assess_score_status_find(&s, tgt.id)) != NULL && nd->alive &&
             strcmp(nd->url, tgt.url) == 0) {
             o->back_alive = true;
             break;
         }
-        ax_sleep(0.25);
-    } while (ax_now() < end);
+        lab_assess_sleep(0.25);
+    } while (lab_assess_now() < end);
 }
 
-static void ax_spawn_test(ax_ctx *x, assess_recovery_obs *o)
+static void lab_assess_spawn_test(lab_assess_ctx *x, lab_assess_score_recovery_obs *o)
 {
-    assess_status s;
-    assess_node alive[ASSESS_MAX_NODES];
-    char err[ASSESS_TEXT], key[128], value[96], body[256], url[128], t[160];
+    lab_assess_score_status s;
+    lab_assess_score_node alive[LAB_ASSESS_SCORE_MAX_NODES];
+    char err[LAB_ASSESS_SCORE_TEXT], key[128], value[96], body[256], url[128], t[160];
     httpc_resp r;
     size_t n;
     long st;
     double end;
 
     o->join_deadline_s = AX_JOIN_DEADLINE_S;
-    if (ax_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
-        ax_set(o->spawn_err, sizeof o->spawn_err, "the cluster was not "
+    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
+        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "the cluster was not "
                  "healthy before the test: %s", err);
         return;
     }
-    ax_set(key, sizeof key, "%s-recovery", x->tag);
-    ax_set(value, sizeof value, "before-the-spawn-%s", x->tag);
-    ax_kv_body(body, sizeof body, key, value);
-    ax_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+    lab_assess_set(key, sizeof key, "%s-recovery", x->tag);
+    lab_assess_set(value, sizeof value, "before-the-spawn-%s", x->tag);
+    lab_assess_kv_body(body, sizeof body, key, value);
+    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
     if (r.status != 200) {
-        ax_err_text(&r, t, sizeof t);
-        ax_set(o->spawn_err, sizeof o->spawn_err, "could not write a key "
+        lab_assess_err_text(&r, t, sizeof t);
+        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "could not write a key "
                  "before the kill: %ld %s", r.status, t);
         httpc_resp_free(&r);
         return;
     }
     httpc_resp_free(&r);
 
-    n = ax_alive_sorted(&s, alive);
+    n = lab_assess_alive_sorted(&s, alive);
     if (n == 0) {
-        ax_set(o->spawn_err, sizeof o->spawn_err, "no follower alive to kill");
+        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "no follower alive to kill");
         return;
     }
-    if (ax_kill(x, alive[n - 1].id, err, sizeof err) != 0) {
-        ax_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
+    if (lab_assess_kill(x, alive[n - 1].id, err, sizeof err) != 0) {
+        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
         return;
     }
-    st = ax_spawn(x, NULL, o->spawned_id, sizeof o->spawned_id, url, sizeof url,
+    st = lab_assess_spawn(x, NULL, o->spawned_id, sizeof o->spawned_id, url, sizeof url,
                   err, sizeof err);
     if (st != 200) {
-        ax_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
+        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
         return;
     }
-    ax_log(x, "INC-2 killed %s, spawned %s at %s", alive[n - 1].id,
+    lab_assess_log(x, "INC-2 killed %s, spawned %s at %s", alive[n - 1].id,
            o->spawned_id, url);
 
-    end = ax_now() + AX_JOIN_DEADLINE_S;
+    end = lab_assess_now() + AX_JOIN_DEADLINE_S;
     do {
-        const assess_node *nd;
-        if (ax_status(x, &s, err, sizeof err) == 0 &&
-            (nd = assess_status_find(&s, o->spawned_id)) != NULL && nd->alive &&
+        const lab_assess_score_node *nd;
+        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
+            (nd = lab_assess_score_status_find(&s, o->spawned_id)) != NULL && nd->alive &&
             strcmp(nd->url, url) == 0) {
             o->spawned_alive = true;
             break;
         }
-        ax_sleep(0.2);
-    } while (ax_now() < end);
+        lab_assess_sleep(0.2);
+    } while (lab_assess_now() < end);
 
     /* It joined after its catch-up, so it should hold the key now; give it
      * a few seconds in case /status runs a little ahead. */
-    end = ax_now() + 5.0;
+    end = lab_assess_now() + 5.0;
     {
         char path[192], hp[160];
-        ax_set(path, sizeof path, "/internal/kv/%s", key);
+        lab_assess_set(path, sizeof path, "/internal/kv/%s", key);
         do {
-            ax_call(x, "GET", url, path, NULL, 0, AX_TIMEOUT_MS, &r);
+            lab_assess_call(x, "GET", url, path, NULL, 0, AX_TIMEOUT_MS, &r);
             if (r.status == 200 && r.len == strlen(value) &&
                 memcmp(r.body, value, r.len) == 0) {
                 o->caught_up = true;
                 httpc_resp_free(&r);
                 break;
             }
-            ax_err_text(&r, hp, sizeof hp);
-            ax_set(o->catchup_err, sizeof o->catchup_err,
+            lab_assess_err_text(&r, hp, sizeof hp);
+            lab_assess_set(o->catchup_err, sizeof o->catchup_err,
                      "spawned %s does not hold %s written before it started "
                      "(GET %s%s: %ld %s)", o->spawned_id, key, url, path,
                      r.status, r.status == 200 ? "another value" : hp);
             httpc_resp_free(&r);
-            ax_sleep(0.25);
-        } while (ax_now() < end);
+            lab_assess_sleep(0.25);
+        } while (lab_assess_now() < end);
     }
 }
 
-static void ax_recovery(ax_ctx *x)
+static void lab_assess_recovery(lab_assess_ctx *x)
 {
-    assess_recovery_obs o;
+    lab_assess_score_recovery_obs o;
 
     memset(&o, 0, sizeof o);
-    ax_pause_test(x, &o);
-    ax_spawn_test(x, &o);
-    assess_judge_recovery(&x->rep, &x->cfg, &o);
+    lab_assess_pause_test(x, &o);
+    lab_assess_spawn_test(x, &o);
+    lab_assess_score_judge_recovery(&x->rep, &x->cfg, &o);
 }
 
 /* ---- the cluster ---- */
 
 /* Does anything answer at base+path? */
-static bool ax_answers(const char *base, const char *path)
+static bool lab_assess_answers(const char *base, const char *path)
 {
     char url[512];
     httpc_req req = {0};
     httpc_resp r;
     bool yes;
 
-    ax_set(url, sizeof url, "%s%s", base, path);
+    lab_assess_set(url, sizeof url, "%s%s", base, path);
     req.url = url;
     req.timeout_ms = 800;
     yes = httpc_do(&req, &r) == 0 && r.status != 0;
@@ -1043,7 +1045,7 @@ static bool ax_answers(const char *base, const char *path)
     return yes;
 }
 
-static void ax_tail_log(const char *path)
+static void lab_assess_tail_log(const char *path)
 {
     FILE *f = fopen(path, "r");
     char *lines[20] = {0};
@@ -1065,7 +1067,7 @@ static void ax_tail_log(const char *path)
         free(lines[i]);
 }
 
-static pid_t ax_start(const char *bin, const char *cfg, const char *dir,
+static pid_t lab_assess_start(const char *bin, const char *cfg, const char *dir,
                       const char *log)
 {
     pid_t parent = getpid();
@@ -1077,7 +1079,7 @@ static pid_t ax_start(const char *bin, const char *cfg, const char *dir,
         return pid;
     /* The child: dies with kvctl; output to the log; data under dir. */
     {
-        char data[LABCFG_PATH_MAX + 8];
+        char data[LAB_CONFIG_PATH_MAX + 8];
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         int nul = open("/dev/null", O_RDONLY);
 
@@ -1089,17 +1091,17 @@ static pid_t ax_start(const char *bin, const char *cfg, const char *dir,
         dup2(nul, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        ax_set(data, sizeof data, "%s/data", dir);
+        lab_assess_set(data, sizeof data, "%s/data", dir);
         setenv("KV_DATA_DIR", data, 1);
         if (chdir(dir) != 0)
             _exit(127);
-        execl(bin, LAB_CONTROLLER_BIN, "--lab", cfg, (char *)NULL);
+        execl(bin, LAB_CLI_CONTROLLER_BIN, "--lab", cfg, (char *)NULL);
         fprintf(stderr, "kvctl assess: cannot run %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
 }
 
-static void ax_stop(pid_t pid)
+static void lab_assess_stop(pid_t pid)
 {
     double end;
     int st;
@@ -1107,85 +1109,85 @@ static void ax_stop(pid_t pid)
     if (pid <= 0)
         return;
     kill(pid, SIGTERM);
-    end = ax_now() + ASSESS_STOP_GRACE_S;
-    while (ax_now() < end) {
+    end = lab_assess_now() + LAB_ASSESS_STOP_GRACE_S;
+    while (lab_assess_now() < end) {
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid || (w < 0 && errno == ECHILD))
             return;
-        ax_sleep(0.1);
+        lab_assess_sleep(0.1);
     }
     fprintf(stderr, "kvctl assess: kv-controller did not stop within %.0f s; "
-            "killing it\n", ASSESS_STOP_GRACE_S);
+            "killing it\n", LAB_ASSESS_STOP_GRACE_S);
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
 }
 
 /* Strip trailing slashes into out. */
-static void ax_base(const char *in, char *out, size_t outlen)
+static void lab_assess_base(const char *in, char *out, size_t outlen)
 {
     size_t n;
-    ax_set(out, outlen, "%s", in);
+    lab_assess_set(out, outlen, "%s", in);
     n = strlen(out);
     while (n > 0 && out[n - 1] == '/')
         out[--n] = '\0';
 }
 
-static void ax_summary(const ax_ctx *x)
+static void lab_assess_summary(const lab_assess_ctx *x)
 {
-    const labcfg *c = &x->cfg;
-    int total = assess_total(&x->rep);
-    int filled = labcfg_just_count(c);
+    const lab_config *c = &x->cfg;
+    int total = lab_assess_score_total(&x->rep);
+    int filled = lab_config_just_count(c);
 
     printf("\n");
-    for (int s = 0; s < ASSESS_NSCEN; s++)
-        printf("%-8s %-32s %2d/%d\n", assess_scen_label(s), assess_scen_title(s),
-               assess_scen_points(&x->rep, s), assess_scen_max(s));
-    printf("\nScore: %d/100, grade %c\n", total, assess_grade(total));
+    for (int s = 0; s < LAB_ASSESS_SCORE_NSCEN; s++)
+        printf("%-8s %-32s %2d/%d\n", lab_assess_score_scen_label(s), lab_assess_score_scen_title(s),
+               lab_assess_score_scen_points(&x->rep, s), lab_assess_score_scen_max(s));
+    printf("\nScore: %d/100, grade %c\n", total, lab_assess_score_grade(total));
     printf("W + R vs N: %lld + %lld = %lld, %s N = %lld%s\n",
            (long long)c->write_quorum, (long long)c->read_quorum,
            (long long)(c->write_quorum + c->read_quorum),
-           labcfg_strong(c) ? "more than" : "not more than",
+           lab_config_strong(c) ? "more than" : "not more than",
            (long long)c->followers,
-           labcfg_strong(c) ? "" : " (reads can miss the latest write: INC-3)");
+           lab_config_strong(c) ? "" : " (reads can miss the latest write: INC-3)");
     printf("Cost: %lld nodes x $%d/h = $%lld/h, %s the $%d/h budget%s\n",
-           (long long)(1 + c->followers), LABCFG_NODE_COST_USD,
-           (long long)labcfg_cost_per_hour(c),
-           labcfg_within_budget(c) ? "within" : "over", LABCFG_BUDGET_USD,
-           labcfg_within_budget(c) ? "" : " (INC-5)");
-    printf("Justifications: %d of %d filled", filled, LABCFG_NJUST);
-    if (filled < LABCFG_NJUST) {
+           (long long)(1 + c->followers), LAB_CONFIG_NODE_COST_USD,
+           (long long)lab_config_cost_per_hour(c),
+           lab_config_within_budget(c) ? "within" : "over", LAB_CONFIG_BUDGET_USD,
+           lab_config_within_budget(c) ? "" : " (INC-5)");
+    printf("Justifications: %d of %d filled", filled, LAB_CONFIG_NJUST);
+    if (filled < LAB_CONFIG_NJUST) {
         const char *sep = "; still empty or TODO: ";
-        for (int i = 0; i < LABCFG_NJUST; i++) {
+        for (int i = 0; i < LAB_CONFIG_NJUST; i++) {
             if (c->just_filled[i])
                 continue;
-            printf("%sjustifications.%s", sep, labcfg_just_name(i));
+            printf("%sjustifications.%s", sep, lab_config_just_name(i));
             sep = ", ";
         }
     }
     printf("\n");
-    if (total == 100 && filled < LABCFG_NJUST)
+    if (total == 100 && filled < LAB_CONFIG_NJUST)
         printf("Every scenario passes; the assessment is complete once the "
                "justifications are written.\n");
     fflush(stdout);
 }
 
-static int ax_usage(void)
+static int lab_assess_usage(void)
 {
     fprintf(stderr, "usage: kvctl assess --config FILE [--no-start-cluster] "
             "[--controller URL] [--gateway URL] [--verbose]\n");
     return KVCTL_USAGE;
 }
 
-int assess_cmd(const kvctl_opts *opts, int argc, char **argv)
+int lab_assess_cmd(const kvctl_opts *opts, int argc, char **argv)
 {
-    const char *config = NULL, *ctl = ASSESS_DEFAULT_CONTROLLER;
-    const char *gw = ASSESS_DEFAULT_GATEWAY;
+    const char *config = NULL, *ctl = LAB_ASSESS_DEFAULT_CONTROLLER;
+    const char *gw = LAB_ASSESS_DEFAULT_GATEWAY;
     bool start = true;
-    ax_ctx *x;
-    char bin[LABCFG_PATH_MAX], err[LABCFG_PATH_MAX + 256];
-    char ctlbuf[512], gwbuf[512], dir[LABCFG_PATH_MAX], log[LABCFG_PATH_MAX + 32];
+    lab_assess_ctx *x;
+    char bin[LAB_CONFIG_PATH_MAX], err[LAB_CONFIG_PATH_MAX + 256];
+    char ctlbuf[512], gwbuf[512], dir[LAB_CONFIG_PATH_MAX], log[LAB_CONFIG_PATH_MAX + 32];
     pid_t child = 0;
-    assess_status s;
+    lab_assess_score_status s;
     int rc, total, verbose = 0;
     double t0;
 
@@ -1210,7 +1212,7 @@ int assess_cmd(const kvctl_opts *opts, int argc, char **argv)
             dst = &gw;
         if (dst == NULL) {
             fprintf(stderr, "kvctl assess: unknown argument %s\n", a);
-            return ax_usage();
+            return lab_assess_usage();
         }
         val = strchr(a, '=');
         if (val)
@@ -1224,64 +1226,64 @@ int assess_cmd(const kvctl_opts *opts, int argc, char **argv)
         *dst = val;
     }
     if (config == NULL)
-        return ax_usage();
+        return lab_assess_usage();
 
     x = calloc(1, sizeof *x);
     if (x == NULL)
         return KVCTL_FAIL;
     x->verbose = verbose;
-    if (lab_load_config("assess", config, &x->cfg) != 0) {
+    if (lab_cli_load_config("assess", config, &x->cfg) != 0) {
         free(x);
         return KVCTL_USAGE;
     }
-    ax_base(ctl, ctlbuf, sizeof ctlbuf);
-    ax_base(gw, gwbuf, sizeof gwbuf);
+    lab_assess_base(ctl, ctlbuf, sizeof ctlbuf);
+    lab_assess_base(gw, gwbuf, sizeof gwbuf);
     x->ctl = ctlbuf;
     x->gw = gwbuf;
     {
         unsigned pid = (unsigned)getpid(), now = (unsigned)time(NULL);
-        ax_set(x->ipbase, sizeof x->ipbase, "127.%u.%u.", 1 + pid % 250,
+        lab_assess_set(x->ipbase, sizeof x->ipbase, "127.%u.%u.", 1 + pid % 250,
                  1 + (now / 7) % 250);
-        ax_set(x->tag, sizeof x->tag, "assess-%u-%u", pid, now % 1000000);
+        lab_assess_set(x->tag, sizeof x->tag, "assess-%u-%u", pid, now % 1000000);
     }
 
     printf("CloudCart lab assessment\n");
-    labcfg_print_summary(stdout, &x->cfg);
+    lab_config_print_summary(stdout, &x->cfg);
     printf("\n");
 
     dir[0] = log[0] = '\0';
     if (start) {
         const char *tmp = getenv("TMPDIR");
-        if (lab_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
+        if (lab_cli_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
             fprintf(stderr, "kvctl assess: %s\n", err);
             free(x);
             return KVCTL_CONNECT;
         }
-        if (ax_answers(x->ctl, "/status") || ax_answers(x->gw, "/health")) {
+        if (lab_assess_answers(x->ctl, "/status") || lab_assess_answers(x->gw, "/health")) {
             fprintf(stderr, "kvctl assess: something already answers on %s or "
                     "%s; stop it (a running `kvctl lab`?), or grade it with "
                     "--no-start-cluster\n", x->ctl, x->gw);
             free(x);
             return KVCTL_CONNECT;
         }
-        ax_set(dir, sizeof dir, "%s/kv-assess-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        lab_assess_set(dir, sizeof dir, "%s/kv-assess-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (mkdtemp(dir) == NULL) {
             fprintf(stderr, "kvctl assess: mkdtemp %s: %s\n", dir, strerror(errno));
             free(x);
             return KVCTL_CONNECT;
         }
-        ax_set(log, sizeof log, "%s/controller.log", dir);
+        lab_assess_set(log, sizeof log, "%s/controller.log", dir);
         printf("Starting the lab cluster: %s --lab %s\n  (log: %s)\n", bin,
                x->cfg.path, log);
         fflush(stdout);
-        t0 = ax_now();
-        child = ax_start(bin, x->cfg.path, dir, log);
+        t0 = lab_assess_now();
+        child = lab_assess_start(bin, x->cfg.path, dir, log);
         if (child < 0) {
             fprintf(stderr, "kvctl assess: fork: %s\n", strerror(errno));
             free(x);
             return KVCTL_CONNECT;
         }
-        rc = ax_wait_healthy(x, ASSESS_START_DEADLINE_S, true, child, &s, err,
+        rc = lab_assess_wait_healthy(x, LAB_ASSESS_START_DEADLINE_S, true, child, &s, err,
                              sizeof err);
         if (rc != 0) {
             if (rc == -2)
@@ -1289,18 +1291,18 @@ int assess_cmd(const kvctl_opts *opts, int argc, char **argv)
                         "ready\n", err);
             else
                 fprintf(stderr, "kvctl assess: the lab cluster was not ready "
-                        "within %.0f s: %s\n", ASSESS_START_DEADLINE_S, err);
-            ax_tail_log(log);
+                        "within %.0f s: %s\n", LAB_ASSESS_START_DEADLINE_S, err);
+            lab_assess_tail_log(log);
             if (rc != -2)
-                ax_stop(child);
+                lab_assess_stop(child);
             free(x);
             return KVCTL_CONNECT;
         }
         printf("Cluster ready in %.1f s: leader and %zu followers alive\n",
-               ax_now() - t0, assess_status_alive(&s));
+               lab_assess_now() - t0, lab_assess_score_status_alive(&s));
     } else {
         httpc_resp r;
-        ax_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
+        lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
         rc = r.status;
         httpc_resp_free(&r);
         if (rc == 0) {
@@ -1310,10 +1312,10 @@ int assess_cmd(const kvctl_opts *opts, int argc, char **argv)
             free(x);
             return KVCTL_CONNECT;
         }
-        if (ax_status(x, &s, err, sizeof err) == 0 &&
+        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
             (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum))
             goto mismatch;
-        rc = ax_wait_healthy(x, ASSESS_START_DEADLINE_S, false, 0, &s, err,
+        rc = lab_assess_wait_healthy(x, LAB_ASSESS_START_DEADLINE_S, false, 0, &s, err,
                              sizeof err);
         if (rc != 0) {
             fprintf(stderr, "kvctl assess: no healthy lab cluster at %s: %s\n",
@@ -1329,40 +1331,40 @@ mismatch:
                 x->ctl, (long long)s.W, (long long)s.R, x->cfg.path,
                 (long long)x->cfg.write_quorum, (long long)x->cfg.read_quorum,
                 x->cfg.path);
-        ax_stop(child);
+        lab_assess_stop(child);
         free(x);
         return KVCTL_USAGE;
     }
 
     {
-        void (*const scen[ASSESS_NSCEN])(ax_ctx *) = {
-            ax_basic, ax_rate, ax_stale, ax_outage, ax_recovery,
+        void (*const scen[LAB_ASSESS_SCORE_NSCEN])(lab_assess_ctx *) = {
+            lab_assess_basic, lab_assess_rate, lab_assess_stale, lab_assess_outage, lab_assess_recovery,
         };
-        for (int i = 0; i < ASSESS_NSCEN; i++) {
+        for (int i = 0; i < LAB_ASSESS_SCORE_NSCEN; i++) {
             size_t from = x->rep.n;
-            ax_header(i);
+            lab_assess_header(i);
             scen[i](x);
-            ax_flush(x, from);
+            lab_assess_flush(x, from);
         }
     }
-    if (assess_net_bind_failed())
+    if (lab_assess_net_bind_failed())
         printf("NOTE: could not bind to %sN; gateway requests were told apart "
                "by X-Real-IP only\n", x->ipbase);
 
-    ax_stop(child);
-    total = assess_total(&x->rep);
-    ax_summary(x);
+    lab_assess_stop(child);
+    total = lab_assess_score_total(&x->rep);
+    lab_assess_summary(x);
     if (start) {
         if (total == 100) {
-            char cmd[LABCFG_PATH_MAX + 16];
-            ax_set(cmd, sizeof cmd, "rm -rf '%s'", dir);
+            char cmd[LAB_CONFIG_PATH_MAX + 16];
+            lab_assess_set(cmd, sizeof cmd, "rm -rf '%s'", dir);
             if (strchr(dir, '\'') == NULL && system(cmd) != 0)
                 fprintf(stderr, "kvctl assess: could not remove %s\n", dir);
         } else {
             printf("Controller log: %s\n", log);
         }
     }
-    rc = assess_exit_status(total, labcfg_just_count(&x->cfg));
+    rc = lab_assess_score_exit_status(total, lab_config_just_count(&x->cfg));
     httpc_thread_done();
     free(x);
     return rc;

@@ -1,5 +1,5 @@
-/* assess_net: see assess_net.h. */
-#include "assess_net.h"
+/* lab_assess_score_net: see lab_assess_score_net.h. */
+#include "lab_assess_net.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -7,21 +7,21 @@
 #include <string.h>
 #include <strings.h>
 
-#define ASSESS_NET_MAX_HDRS 32
+#define LAB_ASSESS_SCORE_NET_MAX_HDRS 32
 
-static int assess_net_nobind;
+static int lab_assess_net_nobind;
 
-int assess_net_bind_failed(void)
+int lab_assess_net_bind_failed(void)
 {
-    return assess_net_nobind;
+    return lab_assess_net_nobind;
 }
 
-typedef struct assess_buf {
+typedef struct lab_assess_score_buf {
     char *p;
     size_t len, cap;
-} assess_buf;
+} lab_assess_score_buf;
 
-static size_t assess_net_add(assess_buf *b, const char *p, size_t n)
+static size_t lab_assess_net_add(lab_assess_score_buf *b, const char *p, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -42,28 +42,28 @@ static size_t assess_net_add(assess_buf *b, const char *p, size_t n)
     return n;
 }
 
-static size_t assess_net_on_body(char *p, size_t sz, size_t n, void *ud)
+static size_t lab_assess_net_on_body(char *p, size_t sz, size_t n, void *ud)
 {
-    return assess_net_add(ud, p, sz * n) == sz * n ? sz * n : 0;
+    return lab_assess_net_add(ud, p, sz * n) == sz * n ? sz * n : 0;
 }
 
-static size_t assess_net_on_header(char *p, size_t sz, size_t n, void *ud)
+static size_t lab_assess_net_on_header(char *p, size_t sz, size_t n, void *ud)
 {
-    assess_buf *b = ud;
+    lab_assess_score_buf *b = ud;
     if (sz * n > 5 && strncmp(p, "HTTP/", 5) == 0)
         b->len = 0;   /* a new header block (after 100 Continue) */
-    return assess_net_add(b, p, sz * n) == sz * n ? sz * n : 0;
+    return lab_assess_net_add(b, p, sz * n) == sz * n ? sz * n : 0;
 }
 
 /* One transfer on a fresh handle (the source address differs between
  * calls; a fresh connection per call keeps that simple). */
-static int assess_net_bound(const httpc_req *req, const char *src_ip,
+static int lab_assess_net_bound(const httpc_req *req, const char *src_ip,
                             int bind, httpc_resp *out, CURLcode *rc_out)
 {
     const char *m = req->method ? req->method : "GET";
     long timeout = req->timeout_ms > 0 ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
     struct curl_slist *hdrs = NULL;
-    assess_buf body = {0}, head = {0};
+    lab_assess_score_buf body = {0}, head = {0};
     char iface[80], realip[80], errbuf[CURL_ERROR_SIZE] = "";
     int has_ctype = 0;
     CURLcode rc;
@@ -89,9 +89,9 @@ static int assess_net_bound(const httpc_req *req, const char *src_ip,
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout < 1000 ? timeout : 1000L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, assess_net_on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, lab_assess_net_on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, assess_net_on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, lab_assess_net_on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &head);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     if (bind) {
@@ -123,18 +123,18 @@ static int assess_net_bound(const httpc_req *req, const char *src_ip,
     return 0;
 }
 
-int assess_net_do(const httpc_req *req, const char *src_ip, httpc_resp *out)
+int lab_assess_net_do(const httpc_req *req, const char *src_ip, httpc_resp *out)
 {
     CURLcode rc;
 
     if (src_ip == NULL || src_ip[0] == '\0')
         return httpc_do(req, out);
-    if (!assess_net_nobind) {
-        if (assess_net_bound(req, src_ip, 1, out, &rc) == 0)
+    if (!lab_assess_net_nobind) {
+        if (lab_assess_net_bound(req, src_ip, 1, out, &rc) == 0)
             return 0;
         if (rc != CURLE_INTERFACE_FAILED)
             return -1;
-        assess_net_nobind = 1;
+        lab_assess_net_nobind = 1;
     }
-    return assess_net_bound(req, src_ip, 0, out, &rc);
+    return lab_assess_net_bound(req, src_ip, 0, out, &rc);
 }

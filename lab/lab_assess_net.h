@@ -1,4 +1,4 @@
-/* assess_net: the grader's HTTP calls. Without a source address it is
+/* lab_assess_score_net: the grader's HTTP calls. Without a source address it is
  * lib/httpc's httpc_do. With one (a loopback address such as 127.31.7.2)
  * the client socket is bound to it (CURLOPT_INTERFACE "host!ADDR") and the
  * request carries "X-Real-IP: ADDR" as well, so the gateway's per-client
@@ -15,8 +15,8 @@
 #include "httpc.h"
 
 /* 0, or -1 on a transport error (out->status 0, out->error says why). */
-int assess_net_do(const httpc_req *req, const char *src_ip, httpc_resp *out);
+int lab_assess_net_do(const httpc_req *req, const char *src_ip, httpc_resp *out);
 /* 1 once a bind has failed (requests then rely on X-Real-IP alone). */
-int assess_net_bind_failed(void);
+int lab_assess_net_bind_failed(void);
 
 #endif
