@@ -21,7 +21,6 @@
 #include "kvctl.h"
 
 #include "clock.h"
-#include "lab_assess_net.h"
 #include "lab_assess_score.h"
 #include "lab_cli.h"
 #include "lab_config.h"
@@ -43,22 +42,22 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AX_TIMEOUT_MS 5000L        /* one controller or gateway call */
-#define AX_WRITE_TIMEOUT_MS 10000L /* a quorum write (sync-set delay 0.5 s) */
-#define AX_SPAWN_TIMEOUT_MS 20000L /* POST /spawn may wait for the catch-up */
-#define AX_HEAL_DEADLINE_S 30.0    /* wait for every follower alive again */
-#define AX_JOIN_DEADLINE_S 20.0    /* a spawned follower shows alive */
-#define AX_STALE_ROUNDS 8
-#define AX_STALE_KEYS 5
-#define AX_OUTAGE_WRITES 3
-#define AX_OUTAGE_READS 2
+#define LAB_ASSESS_TIMEOUT_MS 5000L        /* one controller or gateway call */
+#define LAB_ASSESS_WRITE_TIMEOUT_MS 10000L /* a quorum write (sync-set delay 0.5 s) */
+#define LAB_ASSESS_SPAWN_TIMEOUT_MS 20000L /* POST /spawn may wait for the catch-up */
+#define LAB_ASSESS_HEAL_DEADLINE_S 30.0    /* wait for every follower alive again */
+#define LAB_ASSESS_JOIN_DEADLINE_S 20.0    /* a spawned follower shows alive */
+#define LAB_ASSESS_STALE_ROUNDS 8
+#define LAB_ASSESS_STALE_KEYS 5
+#define LAB_ASSESS_OUTAGE_WRITES 3
+#define LAB_ASSESS_OUTAGE_READS 2
 
 /* Source address octets (127.A.B.<octet>) per use. */
 enum {
-    AX_IP_RATE = 2,          /* INC-1 bursts */
-    AX_IP_BASIC = 3,         /* INC-0 */
-    AX_IP_STATS = 4,         /* INC-1 /stats */
-    AX_IP_BASIC_RETRY = 10,  /* INC-0 read retries: 10.. */
+    LAB_ASSESS_IP_RATE = 2,          /* INC-1 bursts */
+    LAB_ASSESS_IP_BASIC = 3,         /* INC-0 */
+    LAB_ASSESS_IP_STATS = 4,         /* INC-1 /stats */
+    LAB_ASSESS_IP_BASIC_RETRY = 10,  /* INC-0 read retries: 10.. */
 };
 
 typedef struct lab_assess_ctx {
@@ -70,6 +69,7 @@ typedef struct lab_assess_ctx {
     lab_assess_score_report rep;
     char k0[96], v0[96];     /* the INC-0 key, when it was written */
     bool k0_ok;
+    bool nobind;             /* a bind to ipbase failed: stop binding */
 } lab_assess_ctx;
 
 /* ---- small helpers ---- */
@@ -102,10 +102,10 @@ static void lab_assess_sleep(double s)
         ;
 }
 
-static void lab_assess_log(const lab_assess_ctx *x, const char *fmt, ...)
+static void lab_assess_log(lab_assess_ctx *x, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void lab_assess_log(const lab_assess_ctx *x, const char *fmt, ...)
+static void lab_assess_log(lab_assess_ctx *x, const char *fmt, ...)
 {
     va_list ap;
     if (!x->verbose)
@@ -184,25 +184,48 @@ static void lab_assess_err_text(const httpc_resp *r, char *out, size_t outlen)
 }
 
 /* One call: method base+path, an optional JSON body, from source address
- * octet (0 = unbound). 0 with out filled (status 0 on a transport error). */
-static void lab_assess_call(const lab_assess_ctx *x, const char *method, const char *base,
+ * octet (0 = unbound). 0 with out filled (status 0 on a transport error).
+ *
+ * From an octet, the client socket is bound to ipbase<octet> (a loopback
+ * address such as 127.31.7.2) and the request carries "X-Real-IP:" that
+ * address too, so the gateway's per-client limiter sees it whether it keys
+ * on the peer address (the lab gateway, no nginx in front) or on X-Real-IP
+ * (behind nginx). When the bind fails (no such local address) the request
+ * goes out again unbound with the header only, and later calls stop
+ * binding. */
+static void lab_assess_call(lab_assess_ctx *x, const char *method, const char *base,
                     const char *path, const char *json, int octet,
                     long timeout_ms, httpc_resp *out)
 {
-    static const char *const jh[] = {"Content-Type: application/json", NULL};
-    char url[1024], ip[48];
+    char url[1024], ip[48], realip[80];
+    const char *hdrs[3] = {NULL, NULL, NULL};
+    size_t nh = 0;
     httpc_req req = {0};
+    int rc;
 
     lab_assess_set(url, sizeof url, "%s%s", base, path);
     req.method = method;
     req.url = url;
     req.body = json;
     req.body_len = json ? strlen(json) : 0;
-    req.headers = json ? jh : NULL;
     req.timeout_ms = timeout_ms;
-    if (octet > 0)
+    if (json)
+        hdrs[nh++] = "Content-Type: application/json";
+    if (octet > 0) {
         lab_assess_set(ip, sizeof ip, "%s%d", x->ipbase, octet);
-    if (lab_assess_net_do(&req, octet > 0 ? ip : NULL, out) != 0)
+        lab_assess_set(realip, sizeof realip, "X-Real-IP: %s", ip);
+        hdrs[nh++] = realip;
+        req.src_addr = x->nobind ? NULL : ip;
+    }
+    req.headers = nh ? hdrs : NULL;
+    rc = httpc_do(&req, out);
+    if (rc != 0 && out->bind_failed) {
+        x->nobind = true;
+        httpc_resp_free(out);
+        req.src_addr = NULL;
+        rc = httpc_do(&req, out);
+    }
+    if (rc != 0)
         out->status = 0;
 }
 
@@ -217,13 +240,13 @@ static void lab_assess_kv_body(char *out, size_t outlen, const char *k, const ch
     lab_assess_set(out, outlen, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
 }
 
-static int lab_assess_status(const lab_assess_ctx *x, lab_assess_score_status *s, char *err, size_t errlen)
+static int lab_assess_status(lab_assess_ctx *x, lab_assess_score_status *s, char *err, size_t errlen)
 {
     httpc_resp r;
     cJSON *j;
     int rc;
 
-    lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
+    lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
     if (r.status != 200) {
         char t[160];
         lab_assess_err_text(&r, t, sizeof t);
@@ -245,14 +268,14 @@ static int lab_assess_status(const lab_assess_ctx *x, lab_assess_score_status *s
 
 /* Leader alive and at least N followers alive (all_listed: and every
  * follower listed alive, the state right after start). */
-static bool lab_assess_healthy(const lab_assess_ctx *x, const lab_assess_score_status *s, bool all_listed)
+static bool lab_assess_healthy(lab_assess_ctx *x, const lab_assess_score_status *s, bool all_listed)
 {
     size_t alive = lab_assess_score_status_alive(s);
     return s->leader.alive && alive >= (size_t)x->cfg.followers &&
            (!all_listed || alive == s->nfollowers);
 }
 
-static int lab_assess_wait_healthy(const lab_assess_ctx *x, double deadline_s, bool all_listed,
+static int lab_assess_wait_healthy(lab_assess_ctx *x, double deadline_s, bool all_listed,
                            pid_t child, lab_assess_score_status *s, char *err,
                            size_t errlen)
 {
@@ -287,7 +310,7 @@ static void lab_assess_print_test(const lab_assess_score_test *t)
 }
 
 /* Print the tests of the report from index `from` on. */
-static void lab_assess_flush(const lab_assess_ctx *x, size_t from)
+static void lab_assess_flush(lab_assess_ctx *x, size_t from)
 {
     for (size_t i = from; i < x->rep.n; i++)
         lab_assess_print_test(&x->rep.tests[i]);
@@ -316,7 +339,7 @@ static void lab_assess_basic(lab_assess_ctx *x)
     lab_assess_kv_body(body, sizeof body, x->k0, x->v0);
 
     /* The write. */
-    lab_assess_call(x, "POST", x->gw, "/write", body, AX_IP_BASIC, AX_WRITE_TIMEOUT_MS, &r);
+    lab_assess_call(x, "POST", x->gw, "/write", body, LAB_ASSESS_IP_BASIC, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
     j = lab_assess_json(&r);
     if (r.status == 200 &&
         lab_assess_score_check_write(j, x->k0, x->v0, x->cfg.write_quorum, NULL, err,
@@ -338,7 +361,7 @@ static void lab_assess_basic(lab_assess_ctx *x)
     httpc_resp_free(&r);
     if (!x->k0_ok) {
         /* So that the read test still tests reads: write via the controller. */
-        lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+        lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
         x->k0_ok = r.status == 200;
         httpc_resp_free(&r);
     }
@@ -357,8 +380,8 @@ static void lab_assess_basic(lab_assess_ctx *x)
 
         err[0] = '\0';
         for (;;) {
-            int octet = tries == 0 ? AX_IP_BASIC : AX_IP_BASIC_RETRY + tries;
-            lab_assess_call(x, "GET", x->gw, path, NULL, octet, AX_TIMEOUT_MS, &r);
+            int octet = tries == 0 ? LAB_ASSESS_IP_BASIC : LAB_ASSESS_IP_BASIC_RETRY + tries;
+            lab_assess_call(x, "GET", x->gw, path, NULL, octet, LAB_ASSESS_TIMEOUT_MS, &r);
             last = r.status;
             j = lab_assess_json(&r);
             if (r.status == 200) {
@@ -427,11 +450,11 @@ typedef struct lab_assess_burst {
     httpc_resp first_429;    /* kept for the shape check */
 } lab_assess_burst;
 
-static void lab_assess_send_burst(const lab_assess_ctx *x, const char *path, int n, lab_assess_burst *b)
+static void lab_assess_send_burst(lab_assess_ctx *x, const char *path, int n, lab_assess_burst *b)
 {
     for (int i = 0; i < n; i++) {
         httpc_resp r;
-        lab_assess_call(x, "GET", x->gw, path, NULL, AX_IP_RATE, 3000L, &r);
+        lab_assess_call(x, "GET", x->gw, path, NULL, LAB_ASSESS_IP_RATE, 3000L, &r);
         b->sent++;
         if (r.status == 429) {
             b->limited++;
@@ -489,7 +512,7 @@ static void lab_assess_rate(lab_assess_ctx *x)
                              sizeof o.shape_err) == 0) {
             httpc_resp sr;
             cJSON *j;
-            lab_assess_call(x, "GET", x->gw, "/stats", NULL, AX_IP_STATS, AX_TIMEOUT_MS, &sr);
+            lab_assess_call(x, "GET", x->gw, "/stats", NULL, LAB_ASSESS_IP_STATS, LAB_ASSESS_TIMEOUT_MS, &sr);
             j = lab_assess_json(&sr);
             if (sr.status != 200)
                 lab_assess_set(o.shape_err, sizeof o.shape_err,
@@ -509,11 +532,11 @@ static void lab_assess_rate(lab_assess_ctx *x)
 
 /* ---- INC-3 ---- */
 
-enum { AX_FRESH, AX_STALE, AX_MISSING, AX_ERROR };
+enum { LAB_ASSESS_FRESH, LAB_ASSESS_STALE, LAB_ASSESS_MISSING, LAB_ASSESS_ERROR };
 
 /* Write value under key through the controller, then read it at once.
- * Returns AX_*; what describes anything but fresh. */
-static int lab_assess_write_read(const lab_assess_ctx *x, const char *key, const char *value,
+ * Returns LAB_ASSESS_*; what describes anything but fresh. */
+static int lab_assess_write_read(lab_assess_ctx *x, const char *key, const char *value,
                          char *what, size_t whatlen)
 {
     char body[256], path[160], err[LAB_ASSESS_SCORE_TEXT], t[160], got[256], served[96];
@@ -523,48 +546,48 @@ static int lab_assess_write_read(const lab_assess_ctx *x, const char *key, const
     int rc;
 
     lab_assess_kv_body(body, sizeof body, key, value);
-    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
     j = lab_assess_json(&r);
     if (r.status != 200) {
         lab_assess_err_text(&r, t, sizeof t);
         lab_assess_set(what, whatlen, "write of %s answered %ld: %s", value, r.status, t);
-        rc = AX_ERROR;
+        rc = LAB_ASSESS_ERROR;
     } else if (lab_assess_score_check_write(j, key, value, x->cfg.write_quorum, &wv, err,
                                   sizeof err) != 0) {
         lab_assess_set(what, whatlen, "write of %s: %s", value, err);
-        rc = AX_ERROR;
+        rc = LAB_ASSESS_ERROR;
     } else {
-        rc = AX_FRESH;
+        rc = LAB_ASSESS_FRESH;
     }
     cJSON_Delete(j);
     httpc_resp_free(&r);
-    if (rc != AX_FRESH)
+    if (rc != LAB_ASSESS_FRESH)
         return rc;
 
     lab_assess_set(path, sizeof path, "/read/%s", key);
-    lab_assess_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    lab_assess_call(x, "GET", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
     j = lab_assess_json(&r);
     if (r.status == 200) {
         if (lab_assess_score_check_read(j, key, got, sizeof got, &rv, served,
                               sizeof served, err, sizeof err) != 0) {
             lab_assess_set(what, whatlen, "read after writing %s: %s", value, err);
-            rc = AX_ERROR;
+            rc = LAB_ASSESS_ERROR;
         } else if (rv >= wv) {
-            rc = AX_FRESH;
+            rc = LAB_ASSESS_FRESH;
         } else {
             lab_assess_set(what, whatlen, "stale read: wrote %s, read %s from %s",
                      value, got, served);
-            rc = AX_STALE;
+            rc = LAB_ASSESS_STALE;
         }
     } else if (r.status == 404) {
         lab_assess_set(what, whatlen, "missing read: wrote %s, the read set answered "
                  "404 at once", value);
-        rc = AX_MISSING;
+        rc = LAB_ASSESS_MISSING;
     } else {
         lab_assess_err_text(&r, t, sizeof t);
         lab_assess_set(what, whatlen, "read after writing %s answered %ld: %s", value,
                  r.status, t);
-        rc = AX_ERROR;
+        rc = LAB_ASSESS_ERROR;
     }
     cJSON_Delete(j);
     httpc_resp_free(&r);
@@ -574,14 +597,14 @@ static int lab_assess_write_read(const lab_assess_ctx *x, const char *key, const
 /* The cart exists before the checkout: write v0 and wait (8 s at most)
  * until a read returns it, so that a lagging replica later answers with an
  * older cart rather than with none. */
-static void lab_assess_stale_prepare(const lab_assess_ctx *x, const char *key)
+static void lab_assess_stale_prepare(lab_assess_ctx *x, const char *key)
 {
     char what[LAB_ASSESS_SCORE_TEXT], path[160], err[LAB_ASSESS_SCORE_TEXT], got[64], served[96];
     int64_t version;
     double end = lab_assess_now() + 8.0;
     int rc = lab_assess_write_read(x, key, "v0", what, sizeof what);
 
-    if (rc != AX_STALE && rc != AX_MISSING)
+    if (rc != LAB_ASSESS_STALE && rc != LAB_ASSESS_MISSING)
         return;
     lab_assess_set(path, sizeof path, "/read/%s", key);
     while (lab_assess_now() < end) {
@@ -590,7 +613,7 @@ static void lab_assess_stale_prepare(const lab_assess_ctx *x, const char *key)
         bool seen;
 
         lab_assess_sleep(0.5);
-        lab_assess_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+        lab_assess_call(x, "GET", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
         j = lab_assess_json(&r);
         seen = r.status == 200 &&
                lab_assess_score_check_read(j, key, got, sizeof got, &version, served,
@@ -611,34 +634,34 @@ static void lab_assess_stale(lab_assess_ctx *x)
     memset(&o, 0, sizeof o);
     lab_assess_set(key, sizeof key, "%s-cart", x->tag);
     lab_assess_stale_prepare(x, key);
-    for (int i = 1; i <= AX_STALE_ROUNDS; i++) {
+    for (int i = 1; i <= LAB_ASSESS_STALE_ROUNDS; i++) {
         int rc;
         lab_assess_set(value, sizeof value, "v%d", i);
         rc = lab_assess_write_read(x, key, value, what, sizeof what);
         o.rounds++;
-        o.fresh += rc == AX_FRESH;
-        o.stale += rc == AX_STALE;
-        o.missing += rc == AX_MISSING;
-        o.errors += rc == AX_ERROR;
-        if (rc != AX_FRESH && o.first_bad[0] == '\0')
+        o.fresh += rc == LAB_ASSESS_FRESH;
+        o.stale += rc == LAB_ASSESS_STALE;
+        o.missing += rc == LAB_ASSESS_MISSING;
+        o.errors += rc == LAB_ASSESS_ERROR;
+        if (rc != LAB_ASSESS_FRESH && o.first_bad[0] == '\0')
             lab_assess_set(o.first_bad, sizeof o.first_bad, "%s", what);
         /* Prefer a stale example over a missing one: it shows the lag. */
-        if (rc == AX_STALE && o.stale == 1)
+        if (rc == LAB_ASSESS_STALE && o.stale == 1)
             lab_assess_set(o.first_bad, sizeof o.first_bad, "%s", what);
     }
     lab_assess_log(x, "INC-3 rounds: %d fresh, %d stale, %d missing, %d failed",
            o.fresh, o.stale, o.missing, o.errors);
-    for (int i = 1; i <= AX_STALE_KEYS; i++) {
+    for (int i = 1; i <= LAB_ASSESS_STALE_KEYS; i++) {
         int rc;
         lab_assess_set(key, sizeof key, "%s-item-%d", x->tag, i);
         lab_assess_set(value, sizeof value, "item-%d", i);
         rc = lab_assess_write_read(x, key, value, what, sizeof what);
         o.keys++;
-        o.keys_fresh += rc == AX_FRESH;
-        o.keys_stale += rc == AX_STALE;
-        o.keys_missing += rc == AX_MISSING;
-        o.keys_errors += rc == AX_ERROR;
-        if (rc != AX_FRESH && o.first_bad_key[0] == '\0')
+        o.keys_fresh += rc == LAB_ASSESS_FRESH;
+        o.keys_stale += rc == LAB_ASSESS_STALE;
+        o.keys_missing += rc == LAB_ASSESS_MISSING;
+        o.keys_errors += rc == LAB_ASSESS_ERROR;
+        if (rc != LAB_ASSESS_FRESH && o.first_bad_key[0] == '\0')
             lab_assess_set(o.first_bad_key, sizeof o.first_bad_key, "%s", what);
     }
     lab_assess_score_judge_stale(&x->rep, &x->cfg, &o);
@@ -658,7 +681,7 @@ static size_t lab_assess_alive_sorted(const lab_assess_score_status *s, lab_asse
 }
 
 /* POST /kill/{id}: 0, or -1 with err. */
-static int lab_assess_kill(const lab_assess_ctx *x, const char *id, char *err, size_t errlen)
+static int lab_assess_kill(lab_assess_ctx *x, const char *id, char *err, size_t errlen)
 {
     char path[160], t[160];
     httpc_resp r;
@@ -667,7 +690,7 @@ static int lab_assess_kill(const lab_assess_ctx *x, const char *id, char *err, s
     int rc = 0;
 
     lab_assess_set(path, sizeof path, "/kill/%s", id);
-    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
     j = lab_assess_json(&r);
     st = cJSON_GetObjectItemCaseSensitive(j, "status");
     if (r.status != 200) {
@@ -685,7 +708,7 @@ static int lab_assess_kill(const lab_assess_ctx *x, const char *id, char *err, s
 
 /* POST /spawn with an optional {"node_id"}; fills the new node's id and
  * url. Returns the HTTP status (0 = no answer); err on anything but 200. */
-static long lab_assess_spawn(const lab_assess_ctx *x, const char *id, char *new_id,
+static long lab_assess_spawn(lab_assess_ctx *x, const char *id, char *new_id,
                      size_t idlen, char *url, size_t urllen, char *err,
                      size_t errlen)
 {
@@ -698,7 +721,7 @@ static long lab_assess_spawn(const lab_assess_ctx *x, const char *id, char *new_
     if (id)
         lab_assess_set(body, sizeof body, "{\"node_id\":\"%s\"}", id);
     lab_assess_call(x, "POST", x->ctl, "/spawn", id ? body : NULL, 0,
-            AX_SPAWN_TIMEOUT_MS, &r);
+            LAB_ASSESS_SPAWN_TIMEOUT_MS, &r);
     status = r.status;
     j = lab_assess_json(&r);
     st = cJSON_GetObjectItemCaseSensitive(j, "status");
@@ -723,7 +746,7 @@ static long lab_assess_spawn(const lab_assess_ctx *x, const char *id, char *new_
 
 /* Spawn back every killed follower that is not alive, then wait for N
  * alive. Prints a note when the cluster does not heal. */
-static void lab_assess_restore(const lab_assess_ctx *x, lab_assess_score_node *killed, size_t n)
+static void lab_assess_restore(lab_assess_ctx *x, lab_assess_score_node *killed, size_t n)
 {
     lab_assess_score_status s;
     char err[LAB_ASSESS_SCORE_TEXT], id[64], url[128];
@@ -741,9 +764,9 @@ static void lab_assess_restore(const lab_assess_ctx *x, lab_assess_score_node *k
         else
             lab_assess_log(x, "spawned %s back (%ld)", killed[i].id, st);
     }
-    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0)
+    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0)
         printf("NOTE: the cluster did not heal within %.0f s (%s); the next "
-               "scenario may suffer\n", AX_HEAL_DEADLINE_S, err);
+               "scenario may suffer\n", LAB_ASSESS_HEAL_DEADLINE_S, err);
 }
 
 static void lab_assess_outage(lab_assess_ctx *x)
@@ -756,7 +779,7 @@ static void lab_assess_outage(lab_assess_ctx *x)
     char err[LAB_ASSESS_SCORE_TEXT];
 
     memset(&o, 0, sizeof o);
-    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
+    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
         lab_assess_set(o.kill_err, sizeof o.kill_err, "the cluster was not healthy "
                  "before the test: %s", err);
         lab_assess_score_judge_outage(&x->rep, &x->cfg, &o);
@@ -796,13 +819,13 @@ static void lab_assess_outage(lab_assess_ctx *x)
             lab_assess_sleep(0.05);
         } while (lab_assess_now() < end);
 
-        for (int i = 1; i <= AX_OUTAGE_WRITES; i++) {
+        for (int i = 1; i <= LAB_ASSESS_OUTAGE_WRITES; i++) {
             char key[128], value[64], body[256];
             httpc_resp r;
             lab_assess_set(key, sizeof key, "%s-outage-%d", x->tag, i);
             lab_assess_set(value, sizeof value, "during-outage-%d", i);
             lab_assess_kv_body(body, sizeof body, key, value);
-            lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+            lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
             o.writes++;
             if (r.status == 200) {
                 o.writes_ok++;
@@ -812,14 +835,14 @@ static void lab_assess_outage(lab_assess_ctx *x)
             }
             httpc_resp_free(&r);
         }
-        for (int i = 1; i <= AX_OUTAGE_READS; i++) {
+        for (int i = 1; i <= LAB_ASSESS_OUTAGE_READS; i++) {
             char path[160], value[256], served[96];
             int64_t version;
             httpc_resp r;
             cJSON *j;
             bool ok;
             lab_assess_set(path, sizeof path, "/read/%s", x->k0);
-            lab_assess_call(x, "GET", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+            lab_assess_call(x, "GET", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
             j = lab_assess_json(&r);
             if (r.status == 200)
                 ok = lab_assess_score_check_read(j, x->k0, value, sizeof value, &version,
@@ -859,7 +882,7 @@ static void lab_assess_pause_test(lab_assess_ctx *x, lab_assess_score_recovery_o
     httpc_resp r;
     double window, end, t_pause;
 
-    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s0, err, sizeof err) != 0) {
+    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s0, err, sizeof err) != 0) {
         lab_assess_set(o->pause_err, sizeof o->pause_err, "the cluster was not "
                  "healthy before the test: %s", err);
         return;
@@ -890,7 +913,7 @@ static void lab_assess_pause_test(lab_assess_ctx *x, lab_assess_score_recovery_o
 
     lab_assess_set(path, sizeof path, "/pause/%s?ms=%d", tgt.id, LAB_ASSESS_SCORE_PAUSE_MS);
     t_pause = lab_assess_now();   /* the call may return before or after the pause */
-    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, AX_TIMEOUT_MS, &r);
+    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
     if (r.status < 200 || r.status >= 300) {
         lab_assess_err_text(&r, t, sizeof t);
         lab_assess_set(o->pause_err, sizeof o->pause_err, "POST %s answered %ld: %s",
@@ -917,7 +940,7 @@ static void lab_assess_pause_test(lab_assess_ctx *x, lab_assess_score_recovery_o
     if (o->ghost) {
         lab_assess_log(x, "INC-2 ghost: %s", o->ghost_why);
         /* Let the replacement settle before the next test. */
-        lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err);
+        lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err);
         return;
     }
     end = lab_assess_now() + 5.0;
@@ -943,8 +966,8 @@ static void lab_assess_spawn_test(lab_assess_ctx *x, lab_assess_score_recovery_o
     long st;
     double end;
 
-    o->join_deadline_s = AX_JOIN_DEADLINE_S;
-    if (lab_assess_wait_healthy(x, AX_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
+    o->join_deadline_s = LAB_ASSESS_JOIN_DEADLINE_S;
+    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
         lab_assess_set(o->spawn_err, sizeof o->spawn_err, "the cluster was not "
                  "healthy before the test: %s", err);
         return;
@@ -952,7 +975,7 @@ static void lab_assess_spawn_test(lab_assess_ctx *x, lab_assess_score_recovery_o
     lab_assess_set(key, sizeof key, "%s-recovery", x->tag);
     lab_assess_set(value, sizeof value, "before-the-spawn-%s", x->tag);
     lab_assess_kv_body(body, sizeof body, key, value);
-    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, AX_WRITE_TIMEOUT_MS, &r);
+    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
     if (r.status != 200) {
         lab_assess_err_text(&r, t, sizeof t);
         lab_assess_set(o->spawn_err, sizeof o->spawn_err, "could not write a key "
@@ -980,7 +1003,7 @@ static void lab_assess_spawn_test(lab_assess_ctx *x, lab_assess_score_recovery_o
     lab_assess_log(x, "INC-2 killed %s, spawned %s at %s", alive[n - 1].id,
            o->spawned_id, url);
 
-    end = lab_assess_now() + AX_JOIN_DEADLINE_S;
+    end = lab_assess_now() + LAB_ASSESS_JOIN_DEADLINE_S;
     do {
         const lab_assess_score_node *nd;
         if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
@@ -999,7 +1022,7 @@ static void lab_assess_spawn_test(lab_assess_ctx *x, lab_assess_score_recovery_o
         char path[192], hp[160];
         lab_assess_set(path, sizeof path, "/internal/kv/%s", key);
         do {
-            lab_assess_call(x, "GET", url, path, NULL, 0, AX_TIMEOUT_MS, &r);
+            lab_assess_call(x, "GET", url, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
             if (r.status == 200 && r.len == strlen(value) &&
                 memcmp(r.body, value, r.len) == 0) {
                 o->caught_up = true;
@@ -1132,7 +1155,7 @@ static void lab_assess_base(const char *in, char *out, size_t outlen)
         out[--n] = '\0';
 }
 
-static void lab_assess_summary(const lab_assess_ctx *x)
+static void lab_assess_summary(lab_assess_ctx *x)
 {
     const lab_config *c = &x->cfg;
     int total = lab_assess_score_total(&x->rep);
@@ -1302,7 +1325,7 @@ int lab_assess_cmd(const kvctl_opts *opts, int argc, char **argv)
                lab_assess_now() - t0, lab_assess_score_status_alive(&s));
     } else {
         httpc_resp r;
-        lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, AX_TIMEOUT_MS, &r);
+        lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
         rc = r.status;
         httpc_resp_free(&r);
         if (rc == 0) {
@@ -1347,7 +1370,7 @@ mismatch:
             lab_assess_flush(x, from);
         }
     }
-    if (lab_assess_net_bind_failed())
+    if (x->nobind)
         printf("NOTE: could not bind to %sN; gateway requests were told apart "
                "by X-Real-IP only\n", x->ipbase);
 

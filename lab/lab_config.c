@@ -90,16 +90,16 @@ typedef struct lab_config_field {
     size_t off;
 } lab_config_field;
 
-#define LF(sec, name, kind) {sec, #name, kind, offsetof(lab_config, name)}
+#define LAB_CONFIG_FIELD(sec, name, kind) {sec, #name, kind, offsetof(lab_config, name)}
 static const lab_config_field lab_config_fields[] = {
-    LF("deployment", followers, LK_INT),
-    LF("deployment", write_quorum, LK_INT),
-    LF("deployment", read_quorum, LK_INT),
-    LF("deployment", auto_spawn, LK_BOOL),
-    LF("deployment", auto_spawn_delay, LK_SECONDS),
-    LF("gateway", rate_limit_enabled, LK_BOOL),
-    LF("gateway", rate_limit_max, LK_INT),
-    LF("gateway", rate_limit_window, LK_SECONDS),
+    LAB_CONFIG_FIELD("deployment", followers, LK_INT),
+    LAB_CONFIG_FIELD("deployment", write_quorum, LK_INT),
+    LAB_CONFIG_FIELD("deployment", read_quorum, LK_INT),
+    LAB_CONFIG_FIELD("deployment", auto_spawn, LK_BOOL),
+    LAB_CONFIG_FIELD("deployment", auto_spawn_delay, LK_SECONDS),
+    LAB_CONFIG_FIELD("gateway", rate_limit_enabled, LK_BOOL),
+    LAB_CONFIG_FIELD("gateway", rate_limit_max, LK_INT),
+    LAB_CONFIG_FIELD("gateway", rate_limit_window, LK_SECONDS),
 };
 #undef LF
 #define LAB_CONFIG_NFIELDS (sizeof lab_config_fields / sizeof lab_config_fields[0])

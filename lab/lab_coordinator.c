@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LAB_TICK_MS 50
+#define LAB_COORDINATOR_TICK_MS 50
 
 enum lab_coordinator_state { LAB_STARTING = 0, LAB_ALIVE, LAB_DEAD };
 enum lab_coordinator_dead_by { LAB_BY_NONE = 0, LAB_BY_KILL, LAB_BY_EXIT, LAB_BY_SILENCE };
@@ -348,7 +348,7 @@ static int lab_coordinator_start_proc(lab_coordinator_t *L, lab_coordinator_node
     spec.shard = 0;
     spec.replica = (int)n->num;
     spec.port = (uint16_t)port;
-    snprintf(spec.url, sizeof spec.url, "http://%s:%u", LAB_HOST, port);
+    snprintf(spec.url, sizeof spec.url, "http://%s:%u", LAB_COORDINATOR_HOST, port);
     spec.argv = argv;
     spec.once = 1;
     idx = sup_add(L->sup, &spec);
@@ -363,7 +363,7 @@ static int lab_coordinator_start_proc(lab_coordinator_t *L, lab_coordinator_node
     p->inc = inc;
     p->sup = idx;
     p->port = (uint16_t)port;
-    snprintf(p->url, sizeof p->url, "http://%s:%u", LAB_HOST, port);
+    snprintf(p->url, sizeof p->url, "http://%s:%u", LAB_COORDINATOR_HOST, port);
     p->started_ms = clock_mono_ms();
     if (n->proc >= 0 && !L->procs[n->proc].killed &&
         lab_coordinator_proc_running(L, &L->procs[n->proc], NULL))
@@ -553,7 +553,7 @@ static int lab_coordinator_gateway_up(void)
     httpc_resp resp;
     int up;
 
-    snprintf(url, sizeof url, "http://%s:%d/health", LAB_HOST,
+    snprintf(url, sizeof url, "http://%s:%d/health", LAB_COORDINATOR_HOST,
              LAB_COORDINATOR_GATEWAY_PORT);
     req.url = url;
     req.timeout_ms = 500;
@@ -579,7 +579,7 @@ static void lab_coordinator_print_ready(lab_coordinator_t *L)
     printf("  controller  %s   (GET /status, POST /write, GET /read/{key}, "
            "POST /kill/{id}, POST /spawn, POST /pause/{id}?ms=N)\n",
            L->ctl_url);
-    printf("  gateway     http://%s:%d%s\n", LAB_HOST, LAB_COORDINATOR_GATEWAY_PORT,
+    printf("  gateway     http://%s:%d%s\n", LAB_COORDINATOR_HOST, LAB_COORDINATOR_GATEWAY_PORT,
            gw ? "" : "   (NOT answering: see its log)");
     if (lab_coordinator_leader(L) && lab_coordinator_leader(L)->proc >= 0)
         printf("  leader      %s\n", L->procs[lab_coordinator_leader(L)->proc].url);
@@ -623,7 +623,7 @@ static void *lab_coordinator_monitor(void *arg)
                           L->ctl_url, L->logs);
             }
         }
-        usleep(LAB_TICK_MS * 1000);
+        usleep(LAB_COORDINATOR_TICK_MS * 1000);
     }
     httpc_thread_done();
     return NULL;
@@ -787,7 +787,7 @@ cJSON *lab_coordinator_status_json(lab_coordinator_t *L)
     cJSON_AddBoolToObject(as, "enabled", L->cfg.auto_spawn);
     cJSON_AddNumberToObject(as, "delay_s", L->cfg.auto_spawn_delay);
     cJSON_AddNumberToObject(as, "dead_after_ms", (double)L->dead_after_ms);
-    cJSON_AddNumberToObject(as, "heartbeat_ms", LAB_HEARTBEAT_MS);
+    cJSON_AddNumberToObject(as, "heartbeat_ms", LAB_COORDINATOR_HEARTBEAT_MS);
     ret = cJSON_AddArrayToObject(j, "retired");
     for (size_t i = 0; i < L->nprocs; i++) {
         const lab_coordinator_proc *p = &L->procs[i];
@@ -1254,7 +1254,7 @@ static int lab_coordinator_write_config(lab_coordinator_t *L)
     int rc = 0;
 
     config_defaults(&c);
-    snprintf(c.bind, sizeof c.bind, "%s", LAB_HOST);
+    snprintf(c.bind, sizeof c.bind, "%s", LAB_COORDINATOR_HOST);
     if ((size_t)snprintf(c.data_dir, sizeof c.data_dir, "%s", L->dir) >=
         sizeof c.data_dir) {
         fprintf(stderr, "kv-controller: %s: path too long\n", L->dir);
@@ -1269,7 +1269,7 @@ static int lab_coordinator_write_config(lab_coordinator_t *L)
     c.quorum_timeout_ms = LAB_COORDINATOR_QUORUM_TIMEOUT_MS;
     c.lab_sync_delay_ms = LAB_COORDINATOR_SYNC_DELAY_MS;
     c.lab_async_delay_ms = LAB_COORDINATOR_ASYNC_DELAY_MS;
-    c.heartbeat_ms = LAB_HEARTBEAT_MS;
+    c.heartbeat_ms = LAB_COORDINATOR_HEARTBEAT_MS;
     c.lease_ms = 0;   /* per follower on its command line */
     /* The stream delivers everything; a secondary's own pull is only a
      * safety net here, or it would undo the async delay. */
@@ -1338,7 +1338,7 @@ static int lab_coordinator_add_gateway(lab_coordinator_t *L)
     snprintf(spec.role, sizeof spec.role, "gateway");
     spec.shard = spec.replica = -1;
     spec.port = LAB_COORDINATOR_GATEWAY_PORT;
-    snprintf(spec.url, sizeof spec.url, "http://%s:%d", LAB_HOST,
+    snprintf(spec.url, sizeof spec.url, "http://%s:%d", LAB_COORDINATOR_HOST,
              LAB_COORDINATOR_GATEWAY_PORT);
     spec.argv = argv;
     L->gw_sup = sup_add(L->sup, &spec);
@@ -1381,14 +1381,14 @@ int lab_coordinator_main(const char *config_path, const char *bin_dir,
     lab_config_print_summary(stdout, &L->cfg);
     fflush(stdout);
     snprintf(L->bin_dir, sizeof L->bin_dir, "%s", bin_dir);
-    snprintf(L->ctl_url, sizeof L->ctl_url, "http://%s:%d", LAB_HOST,
+    snprintf(L->ctl_url, sizeof L->ctl_url, "http://%s:%d", LAB_COORDINATOR_HOST,
              LAB_COORDINATOR_CTL_PORT);
     /* Silence for dead_after means dead; never below two heartbeats. */
     L->dead_after_ms = L->cfg.auto_spawn
                            ? (int64_t)(L->cfg.auto_spawn_delay * 1000.0 + 0.5)
                            : LAB_COORDINATOR_DEAD_AFTER_DEFAULT_MS;
-    if (L->dead_after_ms < 2 * LAB_HEARTBEAT_MS)
-        L->dead_after_ms = 2 * LAB_HEARTBEAT_MS;
+    if (L->dead_after_ms < 2 * LAB_COORDINATOR_HEARTBEAT_MS)
+        L->dead_after_ms = 2 * LAB_COORDINATOR_HEARTBEAT_MS;
     L->lease_ms = L->dead_after_ms;
 
     snprintf(bin, sizeof bin, "%s/kv-store", bin_dir);
@@ -1439,9 +1439,9 @@ int lab_coordinator_main(const char *config_path, const char *bin_dir,
                                  .log_dir = L->logs});
     if (L->loop == NULL || L->sup == NULL)
         goto out;
-    http = lab_coordinator_http_start(L, LAB_HOST, LAB_COORDINATOR_CTL_PORT);
+    http = lab_coordinator_http_start(L, LAB_COORDINATOR_HOST, LAB_COORDINATOR_CTL_PORT);
     if (http == NULL) {
-        fprintf(stderr, "kv-controller: cannot listen on %s:%d\n", LAB_HOST,
+        fprintf(stderr, "kv-controller: cannot listen on %s:%d\n", LAB_COORDINATOR_HOST,
                 LAB_COORDINATOR_CTL_PORT);
         goto out;
     }
@@ -1465,7 +1465,7 @@ int lab_coordinator_main(const char *config_path, const char *bin_dir,
         log_error("lab: cannot register the gateway");
     log_info("lab: controller on %s, data and logs in %s (one log per "
              "process in %s), heartbeats every %d ms, dead after %lld ms of "
-             "silence", L->ctl_url, L->dir, L->logs, LAB_HEARTBEAT_MS,
+             "silence", L->ctl_url, L->dir, L->logs, LAB_COORDINATOR_HEARTBEAT_MS,
              (long long)L->dead_after_ms);
     sup_start_all(L->sup);
     if (pthread_create(&L->mon, NULL, lab_coordinator_monitor, L) != 0)

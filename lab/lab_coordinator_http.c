@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LH_MAX_KEY 1024
-#define LH_READ_TIMEOUT_MS 3000L
-#define LH_WRITE_TIMEOUT_MS (LAB_COORDINATOR_QUORUM_TIMEOUT_MS + 3000L)
-#define LH_MAX_READ 32
+#define LAB_COORDINATOR_HTTP_MAX_KEY 1024
+#define LAB_COORDINATOR_HTTP_READ_TIMEOUT_MS 3000L
+#define LAB_COORDINATOR_HTTP_WRITE_TIMEOUT_MS (LAB_COORDINATOR_QUORUM_TIMEOUT_MS + 3000L)
+#define LAB_COORDINATOR_HTTP_MAX_READ 32
 
 struct lab_coordinator_http {
     httpd_t *srv;
@@ -113,9 +113,9 @@ typedef struct lab_coordinator_http_write {
     char *body;              /* the bytes stored */
     size_t len;
     char leader[64];
-    char sync[LH_MAX_READ][32];
+    char sync[LAB_COORDINATOR_HTTP_MAX_READ][32];
     size_t nsync;
-    char url[64 + 3 * LH_MAX_KEY + 32];
+    char url[64 + 3 * LAB_COORDINATOR_HTTP_MAX_KEY + 32];
 } lab_coordinator_http_write;
 
 static void lab_coordinator_http_write_free(lab_coordinator_http_write *w)
@@ -224,7 +224,7 @@ static void lab_coordinator_http_write_route(lab_coordinator_http_t *h, httpd_re
                           "a \"value\"");
         return;
     }
-    if (strlen(k->valuestring) > LH_MAX_KEY) {
+    if (strlen(k->valuestring) > LAB_COORDINATOR_HTTP_MAX_KEY) {
         cJSON_Delete(j);
         lab_coordinator_http_detail(r, 414, "Keys are at most 1024 bytes");
         return;
@@ -249,7 +249,7 @@ static void lab_coordinator_http_write_route(lab_coordinator_http_t *h, httpd_re
     }
     w->len = strlen(w->body);
     st = lab_coordinator_write_plan(h->L, w->leader, sizeof w->leader, w->sync,
-                           LH_MAX_READ, &w->nsync, &err);
+                           LAB_COORDINATOR_HTTP_MAX_READ, &w->nsync, &err);
     if (st != 0) {
         lab_coordinator_http_write_free(w);
         httpd_respond_json(r, st, err, NULL);
@@ -268,7 +268,7 @@ static void lab_coordinator_http_write_route(lab_coordinator_http_t *h, httpd_re
     req.body = w->body;
     req.body_len = w->len;
     req.headers = hdrs;
-    req.timeout_ms = LH_WRITE_TIMEOUT_MS;
+    req.timeout_ms = LAB_COORDINATOR_HTTP_WRITE_TIMEOUT_MS;
     httpd_suspend(r);
     if (httpc_loop_async(lab_coordinator_loop(h->L), &req, lab_coordinator_http_write_done, w) != 0) {
         lab_coordinator_http_write_free(w);
@@ -296,10 +296,10 @@ typedef struct lab_coordinator_http_read {
     size_t n;
     size_t left;             /* answers still to come */
     pthread_mutex_t mu;
-    char ids[LH_MAX_READ][32];
-    char urls[LH_MAX_READ][64];
-    char full[LH_MAX_READ][64 + 3 * LH_MAX_KEY + 32];
-    lab_coordinator_http_reply rep[LH_MAX_READ];
+    char ids[LAB_COORDINATOR_HTTP_MAX_READ][32];
+    char urls[LAB_COORDINATOR_HTTP_MAX_READ][64];
+    char full[LAB_COORDINATOR_HTTP_MAX_READ][64 + 3 * LAB_COORDINATOR_HTTP_MAX_KEY + 32];
+    lab_coordinator_http_reply rep[LAB_COORDINATOR_HTTP_MAX_READ];
 } lab_coordinator_http_read;
 
 typedef struct lab_coordinator_http_read_one {
@@ -421,14 +421,14 @@ static void lab_coordinator_http_read_route(lab_coordinator_http_t *h, httpd_req
     pthread_mutex_init(&rd->mu, NULL);
     rd->h = h;
     rd->r = r;
-    if (rawlen == 0 || rawlen > 3 * LH_MAX_KEY ||
+    if (rawlen == 0 || rawlen > 3 * LAB_COORDINATOR_HTTP_MAX_KEY ||
         (rd->key = httpd_decode(raw, rawlen, &klen)) == NULL || klen == 0 ||
-        klen > LH_MAX_KEY) {
+        klen > LAB_COORDINATOR_HTTP_MAX_KEY) {
         lab_coordinator_http_read_free(rd);
         lab_coordinator_http_detail(r, 400, "GET /read/{key}: a key of 1 to 1024 bytes");
         return;
     }
-    st = lab_coordinator_read_plan(h->L, rd->ids, rd->urls, LH_MAX_READ, &rd->n, &err);
+    st = lab_coordinator_read_plan(h->L, rd->ids, rd->urls, LAB_COORDINATOR_HTTP_MAX_READ, &rd->n, &err);
     if (st != 0) {
         lab_coordinator_http_read_free(rd);
         httpd_respond_json(r, st, err, NULL);
@@ -450,7 +450,7 @@ static void lab_coordinator_http_read_route(lab_coordinator_http_t *h, httpd_req
                  rd->urls[i], enc);
         req.method = "GET";
         req.url = rd->full[i];
-        req.timeout_ms = LH_READ_TIMEOUT_MS;
+        req.timeout_ms = LAB_COORDINATOR_HTTP_READ_TIMEOUT_MS;
         if (one) {
             one->rd = rd;
             one->i = i;
