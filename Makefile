@@ -70,7 +70,7 @@ $(foreach p,$(PROGS),$(eval $(call PROG_RULE,$(p))))
 $(BUILD)/tests/%: tests/unit/%.c $(MOD_OBJ) $(BUILD)/liblab.a $(BUILD)/libkv.a | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@mkdir -p $(BUILD)/tests/.deps
-	$(CC) $(CFLAGS) -MF $(BUILD)/tests/.deps/$(@F).d $(LDFLAGS) -Wno-missing-prototypes -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -MF $(BUILD)/tests/.deps/$(@F).d $(LDFLAGS) -Wno-missing-prototypes -o $@ $(filter-out %.h,$^) $(LDLIBS) -lcmocka
 
 run: all
 	bin/kv-controller $(if $(CONFIG),--config $(CONFIG))

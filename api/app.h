@@ -1,7 +1,7 @@
-/* api: the public HTTP API (DESIGN §5). Stateless: reads go straight to the
+/* api: the public HTTP API. Stateless: reads go straight to the
  * shard the ring names (its primary, or R secondaries: quorum.h), writes to
  * the queue; every upstream call is asynchronous on the httpc loop of the
- * worker thread that runs the request (upstream.h). */
+ * worker thread that runs the request (api_call.h). */
 #ifndef KV_API_APP_H
 #define KV_API_APP_H
 
@@ -26,8 +26,8 @@ typedef struct api_app {
     _Atomic int stopping;     /* no new upstream calls: answer 503 */
 } api_app;
 
-void api_handle(httpd_req *r, void *app);
-/* kv_api_requests_total += 1: api_handle counts its requests, the lab
+void api_http_handle(httpd_req *r, void *app);
+/* kv_api_requests_total += 1: api_http_handle counts its requests, the lab
  * gateway (kv-api --lab) its own. */
 void api_http_count_request(void);
 

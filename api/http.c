@@ -5,7 +5,7 @@
 #include "metrics.h"
 #include "num.h"
 #include "quorum.h"
-#include "upstream.h"
+#include "api_call.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,7 +129,7 @@ static void api_write(api_call *c, const char *method, const char *raw_key,
     if (strcmp(method, "PUT") == 0)
         body = httpd_body(c->r, &len);
     /* A waiting write may take up to the queue's wait plus the round trip. */
-    api_upstream_start(c, method, body, len,
+    api_call_start(c, method, body, len,
                        a->cfg.upstream_timeout_ms + (long)wait_ms);
 }
 
@@ -181,10 +181,10 @@ static void api_kv(httpd_req *r, api_app *a, api_call *c, int counter)
         return;
     }
     if (sub) {
-        c->kind = counter ? CALL_COUNTER_INC : CALL_WRITE;
+        c->kind = counter ? API_CALL_COUNTER_INC : API_CALL_WRITE;
         api_write(c, "POST", raw, raw_len, 1, by);
     } else if (httpd_method_is(r, "GET")) {
-        c->kind = counter ? CALL_COUNTER_GET : CALL_READ;
+        c->kind = counter ? API_CALL_COUNTER_GET : API_CALL_READ;
         api_read(c, raw, raw_len);
     } else {
         api_write(c, httpd_method(r), raw, raw_len, 0, 0);
@@ -212,7 +212,7 @@ static void api_jobs(httpd_req *r, api_app *a, api_call *c)
         return;
     }
     topo_put(t);
-    api_upstream_start(c, "GET", NULL, 0, a->cfg.upstream_timeout_ms);
+    api_call_start(c, "GET", NULL, 0, a->cfg.upstream_timeout_ms);
 }
 
 static void api_ring(httpd_req *r, api_app *a)
@@ -286,7 +286,7 @@ void api_http_count_request(void)
     metrics_add(&m_requests, 1);
 }
 
-void api_handle(httpd_req *r, void *app)
+void api_http_handle(httpd_req *r, void *app)
 {
     api_app *a = app;
     const char *path = httpd_path(r);
@@ -337,7 +337,7 @@ void api_handle(httpd_req *r, void *app)
         kvhttp_ok(r, NULL);
         return;
     }
-    c = api_call_new(r, a, CALL_RELAY);
+    c = api_call_new(r, a, API_CALL_RELAY);
     if (c == NULL) {
         httpd_error(r, 503, "overloaded", "out of memory");
         return;

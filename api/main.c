@@ -97,7 +97,7 @@ int main(int argc, char **argv)
                      .threads = (unsigned)app.cfg.api_threads,
                      .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024};
     /* kv-api --lab serves the lab gateway's own handler, not the API. */
-    httpd_t *srv = httpd_start(&ho, lab ? lab_gateway_handle : api_handle, &app);
+    httpd_t *srv = httpd_start(&ho, lab ? lab_gateway_handle : api_http_handle, &app);
     if (srv == NULL)
         return 1;
     if (lab)

@@ -253,7 +253,7 @@ static void qr_free(qread *q)
 /* Answer the client from resp (kept by the caller) and end the read. */
 static void qr_finish(qread *q, httpc_resp *resp)
 {
-    api_upstream_finish(q->c, resp);
+    api_call_finish(q->c, resp);
     qr_free(q);
 }
 
@@ -432,7 +432,7 @@ static void quorum_unavailable(api_call *c, size_t answered, unsigned r)
     cJSON_AddNumberToObject(o, "answered", (double)answered);
     cJSON_AddNumberToObject(o, "required", r);
     cJSON_AddNumberToObject(o, "shard", c->shard);
-    api_upstream_json(c, 503, o, "Retry-After: 1");
+    api_call_json(c, 503, o, "Retry-After: 1");
 }
 
 /* R >= 1, every answer in: the newest wins; older replicas get repaired. */

@@ -1,4 +1,4 @@
-/* quorum: the api's read path to a shard (DESIGN §2; docs/PROTOCOL.md
+/* quorum: the api's read path to a shard (docs/PROTOCOL.md
  * "Read quorum R").
  *
  * R = cluster.read_quorum, policy cluster.quorum_policy.
@@ -36,7 +36,7 @@
 #define KV_API_QUORUM_H
 
 #include "topo.h"
-#include "upstream.h"
+#include "api_call.h"
 
 #include <stddef.h>
 #include <stdint.h>

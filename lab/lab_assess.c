@@ -1,4 +1,4 @@
-/* kvctl assess: see assess.h. The scenarios, in the order they run:
+/* kvctl assess: see lab_assess.h. The scenarios, in the order they run:
  *
  *  INC-0   write and read through the gateway; the controller's /status.
  *  INC-1   from one client address: a burst of rate_limit_max + 5 requests,

@@ -1,4 +1,4 @@
-/* assess: `kvctl assess --config FILE [--no-start-cluster]
+/* lab_assess: `kvctl assess --config FILE [--no-start-cluster]
  *          [--controller URL] [--gateway URL] [--verbose]`
  *
  * The CloudCart grader. Unless --no-start-cluster it starts the lab cluster
@@ -15,7 +15,7 @@
  * that; 2 for a usage or config error; 3 when no cluster could be started or
  * reached.
  *
- * The scoring is pure and lives in lab_assess_score_score.c; this file only talks
+ * The scoring is pure and lives in lab_assess_score.c; this file only talks
  * HTTP and processes. */
 #ifndef KV_LAB_ASSESS_H
 #define KV_LAB_ASSESS_H

@@ -1,4 +1,4 @@
-/* lab_assess_score_score: see lab_assess_score_score.h. */
+/* lab_assess_score: see lab_assess_score.h. */
 #include "lab_assess_score.h"
 
 #include <cjson/cJSON.h>

@@ -1,11 +1,11 @@
-/* lab_assess_score_score: the pure half of `kvctl assess`: what the grader observed
- * goes in (plain structs filled by cli/assess.c), points and reasons come
+/* lab_assess_score: the pure half of `kvctl assess`: what the grader observed
+ * goes in (plain structs filled by lab_assess.c), points and reasons come
  * out. No I/O here except printing a report to a FILE, so the unit test
  * (tests/unit/test_assess.c) checks partial credit, the failure reasons and
  * the grades without a cluster.
  *
- * Also here: parsing and checking the lab's JSON contracts (DESIGN section
- * 6): the controller's /status, /write and /read answers, the gateway's 429
+ * Also here: parsing and checking the lab's JSON contracts (docs/PROTOCOL.md,
+ * "The CloudCart lab"): the controller's /status, /write and /read answers, the gateway's 429
  * answer and /stats, and spotting a replaced node between two /status
  * snapshots (an INC-2 ghost).
  *

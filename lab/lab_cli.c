@@ -1,4 +1,4 @@
-/* kvctl lab: see lab.h. */
+/* lab_cli: see lab_cli.h. */
 #include "lab_cli.h"
 
 #include "kvctl.h"

@@ -1,4 +1,4 @@
-/* lab: `kvctl lab --config FILE [--dry-run]`, and what `kvctl assess`
+/* lab_cli: `kvctl lab --config FILE [--dry-run]`, and what `kvctl assess`
  * shares with it: loading the student config and finding kv-controller.
  *
  * kvctl lab prints the configuration summary (lab_config_print_summary) and

@@ -1,4 +1,4 @@
-/* lab_config: the CloudCart lab's student_config.json (DESIGN section 6).
+/* lab_config: the CloudCart lab's student_config.json (lab/cloudcart/README.md).
  *
  *   {"deployment":    {"followers", "write_quorum", "read_quorum",
  *                      "auto_spawn", "auto_spawn_delay"},

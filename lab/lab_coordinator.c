@@ -1,4 +1,4 @@
-/* lab: see lab.h. */
+/* lab_coordinator: see lab_coordinator.h. */
 #include "lab_coordinator.h"
 
 #include "clock.h"

@@ -1,5 +1,5 @@
-/* lab: kv-controller --lab FILE, the CloudCart lab (DESIGN section 6,
- * docs/PROTOCOL.md "The CloudCart lab").
+/* lab_coordinator: kv-controller --lab FILE, the CloudCart lab
+ * (docs/PROTOCOL.md "The CloudCart lab").
  *
  * One shard: the leader (a kv-store primary) on 127.0.0.1:7001 and N
  * followers (kv-store secondaries) follower-i on 7001 + i, W and R from the
@@ -26,7 +26,7 @@
  * once by a new incarnation (a new port: the silent process may still hold
  * the old one), a killed or exited one after auto_spawn_delay seconds. The
  * silent original, when it wakes, hears "retired" at its next heartbeat and
- * stops (fenced); its lease (store/heartbeat.h, store.lease_ms =
+ * stops (fenced); its lease (lab_heartbeat.h, store.lease_ms =
  * dead_after) ran out before the replacement existed, so it applies
  * nothing meanwhile. Respawns and fenced incarnations are counted.
  *
@@ -77,7 +77,7 @@ typedef struct lab_coordinator lab_coordinator_t;
 int lab_coordinator_main(const char *config_path, const char *bin_dir,
                 const char *log_dir);
 
-/* ---- for the HTTP routes (controller/lab_http.c); all thread-safe ---- */
+/* ---- for the HTTP routes (lab_coordinator_http.c); all thread-safe ---- */
 
 const lab_config *lab_coordinator_cfg(const lab_coordinator_t *L);
 /* GET /status, /topology (new cJSON, caller deletes); /metrics (malloc'd

@@ -1,4 +1,4 @@
-/* lab_http: see lab_http.h. */
+/* lab_coordinator_http: see lab_coordinator_http.h. */
 #include "lab_coordinator_http.h"
 
 #include "lab_coordinator.h"

@@ -1,5 +1,5 @@
-/* lab_http: the lab controller's HTTP API on 127.0.0.1:7000 (DESIGN
- * section 6, docs/PROTOCOL.md "The CloudCart lab").
+/* lab_coordinator_http: the lab coordinator's HTTP API on 127.0.0.1:7000
+ * (docs/PROTOCOL.md "The CloudCart lab").
  *
  *   GET  /status              the lab: leader, followers, quorum, counters
  *   POST /write {"key","value"}  to the leader, answered after the W
@@ -38,7 +38,7 @@ void lab_coordinator_http_stop(lab_coordinator_http_t *h);
 /* The handler itself (app is the lab_coordinator_http_t). */
 void lab_coordinator_http_handle(httpd_req *r, void *app);
 
-/* The lab's async client loop (controller/lab.c). */
+/* The lab's async client loop (lab_coordinator.c). */
 httpc_loop *lab_coordinator_loop(lab_coordinator_t *L);
 
 #endif

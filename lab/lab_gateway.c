@@ -1,4 +1,4 @@
-/* gateway: see gateway.h. */
+/* lab_gateway: see lab_gateway.h. */
 #include "lab_gateway.h"
 
 #include "app.h"
@@ -7,7 +7,7 @@
 #include "kvhttp.h"
 #include "log.h"
 #include "metrics.h"
-#include "upstream.h"
+#include "api_call.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -169,7 +169,7 @@ static void lab_gateway_done(httpc_resp *resp, void *ctx)
         atomic_fetch_add(&g->errors, 1);
     /* Status, body, Content-Type and Retry-After as the controller sent
      * them, plus the limiter's headers; frees the call. */
-    api_upstream_finish(c, resp);
+    api_call_finish(c, resp);
 }
 
 /* Send c->url to the controller with the client request suspended. */
@@ -299,7 +299,7 @@ void lab_gateway_handle(httpd_req *r, void *app)
 
     api_http_count_request();
     atomic_fetch_add(&a->lab_gateway->requests, 1);
-    c = api_call_new(r, a, CALL_RELAY);
+    c = api_call_new(r, a, API_CALL_RELAY);
     if (c == NULL) {
         httpd_error(r, 503, "overloaded", "out of memory");
         return;

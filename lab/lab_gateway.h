@@ -1,4 +1,5 @@
-/* gateway: kv-api --lab, the CloudCart lab's gateway (DESIGN §6).
+/* lab_gateway: kv-api --lab, the CloudCart lab's gateway (docs/PROTOCOL.md,
+ * "The CloudCart lab").
  *
  * Routes: POST /write {"key","value"} -> the controller's POST /write;
  * GET /read/{key} -> its GET /read/{key}; GET /cluster-status -> its GET

@@ -1,3 +1,4 @@
+/* lab_heartbeat: see lab_heartbeat.h. */
 #include "lab_heartbeat.h"
 
 #include "clock.h"

@@ -1,5 +1,5 @@
-/* heartbeat: a lab store's heartbeats to the controller, its lease and its
- * fencing (DESIGN section 6, docs/PROTOCOL.md "The CloudCart lab").
+/* lab_heartbeat: a lab store's heartbeats to the controller, its lease and its
+ * fencing (docs/PROTOCOL.md "The CloudCart lab").
  *
  * A store started with --heartbeat URL --node-id ID --incarnation K POSTs
  * URL/heartbeat {"node_id","incarnation","applied_seq","state","url","pid"}

@@ -1,4 +1,4 @@
-/* Unit tests for cli/lab_assess_score_score: the pure half of `kvctl assess`. Grades,
+/* Unit tests for lab/lab_assess_score: the pure half of `kvctl assess`. Grades,
  * partial credit, the weights, each judge on what the incident config and
  * the solved config produce (the failure reasons name the incident), and
  * the lab's JSON contracts: /status parsing, ghost detection between two

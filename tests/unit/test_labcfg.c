@@ -1,4 +1,4 @@
-/* Unit tests for lib/lab_config: the CloudCart student_config.json. Defaults,
+/* Unit tests for lab/lab_config: the CloudCart student_config.json. Defaults,
  * every validation error naming its field, type errors, warnings for
  * unknown keys, the shipped incident file and a solved file, cost and
  * budget, W + R > N, the justification rule, the path rule and the
