@@ -15,10 +15,15 @@
 
 #include <stdatomic.h>
 
+/* The read path's memory (quorum.h): replicas that just failed, the last
+ * topology poke. */
+typedef struct quorum_state quorum_state;
+
 typedef struct api_app {
     kv_config cfg;
     topo_watch *topo;
     ratelimit_t *rl;                 /* NULL when api.rate_limit is 0 */
+    quorum_state *quorum;     /* quorum_state_new; main frees it */
     repair_t *repair;         /* background read repair (R >= 1), or NULL */
     struct lab_gateway *lab_gateway;            /* kv-api --lab: the lab gateway (gateway.h) */
     char auth[KVHDR_AUTH_MAX]; /* "Authorization: Bearer ..." or "" */

@@ -74,6 +74,8 @@ int main(int argc, char **argv)
     quorum_metrics_register();
     repair_metrics_register();
     kvhdr_auth(app.auth, sizeof app.auth, app.cfg.token);
+    if ((app.quorum = quorum_state_new()) == NULL)
+        return 1;
     if (app.cfg.rate_limit > 0)
         app.rl = ratelimit_new(lab ? RATELIMIT_FIXED : RATELIMIT_SLIDING, (uint32_t)app.cfg.rate_limit,
                         (uint64_t)app.cfg.rate_window_ms, 100000);
@@ -130,6 +132,7 @@ int main(int argc, char **argv)
     repair_stop(app.repair);
     topo_watch_stop(app.topo);
     ratelimit_free(app.rl);
+    quorum_state_free(app.quorum);
     lab_gateway_free(app.lab_gateway);
     log_info("stopped");
     return 0;

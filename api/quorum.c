@@ -43,8 +43,22 @@ void quorum_metrics_register(void)
 #define QUORUM_SUSPECT_SLOTS 1024
 #define QUORUM_SUSPECT_MS 1000
 
-static _Atomic uint64_t quorum_suspect_hash[QUORUM_SUSPECT_SLOTS];
-static _Atomic int64_t quorum_suspect_until[QUORUM_SUSPECT_SLOTS];
+struct quorum_state {
+    _Atomic uint64_t suspect_hash[QUORUM_SUSPECT_SLOTS];
+    _Atomic int64_t suspect_until[QUORUM_SUSPECT_SLOTS];
+    _Atomic int64_t last_poke;  /* QUORUM_POKE_MS apart at most */
+};
+
+quorum_state *quorum_state_new(void)
+{
+    quorum_state *s = calloc(1, sizeof *s);
+    return s;
+}
+
+void quorum_state_free(quorum_state *s)
+{
+    free(s);
+}
 
 static int64_t quorum_now_ms(void)
 {
@@ -59,28 +73,28 @@ static uint64_t quorum_hash(const char *s)
     return h ? h : 1;
 }
 
-void quorum_mark(const char *url, int answered)
+void quorum_mark(quorum_state *s, const char *url, int answered)
 {
     uint64_t h = quorum_hash(url);
     size_t i = (size_t)(h % QUORUM_SUSPECT_SLOTS);
 
     if (answered) {
-        if (atomic_load_explicit(&quorum_suspect_hash[i], memory_order_relaxed) == h)
-            atomic_store(&quorum_suspect_until[i], 0);
+        if (atomic_load_explicit(&s->suspect_hash[i], memory_order_relaxed) == h)
+            atomic_store(&s->suspect_until[i], 0);
         return;
     }
-    atomic_store(&quorum_suspect_hash[i], h);
-    atomic_store(&quorum_suspect_until[i], quorum_now_ms() + QUORUM_SUSPECT_MS);
+    atomic_store(&s->suspect_hash[i], h);
+    atomic_store(&s->suspect_until[i], quorum_now_ms() + QUORUM_SUSPECT_MS);
 }
 
-int quorum_suspect(const char *url)
+int quorum_suspect(quorum_state *s, const char *url)
 {
     uint64_t h = quorum_hash(url);
     size_t i = (size_t)(h % QUORUM_SUSPECT_SLOTS);
 
-    if (atomic_load_explicit(&quorum_suspect_hash[i], memory_order_relaxed) != h)
+    if (atomic_load_explicit(&s->suspect_hash[i], memory_order_relaxed) != h)
         return 0;
-    return atomic_load(&quorum_suspect_until[i]) > quorum_now_ms();
+    return atomic_load(&s->suspect_until[i]) > quorum_now_ms();
 }
 
 /* The topology moved on (a store at a newer epoch) or may be moving (the
@@ -88,14 +102,12 @@ int quorum_suspect(const char *url)
  * next tick; at most every QUORUM_POKE_MS, however many reads notice. */
 #define QUORUM_POKE_MS 100
 
-static _Atomic int64_t quorum_last_poke;
-
 void quorum_poke(api_app *a)
 {
-    int64_t now = quorum_now_ms(), last = atomic_load(&quorum_last_poke);
+    int64_t now = quorum_now_ms(), last = atomic_load(&a->quorum->last_poke);
 
     if (now - last >= QUORUM_POKE_MS &&
-        atomic_compare_exchange_strong(&quorum_last_poke, &last, now))
+        atomic_compare_exchange_strong(&a->quorum->last_poke, &last, now))
         topo_watch_poke(a->topo);
 }
 
@@ -313,7 +325,7 @@ static void qr_start_primary(qread *q)
         }
         /* A primary that just timed out is asked last (after the
          * secondaries), not first: it may be paused or gone. */
-        if (sh->nsecondaries == 0 || !quorum_suspect(sh->primary)) {
+        if (sh->nsecondaries == 0 || !quorum_suspect(q->c->app->quorum, sh->primary)) {
             if (qr_get(q, -1, q->c->url) != 0)
                 qr_fail(q, 503, "overloaded", "the api could not start the read");
             return;
@@ -358,18 +370,18 @@ static void qr_primary_got(qread *q, httpc_resp *resp)
     const topo_shard *sh = q->sh;
 
     if (q->phase == QR_PRIMARY_LAST) {
-        quorum_mark(sh->primary, resp->status == 200 || resp->status == 404);
+        quorum_mark(q->c->app->quorum, sh->primary, resp->status == 200 || resp->status == 404);
         qr_finish(q, resp);
         return;
     }
     if (resp->status != 0 && resp->status < 500) {
         if (resp->status == 200 || resp->status == 404)
-            quorum_mark(sh->primary, 1);
+            quorum_mark(q->c->app->quorum, sh->primary, 1);
         qr_finish(q, resp);
         return;
     }
     if (resp->status == 0)
-        quorum_mark(sh->primary, 0);
+        quorum_mark(q->c->app->quorum, sh->primary, 0);
     quorum_poke(q->c->app);
     log_debug("read %s: primary failed (%s): trying secondaries", q->c->url,
               resp->status ? "5xx" : resp->error);
@@ -386,7 +398,7 @@ static void qr_fallback_got(qread *q, quorum_rep *rp, httpc_resp *resp)
     api_call *c = q->c;
 
     if (resp->status == 0)
-        quorum_mark(sh->secondaries[rp->idx], 0);
+        quorum_mark(q->c->app->quorum, sh->secondaries[rp->idx], 0);
     if (resp->status == 200 || resp->status == 404) {
         metrics_add(&m_primary_fallback, 1);
         snprintf(c->served_by, sizeof c->served_by,
@@ -398,13 +410,14 @@ static void qr_fallback_got(qread *q, quorum_rep *rp, httpc_resp *resp)
 }
 
 /* Keep the order, but move the secondaries that just failed to the end. */
-static void quorum_suspects_last(const topo_shard *sh, size_t *order, size_t n)
+static void quorum_suspects_last(quorum_state *s, const topo_shard *sh,
+                                 size_t *order, size_t n)
 {
     size_t tmp[TOPO_MAX_SECONDARIES], k = 0;
     int any = 0;
 
     for (size_t i = 0; i < n; i++)
-        if (quorum_suspect(sh->secondaries[order[i]])) {
+        if (quorum_suspect(s, sh->secondaries[order[i]])) {
             any = 1;
             break;
         }
@@ -412,7 +425,7 @@ static void quorum_suspects_last(const topo_shard *sh, size_t *order, size_t n)
         return;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n; i++)
-            if (quorum_suspect(sh->secondaries[order[i]]) == pass)
+            if (quorum_suspect(s, sh->secondaries[order[i]]) == pass)
                 tmp[k++] = order[i];
     memcpy(order, tmp, n * sizeof *order);
 }
@@ -507,7 +520,7 @@ static void qr_round_got(qread *q, quorum_rep *rp)
 {
     rp->answered = quorum_classify(&rp->resp, &rp->version, &rp->tomb);
     if (rp->answered || rp->resp.status == 0)
-        quorum_mark(q->sh->secondaries[rp->idx], rp->answered);
+        quorum_mark(q->c->app->quorum, q->sh->secondaries[rp->idx], rp->answered);
     if (rp->answered)
         q->answered++;
     else
@@ -595,6 +608,6 @@ void quorum_read(api_call *c, topo_t *t, const topo_shard *sh,
     ordered = strcmp(c->app->cfg.quorum_policy, "ordered") == 0;
     q->phase = QR_ROUND;
     quorum_order(q->n, ordered, quorum_thread_rng(), q->order);
-    quorum_suspects_last(sh, q->order, q->n);
+    quorum_suspects_last(q->c->app->quorum, sh, q->order, q->n);
     qr_round(q);
 }

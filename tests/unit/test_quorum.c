@@ -114,15 +114,17 @@ static void test_suspect_marks(void **state)
 {
     (void)state;
     const char *a = "http://127.0.0.1:1/", *b = "http://127.0.0.1:2/";
+    quorum_state *s = quorum_state_new();
 
-    assert_false(quorum_suspect(a));
-    quorum_mark(a, 0);
-    assert_true(quorum_suspect(a));
-    assert_false(quorum_suspect(b));
-    quorum_mark(b, 1); /* an answer from another replica changes nothing */
-    assert_true(quorum_suspect(a));
-    quorum_mark(a, 1);
-    assert_false(quorum_suspect(a));
+    assert_false(quorum_suspect(s, a));
+    quorum_mark(s, a, 0);
+    assert_true(quorum_suspect(s, a));
+    assert_false(quorum_suspect(s, b));
+    quorum_mark(s, b, 1); /* an answer from another replica changes nothing */
+    assert_true(quorum_suspect(s, a));
+    quorum_mark(s, a, 1);
+    assert_false(quorum_suspect(s, a));
+    quorum_state_free(s);
 }
 
 /* ---- repair against a fake replica ---- */
