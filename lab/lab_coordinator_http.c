@@ -2,12 +2,16 @@
 #include "lab_coordinator_http.h"
 
 #include "lab_coordinator.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
+#include "num.h"
+#include "quorum_pick.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,22 +63,6 @@ static char *lab_coordinator_http_encode(const char *s, size_t n)
     }
     *o = '\0';
     return out;
-}
-
-static int lab_coordinator_http_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    v = strtoull(s, &end, 10);
-    while (*end == ' ' || *end == '\r' || *end == '\n')
-        end++;
-    if (*end)
-        return -1;
-    *out = v;
-    return 0;
 }
 
 /* The JSON body of r as an object, or NULL (answered 400 when bad;
@@ -319,20 +307,22 @@ static void lab_coordinator_http_read_free(lab_coordinator_http_read *rd)
 static void lab_coordinator_http_read_finish(lab_coordinator_http_read *rd)
 {
     const lab_config *c = lab_coordinator_cfg(rd->h->L);
-    size_t answered = 0, best = (size_t)-1;
+    quorum_pick_answer pick[LAB_COORDINATOR_HTTP_MAX_READ];
+    size_t answered = 0;
+    int best;
     cJSON *out, *d, *reps;
 
+    /* The api's rule (quorum_pick.h); a version-less answer counts toward
+     * the quorum but cannot win. */
     for (size_t i = 0; i < rd->n; i++) {
         const lab_coordinator_http_reply *p = &rd->rep[i];
-        if (p->status != 200 && p->status != 404)
-            continue;
-        answered++;
-        if (!p->has_version && p->status == 200)
-            continue;
-        if (p->has_version &&
-            (best == (size_t)-1 || p->version > rd->rep[best].version))
-            best = i;
+        bool ok = p->status == 200 || p->status == 404;
+        answered += ok;
+        pick[i] = (quorum_pick_answer){.candidate = ok && p->has_version,
+                                       .value = p->status == 200,
+                                       .version = p->version};
     }
+    best = quorum_pick_winner(pick, rd->n);
     if (answered < (c->read_quorum > 0 ? (size_t)c->read_quorum : 1)) {
         out = cJSON_CreateObject();
         d = cJSON_AddObjectToObject(out, "detail");
@@ -343,7 +333,7 @@ static void lab_coordinator_http_read_finish(lab_coordinator_http_read *rd)
         lab_coordinator_http_read_free(rd);
         return;
     }
-    if (best == (size_t)-1 || rd->rep[best].tombstone ||
+    if (best < 0 || rd->rep[best].tombstone ||
         rd->rep[best].status != 200) {
         out = cJSON_CreateObject();
         d = cJSON_AddObjectToObject(out, "detail");
@@ -381,12 +371,10 @@ static void lab_coordinator_http_read_done(httpc_resp *resp, void *ctx)
     lab_coordinator_http_read_one *one = ctx;
     lab_coordinator_http_read *rd = one->rd;
     lab_coordinator_http_reply *p = &rd->rep[one->i];
-    char buf[48];
     size_t left;
 
     p->status = resp->status;
-    if (httpc_resp_header(resp, "X-KV-Version", buf, sizeof buf) &&
-        lab_coordinator_http_u64(buf, &p->version) == 0)
+    if (kvhdr_u64(resp, "X-KV-Version", &p->version) == 0)
         p->has_version = 1;
     if (resp->status == 200) {
         p->body = resp->body;
@@ -581,7 +569,7 @@ static void lab_coordinator_http_pause(lab_coordinator_http_t *h, httpd_req *r)
     if (id == NULL)
         return;
     q = httpd_query(r, "ms");
-    if (q && (lab_coordinator_http_u64(q, &ms) != 0 || ms < 1 || ms > LAB_COORDINATOR_MAX_PAUSE_MS)) {
+    if (q && (num_parse_u64(q, &ms) != 0 || ms < 1 || ms > LAB_COORDINATOR_MAX_PAUSE_MS)) {
         free(id);
         lab_coordinator_http_detail(r, 400, "ms must be a whole number of milliseconds, 1 to "
                           "600000");
