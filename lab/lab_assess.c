@@ -1201,38 +1201,34 @@ static int lab_assess_usage(void)
     return KVCTL_USAGE;
 }
 
-int lab_assess_cmd(const kvctl_opts *opts, int argc, char **argv)
-{
-    const char *config = NULL, *ctl = LAB_ASSESS_DEFAULT_CONTROLLER;
-    const char *gw = LAB_ASSESS_DEFAULT_GATEWAY;
-    bool start = true;
-    lab_assess_ctx *x;
-    char bin[LAB_CONFIG_PATH_MAX], err[LAB_CONFIG_PATH_MAX + 256];
-    char ctlbuf[512], gwbuf[512], dir[LAB_CONFIG_PATH_MAX], log[LAB_CONFIG_PATH_MAX + 32];
-    pid_t child = 0;
-    lab_assess_score_status s;
-    int rc, total, verbose = 0;
-    double t0;
+/* The command line of kvctl assess. */
+typedef struct lab_assess_args {
+    const char *config, *ctl, *gw;
+    bool start;
+    int verbose;
+} lab_assess_args;
 
-    (void)opts;
+/* 0, or the exit status of a usage error (already printed). */
+static int lab_assess_parse_args(int argc, char **argv, lab_assess_args *o)
+{
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char **dst = NULL;
         const char *val = NULL;
         if (strcmp(a, "--no-start-cluster") == 0) {
-            start = false;
+            o->start = false;
             continue;
         }
         if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
-            verbose = 1;
+            o->verbose = 1;
             continue;
         }
         if (strncmp(a, "--config", 8) == 0 && (a[8] == '\0' || a[8] == '='))
-            dst = &config;
+            dst = &o->config;
         else if (strncmp(a, "--controller", 12) == 0 && (a[12] == '\0' || a[12] == '='))
-            dst = &ctl;
+            dst = &o->ctl;
         else if (strncmp(a, "--gateway", 9) == 0 && (a[9] == '\0' || a[9] == '='))
-            dst = &gw;
+            dst = &o->gw;
         if (dst == NULL) {
             fprintf(stderr, "kvctl assess: unknown argument %s\n", a);
             return lab_assess_usage();
@@ -1248,19 +1244,135 @@ int lab_assess_cmd(const kvctl_opts *opts, int argc, char **argv)
         }
         *dst = val;
     }
-    if (config == NULL)
-        return lab_assess_usage();
+    return o->config == NULL ? lab_assess_usage() : 0;
+}
 
+/* Start the lab cluster in a fresh directory dir (its log at log) and wait
+ * until it is healthy. 0 with *child and *s, or KVCTL_CONNECT (printed). */
+static int lab_assess_start_cluster(lab_assess_ctx *x, char *dir, size_t dirlen,
+                                    char *log, size_t loglen, pid_t *child,
+                                    lab_assess_score_status *s)
+{
+    const char *tmp = getenv("TMPDIR");
+    char bin[LAB_CONFIG_PATH_MAX], err[LAB_CONFIG_PATH_MAX + 256];
+    double t0;
+    int rc;
+
+    if (lab_cli_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
+        fprintf(stderr, "kvctl assess: %s\n", err);
+        return KVCTL_CONNECT;
+    }
+    if (lab_assess_answers(x->ctl, "/status") || lab_assess_answers(x->gw, "/health")) {
+        fprintf(stderr, "kvctl assess: something already answers on %s or "
+                "%s; stop it (a running `kvctl lab`?), or grade it with "
+                "--no-start-cluster\n", x->ctl, x->gw);
+        return KVCTL_CONNECT;
+    }
+    lab_assess_set(dir, dirlen, "%s/kv-assess-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        fprintf(stderr, "kvctl assess: mkdtemp %s: %s\n", dir, strerror(errno));
+        return KVCTL_CONNECT;
+    }
+    lab_assess_set(log, loglen, "%s/controller.log", dir);
+    printf("Starting the lab cluster: %s --lab %s\n  (log: %s)\n", bin,
+           x->cfg.path, log);
+    fflush(stdout);
+    t0 = lab_assess_now();
+    *child = lab_assess_start(bin, x->cfg.path, dir, log);
+    if (*child < 0) {
+        fprintf(stderr, "kvctl assess: fork: %s\n", strerror(errno));
+        *child = 0;
+        return KVCTL_CONNECT;
+    }
+    rc = lab_assess_wait_healthy(x, LAB_ASSESS_START_DEADLINE_S, true, *child, s, err,
+                         sizeof err);
+    if (rc != 0) {
+        if (rc == -2)
+            fprintf(stderr, "kvctl assess: %s before the lab cluster was "
+                    "ready\n", err);
+        else
+            fprintf(stderr, "kvctl assess: the lab cluster was not ready "
+                    "within %.0f s: %s\n", LAB_ASSESS_START_DEADLINE_S, err);
+        lab_assess_tail_log(log);
+        if (rc != -2)
+            lab_assess_stop(*child);
+        *child = 0;
+        return KVCTL_CONNECT;
+    }
+    printf("Cluster ready in %.1f s: leader and %zu followers alive\n",
+           lab_assess_now() - t0, lab_assess_score_status_alive(s));
+    return 0;
+}
+
+/* --no-start-cluster: a lab cluster must already answer. 0 with *s (its W
+ * and R may not match the config: the caller checks), or KVCTL_CONNECT. */
+static int lab_assess_attach(lab_assess_ctx *x, lab_assess_score_status *s)
+{
+    char err[LAB_CONFIG_PATH_MAX + 256];
+    httpc_resp r;
+    long status;
+
+    lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
+    status = r.status;
+    httpc_resp_free(&r);
+    if (status == 0) {
+        fprintf(stderr, "kvctl assess: nothing answers at %s; start the lab "
+                "with kvctl lab --config %s, or leave out "
+                "--no-start-cluster\n", x->ctl, x->cfg.path);
+        return KVCTL_CONNECT;
+    }
+    if (lab_assess_status(x, s, err, sizeof err) == 0 &&
+        (s->W != x->cfg.write_quorum || s->R != x->cfg.read_quorum))
+        return 0;
+    if (lab_assess_wait_healthy(x, LAB_ASSESS_START_DEADLINE_S, false, 0, s, err,
+                         sizeof err) != 0) {
+        fprintf(stderr, "kvctl assess: no healthy lab cluster at %s: %s\n",
+                x->ctl, err);
+        return KVCTL_CONNECT;
+    }
+    return 0;
+}
+
+static void lab_assess_run_scenarios(lab_assess_ctx *x)
+{
+    void (*const scen[LAB_ASSESS_SCORE_NSCEN])(lab_assess_ctx *) = {
+        lab_assess_basic, lab_assess_rate, lab_assess_stale, lab_assess_outage, lab_assess_recovery,
+    };
+
+    for (int i = 0; i < LAB_ASSESS_SCORE_NSCEN; i++) {
+        size_t from = x->rep.n;
+        lab_assess_header(i);
+        scen[i](x);
+        lab_assess_flush(x, from);
+    }
+    if (x->nobind)
+        printf("NOTE: could not bind to %sN; gateway requests were told apart "
+               "by X-Real-IP only\n", x->ipbase);
+}
+
+int lab_assess_cmd(const kvctl_opts *opts, int argc, char **argv)
+{
+    lab_assess_args a = {.ctl = LAB_ASSESS_DEFAULT_CONTROLLER,
+                         .gw = LAB_ASSESS_DEFAULT_GATEWAY, .start = true};
+    lab_assess_ctx *x = NULL;
+    char ctlbuf[512], gwbuf[512], dir[LAB_CONFIG_PATH_MAX], log[LAB_CONFIG_PATH_MAX + 32];
+    pid_t child = 0;
+    lab_assess_score_status s;
+    int rc, total;
+
+    (void)opts;
+    if ((rc = lab_assess_parse_args(argc, argv, &a)) != 0)
+        return rc;
     x = calloc(1, sizeof *x);
     if (x == NULL)
         return KVCTL_FAIL;
-    x->verbose = verbose;
-    if (lab_cli_load_config("assess", config, &x->cfg) != 0) {
-        free(x);
-        return KVCTL_USAGE;
+    x->verbose = a.verbose;
+    if (lab_cli_load_config("assess", a.config, &x->cfg) != 0) {
+        rc = KVCTL_USAGE;
+        goto out;
     }
-    lab_assess_base(ctl, ctlbuf, sizeof ctlbuf);
-    lab_assess_base(gw, gwbuf, sizeof gwbuf);
+    lab_assess_base(a.ctl, ctlbuf, sizeof ctlbuf);
+    lab_assess_base(a.gw, gwbuf, sizeof gwbuf);
     x->ctl = ctlbuf;
     x->gw = gwbuf;
     {
@@ -1275,109 +1387,27 @@ int lab_assess_cmd(const kvctl_opts *opts, int argc, char **argv)
     printf("\n");
 
     dir[0] = log[0] = '\0';
-    if (start) {
-        const char *tmp = getenv("TMPDIR");
-        if (lab_cli_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
-            fprintf(stderr, "kvctl assess: %s\n", err);
-            free(x);
-            return KVCTL_CONNECT;
-        }
-        if (lab_assess_answers(x->ctl, "/status") || lab_assess_answers(x->gw, "/health")) {
-            fprintf(stderr, "kvctl assess: something already answers on %s or "
-                    "%s; stop it (a running `kvctl lab`?), or grade it with "
-                    "--no-start-cluster\n", x->ctl, x->gw);
-            free(x);
-            return KVCTL_CONNECT;
-        }
-        lab_assess_set(dir, sizeof dir, "%s/kv-assess-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (mkdtemp(dir) == NULL) {
-            fprintf(stderr, "kvctl assess: mkdtemp %s: %s\n", dir, strerror(errno));
-            free(x);
-            return KVCTL_CONNECT;
-        }
-        lab_assess_set(log, sizeof log, "%s/controller.log", dir);
-        printf("Starting the lab cluster: %s --lab %s\n  (log: %s)\n", bin,
-               x->cfg.path, log);
-        fflush(stdout);
-        t0 = lab_assess_now();
-        child = lab_assess_start(bin, x->cfg.path, dir, log);
-        if (child < 0) {
-            fprintf(stderr, "kvctl assess: fork: %s\n", strerror(errno));
-            free(x);
-            return KVCTL_CONNECT;
-        }
-        rc = lab_assess_wait_healthy(x, LAB_ASSESS_START_DEADLINE_S, true, child, &s, err,
-                             sizeof err);
-        if (rc != 0) {
-            if (rc == -2)
-                fprintf(stderr, "kvctl assess: %s before the lab cluster was "
-                        "ready\n", err);
-            else
-                fprintf(stderr, "kvctl assess: the lab cluster was not ready "
-                        "within %.0f s: %s\n", LAB_ASSESS_START_DEADLINE_S, err);
-            lab_assess_tail_log(log);
-            if (rc != -2)
-                lab_assess_stop(child);
-            free(x);
-            return KVCTL_CONNECT;
-        }
-        printf("Cluster ready in %.1f s: leader and %zu followers alive\n",
-               lab_assess_now() - t0, lab_assess_score_status_alive(&s));
-    } else {
-        httpc_resp r;
-        lab_assess_call(x, "GET", x->ctl, "/status", NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
-        rc = r.status;
-        httpc_resp_free(&r);
-        if (rc == 0) {
-            fprintf(stderr, "kvctl assess: nothing answers at %s; start the lab "
-                    "with kvctl lab --config %s, or leave out "
-                    "--no-start-cluster\n", x->ctl, x->cfg.path);
-            free(x);
-            return KVCTL_CONNECT;
-        }
-        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
-            (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum))
-            goto mismatch;
-        rc = lab_assess_wait_healthy(x, LAB_ASSESS_START_DEADLINE_S, false, 0, &s, err,
-                             sizeof err);
-        if (rc != 0) {
-            fprintf(stderr, "kvctl assess: no healthy lab cluster at %s: %s\n",
-                    x->ctl, err);
-            free(x);
-            return KVCTL_CONNECT;
-        }
-    }
+    rc = a.start ? lab_assess_start_cluster(x, dir, sizeof dir, log, sizeof log,
+                                            &child, &s)
+                 : lab_assess_attach(x, &s);
+    if (rc != 0)
+        goto out;
     if (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum) {
-mismatch:
         fprintf(stderr, "kvctl assess: the cluster at %s runs W=%lld R=%lld but "
                 "%s says W=%lld R=%lld; restart it with kvctl lab --config %s\n",
                 x->ctl, (long long)s.W, (long long)s.R, x->cfg.path,
                 (long long)x->cfg.write_quorum, (long long)x->cfg.read_quorum,
                 x->cfg.path);
         lab_assess_stop(child);
-        free(x);
-        return KVCTL_USAGE;
+        rc = KVCTL_USAGE;
+        goto out;
     }
 
-    {
-        void (*const scen[LAB_ASSESS_SCORE_NSCEN])(lab_assess_ctx *) = {
-            lab_assess_basic, lab_assess_rate, lab_assess_stale, lab_assess_outage, lab_assess_recovery,
-        };
-        for (int i = 0; i < LAB_ASSESS_SCORE_NSCEN; i++) {
-            size_t from = x->rep.n;
-            lab_assess_header(i);
-            scen[i](x);
-            lab_assess_flush(x, from);
-        }
-    }
-    if (x->nobind)
-        printf("NOTE: could not bind to %sN; gateway requests were told apart "
-               "by X-Real-IP only\n", x->ipbase);
-
+    lab_assess_run_scenarios(x);
     lab_assess_stop(child);
     total = lab_assess_score_total(&x->rep);
     lab_assess_summary(x);
-    if (start) {
+    if (a.start) {
         if (total == 100) {
             char cmd[LAB_CONFIG_PATH_MAX + 16];
             lab_assess_set(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -1389,6 +1419,7 @@ mismatch:
     }
     rc = lab_assess_score_exit_status(total, lab_config_just_count(&x->cfg));
     httpc_thread_done();
+out:
     free(x);
     return rc;
 }
