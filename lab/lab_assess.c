@@ -1068,28 +1068,6 @@ static bool lab_assess_answers(const char *base, const char *path)
     return yes;
 }
 
-static void lab_assess_tail_log(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *lines[20] = {0};
-    char buf[512];
-    size_t n = 0;
-
-    if (f == NULL)
-        return;
-    while (fgets(buf, sizeof buf, f)) {
-        free(lines[n % 20]);
-        lines[n % 20] = strdup(buf);
-        n++;
-    }
-    fclose(f);
-    fprintf(stderr, "--- last lines of %s ---\n", path);
-    for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
-        fputs(lines[i % 20] ? lines[i % 20] : "\n", stderr);
-    for (size_t i = 0; i < 20; i++)
-        free(lines[i]);
-}
-
 static pid_t lab_assess_start(const char *bin, const char *cfg, const char *dir,
                       const char *log)
 {
@@ -1293,7 +1271,7 @@ static int lab_assess_start_cluster(lab_assess_ctx *x, char *dir, size_t dirlen,
         else
             fprintf(stderr, "kvctl assess: the lab cluster was not ready "
                     "within %.0f s: %s\n", LAB_ASSESS_START_DEADLINE_S, err);
-        lab_assess_tail_log(log);
+        lab_cli_tail_log(log);
         if (rc != -2)
             lab_assess_stop(*child);
         *child = 0;

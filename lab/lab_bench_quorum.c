@@ -229,27 +229,6 @@ static int lab_bench_quorum_pick_ports(lab_bench_quorum_cluster *c)
     return -1;
 }
 
-static void lab_bench_quorum_log_tail(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *lines[20] = {0}, buf[1024];
-    size_t n = 0;
-
-    if (f == NULL)
-        return;
-    while (fgets(buf, sizeof buf, f)) {
-        free(lines[n % 20]);
-        lines[n % 20] = strdup(buf);
-        n++;
-    }
-    fclose(f);
-    fprintf(stderr, "--- last lines of %s ---\n", path);
-    for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
-        fputs(lines[i % 20] ? lines[i % 20] : "\n", stderr);
-    for (size_t i = 0; i < 20; i++)
-        free(lines[i]);
-}
-
 static void lab_bench_quorum_stop(lab_bench_quorum_cluster *c)
 {
     int st;
@@ -386,13 +365,13 @@ static int lab_bench_quorum_start(const lab_bench_quorum_opts *o, int w, const c
                     "before the cluster was ready\n",
                     WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
             c->pid = 0;
-            lab_bench_quorum_log_tail(log);
+            lab_cli_tail_log(log);
             return -1;
         }
         if (lab_bench_quorum_now() > end) {
             fprintf(stderr, "kvctl bench: the cluster (W=%d) was not ready "
                     "within %.0f s (stage %d)\n", w, LAB_BENCH_QUORUM_READY_TIMEOUT_S, stage);
-            lab_bench_quorum_log_tail(log);
+            lab_cli_tail_log(log);
             return -1;
         }
         if (stage == 0) {

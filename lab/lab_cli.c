@@ -120,3 +120,24 @@ int lab_cli_cmd(const kvctl_opts *o, int argc, char **argv)
     fprintf(stderr, "kvctl lab: cannot run %s: %s\n", bin, strerror(errno));
     return KVCTL_FAIL;
 }
+
+void lab_cli_tail_log(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *lines[20] = {0}, buf[1024];
+    size_t n = 0;
+
+    if (f == NULL)
+        return;
+    while (fgets(buf, sizeof buf, f)) {
+        free(lines[n % 20]);
+        lines[n % 20] = strdup(buf);
+        n++;
+    }
+    fclose(f);
+    fprintf(stderr, "--- last lines of %s ---\n", path);
+    for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
+        fputs(lines[i % 20] ? lines[i % 20] : "\n", stderr);
+    for (size_t i = 0; i < 20; i++)
+        free(lines[i]);
+}

@@ -29,4 +29,8 @@ int lab_cli_controller_path(char *out, size_t outlen, char *err, size_t errlen);
  * and warnings to stderr prefixed with "kvctl <cmd>: ". 0 or -1. */
 int lab_cli_load_config(const char *cmd, const char *arg, lab_config *c);
 
+/* Print the last 20 lines of the log at path to stderr (a child that did
+ * not come up: kvctl assess, kvctl bench quorum). */
+void lab_cli_tail_log(const char *path);
+
 #endif

@@ -616,6 +616,15 @@ static void lab_coordinator_http_metrics(lab_coordinator_http_t *h, httpd_req *r
     free(lib);
 }
 
+/* 405 for a known path asked with another method than the one allowed. */
+static void lab_coordinator_http_only(httpd_req *r, const char *path, size_t plen,
+                                      const char *const *allow, const char *method)
+{
+    httpd_error_h(r, 405, allow, "method_not_allowed",
+                  "%s %.*s: only %s is allowed", httpd_method(r),
+                  (int)(plen > 100 ? 100 : plen), path, method);
+}
+
 /* Does the path (without its query) equal route, or start with route + "/"
  * when prefix is set? */
 static int lab_coordinator_http_is(const char *path, size_t plen, const char *route, int prefix)
@@ -639,9 +648,7 @@ void lab_coordinator_http_handle(httpd_req *r, void *app)
         lab_coordinator_http_is(path, plen, "/health", 0) || lab_coordinator_http_is(path, plen, "/metrics", 0) ||
         lab_coordinator_http_is(path, plen, "/read", 1)) {
         if (!get) {
-            httpd_error_h(r, 405, lab_coordinator_http_allow_get, "method_not_allowed",
-                          "%s %.*s: only GET is allowed", httpd_method(r),
-                          (int)(plen > 100 ? 100 : plen), path);
+            lab_coordinator_http_only(r, path, plen, lab_coordinator_http_allow_get, "GET");
             return;
         }
         if (path[1] == 's')
@@ -663,9 +670,7 @@ void lab_coordinator_http_handle(httpd_req *r, void *app)
         lab_coordinator_http_is(path, plen, "/heartbeat", 0) || lab_coordinator_http_is(path, plen, "/kill", 1) ||
         lab_coordinator_http_is(path, plen, "/pause", 1)) {
         if (!post) {
-            httpd_error_h(r, 405, lab_coordinator_http_allow_post, "method_not_allowed",
-                          "%s %.*s: only POST is allowed", httpd_method(r),
-                          (int)(plen > 100 ? 100 : plen), path);
+            lab_coordinator_http_only(r, path, plen, lab_coordinator_http_allow_post, "POST");
             return;
         }
         if (path[1] == 'w')
