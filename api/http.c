@@ -1,12 +1,11 @@
 #include "app.h"
 
 #include "clock.h"
-#include "gateway.h"
 #include "kvhttp.h"
 #include "metrics.h"
 #include "num.h"
 #include "quorum.h"
-#include "upstream.h"
+#include "api_call.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +129,7 @@ static void api_write(api_call *c, const char *method, const char *raw_key,
     if (strcmp(method, "PUT") == 0)
         body = httpd_body(c->r, &len);
     /* A waiting write may take up to the queue's wait plus the round trip. */
-    api_upstream_start(c, method, body, len,
+    api_call_start(c, method, body, len,
                        a->cfg.upstream_timeout_ms + (long)wait_ms);
 }
 
@@ -182,10 +181,10 @@ static void api_kv(httpd_req *r, api_app *a, api_call *c, int counter)
         return;
     }
     if (sub) {
-        c->kind = counter ? CALL_COUNTER_INC : CALL_WRITE;
+        c->kind = counter ? API_CALL_COUNTER_INC : API_CALL_WRITE;
         api_write(c, "POST", raw, raw_len, 1, by);
     } else if (httpd_method_is(r, "GET")) {
-        c->kind = counter ? CALL_COUNTER_GET : CALL_READ;
+        c->kind = counter ? API_CALL_COUNTER_GET : API_CALL_READ;
         api_read(c, raw, raw_len);
     } else {
         api_write(c, httpd_method(r), raw, raw_len, 0, 0);
@@ -213,7 +212,7 @@ static void api_jobs(httpd_req *r, api_app *a, api_call *c)
         return;
     }
     topo_put(t);
-    api_upstream_start(c, "GET", NULL, 0, a->cfg.upstream_timeout_ms);
+    api_call_start(c, "GET", NULL, 0, a->cfg.upstream_timeout_ms);
 }
 
 static void api_ring(httpd_req *r, api_app *a)
@@ -282,7 +281,12 @@ static int api_seg_is(httpd_req *r, const char *name)
     return s && len == strlen(name) && memcmp(s, name, len) == 0;
 }
 
-void api_handle(httpd_req *r, void *app)
+void api_http_count_request(void)
+{
+    metrics_add(&m_requests, 1);
+}
+
+void api_http_handle(httpd_req *r, void *app)
 {
     api_app *a = app;
     const char *path = httpd_path(r);
@@ -290,11 +294,6 @@ void api_handle(httpd_req *r, void *app)
     api_call *c;
 
     metrics_add(&m_requests, 1);
-    if (a->gw) {
-        /* kv-api --lab: the CloudCart gateway's routes and limiter only. */
-        gw_handle(r, a);
-        return;
-    }
     /* Operational routes: never rate limited, answered here, GET only. */
     if ((strcmp(path, "/health") == 0 || strcmp(path, "/ready") == 0 ||
          strcmp(path, "/stats") == 0 || strcmp(path, "/metrics") == 0) &&
@@ -338,7 +337,7 @@ void api_handle(httpd_req *r, void *app)
         kvhttp_ok(r, NULL);
         return;
     }
-    c = api_call_new(r, a, CALL_RELAY);
+    c = api_call_new(r, a, API_CALL_RELAY);
     if (c == NULL) {
         httpd_error(r, 503, "overloaded", "out of memory");
         return;

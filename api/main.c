@@ -2,7 +2,7 @@
 #include "app.h"
 #include "daemon.h"
 #include "flags.h"
-#include "gateway.h"
+#include "lab_gateway.h"
 #include "kvhdr.h"
 #include "log.h"
 #include "quorum.h"
@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "forwarded to the lab controller, GET /cluster-status (its /status),\n"
             "/stats, /health; a fixed-window limit per client address of\n"
             "api.rate_limit requests per api.rate_window_ms (0: off) on every\n"
-            "path.\n", API_LAB_CONTROLLER);
+            "path.\n", LAB_GATEWAY_CONTROLLER);
 }
 
 int main(int argc, char **argv)
@@ -59,14 +59,14 @@ int main(int argc, char **argv)
     if (daemon_config(&app.cfg, config, sets.v, sets.n, NULL, 0))
         return 1;
     if (controller == NULL && lab)
-        controller = API_LAB_CONTROLLER;
+        controller = LAB_GATEWAY_CONTROLLER;
     if (controller == NULL) {
         snprintf(ctl, sizeof ctl, "http://%s:%lld", app.cfg.bind,
                  (long long)app.cfg.base_port);
         controller = ctl;
     }
     if (!have_port)
-        port = lab ? API_LAB_PORT : config_api_port(&app.cfg, 0);
+        port = lab ? LAB_GATEWAY_PORT : config_api_port(&app.cfg, 0);
 
     daemon_block_signals();
     httpc_global_init();
@@ -74,10 +74,12 @@ int main(int argc, char **argv)
     quorum_metrics_register();
     repair_metrics_register();
     kvhdr_auth(app.auth, sizeof app.auth, app.cfg.token);
+    if ((app.quorum = quorum_state_new()) == NULL)
+        return 1;
     if (app.cfg.rate_limit > 0)
         app.rl = ratelimit_new(lab ? RATELIMIT_FIXED : RATELIMIT_SLIDING, (uint32_t)app.cfg.rate_limit,
                         (uint64_t)app.cfg.rate_window_ms, 100000);
-    if (lab && (app.gw = gw_new(controller)) == NULL)
+    if (lab && (app.lab_gateway = lab_gateway_new(controller)) == NULL)
         return 1;
     /* The lab gateway forwards to the lab controller: no topology, no
      * shards, no read repair. */
@@ -96,7 +98,8 @@ int main(int argc, char **argv)
     httpd_opts ho = {.bind = app.cfg.bind, .port = (uint16_t)port,
                      .threads = (unsigned)app.cfg.api_threads,
                      .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024};
-    httpd_t *srv = httpd_start(&ho, api_handle, &app);
+    /* kv-api --lab serves the lab gateway's own handler, not the API. */
+    httpd_t *srv = httpd_start(&ho, lab ? lab_gateway_handle : api_http_handle, &app);
     if (srv == NULL)
         return 1;
     if (lab)
@@ -123,13 +126,14 @@ int main(int argc, char **argv)
     }
     /* Let calls in flight finish (they have timeouts), then stop. */
     atomic_store(&app.stopping, 1);
-    httpd_drain(srv, lab ? gw_max_call_ms()
+    httpd_drain(srv, lab ? lab_gateway_max_call_ms()
                          : app.cfg.upstream_timeout_ms + app.cfg.wait_max_ms);
     httpd_stop(srv);
     repair_stop(app.repair);
     topo_watch_stop(app.topo);
     ratelimit_free(app.rl);
-    gw_free(app.gw);
+    quorum_state_free(app.quorum);
+    lab_gateway_free(app.lab_gateway);
     log_info("stopped");
     return 0;
 }

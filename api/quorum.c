@@ -1,5 +1,7 @@
 #include "quorum.h"
 
+#include "quorum_pick.h"
+
 #include "clock.h"
 #include "kvhdr.h"
 #include "log.h"
@@ -43,8 +45,22 @@ void quorum_metrics_register(void)
 #define QUORUM_SUSPECT_SLOTS 1024
 #define QUORUM_SUSPECT_MS 1000
 
-static _Atomic uint64_t quorum_suspect_hash[QUORUM_SUSPECT_SLOTS];
-static _Atomic int64_t quorum_suspect_until[QUORUM_SUSPECT_SLOTS];
+struct quorum_state {
+    _Atomic uint64_t suspect_hash[QUORUM_SUSPECT_SLOTS];
+    _Atomic int64_t suspect_until[QUORUM_SUSPECT_SLOTS];
+    _Atomic int64_t last_poke;  /* QUORUM_POKE_MS apart at most */
+};
+
+quorum_state *quorum_state_new(void)
+{
+    quorum_state *s = calloc(1, sizeof *s);
+    return s;
+}
+
+void quorum_state_free(quorum_state *s)
+{
+    free(s);
+}
 
 static int64_t quorum_now_ms(void)
 {
@@ -59,28 +75,28 @@ static uint64_t quorum_hash(const char *s)
     return h ? h : 1;
 }
 
-void quorum_mark(const char *url, int answered)
+void quorum_mark(quorum_state *s, const char *url, int answered)
 {
     uint64_t h = quorum_hash(url);
     size_t i = (size_t)(h % QUORUM_SUSPECT_SLOTS);
 
     if (answered) {
-        if (atomic_load_explicit(&quorum_suspect_hash[i], memory_order_relaxed) == h)
-            atomic_store(&quorum_suspect_until[i], 0);
+        if (atomic_load_explicit(&s->suspect_hash[i], memory_order_relaxed) == h)
+            atomic_store(&s->suspect_until[i], 0);
         return;
     }
-    atomic_store(&quorum_suspect_hash[i], h);
-    atomic_store(&quorum_suspect_until[i], quorum_now_ms() + QUORUM_SUSPECT_MS);
+    atomic_store(&s->suspect_hash[i], h);
+    atomic_store(&s->suspect_until[i], quorum_now_ms() + QUORUM_SUSPECT_MS);
 }
 
-int quorum_suspect(const char *url)
+int quorum_suspect(quorum_state *s, const char *url)
 {
     uint64_t h = quorum_hash(url);
     size_t i = (size_t)(h % QUORUM_SUSPECT_SLOTS);
 
-    if (atomic_load_explicit(&quorum_suspect_hash[i], memory_order_relaxed) != h)
+    if (atomic_load_explicit(&s->suspect_hash[i], memory_order_relaxed) != h)
         return 0;
-    return atomic_load(&quorum_suspect_until[i]) > quorum_now_ms();
+    return atomic_load(&s->suspect_until[i]) > quorum_now_ms();
 }
 
 /* The topology moved on (a store at a newer epoch) or may be moving (the
@@ -88,14 +104,12 @@ int quorum_suspect(const char *url)
  * next tick; at most every QUORUM_POKE_MS, however many reads notice. */
 #define QUORUM_POKE_MS 100
 
-static _Atomic int64_t quorum_last_poke;
-
 void quorum_poke(api_app *a)
 {
-    int64_t now = quorum_now_ms(), last = atomic_load(&quorum_last_poke);
+    int64_t now = quorum_now_ms(), last = atomic_load(&a->quorum->last_poke);
 
     if (now - last >= QUORUM_POKE_MS &&
-        atomic_compare_exchange_strong(&quorum_last_poke, &last, now))
+        atomic_compare_exchange_strong(&a->quorum->last_poke, &last, now))
         topo_watch_poke(a->topo);
 }
 
@@ -169,7 +183,7 @@ uint64_t quorum_stale_epoch(const httpc_resp *resp)
 /* ---- one read, asynchronous ----
  *
  * A read is a small state machine on its worker's httpc loop: every GET to a
- * replica is started with qr_get and lands in qr_got, which decides what
+ * replica is started with quorum_rd_get and lands in quorum_rd_got, which decides what
  * comes next (another replica, another round, or the answer). It holds the
  * topology reference that sh points into until it ends. */
 
@@ -182,40 +196,40 @@ typedef struct quorum_rep {
     int tomb;
 } quorum_rep;
 
-enum qr_phase {
-    QR_PRIMARY,            /* R = 0: the primary first */
-    QR_FALLBACK,           /* R = 0: secondaries one by one */
-    QR_PRIMARY_LAST,       /* R = 0: the suspect primary after all */
-    QR_ROUND               /* R >= 1: a round of parallel GETs */
+enum quorum_rd_phase {
+    QUORUM_RD_PRIMARY,            /* R = 0: the primary first */
+    QUORUM_RD_FALLBACK,           /* R = 0: secondaries one by one */
+    QUORUM_RD_PRIMARY_LAST,       /* R = 0: the suspect primary after all */
+    QUORUM_RD_ROUND               /* R >= 1: a round of parallel GETs */
 };
 
-typedef struct qread {
+typedef struct quorum_rd {
     api_call *c;
     topo_t *t;
     const topo_shard *sh;
     char *raw_key;
     size_t raw_len;
     unsigned r;
-    enum qr_phase phase;
+    enum quorum_rd_phase phase;
     size_t order[TOPO_MAX_SECONDARIES];
     size_t n, next;        /* secondaries; the next one of order to ask */
     size_t nrep, answered, outstanding;
     httpc_resp presp;      /* R = 0: the primary's failed answer */
     int have_primary;
     quorum_rep reps[];     /* one per secondary asked, at most n */
-} qread;
+} quorum_rd;
 
 /* One GET in flight: which reply slot (reps index, or -1 the primary's) and
  * the epoch it was sent at, for the one retry at a newer epoch. */
 typedef struct qget {
-    qread *q;
+    quorum_rd *q;
     int slot;
     const char *url;
     uint64_t epoch;
     int retried;
 } qget;
 
-static void qr_got(httpc_resp *resp, void *ctx);
+static void quorum_rd_got(httpc_resp *resp, void *ctx);
 
 /* The headers of a read to a store: token and epoch. */
 static const char *const *quorum_hdrs(const api_app *a, const char **out,
@@ -238,7 +252,7 @@ static char *quorum_url(const char *base, const char *raw_key, size_t raw_len)
     return u;
 }
 
-static void qr_free(qread *q)
+static void quorum_rd_free(quorum_rd *q)
 {
     for (size_t i = 0; i < q->nrep; i++) {
         free(q->reps[i].url);
@@ -251,22 +265,22 @@ static void qr_free(qread *q)
 }
 
 /* Answer the client from resp (kept by the caller) and end the read. */
-static void qr_finish(qread *q, httpc_resp *resp)
+static void quorum_rd_finish(quorum_rd *q, httpc_resp *resp)
 {
-    api_upstream_finish(q->c, resp);
-    qr_free(q);
+    api_call_finish(q->c, resp);
+    quorum_rd_free(q);
 }
 
-static void qr_fail(qread *q, unsigned status, const char *code, const char *msg)
+static void quorum_rd_fail(quorum_rd *q, unsigned status, const char *code, const char *msg)
 {
     static const char *const h[] = {"Retry-After: 1", NULL};
     httpd_error_h(q->c->r, status, h, code, "%s", msg);
     api_call_free(q->c);
-    qr_free(q);
+    quorum_rd_free(q);
 }
 
 /* Start GET url at epoch; its answer goes to slot. 0, or -1 (nothing sent). */
-static int qr_get_at(qread *q, int slot, const char *url, uint64_t epoch,
+static int quorum_rd_get_at(quorum_rd *q, int slot, const char *url, uint64_t epoch,
                      int retried)
 {
     const char *hdrs[3];
@@ -282,7 +296,7 @@ static int qr_get_at(qread *q, int slot, const char *url, uint64_t epoch,
     *g = (qget){.q = q, .slot = slot, .url = url, .epoch = epoch,
                 .retried = retried};
     req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch);
-    if (httpc_loop_async(httpd_loop(q->c->r), &req, qr_got, g) != 0) {
+    if (httpc_loop_async(httpd_loop(q->c->r), &req, quorum_rd_got, g) != 0) {
         free(g);
         return -1;
     }
@@ -290,41 +304,41 @@ static int qr_get_at(qread *q, int slot, const char *url, uint64_t epoch,
     return 0;
 }
 
-static int qr_get(qread *q, int slot, const char *url)
+static int quorum_rd_get(quorum_rd *q, int slot, const char *url)
 {
-    return qr_get_at(q, slot, url, q->c->epoch, 0);
+    return quorum_rd_get_at(q, slot, url, q->c->epoch, 0);
 }
 
-static void qr_fallback_next(qread *q);
-static void qr_round(qread *q);
+static void quorum_rd_fallback_next(quorum_rd *q);
+static void quorum_rd_round(quorum_rd *q);
 
 /* R = 0: the first attempt at the primary, or a suspect primary skipped. */
-static void qr_start_primary(qread *q)
+static void quorum_rd_start_primary(quorum_rd *q)
 {
     const topo_shard *sh = q->sh;
 
-    q->phase = QR_PRIMARY;
+    q->phase = QUORUM_RD_PRIMARY;
     if (sh->primary) {
         if (api_call_url(q->c, "%s/internal/kv/%.*s", sh->primary,
                          (int)q->raw_len, q->raw_key)) {
             api_call_free(q->c); /* answered 503 */
-            qr_free(q);
+            quorum_rd_free(q);
             return;
         }
         /* A primary that just timed out is asked last (after the
          * secondaries), not first: it may be paused or gone. */
-        if (sh->nsecondaries == 0 || !quorum_suspect(sh->primary)) {
-            if (qr_get(q, -1, q->c->url) != 0)
-                qr_fail(q, 503, "overloaded", "the api could not start the read");
+        if (sh->nsecondaries == 0 || !quorum_suspect(q->c->app->quorum, sh->primary)) {
+            if (quorum_rd_get(q, -1, q->c->url) != 0)
+                quorum_rd_fail(q, 503, "overloaded", "the api could not start the read");
             return;
         }
     }
-    q->phase = QR_FALLBACK;
-    qr_fallback_next(q);
+    q->phase = QUORUM_RD_FALLBACK;
+    quorum_rd_fallback_next(q);
 }
 
 /* R = 0: the next secondary in topology order, or the end of them. */
-static void qr_fallback_next(qread *q)
+static void quorum_rd_fallback_next(quorum_rd *q)
 {
     const topo_shard *sh = q->sh;
 
@@ -333,78 +347,79 @@ static void qr_fallback_next(qread *q)
         rp->idx = q->next++;
         rp->url = quorum_url(sh->secondaries[rp->idx], q->raw_key, q->raw_len);
         q->nrep++;
-        if (qr_get(q, (int)(q->nrep - 1), rp->url) == 0)
+        if (quorum_rd_get(q, (int)(q->nrep - 1), rp->url) == 0)
             return;
     }
     if (!q->have_primary && sh->primary) {
         /* It was skipped as suspect and no secondary answered: ask it. */
-        q->phase = QR_PRIMARY_LAST;
-        if (qr_get(q, -1, q->c->url) == 0)
+        q->phase = QUORUM_RD_PRIMARY_LAST;
+        if (quorum_rd_get(q, -1, q->c->url) == 0)
             return;
     }
     if (q->have_primary) {
-        qr_finish(q, &q->presp); /* the primary's answer as it is */
+        quorum_rd_finish(q, &q->presp); /* the primary's answer as it is */
         return;
     }
     char msg[160];
     snprintf(msg, sizeof msg,
              "shard %u has no primary right now (failover under way) and no "
              "secondary answered", sh->id);
-    qr_fail(q, 503, "no_primary", msg);
+    quorum_rd_fail(q, 503, "no_primary", msg);
 }
 
-static void qr_primary_got(qread *q, httpc_resp *resp)
+static void quorum_rd_primary_got(quorum_rd *q, httpc_resp *resp)
 {
     const topo_shard *sh = q->sh;
 
-    if (q->phase == QR_PRIMARY_LAST) {
-        quorum_mark(sh->primary, resp->status == 200 || resp->status == 404);
-        qr_finish(q, resp);
+    if (q->phase == QUORUM_RD_PRIMARY_LAST) {
+        quorum_mark(q->c->app->quorum, sh->primary, resp->status == 200 || resp->status == 404);
+        quorum_rd_finish(q, resp);
         return;
     }
     if (resp->status != 0 && resp->status < 500) {
         if (resp->status == 200 || resp->status == 404)
-            quorum_mark(sh->primary, 1);
-        qr_finish(q, resp);
+            quorum_mark(q->c->app->quorum, sh->primary, 1);
+        quorum_rd_finish(q, resp);
         return;
     }
     if (resp->status == 0)
-        quorum_mark(sh->primary, 0);
+        quorum_mark(q->c->app->quorum, sh->primary, 0);
     quorum_poke(q->c->app);
     log_debug("read %s: primary failed (%s): trying secondaries", q->c->url,
               resp->status ? "5xx" : resp->error);
     q->presp = *resp; /* kept: the answer if no secondary does better */
     resp->body = resp->headers = NULL;
     q->have_primary = 1;
-    q->phase = QR_FALLBACK;
-    qr_fallback_next(q);
+    q->phase = QUORUM_RD_FALLBACK;
+    quorum_rd_fallback_next(q);
 }
 
-static void qr_fallback_got(qread *q, quorum_rep *rp, httpc_resp *resp)
+static void quorum_rd_fallback_got(quorum_rd *q, quorum_rep *rp, httpc_resp *resp)
 {
     const topo_shard *sh = q->sh;
     api_call *c = q->c;
 
     if (resp->status == 0)
-        quorum_mark(sh->secondaries[rp->idx], 0);
+        quorum_mark(q->c->app->quorum, sh->secondaries[rp->idx], 0);
     if (resp->status == 200 || resp->status == 404) {
         metrics_add(&m_primary_fallback, 1);
         snprintf(c->served_by, sizeof c->served_by,
                  "%s; fallback=primary_unreachable", sh->secondaries[rp->idx]);
-        qr_finish(q, resp);
+        quorum_rd_finish(q, resp);
         return;
     }
-    qr_fallback_next(q);
+    quorum_rd_fallback_next(q);
 }
 
 /* Keep the order, but move the secondaries that just failed to the end. */
-static void quorum_suspects_last(const topo_shard *sh, size_t *order, size_t n)
+static void quorum_suspects_last(quorum_state *s, const topo_shard *sh,
+                                 size_t *order, size_t n)
 {
     size_t tmp[TOPO_MAX_SECONDARIES], k = 0;
     int any = 0;
 
     for (size_t i = 0; i < n; i++)
-        if (quorum_suspect(sh->secondaries[order[i]])) {
+        if (quorum_suspect(s, sh->secondaries[order[i]])) {
             any = 1;
             break;
         }
@@ -412,7 +427,7 @@ static void quorum_suspects_last(const topo_shard *sh, size_t *order, size_t n)
         return;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n; i++)
-            if (quorum_suspect(sh->secondaries[order[i]]) == pass)
+            if (quorum_suspect(s, sh->secondaries[order[i]]) == pass)
                 tmp[k++] = order[i];
     memcpy(order, tmp, n * sizeof *order);
 }
@@ -432,59 +447,54 @@ static void quorum_unavailable(api_call *c, size_t answered, unsigned r)
     cJSON_AddNumberToObject(o, "answered", (double)answered);
     cJSON_AddNumberToObject(o, "required", r);
     cJSON_AddNumberToObject(o, "shard", c->shard);
-    api_upstream_json(c, 503, o, "Retry-After: 1");
+    api_call_json(c, 503, o, "Retry-After: 1");
 }
 
 /* R >= 1, every answer in: the newest wins; older replicas get repaired. */
-static void qr_conclude(qread *q)
+static void quorum_rd_conclude(quorum_rd *q)
 {
     api_call *c = q->c;
     const topo_shard *sh = q->sh;
-    int win = -1;
+    quorum_pick_answer pick[TOPO_MAX_SECONDARIES];
+    int win;
     unsigned repairs = 0;
 
     if (q->answered < q->r) {
         quorum_unavailable(c, q->answered, q->r);
-        qr_free(q);
+        quorum_rd_free(q);
         return;
     }
+    for (size_t i = 0; i < q->nrep; i++)
+        pick[i] = (quorum_pick_answer){.candidate = q->reps[i].answered != 0,
+                                       .value = q->reps[i].resp.status == 200,
+                                       .version = q->reps[i].version};
+    win = quorum_pick_winner(pick, q->nrep);
+    quorum_rep *w = &q->reps[win];
     for (size_t i = 0; i < q->nrep; i++) {
         const quorum_rep *rp = &q->reps[i];
-        if (!rp->answered)
+        if (!quorum_pick_is_stale(&pick[i], &pick[win]))
             continue;
-        if (win < 0 || rp->version > q->reps[win].version ||
-            (rp->version == q->reps[win].version && rp->resp.status == 200 &&
-             q->reps[win].resp.status != 200))
-            win = (int)i;
-    }
-    quorum_rep *w = &q->reps[win];
-    if (w->version > 0) {
-        for (size_t i = 0; i < q->nrep; i++) {
-            const quorum_rep *rp = &q->reps[i];
-            if (!rp->answered || rp->version >= w->version)
-                continue;
-            metrics_add(&m_q_stale_seen, 1);
-            if (repair_push(c->app->repair, sh->secondaries[rp->idx], c->epoch,
-                            w->tomb, c->key, c->klen, w->resp.body,
-                            w->resp.len, w->version) == 0)
-                repairs++;
-        }
+        metrics_add(&m_q_stale_seen, 1);
+        if (repair_push(c->app->repair, sh->secondaries[rp->idx], c->epoch,
+                        w->tomb, c->key, c->klen, w->resp.body,
+                        w->resp.len, w->version) == 0)
+            repairs++;
     }
     snprintf(c->served_by, sizeof c->served_by, "%s", sh->secondaries[w->idx]);
     snprintf(c->quorum_hdr, sizeof c->quorum_hdr,
              "X-KV-Quorum: answered=%zu required=%u repairs=%u", q->answered,
              q->r, repairs);
-    qr_finish(q, &w->resp);
+    quorum_rd_finish(q, &w->resp);
 }
 
 /* R >= 1: ask as many more secondaries as answers are missing, in parallel;
- * the round ends when all of them are in (qr_round_got). */
-static void qr_round(qread *q)
+ * the round ends when all of them are in (quorum_rd_round_got). */
+static void quorum_rd_round(quorum_rd *q)
 {
     size_t k = q->r - q->answered;
 
     if (q->answered >= q->r || q->next >= q->n) {
-        qr_conclude(q);
+        quorum_rd_conclude(q);
         return;
     }
     if (k > q->n - q->next)
@@ -497,30 +507,30 @@ static void qr_round(qread *q)
         rp->url = quorum_url(q->sh->secondaries[rp->idx], q->raw_key, q->raw_len);
         q->nrep++;
         /* One that cannot even start counts as not answering. */
-        qr_get(q, (int)(q->nrep - 1), rp->url);
+        quorum_rd_get(q, (int)(q->nrep - 1), rp->url);
     }
     if (q->outstanding == 0)
-        qr_round(q);
+        quorum_rd_round(q);
 }
 
-static void qr_round_got(qread *q, quorum_rep *rp)
+static void quorum_rd_round_got(quorum_rd *q, quorum_rep *rp)
 {
     rp->answered = quorum_classify(&rp->resp, &rp->version, &rp->tomb);
     if (rp->answered || rp->resp.status == 0)
-        quorum_mark(q->sh->secondaries[rp->idx], rp->answered);
+        quorum_mark(q->c->app->quorum, q->sh->secondaries[rp->idx], rp->answered);
     if (rp->answered)
         q->answered++;
     else
         log_debug("quorum read %s: no answer (%s)", rp->url ? rp->url : "?",
                   rp->resp.status ? "error status" : rp->resp.error);
     if (q->outstanding == 0)
-        qr_round(q);
+        quorum_rd_round(q);
 }
 
-static void qr_got(httpc_resp *resp, void *ctx)
+static void quorum_rd_got(httpc_resp *resp, void *ctx)
 {
     qget *g = ctx;
-    qread *q = g->q;
+    quorum_rd *q = g->q;
     uint64_t e = quorum_stale_epoch(resp);
 
     q->outstanding--;
@@ -529,7 +539,7 @@ static void qr_got(httpc_resp *resp, void *ctx)
     if (e > g->epoch && !g->retried) {
         metrics_add(&m_epoch_retries, 1);
         quorum_poke(q->c->app);
-        if (qr_get_at(q, g->slot, g->url, e, 1) == 0) {
+        if (quorum_rd_get_at(q, g->slot, g->url, e, 1) == 0) {
             free(g);
             return;
         }
@@ -537,24 +547,24 @@ static void qr_got(httpc_resp *resp, void *ctx)
     int slot = g->slot;
     free(g);
     if (slot < 0) {
-        qr_primary_got(q, resp);
+        quorum_rd_primary_got(q, resp);
         return;
     }
     quorum_rep *rp = &q->reps[slot];
-    if (q->phase != QR_ROUND) {
-        qr_fallback_got(q, rp, resp);
+    if (q->phase != QUORUM_RD_ROUND) {
+        quorum_rd_fallback_got(q, rp, resp);
         return;
     }
     rp->resp = *resp; /* kept until the read ends */
     resp->body = resp->headers = NULL;
-    qr_round_got(q, rp);
+    quorum_rd_round_got(q, rp);
 }
 
-static qread *qr_new(api_call *c, topo_t *t, const topo_shard *sh,
+static quorum_rd *quorum_rd_new(api_call *c, topo_t *t, const topo_shard *sh,
                      const char *raw_key, size_t raw_len, unsigned r)
 {
     /* Sized to the shard: most reads need no reply slot at all. */
-    qread *q = calloc(1, sizeof *q + sh->nsecondaries * sizeof q->reps[0]);
+    quorum_rd *q = calloc(1, sizeof *q + sh->nsecondaries * sizeof q->reps[0]);
 
     if (q == NULL || (q->raw_key = strndup(raw_key, raw_len)) == NULL) {
         free(q);
@@ -577,24 +587,24 @@ static qread *qr_new(api_call *c, topo_t *t, const topo_shard *sh,
 void quorum_read_primary(api_call *c, topo_t *t, const topo_shard *sh,
                          const char *raw_key, size_t raw_len)
 {
-    qread *q = qr_new(c, t, sh, raw_key, raw_len, 0);
+    quorum_rd *q = quorum_rd_new(c, t, sh, raw_key, raw_len, 0);
 
     if (q)
-        qr_start_primary(q);
+        quorum_rd_start_primary(q);
 }
 
 void quorum_read(api_call *c, topo_t *t, const topo_shard *sh,
                  const char *raw_key, size_t raw_len, unsigned r)
 {
-    qread *q = qr_new(c, t, sh, raw_key, raw_len, r);
+    quorum_rd *q = quorum_rd_new(c, t, sh, raw_key, raw_len, r);
     int ordered;
 
     if (q == NULL)
         return;
     metrics_add(&m_q_reads, 1);
     ordered = strcmp(c->app->cfg.quorum_policy, "ordered") == 0;
-    q->phase = QR_ROUND;
+    q->phase = QUORUM_RD_ROUND;
     quorum_order(q->n, ordered, quorum_thread_rng(), q->order);
-    quorum_suspects_last(sh, q->order, q->n);
-    qr_round(q);
+    quorum_suspects_last(q->c->app->quorum, sh, q->order, q->n);
+    quorum_rd_round(q);
 }

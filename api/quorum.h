@@ -1,4 +1,4 @@
-/* quorum: the api's read path to a shard (DESIGN §2; docs/PROTOCOL.md
+/* quorum: the api's read path to a shard (docs/PROTOCOL.md
  * "Read quorum R").
  *
  * R = cluster.read_quorum, policy cluster.quorum_policy.
@@ -36,7 +36,7 @@
 #define KV_API_QUORUM_H
 
 #include "topo.h"
-#include "upstream.h"
+#include "api_call.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -65,8 +65,12 @@ int quorum_classify(const httpc_resp *resp, uint64_t *version, int *tomb);
  * suspect for a second: reads ask them last (R >= 1: after the others of
  * the order; R = 0: the secondaries before a suspect primary). mark: after
  * a read of url, answered or not. */
-void quorum_mark(const char *url, int answered);
-int quorum_suspect(const char *url);
+void quorum_mark(quorum_state *s, const char *url, int answered);
+/* The state is the api_app's (app->quorum): quorum_state_new (NULL when out
+ * of memory), quorum_state_free after the server has stopped. */
+quorum_state *quorum_state_new(void);
+void quorum_state_free(quorum_state *s);
+int quorum_suspect(quorum_state *s, const char *url);
 
 /* Have the topology watcher poll now (a store answered from a newer epoch,
  * the primary did not answer, or the controller said the topology changed);

@@ -1,4 +1,4 @@
-/* repair: background read repair of the api (DESIGN §2, docs/PROTOCOL.md
+/* repair: background read repair of the api (docs/PROTOCOL.md
  * "Read quorum R").
  *
  * A quorum read that finds a replica older than the newest answer (or

@@ -1,7 +1,8 @@
 #include "kvctl.h"
 
-#include "assess.h"
-#include "lab.h"
+#include "lab_assess.h"
+#include "lab_bench_quorum.h"
+#include "lab_cli.h"
 #include "num.h"
 
 #include <limits.h>
@@ -47,7 +48,7 @@ static const kvctl_cmd kvctl_cmds[] = {
      "is looked up in the working directory, then in lab/cloudcart/.\n"
      "Options: --config FILE (or --config=FILE), --dry-run.\n"
      "--dry-run prints the summary and the command without running it.",
-     0, 64, lab_cmd},
+     0, 64, lab_cli_cmd},
     {"assess", "assess --config FILE",
      "grade a CloudCart student_config.json (five incident scenarios, /100)",
      "Starts the lab cluster from FILE (unless --no-start-cluster: then it\n"
@@ -57,11 +58,11 @@ static const kvctl_cmd kvctl_cmds[] = {
      "right-sizing (20), prints one line per test, the score, the grade, W + R\n"
      "against N, the cost against the budget and the justification check.\n"
      "Options: --config FILE, --no-start-cluster,\n"
-     "--controller URL (default " ASSESS_DEFAULT_CONTROLLER "),\n"
-     "--gateway URL (default " ASSESS_DEFAULT_GATEWAY "), --verbose.\n"
+     "--controller URL (default " LAB_ASSESS_DEFAULT_CONTROLLER "),\n"
+     "--gateway URL (default " LAB_ASSESS_DEFAULT_GATEWAY "), --verbose.\n"
      "Exit 0 only at 100/100 with all four justifications filled; 1 below;\n"
      "2 for a bad config; 3 when no cluster could be started or reached.",
-     0, 64, assess_cmd},
+     0, 64, lab_assess_cmd},
     {"bench", "bench quorum [options]",
      "the write-quorum study: write latency against W, with replica parity",
      "For each W = 1..N, all at once, starts a one-shard cluster (kv-controller:\n"
@@ -77,7 +78,7 @@ static const kvctl_cmd kvctl_cmds[] = {
      "--out DIR (reports), --delay uniform|fixed (uniform), --w W (only that\n"
      "W), --keep (keep the clusters' directories), --verbose.\n"
      "Exit 1 when a write or a parity check fails.",
-     1, 64, kvctl_cmd_bench},
+     1, 64, lab_bench_quorum_cmd},
 };
 
 /* Commands that parse their own options: after the command name every

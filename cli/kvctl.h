@@ -83,7 +83,5 @@ int kvctl_parity_cmd(const kvctl_opts *o, int argc, char **argv);
  * or a replica refused, KVCTL_CONNECT when one could not be reached. */
 int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
                           size_t n, const char *label, FILE *out, size_t *nkeys);
-/* kvctl bench quorum (benchq.c). */
-int kvctl_cmd_bench(const kvctl_opts *o, int argc, char **argv);
 
 #endif

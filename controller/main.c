@@ -10,7 +10,7 @@
 #include "flags.h"
 #include "health.h"
 #include "http.h"
-#include "lab.h"
+#include "lab_coordinator.h"
 #include "httpc.h"
 #include "log.h"
 #include "nginx_conf.h"
@@ -59,7 +59,7 @@ int main(int argc, char **argv)
     }
     exe[n] = '\0';
     if (args.lab)
-        return labctl_main(args.lab, dirname(exe), args.log_dir);
+        return lab_coordinator_main(args.lab, dirname(exe), args.log_dir);
     if (args.render_nginx) {
         if (nginx_conf_find_template(args.nginx_template, dirname(exe), tmpl,
                                      sizeof tmpl) < 0 ||

@@ -6,7 +6,7 @@
 #include "daemon.h"
 #include "sdb.h"
 #include "flags.h"
-#include "heartbeat.h"
+#include "lab_heartbeat.h"
 #include "store_http.h"
 #include "httpc.h"
 #include "httpd.h"
@@ -62,7 +62,7 @@ typedef struct store_main {
     char self_url[300];
     sdb *db;
     wquorum *wqm;
-    hb_t *hb;
+    lab_heartbeat_t *hb;
     role_t *follower;
     store_http *sh;
     httpd_t *srv;
@@ -166,12 +166,29 @@ static int store_main_open_db(store_main *m)
     return 0;
 }
 
+/* What the lab heartbeat reports (lab/lab_heartbeat.h): the store's
+ * position as /health reports it, and its role's state. */
+static uint64_t store_main_position(void *arg)
+{
+    sdb *db = arg;
+    if (sdb_resyncing(db))
+        return 0;
+    if (sdb_get_role(db) == SDB_ROLE_PRIMARY)
+        return sdb_last_seq(db);
+    return sdb_applied_seq(db);
+}
+
+static const char *store_main_state(void *arg)
+{
+    return role_state(arg);
+}
+
 /* The role and the HTTP side; the heartbeat (lab) comes first so that a new
- * incarnation holds its lease before it resyncs (store/heartbeat.h). 0 or
+ * incarnation holds its lease before it resyncs (lab/lab_heartbeat.h). 0 or
  * -1. */
 static int store_main_start(store_main *m)
 {
-    hb_t *hb = NULL;
+    lab_heartbeat_t *hb = NULL;
     httpd_opts ho = {
         .bind = m->cfg.bind,
         .port = (uint16_t)m->port,
@@ -183,7 +200,7 @@ static int store_main_start(store_main *m)
         (m->wqm = wquorum_new((long)m->cfg.quorum_timeout_ms)) == NULL)
         return -1;
     if (m->hb_url &&
-        (hb = hb_start(&(hb_opts){
+        (hb = lab_heartbeat_start(&(lab_heartbeat_opts){
              .controller = m->hb_url,
              .node_id = m->node_id,
              .incarnation = (uint64_t)m->incarnation,
@@ -191,7 +208,8 @@ static int store_main_start(store_main *m)
              .interval_ms = (long)m->cfg.heartbeat_ms,
              .lease_ms = (long)m->cfg.lease_ms,
              .token = m->cfg.token,
-             .db = m->db,
+             .position = store_main_position,
+             .position_arg = m->db,
          })) == NULL)
         return -1;
     m->hb = hb;
@@ -203,7 +221,7 @@ static int store_main_start(store_main *m)
         .replica = (unsigned)m->replica,
         .self_url = m->self_url,
         .controller = m->controller,
-        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply = hb ? lab_heartbeat_may_apply : NULL,
         .may_apply_arg = hb,
     });
     if (m->follower == NULL)
@@ -218,10 +236,10 @@ static int store_main_start(store_main *m)
         .role = m->follower,
         .wqm = m->wqm,
         .write_quorum = (unsigned)m->cfg.write_quorum,
-        .may_apply = hb ? hb_may_apply : NULL,
+        .may_apply = hb ? lab_heartbeat_may_apply : NULL,
         .may_apply_arg = hb,
     });
-    hb_set_role(hb, m->follower);
+    lab_heartbeat_set_state(hb, store_main_state, m->follower);
     if (m->sh == NULL) {
         log_error("out of memory");
         return -1;
@@ -256,7 +274,7 @@ static void store_main_teardown(store_main *m)
     httpd_stop(m->srv);
     store_http_free(m->sh);
     /* Before the role: its state is what heartbeats read. */
-    hb_stop(m->hb);
+    lab_heartbeat_stop(m->hb);
     role_stop(m->follower);
     wquorum_free(m->wqm);
     sdb_close(m->db);
@@ -288,7 +306,7 @@ int main(int argc, char **argv)
     store_main_log_ready(&m);
 
     sig = daemon_wait_signal();
-    if (hb_retired(m.hb))
+    if (lab_heartbeat_retired(m.hb))
         log_info("fenced: stopping");
     else
         log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -1,4 +1,4 @@
-/* Unit tests for cli/assess_score: the pure half of `kvctl assess`. Grades,
+/* Unit tests for lab/lab_assess_score: the pure half of `kvctl assess`. Grades,
  * partial credit, the weights, each judge on what the incident config and
  * the solved config produce (the failure reasons name the incident), and
  * the lab's JSON contracts: /status parsing, ghost detection between two
@@ -14,29 +14,29 @@
 
 #include <cjson/cJSON.h>
 
-#include "../../cli/assess_score.h"
-#include "labcfg.h"
+#include "lab_assess_score.h"
+#include "lab_config.h"
 
 static char err[512];
 
-static void incident(labcfg *c)
+static void incident(lab_config *c)
 {
-    labcfg_defaults(c);
+    lab_config_defaults(c);
     c->followers = 5, c->write_quorum = 4, c->read_quorum = 1;
     c->auto_spawn = true, c->auto_spawn_delay = 1;
     c->rate_limit_max = 20, c->rate_limit_window = 2;
 }
 
-static void solved(labcfg *c)
+static void solved(lab_config *c)
 {
-    labcfg_defaults(c);
+    lab_config_defaults(c);
     c->auto_spawn = true;
-    for (int i = 0; i < LABCFG_NJUST; i++)
+    for (int i = 0; i < LAB_CONFIG_NJUST; i++)
         c->just_filled[i] = true;
 }
 
 /* The reason of the test whose "what" contains needle. */
-static const assess_test *find_test(const assess_report *r, const char *needle)
+static const lab_assess_score_test *find_test(const lab_assess_score_report *r, const char *needle)
 {
     for (size_t i = 0; i < r->n; i++)
         if (strstr(r->tests[i].what, needle))
@@ -48,16 +48,16 @@ static const assess_test *find_test(const assess_report *r, const char *needle)
 static void test_grades(void **state)
 {
     (void)state;
-    assert_int_equal(assess_grade(100), 'A');
-    assert_int_equal(assess_grade(90), 'A');
-    assert_int_equal(assess_grade(89), 'B');
-    assert_int_equal(assess_grade(80), 'B');
-    assert_int_equal(assess_grade(79), 'C');
-    assert_int_equal(assess_grade(70), 'C');
-    assert_int_equal(assess_grade(69), 'D');
-    assert_int_equal(assess_grade(60), 'D');
-    assert_int_equal(assess_grade(59), 'F');
-    assert_int_equal(assess_grade(0), 'F');
+    assert_int_equal(lab_assess_score_grade(100), 'A');
+    assert_int_equal(lab_assess_score_grade(90), 'A');
+    assert_int_equal(lab_assess_score_grade(89), 'B');
+    assert_int_equal(lab_assess_score_grade(80), 'B');
+    assert_int_equal(lab_assess_score_grade(79), 'C');
+    assert_int_equal(lab_assess_score_grade(70), 'C');
+    assert_int_equal(lab_assess_score_grade(69), 'D');
+    assert_int_equal(lab_assess_score_grade(60), 'D');
+    assert_int_equal(lab_assess_score_grade(59), 'F');
+    assert_int_equal(lab_assess_score_grade(0), 'F');
 }
 
 static void test_weights_add_up(void **state)
@@ -65,81 +65,81 @@ static void test_weights_add_up(void **state)
     int sum = 0;
     (void)state;
 
-    for (int s = 0; s < ASSESS_NSCEN; s++)
-        sum += assess_scen_max(s);
+    for (int s = 0; s < LAB_ASSESS_SCORE_NSCEN; s++)
+        sum += lab_assess_score_scen_max(s);
     assert_int_equal(sum, 100);
-    assert_int_equal(assess_scen_max(ASSESS_S_BASIC), 15);
-    assert_int_equal(assess_scen_max(ASSESS_S_RATE), 15);
-    assert_int_equal(assess_scen_max(ASSESS_S_STALE), 25);
-    assert_int_equal(assess_scen_max(ASSESS_S_OUTAGE), 25);
-    assert_int_equal(assess_scen_max(ASSESS_S_RECOVERY), 20);
-    assert_int_equal(ASSESS_PTS_BASIC_WRITE + ASSESS_PTS_BASIC_READ +
-                     ASSESS_PTS_BASIC_STATUS, 15);
-    assert_int_equal(ASSESS_PTS_RATE_FIRST + ASSESS_PTS_RATE_SECOND +
-                     ASSESS_PTS_RATE_SHAPE, 15);
-    assert_int_equal(ASSESS_PTS_STALE_RYW + ASSESS_PTS_STALE_KEYS, 25);
-    assert_int_equal(ASSESS_PTS_OUTAGE_WRITES + ASSESS_PTS_OUTAGE_READS +
-                     ASSESS_PTS_OUTAGE_STATUS, 25);
-    assert_int_equal(ASSESS_PTS_REC_GHOST + ASSESS_PTS_REC_JOIN +
-                     ASSESS_PTS_REC_CATCHUP + ASSESS_PTS_REC_COST, 20);
-    assert_string_equal(assess_scen_label(ASSESS_S_RECOVERY), "INC-2/5");
-    assert_string_equal(assess_scen_label(ASSESS_S_STALE), "INC-3");
+    assert_int_equal(lab_assess_score_scen_max(LAB_ASSESS_SCORE_S_BASIC), 15);
+    assert_int_equal(lab_assess_score_scen_max(LAB_ASSESS_SCORE_S_RATE), 15);
+    assert_int_equal(lab_assess_score_scen_max(LAB_ASSESS_SCORE_S_STALE), 25);
+    assert_int_equal(lab_assess_score_scen_max(LAB_ASSESS_SCORE_S_OUTAGE), 25);
+    assert_int_equal(lab_assess_score_scen_max(LAB_ASSESS_SCORE_S_RECOVERY), 20);
+    assert_int_equal(LAB_ASSESS_SCORE_PTS_BASIC_WRITE + LAB_ASSESS_SCORE_PTS_BASIC_READ +
+                     LAB_ASSESS_SCORE_PTS_BASIC_STATUS, 15);
+    assert_int_equal(LAB_ASSESS_SCORE_PTS_RATE_FIRST + LAB_ASSESS_SCORE_PTS_RATE_SECOND +
+                     LAB_ASSESS_SCORE_PTS_RATE_SHAPE, 15);
+    assert_int_equal(LAB_ASSESS_SCORE_PTS_STALE_RYW + LAB_ASSESS_SCORE_PTS_STALE_KEYS, 25);
+    assert_int_equal(LAB_ASSESS_SCORE_PTS_OUTAGE_WRITES + LAB_ASSESS_SCORE_PTS_OUTAGE_READS +
+                     LAB_ASSESS_SCORE_PTS_OUTAGE_STATUS, 25);
+    assert_int_equal(LAB_ASSESS_SCORE_PTS_REC_GHOST + LAB_ASSESS_SCORE_PTS_REC_JOIN +
+                     LAB_ASSESS_SCORE_PTS_REC_CATCHUP + LAB_ASSESS_SCORE_PTS_REC_COST, 20);
+    assert_string_equal(lab_assess_score_scen_label(LAB_ASSESS_SCORE_S_RECOVERY), "INC-2/5");
+    assert_string_equal(lab_assess_score_scen_label(LAB_ASSESS_SCORE_S_STALE), "INC-3");
 }
 
 static void test_prorate_kills_exit(void **state)
 {
     (void)state;
-    assert_int_equal(assess_prorate(15, 8, 8), 15);
-    assert_int_equal(assess_prorate(15, 7, 8), 13);
-    assert_int_equal(assess_prorate(15, 1, 8), 1);
-    assert_int_equal(assess_prorate(15, 0, 8), 0);
-    assert_int_equal(assess_prorate(10, 0, 0), 0);
-    assert_int_equal(assess_prorate(10, 9, 5), 10);
+    assert_int_equal(lab_assess_score_prorate(15, 8, 8), 15);
+    assert_int_equal(lab_assess_score_prorate(15, 7, 8), 13);
+    assert_int_equal(lab_assess_score_prorate(15, 1, 8), 1);
+    assert_int_equal(lab_assess_score_prorate(15, 0, 8), 0);
+    assert_int_equal(lab_assess_score_prorate(10, 0, 0), 0);
+    assert_int_equal(lab_assess_score_prorate(10, 9, 5), 10);
 
-    assert_int_equal(assess_kill_count(1), 1);   /* at least one failure */
-    assert_int_equal(assess_kill_count(2), 1);
-    assert_int_equal(assess_kill_count(3), 1);
-    assert_int_equal(assess_kill_count(4), 2);
-    assert_int_equal(assess_kill_count(5), 2);
+    assert_int_equal(lab_assess_score_kill_count(1), 1);   /* at least one failure */
+    assert_int_equal(lab_assess_score_kill_count(2), 1);
+    assert_int_equal(lab_assess_score_kill_count(3), 1);
+    assert_int_equal(lab_assess_score_kill_count(4), 2);
+    assert_int_equal(lab_assess_score_kill_count(5), 2);
 
-    assert_int_equal(assess_exit_status(100, LABCFG_NJUST), 0);
-    assert_int_equal(assess_exit_status(100, LABCFG_NJUST - 1), 1);
-    assert_int_equal(assess_exit_status(99, LABCFG_NJUST), 1);
-    assert_int_equal(assess_exit_status(0, 0), 1);
+    assert_int_equal(lab_assess_score_exit_status(100, LAB_CONFIG_NJUST), 0);
+    assert_int_equal(lab_assess_score_exit_status(100, LAB_CONFIG_NJUST - 1), 1);
+    assert_int_equal(lab_assess_score_exit_status(99, LAB_CONFIG_NJUST), 1);
+    assert_int_equal(lab_assess_score_exit_status(0, 0), 1);
 }
 
 static void test_report_lines(void **state)
 {
-    assess_report r = {0};
+    lab_assess_score_report r = {0};
     char line[1024];
     (void)state;
 
-    assess_add(&r, ASSESS_S_RATE, "first burst limited", 5, 5, "ignored %d", 1);
-    assess_add(&r, ASSESS_S_RATE, "second burst limited", 0, 7,
+    lab_assess_score_add(&r, LAB_ASSESS_SCORE_S_RATE, "first burst limited", 5, 5, "ignored %d", 1);
+    lab_assess_score_add(&r, LAB_ASSESS_SCORE_S_RATE, "second burst limited", 0, 7,
                "INC-1: second burst not limited after the window reset");
-    assess_add(&r, ASSESS_S_STALE, "rounds", 11, 15, "INC-3: stale read");
-    assess_add(&r, ASSESS_S_STALE, "clamped", 99, 10, NULL);
-    assess_format_test(&r.tests[0], line, sizeof line);
+    lab_assess_score_add(&r, LAB_ASSESS_SCORE_S_STALE, "rounds", 11, 15, "INC-3: stale read");
+    lab_assess_score_add(&r, LAB_ASSESS_SCORE_S_STALE, "clamped", 99, 10, NULL);
+    lab_assess_score_format_test(&r.tests[0], line, sizeof line);
     assert_string_equal(line, "PASS INC-1: first burst limited (5/5)");
-    assess_format_test(&r.tests[1], line, sizeof line);
+    lab_assess_score_format_test(&r.tests[1], line, sizeof line);
     assert_string_equal(line, "FAIL INC-1: second burst limited (0/7): INC-1: "
                               "second burst not limited after the window reset");
-    assess_format_test(&r.tests[2], line, sizeof line);
+    lab_assess_score_format_test(&r.tests[2], line, sizeof line);
     assert_string_equal(line, "FAIL INC-3: rounds (11/15): INC-3: stale read");
     assert_int_equal(r.tests[3].points, 10);
-    assert_int_equal(assess_scen_points(&r, ASSESS_S_RATE), 5);
-    assert_int_equal(assess_scen_points(&r, ASSESS_S_STALE), 21);
-    assert_int_equal(assess_total(&r), 26);
+    assert_int_equal(lab_assess_score_scen_points(&r, LAB_ASSESS_SCORE_S_RATE), 5);
+    assert_int_equal(lab_assess_score_scen_points(&r, LAB_ASSESS_SCORE_S_STALE), 21);
+    assert_int_equal(lab_assess_score_total(&r), 26);
 }
 
 /* ---- the judges on the incident config and the solved config ---- */
 
 static void test_rate_incident(void **state)
 {
-    labcfg c;
-    assess_report r = {0};
-    assess_rate_obs o = {0};
-    const assess_test *t;
+    lab_config c;
+    lab_assess_score_report r = {0};
+    lab_assess_score_rate_obs o = {0};
+    const lab_assess_score_test *t;
     (void)state;
 
     incident(&c);
@@ -148,9 +148,9 @@ static void test_rate_incident(void **state)
     o.a_sent = 25, o.a_ok = 20, o.a_limited = 5, o.a_secs = 0.1;
     o.b_sent = 5, o.b_ok = 5, o.gap_secs = 2.5;
     o.have_429 = true;
-    assess_judge_rate(&r, &c, &o);
-    assert_int_equal(assess_scen_points(&r, ASSESS_S_RATE),
-                     ASSESS_PTS_RATE_FIRST + ASSESS_PTS_RATE_SHAPE);
+    lab_assess_score_judge_rate(&r, &c, &o);
+    assert_int_equal(lab_assess_score_scen_points(&r, LAB_ASSESS_SCORE_S_RATE),
+                     LAB_ASSESS_SCORE_PTS_RATE_FIRST + LAB_ASSESS_SCORE_PTS_RATE_SHAPE);
     t = find_test(&r, "second burst");
     assert_int_equal(t->points, 0);
     assert_non_null(strstr(t->reason, "INC-1: second burst not limited after "
@@ -161,25 +161,25 @@ static void test_rate_incident(void **state)
 
 static void test_rate_solved_and_broken(void **state)
 {
-    labcfg c;
-    assess_report r = {0};
-    assess_rate_obs o = {0};
+    lab_config c;
+    lab_assess_score_report r = {0};
+    lab_assess_score_rate_obs o = {0};
     (void)state;
 
     solved(&c);
     o.a_sent = 15, o.a_ok = 10, o.a_limited = 5;
     o.b_sent = 5, o.b_limited = 5, o.gap_secs = 2.5;
     o.have_429 = true;
-    assess_judge_rate(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 15);
+    lab_assess_score_judge_rate(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 15);
 
     /* Rate limiting off: nothing limited, nothing to check. */
     memset(&r, 0, sizeof r);
     memset(&o, 0, sizeof o);
     c.rate_limit_enabled = false;
     o.a_sent = 15, o.a_ok = 15, o.b_sent = 5, o.b_ok = 5;
-    assess_judge_rate(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 0);
+    lab_assess_score_judge_rate(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 0);
     assert_non_null(strstr(find_test(&r, "a burst of 15")->reason,
                            "gateway.rate_limit_enabled is false"));
     assert_non_null(strstr(find_test(&r, "second burst")->reason,
@@ -194,8 +194,8 @@ static void test_rate_solved_and_broken(void **state)
     o.b_sent = 5, o.b_limited = 5;
     o.have_429 = true;
     snprintf(o.shape_err, sizeof o.shape_err, "X-RateLimit-Limit is 12, the config says 10");
-    assess_judge_rate(&r, &c, &o);
-    assert_int_equal(assess_total(&r), ASSESS_PTS_RATE_SECOND);
+    lab_assess_score_judge_rate(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), LAB_ASSESS_SCORE_PTS_RATE_SECOND);
     assert_non_null(strstr(find_test(&r, "a burst of")->reason,
                            "12 of 15 requests got through a limit of 10"));
     assert_string_equal(find_test(&r, "429 answer")->reason,
@@ -205,16 +205,16 @@ static void test_rate_solved_and_broken(void **state)
     memset(&r, 0, sizeof r);
     memset(&o, 0, sizeof o);
     o.a_sent = 15, o.a_ok = 5, o.a_limited = 5, o.a_other = 5, o.other_status = 502;
-    assess_judge_rate(&r, &c, &o);
+    lab_assess_score_judge_rate(&r, &c, &o);
     assert_non_null(strstr(find_test(&r, "a burst of")->reason, "got 502"));
 }
 
 static void test_stale(void **state)
 {
-    labcfg c;
-    assess_report r = {0};
-    assess_stale_obs o = {0};
-    const assess_test *t;
+    lab_config c;
+    lab_assess_score_report r = {0};
+    lab_assess_score_stale_obs o = {0};
+    const lab_assess_score_test *t;
     (void)state;
 
     incident(&c);
@@ -224,8 +224,8 @@ static void test_stale(void **state)
     o.keys = 5, o.keys_missing = 5;
     snprintf(o.first_bad_key, sizeof o.first_bad_key,
              "missing read: wrote item-1, the read set answered 404 at once");
-    assess_judge_stale(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 0);
+    lab_assess_score_judge_stale(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 0);
     t = find_test(&r, "rounds");
     assert_non_null(strstr(t->reason, "INC-3: stale read: wrote v7, read v6 from follower-5"));
     assert_non_null(strstr(t->reason, "W + R = 5 is not more than N = 5"));
@@ -236,7 +236,7 @@ static void test_stale(void **state)
     solved(&c);
     o.fresh = 6, o.stale = 2;
     o.keys_fresh = 5, o.keys_missing = 0;
-    assess_judge_stale(&r, &c, &o);
+    lab_assess_score_judge_stale(&r, &c, &o);
     t = find_test(&r, "rounds");
     assert_int_equal(t->points, 11);
     assert_null(strstr(t->reason, "not more than"));
@@ -245,16 +245,16 @@ static void test_stale(void **state)
     memset(&r, 0, sizeof r);
     memset(&o, 0, sizeof o);
     o.rounds = 8, o.fresh = 8, o.keys = 5, o.keys_fresh = 5;
-    assess_judge_stale(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 25);
+    lab_assess_score_judge_stale(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 25);
 }
 
 static void test_outage(void **state)
 {
-    labcfg c;
-    assess_report r = {0};
-    assess_outage_obs o = {0};
-    const assess_test *t;
+    lab_config c;
+    lab_assess_score_report r = {0};
+    lab_assess_score_outage_obs o = {0};
+    const lab_assess_score_test *t;
     (void)state;
 
     incident(&c);
@@ -263,8 +263,8 @@ static void test_outage(void **state)
     snprintf(o.write_fail, sizeof o.write_fail, "Write quorum not available");
     o.reads = 2, o.reads_ok = 2;
     o.status_seen = true, o.can_write = false, o.can_read = true, o.alive = 3;
-    assess_judge_outage(&r, &c, &o);
-    assert_int_equal(assess_total(&r), ASSESS_PTS_OUTAGE_READS);
+    lab_assess_score_judge_outage(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), LAB_ASSESS_SCORE_PTS_OUTAGE_READS);
     t = find_test(&r, "writes with 2 of 5 followers down");
     assert_string_equal(t->reason, "INC-4: write 503 after killing 2 of 5 "
                                    "followers (W=4): Write quorum not available");
@@ -278,8 +278,8 @@ static void test_outage(void **state)
     memset(&o, 0, sizeof o);
     o.killed = 1, o.writes = 3, o.writes_ok = 3, o.reads = 2, o.reads_ok = 2;
     o.status_seen = true, o.can_write = o.can_read = true, o.alive = 2;
-    assess_judge_outage(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 25);
+    lab_assess_score_judge_outage(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 25);
     assert_non_null(find_test(&r, "writes with 1 of 3 followers down"));
 
     /* One write of three failing is a failure (no partial credit: a write
@@ -287,8 +287,8 @@ static void test_outage(void **state)
     memset(&r, 0, sizeof r);
     o.writes_ok = 2, o.write_fail_status = 0;
     snprintf(o.write_fail, sizeof o.write_fail, "Operation timed out");
-    assess_judge_outage(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 10);
+    lab_assess_score_judge_outage(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 10);
     assert_non_null(strstr(find_test(&r, "writes with")->reason,
                            "INC-4: write got no answer after killing 1 of 3"));
 
@@ -296,9 +296,9 @@ static void test_outage(void **state)
     memset(&r, 0, sizeof r);
     memset(&o, 0, sizeof o);
     snprintf(o.kill_err, sizeof o.kill_err, "POST /kill/follower-1 answered 404: unknown");
-    assess_judge_outage(&r, &c, &o);
+    lab_assess_score_judge_outage(&r, &c, &o);
     assert_int_equal(r.n, 3);
-    assert_int_equal(assess_total(&r), 0);
+    assert_int_equal(lab_assess_score_total(&r), 0);
     assert_string_equal(r.tests[0].reason,
                         "INC-4: POST /kill/follower-1 answered 404: unknown");
 
@@ -308,7 +308,7 @@ static void test_outage(void **state)
     memset(&o, 0, sizeof o);
     o.killed = 2, o.writes = 3, o.writes_ok = 3, o.reads = 2, o.read_fail_status = 503;
     o.status_seen = true, o.can_write = true, o.can_read = false, o.alive = 2;
-    assess_judge_outage(&r, &c, &o);
+    lab_assess_score_judge_outage(&r, &c, &o);
     assert_string_equal(find_test(&r, "reads with")->reason,
                         "INC-4: read 503 after killing 2 of 4 followers (R=3)");
     assert_non_null(strstr(find_test(&r, "/status")->reason, "can_read false"));
@@ -316,10 +316,10 @@ static void test_outage(void **state)
 
 static void test_recovery(void **state)
 {
-    labcfg c;
-    assess_report r = {0};
-    assess_recovery_obs o = {0};
-    const assess_test *t;
+    lab_config c;
+    lab_assess_score_report r = {0};
+    lab_assess_score_recovery_obs o = {0};
+    const lab_assess_score_test *t;
     (void)state;
 
     incident(&c);
@@ -329,8 +329,8 @@ static void test_recovery(void **state)
              "follower-2 was replaced by a new incarnation at http://127.0.0.1:7007");
     snprintf(o.spawned_id, sizeof o.spawned_id, "follower-5");
     o.spawned_alive = true, o.caught_up = true;
-    assess_judge_recovery(&r, &c, &o);
-    assert_int_equal(assess_total(&r), ASSESS_PTS_REC_JOIN + ASSESS_PTS_REC_CATCHUP);
+    lab_assess_score_judge_recovery(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), LAB_ASSESS_SCORE_PTS_REC_JOIN + LAB_ASSESS_SCORE_PTS_REC_CATCHUP);
     t = find_test(&r, "no ghost");
     assert_non_null(strstr(t->reason, "INC-2: ghost respawn: follower-2 was "
                                       "replaced"));
@@ -343,15 +343,15 @@ static void test_recovery(void **state)
     memset(&r, 0, sizeof r);
     solved(&c);
     o.ghost = false, o.back_alive = true;
-    assess_judge_recovery(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 20);
+    lab_assess_score_judge_recovery(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 20);
 
     /* The original did not come back; the spawn failed. */
     memset(&r, 0, sizeof r);
     o.back_alive = false;
     snprintf(o.spawn_err, sizeof o.spawn_err, "POST /spawn answered 500: boom");
-    assess_judge_recovery(&r, &c, &o);
-    assert_int_equal(assess_total(&r), ASSESS_PTS_REC_COST);
+    lab_assess_score_judge_recovery(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), LAB_ASSESS_SCORE_PTS_REC_COST);
     assert_string_equal(find_test(&r, "no ghost")->reason,
                         "INC-2: follower-2 did not come back after a 2 s pause");
     assert_string_equal(find_test(&r, "joins")->reason,
@@ -362,47 +362,47 @@ static void test_recovery(void **state)
     o.spawn_err[0] = '\0';
     o.back_alive = true, o.caught_up = false;
     snprintf(o.catchup_err, sizeof o.catchup_err, "spawned follower-3 does not hold k");
-    assess_judge_recovery(&r, &c, &o);
-    assert_int_equal(assess_total(&r), 20 - ASSESS_PTS_REC_CATCHUP);
+    lab_assess_score_judge_recovery(&r, &c, &o);
+    assert_int_equal(lab_assess_score_total(&r), 20 - LAB_ASSESS_SCORE_PTS_REC_CATCHUP);
     assert_string_equal(find_test(&r, "caught up")->reason,
                         "INC-2: spawned follower-3 does not hold k");
 
     /* $50/h is within the budget. */
     memset(&r, 0, sizeof r);
     c.followers = 4;
-    assess_judge_recovery(&r, &c, &o);
-    assert_int_equal(find_test(&r, "cost")->points, ASSESS_PTS_REC_COST);
+    lab_assess_score_judge_recovery(&r, &c, &o);
+    assert_int_equal(find_test(&r, "cost")->points, LAB_ASSESS_SCORE_PTS_REC_COST);
 }
 
 /* The whole incident run: well below 100, every incident named. */
 static void test_incident_total(void **state)
 {
-    labcfg c;
-    assess_report r = {0};
-    assess_rate_obs ro = {0};
-    assess_stale_obs so = {0};
-    assess_outage_obs oo = {0};
-    assess_recovery_obs vo = {0};
+    lab_config c;
+    lab_assess_score_report r = {0};
+    lab_assess_score_rate_obs ro = {0};
+    lab_assess_score_stale_obs so = {0};
+    lab_assess_score_outage_obs oo = {0};
+    lab_assess_score_recovery_obs vo = {0};
     char all[8192] = "";
     (void)state;
 
     incident(&c);
-    assess_add(&r, ASSESS_S_BASIC, "write", 5, 5, NULL);
-    assess_add(&r, ASSESS_S_BASIC, "read", 5, 5, NULL);
-    assess_add(&r, ASSESS_S_BASIC, "status", 5, 5, NULL);
+    lab_assess_score_add(&r, LAB_ASSESS_SCORE_S_BASIC, "write", 5, 5, NULL);
+    lab_assess_score_add(&r, LAB_ASSESS_SCORE_S_BASIC, "read", 5, 5, NULL);
+    lab_assess_score_add(&r, LAB_ASSESS_SCORE_S_BASIC, "status", 5, 5, NULL);
     ro.a_sent = 25, ro.a_ok = 20, ro.a_limited = 5, ro.b_sent = 5, ro.b_ok = 5;
     ro.have_429 = true;
-    assess_judge_rate(&r, &c, &ro);
+    lab_assess_score_judge_rate(&r, &c, &ro);
     so.rounds = 8, so.stale = 8, so.keys = 5, so.keys_missing = 5;
-    assess_judge_stale(&r, &c, &so);
+    lab_assess_score_judge_stale(&r, &c, &so);
     oo.killed = 2, oo.writes = 3, oo.write_fail_status = 503, oo.reads = 2;
     oo.reads_ok = 2, oo.status_seen = true, oo.can_read = true, oo.alive = 3;
-    assess_judge_outage(&r, &c, &oo);
+    lab_assess_score_judge_outage(&r, &c, &oo);
     vo.ghost = true, vo.spawned_alive = true, vo.caught_up = true;
     snprintf(vo.ghost_why, sizeof vo.ghost_why, "follower-2 was replaced");
-    assess_judge_recovery(&r, &c, &vo);
-    assert_int_equal(assess_total(&r), 36);
-    assert_int_equal(assess_grade(assess_total(&r)), 'F');
+    lab_assess_score_judge_recovery(&r, &c, &vo);
+    assert_int_equal(lab_assess_score_total(&r), 36);
+    assert_int_equal(lab_assess_score_grade(lab_assess_score_total(&r)), 'F');
     for (size_t i = 0; i < r.n; i++) {
         strcat(all, r.tests[i].reason);
         strcat(all, "\n");
@@ -425,16 +425,16 @@ static const char status_json[] =
     "\"quorum\":{\"W\":2,\"R\":2,\"total_alive\":2,\"can_write\":true,\"can_read\":false},"
     "\"respawns\":3}";
 
-static void parse_status(const char *text, assess_status *s, int want)
+static void parse_status(const char *text, lab_assess_score_status *s, int want)
 {
     cJSON *j = cJSON_Parse(text);
-    assert_int_equal(assess_status_parse(j, s, err, sizeof err), want);
+    assert_int_equal(lab_assess_score_status_parse(j, s, err, sizeof err), want);
     cJSON_Delete(j);
 }
 
 static void test_status_parse(void **state)
 {
-    assess_status s;
+    lab_assess_score_status s;
     (void)state;
 
     parse_status(status_json, &s, 0);
@@ -445,7 +445,7 @@ static void test_status_parse(void **state)
     assert_false(s.followers[2].alive);
     assert_int_equal(s.followers[0].incarnation, -1);
     assert_int_equal(s.followers[1].incarnation, 1);
-    assert_int_equal(assess_status_alive(&s), 2);
+    assert_int_equal(lab_assess_score_status_alive(&s), 2);
     assert_int_equal(s.W, 2);
     assert_int_equal(s.R, 2);
     assert_int_equal(s.total_alive, 2);
@@ -453,14 +453,14 @@ static void test_status_parse(void **state)
     assert_false(s.can_read);
     assert_int_equal(s.respawns, 3);
     assert_int_equal(s.fenced, -1);
-    assert_non_null(assess_status_find(&s, "follower-3"));
-    assert_null(assess_status_find(&s, "follower-9"));
+    assert_non_null(lab_assess_score_status_find(&s, "follower-3"));
+    assert_null(lab_assess_score_status_find(&s, "follower-9"));
 
-    assert_true(assess_is_alive("alive"));
-    assert_true(assess_is_alive("UP"));
-    assert_false(assess_is_alive("dead"));
-    assert_false(assess_is_alive("catching_up"));
-    assert_false(assess_is_alive(NULL));
+    assert_true(lab_assess_score_is_alive("alive"));
+    assert_true(lab_assess_score_is_alive("UP"));
+    assert_false(lab_assess_score_is_alive("dead"));
+    assert_false(lab_assess_score_is_alive("catching_up"));
+    assert_false(lab_assess_score_is_alive(NULL));
 
     /* Counters may live in an "auto_spawn" object. */
     parse_status("{\"leader\":{\"node_id\":\"l\",\"url\":\"u\",\"status\":\"up\"},"
@@ -487,53 +487,53 @@ static void test_status_parse(void **state)
 
 static void test_replaced(void **state)
 {
-    assess_status a, b;
+    lab_assess_score_status a, b;
     char why[256];
     (void)state;
 
     parse_status(status_json, &a, 0);
     b = a;
-    assert_false(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_false(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
     /* A status change alone (dead while paused) is no replacement. */
     snprintf(b.followers[1].status, sizeof b.followers[1].status, "dead");
     b.followers[1].alive = false;
-    assert_false(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_false(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
 
     b = a;
     snprintf(b.followers[1].url, sizeof b.followers[1].url, "http://127.0.0.1:7007");
-    assert_true(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_true(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
     assert_string_equal(why, "follower-2 was replaced by a new incarnation at "
                              "http://127.0.0.1:7007");
 
     b = a;
     b.followers[1].incarnation = 2;
-    assert_true(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_true(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
     assert_non_null(strstr(why, "follower-2 was replaced (incarnation 1, then 2)"));
 
     b = a;
     b.followers[b.nfollowers] = a.followers[0];
     snprintf(b.followers[b.nfollowers].id, sizeof b.followers[0].id, "follower-6");
     b.nfollowers++;
-    assert_true(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_true(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
     assert_non_null(strstr(why, "a new node follower-6 appeared"));
 
     b = a;
     b.respawns = 4;
-    assert_true(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_true(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
     assert_non_null(strstr(why, "respawns 3, then 4"));
     b = a;
     a.fenced = 0, b.fenced = 1;
-    assert_true(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_true(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
     assert_non_null(strstr(why, "fenced"));
     /* Counters the server does not report are ignored. */
     a.fenced = -1, b.fenced = 5;
-    assert_false(assess_status_replaced(&a, &b, why, sizeof why));
+    assert_false(lab_assess_score_status_replaced(&a, &b, why, sizeof why));
 }
 
 static int check_write(const char *text, int64_t W, int64_t *v)
 {
     cJSON *j = cJSON_Parse(text);
-    int rc = assess_check_write(j, "k", "hello", W, v, err, sizeof err);
+    int rc = lab_assess_score_check_write(j, "k", "hello", W, v, err, sizeof err);
     cJSON_Delete(j);
     return rc;
 }
@@ -564,14 +564,14 @@ static void test_write_read_shapes(void **state)
 
     j = cJSON_Parse("{\"key\":\"k\",\"value\":\"v7\",\"version\":7,\"served_by\":"
                     "\"follower-5\",\"quorum_responses\":1}");
-    assert_int_equal(assess_check_read(j, "k", value, sizeof value, &v, served,
+    assert_int_equal(lab_assess_score_check_read(j, "k", value, sizeof value, &v, served,
                                        sizeof served, err, sizeof err), 0);
     assert_string_equal(value, "v7");
     assert_int_equal(v, 7);
     assert_string_equal(served, "follower-5");
     cJSON_Delete(j);
     j = cJSON_Parse("{\"key\":\"k\",\"value\":3,\"version\":7,\"quorum_responses\":1}");
-    assert_int_equal(assess_check_read(j, "k", value, sizeof value, &v, served,
+    assert_int_equal(lab_assess_score_check_read(j, "k", value, sizeof value, &v, served,
                                        sizeof served, err, sizeof err), -1);
     assert_non_null(strstr(err, "served_by"));
     assert_string_equal(value, "3");
@@ -582,30 +582,30 @@ static void test_429_and_stats(void **state)
 {
     static const char good[] = "{\"error\":\"Too Many Requests\",\"retry_after\":58,"
                                "\"message\":\"slow down\"}";
-    labcfg c;
+    lab_config c;
     cJSON *j;
     (void)state;
 
-    assert_int_equal(assess_check_429(good, strlen(good), "58", "10", "0", 10,
+    assert_int_equal(lab_assess_score_check_429(good, strlen(good), "58", "10", "0", 10,
                                       err, sizeof err), 0);
-    assert_int_equal(assess_check_429(good, strlen(good), NULL, "10", "0", 10,
+    assert_int_equal(lab_assess_score_check_429(good, strlen(good), NULL, "10", "0", 10,
                                       err, sizeof err), -1);
     assert_non_null(strstr(err, "Retry-After"));
-    assert_int_equal(assess_check_429(good, strlen(good), "58", "20", "0", 10,
+    assert_int_equal(lab_assess_score_check_429(good, strlen(good), "58", "20", "0", 10,
                                       err, sizeof err), -1);
     assert_string_equal(err, "X-RateLimit-Limit is 20, the config says 10");
-    assert_int_equal(assess_check_429(good, strlen(good), "58", "10", NULL, 10,
+    assert_int_equal(lab_assess_score_check_429(good, strlen(good), "58", "10", NULL, 10,
                                       err, sizeof err), -1);
     assert_non_null(strstr(err, "X-RateLimit-Remaining"));
-    assert_int_equal(assess_check_429(good, strlen(good), "58", "10", "3", 10,
+    assert_int_equal(lab_assess_score_check_429(good, strlen(good), "58", "10", "3", 10,
                                       err, sizeof err), -1);
-    assert_int_equal(assess_check_429("<html>429</html>", 16, "1", "10", "0", 10,
+    assert_int_equal(lab_assess_score_check_429("<html>429</html>", 16, "1", "10", "0", 10,
                                       err, sizeof err), -1);
     assert_non_null(strstr(err, "not a JSON object"));
     {
         static const char other[] = "{\"error\":\"rate_limited\",\"retry_after\":1,"
                                     "\"message\":\"m\"}";
-        assert_int_equal(assess_check_429(other, strlen(other), "1", "10", "0",
+        assert_int_equal(lab_assess_score_check_429(other, strlen(other), "1", "10", "0",
                                           10, err, sizeof err), -1);
     }
     assert_non_null(strstr(err, "Too Many Requests"));
@@ -613,17 +613,17 @@ static void test_429_and_stats(void **state)
     solved(&c);
     j = cJSON_Parse("{\"gateway\":{\"requests\":3},\"rate_limiter\":{\"strategy\":"
                     "\"fixed_window\",\"max_requests\":10,\"window_seconds\":60}}");
-    assert_int_equal(assess_check_stats(j, &c, err, sizeof err), 0);
+    assert_int_equal(lab_assess_score_check_stats(j, &c, err, sizeof err), 0);
     c.rate_limit_window = 2;
-    assert_int_equal(assess_check_stats(j, &c, err, sizeof err), -1);
+    assert_int_equal(lab_assess_score_check_stats(j, &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "window_seconds"));
     c.rate_limit_window = 60;
     c.rate_limit_max = 20;
-    assert_int_equal(assess_check_stats(j, &c, err, sizeof err), -1);
+    assert_int_equal(lab_assess_score_check_stats(j, &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "max_requests"));
     cJSON_Delete(j);
     j = cJSON_Parse("{\"rate_limiter\":{}}");
-    assert_int_equal(assess_check_stats(j, &c, err, sizeof err), -1);
+    assert_int_equal(lab_assess_score_check_stats(j, &c, err, sizeof err), -1);
     assert_non_null(strstr(err, "gateway"));
     cJSON_Delete(j);
 }

@@ -1,4 +1,4 @@
-/* Unit tests for lib/labcfg: the CloudCart student_config.json. Defaults,
+/* Unit tests for lab/lab_config: the CloudCart student_config.json. Defaults,
  * every validation error naming its field, type errors, warnings for
  * unknown keys, the shipped incident file and a solved file, cost and
  * budget, W + R > N, the justification rule, the path rule and the
@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "labcfg.h"
+#include "lab_config.h"
 
 static char tmpdir[64];
 static char err[4096], warn[4096];
@@ -35,16 +35,16 @@ static int group_teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-static int parse(labcfg *c, const char *text)
+static int parse(lab_config *c, const char *text)
 {
-    return labcfg_parse(c, text, strlen(text), err, sizeof err, warn,
+    return lab_config_parse(c, text, strlen(text), err, sizeof err, warn,
                         sizeof warn);
 }
 
 /* Parse text that must fail, with exactly one error line equal to want. */
 static void expect_one_error(const char *text, const char *want)
 {
-    labcfg c;
+    lab_config c;
     assert_int_equal(parse(&c, text), -1);
     assert_string_equal(err, want);
 }
@@ -59,10 +59,10 @@ static void write_file(const char *path, const char *text)
 
 static void test_defaults(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
-    labcfg_defaults(&c);
+    lab_config_defaults(&c);
     assert_int_equal(c.followers, 3);
     assert_int_equal(c.write_quorum, 2);
     assert_int_equal(c.read_quorum, 2);
@@ -71,7 +71,7 @@ static void test_defaults(void **state)
     assert_true(c.rate_limit_enabled);
     assert_int_equal(c.rate_limit_max, 10);
     assert_true(c.rate_limit_window == 60.0);
-    for (int i = 0; i < LABCFG_NJUST; i++) {
+    for (int i = 0; i < LAB_CONFIG_NJUST; i++) {
         assert_string_equal(c.just[i], "");
         assert_false(c.just_filled[i]);
     }
@@ -89,7 +89,7 @@ static void test_defaults(void **state)
 
 static void test_partial_keys_keep_defaults(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
     assert_int_equal(parse(&c, "{\"deployment\":{\"followers\":4},"
@@ -123,7 +123,7 @@ static void test_quorum_above_followers(void **state)
                      "deployment.write_quorum: 2 is more than the 1 follower");
     /* W = R = N is allowed. */
     {
-        labcfg c;
+        lab_config c;
         assert_int_equal(parse(&c, "{\"deployment\":{\"followers\":2,"
                                    "\"write_quorum\":2,\"read_quorum\":2}}"), 0);
     }
@@ -182,7 +182,7 @@ static void test_wrong_types(void **state)
 
 static void test_invalid_json_position(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
     /* A byte order mark from an editor is skipped. */
@@ -197,7 +197,7 @@ static void test_invalid_json_position(void **state)
 
 static void test_all_errors_at_once(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
     assert_int_equal(parse(&c, "{\"deployment\":{\"followers\":3,"
@@ -206,12 +206,12 @@ static void test_all_errors_at_once(void **state)
     assert_non_null(strstr(err, "deployment.write_quorum: 4 is more than the 3 followers"));
     assert_non_null(strstr(err, "deployment.read_quorum: must be at least 1, not 0"));
     assert_non_null(strstr(err, "gateway.rate_limit_max: must be a whole number, not a string"));
-    assert_int_equal(labcfg_validate(&c, err, sizeof err), -1);
+    assert_int_equal(lab_config_validate(&c, err, sizeof err), -1);
 }
 
 static void test_unknown_keys_warn(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
     assert_int_equal(parse(&c, "{\"_comment\":\"hi\",\"deployment\":"
@@ -225,16 +225,16 @@ static void test_unknown_keys_warn(void **state)
 
 static void test_incident_file(void **state)
 {
-    labcfg c;
-    char path[LABCFG_PATH_MAX];
+    lab_config c;
+    char path[LAB_CONFIG_PATH_MAX];
     (void)state;
 
     /* Found through the lab folder next to the build (three levels above
      * build/<variant>/tests/), whatever the working directory. */
-    assert_int_equal(labcfg_resolve("student_config.json", path, sizeof path,
+    assert_int_equal(lab_config_resolve("student_config.json", path, sizeof path,
                                     err, sizeof err), 0);
     assert_non_null(strstr(path, "/lab/cloudcart/student_config.json"));
-    assert_int_equal(labcfg_load_resolved(&c, "lab/cloudcart/student_config.json",
+    assert_int_equal(lab_config_load_resolved(&c, "lab/cloudcart/student_config.json",
                                           err, sizeof err, warn, sizeof warn), 0);
     assert_string_equal(c.path, path);
     assert_string_equal(warn, "");
@@ -246,14 +246,14 @@ static void test_incident_file(void **state)
     assert_true(c.rate_limit_enabled);
     assert_int_equal(c.rate_limit_max, 20);
     assert_true(c.rate_limit_window == 2.0);
-    assert_int_equal(labcfg_just_count(&c), 0);
-    for (int i = 0; i < LABCFG_NJUST; i++)
+    assert_int_equal(lab_config_just_count(&c), 0);
+    for (int i = 0; i < LAB_CONFIG_NJUST; i++)
         assert_non_null(strstr(c.just[i], "TODO"));
-    assert_int_equal(labcfg_cost_per_hour(&c), 60);
-    assert_false(labcfg_within_budget(&c));
-    assert_false(labcfg_strong(&c));
-    assert_int_equal(labcfg_write_tolerance(&c), 1);
-    assert_int_equal(labcfg_read_tolerance(&c), 4);
+    assert_int_equal(lab_config_cost_per_hour(&c), 60);
+    assert_false(lab_config_within_budget(&c));
+    assert_false(lab_config_strong(&c));
+    assert_int_equal(lab_config_write_tolerance(&c), 1);
+    assert_int_equal(lab_config_read_tolerance(&c), 4);
 }
 
 static const char solved[] =
@@ -268,13 +268,13 @@ static const char solved[] =
 
 static void test_solved_file(void **state)
 {
-    labcfg c;
+    lab_config c;
     char path[256];
     (void)state;
 
     snprintf(path, sizeof path, "%s/solved.json", tmpdir);
     write_file(path, solved);
-    assert_int_equal(labcfg_load_resolved(&c, path, err, sizeof err, warn,
+    assert_int_equal(lab_config_load_resolved(&c, path, err, sizeof err, warn,
                                           sizeof warn), 0);
     assert_int_equal(c.followers, 3);
     assert_int_equal(c.write_quorum, 2);
@@ -283,155 +283,155 @@ static void test_solved_file(void **state)
     assert_true(c.auto_spawn_delay == 5.0);
     assert_int_equal(c.rate_limit_max, 10);
     assert_true(c.rate_limit_window == 60.0);
-    assert_int_equal(labcfg_just_count(&c), LABCFG_NJUST);
-    assert_string_equal(c.just[LABCFG_J_FOLLOWER_COUNT],
+    assert_int_equal(lab_config_just_count(&c), LAB_CONFIG_NJUST);
+    assert_string_equal(c.just[LAB_CONFIG_J_FOLLOWER_COUNT],
                         "three survive one failure for $40/h");
-    assert_int_equal(labcfg_cost_per_hour(&c), 40);
-    assert_true(labcfg_within_budget(&c));
-    assert_true(labcfg_strong(&c));
+    assert_int_equal(lab_config_cost_per_hour(&c), 40);
+    assert_true(lab_config_within_budget(&c));
+    assert_true(lab_config_strong(&c));
 }
 
 static void test_errors_name_the_file(void **state)
 {
-    labcfg c;
+    lab_config c;
     char path[256];
     (void)state;
 
     snprintf(path, sizeof path, "%s/bad.json", tmpdir);
     write_file(path, "{\"deployment\":{\"followers\":3,\"write_quorum\":4}}");
-    assert_int_equal(labcfg_load(&c, path, err, sizeof err, NULL, 0), -1);
+    assert_int_equal(lab_config_load(&c, path, err, sizeof err, NULL, 0), -1);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, ": deployment.write_quorum: 4 is more than the 3 followers"));
     snprintf(path, sizeof path, "%s/missing.json", tmpdir);
-    assert_int_equal(labcfg_load(&c, path, err, sizeof err, NULL, 0), -1);
+    assert_int_equal(lab_config_load(&c, path, err, sizeof err, NULL, 0), -1);
     assert_non_null(strstr(err, "missing.json"));
 }
 
 static void test_cost_and_budget(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
-    labcfg_defaults(&c);
+    lab_config_defaults(&c);
     c.followers = 3;
-    assert_int_equal(labcfg_cost_per_hour(&c), 40);
-    assert_true(labcfg_within_budget(&c));
+    assert_int_equal(lab_config_cost_per_hour(&c), 40);
+    assert_true(lab_config_within_budget(&c));
     c.followers = 4;
-    assert_int_equal(labcfg_cost_per_hour(&c), 50);
-    assert_true(labcfg_within_budget(&c));   /* the cap itself is within */
+    assert_int_equal(lab_config_cost_per_hour(&c), 50);
+    assert_true(lab_config_within_budget(&c));   /* the cap itself is within */
     c.followers = 5;
-    assert_int_equal(labcfg_cost_per_hour(&c), 60);
-    assert_false(labcfg_within_budget(&c));
+    assert_int_equal(lab_config_cost_per_hour(&c), 60);
+    assert_false(lab_config_within_budget(&c));
     c.followers = 1;
-    assert_int_equal(labcfg_cost_per_hour(&c), 20);
+    assert_int_equal(lab_config_cost_per_hour(&c), 20);
 }
 
 static void test_strong_rule(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
-    labcfg_defaults(&c);
+    lab_config_defaults(&c);
     c.followers = 3, c.write_quorum = 2, c.read_quorum = 2;
-    assert_true(labcfg_strong(&c));
+    assert_true(lab_config_strong(&c));
     c.read_quorum = 1;
-    assert_false(labcfg_strong(&c));          /* 3 is not more than 3 */
+    assert_false(lab_config_strong(&c));          /* 3 is not more than 3 */
     c.followers = 5, c.write_quorum = 4, c.read_quorum = 1;
-    assert_false(labcfg_strong(&c));
+    assert_false(lab_config_strong(&c));
     c.read_quorum = 2;
-    assert_true(labcfg_strong(&c));
+    assert_true(lab_config_strong(&c));
 }
 
 static void test_justification_rule(void **state)
 {
-    labcfg c;
+    lab_config c;
     (void)state;
 
-    assert_false(labcfg_text_filled(NULL));
-    assert_false(labcfg_text_filled(""));
-    assert_false(labcfg_text_filled("  \t\n "));
-    assert_false(labcfg_text_filled("TODO"));
-    assert_false(labcfg_text_filled("TODO: explain"));
-    assert_false(labcfg_text_filled("todo later"));
-    assert_false(labcfg_text_filled("I chose 3 followers (ToDo: check cost)"));
-    assert_true(labcfg_text_filled("W + R > N"));
-    assert_true(labcfg_text_filled(" x "));
-    assert_true(labcfg_text_filled("TOD O"));
+    assert_false(lab_config_text_filled(NULL));
+    assert_false(lab_config_text_filled(""));
+    assert_false(lab_config_text_filled("  \t\n "));
+    assert_false(lab_config_text_filled("TODO"));
+    assert_false(lab_config_text_filled("TODO: explain"));
+    assert_false(lab_config_text_filled("todo later"));
+    assert_false(lab_config_text_filled("I chose 3 followers (ToDo: check cost)"));
+    assert_true(lab_config_text_filled("W + R > N"));
+    assert_true(lab_config_text_filled(" x "));
+    assert_true(lab_config_text_filled("TOD O"));
 
     assert_int_equal(parse(&c, "{\"justifications\":{\"quorum_choice\":\"because\","
                                "\"follower_count\":\"  \",\"rate_limiting\":null,"
                                "\"auto_spawn\":\"Todo\"}}"), 0);
-    assert_true(c.just_filled[LABCFG_J_QUORUM_CHOICE]);
-    assert_false(c.just_filled[LABCFG_J_FOLLOWER_COUNT]);
-    assert_false(c.just_filled[LABCFG_J_RATE_LIMITING]);
-    assert_false(c.just_filled[LABCFG_J_AUTO_SPAWN]);
-    assert_int_equal(labcfg_just_count(&c), 1);
-    assert_string_equal(labcfg_just_name(LABCFG_J_RATE_LIMITING), "rate_limiting");
-    assert_null(labcfg_just_name(LABCFG_NJUST));
+    assert_true(c.just_filled[LAB_CONFIG_J_QUORUM_CHOICE]);
+    assert_false(c.just_filled[LAB_CONFIG_J_FOLLOWER_COUNT]);
+    assert_false(c.just_filled[LAB_CONFIG_J_RATE_LIMITING]);
+    assert_false(c.just_filled[LAB_CONFIG_J_AUTO_SPAWN]);
+    assert_int_equal(lab_config_just_count(&c), 1);
+    assert_string_equal(lab_config_just_name(LAB_CONFIG_J_RATE_LIMITING), "rate_limiting");
+    assert_null(lab_config_just_name(LAB_CONFIG_NJUST));
 }
 
 static void test_long_justification(void **state)
 {
-    size_t n = LABCFG_TEXT_MAX + 100;
+    size_t n = LAB_CONFIG_TEXT_MAX + 100;
     char *text = malloc(n + 64);
-    labcfg c;
+    lab_config c;
     (void)state;
 
     assert_non_null(text);
     /* A TODO past what is kept still counts: the rule sees the full text. */
     strcpy(text, "{\"justifications\":{\"auto_spawn\":\"");
-    memset(text + strlen(text), 'a', LABCFG_TEXT_MAX);
-    text[34 + LABCFG_TEXT_MAX] = '\0';
+    memset(text + strlen(text), 'a', LAB_CONFIG_TEXT_MAX);
+    text[34 + LAB_CONFIG_TEXT_MAX] = '\0';
     strcat(text, " TODO\"}}");
     assert_int_equal(parse(&c, text), 0);
-    assert_int_equal(strlen(c.just[LABCFG_J_AUTO_SPAWN]), LABCFG_TEXT_MAX - 1);
-    assert_false(c.just_filled[LABCFG_J_AUTO_SPAWN]);
+    assert_int_equal(strlen(c.just[LAB_CONFIG_J_AUTO_SPAWN]), LAB_CONFIG_TEXT_MAX - 1);
+    assert_false(c.just_filled[LAB_CONFIG_J_AUTO_SPAWN]);
     free(text);
 }
 
 static void test_resolve_rule(void **state)
 {
-    char cwd[LABCFG_PATH_MAX], path[LABCFG_PATH_MAX], want[512];
+    char cwd[LAB_CONFIG_PATH_MAX], path[LAB_CONFIG_PATH_MAX], want[512];
     (void)state;
 
     assert_non_null(getcwd(cwd, sizeof cwd));
     /* The working directory comes first. */
     assert_int_equal(chdir(tmpdir), 0);
     write_file("student_config.json", "{}");
-    assert_int_equal(labcfg_resolve("student_config.json", path, sizeof path,
+    assert_int_equal(lab_config_resolve("student_config.json", path, sizeof path,
                                     err, sizeof err), 0);
     snprintf(want, sizeof want, "%s/student_config.json", tmpdir);
     {
-        char real[LABCFG_PATH_MAX];
+        char real[LAB_CONFIG_PATH_MAX];
         assert_non_null(realpath(want, real));
         assert_string_equal(path, real);
     }
     unlink("student_config.json");
     /* Then the lab folder. */
-    assert_int_equal(labcfg_resolve("student_config.json", path, sizeof path,
+    assert_int_equal(lab_config_resolve("student_config.json", path, sizeof path,
                                     err, sizeof err), 0);
     assert_non_null(strstr(path, "/lab/cloudcart/student_config.json"));
     /* KV_LAB_DIR names another lab folder. */
     setenv("KV_LAB_DIR", tmpdir, 1);
     write_file("mine.json", "{}");
     assert_int_equal(chdir("/"), 0);
-    assert_int_equal(labcfg_resolve("mine.json", path, sizeof path, err,
+    assert_int_equal(lab_config_resolve("mine.json", path, sizeof path, err,
                                     sizeof err), 0);
     assert_non_null(strstr(path, "/mine.json"));
     unsetenv("KV_LAB_DIR");
     /* Absolute paths as they are; a missing file names itself. */
-    assert_int_equal(labcfg_resolve(want, path, sizeof path, err, sizeof err), -1);
+    assert_int_equal(lab_config_resolve(want, path, sizeof path, err, sizeof err), -1);
     assert_non_null(strstr(err, want));
-    assert_int_equal(labcfg_resolve("nope/none.json", path, sizeof path, err,
+    assert_int_equal(lab_config_resolve("nope/none.json", path, sizeof path, err,
                                     sizeof err), -1);
     assert_non_null(strstr(err, "nope/none.json: no such file"));
-    assert_int_equal(labcfg_resolve("", path, sizeof path, err, sizeof err), -1);
+    assert_int_equal(lab_config_resolve("", path, sizeof path, err, sizeof err), -1);
     assert_int_equal(chdir(cwd), 0);
 }
 
 static void test_summary(void **state)
 {
-    labcfg c;
+    lab_config c;
     char *buf = NULL;
     size_t len = 0;
     FILE *f;
@@ -444,7 +444,7 @@ static void test_summary(void **state)
                                "\"justifications\":{\"quorum_choice\":\"ok\"}}"), 0);
     f = open_memstream(&buf, &len);
     assert_non_null(f);
-    labcfg_print_summary(f, &c);
+    lab_config_print_summary(f, &c);
     fclose(f);
     assert_non_null(strstr(buf, "followers N = 5, write quorum W = 4, read quorum R = 1"));
     assert_non_null(strstr(buf, "W + R = 5 <= N = 5"));

@@ -18,6 +18,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "quorum_pick.h"
 #include "wire.h"
 
 static void test_order_ordered(void **state)
@@ -114,15 +115,17 @@ static void test_suspect_marks(void **state)
 {
     (void)state;
     const char *a = "http://127.0.0.1:1/", *b = "http://127.0.0.1:2/";
+    quorum_state *s = quorum_state_new();
 
-    assert_false(quorum_suspect(a));
-    quorum_mark(a, 0);
-    assert_true(quorum_suspect(a));
-    assert_false(quorum_suspect(b));
-    quorum_mark(b, 1); /* an answer from another replica changes nothing */
-    assert_true(quorum_suspect(a));
-    quorum_mark(a, 1);
-    assert_false(quorum_suspect(a));
+    assert_false(quorum_suspect(s, a));
+    quorum_mark(s, a, 0);
+    assert_true(quorum_suspect(s, a));
+    assert_false(quorum_suspect(s, b));
+    quorum_mark(s, b, 1); /* an answer from another replica changes nothing */
+    assert_true(quorum_suspect(s, a));
+    quorum_mark(s, a, 1);
+    assert_false(quorum_suspect(s, a));
+    quorum_state_free(s);
 }
 
 /* ---- repair against a fake replica ---- */
@@ -245,6 +248,30 @@ static void test_repair_drops_when_full(void **state)
     httpd_stop(srv);
 }
 
+/* The one "newest version wins" rule (lib/quorum_pick.h) that both the
+ * api and the lab coordinator read with. */
+static void test_pick_newest_wins(void **state)
+{
+    (void)state;
+    quorum_pick_answer a[4] = {
+        {.candidate = true, .value = true, .version = 3},
+        {.candidate = false, .value = true, .version = 9}, /* did not answer */
+        {.candidate = true, .value = false, .version = 5}, /* a tombstone */
+        {.candidate = true, .value = true, .version = 5},
+    };
+
+    assert_int_equal(quorum_pick_winner(a, 4), 3); /* a value beats a tie */
+    assert_true(quorum_pick_is_stale(&a[0], &a[3]));
+    assert_false(quorum_pick_is_stale(&a[1], &a[3]));
+    assert_false(quorum_pick_is_stale(&a[2], &a[3]));
+    assert_int_equal(quorum_pick_winner(a, 3), 2);
+    assert_int_equal(quorum_pick_winner(&a[1], 1), -1);
+    /* No version anywhere: a value still beats a miss; nobody is stale. */
+    quorum_pick_answer z[2] = {{.candidate = true}, {.candidate = true, .value = true}};
+    assert_int_equal(quorum_pick_winner(z, 2), 1);
+    assert_false(quorum_pick_is_stale(&z[0], &z[1]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_stale_epoch),
         cmocka_unit_test(test_suspect_marks),
+        cmocka_unit_test(test_pick_newest_wins),
         cmocka_unit_test(test_repair_sends_wire_ops),
         cmocka_unit_test(test_repair_drops_when_full),
     };

@@ -1,5 +1,7 @@
-/* kvctl lab: see lab.h. */
-#include "lab.h"
+/* lab_cli: see lab_cli.h. */
+#include "lab_cli.h"
+
+#include "kvctl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -7,16 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
-int lab_controller_path(char *out, size_t outlen, char *err, size_t errlen)
+int lab_cli_controller_path(char *out, size_t outlen, char *err, size_t errlen)
 {
-    char dir[LABCFG_PATH_MAX];
+    char dir[LAB_CONFIG_PATH_MAX];
 
-    if (labcfg_exe_dir(dir, sizeof dir) != 0) {
+    if (lab_config_exe_dir(dir, sizeof dir) != 0) {
         snprintf(err, errlen, "cannot find the directory of kvctl "
                  "(/proc/self/exe)");
         return -1;
     }
-    if ((size_t)snprintf(out, outlen, "%s/%s", dir, LAB_CONTROLLER_BIN) >= outlen) {
+    if ((size_t)snprintf(out, outlen, "%s/%s", dir, LAB_CLI_CONTROLLER_BIN) >= outlen) {
         snprintf(err, errlen, "path too long");
         return -1;
     }
@@ -29,7 +31,7 @@ int lab_controller_path(char *out, size_t outlen, char *err, size_t errlen)
 }
 
 /* Print each line of msg to stderr with a prefix. */
-static void lab_print_lines(const char *prefix, const char *msg)
+static void lab_cli_print_lines(const char *prefix, const char *msg)
 {
     const char *p = msg;
 
@@ -43,27 +45,27 @@ static void lab_print_lines(const char *prefix, const char *msg)
     }
 }
 
-int lab_load_config(const char *cmd, const char *arg, labcfg *c)
+int lab_cli_load_config(const char *cmd, const char *arg, lab_config *c)
 {
     char err[4096], warn[2048], prefix[64];
     int rc;
 
-    rc = labcfg_load_resolved(c, arg, err, sizeof err, warn, sizeof warn);
+    rc = lab_config_load_resolved(c, arg, err, sizeof err, warn, sizeof warn);
     snprintf(prefix, sizeof prefix, "kvctl %s: warning: ", cmd);
-    lab_print_lines(prefix, warn);
+    lab_cli_print_lines(prefix, warn);
     if (rc != 0) {
         snprintf(prefix, sizeof prefix, "kvctl %s: ", cmd);
-        lab_print_lines(prefix, err);
+        lab_cli_print_lines(prefix, err);
     }
     return rc;
 }
 
-int lab_cmd(const kvctl_opts *o, int argc, char **argv)
+int lab_cli_cmd(const kvctl_opts *o, int argc, char **argv)
 {
     const char *config = NULL;
     int dry_run = 0;
-    char bin[LABCFG_PATH_MAX], err[LABCFG_PATH_MAX + 128];
-    labcfg *c;
+    char bin[LAB_CONFIG_PATH_MAX], err[LAB_CONFIG_PATH_MAX + 128];
+    lab_config *c;
 
     (void)o;
     for (int i = 0; i < argc; i++) {
@@ -90,12 +92,12 @@ int lab_cmd(const kvctl_opts *o, int argc, char **argv)
     c = malloc(sizeof *c);
     if (c == NULL)
         return KVCTL_FAIL;
-    if (lab_load_config("lab", config, c) != 0) {
+    if (lab_cli_load_config("lab", config, c) != 0) {
         free(c);
         return KVCTL_USAGE;
     }
-    labcfg_print_summary(stdout, c);
-    if (lab_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
+    lab_config_print_summary(stdout, c);
+    if (lab_cli_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
         fprintf(stderr, "kvctl lab: %s\n", err);
         free(c);
         return KVCTL_FAIL;
@@ -110,11 +112,32 @@ int lab_cmd(const kvctl_opts *o, int argc, char **argv)
         return KVCTL_OK;
     }
     {
-        char path[LABCFG_PATH_MAX];
+        char path[LAB_CONFIG_PATH_MAX];
         snprintf(path, sizeof path, "%s", c->path);
         free(c);
-        execl(bin, LAB_CONTROLLER_BIN, "--lab", path, (char *)NULL);
+        execl(bin, LAB_CLI_CONTROLLER_BIN, "--lab", path, (char *)NULL);
     }
     fprintf(stderr, "kvctl lab: cannot run %s: %s\n", bin, strerror(errno));
     return KVCTL_FAIL;
+}
+
+void lab_cli_tail_log(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *lines[20] = {0}, buf[1024];
+    size_t n = 0;
+
+    if (f == NULL)
+        return;
+    while (fgets(buf, sizeof buf, f)) {
+        free(lines[n % 20]);
+        lines[n % 20] = strdup(buf);
+        n++;
+    }
+    fclose(f);
+    fprintf(stderr, "--- last lines of %s ---\n", path);
+    for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
+        fputs(lines[i % 20] ? lines[i % 20] : "\n", stderr);
+    for (size_t i = 0; i < 20; i++)
+        free(lines[i]);
 }

@@ -1,4 +1,4 @@
-/* assess: `kvctl assess --config FILE [--no-start-cluster]
+/* lab_assess: `kvctl assess --config FILE [--no-start-cluster]
  *          [--controller URL] [--gateway URL] [--verbose]`
  *
  * The CloudCart grader. Unless --no-start-cluster it starts the lab cluster
@@ -15,19 +15,20 @@
  * that; 2 for a usage or config error; 3 when no cluster could be started or
  * reached.
  *
- * The scoring is pure and lives in assess_score.c; this file only talks
+ * The scoring is pure and lives in lab_assess_score.c; this file only talks
  * HTTP and processes. */
-#ifndef KV_ASSESS_H
-#define KV_ASSESS_H
+#ifndef KV_LAB_ASSESS_H
+#define KV_LAB_ASSESS_H
 
-#include "kvctl.h"
+struct kvctl_opts;
 
-#define ASSESS_DEFAULT_CONTROLLER "http://127.0.0.1:7000"
-#define ASSESS_DEFAULT_GATEWAY "http://127.0.0.1:8000"
-#define ASSESS_START_DEADLINE_S 30.0
-#define ASSESS_STOP_GRACE_S 10.0
+
+#define LAB_ASSESS_DEFAULT_CONTROLLER "http://127.0.0.1:7000"
+#define LAB_ASSESS_DEFAULT_GATEWAY "http://127.0.0.1:8000"
+#define LAB_ASSESS_START_DEADLINE_S 30.0
+#define LAB_ASSESS_STOP_GRACE_S 10.0
 
 /* kvctl assess: the command function (argv after "assess"). */
-int assess_cmd(const kvctl_opts *o, int argc, char **argv);
+int lab_assess_cmd(const struct kvctl_opts *o, int argc, char **argv);
 
 #endif

@@ -1,4 +1,5 @@
-#include "heartbeat.h"
+/* lab_heartbeat: see lab_heartbeat.h. */
+#include "lab_heartbeat.h"
 
 #include "clock.h"
 #include "httpc.h"
@@ -15,17 +16,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HB_TIMEOUT_MS 1000L
+#define LAB_HEARTBEAT_TIMEOUT_MS 1000L
 
-struct hb {
+struct lab_heartbeat {
     char url[512];            /* <controller>/heartbeat */
     char node_id[64];
     char self_url[256];
     char auth[KVHDR_AUTH_MAX];
     uint64_t incarnation;
     uint64_t interval_us, lease_us;
-    sdb *db;
-    _Atomic(role_t *) role;
+    lab_heartbeat_position_fn position;
+    void *position_arg;
+    _Atomic(lab_heartbeat_state_fn) state;
+    _Atomic(void *) state_arg;    /* set after state: non-NULL = both set */
     _Atomic uint64_t lease_from_us;  /* send time of the last "ok", 0 none */
     _Atomic int retired;
     _Atomic uint64_t replaced_by;
@@ -38,17 +41,18 @@ struct hb {
     int stopping;
 };
 
-/* The store's position, as /health reports it. */
-static uint64_t hb_position(hb_t *h)
+static uint64_t lab_heartbeat_position(lab_heartbeat_t *h)
 {
-    if (sdb_resyncing(h->db))
-        return 0;
-    if (sdb_get_role(h->db) == SDB_ROLE_PRIMARY)
-        return sdb_last_seq(h->db);
-    return sdb_applied_seq(h->db);
+    return h->position ? h->position(h->position_arg) : 0;
 }
 
-static void hb_retire(hb_t *h, uint64_t by)
+static const char *lab_heartbeat_state(lab_heartbeat_t *h)
+{
+    void *arg = atomic_load(&h->state_arg);
+    return arg ? atomic_load(&h->state)(arg) : "starting";
+}
+
+static void lab_heartbeat_retire(lab_heartbeat_t *h, uint64_t by)
 {
     if (atomic_exchange(&h->retired, 1))
         return;
@@ -56,17 +60,16 @@ static void hb_retire(hb_t *h, uint64_t by)
     log_warn("fenced: replaced by incarnation %" PRIu64 " (this is %s "
              "incarnation %" PRIu64 " at %s, applied seq %" PRIu64 "); "
              "stopping", by, h->node_id, h->incarnation, h->self_url,
-             hb_position(h));
+             lab_heartbeat_position(h));
     /* The normal shutdown path: main's signal wait returns, exit 0. */
     kill(getpid(), SIGTERM);
 }
 
 /* One heartbeat. 0 when the controller answered. */
-static int hb_send(hb_t *h)
+static int lab_heartbeat_send(lab_heartbeat_t *h)
 {
     char body[768];
     const char *hdrs[3] = {"Content-Type: application/json", NULL, NULL};
-    role_t *role = atomic_load(&h->role);
     httpc_req req = {0};
     httpc_resp resp = {0};
     uint64_t sent = clock_mono_us();
@@ -76,8 +79,8 @@ static int hb_send(hb_t *h)
                  "{\"node_id\":\"%s\",\"incarnation\":%" PRIu64
                  ",\"applied_seq\":%" PRIu64 ",\"state\":\"%s\","
                  "\"url\":\"%s\",\"pid\":%ld}",
-                 h->node_id, h->incarnation, hb_position(h),
-                 role ? role_state(role) : "starting", h->self_url,
+                 h->node_id, h->incarnation, lab_heartbeat_position(h),
+                 lab_heartbeat_state(h), h->self_url,
                  (long)getpid());
     if (h->auth[0])
         hdrs[1] = h->auth;
@@ -86,13 +89,13 @@ static int hb_send(hb_t *h)
     req.body = body;
     req.body_len = (size_t)n;
     req.headers = hdrs;
-    req.timeout_ms = HB_TIMEOUT_MS;
+    req.timeout_ms = LAB_HEARTBEAT_TIMEOUT_MS;
     if (httpc_do(&req, &resp) == 0 && resp.status == 200) {
         cJSON *j = cJSON_ParseWithLength(resp.body, resp.len);
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
         if (cJSON_IsString(st) && strcmp(st->valuestring, "retired") == 0) {
             const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "incarnation");
-            hb_retire(h, cJSON_IsNumber(k) && k->valuedouble > 0
+            lab_heartbeat_retire(h, cJSON_IsNumber(k) && k->valuedouble > 0
                              ? (uint64_t)k->valuedouble
                              : 0);
             rc = 0;
@@ -115,9 +118,9 @@ static int hb_send(hb_t *h)
     return rc;
 }
 
-static void *hb_main(void *arg)
+static void *lab_heartbeat_main(void *arg)
 {
-    hb_t *h = arg;
+    lab_heartbeat_t *h = arg;
     uint64_t next = clock_mono_us() + h->interval_us;
 
     pthread_mutex_lock(&h->mu);
@@ -132,7 +135,7 @@ static void *hb_main(void *arg)
         if (next < now)
             next = now + h->interval_us;
         pthread_mutex_unlock(&h->mu);
-        hb_send(h);
+        lab_heartbeat_send(h);
         pthread_mutex_lock(&h->mu);
     }
     pthread_mutex_unlock(&h->mu);
@@ -140,9 +143,9 @@ static void *hb_main(void *arg)
     return NULL;
 }
 
-hb_t *hb_start(const hb_opts *o)
+lab_heartbeat_t *lab_heartbeat_start(const lab_heartbeat_opts *o)
 {
-    hb_t *h = calloc(1, sizeof *h);
+    lab_heartbeat_t *h = calloc(1, sizeof *h);
 
     if (h == NULL)
         return NULL;
@@ -154,8 +157,10 @@ hb_t *hb_start(const hb_opts *o)
     h->interval_us = (uint64_t)(o->interval_ms > 0 ? o->interval_ms : 500) *
                      1000u;
     h->lease_us = (uint64_t)(o->lease_ms > 0 ? o->lease_ms : 0) * 1000u;
-    h->db = o->db;
-    atomic_init(&h->role, NULL);
+    h->position = o->position;
+    h->position_arg = o->position_arg;
+    atomic_init(&h->state, NULL);
+    atomic_init(&h->state_arg, NULL);
     atomic_init(&h->lease_from_us, 0);
     atomic_init(&h->retired, 0);
     atomic_init(&h->replaced_by, 0);
@@ -164,25 +169,28 @@ hb_t *hb_start(const hb_opts *o)
     log_info("heartbeat: %s incarnation %" PRIu64 " reports to %s every %ld "
              "ms, lease %ld ms", h->node_id, h->incarnation, h->url,
              (long)(h->interval_us / 1000u), (long)(h->lease_us / 1000u));
-    if (hb_send(h) != 0)
+    if (lab_heartbeat_send(h) != 0)
         log_warn("heartbeat: the first one got no answer from %s; the lease "
                  "waits for the next", h->url);
-    if (pthread_create(&h->thr, NULL, hb_main, h) != 0) {
+    if (pthread_create(&h->thr, NULL, lab_heartbeat_main, h) != 0) {
         log_error("heartbeat: cannot start the thread");
-        hb_stop(h);
+        lab_heartbeat_stop(h);
         return NULL;
     }
     h->started = 1;
     return h;
 }
 
-void hb_set_role(hb_t *h, role_t *role)
+void lab_heartbeat_set_state(lab_heartbeat_t *h, lab_heartbeat_state_fn state,
+                             void *state_arg)
 {
-    if (h)
-        atomic_store(&h->role, role);
+    if (h) {
+        atomic_store(&h->state, state);
+        atomic_store(&h->state_arg, state_arg);
+    }
 }
 
-void hb_stop(hb_t *h)
+void lab_heartbeat_stop(lab_heartbeat_t *h)
 {
     if (h == NULL)
         return;
@@ -197,14 +205,14 @@ void hb_stop(hb_t *h)
     free(h);
 }
 
-int hb_retired(const hb_t *h)
+int lab_heartbeat_retired(const lab_heartbeat_t *h)
 {
     return h && atomic_load(&h->retired);
 }
 
-int hb_may_apply(void *arg)
+int lab_heartbeat_may_apply(void *arg)
 {
-    hb_t *h = arg;
+    lab_heartbeat_t *h = arg;
     uint64_t from;
 
     if (h == NULL)
@@ -217,7 +225,7 @@ int hb_may_apply(void *arg)
     return from != 0 && clock_mono_us() - from < h->lease_us;
 }
 
-const char *hb_lease_state(hb_t *h)
+const char *lab_heartbeat_lease_state(lab_heartbeat_t *h)
 {
     if (h == NULL)
         return "none";
@@ -225,5 +233,5 @@ const char *hb_lease_state(hb_t *h)
         return "retired";
     if (h->lease_us == 0)
         return "none";
-    return hb_may_apply(h) ? "held" : "expired";
+    return lab_heartbeat_may_apply(h) ? "held" : "expired";
 }

@@ -1,25 +1,25 @@
-/* api_upstream: asynchronous calls from the api to a store or the queue on
+/* api_call: asynchronous calls from the api to a store or the queue on
  * behalf of a suspended client request, on the httpc loop of the worker
  * thread that runs the request (httpd_loop), and turning their answers into
- * the client's answer. Ownership: api_upstream_start takes the call
+ * the client's answer. Ownership: api_call_start takes the call
  * (allocated by api_call_new) and frees it after the client has been
  * answered. */
-#ifndef KV_API_UPSTREAM_H
-#define KV_API_UPSTREAM_H
+#ifndef KV_API_CALL_H
+#define KV_API_CALL_H
 
 #include "app.h"
 
 #include <stdint.h>
 
 enum api_call_kind {
-    CALL_READ,          /* GET /kv/{key} */
-    CALL_WRITE,         /* PUT, DELETE, POST .../incr: relay the queue */
-    CALL_COUNTER_INC,   /* POST /counter/{key}/increment */
-    CALL_COUNTER_GET,   /* GET /counter/{key} */
-    CALL_RELAY          /* relay as is (GET /jobs/{id}) */
+    API_CALL_READ,          /* GET /kv/{key} */
+    API_CALL_WRITE,         /* PUT, DELETE, POST .../incr: relay the queue */
+    API_CALL_COUNTER_INC,   /* POST /counter/{key}/increment */
+    API_CALL_COUNTER_GET,   /* GET /counter/{key} */
+    API_CALL_RELAY          /* relay as is (GET /jobs/{id}) */
 };
 
-#define API_MAX_HDRS 8
+#define API_CALL_MAX_HDRS 8
 
 typedef struct api_call {
     httpd_req *r;
@@ -33,7 +33,7 @@ typedef struct api_call {
     char *url;                     /* sized for the key (api_call_url) */
     char served_by[256];
     char quorum_hdr[96];           /* "X-KV-Quorum: ..." for the client, or "" */
-    const char *hdrs[API_MAX_HDRS];   /* to upstream */
+    const char *hdrs[API_CALL_MAX_HDRS];   /* to upstream */
     char hbuf[4][320];
     char rl_hdrs[3][64];              /* X-RateLimit-* for the client */
     unsigned nrl;
@@ -55,14 +55,14 @@ void api_call_header(api_call *c, const char *fmt, ...)
 int api_call_async(api_call *c, const httpc_req *req, httpc_done_fn cb);
 /* Suspend the client request and send method url with body (borrowed from
  * the client request). Answers 503 itself if the call cannot start. */
-void api_upstream_start(api_call *c, const char *method, const void *body,
+void api_call_start(api_call *c, const char *method, const void *body,
                         size_t len, long timeout_ms);
 /* Answer the client from an upstream answer (status 0: the upstream did not
  * answer: 503) and free the call. resp stays the caller's. */
-void api_upstream_finish(api_call *c, httpc_resp *resp);
+void api_call_finish(api_call *c, httpc_resp *resp);
 /* Answer the client with json (taken) plus the call's client headers and
  * one extra header (or NULL), and free the call. */
-void api_upstream_json(api_call *c, unsigned status, cJSON *json,
+void api_call_json(api_call *c, unsigned status, cJSON *json,
                        const char *extra);
 
 #endif

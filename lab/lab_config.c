@@ -1,5 +1,5 @@
-/* labcfg: see labcfg.h. */
-#include "labcfg.h"
+/* lab_config: see lab_config.h. */
+#include "lab_config.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -13,16 +13,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const labcfg_just_names[LABCFG_NJUST] = {
+static const char *const lab_config_just_names[LAB_CONFIG_NJUST] = {
     "quorum_choice", "follower_count", "rate_limiting", "auto_spawn",
 };
 
-const char *labcfg_just_name(int i)
+const char *lab_config_just_name(int i)
 {
-    return i >= 0 && i < LABCFG_NJUST ? labcfg_just_names[i] : NULL;
+    return i >= 0 && i < LAB_CONFIG_NJUST ? lab_config_just_names[i] : NULL;
 }
 
-void labcfg_defaults(labcfg *c)
+void lab_config_defaults(lab_config *c)
 {
     memset(c, 0, sizeof *c);
     c->followers = 3;
@@ -39,10 +39,10 @@ void labcfg_defaults(labcfg *c)
 
 /* Append one line to buf (size len), keeping it NUL-terminated; a full
  * buffer keeps what fits. */
-static void labcfg_addf(char *buf, size_t len, const char *fmt, ...)
+static void lab_config_addf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void labcfg_addf(char *buf, size_t len, const char *fmt, ...)
+static void lab_config_addf(char *buf, size_t len, const char *fmt, ...)
 {
     size_t used;
     va_list ap;
@@ -63,7 +63,7 @@ static void labcfg_addf(char *buf, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
-static const char *labcfg_type_name(const cJSON *v)
+static const char *lab_config_type_name(const cJSON *v)
 {
     if (cJSON_IsString(v))
         return "a string";
@@ -82,46 +82,46 @@ static const char *labcfg_type_name(const cJSON *v)
 
 /* ---- fields ---- */
 
-enum labcfg_kind { LK_INT, LK_SECONDS, LK_BOOL };
+enum lab_config_kind { LK_INT, LK_SECONDS, LK_BOOL };
 
-typedef struct labcfg_field {
+typedef struct lab_config_field {
     const char *section, *name;
-    enum labcfg_kind kind;
+    enum lab_config_kind kind;
     size_t off;
-} labcfg_field;
+} lab_config_field;
 
-#define LF(sec, name, kind) {sec, #name, kind, offsetof(labcfg, name)}
-static const labcfg_field labcfg_fields[] = {
-    LF("deployment", followers, LK_INT),
-    LF("deployment", write_quorum, LK_INT),
-    LF("deployment", read_quorum, LK_INT),
-    LF("deployment", auto_spawn, LK_BOOL),
-    LF("deployment", auto_spawn_delay, LK_SECONDS),
-    LF("gateway", rate_limit_enabled, LK_BOOL),
-    LF("gateway", rate_limit_max, LK_INT),
-    LF("gateway", rate_limit_window, LK_SECONDS),
+#define LAB_CONFIG_FIELD(sec, name, kind) {sec, #name, kind, offsetof(lab_config, name)}
+static const lab_config_field lab_config_fields[] = {
+    LAB_CONFIG_FIELD("deployment", followers, LK_INT),
+    LAB_CONFIG_FIELD("deployment", write_quorum, LK_INT),
+    LAB_CONFIG_FIELD("deployment", read_quorum, LK_INT),
+    LAB_CONFIG_FIELD("deployment", auto_spawn, LK_BOOL),
+    LAB_CONFIG_FIELD("deployment", auto_spawn_delay, LK_SECONDS),
+    LAB_CONFIG_FIELD("gateway", rate_limit_enabled, LK_BOOL),
+    LAB_CONFIG_FIELD("gateway", rate_limit_max, LK_INT),
+    LAB_CONFIG_FIELD("gateway", rate_limit_window, LK_SECONDS),
 };
 #undef LF
-#define LABCFG_NFIELDS (sizeof labcfg_fields / sizeof labcfg_fields[0])
+#define LAB_CONFIG_NFIELDS (sizeof lab_config_fields / sizeof lab_config_fields[0])
 
-static const char *const labcfg_sections[] = {"deployment", "gateway",
+static const char *const lab_config_sections[] = {"deployment", "gateway",
                                               "justifications"};
 
-static bool labcfg_known(const char *section, const char *name)
+static bool lab_config_known(const char *section, const char *name)
 {
-    for (size_t i = 0; i < LABCFG_NFIELDS; i++)
-        if (strcmp(labcfg_fields[i].section, section) == 0 &&
-            strcmp(labcfg_fields[i].name, name) == 0)
+    for (size_t i = 0; i < LAB_CONFIG_NFIELDS; i++)
+        if (strcmp(lab_config_fields[i].section, section) == 0 &&
+            strcmp(lab_config_fields[i].name, name) == 0)
             return true;
     if (strcmp(section, "justifications") == 0)
-        for (int i = 0; i < LABCFG_NJUST; i++)
-            if (strcmp(labcfg_just_names[i], name) == 0)
+        for (int i = 0; i < LAB_CONFIG_NJUST; i++)
+            if (strcmp(lab_config_just_names[i], name) == 0)
                 return true;
     return false;
 }
 
 /* Set one field from a JSON value. 0, or -1 after adding an error. */
-static int labcfg_set(labcfg *c, const labcfg_field *f, const cJSON *v,
+static int lab_config_set(lab_config *c, const lab_config_field *f, const cJSON *v,
                       char *err, size_t errlen)
 {
     char *p = (char *)c + f->off;
@@ -129,21 +129,21 @@ static int labcfg_set(labcfg *c, const labcfg_field *f, const cJSON *v,
     switch (f->kind) {
     case LK_BOOL:
         if (!cJSON_IsBool(v)) {
-            labcfg_addf(err, errlen, "%s.%s: must be true or false, not %s",
-                        f->section, f->name, labcfg_type_name(v));
+            lab_config_addf(err, errlen, "%s.%s: must be true or false, not %s",
+                        f->section, f->name, lab_config_type_name(v));
             return -1;
         }
         *(bool *)p = cJSON_IsTrue(v);
         return 0;
     case LK_INT:
         if (!cJSON_IsNumber(v)) {
-            labcfg_addf(err, errlen, "%s.%s: must be a whole number, not %s",
-                        f->section, f->name, labcfg_type_name(v));
+            lab_config_addf(err, errlen, "%s.%s: must be a whole number, not %s",
+                        f->section, f->name, lab_config_type_name(v));
             return -1;
         }
         if (!isfinite(v->valuedouble) || v->valuedouble != floor(v->valuedouble) ||
             fabs(v->valuedouble) > 1e15) {
-            labcfg_addf(err, errlen, "%s.%s: must be a whole number, not %g",
+            lab_config_addf(err, errlen, "%s.%s: must be a whole number, not %g",
                         f->section, f->name, v->valuedouble);
             return -1;
         }
@@ -151,8 +151,8 @@ static int labcfg_set(labcfg *c, const labcfg_field *f, const cJSON *v,
         return 0;
     case LK_SECONDS:
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-            labcfg_addf(err, errlen, "%s.%s: must be a number of seconds, not %s",
-                        f->section, f->name, labcfg_type_name(v));
+            lab_config_addf(err, errlen, "%s.%s: must be a number of seconds, not %s",
+                        f->section, f->name, lab_config_type_name(v));
             return -1;
         }
         *(double *)p = v->valuedouble;
@@ -163,69 +163,69 @@ static int labcfg_set(labcfg *c, const labcfg_field *f, const cJSON *v,
 
 /* Which fields were given with a wrong type: their cross checks are
  * skipped, since the value is still the default. */
-#define LABCFG_BAD(i) (1u << (i))
+#define LAB_CONFIG_BAD(i) (1u << (i))
 
-static void labcfg_check_range(const labcfg *c, unsigned bad, char *err,
+static void lab_config_check_range(const lab_config *c, unsigned bad, char *err,
                                size_t errlen, int *nerr)
 {
     const int64_t n = c->followers;
 
-#define LABCFG_ERR(...) do { labcfg_addf(err, errlen, __VA_ARGS__); (*nerr)++; } while (0)
-    if (!(bad & LABCFG_BAD(0))) {
+#define LAB_CONFIG_ERR(...) do { lab_config_addf(err, errlen, __VA_ARGS__); (*nerr)++; } while (0)
+    if (!(bad & LAB_CONFIG_BAD(0))) {
         if (n < 1)
-            LABCFG_ERR("deployment.followers: must be at least 1, not %lld",
+            LAB_CONFIG_ERR("deployment.followers: must be at least 1, not %lld",
                        (long long)n);
-        else if (n > LABCFG_MAX_FOLLOWERS)
-            LABCFG_ERR("deployment.followers: %lld is more than the lab's "
-                       "limit of %d", (long long)n, LABCFG_MAX_FOLLOWERS);
+        else if (n > LAB_CONFIG_MAX_FOLLOWERS)
+            LAB_CONFIG_ERR("deployment.followers: %lld is more than the lab's "
+                       "limit of %d", (long long)n, LAB_CONFIG_MAX_FOLLOWERS);
     }
     for (int q = 0; q < 2; q++) {
         const char *name = q == 0 ? "write_quorum" : "read_quorum";
         int64_t v = q == 0 ? c->write_quorum : c->read_quorum;
 
-        if (bad & LABCFG_BAD(1 + q))
+        if (bad & LAB_CONFIG_BAD(1 + q))
             continue;
         if (v < 1)
-            LABCFG_ERR("deployment.%s: must be at least 1, not %lld", name,
+            LAB_CONFIG_ERR("deployment.%s: must be at least 1, not %lld", name,
                        (long long)v);
-        else if (!(bad & LABCFG_BAD(0)) && n >= 1 && v > n)
-            LABCFG_ERR("deployment.%s: %lld is more than the %lld follower%s",
+        else if (!(bad & LAB_CONFIG_BAD(0)) && n >= 1 && v > n)
+            LAB_CONFIG_ERR("deployment.%s: %lld is more than the %lld follower%s",
                        name, (long long)v, (long long)n, n == 1 ? "" : "s");
     }
-    if (!(bad & LABCFG_BAD(4))) {
+    if (!(bad & LAB_CONFIG_BAD(4))) {
         if (!(c->auto_spawn_delay > 0))
-            LABCFG_ERR("deployment.auto_spawn_delay: must be more than 0 "
+            LAB_CONFIG_ERR("deployment.auto_spawn_delay: must be more than 0 "
                        "seconds, not %g", c->auto_spawn_delay);
-        else if (c->auto_spawn_delay > LABCFG_MAX_DELAY_S)
-            LABCFG_ERR("deployment.auto_spawn_delay: %g seconds is more than "
-                       "the %g allowed", c->auto_spawn_delay, LABCFG_MAX_DELAY_S);
+        else if (c->auto_spawn_delay > LAB_CONFIG_MAX_DELAY_S)
+            LAB_CONFIG_ERR("deployment.auto_spawn_delay: %g seconds is more than "
+                       "the %g allowed", c->auto_spawn_delay, LAB_CONFIG_MAX_DELAY_S);
     }
-    if (!(bad & LABCFG_BAD(6)) && c->rate_limit_max < 1)
-        LABCFG_ERR("gateway.rate_limit_max: must be at least 1, not %lld",
+    if (!(bad & LAB_CONFIG_BAD(6)) && c->rate_limit_max < 1)
+        LAB_CONFIG_ERR("gateway.rate_limit_max: must be at least 1, not %lld",
                    (long long)c->rate_limit_max);
-    if (!(bad & LABCFG_BAD(7))) {
+    if (!(bad & LAB_CONFIG_BAD(7))) {
         if (!(c->rate_limit_window > 0))
-            LABCFG_ERR("gateway.rate_limit_window: must be more than 0 "
+            LAB_CONFIG_ERR("gateway.rate_limit_window: must be more than 0 "
                        "seconds, not %g", c->rate_limit_window);
-        else if (c->rate_limit_window > LABCFG_MAX_DELAY_S)
-            LABCFG_ERR("gateway.rate_limit_window: %g seconds is more than "
-                       "the %g allowed", c->rate_limit_window, LABCFG_MAX_DELAY_S);
+        else if (c->rate_limit_window > LAB_CONFIG_MAX_DELAY_S)
+            LAB_CONFIG_ERR("gateway.rate_limit_window: %g seconds is more than "
+                       "the %g allowed", c->rate_limit_window, LAB_CONFIG_MAX_DELAY_S);
     }
-#undef LABCFG_ERR
+#undef LAB_CONFIG_ERR
 }
 
-int labcfg_validate(const labcfg *c, char *err, size_t errlen)
+int lab_config_validate(const lab_config *c, char *err, size_t errlen)
 {
     int nerr = 0;
 
     if (err && errlen)
         err[0] = '\0';
-    labcfg_check_range(c, 0, err, errlen, &nerr);
+    lab_config_check_range(c, 0, err, errlen, &nerr);
     return nerr ? -1 : 0;
 }
 
 /* Line and column (1-based) of pos in text. */
-static void labcfg_position(const char *text, const char *pos, int *line,
+static void lab_config_position(const char *text, const char *pos, int *line,
                             int *col)
 {
     *line = 1;
@@ -240,13 +240,13 @@ static void labcfg_position(const char *text, const char *pos, int *line,
     }
 }
 
-static void labcfg_set_text(labcfg *c, int i, const char *s)
+static void lab_config_set_text(lab_config *c, int i, const char *s)
 {
     snprintf(c->just[i], sizeof c->just[i], "%s", s ? s : "");
-    c->just_filled[i] = labcfg_text_filled(s);
+    c->just_filled[i] = lab_config_text_filled(s);
 }
 
-int labcfg_parse(labcfg *c, const char *text, size_t len, char *err,
+int lab_config_parse(lab_config *c, const char *text, size_t len, char *err,
                  size_t errlen, char *warn, size_t warnlen)
 {
     const char *end = NULL;
@@ -258,7 +258,7 @@ int labcfg_parse(labcfg *c, const char *text, size_t len, char *err,
         err[0] = '\0';
     if (warn && warnlen)
         warn[0] = '\0';
-    labcfg_defaults(c);
+    lab_config_defaults(c);
     /* An editor's UTF-8 byte order mark is not JSON; skip it. */
     if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
         text += 3;
@@ -267,14 +267,14 @@ int labcfg_parse(labcfg *c, const char *text, size_t len, char *err,
     root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (root == NULL) {
         int line, col;
-        labcfg_position(text, end ? end : text, &line, &col);
-        labcfg_addf(err, errlen, "not valid JSON near line %d, column %d",
+        lab_config_position(text, end ? end : text, &line, &col);
+        lab_config_addf(err, errlen, "not valid JSON near line %d, column %d",
                     line, col);
         return -1;
     }
     if (!cJSON_IsObject(root)) {
-        labcfg_addf(err, errlen, "the file must hold a JSON object, not %s",
-                    labcfg_type_name(root));
+        lab_config_addf(err, errlen, "the file must hold a JSON object, not %s",
+                    lab_config_type_name(root));
         cJSON_Delete(root);
         return -1;
     }
@@ -283,34 +283,34 @@ int labcfg_parse(labcfg *c, const char *text, size_t len, char *err,
         const char *sname = sec->string ? sec->string : "";
         bool known = false;
 
-        for (size_t i = 0; i < sizeof labcfg_sections / sizeof labcfg_sections[0]; i++)
-            known |= strcmp(sname, labcfg_sections[i]) == 0;
+        for (size_t i = 0; i < sizeof lab_config_sections / sizeof lab_config_sections[0]; i++)
+            known |= strcmp(sname, lab_config_sections[i]) == 0;
         if (!known) {
             if (sname[0] != '_')
-                labcfg_addf(warn, warnlen, "%s: unknown section, ignored", sname);
+                lab_config_addf(warn, warnlen, "%s: unknown section, ignored", sname);
             continue;
         }
         if (!cJSON_IsObject(sec)) {
-            labcfg_addf(err, errlen, "%s: must be an object, not %s", sname,
-                        labcfg_type_name(sec));
+            lab_config_addf(err, errlen, "%s: must be an object, not %s", sname,
+                        lab_config_type_name(sec));
             nerr++;
             if (strcmp(sname, "deployment") == 0)
-                bad |= LABCFG_BAD(0) | LABCFG_BAD(1) | LABCFG_BAD(2) |
-                       LABCFG_BAD(3) | LABCFG_BAD(4);
+                bad |= LAB_CONFIG_BAD(0) | LAB_CONFIG_BAD(1) | LAB_CONFIG_BAD(2) |
+                       LAB_CONFIG_BAD(3) | LAB_CONFIG_BAD(4);
             else if (strcmp(sname, "gateway") == 0)
-                bad |= LABCFG_BAD(5) | LABCFG_BAD(6) | LABCFG_BAD(7);
+                bad |= LAB_CONFIG_BAD(5) | LAB_CONFIG_BAD(6) | LAB_CONFIG_BAD(7);
             continue;
         }
         for (const cJSON *v = sec->child; v; v = v->next) {
             const char *name = v->string ? v->string : "";
-            if (!labcfg_known(sname, name) && name[0] != '_')
-                labcfg_addf(warn, warnlen, "%s.%s: unknown key, ignored",
+            if (!lab_config_known(sname, name) && name[0] != '_')
+                lab_config_addf(warn, warnlen, "%s.%s: unknown key, ignored",
                             sname, name);
         }
     }
 
-    for (size_t i = 0; i < LABCFG_NFIELDS; i++) {
-        const labcfg_field *f = &labcfg_fields[i];
+    for (size_t i = 0; i < LAB_CONFIG_NFIELDS; i++) {
+        const lab_config_field *f = &lab_config_fields[i];
         const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, f->section);
         const cJSON *v;
 
@@ -319,34 +319,34 @@ int labcfg_parse(labcfg *c, const char *text, size_t len, char *err,
         v = cJSON_GetObjectItemCaseSensitive(sec, f->name);
         if (v == NULL)
             continue;
-        if (labcfg_set(c, f, v, err, errlen) != 0) {
-            bad |= LABCFG_BAD(i);
+        if (lab_config_set(c, f, v, err, errlen) != 0) {
+            bad |= LAB_CONFIG_BAD(i);
             nerr++;
         }
     }
     {
         const cJSON *js = cJSON_GetObjectItemCaseSensitive(root, "justifications");
-        for (int i = 0; i < LABCFG_NJUST && cJSON_IsObject(js); i++) {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(js, labcfg_just_names[i]);
+        for (int i = 0; i < LAB_CONFIG_NJUST && cJSON_IsObject(js); i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(js, lab_config_just_names[i]);
             if (v == NULL || cJSON_IsNull(v))
                 continue;
             if (!cJSON_IsString(v)) {
-                labcfg_addf(err, errlen, "justifications.%s: must be a string, "
-                            "not %s", labcfg_just_names[i], labcfg_type_name(v));
+                lab_config_addf(err, errlen, "justifications.%s: must be a string, "
+                            "not %s", lab_config_just_names[i], lab_config_type_name(v));
                 nerr++;
                 continue;
             }
-            labcfg_set_text(c, i, v->valuestring);
+            lab_config_set_text(c, i, v->valuestring);
         }
     }
     cJSON_Delete(root);
 
-    labcfg_check_range(c, bad, err, errlen, &nerr);
+    lab_config_check_range(c, bad, err, errlen, &nerr);
     return nerr ? -1 : 0;
 }
 
 /* Prefix every line of msg with "prefix: " into out. */
-static void labcfg_prefix_lines(const char *prefix, const char *msg, char *out,
+static void lab_config_prefix_lines(const char *prefix, const char *msg, char *out,
                                 size_t outlen)
 {
     const char *p = msg;
@@ -357,14 +357,14 @@ static void labcfg_prefix_lines(const char *prefix, const char *msg, char *out,
     while (*p) {
         const char *eol = strchr(p, '\n');
         int n = eol ? (int)(eol - p) : (int)strlen(p);
-        labcfg_addf(out, outlen, "%s: %.*s", prefix, n, p);
+        lab_config_addf(out, outlen, "%s: %.*s", prefix, n, p);
         p += n;
         if (*p == '\n')
             p++;
     }
 }
 
-int labcfg_load(labcfg *c, const char *path, char *err, size_t errlen,
+int lab_config_load(lab_config *c, const char *path, char *err, size_t errlen,
                 char *warn, size_t warnlen)
 {
     FILE *f = fopen(path, "rb");
@@ -376,9 +376,9 @@ int labcfg_load(labcfg *c, const char *path, char *err, size_t errlen,
         err[0] = '\0';
     if (warn && warnlen)
         warn[0] = '\0';
-    labcfg_defaults(c);
+    lab_config_defaults(c);
     if (f == NULL) {
-        labcfg_addf(err, errlen, "%s: %s", path, strerror(errno));
+        lab_config_addf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     for (;;) {
@@ -386,12 +386,12 @@ int labcfg_load(labcfg *c, const char *path, char *err, size_t errlen,
             char *t;
             cap = cap ? cap * 2 : 8192;
             if (cap > 16u * 1024 * 1024) {
-                labcfg_addf(err, errlen, "%s: too large for a config file", path);
+                lab_config_addf(err, errlen, "%s: too large for a config file", path);
                 goto out;
             }
             t = realloc(text, cap);
             if (t == NULL) {
-                labcfg_addf(err, errlen, "%s: out of memory", path);
+                lab_config_addf(err, errlen, "%s: out of memory", path);
                 goto out;
             }
             text = t;
@@ -400,7 +400,7 @@ int labcfg_load(labcfg *c, const char *path, char *err, size_t errlen,
         len += n;
         if (n == 0) {
             if (ferror(f)) {
-                labcfg_addf(err, errlen, "%s: %s", path, strerror(errno));
+                lab_config_addf(err, errlen, "%s: %s", path, strerror(errno));
                 goto out;
             }
             break;
@@ -410,12 +410,12 @@ int labcfg_load(labcfg *c, const char *path, char *err, size_t errlen,
     tmp_err = calloc(1, errlen ? errlen : 1);
     tmp_warn = calloc(1, warnlen ? warnlen : 1);
     if (tmp_err == NULL || tmp_warn == NULL) {
-        labcfg_addf(err, errlen, "%s: out of memory", path);
+        lab_config_addf(err, errlen, "%s: out of memory", path);
         goto out;
     }
-    rc = labcfg_parse(c, text, len, tmp_err, errlen, tmp_warn, warnlen);
-    labcfg_prefix_lines(path, tmp_err, err, errlen);
-    labcfg_prefix_lines(path, tmp_warn, warn, warnlen);
+    rc = lab_config_parse(c, text, len, tmp_err, errlen, tmp_warn, warnlen);
+    lab_config_prefix_lines(path, tmp_err, err, errlen);
+    lab_config_prefix_lines(path, tmp_warn, warn, warnlen);
     snprintf(c->path, sizeof c->path, "%s", path);
 out:
     free(tmp_err);
@@ -427,21 +427,21 @@ out:
 
 /* ---- paths ---- */
 
-static bool labcfg_is_file(const char *p)
+static bool lab_config_is_file(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static bool labcfg_is_dir(const char *p)
+static bool lab_config_is_dir(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int labcfg_exe_dir(char *out, size_t outlen)
+int lab_config_exe_dir(char *out, size_t outlen)
 {
-    char buf[LABCFG_PATH_MAX];
+    char buf[LAB_CONFIG_PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
     char *slash;
 
@@ -462,16 +462,16 @@ int labcfg_exe_dir(char *out, size_t outlen)
 
 /* realpath of dir/rel into out when it is a directory (want_dir) or a
  * regular file. */
-static int labcfg_try(const char *dir, const char *rel, bool want_dir,
+static int lab_config_try(const char *dir, const char *rel, bool want_dir,
                       char *out, size_t outlen)
 {
-    char joined[2 * LABCFG_PATH_MAX + 2];
+    char joined[2 * LAB_CONFIG_PATH_MAX + 2];
     char real[PATH_MAX];
 
     if (dir == NULL || dir[0] == '\0')
         return -1;
     snprintf(joined, sizeof joined, "%s/%s", dir, rel);
-    if (want_dir ? !labcfg_is_dir(joined) : !labcfg_is_file(joined))
+    if (want_dir ? !lab_config_is_dir(joined) : !lab_config_is_file(joined))
         return -1;
     if (realpath(joined, real) == NULL || strlen(real) >= outlen)
         return -1;
@@ -479,104 +479,104 @@ static int labcfg_try(const char *dir, const char *rel, bool want_dir,
     return 0;
 }
 
-int labcfg_lab_dir(char *out, size_t outlen)
+int lab_config_lab_dir(char *out, size_t outlen)
 {
     const char *env = getenv("KV_LAB_DIR");
-    char exe[LABCFG_PATH_MAX];
+    char exe[LAB_CONFIG_PATH_MAX];
 
-    if (env && env[0] && labcfg_try(env, ".", true, out, outlen) == 0)
+    if (env && env[0] && lab_config_try(env, ".", true, out, outlen) == 0)
         return 0;
-    if (labcfg_exe_dir(exe, sizeof exe) == 0) {
-        if (labcfg_try(exe, "../../../lab/cloudcart", true, out, outlen) == 0)
+    if (lab_config_exe_dir(exe, sizeof exe) == 0) {
+        if (lab_config_try(exe, "../../../lab/cloudcart", true, out, outlen) == 0)
             return 0;
-        if (labcfg_try(exe, "../lab/cloudcart", true, out, outlen) == 0)
+        if (lab_config_try(exe, "../lab/cloudcart", true, out, outlen) == 0)
             return 0;
     }
-    return labcfg_try(LABCFG_LAB_DIR, ".", true, out, outlen);
+    return lab_config_try(LAB_CONFIG_LAB_DIR, ".", true, out, outlen);
 }
 
-int labcfg_resolve(const char *path, char *out, size_t outlen, char *err,
+int lab_config_resolve(const char *path, char *out, size_t outlen, char *err,
                    size_t errlen)
 {
-    char labdir[LABCFG_PATH_MAX], exe[LABCFG_PATH_MAX];
+    char labdir[LAB_CONFIG_PATH_MAX], exe[LAB_CONFIG_PATH_MAX];
     char real[PATH_MAX];
     bool have_lab, have_exe;
 
     if (err && errlen)
         err[0] = '\0';
     if (path == NULL || path[0] == '\0') {
-        labcfg_addf(err, errlen, "no config file given");
+        lab_config_addf(err, errlen, "no config file given");
         return -1;
     }
     if (path[0] == '/') {
-        if (!labcfg_is_file(path)) {
-            labcfg_addf(err, errlen, "%s: no such file", path);
+        if (!lab_config_is_file(path)) {
+            lab_config_addf(err, errlen, "%s: no such file", path);
             return -1;
         }
         if (realpath(path, real) == NULL || strlen(real) >= outlen) {
-            labcfg_addf(err, errlen, "%s: %s", path, strerror(errno));
+            lab_config_addf(err, errlen, "%s: %s", path, strerror(errno));
             return -1;
         }
         strcpy(out, real);
         return 0;
     }
-    if (labcfg_try(".", path, false, out, outlen) == 0)
+    if (lab_config_try(".", path, false, out, outlen) == 0)
         return 0;
-    have_lab = labcfg_lab_dir(labdir, sizeof labdir) == 0;
-    if (have_lab && labcfg_try(labdir, path, false, out, outlen) == 0)
+    have_lab = lab_config_lab_dir(labdir, sizeof labdir) == 0;
+    if (have_lab && lab_config_try(labdir, path, false, out, outlen) == 0)
         return 0;
-    have_exe = labcfg_exe_dir(exe, sizeof exe) == 0;
-    if (have_exe && labcfg_try(exe, "../../..", true, real, sizeof real) == 0 &&
-        labcfg_try(real, path, false, out, outlen) == 0)
+    have_exe = lab_config_exe_dir(exe, sizeof exe) == 0;
+    if (have_exe && lab_config_try(exe, "../../..", true, real, sizeof real) == 0 &&
+        lab_config_try(real, path, false, out, outlen) == 0)
         return 0;
-    labcfg_addf(err, errlen, "%s: no such file in the working directory%s%s%s",
+    lab_config_addf(err, errlen, "%s: no such file in the working directory%s%s%s",
                 path, have_lab ? " nor in " : "", have_lab ? labdir : "",
                 have_lab ? "" : " (and no lab folder found)");
     return -1;
 }
 
-int labcfg_load_resolved(labcfg *c, const char *path, char *err,
+int lab_config_load_resolved(lab_config *c, const char *path, char *err,
                          size_t errlen, char *warn, size_t warnlen)
 {
-    char abs[LABCFG_PATH_MAX];
+    char abs[LAB_CONFIG_PATH_MAX];
 
     if (warn && warnlen)
         warn[0] = '\0';
-    if (labcfg_resolve(path, abs, sizeof abs, err, errlen) != 0) {
-        labcfg_defaults(c);
+    if (lab_config_resolve(path, abs, sizeof abs, err, errlen) != 0) {
+        lab_config_defaults(c);
         return -1;
     }
-    return labcfg_load(c, abs, err, errlen, warn, warnlen);
+    return lab_config_load(c, abs, err, errlen, warn, warnlen);
 }
 
 /* ---- meaning ---- */
 
-int64_t labcfg_cost_per_hour(const labcfg *c)
+int64_t lab_config_cost_per_hour(const lab_config *c)
 {
-    return (1 + c->followers) * LABCFG_NODE_COST_USD;
+    return (1 + c->followers) * LAB_CONFIG_NODE_COST_USD;
 }
 
-bool labcfg_within_budget(const labcfg *c)
+bool lab_config_within_budget(const lab_config *c)
 {
-    return labcfg_cost_per_hour(c) <= LABCFG_BUDGET_USD;
+    return lab_config_cost_per_hour(c) <= LAB_CONFIG_BUDGET_USD;
 }
 
-bool labcfg_strong(const labcfg *c)
+bool lab_config_strong(const lab_config *c)
 {
     return c->write_quorum + c->read_quorum > c->followers;
 }
 
-int64_t labcfg_write_tolerance(const labcfg *c)
+int64_t lab_config_write_tolerance(const lab_config *c)
 {
     return c->followers - c->write_quorum;
 }
 
-int64_t labcfg_read_tolerance(const labcfg *c)
+int64_t lab_config_read_tolerance(const lab_config *c)
 {
     return c->followers - c->read_quorum;
 }
 
-bool labcfg_text_filled(const char *s)
+bool lab_config_text_filled(const char *s)
 {
     bool blank = true;
 
@@ -591,18 +591,18 @@ bool labcfg_text_filled(const char *s)
     return !blank;
 }
 
-int labcfg_just_count(const labcfg *c)
+int lab_config_just_count(const lab_config *c)
 {
     int n = 0;
-    for (int i = 0; i < LABCFG_NJUST; i++)
+    for (int i = 0; i < LAB_CONFIG_NJUST; i++)
         n += c->just_filled[i];
     return n;
 }
 
-void labcfg_print_summary(FILE *f, const labcfg *c)
+void lab_config_print_summary(FILE *f, const lab_config *c)
 {
-    int64_t cost = labcfg_cost_per_hour(c);
-    int filled = labcfg_just_count(c);
+    int64_t cost = lab_config_cost_per_hour(c);
+    int filled = lab_config_just_count(c);
 
     fprintf(f, "CloudCart lab configuration%s%s\n", c->path[0] ? ": " : "",
             c->path);
@@ -611,15 +611,15 @@ void labcfg_print_summary(FILE *f, const labcfg *c)
             (long long)c->read_quorum);
     fprintf(f, "  W + R = %lld %s N = %lld: %s\n",
             (long long)(c->write_quorum + c->read_quorum),
-            labcfg_strong(c) ? ">" : "<=", (long long)c->followers,
-            labcfg_strong(c) ? "every read set overlaps the last write's sync set"
+            lab_config_strong(c) ? ">" : "<=", (long long)c->followers,
+            lab_config_strong(c) ? "every read set overlaps the last write's sync set"
                              : "a read set can miss the last write's sync set");
     fprintf(f, "  follower failures survived: writes %lld (N - W), reads %lld (N - R)\n",
-            (long long)labcfg_write_tolerance(c),
-            (long long)labcfg_read_tolerance(c));
+            (long long)lab_config_write_tolerance(c),
+            (long long)lab_config_read_tolerance(c));
     fprintf(f, "  cost: %lld nodes x $%d/h = $%lld/h, %s the $%d/h budget\n",
-            (long long)(1 + c->followers), LABCFG_NODE_COST_USD, (long long)cost,
-            labcfg_within_budget(c) ? "within" : "over", LABCFG_BUDGET_USD);
+            (long long)(1 + c->followers), LAB_CONFIG_NODE_COST_USD, (long long)cost,
+            lab_config_within_budget(c) ? "within" : "over", LAB_CONFIG_BUDGET_USD);
     if (c->auto_spawn)
         fprintf(f, "  auto-spawn: on, a dead follower is replaced after %g s\n",
                 c->auto_spawn_delay);
@@ -630,13 +630,13 @@ void labcfg_print_summary(FILE *f, const labcfg *c)
                 (long long)c->rate_limit_max, c->rate_limit_window);
     else
         fprintf(f, "  gateway rate limit: off\n");
-    fprintf(f, "  justifications: %d of %d filled", filled, LABCFG_NJUST);
-    if (filled < LABCFG_NJUST) {
+    fprintf(f, "  justifications: %d of %d filled", filled, LAB_CONFIG_NJUST);
+    if (filled < LAB_CONFIG_NJUST) {
         const char *sep = " (still empty or TODO: ";
-        for (int i = 0; i < LABCFG_NJUST; i++) {
+        for (int i = 0; i < LAB_CONFIG_NJUST; i++) {
             if (c->just_filled[i])
                 continue;
-            fprintf(f, "%s%s", sep, labcfg_just_names[i]);
+            fprintf(f, "%s%s", sep, lab_config_just_names[i]);
             sep = ", ";
         }
         fputc(')', f);

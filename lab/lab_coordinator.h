@@ -1,5 +1,5 @@
-/* lab: kv-controller --lab FILE, the CloudCart lab (DESIGN section 6,
- * docs/PROTOCOL.md "The CloudCart lab").
+/* lab_coordinator: kv-controller --lab FILE, the CloudCart lab
+ * (docs/PROTOCOL.md "The CloudCart lab").
  *
  * One shard: the leader (a kv-store primary) on 127.0.0.1:7001 and N
  * followers (kv-store secondaries) follower-i on 7001 + i, W and R from the
@@ -26,7 +26,7 @@
  * once by a new incarnation (a new port: the silent process may still hold
  * the old one), a killed or exited one after auto_spawn_delay seconds. The
  * silent original, when it wakes, hears "retired" at its next heartbeat and
- * stops (fenced); its lease (store/heartbeat.h, store.lease_ms =
+ * stops (fenced); its lease (lab_heartbeat.h, store.lease_ms =
  * dead_after) ran out before the replacement existed, so it applies
  * nothing meanwhile. Respawns and fenced incarnations are counted.
  *
@@ -37,83 +37,82 @@
  * Threads: the main thread runs the supervisor (forks, reaps, signals); a
  * monitor thread runs the lab's clock every 50 ms (silence, auto-spawn,
  * SIGCONT after a pause, SIGKILL after a SIGTERM ignored for 3 s, the
- * ready line); HTTP threads call the labctl_* functions below. One mutex
+ * ready line); HTTP threads call the lab_coordinator_* functions below. One mutex
  * guards the lab's state; no network call is made under it.
  *
- * Ownership: labctl_main owns everything it creates and frees it before it
+ * Ownership: lab_coordinator_main owns everything it creates and frees it before it
  * returns. */
 #ifndef KV_CTL_LAB_H
 #define KV_CTL_LAB_H
 
-#include "labcfg.h"
-#include "sup.h"
+#include "lab_config.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define LAB_CTL_PORT 7000
-#define LAB_LEADER_PORT 7001
-#define LAB_GATEWAY_PORT 8000
-#define LAB_HOST "127.0.0.1"
-#define LAB_HEARTBEAT_MS 500
-#define LAB_SYNC_DELAY_MS 500
-#define LAB_ASYNC_DELAY_MS 5000
-#define LAB_QUORUM_TIMEOUT_MS 10000
-#define LAB_DEAD_AFTER_DEFAULT_MS 5000  /* silence, without auto_spawn */
-#define LAB_START_GRACE_MS 10000        /* first heartbeat of a new process */
-#define LAB_READY_TIMEOUT_MS 30000
-#define LAB_KILL_GRACE_MS 3000          /* SIGTERM, then SIGKILL */
-#define LAB_MAX_FOLLOWERS 31            /* TOPO_MAX_SECONDARIES - 1 */
-#define LAB_MAX_NODES 64                /* >= LAB_MAX_FOLLOWERS + 1 */
-#define LAB_MAX_PROCS 512               /* incarnations ever started */
-#define LAB_MAX_PAUSE_MS 600000
-#define LAB_FIRST_SPARE_PORT (LAB_LEADER_PORT + LABCFG_MAX_FOLLOWERS + 1)
+#define LAB_COORDINATOR_CTL_PORT 7000
+#define LAB_COORDINATOR_LEADER_PORT 7001
+#define LAB_COORDINATOR_GATEWAY_PORT 8000
+#define LAB_COORDINATOR_HOST "127.0.0.1"
+#define LAB_COORDINATOR_HEARTBEAT_MS 500
+#define LAB_COORDINATOR_SYNC_DELAY_MS 500
+#define LAB_COORDINATOR_ASYNC_DELAY_MS 5000
+#define LAB_COORDINATOR_QUORUM_TIMEOUT_MS 10000
+#define LAB_COORDINATOR_DEAD_AFTER_DEFAULT_MS 5000  /* silence, without auto_spawn */
+#define LAB_COORDINATOR_START_GRACE_MS 10000        /* first heartbeat of a new process */
+#define LAB_COORDINATOR_READY_TIMEOUT_MS 30000
+#define LAB_COORDINATOR_KILL_GRACE_MS 3000          /* SIGTERM, then SIGKILL */
+#define LAB_COORDINATOR_MAX_FOLLOWERS 31            /* TOPO_MAX_SECONDARIES - 1 */
+#define LAB_COORDINATOR_MAX_NODES 64                /* >= LAB_COORDINATOR_MAX_FOLLOWERS + 1 */
+#define LAB_COORDINATOR_MAX_PROCS 512               /* incarnations ever started */
+#define LAB_COORDINATOR_MAX_PAUSE_MS 600000
+#define LAB_COORDINATOR_FIRST_SPARE_PORT (LAB_COORDINATOR_LEADER_PORT + LAB_CONFIG_MAX_FOLLOWERS + 1)
 
-typedef struct labctl labctl_t;
+typedef struct lab_coordinator lab_coordinator_t;
 
 /* kv-controller --lab FILE: runs the lab until SIGINT/SIGTERM/SIGHUP.
  * bin_dir holds kv-store and kv-api; log_dir (NULL: <lab dir>/logs) gets
  * one log file per process. Returns the process exit status. */
-int labctl_main(const char *config_path, const char *bin_dir,
+int lab_coordinator_main(const char *config_path, const char *bin_dir,
                 const char *log_dir);
 
-/* ---- for the HTTP routes (controller/lab_http.c); all thread-safe ---- */
+/* ---- for the HTTP routes (lab_coordinator_http.c); all thread-safe ---- */
 
-const labcfg *labctl_cfg(const labctl_t *L);
+const lab_config *lab_coordinator_cfg(const lab_coordinator_t *L);
 /* GET /status, /topology (new cJSON, caller deletes); /metrics (malloc'd
  * text, caller frees). */
-cJSON *labctl_status_json(labctl_t *L);
-cJSON *labctl_topology_json(labctl_t *L);
-char *labctl_metrics_text(labctl_t *L, size_t *len);
+cJSON *lab_coordinator_status_json(lab_coordinator_t *L);
+cJSON *lab_coordinator_topology_json(lab_coordinator_t *L);
+char *lab_coordinator_metrics_text(lab_coordinator_t *L, size_t *len);
 
 /* POST /heartbeat from (id, incarnation): 0 = ok, 1 = retired (*current
  * gets the incarnation that replaced it), -1 = unknown node. */
-int labctl_heartbeat(labctl_t *L, const char *id, uint64_t incarnation,
+int lab_coordinator_heartbeat(lab_coordinator_t *L, const char *id, uint64_t incarnation,
                      uint64_t applied_seq, const char *state, uint64_t *current);
 
 /* POST /kill/{id}, /spawn, /pause/{id}: the HTTP status, *out the JSON
  * body (caller deletes). spawn: id NULL = the first dead follower slot or
  * a new follower; port 0 = the lab picks. */
-unsigned labctl_kill(labctl_t *L, const char *id, cJSON **out);
-unsigned labctl_spawn(labctl_t *L, const char *id, unsigned port, cJSON **out);
-unsigned labctl_pause(labctl_t *L, const char *id, long ms, cJSON **out);
+unsigned lab_coordinator_kill(lab_coordinator_t *L, const char *id, cJSON **out);
+unsigned lab_coordinator_spawn(lab_coordinator_t *L, const char *id, unsigned port, cJSON **out);
+unsigned lab_coordinator_pause(lab_coordinator_t *L, const char *id, long ms, cJSON **out);
 
 /* Where a write goes: 0 with the leader's URL and the sync set (the first
  * W alive followers by id, names into sync[], at most max), or a 503 with
  * *out the error body. */
-unsigned labctl_write_plan(labctl_t *L, char *leader, size_t leaderlen,
+unsigned lab_coordinator_write_plan(lab_coordinator_t *L, char *leader, size_t leaderlen,
                            char (*sync)[32], size_t max, size_t *nsync,
                            cJSON **out);
 /* Where a read goes: 0 with the read set (the last R alive followers by
  * id: names and URLs), or 503 with *out. R = 0 reads the leader. */
-unsigned labctl_read_plan(labctl_t *L, char (*ids)[32], char (*urls)[64],
+unsigned lab_coordinator_read_plan(lab_coordinator_t *L, char (*ids)[32], char (*urls)[64],
                           size_t max, size_t *n, cJSON **out);
 /* The leader applied a write at seq (from its answer). */
-void labctl_note_leader_seq(labctl_t *L, uint64_t seq);
+void lab_coordinator_note_leader_seq(lab_coordinator_t *L, uint64_t seq);
 /* {"W","R","policy","sync_set":[..]} for write answers (new cJSON). */
-cJSON *labctl_quorum_json(labctl_t *L);
+cJSON *lab_coordinator_quorum_json(lab_coordinator_t *L);
 /* How many followers are alive now. */
-size_t labctl_alive(labctl_t *L);
+size_t lab_coordinator_alive(lab_coordinator_t *L);
 
 #endif

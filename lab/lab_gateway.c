@@ -1,11 +1,13 @@
-/* gateway: see gateway.h. */
-#include "gateway.h"
+/* lab_gateway: see lab_gateway.h. */
+#include "lab_gateway.h"
+
+#include "app.h"
 
 #include "clock.h"
 #include "kvhttp.h"
 #include "log.h"
 #include "metrics.h"
-#include "upstream.h"
+#include "api_call.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -13,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct gw {
+struct lab_gateway {
     char *controller;             /* base URL, no trailing slash */
     uint64_t started_ms;
     _Atomic uint64_t requests;    /* every request, limited ones included */
@@ -24,9 +26,9 @@ struct gw {
     _Atomic uint64_t writes, reads, statuses;
 };
 
-gw_t *gw_new(const char *controller_url)
+lab_gateway_t *lab_gateway_new(const char *controller_url)
 {
-    gw_t *g = calloc(1, sizeof *g);
+    lab_gateway_t *g = calloc(1, sizeof *g);
     size_t n;
 
     if (g == NULL || (g->controller = strdup(controller_url)) == NULL) {
@@ -40,7 +42,7 @@ gw_t *gw_new(const char *controller_url)
     return g;
 }
 
-void gw_free(gw_t *g)
+void lab_gateway_free(lab_gateway_t *g)
 {
     if (g == NULL)
         return;
@@ -48,13 +50,13 @@ void gw_free(gw_t *g)
     free(g);
 }
 
-long gw_max_call_ms(void)
+long lab_gateway_max_call_ms(void)
 {
-    return GW_WRITE_TIMEOUT_MS + 1000;
+    return LAB_GATEWAY_WRITE_TIMEOUT_MS + 1000;
 }
 
 /* The call's X-RateLimit-* headers plus up to two more, NULL-terminated. */
-static const char *const *gw_hdrs(const api_call *c, const char **out,
+static const char *const *lab_gateway_hdrs(const api_call *c, const char **out,
                                   const char *e1, const char *e2)
 {
     size_t n = 0;
@@ -70,10 +72,10 @@ static const char *const *gw_hdrs(const api_call *c, const char **out,
 }
 
 /* {"error":code,"message":...} with the limiter's headers; frees the call. */
-static void gw_error(api_call *c, unsigned status, const char *extra,
+static void lab_gateway_error(api_call *c, unsigned status, const char *extra,
                      const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-static void gw_error(api_call *c, unsigned status, const char *extra,
+static void lab_gateway_error(api_call *c, unsigned status, const char *extra,
                      const char *code, const char *fmt, ...)
 {
     const char *h[8];
@@ -83,31 +85,31 @@ static void gw_error(api_call *c, unsigned status, const char *extra,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    httpd_error_h(c->r, status, gw_hdrs(c, h, extra, NULL), code, "%s", msg);
+    httpd_error_h(c->r, status, lab_gateway_hdrs(c, h, extra, NULL), code, "%s", msg);
     api_call_free(c);
 }
 
-static void gw_not_found(api_call *c)
+static void lab_gateway_not_found(api_call *c)
 {
     const char *path = httpd_path(c->r);
-    gw_error(c, 404, NULL, "not_found",
+    lab_gateway_error(c, 404, NULL, "not_found",
              "no route for %s %.200s (the gateway serves POST /write, GET "
              "/read/{key}, GET /cluster-status, GET /stats, GET /health)",
              httpd_method(c->r), path);
 }
 
-static void gw_bad_method(api_call *c, const char *allow)
+static void lab_gateway_bad_method(api_call *c, const char *allow)
 {
     char hdr[64];
     snprintf(hdr, sizeof hdr, "Allow: %s", allow);
-    gw_error(c, 405, hdr, "method_not_allowed",
+    lab_gateway_error(c, 405, hdr, "method_not_allowed",
              "%s is not allowed on %.200s (allowed: %s)", httpd_method(c->r),
              httpd_path(c->r), allow);
 }
 
 /* The fixed window of the client's address: 0 to go on, -1 when it
  * answered 429 (the call is then freed). */
-static int gw_limit(api_call *c)
+static int lab_gateway_limit(api_call *c)
 {
     api_app *a = c->app;
     const char *ip;
@@ -129,7 +131,7 @@ static int gw_limit(api_call *c)
     c->nrl = 3;
     if (v.allowed)
         return 0;
-    atomic_fetch_add(&a->gw->limited, 1);
+    atomic_fetch_add(&a->lab_gateway->limited, 1);
     s = ratelimit_retry_after_s(&v);
     snprintf(retry, sizeof retry, "Retry-After: %u", s);
     o = cJSON_CreateObject();
@@ -143,21 +145,21 @@ static int gw_limit(api_call *c)
                  (double)a->cfg.rate_window_ms / 1000.0, ip, s);
         cJSON_AddStringToObject(o, "message", msg);
     }
-    httpd_respond_json(c->r, 429, o, gw_hdrs(c, h, retry, NULL));
+    httpd_respond_json(c->r, 429, o, lab_gateway_hdrs(c, h, retry, NULL));
     api_call_free(c);
     return -1;
 }
 
-static void gw_done(httpc_resp *resp, void *ctx)
+static void lab_gateway_done(httpc_resp *resp, void *ctx)
 {
     api_call *c = ctx;
-    gw_t *g = c->app->gw;
+    lab_gateway_t *g = c->app->lab_gateway;
 
     if (resp->status == 0) {
         atomic_fetch_add(&g->errors, 1);
         atomic_fetch_add(&g->unreachable, 1);
         log_warn("controller call %s failed: %s", c->url, resp->error);
-        gw_error(c, 503, "Retry-After: 1", "controller_unavailable",
+        lab_gateway_error(c, 503, "Retry-After: 1", "controller_unavailable",
                  "the lab controller (%s) did not answer: %s", g->controller,
                  resp->error);
         return;
@@ -167,31 +169,31 @@ static void gw_done(httpc_resp *resp, void *ctx)
         atomic_fetch_add(&g->errors, 1);
     /* Status, body, Content-Type and Retry-After as the controller sent
      * them, plus the limiter's headers; frees the call. */
-    api_upstream_finish(c, resp);
+    api_call_finish(c, resp);
 }
 
 /* Send c->url to the controller with the client request suspended. */
-static void gw_forward(api_call *c, const char *method, const void *body,
+static void lab_gateway_forward(api_call *c, const char *method, const void *body,
                        size_t len, long timeout_ms)
 {
     httpc_req req = {.method = method, .url = c->url, .body = body,
                      .body_len = len, .headers = c->hdrs,
                      .timeout_ms = timeout_ms};
-    int rc = api_call_async(c, &req, gw_done);
+    int rc = api_call_async(c, &req, lab_gateway_done);
 
     if (rc == -1) {
-        gw_error(c, 503, "Retry-After: 1", "shutting_down",
+        lab_gateway_error(c, 503, "Retry-After: 1", "shutting_down",
                  "the gateway is stopping");
     } else if (rc != 0) {
-        atomic_fetch_add(&c->app->gw->errors, 1);
-        gw_error(c, 503, "Retry-After: 1", "overloaded",
+        atomic_fetch_add(&c->app->lab_gateway->errors, 1);
+        lab_gateway_error(c, 503, "Retry-After: 1", "overloaded",
                  "the gateway could not start the call");
     }
 }
 
-static void gw_write(api_call *c)
+static void lab_gateway_write(api_call *c)
 {
-    gw_t *g = c->app->gw;
+    lab_gateway_t *g = c->app->lab_gateway;
     size_t len;
     const void *body = httpd_body(c->r, &len);
 
@@ -201,59 +203,59 @@ static void gw_write(api_call *c)
         return;
     }
     api_call_header(c, "Content-Type: application/json");
-    gw_forward(c, "POST", body, len, GW_WRITE_TIMEOUT_MS);
+    lab_gateway_forward(c, "POST", body, len, LAB_GATEWAY_WRITE_TIMEOUT_MS);
 }
 
 /* raw: the key segment as the client sent it (still %-encoded). */
-static void gw_read(api_call *c, const char *raw)
+static void lab_gateway_read(api_call *c, const char *raw)
 {
     api_app *a = c->app;
     size_t rawlen = strlen(raw), klen;
     size_t max = (size_t)a->cfg.max_key_bytes;
     char *key;
 
-    atomic_fetch_add(&a->gw->reads, 1);
+    atomic_fetch_add(&a->lab_gateway->reads, 1);
     if (rawlen == 0) {
-        gw_error(c, 400, NULL, "bad_key", "the key is empty");
+        lab_gateway_error(c, 400, NULL, "bad_key", "the key is empty");
         return;
     }
     if (rawlen > 3 * max) {
-        gw_error(c, 414, NULL, "key_too_long", "keys are at most %zu bytes", max);
+        lab_gateway_error(c, 414, NULL, "key_too_long", "keys are at most %zu bytes", max);
         return;
     }
     key = httpd_decode(raw, rawlen, &klen);
     if (key == NULL) {
-        gw_error(c, 400, NULL, "bad_key", "the key has a bad %%-escape or a NUL byte");
+        lab_gateway_error(c, 400, NULL, "bad_key", "the key has a bad %%-escape or a NUL byte");
         return;
     }
     free(key);
     if (klen > max) {
-        gw_error(c, 414, NULL, "key_too_long", "keys are at most %zu bytes", max);
+        lab_gateway_error(c, 414, NULL, "key_too_long", "keys are at most %zu bytes", max);
         return;
     }
-    if (api_call_url(c, "%s/read/%s", a->gw->controller, raw)) {
+    if (api_call_url(c, "%s/read/%s", a->lab_gateway->controller, raw)) {
         api_call_free(c);
         return;
     }
-    gw_forward(c, "GET", NULL, 0, GW_READ_TIMEOUT_MS);
+    lab_gateway_forward(c, "GET", NULL, 0, LAB_GATEWAY_READ_TIMEOUT_MS);
 }
 
-static void gw_cluster_status(api_call *c)
+static void lab_gateway_cluster_status(api_call *c)
 {
-    gw_t *g = c->app->gw;
+    lab_gateway_t *g = c->app->lab_gateway;
 
     atomic_fetch_add(&g->statuses, 1);
     if (api_call_url(c, "%s/status", g->controller)) {
         api_call_free(c);
         return;
     }
-    gw_forward(c, "GET", NULL, 0, GW_STATUS_TIMEOUT_MS);
+    lab_gateway_forward(c, "GET", NULL, 0, LAB_GATEWAY_STATUS_TIMEOUT_MS);
 }
 
-static void gw_stats(api_call *c)
+static void lab_gateway_stats(api_call *c)
 {
     api_app *a = c->app;
-    gw_t *g = a->gw;
+    lab_gateway_t *g = a->lab_gateway;
     const char *h[8];
     cJSON *o = cJSON_CreateObject();
     cJSON *gj = cJSON_AddObjectToObject(o, "gateway");
@@ -285,50 +287,52 @@ static void gw_stats(api_call *c)
     cJSON_AddNumberToObject(rl, "clients", (double)st.clients);
     cJSON_AddNumberToObject(rl, "allowed", (double)st.allowed);
     cJSON_AddNumberToObject(rl, "denied", (double)st.denied);
-    httpd_respond_json(c->r, 200, o, gw_hdrs(c, h, NULL, NULL));
+    httpd_respond_json(c->r, 200, o, lab_gateway_hdrs(c, h, NULL, NULL));
     api_call_free(c);
 }
 
-void gw_handle(httpd_req *r, api_app *a)
+void lab_gateway_handle(httpd_req *r, void *app)
 {
+    api_app *a = app;
     const char *path = httpd_path(r);
     api_call *c;
 
-    atomic_fetch_add(&a->gw->requests, 1);
-    c = api_call_new(r, a, CALL_RELAY);
+    api_http_count_request();
+    atomic_fetch_add(&a->lab_gateway->requests, 1);
+    c = api_call_new(r, a, API_CALL_RELAY);
     if (c == NULL) {
         httpd_error(r, 503, "overloaded", "out of memory");
         return;
     }
-    if (gw_limit(c))
+    if (lab_gateway_limit(c))
         return;
     if (strcmp(path, "/write") == 0) {
         if (httpd_method_is(r, "POST"))
-            gw_write(c);
+            lab_gateway_write(c);
         else
-            gw_bad_method(c, "POST");
+            lab_gateway_bad_method(c, "POST");
     } else if (strncmp(path, "/read/", 6) == 0 && strchr(path + 6, '/') == NULL) {
         if (httpd_method_is(r, "GET"))
-            gw_read(c, path + 6);
+            lab_gateway_read(c, path + 6);
         else
-            gw_bad_method(c, "GET");
+            lab_gateway_bad_method(c, "GET");
     } else if (strcmp(path, "/cluster-status") == 0 || strcmp(path, "/health") == 0 ||
                strcmp(path, "/stats") == 0 || strcmp(path, "/metrics") == 0) {
         const char *h[8];
         if (!httpd_method_is(r, "GET"))
-            gw_bad_method(c, "GET");
+            lab_gateway_bad_method(c, "GET");
         else if (path[1] == 'c')
-            gw_cluster_status(c);
+            lab_gateway_cluster_status(c);
         else if (path[1] == 's')
-            gw_stats(c);
+            lab_gateway_stats(c);
         else if (path[1] == 'h') {
-            kvhttp_ok(r, gw_hdrs(c, h, NULL, NULL));
+            kvhttp_ok(r, lab_gateway_hdrs(c, h, NULL, NULL));
             api_call_free(c);
         } else {
             api_call_free(c);
             kvhttp_metrics(r);
         }
     } else {
-        gw_not_found(c);
+        lab_gateway_not_found(c);
     }
 }

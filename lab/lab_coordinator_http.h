@@ -1,5 +1,5 @@
-/* lab_http: the lab controller's HTTP API on 127.0.0.1:7000 (DESIGN
- * section 6, docs/PROTOCOL.md "The CloudCart lab").
+/* lab_coordinator_http: the lab coordinator's HTTP API on 127.0.0.1:7000
+ * (docs/PROTOCOL.md "The CloudCart lab").
  *
  *   GET  /status              the lab: leader, followers, quorum, counters
  *   POST /write {"key","value"}  to the leader, answered after the W
@@ -20,8 +20,8 @@
  * (a quorum write takes 0.5 s or more, and heartbeats must not wait behind
  * it).
  *
- * Ownership: labhttp_start returns a server the caller stops with
- * labhttp_stop; L is borrowed and must outlive it. */
+ * Ownership: lab_coordinator_http_start returns a server the caller stops with
+ * lab_coordinator_http_stop; L is borrowed and must outlive it. */
 #ifndef KV_CTL_LAB_HTTP_H
 #define KV_CTL_LAB_HTTP_H
 
@@ -30,15 +30,15 @@
 
 #include <stdint.h>
 
-typedef struct labctl labctl_t;
-typedef struct labhttp labhttp_t;
+typedef struct lab_coordinator lab_coordinator_t;
+typedef struct lab_coordinator_http lab_coordinator_http_t;
 
-labhttp_t *labhttp_start(labctl_t *L, const char *bind, uint16_t port);
-void labhttp_stop(labhttp_t *h);
-/* The handler itself (app is the labhttp_t). */
-void labhttp_handle(httpd_req *r, void *app);
+lab_coordinator_http_t *lab_coordinator_http_start(lab_coordinator_t *L, const char *bind, uint16_t port);
+void lab_coordinator_http_stop(lab_coordinator_http_t *h);
+/* The handler itself (app is the lab_coordinator_http_t). */
+void lab_coordinator_http_handle(httpd_req *r, void *app);
 
-/* The lab's async client loop (controller/lab.c). */
-httpc_loop *labctl_loop(labctl_t *L);
+/* The lab's async client loop (lab_coordinator.c). */
+httpc_loop *lab_coordinator_loop(lab_coordinator_t *L);
 
 #endif

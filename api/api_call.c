@@ -1,4 +1,4 @@
-#include "upstream.h"
+#include "api_call.h"
 
 #include "kvhttp.h"
 #include "log.h"
@@ -56,7 +56,7 @@ void api_call_header(api_call *c, const char *fmt, ...)
         n++;
     while (b < 4 && c->hbuf[b][0])
         b++;
-    if (n + 1 >= API_MAX_HDRS || b == 4)
+    if (n + 1 >= API_CALL_MAX_HDRS || b == 4)
         return;
     va_start(ap, fmt);
     vsnprintf(c->hbuf[b], sizeof c->hbuf[b], fmt, ap);
@@ -67,7 +67,7 @@ void api_call_header(api_call *c, const char *fmt, ...)
 /* The headers every answer to the client carries, plus up to 3 extra; out
  * has room for API_CLIENT_HDRS. */
 #define API_CLIENT_HDRS 10
-static const char *const *api_client_hdrs(api_call *c, const char **out,
+static const char *const *api_call_client_hdrs(api_call *c, const char **out,
                                           const char *e1, const char *e2,
                                           const char *e3)
 {
@@ -87,7 +87,7 @@ static const char *const *api_client_hdrs(api_call *c, const char **out,
 }
 
 /* Pass the upstream answer through (status, body, Content-Type, Retry-After). */
-static void api_relay(api_call *c, const httpc_resp *resp)
+static void api_call_relay(api_call *c, const httpc_resp *resp)
 {
     char ctype[128], retry[32], rh[48];
     const char *h[API_CLIENT_HDRS];
@@ -100,54 +100,58 @@ static void api_relay(api_call *c, const httpc_resp *resp)
     if (!httpc_resp_header(resp, "Content-Type", ctype, sizeof ctype))
         strcpy(ctype, "application/json");
     httpd_respond(c->r, (unsigned)resp->status, ctype, resp->body, resp->len,
-                  api_client_hdrs(c, h, ra, NULL, NULL));
+                  api_call_client_hdrs(c, h, ra, NULL, NULL));
 }
 
-void api_upstream_json(api_call *c, unsigned status, cJSON *json,
+void api_call_json(api_call *c, unsigned status, cJSON *json,
                        const char *extra)
 {
     const char *h[API_CLIENT_HDRS];
 
     httpd_respond_json(c->r, status, json,
-                       api_client_hdrs(c, h, extra, NULL, NULL));
+                       api_call_client_hdrs(c, h, extra, NULL, NULL));
     api_call_free(c);
 }
 
-static void api_on_read(api_call *c, const httpc_resp *resp)
+static void api_call_on_read(api_call *c, const httpc_resp *resp)
 {
     char ver[32], vh[48], sh[48], by[300];
     const char *h[API_CLIENT_HDRS];
+    uint64_t version = 0;
 
     snprintf(sh, sizeof sh, "X-KV-Shard: %u", c->shard);
     snprintf(by, sizeof by, "X-KV-Served-By: %s", c->served_by);
     if (resp->status != 200) {
-        api_relay(c, resp);
+        api_call_relay(c, resp);
         return;
     }
     if (!httpc_resp_header(resp, "X-KV-Version", ver, sizeof ver))
         strcpy(ver, "0");
     if (c->want_json) {
+        /* The store sends a u64; anything else renders as 0. */
+        if (num_parse_u64(ver, &version) != 0)
+            version = 0;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "key", c->key);
         render_value(o, resp->body, resp->len);
-        cJSON_AddNumberToObject(o, "version", strtod(ver, NULL));
+        cJSON_AddNumberToObject(o, "version", (double)version);
         cJSON_AddNumberToObject(o, "shard", c->shard);
         cJSON_AddStringToObject(o, "served_by", c->served_by);
-        httpd_respond_json(c->r, 200, o, api_client_hdrs(c, h, sh, by, NULL));
+        httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, sh, by, NULL));
         return;
     }
     snprintf(vh, sizeof vh, "X-KV-Version: %s", ver);
     httpd_respond(c->r, 200, "application/octet-stream", resp->body, resp->len,
-                  api_client_hdrs(c, h, vh, sh, by));
+                  api_call_client_hdrs(c, h, vh, sh, by));
 }
 
-static void api_on_counter_get(api_call *c, const httpc_resp *resp)
+static void api_call_on_counter_get(api_call *c, const httpc_resp *resp)
 {
     const char *h[API_CLIENT_HDRS];
     int64_t v = 0;
 
     if (resp->status != 200 && resp->status != 404) {
-        api_relay(c, resp);
+        api_call_relay(c, resp);
         return;
     }
     if (resp->status == 200 && num_parse_i64(resp->body, &v)) {
@@ -158,16 +162,16 @@ static void api_on_counter_get(api_call *c, const httpc_resp *resp)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "key", c->key);
     cJSON_AddNumberToObject(o, "value", (double)v);
-    httpd_respond_json(c->r, 200, o, api_client_hdrs(c, h, NULL, NULL, NULL));
+    httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, NULL, NULL, NULL));
 }
 
-static void api_on_counter_inc(api_call *c, const httpc_resp *resp)
+static void api_call_on_counter_inc(api_call *c, const httpc_resp *resp)
 {
     const char *h[API_CLIENT_HDRS];
     cJSON *in, *o;
 
     if (resp->status != 202 && resp->status != 200) {
-        api_relay(c, resp);
+        api_call_relay(c, resp);
         return;
     }
     in = cJSON_ParseWithLength(resp->body, resp->len);
@@ -179,32 +183,32 @@ static void api_on_counter_inc(api_call *c, const httpc_resp *resp)
                                 cJSON_GetNumberValue(cJSON_GetObjectItem(in, "value")));
     cJSON_Delete(in);
     httpd_respond_json(c->r, (unsigned)resp->status, o,
-                       api_client_hdrs(c, h, NULL, NULL, NULL));
+                       api_call_client_hdrs(c, h, NULL, NULL, NULL));
 }
 
-static void api_done(httpc_resp *resp, void *ctx)
+static void api_call_done(httpc_resp *resp, void *ctx)
 {
-    api_upstream_finish(ctx, resp);
+    api_call_finish(ctx, resp);
 }
 
-void api_upstream_finish(api_call *c, httpc_resp *resp)
+void api_call_finish(api_call *c, httpc_resp *resp)
 {
     if (resp->status == 0) {
         static const char *const h[] = {"Retry-After: 1", NULL};
         log_warn("upstream %s failed: %s", c->url, resp->error);
         httpd_error_h(c->r, 503, h, "upstream_unavailable",
                       "%s is not answering; retry shortly",
-                      c->kind == CALL_READ || c->kind == CALL_COUNTER_GET
+                      c->kind == API_CALL_READ || c->kind == API_CALL_COUNTER_GET
                           ? "the shard"
                           : "the write queue");
-    } else if (c->kind == CALL_READ) {
-        api_on_read(c, resp);
-    } else if (c->kind == CALL_COUNTER_GET) {
-        api_on_counter_get(c, resp);
-    } else if (c->kind == CALL_COUNTER_INC) {
-        api_on_counter_inc(c, resp);
+    } else if (c->kind == API_CALL_READ) {
+        api_call_on_read(c, resp);
+    } else if (c->kind == API_CALL_COUNTER_GET) {
+        api_call_on_counter_get(c, resp);
+    } else if (c->kind == API_CALL_COUNTER_INC) {
+        api_call_on_counter_inc(c, resp);
     } else {
-        api_relay(c, resp);
+        api_call_relay(c, resp);
     }
     api_call_free(c);
 }
@@ -219,13 +223,13 @@ int api_call_async(api_call *c, const httpc_req *req, httpc_done_fn cb)
     return httpc_loop_async(httpd_loop(c->r), req, cb, c) ? -2 : 0;
 }
 
-void api_upstream_start(api_call *c, const char *method, const void *body,
+void api_call_start(api_call *c, const char *method, const void *body,
                         size_t len, long timeout_ms)
 {
     httpc_req req = {.method = method, .url = c->url, .body = body,
                      .body_len = len, .headers = c->hdrs,
                      .timeout_ms = timeout_ms};
-    int rc = api_call_async(c, &req, api_done);
+    int rc = api_call_async(c, &req, api_call_done);
 
     if (rc == 0)
         return;

@@ -1,38 +1,10 @@
-/* kvctl bench quorum: the write-quorum study of the leader/follower seed
- * (DESIGN §6, issue 5).
- *
- * For W = 1..N it starts a one-shard cluster with kv-controller (normal
- * mode: a primary and N secondaries, cluster.write_quorum = W, policy any,
- * every replication batch to every secondary delayed by uniform(0, MAX) ms:
- * store.repl_delay_random), writes --writes keys one after the other
- * straight to the primary (PUT /internal/kv/{key}: it answers once W
- * secondaries hold the write) and times each write. A write's latency is
- * then the W-th smallest of N independent uniform delays, whose mean is
- * W / (N + 1) x MAX: the order-statistic expectation the study checks.
- *
- * Independence needs each write to be its own replication batch on every
- * secondary: a secondary still sleeping on the previous write's batch would
- * add its remaining sleep. So after each write the bench waits until every
- * secondary has acknowledged it (the primary's /health lists each
- * secondary's acked_seq) before the next one; that wait is not timed.
- *
- * After the writes of one W, every replica's live records (GET
- * /internal/changes) must be identical (kvctl_parity_replicas) and hold
- * every key written; then the cluster is stopped (SIGTERM).
- *
- * Every W runs at once, each on its own cluster and thread: a write mostly
- * sleeps (the delays), so the clusters barely compete for the CPU, and the
- * study takes as long as one W instead of N of them. That buys the sample
- * size the 10 % check needs: at W = 1 the standard error of the mean is
- * 8.5 % of the expectation with 100 writes, 4.9 % with the default 300.
- *
- * Outputs under --out: quorum_vs_latency.csv and quorum_vs_latency.png
- * (gnuplot: mean with its 95 % interval and p99 against W, the expectation
- * line and the expected p99). Exit 1 when a parity check or a write fails. */
+/* lab_bench_quorum: see lab_bench_quorum.h. */
+#include "lab_bench_quorum.h"
+
 #include "kvctl.h"
 
 #include "clock.h"
-#include "lab.h"
+#include "lab_cli.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -54,16 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BQ_MAX_FOLLOWERS 9         /* cluster.replicas is at most 10 */
-#define BQ_READY_TIMEOUT_S 60.0
-#define BQ_STOP_GRACE_S 15.0
-#define BQ_PORT_LO 10000            /* below the ephemeral range */
-#define BQ_PORT_HI 32000
-#define BQ_PORT_BLOCK 200           /* as tests/integration/cluster.py */
-#define BQ_LOCK_DIR "/tmp/kvtest-ports"
-#define BQ_VALUE_BYTES 64
+#define LAB_BENCH_QUORUM_MAX_FOLLOWERS 9         /* cluster.replicas is at most 10 */
+#define LAB_BENCH_QUORUM_READY_TIMEOUT_S 60.0
+#define LAB_BENCH_QUORUM_STOP_GRACE_S 15.0
+#define LAB_BENCH_QUORUM_PORT_LO 10000            /* below the ephemeral range */
+#define LAB_BENCH_QUORUM_PORT_HI 32000
+#define LAB_BENCH_QUORUM_PORT_BLOCK 200           /* as tests/integration/cluster.py */
+#define LAB_BENCH_QUORUM_LOCK_DIR "/tmp/kvtest-ports"
+#define LAB_BENCH_QUORUM_VALUE_BYTES 64
 
-typedef struct bq_opts {
+typedef struct lab_bench_quorum_opts {
     int followers;
     long max_delay_ms;
     int writes;
@@ -72,9 +44,9 @@ typedef struct bq_opts {
     int only_w;                     /* 0: every W */
     int keep;                       /* keep the temporary directories */
     int verbose;
-} bq_opts;
+} lab_bench_quorum_opts;
 
-typedef struct bq_result {
+typedef struct lab_bench_quorum_result {
     int w;
     int ok_writes, failed_writes;
     double mean_ms, p50_ms, p99_ms, max_ms, sd_ms, se_ms;
@@ -82,35 +54,35 @@ typedef struct bq_result {
     int parity_ok;
     size_t keys;
     char note[256];
-} bq_result;
+} lab_bench_quorum_result;
 
-typedef struct bq_cluster {
+typedef struct lab_bench_quorum_cluster {
     char dir[512];
     char controller[64];
     char primary[256];
-    char secondaries[BQ_MAX_FOLLOWERS][256];
+    char secondaries[LAB_BENCH_QUORUM_MAX_FOLLOWERS][256];
     int nsec;
     int base_port, nginx_port;
     int lock_fd;
     pid_t pid;
-} bq_cluster;
+} lab_bench_quorum_cluster;
 
 /* The clusters running now, one slot per W, for the signal handler (Ctrl-C
  * stops them and removes their directories before kvctl exits). */
-static bq_cluster *volatile bq_running[BQ_MAX_FOLLOWERS];
-static volatile sig_atomic_t bq_keep_dir;
+static lab_bench_quorum_cluster *volatile lab_bench_quorum_running[LAB_BENCH_QUORUM_MAX_FOLLOWERS];
+static volatile sig_atomic_t lab_bench_quorum_keep_dir;
 
-static void bq_on_signal(int sig)
+static void lab_bench_quorum_on_signal(int sig)
 {
     int st;
 
-    for (int i = 0; i < BQ_MAX_FOLLOWERS; i++) {
-        bq_cluster *c = bq_running[i];
+    for (int i = 0; i < LAB_BENCH_QUORUM_MAX_FOLLOWERS; i++) {
+        lab_bench_quorum_cluster *c = lab_bench_quorum_running[i];
         if (c == NULL || c->pid <= 0)
             continue;
         kill(c->pid, SIGTERM);
         waitpid(c->pid, &st, 0);
-        if (!bq_keep_dir && strncmp(c->dir, "/tmp/kvbench-quorum-", 20) == 0) {
+        if (!lab_bench_quorum_keep_dir && strncmp(c->dir, "/tmp/kvbench-quorum-", 20) == 0) {
             pid_t p = fork();
             if (p == 0) {
                 char *const argv[] = {"rm", "-rf", "--", c->dir, NULL};
@@ -125,12 +97,12 @@ static void bq_on_signal(int sig)
     raise(sig);
 }
 
-static double bq_now(void)
+static double lab_bench_quorum_now(void)
 {
     return (double)clock_mono_us() / 1e6;
 }
 
-static void bq_sleep_ms(double ms)
+static void lab_bench_quorum_sleep_ms(double ms)
 {
     struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
                           .tv_nsec = (long)(fmod(ms, 1000.0) * 1e6)};
@@ -142,7 +114,7 @@ static void bq_sleep_ms(double ms)
 
 /* P(X_(w) <= x) for the w-th smallest of n uniforms on (0, 1): at least w of
  * them below x. */
-static double bq_os_cdf(int w, int n, double x)
+static double lab_bench_quorum_os_cdf(int w, int n, double x)
 {
     double p = 0, c = 1;   /* c = C(n, j) */
 
@@ -155,12 +127,12 @@ static double bq_os_cdf(int w, int n, double x)
 }
 
 /* The q-quantile of the w-th of n uniforms on (0, 1) (bisection). */
-static double bq_os_quantile(int w, int n, double q)
+static double lab_bench_quorum_os_quantile(int w, int n, double q)
 {
     double lo = 0, hi = 1;
     for (int i = 0; i < 60; i++) {
         double mid = (lo + hi) / 2;
-        if (bq_os_cdf(w, n, mid) < q)
+        if (lab_bench_quorum_os_cdf(w, n, mid) < q)
             lo = mid;
         else
             hi = mid;
@@ -168,14 +140,14 @@ static double bq_os_quantile(int w, int n, double q)
     return (lo + hi) / 2;
 }
 
-static int bq_cmp_double(const void *a, const void *b)
+static int lab_bench_quorum_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
 /* Nearest-rank percentile of sorted v[0..n). */
-static double bq_pct(const double *v, int n, double p)
+static double lab_bench_quorum_pct(const double *v, int n, double p)
 {
     int k = (int)ceil(p / 100.0 * n);
     if (k < 1)
@@ -187,7 +159,7 @@ static double bq_pct(const double *v, int n, double p)
 
 /* ---- HTTP helpers -------------------------------------------------------- */
 
-static cJSON *bq_get_json(const char *base, const char *path, long timeout_ms,
+static cJSON *lab_bench_quorum_get_json(const char *base, const char *path, long timeout_ms,
                           long *status)
 {
     char url[600];
@@ -207,7 +179,7 @@ static cJSON *bq_get_json(const char *base, const char *path, long timeout_ms,
 
 /* ---- the cluster --------------------------------------------------------- */
 
-static int bq_port_free(int port)
+static int lab_bench_quorum_port_free(int port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
@@ -221,21 +193,21 @@ static int bq_port_free(int port)
 }
 
 /* A block of free loopback ports, locked like the integration tests lock
- * theirs (flock on BQ_LOCK_DIR/<base>.lock), so concurrent runs never pick
+ * theirs (flock on LAB_BENCH_QUORUM_LOCK_DIR/<base>.lock), so concurrent runs never pick
  * the same ports. 0, or -1. */
-static int bq_pick_ports(bq_cluster *c)
+static int lab_bench_quorum_pick_ports(lab_bench_quorum_cluster *c)
 {
-    unsigned seed = (unsigned)getpid() ^ (unsigned)(bq_now() * 1e6) ^
+    unsigned seed = (unsigned)getpid() ^ (unsigned)(lab_bench_quorum_now() * 1e6) ^
                     (unsigned)(uintptr_t)c;
 
-    mkdir(BQ_LOCK_DIR, 0777);
+    mkdir(LAB_BENCH_QUORUM_LOCK_DIR, 0777);
     for (int tries = 0; tries < 200; tries++) {
-        int base = BQ_PORT_LO + 10 * (int)(rand_r(&seed) %
-                                           ((BQ_PORT_HI - BQ_PORT_LO - BQ_PORT_BLOCK - 10) / 10));
+        int base = LAB_BENCH_QUORUM_PORT_LO + 10 * (int)(rand_r(&seed) %
+                                           ((LAB_BENCH_QUORUM_PORT_HI - LAB_BENCH_QUORUM_PORT_LO - LAB_BENCH_QUORUM_PORT_BLOCK - 10) / 10));
         char path[128];
         int fd, ok = 1;
 
-        snprintf(path, sizeof path, "%s/%d.lock", BQ_LOCK_DIR, base);
+        snprintf(path, sizeof path, "%s/%d.lock", LAB_BENCH_QUORUM_LOCK_DIR, base);
         fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0666);
         if (fd < 0)
             continue;
@@ -243,57 +215,36 @@ static int bq_pick_ports(bq_cluster *c)
             close(fd);
             continue;
         }
-        for (int p = base; p <= base + BQ_PORT_BLOCK && ok; p++)
-            ok = bq_port_free(p);
+        for (int p = base; p <= base + LAB_BENCH_QUORUM_PORT_BLOCK && ok; p++)
+            ok = lab_bench_quorum_port_free(p);
         if (!ok) {
             close(fd);
             continue;
         }
         c->base_port = base;
-        c->nginx_port = base + BQ_PORT_BLOCK;
+        c->nginx_port = base + LAB_BENCH_QUORUM_PORT_BLOCK;
         c->lock_fd = fd;
         return 0;
     }
     return -1;
 }
 
-static void bq_log_tail(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *lines[20] = {0}, buf[1024];
-    size_t n = 0;
-
-    if (f == NULL)
-        return;
-    while (fgets(buf, sizeof buf, f)) {
-        free(lines[n % 20]);
-        lines[n % 20] = strdup(buf);
-        n++;
-    }
-    fclose(f);
-    fprintf(stderr, "--- last lines of %s ---\n", path);
-    for (size_t i = n > 20 ? n - 20 : 0; i < n; i++)
-        fputs(lines[i % 20] ? lines[i % 20] : "\n", stderr);
-    for (size_t i = 0; i < 20; i++)
-        free(lines[i]);
-}
-
-static void bq_stop(bq_cluster *c)
+static void lab_bench_quorum_stop(lab_bench_quorum_cluster *c)
 {
     int st;
 
     if (c->pid > 0) {
-        double end = bq_now() + BQ_STOP_GRACE_S;
+        double end = lab_bench_quorum_now() + LAB_BENCH_QUORUM_STOP_GRACE_S;
         kill(c->pid, SIGTERM);
-        while (bq_now() < end) {
+        while (lab_bench_quorum_now() < end) {
             pid_t w = waitpid(c->pid, &st, WNOHANG);
             if (w == c->pid || (w < 0 && errno == ECHILD))
                 break;
-            bq_sleep_ms(50);
+            lab_bench_quorum_sleep_ms(50);
         }
-        if (bq_now() >= end) {
+        if (lab_bench_quorum_now() >= end) {
             fprintf(stderr, "kvctl bench: kv-controller did not stop within "
-                    "%.0f s; killing it\n", BQ_STOP_GRACE_S);
+                    "%.0f s; killing it\n", LAB_BENCH_QUORUM_STOP_GRACE_S);
             kill(c->pid, SIGKILL);
             waitpid(c->pid, &st, 0);
         }
@@ -305,7 +256,7 @@ static void bq_stop(bq_cluster *c)
     }
 }
 
-static void bq_rmrf(const char *dir)
+static void lab_bench_quorum_rmrf(const char *dir)
 {
     pid_t pid;
     int st;
@@ -324,7 +275,7 @@ static void bq_rmrf(const char *dir)
 
 /* Start the cluster for one W and wait until it is ready, its topology has
  * one primary and N secondaries, and the primary knows every secondary. */
-static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
+static int lab_bench_quorum_start(const lab_bench_quorum_opts *o, int w, const char *bin, lab_bench_quorum_cluster *c)
 {
     char sets[16][128], log[600], logdir[600], data[600], dd[640];
     const char *argv[48];
@@ -339,7 +290,7 @@ static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
         c->dir[0] = '\0';
         return -1;
     }
-    if (bq_pick_ports(c) != 0) {
+    if (lab_bench_quorum_pick_ports(c) != 0) {
         fprintf(stderr, "kvctl bench: no free block of loopback ports\n");
         return -1;
     }
@@ -349,26 +300,26 @@ static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
     snprintf(data, sizeof data, "%s/data", c->dir);
     mkdir(logdir, 0755);
 
-#define BQ_SET(...) snprintf(sets[ns++], sizeof sets[0], __VA_ARGS__)
-    BQ_SET("cluster.shards=1");
-    BQ_SET("cluster.replicas=%d", o->followers + 1);
-    BQ_SET("cluster.write_quorum=%d", w);
-    BQ_SET("cluster.quorum_policy=any");
-    BQ_SET("cluster.base_port=%d", c->base_port);
-    BQ_SET("cluster.bind=127.0.0.1");
-    BQ_SET("nginx.port=%d", c->nginx_port);
-    BQ_SET("api.count=1");
-    BQ_SET("api.rate_limit=0");
-    BQ_SET("store.repl_delay_ms=%ld", o->max_delay_ms);
+#define LAB_BENCH_QUORUM_SET(...) snprintf(sets[ns++], sizeof sets[0], __VA_ARGS__)
+    LAB_BENCH_QUORUM_SET("cluster.shards=1");
+    LAB_BENCH_QUORUM_SET("cluster.replicas=%d", o->followers + 1);
+    LAB_BENCH_QUORUM_SET("cluster.write_quorum=%d", w);
+    LAB_BENCH_QUORUM_SET("cluster.quorum_policy=any");
+    LAB_BENCH_QUORUM_SET("cluster.base_port=%d", c->base_port);
+    LAB_BENCH_QUORUM_SET("cluster.bind=127.0.0.1");
+    LAB_BENCH_QUORUM_SET("nginx.port=%d", c->nginx_port);
+    LAB_BENCH_QUORUM_SET("api.count=1");
+    LAB_BENCH_QUORUM_SET("api.rate_limit=0");
+    LAB_BENCH_QUORUM_SET("store.repl_delay_ms=%ld", o->max_delay_ms);
     if (o->random)
-        BQ_SET("store.repl_delay_random=1");
-    BQ_SET("store.quorum_timeout_ms=%ld", quorum_timeout);
+        LAB_BENCH_QUORUM_SET("store.repl_delay_random=1");
+    LAB_BENCH_QUORUM_SET("store.quorum_timeout_ms=%ld", quorum_timeout);
     /* Secondaries also pull what they miss every reconcile interval (1 s by
      * default), undelayed, and report it in the next heartbeat's answer:
      * that would cut the slow link short and bias every mean low (by about
      * 10 % at MAX = 1 s). The study times the replication stream alone. */
-    BQ_SET("store.reconcile_interval_ms=3600000");
-#undef BQ_SET
+    LAB_BENCH_QUORUM_SET("store.reconcile_interval_ms=3600000");
+#undef LAB_BENCH_QUORUM_SET
     argv[na++] = "kv-controller";
     for (int i = 0; i < ns; i++) {
         argv[na++] = "--set";
@@ -406,7 +357,7 @@ static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
 
     /* Ready: /status says so, the topology has the shard's N + 1 replicas,
      * and the primary has heard from every secondary. */
-    end = bq_now() + BQ_READY_TIMEOUT_S;
+    end = lab_bench_quorum_now() + LAB_BENCH_QUORUM_READY_TIMEOUT_S;
     for (int stage = 0; stage < 3;) {
         int st;
         if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
@@ -414,28 +365,28 @@ static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
                     "before the cluster was ready\n",
                     WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
             c->pid = 0;
-            bq_log_tail(log);
+            lab_cli_tail_log(log);
             return -1;
         }
-        if (bq_now() > end) {
+        if (lab_bench_quorum_now() > end) {
             fprintf(stderr, "kvctl bench: the cluster (W=%d) was not ready "
-                    "within %.0f s (stage %d)\n", w, BQ_READY_TIMEOUT_S, stage);
-            bq_log_tail(log);
+                    "within %.0f s (stage %d)\n", w, LAB_BENCH_QUORUM_READY_TIMEOUT_S, stage);
+            lab_cli_tail_log(log);
             return -1;
         }
         if (stage == 0) {
-            cJSON *j = bq_get_json(c->controller, "/status", 2000, NULL);
+            cJSON *j = lab_bench_quorum_get_json(c->controller, "/status", 2000, NULL);
             stage += cJSON_IsTrue(cJSON_GetObjectItem(j, "ready"));
             cJSON_Delete(j);
         } else if (stage == 1) {
-            cJSON *j = bq_get_json(c->controller, "/topology", 2000, NULL);
+            cJSON *j = lab_bench_quorum_get_json(c->controller, "/topology", 2000, NULL);
             const cJSON *sh = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "shards"), 0);
             const cJSON *p = cJSON_GetObjectItem(sh, "primary"), *s;
             int n = 0;
             if (cJSON_IsString(p)) {
                 snprintf(c->primary, sizeof c->primary, "%s", p->valuestring);
                 cJSON_ArrayForEach(s, cJSON_GetObjectItem(sh, "secondaries"))
-                    if (cJSON_IsString(s) && n < BQ_MAX_FOLLOWERS)
+                    if (cJSON_IsString(s) && n < LAB_BENCH_QUORUM_MAX_FOLLOWERS)
                         snprintf(c->secondaries[n++], sizeof c->secondaries[0],
                                  "%s", s->valuestring);
                 c->nsec = n;
@@ -443,7 +394,7 @@ static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
             }
             cJSON_Delete(j);
         } else {
-            cJSON *j = bq_get_json(c->primary, "/health", 2000, NULL);
+            cJSON *j = lab_bench_quorum_get_json(c->primary, "/health", 2000, NULL);
             const cJSON *s;
             int known = 0;
             cJSON_ArrayForEach(s, cJSON_GetObjectItem(j, "secondaries"))
@@ -453,19 +404,19 @@ static int bq_start(const bq_opts *o, int w, const char *bin, bq_cluster *c)
             cJSON_Delete(j);
         }
         if (stage < 3)
-            bq_sleep_ms(100);
+            lab_bench_quorum_sleep_ms(100);
     }
     return 0;
 }
 
 /* Wait until every secondary has acknowledged seq (the primary's /health).
  * 0, or -1 after timeout_ms. */
-static int bq_wait_acked(const bq_cluster *c, uint64_t seq, long timeout_ms)
+static int lab_bench_quorum_wait_acked(const lab_bench_quorum_cluster *c, uint64_t seq, long timeout_ms)
 {
-    double end = bq_now() + (double)timeout_ms / 1000.0;
+    double end = lab_bench_quorum_now() + (double)timeout_ms / 1000.0;
 
     for (;;) {
-        cJSON *j = bq_get_json(c->primary, "/health", 2000, NULL);
+        cJSON *j = lab_bench_quorum_get_json(c->primary, "/health", 2000, NULL);
         const cJSON *s;
         int n = 0, done = 0;
         cJSON_ArrayForEach(s, cJSON_GetObjectItem(j, "secondaries")) {
@@ -476,17 +427,17 @@ static int bq_wait_acked(const bq_cluster *c, uint64_t seq, long timeout_ms)
         cJSON_Delete(j);
         if (n == c->nsec && done == n)
             return 0;
-        if (bq_now() > end)
+        if (lab_bench_quorum_now() > end)
             return -1;
-        bq_sleep_ms(3);
+        lab_bench_quorum_sleep_ms(3);
     }
 }
 
 /* ---- one W ----------------------------------------------------------------- */
 
-static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
+static int lab_bench_quorum_run_w(const lab_bench_quorum_opts *o, int w, const char *bin, lab_bench_quorum_result *res)
 {
-    bq_cluster c;
+    lab_bench_quorum_cluster c;
     double *lat = calloc((size_t)o->writes, sizeof *lat);
     long write_timeout = 3 * o->max_delay_ms + 2000 + 5000;
     int rc = 0;
@@ -499,8 +450,8 @@ static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
     printf("W=%d: starting a cluster of 1 primary + %d secondaries ...\n", w,
            o->followers);
     fflush(stdout);
-    bq_running[w - 1] = &c;
-    if (bq_start(o, w, bin, &c) != 0) {
+    lab_bench_quorum_running[w - 1] = &c;
+    if (lab_bench_quorum_start(o, w, bin, &c) != 0) {
         snprintf(res->note, sizeof res->note, "the cluster did not start");
         rc = -1;
         goto out;
@@ -510,7 +461,7 @@ static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
                c.primary, c.dir);
 
     for (int i = 0; i < o->writes; i++) {
-        char url[400], value[BQ_VALUE_BYTES + 1];
+        char url[400], value[LAB_BENCH_QUORUM_VALUE_BYTES + 1];
         const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
         httpc_req rq = {.method = "PUT", .url = url, .body = value,
                         .headers = hdrs, .timeout_ms = write_timeout};
@@ -521,12 +472,12 @@ static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
 
         snprintf(url, sizeof url, "%s/internal/kv/bq-w%d-%04d", c.primary, w, i);
         snprintf(value, sizeof value, "quorum-study W=%d write %d ", w, i);
-        memset(value + strlen(value), 'x', BQ_VALUE_BYTES - strlen(value));
-        value[BQ_VALUE_BYTES] = '\0';
-        rq.body_len = BQ_VALUE_BYTES;
-        t0 = bq_now();
+        memset(value + strlen(value), 'x', LAB_BENCH_QUORUM_VALUE_BYTES - strlen(value));
+        value[LAB_BENCH_QUORUM_VALUE_BYTES] = '\0';
+        rq.body_len = LAB_BENCH_QUORUM_VALUE_BYTES;
+        t0 = lab_bench_quorum_now();
         httpc_do(&rq, &r);
-        t1 = bq_now();
+        t1 = lab_bench_quorum_now();
         j = r.status == 200 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
         if (j && cJSON_IsNumber(cJSON_GetObjectItem(j, "seq")))
             seq = (uint64_t)cJSON_GetObjectItem(j, "seq")->valuedouble;
@@ -543,7 +494,7 @@ static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
         lat[res->ok_writes++] = (t1 - t0) * 1000.0;
         /* Every secondary idle again before the next write: a fresh,
          * independent delay on each of them. */
-        if (bq_wait_acked(&c, seq, 2 * o->max_delay_ms + 5000) != 0) {
+        if (lab_bench_quorum_wait_acked(&c, seq, 2 * o->max_delay_ms + 5000) != 0) {
             fprintf(stderr, "kvctl bench: W=%d: the secondaries did not all "
                     "acknowledge write %d (seq %llu)\n", w, i,
                     (unsigned long long)seq);
@@ -556,11 +507,11 @@ static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
     /* Parity: every replica's live records, until identical (they all acked
      * the last write already) or 15 s. */
     {
-        const char *urls[BQ_MAX_FOLLOWERS + 1];
+        const char *urls[LAB_BENCH_QUORUM_MAX_FOLLOWERS + 1];
         kvctl_opts ko = {.url = c.primary, .controller = c.controller,
                          .timeout_ms = 10000};
         char label[64];
-        double end = bq_now() + 15;
+        double end = lab_bench_quorum_now() + 15;
         int prc;
         size_t n = 0;
 
@@ -568,8 +519,8 @@ static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
         for (int i = 0; i < c.nsec; i++)
             urls[n++] = c.secondaries[i];
         while ((prc = kvctl_parity_replicas(&ko, urls, n, "", NULL, &res->keys)) != KVCTL_OK &&
-               bq_now() < end)
-            bq_sleep_ms(200);
+               lab_bench_quorum_now() < end)
+            lab_bench_quorum_sleep_ms(200);
         snprintf(label, sizeof label, "  W=%d parity", w);
         prc = kvctl_parity_replicas(&ko, urls, n, label, stdout, &res->keys);
         res->parity_ok = prc == KVCTL_OK && res->keys == (size_t)res->ok_writes;
@@ -579,17 +530,17 @@ static int bq_run_w(const bq_opts *o, int w, const char *bin, bq_result *res)
     }
 
 out:
-    bq_stop(&c);
-    bq_running[w - 1] = NULL;
+    lab_bench_quorum_stop(&c);
+    lab_bench_quorum_running[w - 1] = NULL;
     if (!o->keep)
-        bq_rmrf(c.dir);
+        lab_bench_quorum_rmrf(c.dir);
     else if (c.dir[0])
         printf("  kept %s\n", c.dir);
 
     if (res->ok_writes > 0) {
         int n = res->ok_writes;
         double sum = 0, ss = 0;
-        qsort(lat, (size_t)n, sizeof *lat, bq_cmp_double);
+        qsort(lat, (size_t)n, sizeof *lat, lab_bench_quorum_cmp_double);
         for (int i = 0; i < n; i++)
             sum += lat[i];
         res->mean_ms = sum / n;
@@ -597,8 +548,8 @@ out:
             ss += (lat[i] - res->mean_ms) * (lat[i] - res->mean_ms);
         res->sd_ms = n > 1 ? sqrt(ss / (n - 1)) : 0;
         res->se_ms = res->sd_ms / sqrt((double)n);
-        res->p50_ms = bq_pct(lat, n, 50);
-        res->p99_ms = bq_pct(lat, n, 99);
+        res->p50_ms = lab_bench_quorum_pct(lat, n, 50);
+        res->p99_ms = lab_bench_quorum_pct(lat, n, 99);
         res->max_ms = lat[n - 1];
     }
     {
@@ -606,7 +557,7 @@ out:
         double m = (double)o->max_delay_ms;
         if (o->random) {
             res->expected_ms = (double)w / (N + 1) * m;
-            res->expected_p99_ms = bq_os_quantile(w, N, 0.99) * m;
+            res->expected_p99_ms = lab_bench_quorum_os_quantile(w, N, 0.99) * m;
             res->expected_se_ms = m * sqrt((double)w * (N + 1 - w) /
                                            ((double)(N + 1) * (N + 1) * (N + 2))) /
                                   sqrt(res->ok_writes > 0 ? res->ok_writes : 1);
@@ -626,7 +577,7 @@ out:
 
 /* ---- outputs --------------------------------------------------------------- */
 
-static int bq_write_csv(const bq_opts *o, const bq_result *r, int n, const char *path)
+static int lab_bench_quorum_write_csv(const lab_bench_quorum_opts *o, const lab_bench_quorum_result *r, int n, const char *path)
 {
     FILE *f = fopen(path, "w");
 
@@ -647,7 +598,7 @@ static int bq_write_csv(const bq_opts *o, const bq_result *r, int n, const char 
     return fclose(f) == 0 ? 0 : -1;
 }
 
-static int bq_plot(const bq_opts *o, const char *csv, const char *png)
+static int lab_bench_quorum_plot(const lab_bench_quorum_opts *o, const char *csv, const char *png)
 {
     FILE *g;
     int st;
@@ -704,24 +655,24 @@ static int bq_plot(const bq_opts *o, const char *csv, const char *png)
 /* ---- the command ----------------------------------------------------------- */
 
 /* One W's run on its own thread. */
-typedef struct bq_task {
-    const bq_opts *o;
+typedef struct lab_bench_quorum_task {
+    const lab_bench_quorum_opts *o;
     int w;
     const char *bin;
-    bq_result *res;
+    lab_bench_quorum_result *res;
     int rc;
     pthread_t th;
-} bq_task;
+} lab_bench_quorum_task;
 
-static void *bq_task_main(void *arg)
+static void *lab_bench_quorum_task_main(void *arg)
 {
-    bq_task *t = arg;
-    t->rc = bq_run_w(t->o, t->w, t->bin, t->res);
+    lab_bench_quorum_task *t = arg;
+    t->rc = lab_bench_quorum_run_w(t->o, t->w, t->bin, t->res);
     httpc_thread_done();
     return NULL;
 }
 
-static int bq_usage(void)
+static int lab_bench_quorum_usage(void)
 {
     fprintf(stderr,
             "usage: kvctl bench quorum [--followers N] [--max-delay-ms MS] "
@@ -731,7 +682,7 @@ static int bq_usage(void)
     return KVCTL_USAGE;
 }
 
-static int bq_int_arg(const char *name, const char *v, long lo, long hi, long *out)
+static int lab_bench_quorum_int_arg(const char *name, const char *v, long lo, long hi, long *out)
 {
     char *end;
     long x;
@@ -747,12 +698,12 @@ static int bq_int_arg(const char *name, const char *v, long lo, long hi, long *o
     return 0;
 }
 
-static int bq_quorum(int argc, char **argv)
+static int lab_bench_quorum_quorum(int argc, char **argv)
 {
-    bq_opts o = {.followers = 5, .max_delay_ms = 1000, .writes = 300,
+    lab_bench_quorum_opts o = {.followers = 5, .max_delay_ms = 1000, .writes = 300,
                  .out = "reports", .random = 1};
     char bin[4096], err[4200], csv[1024], png[1024];
-    bq_result res[BQ_MAX_FOLLOWERS];
+    lab_bench_quorum_result res[LAB_BENCH_QUORUM_MAX_FOLLOWERS];
     int nres = 0, bad = 0;
     long v;
 
@@ -762,7 +713,7 @@ static int bq_quorum(int argc, char **argv)
         size_t nl = strcspn(a, "=");
 
         if (nl >= sizeof name)
-            return bq_usage();
+            return lab_bench_quorum_usage();
         memcpy(name, a, nl);
         name[nl] = '\0';
         if (a[nl] == '=')
@@ -783,19 +734,19 @@ static int bq_quorum(int argc, char **argv)
             val = argv[++i];
         }
         if (strcmp(name, "--followers") == 0) {
-            if (bq_int_arg(name, val, 1, BQ_MAX_FOLLOWERS, &v))
+            if (lab_bench_quorum_int_arg(name, val, 1, LAB_BENCH_QUORUM_MAX_FOLLOWERS, &v))
                 return KVCTL_USAGE;
             o.followers = (int)v;
         } else if (strcmp(name, "--max-delay-ms") == 0) {
-            if (bq_int_arg(name, val, 1, 190000, &v))
+            if (lab_bench_quorum_int_arg(name, val, 1, 190000, &v))
                 return KVCTL_USAGE;
             o.max_delay_ms = v;
         } else if (strcmp(name, "--writes") == 0) {
-            if (bq_int_arg(name, val, 1, 1000000, &v))
+            if (lab_bench_quorum_int_arg(name, val, 1, 1000000, &v))
                 return KVCTL_USAGE;
             o.writes = (int)v;
         } else if (strcmp(name, "--w") == 0) {
-            if (bq_int_arg(name, val, 1, BQ_MAX_FOLLOWERS, &v))
+            if (lab_bench_quorum_int_arg(name, val, 1, LAB_BENCH_QUORUM_MAX_FOLLOWERS, &v))
                 return KVCTL_USAGE;
             o.only_w = (int)v;
         } else if (strcmp(name, "--out") == 0) {
@@ -806,10 +757,10 @@ static int bq_quorum(int argc, char **argv)
             else if (strcmp(val, "fixed") == 0)
                 o.random = 0;
             else
-                return bq_usage();
+                return lab_bench_quorum_usage();
         } else {
             fprintf(stderr, "kvctl bench: unknown option %s\n", a);
-            return bq_usage();
+            return lab_bench_quorum_usage();
         }
     }
     if (o.only_w > o.followers) {
@@ -817,7 +768,7 @@ static int bq_quorum(int argc, char **argv)
                 o.followers);
         return KVCTL_USAGE;
     }
-    if (lab_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
+    if (lab_cli_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
         fprintf(stderr, "kvctl bench: %s\n", err);
         return KVCTL_FAIL;
     }
@@ -825,9 +776,9 @@ static int bq_quorum(int argc, char **argv)
         fprintf(stderr, "kvctl bench: %s: %s\n", o.out, strerror(errno));
         return KVCTL_FAIL;
     }
-    bq_keep_dir = o.keep;
-    signal(SIGINT, bq_on_signal);
-    signal(SIGTERM, bq_on_signal);
+    lab_bench_quorum_keep_dir = o.keep;
+    signal(SIGINT, lab_bench_quorum_on_signal);
+    signal(SIGTERM, lab_bench_quorum_on_signal);
     snprintf(csv, sizeof csv, "%s/quorum_vs_latency.csv", o.out);
     snprintf(png, sizeof png, "%s/quorum_vs_latency.png", o.out);
 
@@ -839,13 +790,13 @@ static int bq_quorum(int argc, char **argv)
         printf("expectation: a write waits for the W-th fastest of N delays: "
                "mean W/(N+1) x %ld ms\n", o.max_delay_ms);
     printf("\n");
-    bq_task tasks[BQ_MAX_FOLLOWERS];
+    lab_bench_quorum_task tasks[LAB_BENCH_QUORUM_MAX_FOLLOWERS];
     for (int w = 1; w <= o.followers; w++) {
         if (o.only_w && w != o.only_w)
             continue;
-        bq_task *t = &tasks[nres];
-        *t = (bq_task){.o = &o, .w = w, .bin = bin, .res = &res[nres]};
-        if (pthread_create(&t->th, NULL, bq_task_main, t) != 0) {
+        lab_bench_quorum_task *t = &tasks[nres];
+        *t = (lab_bench_quorum_task){.o = &o, .w = w, .bin = bin, .res = &res[nres]};
+        if (pthread_create(&t->th, NULL, lab_bench_quorum_task_main, t) != 0) {
             fprintf(stderr, "kvctl bench: cannot start the W=%d run\n", w);
             return KVCTL_FAIL;
         }
@@ -867,7 +818,7 @@ static int bq_quorum(int argc, char **argv)
     printf("%2s %6s %9s %9s %9s %9s %10s %9s %7s %7s\n", "W", "writes", "mean_ms",
            "stderr", "expected", "dev_%", "p99_ms", "exp_p99", "z", "parity");
     for (int i = 0; i < nres; i++) {
-        const bq_result *r = &res[i];
+        const lab_bench_quorum_result *r = &res[i];
         double z = r->expected_se_ms > 0
             ? (r->mean_ms - r->expected_ms) / r->expected_se_ms : 0;
         printf("%2d %6d %9.1f %9.1f %9.1f %+9.1f %10.1f %9.1f %+7.2f %7s%s\n", r->w,
@@ -880,11 +831,11 @@ static int bq_quorum(int argc, char **argv)
                "deviation in units of the\nexpected standard error "
                "(MAX x sqrt(W(N+1-W) / ((N+1)^2 (N+2))) / sqrt(writes)).\n");
     if (nres > 0) {
-        if (bq_write_csv(&o, res, nres, csv) == 0)
+        if (lab_bench_quorum_write_csv(&o, res, nres, csv) == 0)
             printf("wrote %s\n", csv);
         else
             bad = 1;
-        if (bq_plot(&o, csv, png) == 0)
+        if (lab_bench_quorum_plot(&o, csv, png) == 0)
             printf("wrote %s\n", png);
     }
     if (bad)
@@ -892,12 +843,12 @@ static int bq_quorum(int argc, char **argv)
     return bad ? KVCTL_FAIL : KVCTL_OK;
 }
 
-int kvctl_cmd_bench(const kvctl_opts *o, int argc, char **argv)
+int lab_bench_quorum_cmd(const kvctl_opts *o, int argc, char **argv)
 {
     (void)o;
     if (argc < 1 || strcmp(argv[0], "quorum") != 0) {
         fprintf(stderr, "kvctl bench: the only study is \"quorum\"\n");
-        return bq_usage();
+        return lab_bench_quorum_usage();
     }
-    return bq_quorum(argc - 1, argv + 1);
+    return lab_bench_quorum_quorum(argc - 1, argv + 1);
 }

@@ -1,11 +1,12 @@
-/* lab: see lab.h. */
-#include "lab.h"
+/* lab_coordinator: see lab_coordinator.h. */
+#include "lab_coordinator.h"
 
 #include "clock.h"
 #include "config.h"
 #include "httpc.h"
-#include "lab_http.h"
+#include "lab_coordinator_http.h"
 #include "log.h"
+#include "sup.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,13 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LAB_TICK_MS 50
+#define LAB_COORDINATOR_TICK_MS 50
 
-enum lab_state { LAB_STARTING = 0, LAB_ALIVE, LAB_DEAD };
-enum lab_dead_by { LAB_BY_NONE = 0, LAB_BY_KILL, LAB_BY_EXIT, LAB_BY_SILENCE };
+enum lab_coordinator_state { LAB_STARTING = 0, LAB_ALIVE, LAB_DEAD };
+enum lab_coordinator_dead_by { LAB_BY_NONE = 0, LAB_BY_KILL, LAB_BY_EXIT, LAB_BY_SILENCE };
 
 /* One process: an incarnation of a node. */
-typedef struct lab_proc {
+typedef struct lab_coordinator_proc {
     int used;
     int node;                /* index in nodes */
     uint64_t inc;
@@ -44,26 +45,26 @@ typedef struct lab_proc {
     int retired;             /* replaced while it may still run: fenced
                                 when it next reports */
     int fenced;              /* a heartbeat told it so */
-} lab_proc;
+} lab_coordinator_proc;
 
-typedef struct lab_node {
+typedef struct lab_coordinator_node {
     char id[32];
     int leader;
     unsigned num;            /* follower-<num>; 0 for the leader */
     int proc;                /* current incarnation, -1 = none yet */
     uint64_t inc;            /* its number */
-    enum lab_state state;
-    enum lab_dead_by dead_by;
+    enum lab_coordinator_state state;
+    enum lab_coordinator_dead_by dead_by;
     int64_t dead_since_ms;
     int64_t last_hb_ms;      /* 0 = none from this incarnation yet */
     uint64_t applied_seq;
     char store_state[16];
     uint64_t target_seq;     /* the leader's seq when it was spawned */
     int64_t next_try_ms;     /* auto-spawn retry after a failed start */
-} lab_node;
+} lab_coordinator_node;
 
-struct labctl {
-    labcfg cfg;
+struct lab_coordinator {
+    lab_config cfg;
     char bin_dir[PATH_MAX];
     char dir[PATH_MAX];          /* this run's data and logs */
     char logs[PATH_MAX];
@@ -77,9 +78,9 @@ struct labctl {
     int gw_sup;
 
     pthread_mutex_t mu;          /* guards what follows */
-    lab_node nodes[LAB_MAX_NODES];
+    lab_coordinator_node nodes[LAB_COORDINATOR_MAX_NODES];
     size_t nnodes;
-    lab_proc procs[LAB_MAX_PROCS];
+    lab_coordinator_proc procs[LAB_COORDINATOR_MAX_PROCS];
     size_t nprocs;
     uint64_t topo_epoch;
     uint64_t leader_seq;
@@ -95,12 +96,12 @@ struct labctl {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-const labcfg *labctl_cfg(const labctl_t *L)
+const lab_config *lab_coordinator_cfg(const lab_coordinator_t *L)
 {
     return &L->cfg;
 }
 
-static const char *lab_status_name(const lab_node *n)
+static const char *lab_coordinator_status_name(const lab_coordinator_node *n)
 {
     switch (n->state) {
     case LAB_ALIVE: return "alive";
@@ -110,7 +111,7 @@ static const char *lab_status_name(const lab_node *n)
     return "catching_up";
 }
 
-static const char *lab_dead_by_name(enum lab_dead_by b)
+static const char *lab_coordinator_dead_by_name(enum lab_coordinator_dead_by b)
 {
     switch (b) {
     case LAB_BY_KILL: return "killed";
@@ -122,7 +123,7 @@ static const char *lab_dead_by_name(enum lab_dead_by b)
 }
 
 /* cJSON object {"detail":{"error":msg}} plus the caller's fields. */
-static cJSON *lab_detail(const char *msg, cJSON **detail)
+static cJSON *lab_coordinator_detail(const char *msg, cJSON **detail)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *d = cJSON_AddObjectToObject(j, "detail");
@@ -133,7 +134,7 @@ static cJSON *lab_detail(const char *msg, cJSON **detail)
 }
 
 /* Can anything bind 127.0.0.1:port now (SO_REUSEADDR, as the servers)? */
-static int lab_port_free(unsigned port)
+static int lab_coordinator_port_free(unsigned port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, ok;
     struct sockaddr_in sa;
@@ -152,7 +153,7 @@ static int lab_port_free(unsigned port)
 
 /* The supervisor's view of a process: 1 while it may hold its port (about
  * to start, running, stopping), 0 once reaped. */
-static int lab_proc_running(labctl_t *L, const lab_proc *p, pid_t *pid)
+static int lab_coordinator_proc_running(lab_coordinator_t *L, const lab_coordinator_proc *p, pid_t *pid)
 {
     sup_info info;
 
@@ -165,7 +166,7 @@ static int lab_proc_running(labctl_t *L, const lab_proc *p, pid_t *pid)
     return info.state != SUP_STOPPED;
 }
 
-static lab_node *lab_find(labctl_t *L, const char *id)
+static lab_coordinator_node *lab_coordinator_find(lab_coordinator_t *L, const char *id)
 {
     for (size_t i = 0; i < L->nnodes; i++)
         if (strcmp(L->nodes[i].id, id) == 0)
@@ -174,7 +175,7 @@ static lab_node *lab_find(labctl_t *L, const char *id)
 }
 
 /* Followers in id order (by number) into out; returns how many. mu held. */
-static size_t lab_followers(labctl_t *L, lab_node **out)
+static size_t lab_coordinator_followers(lab_coordinator_t *L, lab_coordinator_node **out)
 {
     size_t n = 0;
 
@@ -183,14 +184,14 @@ static size_t lab_followers(labctl_t *L, lab_node **out)
             out[n++] = &L->nodes[i];
     for (size_t i = 1; i < n; i++)
         for (size_t k = i; k > 0 && out[k - 1]->num > out[k]->num; k--) {
-            lab_node *t = out[k];
+            lab_coordinator_node *t = out[k];
             out[k] = out[k - 1];
             out[k - 1] = t;
         }
     return n;
 }
 
-static lab_node *lab_leader(labctl_t *L)
+static lab_coordinator_node *lab_coordinator_leader(lab_coordinator_t *L)
 {
     for (size_t i = 0; i < L->nnodes; i++)
         if (L->nodes[i].leader)
@@ -198,7 +199,7 @@ static lab_node *lab_leader(labctl_t *L)
     return NULL;
 }
 
-static size_t lab_alive_locked(labctl_t *L)
+static size_t lab_coordinator_alive_locked(lab_coordinator_t *L)
 {
     size_t n = 0;
     for (size_t i = 0; i < L->nnodes; i++)
@@ -206,11 +207,11 @@ static size_t lab_alive_locked(labctl_t *L)
     return n;
 }
 
-size_t labctl_alive(labctl_t *L)
+size_t lab_coordinator_alive(lab_coordinator_t *L)
 {
     size_t n;
     pthread_mutex_lock(&L->mu);
-    n = lab_alive_locked(L);
+    n = lab_coordinator_alive_locked(L);
     pthread_mutex_unlock(&L->mu);
     return n;
 }
@@ -218,14 +219,14 @@ size_t labctl_alive(labctl_t *L)
 /* Is a node's current incarnation listed in the topology? Killed and
  * exited ones are not; a silent one stays listed (its replacement, with
  * auto-spawn, takes its place). */
-static int lab_in_topology(const lab_node *n)
+static int lab_coordinator_in_topology(const lab_coordinator_node *n)
 {
     return n->proc >= 0 &&
            !(n->state == LAB_DEAD &&
              (n->dead_by == LAB_BY_KILL || n->dead_by == LAB_BY_EXIT));
 }
 
-static void lab_topology_changed(labctl_t *L)
+static void lab_coordinator_topology_changed(lab_coordinator_t *L)
 {
     L->topo_epoch++;
     L->poke = 1;
@@ -235,60 +236,60 @@ static void lab_topology_changed(labctl_t *L)
 
 /* A free proc slot: a new one, or one of a reaped process that is no
  * node's current incarnation. mu held. */
-static int lab_proc_slot(labctl_t *L)
+static int lab_coordinator_proc_slot(lab_coordinator_t *L)
 {
-    if (L->nprocs < LAB_MAX_PROCS)
+    if (L->nprocs < LAB_COORDINATOR_MAX_PROCS)
         return (int)L->nprocs++;
     for (size_t i = 0; i < L->nprocs; i++) {
         int current = 0;
         for (size_t k = 0; k < L->nnodes; k++)
             current |= L->nodes[k].proc == (int)i;
-        if (!current && !lab_proc_running(L, &L->procs[i], NULL))
+        if (!current && !lab_coordinator_proc_running(L, &L->procs[i], NULL))
             return (int)i;
     }
     return -1;
 }
 
 /* Is port taken by a lab process that may still hold it? mu held. */
-static int lab_port_taken(labctl_t *L, unsigned port)
+static int lab_coordinator_port_taken(lab_coordinator_t *L, unsigned port)
 {
-    if (port == LAB_CTL_PORT || port == LAB_GATEWAY_PORT)
+    if (port == LAB_COORDINATOR_CTL_PORT || port == LAB_COORDINATOR_GATEWAY_PORT)
         return 1;
     for (size_t i = 0; i < L->nprocs; i++)
         if (L->procs[i].used && L->procs[i].port == port &&
-            lab_proc_running(L, &L->procs[i], NULL))
+            lab_coordinator_proc_running(L, &L->procs[i], NULL))
             return 1;
     return 0;
 }
 
 /* A port for a new incarnation of n: its home port (7001 + num) when no
  * process holds it, else the first free spare port. 0 when none. */
-static unsigned lab_pick_port(labctl_t *L, const lab_node *n)
+static unsigned lab_coordinator_pick_port(lab_coordinator_t *L, const lab_coordinator_node *n)
 {
-    unsigned home = LAB_LEADER_PORT + n->num;
+    unsigned home = LAB_COORDINATOR_LEADER_PORT + n->num;
 
-    if (home <= 65535 && !lab_port_taken(L, home) && lab_port_free(home))
+    if (home <= 65535 && !lab_coordinator_port_taken(L, home) && lab_coordinator_port_free(home))
         return home;
     if (n->leader)
         return 0;
-    for (unsigned p = LAB_FIRST_SPARE_PORT; p < LAB_FIRST_SPARE_PORT + 2000;
+    for (unsigned p = LAB_COORDINATOR_FIRST_SPARE_PORT; p < LAB_COORDINATOR_FIRST_SPARE_PORT + 2000;
          p++)
-        if (!lab_port_taken(L, p) && lab_port_free(p))
+        if (!lab_coordinator_port_taken(L, p) && lab_coordinator_port_free(p))
             return p;
     return 0;
 }
 
 /* Start a new incarnation of n on port: register it with the supervisor and
  * ask for its start (the main thread forks). 0 or -1. mu held. */
-static int lab_start_proc(labctl_t *L, lab_node *n, unsigned port, int now)
+static int lab_coordinator_start_proc(lab_coordinator_t *L, lab_coordinator_node *n, unsigned port, int now)
 {
     char data[PATH_MAX + 64], name[SUP_NAME_MAX], bin[PATH_MAX + 16];
     char sport[16], srep[16], sinc[24], lease[48];
     char *argv[40];
     size_t a = 0;
-    int slot = lab_proc_slot(L), idx;
+    int slot = lab_coordinator_proc_slot(L), idx;
     uint64_t inc = n->proc >= 0 ? n->inc + 1 : 1;
-    lab_proc *p;
+    lab_coordinator_proc *p;
     sup_spec spec;
 
     if (slot < 0) {
@@ -347,7 +348,7 @@ static int lab_start_proc(labctl_t *L, lab_node *n, unsigned port, int now)
     spec.shard = 0;
     spec.replica = (int)n->num;
     spec.port = (uint16_t)port;
-    snprintf(spec.url, sizeof spec.url, "http://%s:%u", LAB_HOST, port);
+    snprintf(spec.url, sizeof spec.url, "http://%s:%u", LAB_COORDINATOR_HOST, port);
     spec.argv = argv;
     spec.once = 1;
     idx = sup_add(L->sup, &spec);
@@ -362,10 +363,10 @@ static int lab_start_proc(labctl_t *L, lab_node *n, unsigned port, int now)
     p->inc = inc;
     p->sup = idx;
     p->port = (uint16_t)port;
-    snprintf(p->url, sizeof p->url, "http://%s:%u", LAB_HOST, port);
+    snprintf(p->url, sizeof p->url, "http://%s:%u", LAB_COORDINATOR_HOST, port);
     p->started_ms = clock_mono_ms();
     if (n->proc >= 0 && !L->procs[n->proc].killed &&
-        lab_proc_running(L, &L->procs[n->proc], NULL))
+        lab_coordinator_proc_running(L, &L->procs[n->proc], NULL))
         L->procs[n->proc].retired = 1;
     n->proc = slot;
     n->inc = inc;
@@ -379,20 +380,20 @@ static int lab_start_proc(labctl_t *L, lab_node *n, unsigned port, int now)
     n->next_try_ms = 0;
     if (now)
         sup_start_child(L->sup, (size_t)idx);
-    lab_topology_changed(L);
+    lab_coordinator_topology_changed(L);
     log_info("lab: %s incarnation %" PRIu64 " on %s (data %s)%s", n->id, inc,
              p->url, data,
              n->target_seq ? "; it catches up from the leader" : "");
     return 0;
 }
 
-static lab_node *lab_new_node(labctl_t *L, unsigned num)
+static lab_coordinator_node *lab_coordinator_new_node(lab_coordinator_t *L, unsigned num)
 {
-    lab_node *n;
+    lab_coordinator_node *n;
 
-    /* The leader plus at most LAB_MAX_FOLLOWERS followers (the topology's
+    /* The leader plus at most LAB_COORDINATOR_MAX_FOLLOWERS followers (the topology's
      * and the leader's limit on secondaries). */
-    if (L->nnodes >= LAB_MAX_FOLLOWERS + 1)
+    if (L->nnodes >= LAB_COORDINATOR_MAX_FOLLOWERS + 1)
         return NULL;
     n = &L->nodes[L->nnodes++];
     memset(n, 0, sizeof *n);
@@ -408,26 +409,26 @@ static lab_node *lab_new_node(labctl_t *L, unsigned num)
 }
 
 /* A node that dies: mu held. */
-static void lab_mark_dead(labctl_t *L, lab_node *n, enum lab_dead_by by,
+static void lab_coordinator_mark_dead(lab_coordinator_t *L, lab_coordinator_node *n, enum lab_coordinator_dead_by by,
                           int64_t now, const char *why)
 {
-    int was_listed = lab_in_topology(n);
+    int was_listed = lab_coordinator_in_topology(n);
 
     n->state = LAB_DEAD;
     n->dead_by = by;
     n->dead_since_ms = now;
-    if (was_listed && !lab_in_topology(n))
-        lab_topology_changed(L);
+    if (was_listed && !lab_coordinator_in_topology(n))
+        lab_coordinator_topology_changed(L);
     log_warn("lab: %s (incarnation %" PRIu64 ") is dead: %s", n->id, n->inc,
              why);
 }
 
 /* Replace follower n by a new incarnation now (auto-spawn). mu held. */
-static void lab_respawn(labctl_t *L, lab_node *n, int64_t now)
+static void lab_coordinator_respawn(lab_coordinator_t *L, lab_coordinator_node *n, int64_t now)
 {
-    unsigned port = lab_pick_port(L, n);
+    unsigned port = lab_coordinator_pick_port(L, n);
 
-    if (port == 0 || lab_start_proc(L, n, port, 1) != 0) {
+    if (port == 0 || lab_coordinator_start_proc(L, n, port, 1) != 0) {
         log_error("lab: auto-spawn of %s failed; retrying in 1 s", n->id);
         n->next_try_ms = now + 1000;
         return;
@@ -439,13 +440,13 @@ static void lab_respawn(labctl_t *L, lab_node *n, int64_t now)
 
 /* ---- the monitor: the lab's clock ---------------------------------------- */
 
-static void lab_tick(labctl_t *L)
+static void lab_coordinator_tick(lab_coordinator_t *L)
 {
     int64_t now = clock_mono_ms();
 
     pthread_mutex_lock(&L->mu);
     for (size_t i = 0; i < L->nprocs; i++) {
-        lab_proc *p = &L->procs[i];
+        lab_coordinator_proc *p = &L->procs[i];
         if (!p->used)
             continue;
         if (p->cont_at_ms && now >= p->cont_at_ms) {
@@ -456,18 +457,18 @@ static void lab_tick(labctl_t *L)
         }
         if (p->kill_at_ms && now >= p->kill_at_ms) {
             p->kill_at_ms = 0;
-            if (lab_proc_running(L, p, NULL)) {
+            if (lab_coordinator_proc_running(L, p, NULL)) {
                 log_warn("lab: %s incarnation %" PRIu64 " ignored SIGTERM "
                          "for %d ms: SIGKILL", L->nodes[p->node].id, p->inc,
-                         LAB_KILL_GRACE_MS);
+                         LAB_COORDINATOR_KILL_GRACE_MS);
                 sup_signal_child(L->sup, (size_t)p->sup, SIGCONT);
                 sup_signal_child(L->sup, (size_t)p->sup, SIGKILL);
             }
         }
     }
     for (size_t i = 0; i < L->nnodes; i++) {
-        lab_node *n = &L->nodes[i];
-        lab_proc *p;
+        lab_coordinator_node *n = &L->nodes[i];
+        lab_coordinator_proc *p;
         sup_info info;
 
         if (n->proc < 0)
@@ -476,21 +477,21 @@ static void lab_tick(labctl_t *L)
         if (n->state != LAB_DEAD) {
             int64_t silent_since = n->last_hb_ms
                                        ? n->last_hb_ms
-                                       : p->started_ms + LAB_START_GRACE_MS -
+                                       : p->started_ms + LAB_COORDINATOR_START_GRACE_MS -
                                              L->dead_after_ms;
             if (sup_get(L->sup, (size_t)p->sup, &info) == 0 &&
                 info.state == SUP_STOPPED) {
                 char why[128];
                 snprintf(why, sizeof why, "its process exited (%s)",
                          info.last_exit[0] ? info.last_exit : "?");
-                lab_mark_dead(L, n, LAB_BY_EXIT, now, why);
+                lab_coordinator_mark_dead(L, n, LAB_BY_EXIT, now, why);
             } else if (now - silent_since > L->dead_after_ms) {
                 char why[128];
                 snprintf(why, sizeof why, "no heartbeat for %lld ms",
                          (long long)(now - silent_since));
-                lab_mark_dead(L, n, LAB_BY_SILENCE, now, why);
+                lab_coordinator_mark_dead(L, n, LAB_BY_SILENCE, now, why);
                 if (!n->leader && L->cfg.auto_spawn)
-                    lab_respawn(L, n, now);
+                    lab_coordinator_respawn(L, n, now);
             }
             continue;
         }
@@ -500,21 +501,21 @@ static void lab_tick(labctl_t *L)
         if (n->dead_by == LAB_BY_SILENCE ||
             now - n->dead_since_ms >=
                 (int64_t)(L->cfg.auto_spawn_delay * 1000.0))
-            lab_respawn(L, n, now);
+            lab_coordinator_respawn(L, n, now);
     }
     pthread_mutex_unlock(&L->mu);
 }
 
 /* Tell every store the topology changed (fire and forget). */
-static void lab_poke_done(httpc_resp *resp, void *ctx)
+static void lab_coordinator_poke_done(httpc_resp *resp, void *ctx)
 {
     (void)resp;
     free(ctx);
 }
 
-static void lab_poke_stores(labctl_t *L)
+static void lab_coordinator_poke_stores(lab_coordinator_t *L)
 {
-    char urls[LAB_MAX_NODES][96];
+    char urls[LAB_COORDINATOR_MAX_NODES][96];
     size_t n = 0;
 
     pthread_mutex_lock(&L->mu);
@@ -524,8 +525,8 @@ static void lab_poke_stores(labctl_t *L)
     }
     L->poke = 0;
     for (size_t i = 0; i < L->nnodes; i++) {
-        const lab_node *nd = &L->nodes[i];
-        if (nd->proc >= 0 && lab_in_topology(nd))
+        const lab_coordinator_node *nd = &L->nodes[i];
+        if (nd->proc >= 0 && lab_coordinator_in_topology(nd))
             snprintf(urls[n++], sizeof urls[0], "%s/internal/topology-changed",
                      L->procs[nd->proc].url);
     }
@@ -539,21 +540,21 @@ static void lab_poke_stores(labctl_t *L)
         req.url = url;
         req.body = "";
         req.timeout_ms = 1000;
-        if (httpc_loop_async(L->loop, &req, lab_poke_done, url) != 0)
+        if (httpc_loop_async(L->loop, &req, lab_coordinator_poke_done, url) != 0)
             free(url);
     }
 }
 
 /* Does the gateway answer /health? */
-static int lab_gateway_up(void)
+static int lab_coordinator_gateway_up(void)
 {
     char url[64];
     httpc_req req = {0};
     httpc_resp resp;
     int up;
 
-    snprintf(url, sizeof url, "http://%s:%d/health", LAB_HOST,
-             LAB_GATEWAY_PORT);
+    snprintf(url, sizeof url, "http://%s:%d/health", LAB_COORDINATOR_HOST,
+             LAB_COORDINATOR_GATEWAY_PORT);
     req.url = url;
     req.timeout_ms = 500;
     up = httpc_do(&req, &resp) == 0 && resp.status == 200;
@@ -561,27 +562,27 @@ static int lab_gateway_up(void)
     return up;
 }
 
-static void lab_print_ready(labctl_t *L)
+static void lab_coordinator_print_ready(lab_coordinator_t *L)
 {
-    lab_node *fol[LAB_MAX_NODES];
+    lab_coordinator_node *fol[LAB_COORDINATOR_MAX_NODES];
     size_t n;
     int gw = 0;
 
     /* The gateway starts with the stores; give it a moment. */
-    for (int i = 0; i < 20 && !(gw = lab_gateway_up()); i++)
+    for (int i = 0; i < 20 && !(gw = lab_coordinator_gateway_up()); i++)
         usleep(100 * 1000);
     pthread_mutex_lock(&L->mu);
-    n = lab_followers(L, fol);
+    n = lab_coordinator_followers(L, fol);
     printf("\nCloudCart lab: one leader and %zu followers, W = %lld, R = %lld "
            "(ordered), auto-spawn %s\n", n, (long long)L->cfg.write_quorum,
            (long long)L->cfg.read_quorum, L->cfg.auto_spawn ? "on" : "off");
     printf("  controller  %s   (GET /status, POST /write, GET /read/{key}, "
            "POST /kill/{id}, POST /spawn, POST /pause/{id}?ms=N)\n",
            L->ctl_url);
-    printf("  gateway     http://%s:%d%s\n", LAB_HOST, LAB_GATEWAY_PORT,
+    printf("  gateway     http://%s:%d%s\n", LAB_COORDINATOR_HOST, LAB_COORDINATOR_GATEWAY_PORT,
            gw ? "" : "   (NOT answering: see its log)");
-    if (lab_leader(L) && lab_leader(L)->proc >= 0)
-        printf("  leader      %s\n", L->procs[lab_leader(L)->proc].url);
+    if (lab_coordinator_leader(L) && lab_coordinator_leader(L)->proc >= 0)
+        printf("  leader      %s\n", L->procs[lab_coordinator_leader(L)->proc].url);
     for (size_t i = 0; i < n; i++)
         if (fol[i]->proc >= 0)
             printf("  %-11s %s\n", fol[i]->id, L->procs[fol[i]->proc].url);
@@ -592,7 +593,7 @@ static void lab_print_ready(labctl_t *L)
     log_info("lab ready in %lld ms", (long long)(clock_mono_ms() - L->started_ms));
 }
 
-static int lab_all_alive(labctl_t *L)
+static int lab_coordinator_all_alive(lab_coordinator_t *L)
 {
     int all = 1;
     pthread_mutex_lock(&L->mu);
@@ -602,27 +603,27 @@ static int lab_all_alive(labctl_t *L)
     return all;
 }
 
-static void *lab_monitor(void *arg)
+static void *lab_coordinator_monitor(void *arg)
 {
-    labctl_t *L = arg;
+    lab_coordinator_t *L = arg;
     int warned = 0;
 
     while (!atomic_load(&L->stop)) {
-        lab_tick(L);
-        lab_poke_stores(L);
+        lab_coordinator_tick(L);
+        lab_coordinator_poke_stores(L);
         if (!L->ready) {
-            if (lab_all_alive(L)) {
+            if (lab_coordinator_all_alive(L)) {
                 L->ready = 1;
-                lab_print_ready(L);
+                lab_coordinator_print_ready(L);
             } else if (!warned && clock_mono_ms() - L->started_ms >
-                                      LAB_READY_TIMEOUT_MS) {
+                                      LAB_COORDINATOR_READY_TIMEOUT_MS) {
                 warned = 1;
                 log_error("lab: not every node is alive after %d s; see GET "
-                          "%s/status and the logs in %s", LAB_READY_TIMEOUT_MS / 1000,
+                          "%s/status and the logs in %s", LAB_COORDINATOR_READY_TIMEOUT_MS / 1000,
                           L->ctl_url, L->logs);
             }
         }
-        usleep(LAB_TICK_MS * 1000);
+        usleep(LAB_COORDINATOR_TICK_MS * 1000);
     }
     httpc_thread_done();
     return NULL;
@@ -630,16 +631,16 @@ static void *lab_monitor(void *arg)
 
 /* ---- heartbeats --------------------------------------------------------- */
 
-int labctl_heartbeat(labctl_t *L, const char *id, uint64_t incarnation,
+int lab_coordinator_heartbeat(lab_coordinator_t *L, const char *id, uint64_t incarnation,
                      uint64_t applied_seq, const char *state, uint64_t *current)
 {
-    lab_node *n;
+    lab_coordinator_node *n;
     int rc = 0;
     int64_t now = clock_mono_ms();
 
     pthread_mutex_lock(&L->mu);
     L->heartbeats++;
-    n = lab_find(L, id);
+    n = lab_coordinator_find(L, id);
     if (n == NULL || n->proc < 0) {
         pthread_mutex_unlock(&L->mu);
         return -1;
@@ -648,7 +649,7 @@ int labctl_heartbeat(labctl_t *L, const char *id, uint64_t incarnation,
     if (incarnation < n->inc) {
         /* A replaced incarnation woke up: fence it, count it once. */
         for (size_t i = 0; i < L->nprocs; i++) {
-            lab_proc *p = &L->procs[i];
+            lab_coordinator_proc *p = &L->procs[i];
             if (p->used && p->node == (int)(n - L->nodes) &&
                 p->inc == incarnation && p->retired && !p->fenced) {
                 p->fenced = 1;
@@ -701,7 +702,7 @@ int labctl_heartbeat(labctl_t *L, const char *id, uint64_t incarnation,
     return rc;
 }
 
-void labctl_note_leader_seq(labctl_t *L, uint64_t seq)
+void lab_coordinator_note_leader_seq(lab_coordinator_t *L, uint64_t seq)
 {
     pthread_mutex_lock(&L->mu);
     if (seq > L->leader_seq)
@@ -711,50 +712,50 @@ void labctl_note_leader_seq(labctl_t *L, uint64_t seq)
 
 /* ---- status, topology, metrics -------------------------------------------- */
 
-static cJSON *lab_node_json(labctl_t *L, const lab_node *n)
+static cJSON *lab_coordinator_node_json(lab_coordinator_t *L, const lab_coordinator_node *n)
 {
     cJSON *o = cJSON_CreateObject();
-    const lab_proc *p = n->proc >= 0 ? &L->procs[n->proc] : NULL;
+    const lab_coordinator_proc *p = n->proc >= 0 ? &L->procs[n->proc] : NULL;
     pid_t pid = 0;
 
     cJSON_AddStringToObject(o, "node_id", n->id);
     cJSON_AddStringToObject(o, "url", p ? p->url : "");
-    cJSON_AddStringToObject(o, "status", lab_status_name(n));
+    cJSON_AddStringToObject(o, "status", lab_coordinator_status_name(n));
     cJSON_AddNumberToObject(o, "incarnation", (double)n->inc);
     if (p) {
         cJSON_AddNumberToObject(o, "port", p->port);
-        if (lab_proc_running(L, p, &pid) && pid > 0)
+        if (lab_coordinator_proc_running(L, p, &pid) && pid > 0)
             cJSON_AddNumberToObject(o, "pid", pid);
     }
     cJSON_AddNumberToObject(o, "applied_seq", (double)n->applied_seq);
-    if (n->state == LAB_DEAD && lab_dead_by_name(n->dead_by))
-        cJSON_AddStringToObject(o, "dead_because", lab_dead_by_name(n->dead_by));
+    if (n->state == LAB_DEAD && lab_coordinator_dead_by_name(n->dead_by))
+        cJSON_AddStringToObject(o, "dead_because", lab_coordinator_dead_by_name(n->dead_by));
     if (n->last_hb_ms)
         cJSON_AddNumberToObject(o, "last_heartbeat_ms_ago",
                                 (double)(clock_mono_ms() - n->last_hb_ms));
     return o;
 }
 
-cJSON *labctl_status_json(labctl_t *L)
+cJSON *lab_coordinator_status_json(lab_coordinator_t *L)
 {
     cJSON *j = cJSON_CreateObject(), *arr, *q, *as, *ret;
-    lab_node *fol[LAB_MAX_NODES];
+    lab_coordinator_node *fol[LAB_COORDINATOR_MAX_NODES];
     size_t n, alive;
-    lab_node *ld;
+    lab_coordinator_node *ld;
 
     pthread_mutex_lock(&L->mu);
-    ld = lab_leader(L);
+    ld = lab_coordinator_leader(L);
     if (ld)
-        cJSON_AddItemToObject(j, "leader", lab_node_json(L, ld));
+        cJSON_AddItemToObject(j, "leader", lab_coordinator_node_json(L, ld));
     arr = cJSON_AddArrayToObject(j, "followers");
-    n = lab_followers(L, fol);
-    alive = lab_alive_locked(L);
+    n = lab_coordinator_followers(L, fol);
+    alive = lab_coordinator_alive_locked(L);
     {
         /* Where the next write and read go (ordered): the first W and the
          * last R alive followers by id. */
         size_t rank = 0;
         for (size_t i = 0; i < n; i++) {
-            cJSON *o = lab_node_json(L, fol[i]);
+            cJSON *o = lab_coordinator_node_json(L, fol[i]);
             int up = fol[i]->state == LAB_ALIVE;
             cJSON_AddBoolToObject(o, "in_sync_set",
                                   up && (int64_t)rank < L->cfg.write_quorum);
@@ -786,10 +787,10 @@ cJSON *labctl_status_json(labctl_t *L)
     cJSON_AddBoolToObject(as, "enabled", L->cfg.auto_spawn);
     cJSON_AddNumberToObject(as, "delay_s", L->cfg.auto_spawn_delay);
     cJSON_AddNumberToObject(as, "dead_after_ms", (double)L->dead_after_ms);
-    cJSON_AddNumberToObject(as, "heartbeat_ms", LAB_HEARTBEAT_MS);
+    cJSON_AddNumberToObject(as, "heartbeat_ms", LAB_COORDINATOR_HEARTBEAT_MS);
     ret = cJSON_AddArrayToObject(j, "retired");
     for (size_t i = 0; i < L->nprocs; i++) {
-        const lab_proc *p = &L->procs[i];
+        const lab_coordinator_proc *p = &L->procs[i];
         pid_t pid;
         cJSON *o;
         if (!p->used || !p->retired)
@@ -799,7 +800,7 @@ cJSON *labctl_status_json(labctl_t *L)
         cJSON_AddNumberToObject(o, "incarnation", (double)p->inc);
         cJSON_AddStringToObject(o, "url", p->url);
         cJSON_AddBoolToObject(o, "fenced", p->fenced);
-        cJSON_AddBoolToObject(o, "running", lab_proc_running(L, p, &pid));
+        cJSON_AddBoolToObject(o, "running", lab_coordinator_proc_running(L, p, &pid));
         if (pid > 0)
             cJSON_AddNumberToObject(o, "pid", pid);
         cJSON_AddItemToArray(ret, o);
@@ -811,14 +812,14 @@ cJSON *labctl_status_json(labctl_t *L)
     return j;
 }
 
-cJSON *labctl_topology_json(labctl_t *L)
+cJSON *lab_coordinator_topology_json(lab_coordinator_t *L)
 {
     cJSON *j = cJSON_CreateObject(), *shards, *sh, *secs;
-    lab_node *fol[LAB_MAX_NODES], *ld;
+    lab_coordinator_node *fol[LAB_COORDINATOR_MAX_NODES], *ld;
     size_t n;
 
     pthread_mutex_lock(&L->mu);
-    ld = lab_leader(L);
+    ld = lab_coordinator_leader(L);
     cJSON_AddNumberToObject(j, "epoch", (double)L->topo_epoch);
     cJSON_AddNumberToObject(j, "vnodes", 128);
     cJSON_AddNullToObject(j, "queue");
@@ -831,9 +832,9 @@ cJSON *labctl_topology_json(labctl_t *L)
     else
         cJSON_AddNullToObject(sh, "primary");
     secs = cJSON_AddArrayToObject(sh, "secondaries");
-    n = lab_followers(L, fol);
+    n = lab_coordinator_followers(L, fol);
     for (size_t i = 0; i < n; i++)
-        if (lab_in_topology(fol[i]))
+        if (lab_coordinator_in_topology(fol[i]))
             cJSON_AddItemToArray(secs,
                                  cJSON_CreateString(L->procs[fol[i]->proc].url));
     cJSON_AddNumberToObject(sh, "handoff_seq", 0);
@@ -843,11 +844,11 @@ cJSON *labctl_topology_json(labctl_t *L)
     return j;
 }
 
-char *labctl_metrics_text(labctl_t *L, size_t *len)
+char *lab_coordinator_metrics_text(lab_coordinator_t *L, size_t *len)
 {
-    size_t cap = 4096 + LAB_MAX_NODES * 200, off = 0;
+    size_t cap = 4096 + LAB_COORDINATOR_MAX_NODES * 200, off = 0;
     char *buf = malloc(cap);
-    lab_node *fol[LAB_MAX_NODES];
+    lab_coordinator_node *fol[LAB_COORDINATOR_MAX_NODES];
     size_t n;
 
     if (buf == NULL)
@@ -887,13 +888,13 @@ char *labctl_metrics_text(labctl_t *L, size_t *len)
         "# HELP kv_lab_node_alive 1 while a node is alive\n"
         "# TYPE kv_lab_node_alive gauge\n",
         L->respawns, L->spawns, L->fenced, L->kills, L->pauses, L->heartbeats,
-        lab_alive_locked(L), (long long)L->cfg.write_quorum,
+        lab_coordinator_alive_locked(L), (long long)L->cfg.write_quorum,
         (long long)L->cfg.read_quorum, L->leader_seq);
-    if (lab_leader(L) && off < cap)
+    if (lab_coordinator_leader(L) && off < cap)
         off += (size_t)snprintf(buf + off, cap - off,
                                 "kv_lab_node_alive{node=\"leader\"} %d\n",
-                                lab_leader(L)->state == LAB_ALIVE);
-    n = lab_followers(L, fol);
+                                lab_coordinator_leader(L)->state == LAB_ALIVE);
+    n = lab_coordinator_followers(L, fol);
     for (size_t i = 0; i < n && off < cap; i++)
         off += (size_t)snprintf(buf + off, cap - off,
                                 "kv_lab_node_alive{node=\"%s\"} %d\n",
@@ -915,7 +916,7 @@ char *labctl_metrics_text(labctl_t *L, size_t *len)
     return buf;
 }
 
-cJSON *labctl_quorum_json(labctl_t *L)
+cJSON *lab_coordinator_quorum_json(lab_coordinator_t *L)
 {
     cJSON *q = cJSON_CreateObject();
     cJSON_AddNumberToObject(q, "W", (double)L->cfg.write_quorum);
@@ -927,32 +928,32 @@ cJSON *labctl_quorum_json(labctl_t *L)
 
 /* ---- the data path's plans --------------------------------------------------- */
 
-unsigned labctl_write_plan(labctl_t *L, char *leader, size_t leaderlen,
+unsigned lab_coordinator_write_plan(lab_coordinator_t *L, char *leader, size_t leaderlen,
                            char (*sync)[32], size_t max, size_t *nsync,
                            cJSON **out)
 {
-    lab_node *fol[LAB_MAX_NODES], *ld;
+    lab_coordinator_node *fol[LAB_COORDINATOR_MAX_NODES], *ld;
     size_t n, alive, k = 0;
     cJSON *d;
 
     pthread_mutex_lock(&L->mu);
-    ld = lab_leader(L);
-    alive = lab_alive_locked(L);
+    ld = lab_coordinator_leader(L);
+    alive = lab_coordinator_alive_locked(L);
     if ((int64_t)alive < L->cfg.write_quorum) {
         pthread_mutex_unlock(&L->mu);
-        *out = lab_detail("Write quorum not available", &d);
+        *out = lab_coordinator_detail("Write quorum not available", &d);
         cJSON_AddNumberToObject(d, "alive", (double)alive);
         cJSON_AddNumberToObject(d, "required", (double)L->cfg.write_quorum);
         return 503;
     }
     if (ld == NULL || ld->proc < 0 || ld->state != LAB_ALIVE) {
         pthread_mutex_unlock(&L->mu);
-        *out = lab_detail("Leader not available", &d);
-        cJSON_AddStringToObject(d, "leader", ld ? lab_status_name(ld) : "none");
+        *out = lab_coordinator_detail("Leader not available", &d);
+        cJSON_AddStringToObject(d, "leader", ld ? lab_coordinator_status_name(ld) : "none");
         return 503;
     }
     snprintf(leader, leaderlen, "%s", L->procs[ld->proc].url);
-    n = lab_followers(L, fol);
+    n = lab_coordinator_followers(L, fol);
     for (size_t i = 0; i < n && k < max && (int64_t)k < L->cfg.write_quorum; i++)
         if (fol[i]->state == LAB_ALIVE)
             snprintf(sync[k++], 32, "%s", fol[i]->id);
@@ -961,25 +962,25 @@ unsigned labctl_write_plan(labctl_t *L, char *leader, size_t leaderlen,
     return 0;
 }
 
-unsigned labctl_read_plan(labctl_t *L, char (*ids)[32], char (*urls)[64],
+unsigned lab_coordinator_read_plan(lab_coordinator_t *L, char (*ids)[32], char (*urls)[64],
                           size_t max, size_t *nout, cJSON **out)
 {
-    lab_node *fol[LAB_MAX_NODES], *ld;
+    lab_coordinator_node *fol[LAB_COORDINATOR_MAX_NODES], *ld;
     size_t n, alive, k = 0;
     int64_t R = L->cfg.read_quorum;
     cJSON *d;
 
     pthread_mutex_lock(&L->mu);
-    alive = lab_alive_locked(L);
+    alive = lab_coordinator_alive_locked(L);
     if (R <= 0) {
-        ld = lab_leader(L);
+        ld = lab_coordinator_leader(L);
         if (ld && ld->proc >= 0 && ld->state == LAB_ALIVE && max > 0) {
             snprintf(ids[0], 32, "%s", ld->id);
             snprintf(urls[0], 64, "%s", L->procs[ld->proc].url);
             k = 1;
         }
     } else if ((int64_t)alive >= R) {
-        n = lab_followers(L, fol);
+        n = lab_coordinator_followers(L, fol);
         /* The last R alive followers by id. */
         for (size_t i = n; i > 0 && (int64_t)k < R && k < max; i--)
             if (fol[i - 1]->state == LAB_ALIVE) {
@@ -990,7 +991,7 @@ unsigned labctl_read_plan(labctl_t *L, char (*ids)[32], char (*urls)[64],
     }
     pthread_mutex_unlock(&L->mu);
     if (k == 0 || (R > 0 && (int64_t)k < R)) {
-        *out = lab_detail("Read quorum not available", &d);
+        *out = lab_coordinator_detail("Read quorum not available", &d);
         cJSON_AddNumberToObject(d, "alive", (double)alive);
         cJSON_AddNumberToObject(d, "required", (double)R);
         return 503;
@@ -1001,42 +1002,42 @@ unsigned labctl_read_plan(labctl_t *L, char (*ids)[32], char (*urls)[64],
 
 /* ---- kill, spawn, pause ------------------------------------------------------ */
 
-static cJSON *lab_unknown(const char *id)
+static cJSON *lab_coordinator_unknown(const char *id)
 {
-    cJSON *d, *j = lab_detail("Unknown node", &d);
+    cJSON *d, *j = lab_coordinator_detail("Unknown node", &d);
     cJSON_AddStringToObject(d, "node_id", id);
     return j;
 }
 
-unsigned labctl_kill(labctl_t *L, const char *id, cJSON **out)
+unsigned lab_coordinator_kill(lab_coordinator_t *L, const char *id, cJSON **out)
 {
-    lab_node *n;
-    lab_proc *p;
+    lab_coordinator_node *n;
+    lab_coordinator_proc *p;
     int64_t now = clock_mono_ms();
     size_t alive;
     int was_dead;
 
     pthread_mutex_lock(&L->mu);
-    n = lab_find(L, id);
+    n = lab_coordinator_find(L, id);
     if (n == NULL || n->proc < 0) {
         pthread_mutex_unlock(&L->mu);
-        *out = lab_unknown(id);
+        *out = lab_coordinator_unknown(id);
         return 404;
     }
     p = &L->procs[n->proc];
     was_dead = n->state == LAB_DEAD;
     p->killed = 1;
-    if (lab_proc_running(L, p, NULL)) {
+    if (lab_coordinator_proc_running(L, p, NULL)) {
         sup_stop_child(L->sup, (size_t)p->sup);
         /* A paused process acts on SIGTERM only once it runs again. */
         sup_signal_child(L->sup, (size_t)p->sup, SIGCONT);
         p->cont_at_ms = 0;
-        p->kill_at_ms = now + LAB_KILL_GRACE_MS;
+        p->kill_at_ms = now + LAB_COORDINATOR_KILL_GRACE_MS;
     }
     L->kills++;
     if (!was_dead || n->dead_by == LAB_BY_SILENCE)
-        lab_mark_dead(L, n, LAB_BY_KILL, now, "killed (POST /kill)");
-    alive = lab_alive_locked(L);
+        lab_coordinator_mark_dead(L, n, LAB_BY_KILL, now, "killed (POST /kill)");
+    alive = lab_coordinator_alive_locked(L);
     *out = cJSON_CreateObject();
     cJSON_AddStringToObject(*out, "status", "stopped");
     cJSON_AddStringToObject(*out, "node_id", n->id);
@@ -1044,7 +1045,7 @@ unsigned labctl_kill(labctl_t *L, const char *id, cJSON **out)
     cJSON_AddStringToObject(*out, "url", p->url);
     cJSON_AddBoolToObject(*out, "can_write",
                           (int64_t)alive >= L->cfg.write_quorum &&
-                              lab_leader(L) && lab_leader(L)->state == LAB_ALIVE);
+                              lab_coordinator_leader(L) && lab_coordinator_leader(L)->state == LAB_ALIVE);
     cJSON_AddBoolToObject(*out, "can_read", (int64_t)alive >= L->cfg.read_quorum);
     cJSON_AddNumberToObject(*out, "total_alive", (double)alive);
     if (was_dead)
@@ -1054,7 +1055,7 @@ unsigned labctl_kill(labctl_t *L, const char *id, cJSON **out)
 }
 
 /* "follower-<k>" with 1 <= k: k, else 0. */
-static unsigned lab_follower_num(const char *id)
+static unsigned lab_coordinator_follower_num(const char *id)
 {
     const char *p = id + 9;
     char *end;
@@ -1068,41 +1069,41 @@ static unsigned lab_follower_num(const char *id)
     return (unsigned)k;
 }
 
-unsigned labctl_spawn(labctl_t *L, const char *id, unsigned port, cJSON **out)
+unsigned lab_coordinator_spawn(lab_coordinator_t *L, const char *id, unsigned port, cJSON **out)
 {
-    lab_node *n = NULL, *fol[LAB_MAX_NODES];
+    lab_coordinator_node *n = NULL, *fol[LAB_COORDINATOR_MAX_NODES];
     cJSON *d;
     size_t nf;
 
     pthread_mutex_lock(&L->mu);
     if (id) {
-        n = lab_find(L, id);
+        n = lab_coordinator_find(L, id);
         if (n == NULL) {
-            unsigned k = lab_follower_num(id);
+            unsigned k = lab_coordinator_follower_num(id);
             if (k == 0) {
                 pthread_mutex_unlock(&L->mu);
-                *out = lab_detail("node_id must be \"leader\" or "
+                *out = lab_coordinator_detail("node_id must be \"leader\" or "
                                   "\"follower-<number>\"", &d);
                 cJSON_AddStringToObject(d, "node_id", id);
                 return 400;
             }
-            n = lab_new_node(L, k);
+            n = lab_coordinator_new_node(L, k);
             if (n == NULL) {
                 pthread_mutex_unlock(&L->mu);
-                *out = lab_detail("Too many followers (at most 31)", NULL);
+                *out = lab_coordinator_detail("Too many followers (at most 31)", NULL);
                 return 409;
             }
         } else if (n->state != LAB_DEAD) {
             pthread_mutex_unlock(&L->mu);
-            *out = lab_detail(n->state == LAB_ALIVE
+            *out = lab_coordinator_detail(n->state == LAB_ALIVE
                                   ? "Node is alive"
                                   : "Node is starting and catching up", &d);
             cJSON_AddStringToObject(d, "node_id", n->id);
-            cJSON_AddStringToObject(d, "status", lab_status_name(n));
+            cJSON_AddStringToObject(d, "status", lab_coordinator_status_name(n));
             return 409;
         }
     } else {
-        nf = lab_followers(L, fol);
+        nf = lab_coordinator_followers(L, fol);
         for (size_t i = 0; i < nf && n == NULL; i++)
             if (fol[i]->state == LAB_DEAD)
                 n = fol[i];
@@ -1111,39 +1112,39 @@ unsigned labctl_spawn(labctl_t *L, const char *id, unsigned port, cJSON **out)
             for (size_t i = 0; i < nf; i++)
                 if (fol[i]->num > k)
                     k = fol[i]->num;
-            n = lab_new_node(L, k + 1);
+            n = lab_coordinator_new_node(L, k + 1);
             if (n == NULL) {
                 pthread_mutex_unlock(&L->mu);
-                *out = lab_detail("Too many followers (at most 31)", NULL);
+                *out = lab_coordinator_detail("Too many followers (at most 31)", NULL);
                 return 409;
             }
         }
     }
     if (port) {
-        if (port < 1024 || port > 65535 || lab_port_taken(L, port) ||
-            !lab_port_free(port)) {
+        if (port < 1024 || port > 65535 || lab_coordinator_port_taken(L, port) ||
+            !lab_coordinator_port_free(port)) {
             if (n->proc < 0)
                 L->nnodes--; /* the node just named: forget it again */
             pthread_mutex_unlock(&L->mu);
-            *out = lab_detail("Port not available", &d);
+            *out = lab_coordinator_detail("Port not available", &d);
             cJSON_AddNumberToObject(d, "port", port);
             return 409;
         }
-    } else if ((port = lab_pick_port(L, n)) == 0 ||
-               (n->leader && port != LAB_LEADER_PORT)) {
+    } else if ((port = lab_coordinator_pick_port(L, n)) == 0 ||
+               (n->leader && port != LAB_COORDINATOR_LEADER_PORT)) {
         if (n->proc < 0)
             L->nnodes--;
         pthread_mutex_unlock(&L->mu);
-        *out = lab_detail(n->leader ? "The leader's port is still held by "
+        *out = lab_coordinator_detail(n->leader ? "The leader's port is still held by "
                                       "its stopping process; retry"
                                     : "No free port", NULL);
         return 409;
     }
-    if (lab_start_proc(L, n, port, 1) != 0) {
+    if (lab_coordinator_start_proc(L, n, port, 1) != 0) {
         if (n->proc < 0)
             L->nnodes--;
         pthread_mutex_unlock(&L->mu);
-        *out = lab_detail("Cannot start the node", NULL);
+        *out = lab_coordinator_detail("Cannot start the node", NULL);
         return 500;
     }
     L->spawns++;
@@ -1158,24 +1159,24 @@ unsigned labctl_spawn(labctl_t *L, const char *id, unsigned port, cJSON **out)
     return 200;
 }
 
-unsigned labctl_pause(labctl_t *L, const char *id, long ms, cJSON **out)
+unsigned lab_coordinator_pause(lab_coordinator_t *L, const char *id, long ms, cJSON **out)
 {
-    lab_node *n;
-    lab_proc *p;
+    lab_coordinator_node *n;
+    lab_coordinator_proc *p;
     cJSON *d;
 
     pthread_mutex_lock(&L->mu);
-    n = lab_find(L, id);
+    n = lab_coordinator_find(L, id);
     if (n == NULL || n->proc < 0) {
         pthread_mutex_unlock(&L->mu);
-        *out = lab_unknown(id);
+        *out = lab_coordinator_unknown(id);
         return 404;
     }
     p = &L->procs[n->proc];
-    if (!lab_proc_running(L, p, NULL) ||
+    if (!lab_coordinator_proc_running(L, p, NULL) ||
         (n->state == LAB_DEAD && n->dead_by != LAB_BY_SILENCE)) {
         pthread_mutex_unlock(&L->mu);
-        *out = lab_detail("Node is not running", &d);
+        *out = lab_coordinator_detail("Node is not running", &d);
         cJSON_AddStringToObject(d, "node_id", n->id);
         return 409;
     }
@@ -1196,7 +1197,7 @@ unsigned labctl_pause(labctl_t *L, const char *id, long ms, cJSON **out)
 
 /* ---- setting up and running ------------------------------------------------- */
 
-static int lab_rm_one(const char *path, const struct stat *sb, int flag,
+static int lab_coordinator_rm_one(const char *path, const struct stat *sb, int flag,
                       struct FTW *ftw)
 {
     (void)sb;
@@ -1207,7 +1208,7 @@ static int lab_rm_one(const char *path, const struct stat *sb, int flag,
 
 /* The run directory: $KV_DATA_DIR/lab-<time>-<pid> (kept), else a fresh
  * temporary directory (removed at exit). */
-static int lab_make_dir(labctl_t *L)
+static int lab_coordinator_make_dir(lab_coordinator_t *L)
 {
     const char *base = getenv("KV_DATA_DIR");
 
@@ -1245,7 +1246,7 @@ static int lab_make_dir(labctl_t *L)
 
 /* The configuration file every lab store and the gateway read: the lab
  * timing profile. */
-static int lab_write_config(labctl_t *L)
+static int lab_coordinator_write_config(lab_coordinator_t *L)
 {
     kv_config c;
     char err[256], *text;
@@ -1253,7 +1254,7 @@ static int lab_write_config(labctl_t *L)
     int rc = 0;
 
     config_defaults(&c);
-    snprintf(c.bind, sizeof c.bind, "%s", LAB_HOST);
+    snprintf(c.bind, sizeof c.bind, "%s", LAB_COORDINATOR_HOST);
     if ((size_t)snprintf(c.data_dir, sizeof c.data_dir, "%s", L->dir) >=
         sizeof c.data_dir) {
         fprintf(stderr, "kv-controller: %s: path too long\n", L->dir);
@@ -1261,14 +1262,14 @@ static int lab_write_config(labctl_t *L)
     }
     c.shards = 1;
     c.replicas = 32;
-    c.base_port = LAB_CTL_PORT;
+    c.base_port = LAB_COORDINATOR_CTL_PORT;
     c.write_quorum = L->cfg.write_quorum;
     c.read_quorum = L->cfg.read_quorum;
     snprintf(c.quorum_policy, sizeof c.quorum_policy, "ordered");
-    c.quorum_timeout_ms = LAB_QUORUM_TIMEOUT_MS;
-    c.lab_sync_delay_ms = LAB_SYNC_DELAY_MS;
-    c.lab_async_delay_ms = LAB_ASYNC_DELAY_MS;
-    c.heartbeat_ms = LAB_HEARTBEAT_MS;
+    c.quorum_timeout_ms = LAB_COORDINATOR_QUORUM_TIMEOUT_MS;
+    c.lab_sync_delay_ms = LAB_COORDINATOR_SYNC_DELAY_MS;
+    c.lab_async_delay_ms = LAB_COORDINATOR_ASYNC_DELAY_MS;
+    c.heartbeat_ms = LAB_COORDINATOR_HEARTBEAT_MS;
     c.lease_ms = 0;   /* per follower on its command line */
     /* The stream delivers everything; a secondary's own pull is only a
      * safety net here, or it would undo the async delay. */
@@ -1302,7 +1303,7 @@ static int lab_write_config(labctl_t *L)
     return rc;
 }
 
-static int lab_add_gateway(labctl_t *L)
+static int lab_coordinator_add_gateway(lab_coordinator_t *L)
 {
     char bin[PATH_MAX + 16], port[16], ctl[80], rl[64], rw[64];
     char *argv[16];
@@ -1310,7 +1311,7 @@ static int lab_add_gateway(labctl_t *L)
     sup_spec spec;
 
     snprintf(bin, sizeof bin, "%s/kv-api", L->bin_dir);
-    snprintf(port, sizeof port, "%d", LAB_GATEWAY_PORT);
+    snprintf(port, sizeof port, "%d", LAB_COORDINATOR_GATEWAY_PORT);
     snprintf(ctl, sizeof ctl, "%s", L->ctl_url);
     snprintf(rl, sizeof rl, "api.rate_limit=%lld",
              L->cfg.rate_limit_enabled ? (long long)L->cfg.rate_limit_max : 0LL);
@@ -1336,15 +1337,15 @@ static int lab_add_gateway(labctl_t *L)
     snprintf(spec.kind, sizeof spec.kind, "api");
     snprintf(spec.role, sizeof spec.role, "gateway");
     spec.shard = spec.replica = -1;
-    spec.port = LAB_GATEWAY_PORT;
-    snprintf(spec.url, sizeof spec.url, "http://%s:%d", LAB_HOST,
-             LAB_GATEWAY_PORT);
+    spec.port = LAB_COORDINATOR_GATEWAY_PORT;
+    snprintf(spec.url, sizeof spec.url, "http://%s:%d", LAB_COORDINATOR_HOST,
+             LAB_COORDINATOR_GATEWAY_PORT);
     spec.argv = argv;
     L->gw_sup = sup_add(L->sup, &spec);
     return L->gw_sup < 0 ? -1 : 0;
 }
 
-static void lab_print_lines(const char *prefix, const char *msg)
+static void lab_coordinator_print_lines(const char *prefix, const char *msg)
 {
     while (*msg) {
         size_t n = strcspn(msg, "\n");
@@ -1356,12 +1357,12 @@ static void lab_print_lines(const char *prefix, const char *msg)
     }
 }
 
-int labctl_main(const char *config_path, const char *bin_dir,
+int lab_coordinator_main(const char *config_path, const char *bin_dir,
                 const char *log_dir)
 {
-    labctl_t *L = calloc(1, sizeof *L);
+    lab_coordinator_t *L = calloc(1, sizeof *L);
     char err[4096], warn[2048], bin[PATH_MAX + 16];
-    labhttp_t *http = NULL;
+    lab_coordinator_http_t *http = NULL;
     int code = 1;
 
     if (L == NULL)
@@ -1369,25 +1370,25 @@ int labctl_main(const char *config_path, const char *bin_dir,
     pthread_mutex_init(&L->mu, NULL);
     atomic_init(&L->stop, 0);
     L->gw_sup = -1;
-    if (labcfg_load_resolved(&L->cfg, config_path, err, sizeof err, warn,
+    if (lab_config_load_resolved(&L->cfg, config_path, err, sizeof err, warn,
                              sizeof warn) != 0) {
-        lab_print_lines("kv-controller: ", err);
+        lab_coordinator_print_lines("kv-controller: ", err);
         pthread_mutex_destroy(&L->mu);
         free(L);
         return 2;
     }
-    lab_print_lines("kv-controller: warning: ", warn);
-    labcfg_print_summary(stdout, &L->cfg);
+    lab_coordinator_print_lines("kv-controller: warning: ", warn);
+    lab_config_print_summary(stdout, &L->cfg);
     fflush(stdout);
     snprintf(L->bin_dir, sizeof L->bin_dir, "%s", bin_dir);
-    snprintf(L->ctl_url, sizeof L->ctl_url, "http://%s:%d", LAB_HOST,
-             LAB_CTL_PORT);
+    snprintf(L->ctl_url, sizeof L->ctl_url, "http://%s:%d", LAB_COORDINATOR_HOST,
+             LAB_COORDINATOR_CTL_PORT);
     /* Silence for dead_after means dead; never below two heartbeats. */
     L->dead_after_ms = L->cfg.auto_spawn
                            ? (int64_t)(L->cfg.auto_spawn_delay * 1000.0 + 0.5)
-                           : LAB_DEAD_AFTER_DEFAULT_MS;
-    if (L->dead_after_ms < 2 * LAB_HEARTBEAT_MS)
-        L->dead_after_ms = 2 * LAB_HEARTBEAT_MS;
+                           : LAB_COORDINATOR_DEAD_AFTER_DEFAULT_MS;
+    if (L->dead_after_ms < 2 * LAB_COORDINATOR_HEARTBEAT_MS)
+        L->dead_after_ms = 2 * LAB_COORDINATOR_HEARTBEAT_MS;
     L->lease_ms = L->dead_after_ms;
 
     snprintf(bin, sizeof bin, "%s/kv-store", bin_dir);
@@ -1397,22 +1398,22 @@ int labctl_main(const char *config_path, const char *bin_dir,
         goto out;
     }
     {
-        unsigned ports[LABCFG_MAX_FOLLOWERS + 3];
+        unsigned ports[LAB_CONFIG_MAX_FOLLOWERS + 3];
         size_t np = 0;
-        ports[np++] = LAB_CTL_PORT;
-        ports[np++] = LAB_GATEWAY_PORT;
+        ports[np++] = LAB_COORDINATOR_CTL_PORT;
+        ports[np++] = LAB_COORDINATOR_GATEWAY_PORT;
         for (int64_t i = 0; i <= L->cfg.followers; i++)
-            ports[np++] = LAB_LEADER_PORT + (unsigned)i;
+            ports[np++] = LAB_COORDINATOR_LEADER_PORT + (unsigned)i;
         for (size_t i = 0; i < np; i++)
-            if (!lab_port_free(ports[i])) {
+            if (!lab_coordinator_port_free(ports[i])) {
                 fprintf(stderr, "kv-controller: port %u is in use (another "
                         "lab still running? the lab needs 7000, 7001..%u and "
                         "8000)\n", ports[i],
-                        LAB_LEADER_PORT + (unsigned)L->cfg.followers);
+                        LAB_COORDINATOR_LEADER_PORT + (unsigned)L->cfg.followers);
                 goto out;
             }
     }
-    if (lab_make_dir(L) != 0)
+    if (lab_coordinator_make_dir(L) != 0)
         goto out;
     if ((size_t)snprintf(L->logs, sizeof L->logs, "%s%s",
                          log_dir && *log_dir ? log_dir : L->dir,
@@ -1425,7 +1426,7 @@ int labctl_main(const char *config_path, const char *bin_dir,
                 strerror(errno));
         goto out;
     }
-    if (lab_write_config(L) != 0)
+    if (lab_coordinator_write_config(L) != 0)
         goto out;
     /* The children read the lab's file; the caller's environment must not
      * change W, the delays or the ports under them. */
@@ -1438,18 +1439,18 @@ int labctl_main(const char *config_path, const char *bin_dir,
                                  .log_dir = L->logs});
     if (L->loop == NULL || L->sup == NULL)
         goto out;
-    http = labhttp_start(L, LAB_HOST, LAB_CTL_PORT);
+    http = lab_coordinator_http_start(L, LAB_COORDINATOR_HOST, LAB_COORDINATOR_CTL_PORT);
     if (http == NULL) {
-        fprintf(stderr, "kv-controller: cannot listen on %s:%d\n", LAB_HOST,
-                LAB_CTL_PORT);
+        fprintf(stderr, "kv-controller: cannot listen on %s:%d\n", LAB_COORDINATOR_HOST,
+                LAB_COORDINATOR_CTL_PORT);
         goto out;
     }
     L->started_ms = clock_mono_ms();
     L->topo_epoch = 1;
     pthread_mutex_lock(&L->mu);
     for (int64_t i = 0; i <= L->cfg.followers; i++) {
-        lab_node *n = lab_new_node(L, (unsigned)i);
-        if (n == NULL || lab_start_proc(L, n, LAB_LEADER_PORT + (unsigned)i,
+        lab_coordinator_node *n = lab_coordinator_new_node(L, (unsigned)i);
+        if (n == NULL || lab_coordinator_start_proc(L, n, LAB_COORDINATOR_LEADER_PORT + (unsigned)i,
                                         0) != 0) {
             pthread_mutex_unlock(&L->mu);
             goto out;
@@ -1460,14 +1461,14 @@ int labctl_main(const char *config_path, const char *bin_dir,
     if (access(bin, X_OK) != 0)
         log_error("lab: %s: %s: running without a gateway", bin,
                   strerror(errno));
-    else if (lab_add_gateway(L) != 0)
+    else if (lab_coordinator_add_gateway(L) != 0)
         log_error("lab: cannot register the gateway");
     log_info("lab: controller on %s, data and logs in %s (one log per "
              "process in %s), heartbeats every %d ms, dead after %lld ms of "
-             "silence", L->ctl_url, L->dir, L->logs, LAB_HEARTBEAT_MS,
+             "silence", L->ctl_url, L->dir, L->logs, LAB_COORDINATOR_HEARTBEAT_MS,
              (long long)L->dead_after_ms);
     sup_start_all(L->sup);
-    if (pthread_create(&L->mon, NULL, lab_monitor, L) != 0)
+    if (pthread_create(&L->mon, NULL, lab_coordinator_monitor, L) != 0)
         goto out;
     L->mon_started = 1;
 
@@ -1486,12 +1487,12 @@ out:
         pthread_mutex_unlock(&L->mu);
         sup_stop_all(L->sup, 5000);
     }
-    labhttp_stop(http);
+    lab_coordinator_http_stop(http);
     if (L->loop)
         httpc_loop_stop(L->loop);
     sup_free(L->sup);
     if (L->remove_dir && L->dir[0])
-        nftw(L->dir, lab_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        nftw(L->dir, lab_coordinator_rm_one, 16, FTW_DEPTH | FTW_PHYS);
     else if (L->dir[0])
         log_info("lab: data and logs kept in %s", L->dir);
     httpc_thread_done();
@@ -1501,7 +1502,7 @@ out:
     return code;
 }
 
-httpc_loop *labctl_loop(labctl_t *L)
+httpc_loop *lab_coordinator_loop(lab_coordinator_t *L)
 {
     return L->loop;
 }

@@ -1,5 +1,5 @@
-/* heartbeat: a lab store's heartbeats to the controller, its lease and its
- * fencing (DESIGN section 6, docs/PROTOCOL.md "The CloudCart lab").
+/* lab_heartbeat: a lab store's heartbeats to the controller, its lease and its
+ * fencing (docs/PROTOCOL.md "The CloudCart lab").
  *
  * A store started with --heartbeat URL --node-id ID --incarnation K POSTs
  * URL/heartbeat {"node_id","incarnation","applied_seq","state","url","pid"}
@@ -20,25 +20,32 @@
  * for it until a heartbeat answers, and that answer retires it. Both sides
  * measure with CLOCK_MONOTONIC on one machine.
  *
- * The first heartbeat is sent by hb_start itself (so that a new
+ * The first heartbeat is sent by lab_heartbeat_start itself (so that a new
  * incarnation holds its lease before it starts to resync); later ones by a
  * thread. A controller that does not answer is retried every interval.
  *
- * Ownership: hb_start copies its strings and borrows db, which must
- * outlive the handle; hb_set_role borrows role until hb_stop, which joins
- * the thread and frees. Every function accepts NULL (no heartbeats: the
- * gate always opens). */
-#ifndef KV_STORE_HEARTBEAT_H
-#define KV_STORE_HEARTBEAT_H
-
-#include "sdb.h"
-#include "role.h"
+ * The store is seen only through two callbacks that kv-store's main wires
+ * (its position and its role's state), so the lab does not depend on the
+ * store's modules.
+ *
+ * Ownership: lab_heartbeat_start copies its strings and borrows
+ * position_arg, which must outlive the handle; lab_heartbeat_set_state
+ * borrows state_arg until lab_heartbeat_stop, which joins the thread and
+ * frees. Every function accepts NULL (no heartbeats: the gate always
+ * opens). */
+#ifndef KV_LAB_HEARTBEAT_H
+#define KV_LAB_HEARTBEAT_H
 
 #include <stdint.h>
 
-typedef struct hb hb_t;
+typedef struct lab_heartbeat lab_heartbeat_t;
+/* The store's position as /health reports it (applied seq; 0 while it
+ * resyncs). */
+typedef uint64_t (*lab_heartbeat_position_fn)(void *arg);
+/* The store role's state ("secondary", "resyncing", ...). */
+typedef const char *(*lab_heartbeat_state_fn)(void *arg);
 
-typedef struct hb_opts {
+typedef struct lab_heartbeat_opts {
     const char *controller;   /* base URL: POST <controller>/heartbeat */
     const char *node_id;      /* "leader", "follower-2" */
     uint64_t incarnation;
@@ -46,23 +53,25 @@ typedef struct hb_opts {
     long interval_ms;         /* store.heartbeat_ms */
     long lease_ms;            /* store.lease_ms, 0 = no lease */
     const char *token;        /* cluster token or NULL */
-    sdb *db;
-} hb_opts;
+    lab_heartbeat_position_fn position;
+    void *position_arg;
+} lab_heartbeat_opts;
 
-hb_t *hb_start(const hb_opts *o);
-/* The role whose state ("secondary", "resyncing", ...) heartbeats report;
- * set once it exists. */
-void hb_set_role(hb_t *h, role_t *role);
-void hb_stop(hb_t *h);
+lab_heartbeat_t *lab_heartbeat_start(const lab_heartbeat_opts *o);
+/* The state heartbeats report, set once the role exists ("starting"
+ * before). */
+void lab_heartbeat_set_state(lab_heartbeat_t *h, lab_heartbeat_state_fn state,
+                             void *state_arg);
+void lab_heartbeat_stop(lab_heartbeat_t *h);
 
 /* 1 while the store may apply replicated data (no lease, or a lease
  * acknowledged less than lease_ms ago, and not retired); 0 otherwise. The
- * signature of role_opts.may_apply: pass the hb_t as arg. */
-int hb_may_apply(void *h);
+ * signature of role_opts.may_apply: pass the lab_heartbeat_t as arg. */
+int lab_heartbeat_may_apply(void *h);
 /* 1 once the controller said this incarnation was replaced. */
-int hb_retired(const hb_t *h);
+int lab_heartbeat_retired(const lab_heartbeat_t *h);
 /* The lease state for /health and /stats: "none", "held", "expired" or
  * "retired". */
-const char *hb_lease_state(hb_t *h);
+const char *lab_heartbeat_lease_state(lab_heartbeat_t *h);
 
 #endif

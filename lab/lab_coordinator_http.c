@@ -1,35 +1,39 @@
-/* lab_http: see lab_http.h. */
-#include "lab_http.h"
+/* lab_coordinator_http: see lab_coordinator_http.h. */
+#include "lab_coordinator_http.h"
 
-#include "lab.h"
+#include "lab_coordinator.h"
+#include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
+#include "num.h"
+#include "quorum_pick.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LH_MAX_KEY 1024
-#define LH_READ_TIMEOUT_MS 3000L
-#define LH_WRITE_TIMEOUT_MS (LAB_QUORUM_TIMEOUT_MS + 3000L)
-#define LH_MAX_READ 32
+#define LAB_COORDINATOR_HTTP_MAX_KEY 1024
+#define LAB_COORDINATOR_HTTP_READ_TIMEOUT_MS 3000L
+#define LAB_COORDINATOR_HTTP_WRITE_TIMEOUT_MS (LAB_COORDINATOR_QUORUM_TIMEOUT_MS + 3000L)
+#define LAB_COORDINATOR_HTTP_MAX_READ 32
 
-struct labhttp {
+struct lab_coordinator_http {
     httpd_t *srv;
-    labctl_t *L;
+    lab_coordinator_t *L;
 };
 
-METRIC_COUNTER(lh_requests, "kv_controller_http_requests_total",
+METRIC_COUNTER(lab_coordinator_http_requests, "kv_controller_http_requests_total",
                "HTTP requests served by the controller");
 
-static const char *const lh_allow_get[] = {"Allow: GET", NULL};
-static const char *const lh_allow_post[] = {"Allow: POST", NULL};
+static const char *const lab_coordinator_http_allow_get[] = {"Allow: GET", NULL};
+static const char *const lab_coordinator_http_allow_post[] = {"Allow: POST", NULL};
 
 /* {"detail":{"error":msg}} with status. */
-static void lh_detail(httpd_req *r, unsigned status, const char *msg)
+static void lab_coordinator_http_detail(httpd_req *r, unsigned status, const char *msg)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON *d = cJSON_AddObjectToObject(j, "detail");
@@ -38,7 +42,7 @@ static void lh_detail(httpd_req *r, unsigned status, const char *msg)
 }
 
 /* Percent-encode a key for a URL path segment (caller frees). */
-static char *lh_encode(const char *s, size_t n)
+static char *lab_coordinator_http_encode(const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     char *out = malloc(3 * n + 1), *o = out;
@@ -61,25 +65,9 @@ static char *lh_encode(const char *s, size_t n)
     return out;
 }
 
-static int lh_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v;
-
-    if (s == NULL || *s < '0' || *s > '9')
-        return -1;
-    v = strtoull(s, &end, 10);
-    while (*end == ' ' || *end == '\r' || *end == '\n')
-        end++;
-    if (*end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* The JSON body of r as an object, or NULL (answered 400 when bad;
  * *empty set when there was no body at all). */
-static cJSON *lh_body(httpd_req *r, int *empty)
+static cJSON *lab_coordinator_http_body(httpd_req *r, int *empty)
 {
     size_t len = 0;
     const char *b = httpd_body(r, &len);
@@ -97,7 +85,7 @@ static cJSON *lh_body(httpd_req *r, int *empty)
     j = cJSON_ParseWithLength(b, len);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        lh_detail(r, 400, "The body must be a JSON object");
+        lab_coordinator_http_detail(r, 400, "The body must be a JSON object");
         return NULL;
     }
     return j;
@@ -105,20 +93,20 @@ static cJSON *lh_body(httpd_req *r, int *empty)
 
 /* ---- POST /write ------------------------------------------------------- */
 
-typedef struct lh_write {
-    labhttp_t *h;
+typedef struct lab_coordinator_http_write {
+    lab_coordinator_http_t *h;
     httpd_req *r;
     char *key;
     cJSON *value;            /* echoed as given */
     char *body;              /* the bytes stored */
     size_t len;
     char leader[64];
-    char sync[LH_MAX_READ][32];
+    char sync[LAB_COORDINATOR_HTTP_MAX_READ][32];
     size_t nsync;
-    char url[64 + 3 * LH_MAX_KEY + 32];
-} lh_write;
+    char url[64 + 3 * LAB_COORDINATOR_HTTP_MAX_KEY + 32];
+} lab_coordinator_http_write;
 
-static void lh_write_free(lh_write *w)
+static void lab_coordinator_http_write_free(lab_coordinator_http_write *w)
 {
     free(w->key);
     free(w->body);
@@ -126,11 +114,11 @@ static void lh_write_free(lh_write *w)
     free(w);
 }
 
-static void lh_write_done(httpc_resp *resp, void *ctx)
+static void lab_coordinator_http_write_done(httpc_resp *resp, void *ctx)
 {
-    lh_write *w = ctx;
-    labctl_t *L = w->h->L;
-    const labcfg *c = labctl_cfg(L);
+    lab_coordinator_http_write *w = ctx;
+    lab_coordinator_t *L = w->h->L;
+    const lab_config *c = lab_coordinator_cfg(L);
     cJSON *j = NULL, *out, *d;
 
     if (resp->status == 200 &&
@@ -139,7 +127,7 @@ static void lh_write_done(httpc_resp *resp, void *ctx)
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
         cJSON *set;
         if (cJSON_IsNumber(s) && s->valuedouble > 0)
-            labctl_note_leader_seq(L, (uint64_t)s->valuedouble);
+            lab_coordinator_note_leader_seq(L, (uint64_t)s->valuedouble);
         out = cJSON_CreateObject();
         cJSON_AddStringToObject(out, "status", "success");
         cJSON_AddStringToObject(out, "key", w->key);
@@ -155,7 +143,7 @@ static void lh_write_done(httpc_resp *resp, void *ctx)
         set = cJSON_AddArrayToObject(out, "sync_set");
         for (size_t i = 0; i < w->nsync; i++)
             cJSON_AddItemToArray(set, cJSON_CreateString(w->sync[i]));
-        cJSON_AddItemToObject(out, "quorum", labctl_quorum_json(L));
+        cJSON_AddItemToObject(out, "quorum", lab_coordinator_quorum_json(L));
         httpd_respond_json(w->r, 200, out, NULL);
     } else if (resp->status == 503 || resp->status == 504) {
         char code[64] = "";
@@ -168,7 +156,7 @@ static void lh_write_done(httpc_resp *resp, void *ctx)
         out = cJSON_CreateObject();
         d = cJSON_AddObjectToObject(out, "detail");
         cJSON_AddStringToObject(d, "error", "Write quorum not available");
-        cJSON_AddNumberToObject(d, "alive", (double)labctl_alive(L));
+        cJSON_AddNumberToObject(d, "alive", (double)lab_coordinator_alive(L));
         cJSON_AddNumberToObject(d, "required", (double)c->write_quorum);
         cJSON_AddStringToObject(d, "leader_error",
                                 code[0] ? code : "unavailable");
@@ -192,20 +180,20 @@ static void lh_write_done(httpc_resp *resp, void *ctx)
             if (cJSON_IsString(m))
                 snprintf(msg, sizeof msg, "%s", m->valuestring);
         }
-        lh_detail(w->r, (unsigned)resp->status, msg);
+        lab_coordinator_http_detail(w->r, (unsigned)resp->status, msg);
     }
     cJSON_Delete(j);
-    lh_write_free(w);
+    lab_coordinator_http_write_free(w);
 }
 
-static void lh_write_route(labhttp_t *h, httpd_req *r)
+static void lab_coordinator_http_write_route(lab_coordinator_http_t *h, httpd_req *r)
 {
     static const char *const hdrs[] = {
         "Content-Type: application/octet-stream", NULL};
     int empty;
-    cJSON *j = lh_body(r, &empty), *d;
+    cJSON *j = lab_coordinator_http_body(r, &empty), *d;
     const cJSON *k, *v;
-    lh_write *w;
+    lab_coordinator_http_write *w;
     cJSON *err = NULL;
     char *enc;
     unsigned st;
@@ -213,26 +201,26 @@ static void lh_write_route(labhttp_t *h, httpd_req *r)
 
     if (j == NULL) {
         if (empty)
-            lh_detail(r, 400, "POST /write needs {\"key\":...,\"value\":...}");
+            lab_coordinator_http_detail(r, 400, "POST /write needs {\"key\":...,\"value\":...}");
         return;
     }
     k = cJSON_GetObjectItemCaseSensitive(j, "key");
     v = cJSON_GetObjectItemCaseSensitive(j, "value");
     if (!cJSON_IsString(k) || k->valuestring[0] == '\0' || v == NULL) {
         cJSON_Delete(j);
-        lh_detail(r, 400, "POST /write needs a non-empty string \"key\" and "
+        lab_coordinator_http_detail(r, 400, "POST /write needs a non-empty string \"key\" and "
                           "a \"value\"");
         return;
     }
-    if (strlen(k->valuestring) > LH_MAX_KEY) {
+    if (strlen(k->valuestring) > LAB_COORDINATOR_HTTP_MAX_KEY) {
         cJSON_Delete(j);
-        lh_detail(r, 414, "Keys are at most 1024 bytes");
+        lab_coordinator_http_detail(r, 414, "Keys are at most 1024 bytes");
         return;
     }
     w = calloc(1, sizeof *w);
     if (w == NULL) {
         cJSON_Delete(j);
-        lh_detail(r, 500, "out of memory");
+        lab_coordinator_http_detail(r, 500, "out of memory");
         return;
     }
     w->h = h;
@@ -243,22 +231,22 @@ static void lh_write_route(labhttp_t *h, httpd_req *r)
                                 : cJSON_PrintUnformatted(v);
     cJSON_Delete(j);
     if (w->key == NULL || w->value == NULL || w->body == NULL) {
-        lh_write_free(w);
-        lh_detail(r, 500, "out of memory");
+        lab_coordinator_http_write_free(w);
+        lab_coordinator_http_detail(r, 500, "out of memory");
         return;
     }
     w->len = strlen(w->body);
-    st = labctl_write_plan(h->L, w->leader, sizeof w->leader, w->sync,
-                           LH_MAX_READ, &w->nsync, &err);
+    st = lab_coordinator_write_plan(h->L, w->leader, sizeof w->leader, w->sync,
+                           LAB_COORDINATOR_HTTP_MAX_READ, &w->nsync, &err);
     if (st != 0) {
-        lh_write_free(w);
+        lab_coordinator_http_write_free(w);
         httpd_respond_json(r, st, err, NULL);
         return;
     }
-    enc = lh_encode(w->key, strlen(w->key));
+    enc = lab_coordinator_http_encode(w->key, strlen(w->key));
     if (enc == NULL) {
-        lh_write_free(w);
-        lh_detail(r, 500, "out of memory");
+        lab_coordinator_http_write_free(w);
+        lab_coordinator_http_detail(r, 500, "out of memory");
         return;
     }
     snprintf(w->url, sizeof w->url, "%s/internal/kv/%s", w->leader, enc);
@@ -268,10 +256,10 @@ static void lh_write_route(labhttp_t *h, httpd_req *r)
     req.body = w->body;
     req.body_len = w->len;
     req.headers = hdrs;
-    req.timeout_ms = LH_WRITE_TIMEOUT_MS;
+    req.timeout_ms = LAB_COORDINATOR_HTTP_WRITE_TIMEOUT_MS;
     httpd_suspend(r);
-    if (httpc_loop_async(labctl_loop(h->L), &req, lh_write_done, w) != 0) {
-        lh_write_free(w);
+    if (httpc_loop_async(lab_coordinator_loop(h->L), &req, lab_coordinator_http_write_done, w) != 0) {
+        lab_coordinator_http_write_free(w);
         err = cJSON_CreateObject();
         d = cJSON_AddObjectToObject(err, "detail");
         cJSON_AddStringToObject(d, "error", "Controller busy");
@@ -281,33 +269,33 @@ static void lh_write_route(labhttp_t *h, httpd_req *r)
 
 /* ---- GET /read/{key} --------------------------------------------------------- */
 
-typedef struct lh_reply {
+typedef struct lab_coordinator_http_reply {
     long status;
     int has_version;
     uint64_t version;
     int tombstone;
     char *body;
-} lh_reply;
+} lab_coordinator_http_reply;
 
-typedef struct lh_read {
-    labhttp_t *h;
+typedef struct lab_coordinator_http_read {
+    lab_coordinator_http_t *h;
     httpd_req *r;
     char *key;
     size_t n;
     size_t left;             /* answers still to come */
     pthread_mutex_t mu;
-    char ids[LH_MAX_READ][32];
-    char urls[LH_MAX_READ][64];
-    char full[LH_MAX_READ][64 + 3 * LH_MAX_KEY + 32];
-    lh_reply rep[LH_MAX_READ];
-} lh_read;
+    char ids[LAB_COORDINATOR_HTTP_MAX_READ][32];
+    char urls[LAB_COORDINATOR_HTTP_MAX_READ][64];
+    char full[LAB_COORDINATOR_HTTP_MAX_READ][64 + 3 * LAB_COORDINATOR_HTTP_MAX_KEY + 32];
+    lab_coordinator_http_reply rep[LAB_COORDINATOR_HTTP_MAX_READ];
+} lab_coordinator_http_read;
 
-typedef struct lh_read_one {
-    lh_read *rd;
+typedef struct lab_coordinator_http_read_one {
+    lab_coordinator_http_read *rd;
     size_t i;
-} lh_read_one;
+} lab_coordinator_http_read_one;
 
-static void lh_read_free(lh_read *rd)
+static void lab_coordinator_http_read_free(lab_coordinator_http_read *rd)
 {
     for (size_t i = 0; i < rd->n; i++)
         free(rd->rep[i].body);
@@ -316,23 +304,25 @@ static void lh_read_free(lh_read *rd)
     free(rd);
 }
 
-static void lh_read_finish(lh_read *rd)
+static void lab_coordinator_http_read_finish(lab_coordinator_http_read *rd)
 {
-    const labcfg *c = labctl_cfg(rd->h->L);
-    size_t answered = 0, best = (size_t)-1;
+    const lab_config *c = lab_coordinator_cfg(rd->h->L);
+    quorum_pick_answer pick[LAB_COORDINATOR_HTTP_MAX_READ];
+    size_t answered = 0;
+    int best;
     cJSON *out, *d, *reps;
 
+    /* The api's rule (quorum_pick.h); a version-less answer counts toward
+     * the quorum but cannot win. */
     for (size_t i = 0; i < rd->n; i++) {
-        const lh_reply *p = &rd->rep[i];
-        if (p->status != 200 && p->status != 404)
-            continue;
-        answered++;
-        if (!p->has_version && p->status == 200)
-            continue;
-        if (p->has_version &&
-            (best == (size_t)-1 || p->version > rd->rep[best].version))
-            best = i;
+        const lab_coordinator_http_reply *p = &rd->rep[i];
+        bool ok = p->status == 200 || p->status == 404;
+        answered += ok;
+        pick[i] = (quorum_pick_answer){.candidate = ok && p->has_version,
+                                       .value = p->status == 200,
+                                       .version = p->version};
     }
+    best = quorum_pick_winner(pick, rd->n);
     if (answered < (c->read_quorum > 0 ? (size_t)c->read_quorum : 1)) {
         out = cJSON_CreateObject();
         d = cJSON_AddObjectToObject(out, "detail");
@@ -340,10 +330,10 @@ static void lh_read_finish(lh_read *rd)
         cJSON_AddNumberToObject(d, "responses", (double)answered);
         cJSON_AddNumberToObject(d, "required", (double)c->read_quorum);
         httpd_respond_json(rd->r, 503, out, NULL);
-        lh_read_free(rd);
+        lab_coordinator_http_read_free(rd);
         return;
     }
-    if (best == (size_t)-1 || rd->rep[best].tombstone ||
+    if (best < 0 || rd->rep[best].tombstone ||
         rd->rep[best].status != 200) {
         out = cJSON_CreateObject();
         d = cJSON_AddObjectToObject(out, "detail");
@@ -351,7 +341,7 @@ static void lh_read_finish(lh_read *rd)
         cJSON_AddStringToObject(d, "key", rd->key);
         cJSON_AddNumberToObject(d, "quorum_responses", (double)answered);
         httpd_respond_json(rd->r, 404, out, NULL);
-        lh_read_free(rd);
+        lab_coordinator_http_read_free(rd);
         return;
     }
     out = cJSON_CreateObject();
@@ -373,20 +363,18 @@ static void lh_read_finish(lh_read *rd)
         cJSON_AddItemToArray(reps, o);
     }
     httpd_respond_json(rd->r, 200, out, NULL);
-    lh_read_free(rd);
+    lab_coordinator_http_read_free(rd);
 }
 
-static void lh_read_done(httpc_resp *resp, void *ctx)
+static void lab_coordinator_http_read_done(httpc_resp *resp, void *ctx)
 {
-    lh_read_one *one = ctx;
-    lh_read *rd = one->rd;
-    lh_reply *p = &rd->rep[one->i];
-    char buf[48];
+    lab_coordinator_http_read_one *one = ctx;
+    lab_coordinator_http_read *rd = one->rd;
+    lab_coordinator_http_reply *p = &rd->rep[one->i];
     size_t left;
 
     p->status = resp->status;
-    if (httpc_resp_header(resp, "X-KV-Version", buf, sizeof buf) &&
-        lh_u64(buf, &p->version) == 0)
+    if (kvhdr_u64(resp, "X-KV-Version", &p->version) == 0)
         p->has_version = 1;
     if (resp->status == 200) {
         p->body = resp->body;
@@ -399,64 +387,64 @@ static void lh_read_done(httpc_resp *resp, void *ctx)
     left = --rd->left;
     pthread_mutex_unlock(&rd->mu);
     if (left == 0)
-        lh_read_finish(rd);
+        lab_coordinator_http_read_finish(rd);
 }
 
-static void lh_read_route(labhttp_t *h, httpd_req *r)
+static void lab_coordinator_http_read_route(lab_coordinator_http_t *h, httpd_req *r)
 {
     const char *path = httpd_path(r);
     size_t plen = strcspn(path, "?"), klen = 0;
     const char *raw = path + 6; /* after "/read/" */
     size_t rawlen = plen - 6;
-    lh_read *rd;
+    lab_coordinator_http_read *rd;
     cJSON *err = NULL;
     char *enc;
     unsigned st;
 
     rd = calloc(1, sizeof *rd);
     if (rd == NULL) {
-        lh_detail(r, 500, "out of memory");
+        lab_coordinator_http_detail(r, 500, "out of memory");
         return;
     }
     pthread_mutex_init(&rd->mu, NULL);
     rd->h = h;
     rd->r = r;
-    if (rawlen == 0 || rawlen > 3 * LH_MAX_KEY ||
+    if (rawlen == 0 || rawlen > 3 * LAB_COORDINATOR_HTTP_MAX_KEY ||
         (rd->key = httpd_decode(raw, rawlen, &klen)) == NULL || klen == 0 ||
-        klen > LH_MAX_KEY) {
-        lh_read_free(rd);
-        lh_detail(r, 400, "GET /read/{key}: a key of 1 to 1024 bytes");
+        klen > LAB_COORDINATOR_HTTP_MAX_KEY) {
+        lab_coordinator_http_read_free(rd);
+        lab_coordinator_http_detail(r, 400, "GET /read/{key}: a key of 1 to 1024 bytes");
         return;
     }
-    st = labctl_read_plan(h->L, rd->ids, rd->urls, LH_MAX_READ, &rd->n, &err);
+    st = lab_coordinator_read_plan(h->L, rd->ids, rd->urls, LAB_COORDINATOR_HTTP_MAX_READ, &rd->n, &err);
     if (st != 0) {
-        lh_read_free(rd);
+        lab_coordinator_http_read_free(rd);
         httpd_respond_json(r, st, err, NULL);
         return;
     }
-    enc = lh_encode(rd->key, klen);
+    enc = lab_coordinator_http_encode(rd->key, klen);
     if (enc == NULL) {
         rd->n = 0;
-        lh_read_free(rd);
-        lh_detail(r, 500, "out of memory");
+        lab_coordinator_http_read_free(rd);
+        lab_coordinator_http_detail(r, 500, "out of memory");
         return;
     }
     rd->left = rd->n;
     httpd_suspend(r);
     for (size_t i = 0, n = rd->n; i < n; i++) {
-        lh_read_one *one = malloc(sizeof *one);
+        lab_coordinator_http_read_one *one = malloc(sizeof *one);
         httpc_req req = {0};
         snprintf(rd->full[i], sizeof rd->full[i], "%s/internal/kv/%s",
                  rd->urls[i], enc);
         req.method = "GET";
         req.url = rd->full[i];
-        req.timeout_ms = LH_READ_TIMEOUT_MS;
+        req.timeout_ms = LAB_COORDINATOR_HTTP_READ_TIMEOUT_MS;
         if (one) {
             one->rd = rd;
             one->i = i;
         }
         if (one == NULL ||
-            httpc_loop_async(labctl_loop(h->L), &req, lh_read_done, one) != 0) {
+            httpc_loop_async(lab_coordinator_loop(h->L), &req, lab_coordinator_http_read_done, one) != 0) {
             /* Counts as no answer. */
             size_t left;
             free(one);
@@ -464,7 +452,7 @@ static void lh_read_route(labhttp_t *h, httpd_req *r)
             left = --rd->left;
             pthread_mutex_unlock(&rd->mu);
             if (left == 0)
-                lh_read_finish(rd);
+                lab_coordinator_http_read_finish(rd);
         }
     }
     free(enc);
@@ -472,17 +460,17 @@ static void lh_read_route(labhttp_t *h, httpd_req *r)
 
 /* ---- the other routes ------------------------------------------------------ */
 
-static void lh_heartbeat(labhttp_t *h, httpd_req *r)
+static void lab_coordinator_http_heartbeat(lab_coordinator_http_t *h, httpd_req *r)
 {
     int empty;
-    cJSON *j = lh_body(r, &empty), *out;
+    cJSON *j = lab_coordinator_http_body(r, &empty), *out;
     const cJSON *id, *inc, *seq, *st;
     uint64_t cur = 0;
     int rc;
 
     if (j == NULL) {
         if (empty)
-            lh_detail(r, 400, "POST /heartbeat needs {\"node_id\","
+            lab_coordinator_http_detail(r, 400, "POST /heartbeat needs {\"node_id\","
                               "\"incarnation\",\"applied_seq\"}");
         return;
     }
@@ -492,11 +480,11 @@ static void lh_heartbeat(labhttp_t *h, httpd_req *r)
     st = cJSON_GetObjectItemCaseSensitive(j, "state");
     if (!cJSON_IsString(id) || !cJSON_IsNumber(inc) || inc->valuedouble < 1) {
         cJSON_Delete(j);
-        lh_detail(r, 400, "POST /heartbeat needs a string node_id and an "
+        lab_coordinator_http_detail(r, 400, "POST /heartbeat needs a string node_id and an "
                           "incarnation >= 1");
         return;
     }
-    rc = labctl_heartbeat(h->L, id->valuestring, (uint64_t)inc->valuedouble,
+    rc = lab_coordinator_heartbeat(h->L, id->valuestring, (uint64_t)inc->valuedouble,
                           cJSON_IsNumber(seq) && seq->valuedouble > 0
                               ? (uint64_t)seq->valuedouble
                               : 0,
@@ -525,7 +513,7 @@ static void lh_heartbeat(labhttp_t *h, httpd_req *r)
 }
 
 /* The decoded segment i as a node id (caller frees), or NULL (answered). */
-static char *lh_node_id(httpd_req *r, unsigned i)
+static char *lab_coordinator_http_node_id(httpd_req *r, unsigned i)
 {
     size_t len = 0, out = 0;
     const char *seg = httpd_path_seg(r, i, &len);
@@ -535,16 +523,16 @@ static char *lh_node_id(httpd_req *r, unsigned i)
         len = strcspn(seg, "?") < len ? strcspn(seg, "?") : len;
     if (seg == NULL || len == 0 || len > 90 ||
         (id = httpd_decode(seg, len, &out)) == NULL) {
-        lh_detail(r, 400, "a node_id is needed, such as follower-1");
+        lab_coordinator_http_detail(r, 400, "a node_id is needed, such as follower-1");
         return NULL;
     }
     return id;
 }
 
-static void lh_spawn(labhttp_t *h, httpd_req *r)
+static void lab_coordinator_http_spawn(lab_coordinator_http_t *h, httpd_req *r)
 {
     int empty;
-    cJSON *j = lh_body(r, &empty), *out = NULL;
+    cJSON *j = lab_coordinator_http_body(r, &empty), *out = NULL;
     const cJSON *id = NULL, *port = NULL;
     unsigned st;
 
@@ -558,21 +546,21 @@ static void lh_spawn(labhttp_t *h, httpd_req *r)
              (!cJSON_IsNumber(port) || port->valuedouble < 0 ||
               port->valuedouble > 65535))) {
             cJSON_Delete(j);
-            lh_detail(r, 400, "POST /spawn takes an optional {\"node_id\": "
+            lab_coordinator_http_detail(r, 400, "POST /spawn takes an optional {\"node_id\": "
                               "string, \"port\": number}");
             return;
         }
     }
-    st = labctl_spawn(h->L, cJSON_IsString(id) ? id->valuestring : NULL,
+    st = lab_coordinator_spawn(h->L, cJSON_IsString(id) ? id->valuestring : NULL,
                       cJSON_IsNumber(port) ? (unsigned)port->valuedouble : 0,
                       &out);
     cJSON_Delete(j);
     httpd_respond_json(r, st, out, NULL);
 }
 
-static void lh_pause(labhttp_t *h, httpd_req *r)
+static void lab_coordinator_http_pause(lab_coordinator_http_t *h, httpd_req *r)
 {
-    char *id = lh_node_id(r, 1);
+    char *id = lab_coordinator_http_node_id(r, 1);
     const char *q;
     uint64_t ms = 2000;
     cJSON *out = NULL;
@@ -581,34 +569,34 @@ static void lh_pause(labhttp_t *h, httpd_req *r)
     if (id == NULL)
         return;
     q = httpd_query(r, "ms");
-    if (q && (lh_u64(q, &ms) != 0 || ms < 1 || ms > LAB_MAX_PAUSE_MS)) {
+    if (q && (num_parse_u64(q, &ms) != 0 || ms < 1 || ms > LAB_COORDINATOR_MAX_PAUSE_MS)) {
         free(id);
-        lh_detail(r, 400, "ms must be a whole number of milliseconds, 1 to "
+        lab_coordinator_http_detail(r, 400, "ms must be a whole number of milliseconds, 1 to "
                           "600000");
         return;
     }
-    st = labctl_pause(h->L, id, (long)ms, &out);
+    st = lab_coordinator_pause(h->L, id, (long)ms, &out);
     free(id);
     httpd_respond_json(r, st, out, NULL);
 }
 
-static void lh_kill(labhttp_t *h, httpd_req *r)
+static void lab_coordinator_http_kill(lab_coordinator_http_t *h, httpd_req *r)
 {
-    char *id = lh_node_id(r, 1);
+    char *id = lab_coordinator_http_node_id(r, 1);
     cJSON *out = NULL;
     unsigned st;
 
     if (id == NULL)
         return;
-    st = labctl_kill(h->L, id, &out);
+    st = lab_coordinator_kill(h->L, id, &out);
     free(id);
     httpd_respond_json(r, st, out, NULL);
 }
 
-static void lh_metrics(labhttp_t *h, httpd_req *r)
+static void lab_coordinator_http_metrics(lab_coordinator_http_t *h, httpd_req *r)
 {
     size_t own_len = 0, lib_len = 0;
-    char *own = labctl_metrics_text(h->L, &own_len);
+    char *own = lab_coordinator_metrics_text(h->L, &own_len);
     char *lib = metrics_render(&lib_len);
     char *all = malloc(own_len + lib_len + 1);
 
@@ -628,9 +616,18 @@ static void lh_metrics(labhttp_t *h, httpd_req *r)
     free(lib);
 }
 
+/* 405 for a known path asked with another method than the one allowed. */
+static void lab_coordinator_http_only(httpd_req *r, const char *path, size_t plen,
+                                      const char *const *allow, const char *method)
+{
+    httpd_error_h(r, 405, allow, "method_not_allowed",
+                  "%s %.*s: only %s is allowed", httpd_method(r),
+                  (int)(plen > 100 ? 100 : plen), path, method);
+}
+
 /* Does the path (without its query) equal route, or start with route + "/"
  * when prefix is set? */
-static int lh_is(const char *path, size_t plen, const char *route, int prefix)
+static int lab_coordinator_http_is(const char *path, size_t plen, const char *route, int prefix)
 {
     size_t n = strlen(route);
     if (prefix)
@@ -638,58 +635,54 @@ static int lh_is(const char *path, size_t plen, const char *route, int prefix)
     return plen == n && memcmp(path, route, n) == 0;
 }
 
-void labhttp_handle(httpd_req *r, void *app)
+void lab_coordinator_http_handle(httpd_req *r, void *app)
 {
-    labhttp_t *h = app;
+    lab_coordinator_http_t *h = app;
     const char *path = httpd_path(r);
     size_t plen = strcspn(path, "?");
     int get = httpd_method_is(r, "GET") || httpd_method_is(r, "HEAD");
     int post = httpd_method_is(r, "POST");
 
-    metrics_add(&lh_requests, 1);
-    if (lh_is(path, plen, "/status", 0) || lh_is(path, plen, "/topology", 0) ||
-        lh_is(path, plen, "/health", 0) || lh_is(path, plen, "/metrics", 0) ||
-        lh_is(path, plen, "/read", 1)) {
+    metrics_add(&lab_coordinator_http_requests, 1);
+    if (lab_coordinator_http_is(path, plen, "/status", 0) || lab_coordinator_http_is(path, plen, "/topology", 0) ||
+        lab_coordinator_http_is(path, plen, "/health", 0) || lab_coordinator_http_is(path, plen, "/metrics", 0) ||
+        lab_coordinator_http_is(path, plen, "/read", 1)) {
         if (!get) {
-            httpd_error_h(r, 405, lh_allow_get, "method_not_allowed",
-                          "%s %.*s: only GET is allowed", httpd_method(r),
-                          (int)(plen > 100 ? 100 : plen), path);
+            lab_coordinator_http_only(r, path, plen, lab_coordinator_http_allow_get, "GET");
             return;
         }
         if (path[1] == 's')
-            httpd_respond_json(r, 200, labctl_status_json(h->L), NULL);
+            httpd_respond_json(r, 200, lab_coordinator_status_json(h->L), NULL);
         else if (path[1] == 't')
-            httpd_respond_json(r, 200, labctl_topology_json(h->L), NULL);
+            httpd_respond_json(r, 200, lab_coordinator_topology_json(h->L), NULL);
         else if (path[1] == 'h') {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "status", "ok");
             cJSON_AddStringToObject(j, "mode", "lab");
             httpd_respond_json(r, 200, j, NULL);
         } else if (path[1] == 'm')
-            lh_metrics(h, r);
+            lab_coordinator_http_metrics(h, r);
         else
-            lh_read_route(h, r);
+            lab_coordinator_http_read_route(h, r);
         return;
     }
-    if (lh_is(path, plen, "/write", 0) || lh_is(path, plen, "/spawn", 0) ||
-        lh_is(path, plen, "/heartbeat", 0) || lh_is(path, plen, "/kill", 1) ||
-        lh_is(path, plen, "/pause", 1)) {
+    if (lab_coordinator_http_is(path, plen, "/write", 0) || lab_coordinator_http_is(path, plen, "/spawn", 0) ||
+        lab_coordinator_http_is(path, plen, "/heartbeat", 0) || lab_coordinator_http_is(path, plen, "/kill", 1) ||
+        lab_coordinator_http_is(path, plen, "/pause", 1)) {
         if (!post) {
-            httpd_error_h(r, 405, lh_allow_post, "method_not_allowed",
-                          "%s %.*s: only POST is allowed", httpd_method(r),
-                          (int)(plen > 100 ? 100 : plen), path);
+            lab_coordinator_http_only(r, path, plen, lab_coordinator_http_allow_post, "POST");
             return;
         }
         if (path[1] == 'w')
-            lh_write_route(h, r);
+            lab_coordinator_http_write_route(h, r);
         else if (path[1] == 's')
-            lh_spawn(h, r);
+            lab_coordinator_http_spawn(h, r);
         else if (path[1] == 'h')
-            lh_heartbeat(h, r);
+            lab_coordinator_http_heartbeat(h, r);
         else if (path[1] == 'k')
-            lh_kill(h, r);
+            lab_coordinator_http_kill(h, r);
         else
-            lh_pause(h, r);
+            lab_coordinator_http_pause(h, r);
         return;
     }
     {
@@ -704,21 +697,21 @@ void labhttp_handle(httpd_req *r, void *app)
     }
 }
 
-labhttp_t *labhttp_start(labctl_t *L, const char *bind, uint16_t port)
+lab_coordinator_http_t *lab_coordinator_http_start(lab_coordinator_t *L, const char *bind, uint16_t port)
 {
-    labhttp_t *h = calloc(1, sizeof *h);
+    lab_coordinator_http_t *h = calloc(1, sizeof *h);
     httpd_opts o;
 
     if (h == NULL)
         return NULL;
-    metrics_register(&lh_requests);
+    metrics_register(&lab_coordinator_http_requests);
     h->L = L;
     memset(&o, 0, sizeof o);
     o.bind = bind;
     o.port = port;
     o.threads = 4;
     o.max_body = 2 * 1024 * 1024;
-    h->srv = httpd_start(&o, labhttp_handle, h);
+    h->srv = httpd_start(&o, lab_coordinator_http_handle, h);
     if (h->srv == NULL) {
         free(h);
         return NULL;
@@ -726,7 +719,7 @@ labhttp_t *labhttp_start(labctl_t *L, const char *bind, uint16_t port)
     return h;
 }
 
-void labhttp_stop(labhttp_t *h)
+void lab_coordinator_http_stop(lab_coordinator_http_t *h)
 {
     if (h == NULL)
         return;

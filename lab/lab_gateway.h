@@ -1,4 +1,5 @@
-/* gateway: kv-api --lab, the CloudCart lab's gateway (DESIGN §6).
+/* lab_gateway: kv-api --lab, the CloudCart lab's gateway (docs/PROTOCOL.md,
+ * "The CloudCart lab").
  *
  * Routes: POST /write {"key","value"} -> the controller's POST /write;
  * GET /read/{key} -> its GET /read/{key}; GET /cluster-status -> its GET
@@ -21,27 +22,28 @@
  * suspended (api_call_async): a lab write waits for W slow followers (0.5 s
  * each in the lab profile), so it must not hold a server thread.
  *
- * Ownership: gw_new allocates the gateway (the controller URL is copied);
- * gw_free frees it after the server has drained. */
+ * Ownership: lab_gateway_new allocates the gateway (the controller URL is copied);
+ * lab_gateway_free frees it after the server has drained. */
 #ifndef KV_API_GATEWAY_H
 #define KV_API_GATEWAY_H
 
-#include "app.h"
+#include "httpd.h"
 
-#define API_LAB_PORT 8000
-#define API_LAB_CONTROLLER "http://127.0.0.1:7000"
-#define GW_WRITE_TIMEOUT_MS 15000L   /* POST /write: the lab quorum is slow */
-#define GW_READ_TIMEOUT_MS 10000L    /* GET /read/{key} */
-#define GW_STATUS_TIMEOUT_MS 5000L   /* GET /cluster-status */
+#define LAB_GATEWAY_PORT 8000
+#define LAB_GATEWAY_CONTROLLER "http://127.0.0.1:7000"
+#define LAB_GATEWAY_WRITE_TIMEOUT_MS 15000L   /* POST /write: the lab quorum is slow */
+#define LAB_GATEWAY_READ_TIMEOUT_MS 10000L    /* GET /read/{key} */
+#define LAB_GATEWAY_STATUS_TIMEOUT_MS 5000L   /* GET /cluster-status */
 
-typedef struct gw gw_t;
+typedef struct lab_gateway lab_gateway_t;
 
-gw_t *gw_new(const char *controller_url);
-void gw_free(gw_t *g);
-/* The request handler of lab mode (api_handle hands every request here
- * when app->gw is set). */
-void gw_handle(httpd_req *r, api_app *a);
+lab_gateway_t *lab_gateway_new(const char *controller_url);
+void lab_gateway_free(lab_gateway_t *g);
+/* The request handler of kv-api --lab (api/main.c passes it to httpd_start
+ * with the api_app, whose lab_gateway is set): the gateway's routes and
+ * limiter only; api/http.c serves the product API. */
+void lab_gateway_handle(httpd_req *r, void *app);
 /* Longest a forwarded call may take: how long shutdown drains. */
-long gw_max_call_ms(void);
+long lab_gateway_max_call_ms(void);
 
 #endif
