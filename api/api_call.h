@@ -7,7 +7,7 @@
 #ifndef KV_API_CALL_H
 #define KV_API_CALL_H
 
-#include "app.h"
+#include "api_app.h"
 
 #include <stdint.h>
 

@@ -1,5 +1,6 @@
 /* kv-api: the public HTTP API, stateless, behind nginx. */
-#include "app.h"
+#include "api_app.h"
+#include "api_http.h"
 #include "daemon.h"
 #include "flags.h"
 #include "lab_gateway.h"
@@ -10,9 +11,8 @@
 
 #include <stdio.h>
 
-void api_metrics_register(void);
 
-static void usage(FILE *f)
+static void api_main_usage(FILE *f)
 {
     fprintf(f,
             "usage: kv-api [--config FILE] [--set path=value]... [--port P]\n"
@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     if (rc != 0) {
         if (rc < 0)
             fprintf(stderr, "kv-api: %s\n", err);
-        usage(rc < 0 ? stderr : stdout);
+        api_main_usage(rc < 0 ? stderr : stdout);
         return rc < 0 ? 2 : 0;
     }
     log_init("kv-api", LOG_INFO);
@@ -70,7 +70,7 @@ int main(int argc, char **argv)
 
     daemon_block_signals();
     httpc_global_init();
-    api_metrics_register();
+    api_http_metrics_register();
     quorum_metrics_register();
     repair_metrics_register();
     kvhdr_auth(app.auth, sizeof app.auth, app.cfg.token);

@@ -9,12 +9,12 @@
 #include "config.h"
 #include "flags.h"
 #include "health.h"
-#include "http.h"
+#include "controller_http.h"
 #include "lab_coordinator.h"
 #include "httpc.h"
 #include "log.h"
 #include "nginx_conf.h"
-#include "opts.h"
+#include "controller_opts.h"
 #include "sup.h"
 
 #include <libgen.h>

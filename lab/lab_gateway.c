@@ -1,13 +1,14 @@
 /* lab_gateway: see lab_gateway.h. */
 #include "lab_gateway.h"
 
-#include "app.h"
+#include "api_app.h"
+#include "api_call.h"
+#include "api_http.h"
 
 #include "clock.h"
 #include "kvhttp.h"
 #include "log.h"
 #include "metrics.h"
-#include "api_call.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -1,7 +1,7 @@
 /* kv-queue: write admission and dispatch to shard primaries. */
 #include "daemon.h"
 #include "flags.h"
-#include "http.h"
+#include "queue_http.h"
 #include "httpc.h"
 #include "log.h"
 #include "topo.h"
@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-static void usage(FILE *f)
+static void queue_main_usage(FILE *f)
 {
     fprintf(f,
             "usage: kv-queue [--config FILE] [--set path=value]... [--port P]\n"
@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     if (rc != 0) {
         if (rc < 0)
             fprintf(stderr, "kv-queue: %s\n", err);
-        usage(rc < 0 ? stderr : stdout);
+        queue_main_usage(rc < 0 ? stderr : stdout);
         return rc < 0 ? 2 : 0;
     }
     log_init("kv-queue", LOG_INFO);

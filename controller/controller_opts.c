@@ -1,4 +1,4 @@
-#include "opts.h"
+#include "controller_opts.h"
 
 #include "daemon.h"
 #include "flags.h"

@@ -1,4 +1,6 @@
-#include "app.h"
+#include "api_http.h"
+
+#include "api_app.h"
 
 #include "clock.h"
 #include "kvhttp.h"
@@ -15,15 +17,14 @@
 METRIC_COUNTER(m_requests, "kv_api_requests_total", "requests received");
 METRIC_COUNTER(m_limited, "kv_api_rate_limited_total", "requests refused with 429");
 
-void api_metrics_register(void);
-void api_metrics_register(void)
+void api_http_metrics_register(void)
 {
     metrics_register(&m_requests);
     metrics_register(&m_limited);
 }
 
 /* The per-client limit; 0 to go on, -1 when it answered 429. */
-static int api_rate_limit(httpd_req *r, api_app *a, api_call *c)
+static int api_http_rate_limit(httpd_req *r, api_app *a, api_call *c)
 {
     ratelimit_verdict v;
 
@@ -49,7 +50,7 @@ static int api_rate_limit(httpd_req *r, api_app *a, api_call *c)
     return -1;
 }
 
-static topo_t *api_topo(httpd_req *r, api_app *a)
+static topo_t *api_http_topo(httpd_req *r, api_app *a)
 {
     topo_t *t = topo_watch_get(a->topo);
     if (t == NULL) {
@@ -62,9 +63,9 @@ static topo_t *api_topo(httpd_req *r, api_app *a)
 
 /* GET /kv/{key} and GET /counter/{key}: to the shard the ring names, its
  * primary (R = 0) or R of its secondaries (quorum.h). */
-static void api_read(api_call *c, const char *raw_key, size_t raw_len)
+static void api_http_read(api_call *c, const char *raw_key, size_t raw_len)
 {
-    topo_t *t = api_topo(c->r, c->app);
+    topo_t *t = api_http_topo(c->r, c->app);
     const topo_shard *sh;
     const char *accept;
     unsigned r = (unsigned)c->app->cfg.read_quorum;
@@ -89,11 +90,11 @@ static void api_read(api_call *c, const char *raw_key, size_t raw_len)
 
 /* Writes: to the queue, same path under /internal/. by < 0 never reaches
  * here for put/delete: incr says so with is_incr. */
-static void api_write(api_call *c, const char *method, const char *raw_key,
+static void api_http_write(api_call *c, const char *method, const char *raw_key,
                       size_t raw_len, int is_incr, int64_t by)
 {
     api_app *a = c->app;
-    topo_t *t = api_topo(c->r, a);
+    topo_t *t = api_http_topo(c->r, a);
     const void *body = NULL;
     size_t len = 0;
     uint64_t wait_ms = kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms);
@@ -134,7 +135,7 @@ static void api_write(api_call *c, const char *method, const char *raw_key,
 }
 
 /* /kv/{key}[/incr] and /counter/{key}[/increment] */
-static void api_kv(httpd_req *r, api_app *a, api_call *c, int counter)
+static void api_http_kv(httpd_req *r, api_app *a, api_call *c, int counter)
 {
     unsigned nseg = httpd_path_nsegs(r);
     size_t raw_len, sub_len = 0;
@@ -182,16 +183,16 @@ static void api_kv(httpd_req *r, api_app *a, api_call *c, int counter)
     }
     if (sub) {
         c->kind = counter ? API_CALL_COUNTER_INC : API_CALL_WRITE;
-        api_write(c, "POST", raw, raw_len, 1, by);
+        api_http_write(c, "POST", raw, raw_len, 1, by);
     } else if (httpd_method_is(r, "GET")) {
         c->kind = counter ? API_CALL_COUNTER_GET : API_CALL_READ;
-        api_read(c, raw, raw_len);
+        api_http_read(c, raw, raw_len);
     } else {
-        api_write(c, httpd_method(r), raw, raw_len, 0, 0);
+        api_http_write(c, httpd_method(r), raw, raw_len, 0, 0);
     }
 }
 
-static void api_jobs(httpd_req *r, api_app *a, api_call *c)
+static void api_http_jobs(httpd_req *r, api_app *a, api_call *c)
 {
     size_t len;
     const char *id = httpd_path_seg(r, 1, &len);
@@ -202,7 +203,7 @@ static void api_jobs(httpd_req *r, api_app *a, api_call *c)
         api_call_free(c);
         return;
     }
-    if ((t = api_topo(r, a)) == NULL) {
+    if ((t = api_http_topo(r, a)) == NULL) {
         api_call_free(c);
         return;
     }
@@ -215,7 +216,7 @@ static void api_jobs(httpd_req *r, api_app *a, api_call *c)
     api_call_start(c, "GET", NULL, 0, a->cfg.upstream_timeout_ms);
 }
 
-static void api_ring(httpd_req *r, api_app *a)
+static void api_http_ring(httpd_req *r, api_app *a)
 {
     const char *key = httpd_query(r, "key");
     topo_t *t;
@@ -231,7 +232,7 @@ static void api_ring(httpd_req *r, api_app *a)
                     (long long)a->cfg.max_key_bytes);
         return;
     }
-    if ((t = api_topo(r, a)) == NULL)
+    if ((t = api_http_topo(r, a)) == NULL)
         return;
     sh = topo_shard_for(t, key, strlen(key));
     o = cJSON_CreateObject();
@@ -249,7 +250,7 @@ static void api_ring(httpd_req *r, api_app *a)
     httpd_respond_json(r, 200, o, NULL);
 }
 
-static void api_stats(httpd_req *r, api_app *a)
+static void api_http_stats(httpd_req *r, api_app *a)
 {
     cJSON *o = cJSON_CreateObject(), *rl;
     topo_t *t = topo_watch_get(a->topo);
@@ -274,7 +275,7 @@ static void api_stats(httpd_req *r, api_app *a)
     httpd_respond_json(r, 200, o, NULL);
 }
 
-static int api_seg_is(httpd_req *r, const char *name)
+static int api_http_seg_is(httpd_req *r, const char *name)
 {
     size_t len;
     const char *s = httpd_path_seg(r, 0, &len);
@@ -318,7 +319,7 @@ void api_http_handle(httpd_req *r, void *app)
         return;
     }
     if (strcmp(path, "/stats") == 0) {
-        api_stats(r, a);
+        api_http_stats(r, a);
         return;
     }
     if (strcmp(path, "/metrics") == 0) {
@@ -342,19 +343,19 @@ void api_http_handle(httpd_req *r, void *app)
         httpd_error(r, 503, "overloaded", "out of memory");
         return;
     }
-    if (api_rate_limit(r, a, c)) {
+    if (api_http_rate_limit(r, a, c)) {
         api_call_free(c);
         return;
     }
-    if ((api_seg_is(r, "kv") || api_seg_is(r, "counter")) &&
+    if ((api_http_seg_is(r, "kv") || api_http_seg_is(r, "counter")) &&
         (nseg == 2 || nseg == 3)) {
-        api_kv(r, a, c, api_seg_is(r, "counter"));
-    } else if (api_seg_is(r, "jobs") && nseg == 2) {
-        api_jobs(r, a, c);
+        api_http_kv(r, a, c, api_http_seg_is(r, "counter"));
+    } else if (api_http_seg_is(r, "jobs") && nseg == 2) {
+        api_http_jobs(r, a, c);
     } else if (strcmp(path, "/ring") == 0) {
         api_call_free(c);
         if (httpd_method_is(r, "GET"))
-            api_ring(r, a);
+            api_http_ring(r, a);
         else
             kvhttp_bad_method(r, "GET");
     } else {

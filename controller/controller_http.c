@@ -1,4 +1,4 @@
-#include "http.h"
+#include "controller_http.h"
 
 #include "cluster_publish.h"
 #include "kvhttp.h"

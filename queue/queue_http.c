@@ -1,4 +1,4 @@
-#include "http.h"
+#include "queue_http.h"
 
 #include "kvhttp.h"
 #include "num.h"
