@@ -151,102 +151,77 @@ cJSON *cluster_publish_status(cluster_t *cl, sup_t *sup)
     return root;
 }
 
-char *cluster_publish_metrics(cluster_t *cl, sup_t *sup, size_t *len)
+/* One child's value for the pass'th family of cluster_publish_metrics. */
+static long long cluster_publish_child_value(const cluster_node *n, sup_t *sup,
+                                             int pass)
 {
-    size_t cap = 1536 + cl->nnodes * 512 + cl->nshards * 256, off = 0;
-    char *buf = malloc(cap);
-    static const char *const head =
-        "# HELP kv_controller_ready 1 once every child answered /health\n"
-        "# TYPE kv_controller_ready gauge\n"
-        "kv_controller_ready %d\n"
-        "# HELP kv_controller_epoch Cluster topology epoch\n"
-        "# TYPE kv_controller_epoch gauge\n"
-        "kv_controller_epoch %llu\n"
-        "# HELP kv_controller_failovers_total Primaries replaced by a "
-        "promoted secondary\n"
-        "# TYPE kv_controller_failovers_total counter\n"
-        "kv_controller_failovers_total %llu\n"
-        "# HELP kv_controller_failovers_skipped_total Failovers due but not "
-        "done: no live secondary\n"
-        "# TYPE kv_controller_failovers_skipped_total counter\n"
-        "kv_controller_failovers_skipped_total %llu\n"
-        "# HELP kv_controller_child_up 1 while the child process runs\n"
-        "# TYPE kv_controller_child_up gauge\n";
+    sup_info info;
+
+    memset(&info, 0, sizeof info);
+    if (n->sup_index >= 0)
+        sup_get(sup, (size_t)n->sup_index, &info);
+    else /* external: up = answers /health */
+        info.state = atomic_load(&n->healthy) ? SUP_RUNNING : SUP_STOPPED;
+    if (pass == 0)
+        return info.state == SUP_RUNNING;
+    if (pass == 1)
+        return (long long)info.restarts;
+    return info.state == SUP_RUNNING && atomic_load(&n->healthy);
+}
+
+void cluster_publish_metrics(metrics_text *t, cluster_t *cl, sup_t *sup)
+{
+    static const char *const child[3][3] = {
+        {"kv_controller_child_up", "1 while the child process runs", "gauge"},
+        {"kv_controller_child_restarts_total",
+         "Unexpected exits followed by a restart", "counter"},
+        {"kv_controller_child_healthy", "1 when the last /health probe passed",
+         "gauge"}};
     uint64_t epoch;
 
-    if (buf == NULL)
-        return NULL;
     pthread_mutex_lock(&cl->mu);
     epoch = cl->epoch;
     pthread_mutex_unlock(&cl->mu);
-    off += (size_t)snprintf(buf + off, cap - off, head,
-                            atomic_load(&cl->ready), (unsigned long long)epoch,
-                            (unsigned long long)atomic_load(&cl->failovers),
-                            (unsigned long long)atomic_load(
-                                &cl->failovers_skipped));
+    metrics_text_family(t, "kv_controller_ready",
+                        "1 once every child answered /health", "gauge");
+    metrics_text_sample(t, "kv_controller_ready", NULL, NULL,
+                        atomic_load(&cl->ready));
+    metrics_text_family(t, "kv_controller_epoch", "Cluster topology epoch",
+                        "gauge");
+    metrics_text_sample(t, "kv_controller_epoch", NULL, NULL, (int64_t)epoch);
+    metrics_text_family(t, "kv_controller_failovers_total",
+                        "Primaries replaced by a promoted secondary", "counter");
+    metrics_text_sample(t, "kv_controller_failovers_total", NULL, NULL,
+                        (int64_t)atomic_load(&cl->failovers));
+    metrics_text_family(t, "kv_controller_failovers_skipped_total",
+                        "Failovers due but not done: no live secondary",
+                        "counter");
+    metrics_text_sample(t, "kv_controller_failovers_skipped_total", NULL, NULL,
+                        (int64_t)atomic_load(&cl->failovers_skipped));
     for (int pass = 0; pass < 3; pass++) {
-        if (pass == 1)
-            off += (size_t)snprintf(
-                buf + off, cap - off,
-                "# HELP kv_controller_child_restarts_total Unexpected exits "
-                "followed by a restart\n"
-                "# TYPE kv_controller_child_restarts_total counter\n");
-        if (pass == 2)
-            off += (size_t)snprintf(
-                buf + off, cap - off,
-                "# HELP kv_controller_child_healthy 1 when the last /health "
-                "probe passed\n"
-                "# TYPE kv_controller_child_healthy gauge\n");
-        for (size_t i = 0; i < cl->nnodes && off < cap; i++) {
+        metrics_text_family(t, child[pass][0], child[pass][1], child[pass][2]);
+        for (size_t i = 0; i < cl->nnodes; i++) {
             const cluster_node *n = &cl->nodes[i];
-            sup_info info;
-            long long v;
-            memset(&info, 0, sizeof info);
-            if (n->sup_index >= 0)
-                sup_get(sup, (size_t)n->sup_index, &info);
-            if (n->sup_index < 0) /* external: up = answers /health */
-                info.state = atomic_load(&n->healthy) ? SUP_RUNNING
-                                                      : SUP_STOPPED;
-            v = pass == 0   ? info.state == SUP_RUNNING
-                : pass == 1 ? (long long)info.restarts
-                            : info.state == SUP_RUNNING &&
-                                  atomic_load(&n->healthy);
-            off += (size_t)snprintf(buf + off, cap - off,
-                                    "%s{name=\"%s\",kind=\"%s\"} %lld\n",
-                                    pass == 0   ? "kv_controller_child_up"
-                                    : pass == 1 ? "kv_controller_child_restarts_total"
-                                                : "kv_controller_child_healthy",
-                                    n->name, cluster_kind_name(n->kind), v);
+            metrics_text_printf(t, "%s{name=\"%s\",kind=\"%s\"} %lld\n",
+                                child[pass][0], n->name,
+                                cluster_kind_name(n->kind),
+                                cluster_publish_child_value(n, sup, pass));
         }
     }
-    if (off < cap)
-        off += (size_t)snprintf(buf + off, cap - off,
-                                "# HELP kv_controller_shard_epoch Epoch of each "
-                                "shard\n"
-                                "# TYPE kv_controller_shard_epoch gauge\n");
     pthread_mutex_lock(&cl->mu);
-    for (size_t s = 0; s < cl->nshards && off < cap; s++)
-        off += (size_t)snprintf(buf + off, cap - off,
-                                "kv_controller_shard_epoch{shard=\"%zu\"} "
-                                "%llu\n",
-                                s, (unsigned long long)cl->shards[s].epoch);
-    if (off < cap)
-        off += (size_t)snprintf(buf + off, cap - off,
-                                "# HELP kv_controller_shard_failovers_total "
-                                "Promotions per shard\n"
-                                "# TYPE kv_controller_shard_failovers_total "
-                                "counter\n");
-    for (size_t s = 0; s < cl->nshards && off < cap; s++)
-        off += (size_t)snprintf(buf + off, cap - off,
-                                "kv_controller_shard_failovers_total{shard="
-                                "\"%zu\"} %llu\n",
-                                s, (unsigned long long)cl->shards[s].failovers);
+    metrics_text_family(t, "kv_controller_shard_epoch", "Epoch of each shard",
+                        "gauge");
+    for (size_t s = 0; s < cl->nshards; s++)
+        metrics_text_printf(t, "kv_controller_shard_epoch{shard=\"%zu\"} %llu\n",
+                            s, (unsigned long long)cl->shards[s].epoch);
+    metrics_text_family(t, "kv_controller_shard_failovers_total",
+                        "Promotions per shard", "counter");
+    for (size_t s = 0; s < cl->nshards; s++)
+        metrics_text_printf(t,
+                            "kv_controller_shard_failovers_total{shard=\"%zu\"} "
+                            "%llu\n",
+                            s, (unsigned long long)cl->shards[s].failovers);
     pthread_mutex_unlock(&cl->mu);
-    if (off >= cap)
-        off = cap - 1;
-    buf[off] = '\0';
-    *len = off;
-    return buf;
 }
 
 

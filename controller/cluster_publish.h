@@ -8,6 +8,7 @@
 #define KV_CTL_CLUSTER_PUBLISH_H
 
 #include "cluster.h"
+#include "metrics.h"
 #include "sup.h"
 
 #include <cjson/cJSON.h>
@@ -18,8 +19,9 @@
 cJSON *cluster_publish_topology(cluster_t *cl);
 /* GET /status body: the controller and every child. */
 cJSON *cluster_publish_status(cluster_t *cl, sup_t *sup);
-/* Prometheus lines for the children (caller frees). */
-char *cluster_publish_metrics(cluster_t *cl, sup_t *sup, size_t *len);
+/* The controller's Prometheus lines (readiness, epochs, failovers, every
+ * child's state), written into a /metrics render (lib/metrics). */
+void cluster_publish_metrics(metrics_text *t, cluster_t *cl, sup_t *sup);
 /* Where everything is, ending with the line "ready". */
 void cluster_publish_summary(cluster_t *cl, sup_t *sup, FILE *f);
 

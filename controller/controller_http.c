@@ -19,26 +19,12 @@ METRIC_COUNTER(controller_http_requests, "kv_controller_http_requests_total",
 
 static const char *const controller_http_allow_get[] = {"Allow: GET", NULL};
 
-void controller_http_metrics_text(httpd_req *r, char *own, size_t own_len)
+/* The controller's own lines in every /metrics render (lib/metrics). */
+static void controller_http_metrics(metrics_text *t, void *ctx)
 {
-    size_t lib_len = 0;
-    char *lib = metrics_render(&lib_len);
-    char *all = malloc(own_len + lib_len + 1);
+    controller_http *h = ctx;
 
-    if (all == NULL || own == NULL) {
-        httpd_error(r, 500, "internal", "out of memory");
-    } else {
-        memcpy(all, own, own_len);
-        if (lib)
-            memcpy(all + own_len, lib, lib_len);
-        else
-            lib_len = 0;
-        httpd_respond(r, 200, "text/plain; version=0.0.4", all,
-                      own_len + lib_len, NULL);
-    }
-    free(all);
-    free(own);
-    free(lib);
+    cluster_publish_metrics(t, h->cl, h->sup);
 }
 
 void controller_http_handle(httpd_req *r, void *app)
@@ -75,11 +61,8 @@ void controller_http_handle(httpd_req *r, void *app)
     case 2:
         httpd_respond_json(r, 200, cluster_publish_status(h->cl, h->sup), NULL);
         break;
-    default: {
-        size_t len = 0;
-        char *own = cluster_publish_metrics(h->cl, h->sup, &len);
-        controller_http_metrics_text(r, own, len);
-    }
+    default:
+        kvhttp_metrics(r);
     }
 }
 
@@ -102,8 +85,13 @@ controller_http *controller_http_start(cluster_t *cl, sup_t *sup)
     o.port = (uint16_t)cl->cfg.base_port;
     o.threads = 2;
     o.max_body = 64 * 1024;
+    if (metrics_register_fn(controller_http_metrics, h) != 0) {
+        free(h);
+        return NULL;
+    }
     h->srv = httpd_start(&o, controller_http_handle, h);
     if (h->srv == NULL) {
+        metrics_unregister_fn(controller_http_metrics, h);
         free(h);
         return NULL;
     }
@@ -115,5 +103,6 @@ void controller_http_stop(controller_http *h)
     if (h == NULL)
         return;
     httpd_stop(h->srv);
+    metrics_unregister_fn(controller_http_metrics, h);
     free(h);
 }

@@ -19,11 +19,6 @@ typedef struct controller_http controller_http;
 controller_http *controller_http_start(cluster_t *cl, sup_t *sup);
 void controller_http_stop(controller_http *h);
 
-/* 200 with own (Prometheus lines, own_len bytes; freed here, NULL = out of
- * memory: 500) followed by lib/metrics' text. For any controller-side
- * server with lines of its own (the lab's API too). */
-void controller_http_metrics_text(httpd_req *r, char *own, size_t own_len);
-
 /* The handler itself, for tests that drive routes without a socket. */
 void controller_http_handle(httpd_req *r, void *app);
 

@@ -16,7 +16,7 @@ void controller_opts_usage(FILE *f)
         "                     [--nginx-template FILE]\n"
         "       kv-controller --lab student_config.json [--log-dir DIR]\n"
         "\n"
-        "--lab FILE: the CloudCart lab (DESIGN section 6) instead: a leader on\n"
+        "--lab FILE: the CloudCart lab (lab/README.md) instead: a leader on\n"
         "127.0.0.1:7001, follower-i on 7001+i, the gateway (kv-api --lab) on 8000\n"
         "and the lab API on 7000 (GET /status, POST /write, GET /read/{key},\n"
         "POST /kill/{id}, POST /spawn, POST /pause/{id}?ms=N), with N, W, R,\n"

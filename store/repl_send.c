@@ -349,6 +349,8 @@ static void *repl_send_peer_main(void *arg)
 
 /* ---- the set of senders ------------------------------------------------ */
 
+static void repl_send_metrics(metrics_text *t, void *ctx);
+
 repl_send_t *repl_send_new(const repl_send_opts *o)
 {
     repl_send_t *r = calloc(1, sizeof *r);
@@ -367,6 +369,9 @@ repl_send_t *repl_send_new(const repl_send_opts *o)
                    (uint64_t)(o->delay_ms > 0 ? o->delay_ms : 0)) * 1000u;
     pthread_mutex_init(&r->mu, NULL);
     clock_cond_init(&r->cv);
+    if (metrics_register_fn(repl_send_metrics, r) != 0)
+        log_warn("repl_send: the metrics registry is full: no per-secondary "
+                 "lines in /metrics");
     return r;
 }
 
@@ -455,6 +460,7 @@ void repl_send_free(repl_send_t *r)
 {
     if (r == NULL)
         return;
+    metrics_unregister_fn(repl_send_metrics, r);
     repl_send_set_peers(r, NULL, 0);
     pthread_mutex_lock(&r->mu);
     pthread_cond_broadcast(&r->cv);
@@ -561,49 +567,30 @@ void repl_send_stats_json(repl_send_t *r, cJSON *arr)
     pthread_mutex_unlock(&r->mu);
 }
 
-char *repl_send_metrics_text(repl_send_t *r)
+/* Per secondary, labelled lines (lib/metrics render callback): what
+ * kv_store_repl_acked_seq{secondary="<url>"}, _lag and _alive say. */
+static void repl_send_metrics(metrics_text *t, void *ctx)
 {
-    static const char *const head[3] = {
-        "# HELP kv_store_repl_acked_seq seq a secondary has acked\n"
-        "# TYPE kv_store_repl_acked_seq gauge\n",
-        "# HELP kv_store_repl_lag seqs a secondary is behind the primary\n"
-        "# TYPE kv_store_repl_lag gauge\n",
-        "# HELP kv_store_repl_alive 1 when a secondary answered lately\n"
-        "# TYPE kv_store_repl_alive gauge\n"};
     static const char *const name[3] = {"kv_store_repl_acked_seq",
                                         "kv_store_repl_lag",
                                         "kv_store_repl_alive"};
+    static const char *const help[3] = {
+        "seq a secondary has acked", "seqs a secondary is behind the primary",
+        "1 when a secondary answered lately"};
+    repl_send_t *r = ctx;
     uint64_t now = clock_mono_us(), last = sdb_last_seq(r->o.db);
-    size_t cap = 1024, len = 0;
-    char *out = malloc(cap);
 
-    if (out == NULL)
-        return NULL;
-    out[0] = '\0';
     pthread_mutex_lock(&r->mu);
     for (int m = 0; m < 3 && r->npeers; m++) {
-        size_t need = strlen(head[m]) + r->npeers * 400 + 1;
-        if (len + need > cap) {
-            char *o2;
-            while (len + need > cap)
-                cap *= 2;
-            o2 = realloc(out, cap);
-            if (o2 == NULL)
-                break;
-            out = o2;
-        }
-        len += (size_t)snprintf(out + len, cap - len, "%s", head[m]);
+        metrics_text_family(t, name[m], help[m], "gauge");
         for (size_t i = 0; i < r->npeers; i++) {
             const repl_send_peer *p = r->peers[i];
             uint64_t acked = p->known ? p->acked : 0;
             uint64_t v = m == 0 ? acked
                          : m == 1 ? (last > acked ? last - acked : 0)
                                   : (uint64_t)repl_send_peer_alive(r, p, now);
-            len += (size_t)snprintf(out + len, cap - len,
-                                    "%s{secondary=\"%.300s\"} %" PRIu64 "\n",
-                                    name[m], p->url, v);
+            metrics_text_sample(t, name[m], "secondary", p->url, (int64_t)v);
         }
     }
     pthread_mutex_unlock(&r->mu);
-    return out;
 }

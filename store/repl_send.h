@@ -93,8 +93,5 @@ void repl_send_update_quorum(repl_send_t *r);
 /* Per secondary: url, acked_seq, lag, alive, known, last_ok_ms_ago,
  * batches, ops, errors, last_error; appended to arr. */
 void repl_send_stats_json(repl_send_t *r, cJSON *arr);
-/* Prometheus lines (kv_store_repl_acked_seq{secondary="..."} ...) appended
- * to a malloc'd string; caller frees. */
-char *repl_send_metrics_text(repl_send_t *r);
 
 #endif

@@ -220,8 +220,6 @@ void store_stats_json(store_http *h, httpd_req *r, const char *rest)
 void store_stats_metrics(store_http *h, httpd_req *r, const char *rest)
 {
     sdb_stats st;
-    size_t len, plen;
-    char *text, *peers, *all;
 
     /* Gauges are sampled here rather than through metric.read, which has no
      * context argument to reach this store. */
@@ -234,28 +232,8 @@ void store_stats_metrics(store_http *h, httpd_req *r, const char *rest)
     metrics_set(&sm_applied_seq, (int64_t)store_stats_position(&st));
     metrics_set(&sm_map_used, (int64_t)st.map_used);
     metrics_set(&sm_map_size, (int64_t)st.map_size);
-    peers = repl_send_metrics_text(role_repl(h->role));
-    if (peers == NULL || peers[0] == '\0') {
-        free(peers);
-        kvhttp_metrics(r);
-        return;
-    }
-    /* The registry plus one labelled line per secondary. */
-    text = metrics_render(&len);
-    plen = strlen(peers);
-    all = text ? malloc(len + plen + 1) : NULL;
-    if (all == NULL) {
-        free(text);
-        free(peers);
-        store_reply_fail(r, 500, "internal", "out of memory");
-        return;
-    }
-    memcpy(all, text, len);
-    memcpy(all + len, peers, plen + 1);
-    httpd_respond(r, 200, "text/plain; version=0.0.4", all, len + plen, NULL);
-    free(all);
-    free(text);
-    free(peers);
+    /* Per-secondary lines come from repl_send's own render callback. */
+    kvhttp_metrics(r);
 }
 
 /* ---- routing ---------------------------------------------------------- */
