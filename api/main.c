@@ -45,16 +45,12 @@ int main(int argc, char **argv)
         {"lab", FLAG_BOOL, &lab, 0, NULL},
     };
     static api_app app;
-    char ctl[300], err[256];
+    char ctl[300];
 
-    rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0], err,
-                     sizeof err);
-    if (rc != 0) {
-        if (rc < 0)
-            fprintf(stderr, "kv-api: %s\n", err);
-        api_main_usage(rc < 0 ? stderr : stdout);
-        return rc < 0 ? 2 : 0;
-    }
+    rc = flags_parse_main("kv-api", argc, argv, flags,
+                          sizeof flags / sizeof flags[0], api_main_usage);
+    if (rc != 0)
+        return rc == FLAGS_HELP ? 0 : 2;
     log_init("kv-api", LOG_INFO);
     if (daemon_config(&app.cfg, config, sets.v, sets.n, NULL, 0))
         return 1;

@@ -88,3 +88,17 @@ int flags_parse(int argc, char **argv, const flag_spec *specs, size_t nspecs,
     }
     return 0;
 }
+
+int flags_parse_main(const char *prog, int argc, char **argv,
+                     const flag_spec *specs, size_t nspecs,
+                     void (*usage)(FILE *f))
+{
+    char err[256];
+    int rc = flags_parse(argc, argv, specs, nspecs, err, sizeof err);
+
+    if (rc < 0)
+        fprintf(stderr, "%s: %s\n", prog, err);
+    if (rc != 0)
+        usage(rc < 0 ? stderr : stdout);
+    return rc;
+}

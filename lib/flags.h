@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define FLAGS_LIST_MAX 64
 /* flags_parse's answer when --help was asked for. */
@@ -33,5 +34,10 @@ typedef struct flag_spec {
  * Outputs of flags that do not appear are left as they were (defaults). */
 int flags_parse(int argc, char **argv, const flag_spec *specs, size_t nspecs,
                 char *err, size_t errlen);
+/* flags_parse for a main(): --help prints usage to stdout (FLAGS_HELP: exit
+ * 0), an error prints "prog: why" and usage to stderr (-1: exit 2). */
+int flags_parse_main(const char *prog, int argc, char **argv,
+                     const flag_spec *specs, size_t nspecs,
+                     void (*usage)(FILE *f));
 
 #endif

@@ -33,17 +33,12 @@ int main(int argc, char **argv)
         {"controller", FLAG_STR, &controller, 0, NULL},
         {"data", FLAG_STR, &data, 0, NULL},
     };
-    char err[256];
     kv_config cfg;
 
-    rc = flags_parse(argc, argv, flags, sizeof flags / sizeof flags[0], err,
-                     sizeof err);
-    if (rc != 0) {
-        if (rc < 0)
-            fprintf(stderr, "kv-queue: %s\n", err);
-        queue_main_usage(rc < 0 ? stderr : stdout);
-        return rc < 0 ? 2 : 0;
-    }
+    rc = flags_parse_main("kv-queue", argc, argv, flags,
+                          sizeof flags / sizeof flags[0], queue_main_usage);
+    if (rc != 0)
+        return rc == FLAGS_HELP ? 0 : 2;
     log_init("kv-queue", LOG_INFO);
     if (daemon_config(&cfg, config, sets.v, sets.n, NULL, 0))
         return 1;
