@@ -16,7 +16,7 @@
  * not mix; everything not about the gateway goes to the controller, which
  * has no rate limit. Keys carry a per-run tag, so runs against one cluster
  * (--no-start-cluster) do not see each other's data. */
-#include "lab_assess.h"
+#include "lab_assess_internal.h"
 
 #include "kvctl.h"
 
@@ -42,43 +42,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LAB_ASSESS_TIMEOUT_MS 5000L        /* one controller or gateway call */
-#define LAB_ASSESS_WRITE_TIMEOUT_MS 10000L /* a quorum write (sync-set delay 0.5 s) */
-#define LAB_ASSESS_SPAWN_TIMEOUT_MS 20000L /* POST /spawn may wait for the catch-up */
-#define LAB_ASSESS_HEAL_DEADLINE_S 30.0    /* wait for every follower alive again */
-#define LAB_ASSESS_JOIN_DEADLINE_S 20.0    /* a spawned follower shows alive */
-#define LAB_ASSESS_STALE_ROUNDS 8
-#define LAB_ASSESS_STALE_KEYS 5
-#define LAB_ASSESS_OUTAGE_WRITES 3
-#define LAB_ASSESS_OUTAGE_READS 2
-
-/* Source address octets (127.A.B.<octet>) per use. */
-enum {
-    LAB_ASSESS_IP_RATE = 2,          /* INC-1 bursts */
-    LAB_ASSESS_IP_BASIC = 3,         /* INC-0 */
-    LAB_ASSESS_IP_STATS = 4,         /* INC-1 /stats */
-    LAB_ASSESS_IP_BASIC_RETRY = 10,  /* INC-0 read retries: 10.. */
-};
-
-typedef struct lab_assess_ctx {
-    lab_config cfg;
-    const char *ctl, *gw;
-    char ipbase[32];         /* "127.A.B." */
-    char tag[48];            /* key prefix of this run */
-    int verbose;
-    lab_assess_score_report rep;
-    char k0[96], v0[96];     /* the INC-0 key, when it was written */
-    bool k0_ok;
-    bool nobind;             /* a bind to ipbase failed: stop binding */
-} lab_assess_ctx;
-
 /* ---- small helpers ---- */
 
 /* snprintf for messages, where cutting a long one short is fine. */
-static void lab_assess_set(char *out, size_t outlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-static void lab_assess_set(char *out, size_t outlen, const char *fmt, ...)
+void lab_assess_set(char *out, size_t outlen, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -86,12 +54,12 @@ static void lab_assess_set(char *out, size_t outlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static double lab_assess_now(void)
+double lab_assess_now(void)
 {
     return (double)clock_mono_us() / 1e6;
 }
 
-static void lab_assess_sleep(double s)
+void lab_assess_sleep(double s)
 {
     struct timespec ts;
     if (s <= 0)
@@ -102,10 +70,8 @@ static void lab_assess_sleep(double s)
         ;
 }
 
-static void lab_assess_log(lab_assess_ctx *x, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
 
-static void lab_assess_log(lab_assess_ctx *x, const char *fmt, ...)
+void lab_assess_log(lab_assess_ctx *x, const char *fmt, ...)
 {
     va_list ap;
     if (!x->verbose)
@@ -135,7 +101,7 @@ static int lab_assess_id_cmp(const char *a, const char *b)
     return strcmp(a, b);
 }
 
-static int lab_assess_node_cmp(const void *pa, const void *pb)
+int lab_assess_node_cmp(const void *pa, const void *pb)
 {
     return lab_assess_id_cmp(((const lab_assess_score_node *)pa)->id, ((const lab_assess_score_node *)pb)->id);
 }
@@ -155,7 +121,7 @@ static void lab_assess_snippet(const httpc_resp *r, char *out, size_t outlen)
 /* The error text of a failed answer: detail.error, detail, error or
  * message of a JSON body, else an excerpt; the transport error when there
  * was no answer. */
-static void lab_assess_err_text(const httpc_resp *r, char *out, size_t outlen)
+void lab_assess_err_text(const httpc_resp *r, char *out, size_t outlen)
 {
     cJSON *j;
     const cJSON *d, *v;
@@ -193,7 +159,7 @@ static void lab_assess_err_text(const httpc_resp *r, char *out, size_t outlen)
  * (behind nginx). When the bind fails (no such local address) the request
  * goes out again unbound with the header only, and later calls stop
  * binding. */
-static void lab_assess_call(lab_assess_ctx *x, const char *method, const char *base,
+void lab_assess_call(lab_assess_ctx *x, const char *method, const char *base,
                     const char *path, const char *json, int octet,
                     long timeout_ms, httpc_resp *out)
 {
@@ -229,18 +195,18 @@ static void lab_assess_call(lab_assess_ctx *x, const char *method, const char *b
         out->status = 0;
 }
 
-static cJSON *lab_assess_json(const httpc_resp *r)
+cJSON *lab_assess_json(const httpc_resp *r)
 {
     return r->body && r->status ? cJSON_ParseWithLength(r->body, r->len) : NULL;
 }
 
 /* {"key":k,"value":v} (both plain: the grader's own keys and values). */
-static void lab_assess_kv_body(char *out, size_t outlen, const char *k, const char *v)
+void lab_assess_kv_body(char *out, size_t outlen, const char *k, const char *v)
 {
     lab_assess_set(out, outlen, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
 }
 
-static int lab_assess_status(lab_assess_ctx *x, lab_assess_score_status *s, char *err, size_t errlen)
+int lab_assess_status(lab_assess_ctx *x, lab_assess_score_status *s, char *err, size_t errlen)
 {
     httpc_resp r;
     cJSON *j;
@@ -268,14 +234,14 @@ static int lab_assess_status(lab_assess_ctx *x, lab_assess_score_status *s, char
 
 /* Leader alive and at least N followers alive (all_listed: and every
  * follower listed alive, the state right after start). */
-static bool lab_assess_healthy(lab_assess_ctx *x, const lab_assess_score_status *s, bool all_listed)
+bool lab_assess_healthy(lab_assess_ctx *x, const lab_assess_score_status *s, bool all_listed)
 {
     size_t alive = lab_assess_score_status_alive(s);
     return s->leader.alive && alive >= (size_t)x->cfg.followers &&
            (!all_listed || alive == s->nfollowers);
 }
 
-static int lab_assess_wait_healthy(lab_assess_ctx *x, double deadline_s, bool all_listed,
+int lab_assess_wait_healthy(lab_assess_ctx *x, double deadline_s, bool all_listed,
                            pid_t child, lab_assess_score_status *s, char *err,
                            size_t errlen)
 {
@@ -322,732 +288,6 @@ static void lab_assess_header(int scen)
     printf("\n%s: %s (%d points)\n", lab_assess_score_scen_label(scen),
            lab_assess_score_scen_title(scen), lab_assess_score_scen_max(scen));
     fflush(stdout);
-}
-
-/* ---- INC-0 ---- */
-
-static void lab_assess_basic(lab_assess_ctx *x)
-{
-    char body[256], path[160], err[LAB_ASSESS_SCORE_TEXT], t[160];
-    httpc_resp r;
-    cJSON *j;
-    int rc;
-    lab_assess_score_status s;
-
-    lab_assess_set(x->k0, sizeof x->k0, "%s-basic", x->tag);
-    lab_assess_set(x->v0, sizeof x->v0, "hello-%s", x->tag);
-    lab_assess_kv_body(body, sizeof body, x->k0, x->v0);
-
-    /* The write. */
-    lab_assess_call(x, "POST", x->gw, "/write", body, LAB_ASSESS_IP_BASIC, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
-    j = lab_assess_json(&r);
-    if (r.status == 200 &&
-        lab_assess_score_check_write(j, x->k0, x->v0, x->cfg.write_quorum, NULL, err,
-                           sizeof err) == 0) {
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "POST /write through the gateway",
-                   LAB_ASSESS_SCORE_PTS_BASIC_WRITE, LAB_ASSESS_SCORE_PTS_BASIC_WRITE, NULL);
-        x->k0_ok = true;
-    } else if (r.status == 200) {
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "POST /write through the gateway",
-                   0, LAB_ASSESS_SCORE_PTS_BASIC_WRITE, "INC-0: gateway POST /write: %s", err);
-        x->k0_ok = true;
-    } else {
-        lab_assess_err_text(&r, t, sizeof t);
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "POST /write through the gateway",
-                   0, LAB_ASSESS_SCORE_PTS_BASIC_WRITE,
-                   "INC-0: gateway POST /write answered %ld: %s", r.status, t);
-    }
-    cJSON_Delete(j);
-    httpc_resp_free(&r);
-    if (!x->k0_ok) {
-        /* So that the read test still tests reads: write via the controller. */
-        lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
-        x->k0_ok = r.status == 200;
-        httpc_resp_free(&r);
-    }
-
-    /* The read: replication lag is not this scenario's business (INC-3 is),
-     * so a missing or older value is read again for up to 7 s, each retry
-     * from its own address so the rate limit cannot interfere. */
-    lab_assess_set(path, sizeof path, "/read/%s", x->k0);
-    {
-        double t0 = lab_assess_now();
-        int tries = 0;
-        bool ok = false;
-        char value[256], served[96];
-        int64_t version;
-        long last = 0;
-
-        err[0] = '\0';
-        for (;;) {
-            int octet = tries == 0 ? LAB_ASSESS_IP_BASIC : LAB_ASSESS_IP_BASIC_RETRY + tries;
-            lab_assess_call(x, "GET", x->gw, path, NULL, octet, LAB_ASSESS_TIMEOUT_MS, &r);
-            last = r.status;
-            j = lab_assess_json(&r);
-            if (r.status == 200) {
-                rc = lab_assess_score_check_read(j, x->k0, value, sizeof value, &version,
-                                       served, sizeof served, err, sizeof err);
-                if (rc == 0 && strcmp(value, x->v0) == 0)
-                    ok = true;
-                else if (rc == 0)
-                    lab_assess_set(err, sizeof err, "read \"%s\", wrote \"%s\"", value, x->v0);
-            } else {
-                lab_assess_err_text(&r, t, sizeof t);
-                lab_assess_set(err, sizeof err, "answered %ld: %s", r.status, t);
-            }
-            cJSON_Delete(j);
-            httpc_resp_free(&r);
-            tries++;
-            if (ok || (last != 200 && last != 404) || lab_assess_now() - t0 > 7.0 || tries > 7)
-                break;
-            lab_assess_sleep(1.2);
-        }
-        if (ok) {
-            lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "GET /read/{key} through the "
-                       "gateway returns the value", LAB_ASSESS_SCORE_PTS_BASIC_READ,
-                       LAB_ASSESS_SCORE_PTS_BASIC_READ, NULL);
-            if (tries > 1)
-                lab_assess_log(x, "INC-0 read needed %d tries (%.1f s of replication lag)",
-                       tries, lab_assess_now() - t0);
-        } else {
-            lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "GET /read/{key} through the "
-                       "gateway returns the value", 0, LAB_ASSESS_SCORE_PTS_BASIC_READ,
-                       "INC-0: gateway GET %s: %s", path, err);
-        }
-    }
-
-    /* The controller's /status. */
-    if (lab_assess_status(x, &s, err, sizeof err) != 0)
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
-                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: %s", err);
-    else if (s.W != x->cfg.write_quorum || s.R != x->cfg.read_quorum)
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
-                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: /status says W=%lld R=%lld, "
-                   "the config W=%lld R=%lld", (long long)s.W, (long long)s.R,
-                   (long long)x->cfg.write_quorum, (long long)x->cfg.read_quorum);
-    else if (!lab_assess_healthy(x, &s, false) || s.total_alive < x->cfg.followers)
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
-                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: /status shows leader %s and "
-                   "%zu of %lld followers alive (total_alive %lld)",
-                   s.leader.status, lab_assess_score_status_alive(&s),
-                   (long long)x->cfg.followers, (long long)s.total_alive);
-    else if (!s.can_write || !s.can_read)
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", 0,
-                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, "INC-0: /status says can_write %s, "
-                   "can_read %s with every follower alive",
-                   s.can_write ? "true" : "false", s.can_read ? "true" : "false");
-    else
-        lab_assess_score_add(&x->rep, LAB_ASSESS_SCORE_S_BASIC, "controller /status", LAB_ASSESS_SCORE_PTS_BASIC_STATUS,
-                   LAB_ASSESS_SCORE_PTS_BASIC_STATUS, NULL);
-}
-
-/* ---- INC-1 ---- */
-
-typedef struct lab_assess_burst {
-    int sent, ok, limited, other;
-    long other_status;
-    bool have_429;
-    httpc_resp first_429;    /* kept for the shape check */
-} lab_assess_burst;
-
-static void lab_assess_send_burst(lab_assess_ctx *x, const char *path, int n, lab_assess_burst *b)
-{
-    for (int i = 0; i < n; i++) {
-        httpc_resp r;
-        lab_assess_call(x, "GET", x->gw, path, NULL, LAB_ASSESS_IP_RATE, 3000L, &r);
-        b->sent++;
-        if (r.status == 429) {
-            b->limited++;
-            if (!b->have_429) {
-                b->have_429 = true;
-                b->first_429 = r;
-                continue;
-            }
-        } else if ((r.status >= 200 && r.status < 300) || r.status == 404) {
-            b->ok++;
-        } else {
-            b->other++;
-            b->other_status = r.status;
-        }
-        httpc_resp_free(&r);
-    }
-}
-
-static void lab_assess_rate(lab_assess_ctx *x)
-{
-    lab_assess_score_rate_obs o;
-    lab_assess_burst a = {0}, b = {0};
-    char path[160];
-    int n = (int)(x->cfg.rate_limit_max + 5 < LAB_ASSESS_SCORE_FIRST_BURST_CAP
-                      ? x->cfg.rate_limit_max + 5 : LAB_ASSESS_SCORE_FIRST_BURST_CAP);
-    double t0, t1, t2;
-
-    memset(&o, 0, sizeof o);
-    lab_assess_set(path, sizeof path, "/read/%s", x->k0);
-    t0 = lab_assess_now();
-    lab_assess_send_burst(x, path, n, &a);
-    t1 = lab_assess_now();
-    lab_assess_log(x, "INC-1 first burst: %d sent in %.2f s, %d through, %d limited",
-           a.sent, t1 - t0, a.ok, a.limited);
-    lab_assess_sleep(LAB_ASSESS_SCORE_SCRAPER_PAUSE_S);
-    t2 = lab_assess_now();
-    lab_assess_send_burst(x, path, LAB_ASSESS_SCORE_SECOND_BURST, &b);
-    lab_assess_log(x, "INC-1 second burst %.2f s later: %d through, %d limited",
-           t2 - t1, b.ok, b.limited);
-
-    o.a_sent = a.sent, o.a_ok = a.ok, o.a_limited = a.limited, o.a_other = a.other;
-    o.a_secs = t1 - t0;
-    o.b_sent = b.sent, o.b_ok = b.ok, o.b_limited = b.limited, o.b_other = b.other;
-    o.other_status = a.other ? a.other_status : b.other_status;
-    o.gap_secs = t2 - t1;
-    o.have_429 = a.have_429 || b.have_429;
-    if (o.have_429) {
-        const httpc_resp *r = a.have_429 ? &a.first_429 : &b.first_429;
-        char ra[64], lim[64], rem[64];
-        if (lab_assess_score_check_429(r->body, r->len,
-                             httpc_resp_header(r, "Retry-After", ra, sizeof ra),
-                             httpc_resp_header(r, "X-RateLimit-Limit", lim, sizeof lim),
-                             httpc_resp_header(r, "X-RateLimit-Remaining", rem, sizeof rem),
-                             x->cfg.rate_limit_max, o.shape_err,
-                             sizeof o.shape_err) == 0) {
-            httpc_resp sr;
-            cJSON *j;
-            lab_assess_call(x, "GET", x->gw, "/stats", NULL, LAB_ASSESS_IP_STATS, LAB_ASSESS_TIMEOUT_MS, &sr);
-            j = lab_assess_json(&sr);
-            if (sr.status != 200)
-                lab_assess_set(o.shape_err, sizeof o.shape_err,
-                         "gateway GET /stats answered %ld", sr.status);
-            else
-                lab_assess_score_check_stats(j, &x->cfg, o.shape_err, sizeof o.shape_err);
-            cJSON_Delete(j);
-            httpc_resp_free(&sr);
-        }
-    }
-    if (a.have_429)
-        httpc_resp_free(&a.first_429);
-    if (b.have_429)
-        httpc_resp_free(&b.first_429);
-    lab_assess_score_judge_rate(&x->rep, &x->cfg, &o);
-}
-
-/* ---- INC-3 ---- */
-
-enum { LAB_ASSESS_FRESH, LAB_ASSESS_STALE, LAB_ASSESS_MISSING, LAB_ASSESS_ERROR };
-
-/* Write value under key through the controller, then read it at once.
- * Returns LAB_ASSESS_*; what describes anything but fresh. */
-static int lab_assess_write_read(lab_assess_ctx *x, const char *key, const char *value,
-                         char *what, size_t whatlen)
-{
-    char body[256], path[160], err[LAB_ASSESS_SCORE_TEXT], t[160], got[256], served[96];
-    int64_t wv = 0, rv = 0;
-    httpc_resp r;
-    cJSON *j;
-    int rc;
-
-    lab_assess_kv_body(body, sizeof body, key, value);
-    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
-    j = lab_assess_json(&r);
-    if (r.status != 200) {
-        lab_assess_err_text(&r, t, sizeof t);
-        lab_assess_set(what, whatlen, "write of %s answered %ld: %s", value, r.status, t);
-        rc = LAB_ASSESS_ERROR;
-    } else if (lab_assess_score_check_write(j, key, value, x->cfg.write_quorum, &wv, err,
-                                  sizeof err) != 0) {
-        lab_assess_set(what, whatlen, "write of %s: %s", value, err);
-        rc = LAB_ASSESS_ERROR;
-    } else {
-        rc = LAB_ASSESS_FRESH;
-    }
-    cJSON_Delete(j);
-    httpc_resp_free(&r);
-    if (rc != LAB_ASSESS_FRESH)
-        return rc;
-
-    lab_assess_set(path, sizeof path, "/read/%s", key);
-    lab_assess_call(x, "GET", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
-    j = lab_assess_json(&r);
-    if (r.status == 200) {
-        if (lab_assess_score_check_read(j, key, got, sizeof got, &rv, served,
-                              sizeof served, err, sizeof err) != 0) {
-            lab_assess_set(what, whatlen, "read after writing %s: %s", value, err);
-            rc = LAB_ASSESS_ERROR;
-        } else if (rv >= wv) {
-            rc = LAB_ASSESS_FRESH;
-        } else {
-            lab_assess_set(what, whatlen, "stale read: wrote %s, read %s from %s",
-                     value, got, served);
-            rc = LAB_ASSESS_STALE;
-        }
-    } else if (r.status == 404) {
-        lab_assess_set(what, whatlen, "missing read: wrote %s, the read set answered "
-                 "404 at once", value);
-        rc = LAB_ASSESS_MISSING;
-    } else {
-        lab_assess_err_text(&r, t, sizeof t);
-        lab_assess_set(what, whatlen, "read after writing %s answered %ld: %s", value,
-                 r.status, t);
-        rc = LAB_ASSESS_ERROR;
-    }
-    cJSON_Delete(j);
-    httpc_resp_free(&r);
-    return rc;
-}
-
-/* The cart exists before the checkout: write v0 and wait (8 s at most)
- * until a read returns it, so that a lagging replica later answers with an
- * older cart rather than with none. */
-static void lab_assess_stale_prepare(lab_assess_ctx *x, const char *key)
-{
-    char what[LAB_ASSESS_SCORE_TEXT], path[160], err[LAB_ASSESS_SCORE_TEXT], got[64], served[96];
-    int64_t version;
-    double end = lab_assess_now() + 8.0;
-    int rc = lab_assess_write_read(x, key, "v0", what, sizeof what);
-
-    if (rc != LAB_ASSESS_STALE && rc != LAB_ASSESS_MISSING)
-        return;
-    lab_assess_set(path, sizeof path, "/read/%s", key);
-    while (lab_assess_now() < end) {
-        httpc_resp r;
-        cJSON *j;
-        bool seen;
-
-        lab_assess_sleep(0.5);
-        lab_assess_call(x, "GET", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
-        j = lab_assess_json(&r);
-        seen = r.status == 200 &&
-               lab_assess_score_check_read(j, key, got, sizeof got, &version, served,
-                                 sizeof served, err, sizeof err) == 0 &&
-               strcmp(got, "v0") == 0;
-        cJSON_Delete(j);
-        httpc_resp_free(&r);
-        if (seen)
-            break;
-    }
-}
-
-static void lab_assess_stale(lab_assess_ctx *x)
-{
-    lab_assess_score_stale_obs o;
-    char key[128], value[64], what[LAB_ASSESS_SCORE_TEXT];
-
-    memset(&o, 0, sizeof o);
-    lab_assess_set(key, sizeof key, "%s-cart", x->tag);
-    lab_assess_stale_prepare(x, key);
-    for (int i = 1; i <= LAB_ASSESS_STALE_ROUNDS; i++) {
-        int rc;
-        lab_assess_set(value, sizeof value, "v%d", i);
-        rc = lab_assess_write_read(x, key, value, what, sizeof what);
-        o.rounds++;
-        o.fresh += rc == LAB_ASSESS_FRESH;
-        o.stale += rc == LAB_ASSESS_STALE;
-        o.missing += rc == LAB_ASSESS_MISSING;
-        o.errors += rc == LAB_ASSESS_ERROR;
-        if (rc != LAB_ASSESS_FRESH && o.first_bad[0] == '\0')
-            lab_assess_set(o.first_bad, sizeof o.first_bad, "%s", what);
-        /* Prefer a stale example over a missing one: it shows the lag. */
-        if (rc == LAB_ASSESS_STALE && o.stale == 1)
-            lab_assess_set(o.first_bad, sizeof o.first_bad, "%s", what);
-    }
-    lab_assess_log(x, "INC-3 rounds: %d fresh, %d stale, %d missing, %d failed",
-           o.fresh, o.stale, o.missing, o.errors);
-    for (int i = 1; i <= LAB_ASSESS_STALE_KEYS; i++) {
-        int rc;
-        lab_assess_set(key, sizeof key, "%s-item-%d", x->tag, i);
-        lab_assess_set(value, sizeof value, "item-%d", i);
-        rc = lab_assess_write_read(x, key, value, what, sizeof what);
-        o.keys++;
-        o.keys_fresh += rc == LAB_ASSESS_FRESH;
-        o.keys_stale += rc == LAB_ASSESS_STALE;
-        o.keys_missing += rc == LAB_ASSESS_MISSING;
-        o.keys_errors += rc == LAB_ASSESS_ERROR;
-        if (rc != LAB_ASSESS_FRESH && o.first_bad_key[0] == '\0')
-            lab_assess_set(o.first_bad_key, sizeof o.first_bad_key, "%s", what);
-    }
-    lab_assess_score_judge_stale(&x->rep, &x->cfg, &o);
-}
-
-/* ---- INC-4 ---- */
-
-/* The alive followers sorted by id into out (returns how many). */
-static size_t lab_assess_alive_sorted(const lab_assess_score_status *s, lab_assess_score_node *out)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < s->nfollowers; i++)
-        if (s->followers[i].alive)
-            out[n++] = s->followers[i];
-    qsort(out, n, sizeof *out, lab_assess_node_cmp);
-    return n;
-}
-
-/* POST /kill/{id}: 0, or -1 with err. */
-static int lab_assess_kill(lab_assess_ctx *x, const char *id, char *err, size_t errlen)
-{
-    char path[160], t[160];
-    httpc_resp r;
-    cJSON *j;
-    const cJSON *st;
-    int rc = 0;
-
-    lab_assess_set(path, sizeof path, "/kill/%s", id);
-    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
-    j = lab_assess_json(&r);
-    st = cJSON_GetObjectItemCaseSensitive(j, "status");
-    if (r.status != 200) {
-        lab_assess_err_text(&r, t, sizeof t);
-        lab_assess_set(err, errlen, "POST /kill/%s answered %ld: %s", id, r.status, t);
-        rc = -1;
-    } else if (!cJSON_IsString(st) || strcmp(st->valuestring, "stopped") != 0) {
-        lab_assess_set(err, errlen, "POST /kill/%s: \"status\" is not \"stopped\"", id);
-        rc = -1;
-    }
-    cJSON_Delete(j);
-    httpc_resp_free(&r);
-    return rc;
-}
-
-/* POST /spawn with an optional {"node_id"}; fills the new node's id and
- * url. Returns the HTTP status (0 = no answer); err on anything but 200. */
-static long lab_assess_spawn(lab_assess_ctx *x, const char *id, char *new_id,
-                     size_t idlen, char *url, size_t urllen, char *err,
-                     size_t errlen)
-{
-    char body[160], t[160];
-    httpc_resp r;
-    cJSON *j;
-    const cJSON *st, *nid, *nurl;
-    long status;
-
-    if (id)
-        lab_assess_set(body, sizeof body, "{\"node_id\":\"%s\"}", id);
-    lab_assess_call(x, "POST", x->ctl, "/spawn", id ? body : NULL, 0,
-            LAB_ASSESS_SPAWN_TIMEOUT_MS, &r);
-    status = r.status;
-    j = lab_assess_json(&r);
-    st = cJSON_GetObjectItemCaseSensitive(j, "status");
-    nid = cJSON_GetObjectItemCaseSensitive(j, "node_id");
-    nurl = cJSON_GetObjectItemCaseSensitive(j, "url");
-    if (status != 200) {
-        lab_assess_err_text(&r, t, sizeof t);
-        lab_assess_set(err, errlen, "POST /spawn answered %ld: %s", status, t);
-    } else if (!cJSON_IsString(st) || strcmp(st->valuestring, "spawned") != 0 ||
-               !cJSON_IsString(nid) || !cJSON_IsString(nurl)) {
-        lab_assess_set(err, errlen, "POST /spawn: the answer is not {\"status\":"
-                 "\"spawned\",\"node_id\",\"url\"}");
-        status = -1;
-    } else {
-        lab_assess_set(new_id, idlen, "%s", nid->valuestring);
-        lab_assess_set(url, urllen, "%s", nurl->valuestring);
-    }
-    cJSON_Delete(j);
-    httpc_resp_free(&r);
-    return status;
-}
-
-/* Spawn back every killed follower that is not alive, then wait for N
- * alive. Prints a note when the cluster does not heal. */
-static void lab_assess_restore(lab_assess_ctx *x, lab_assess_score_node *killed, size_t n)
-{
-    lab_assess_score_status s;
-    char err[LAB_ASSESS_SCORE_TEXT], id[64], url[128];
-
-    for (size_t i = 0; i < n; i++) {
-        const lab_assess_score_node *now;
-        long st;
-        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
-            (now = lab_assess_score_status_find(&s, killed[i].id)) != NULL && now->alive)
-            continue;   /* auto-spawn was first */
-        st = lab_assess_spawn(x, killed[i].id, id, sizeof id, url, sizeof url, err,
-                      sizeof err);
-        if (st != 200 && st != 409)
-            printf("NOTE: spawning %s back: %s\n", killed[i].id, err);
-        else
-            lab_assess_log(x, "spawned %s back (%ld)", killed[i].id, st);
-    }
-    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0)
-        printf("NOTE: the cluster did not heal within %.0f s (%s); the next "
-               "scenario may suffer\n", LAB_ASSESS_HEAL_DEADLINE_S, err);
-}
-
-static void lab_assess_outage(lab_assess_ctx *x)
-{
-    lab_assess_score_outage_obs o;
-    lab_assess_score_status s;
-    lab_assess_score_node alive[LAB_ASSESS_SCORE_MAX_NODES], killed[LAB_ASSESS_SCORE_MAX_NODES];
-    size_t nalive, nkilled = 0;
-    int k = lab_assess_score_kill_count(x->cfg.followers);
-    char err[LAB_ASSESS_SCORE_TEXT];
-
-    memset(&o, 0, sizeof o);
-    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
-        lab_assess_set(o.kill_err, sizeof o.kill_err, "the cluster was not healthy "
-                 "before the test: %s", err);
-        lab_assess_score_judge_outage(&x->rep, &x->cfg, &o);
-        return;
-    }
-    nalive = lab_assess_alive_sorted(&s, alive);
-    for (int i = 0; i < k && (size_t)i < nalive; i++) {
-        if (lab_assess_kill(x, alive[i].id, err, sizeof err) != 0) {
-            lab_assess_set(o.kill_err, sizeof o.kill_err, "%s", err);
-            break;
-        }
-        killed[nkilled++] = alive[i];
-    }
-    o.killed = (int)nkilled;
-    lab_assess_log(x, "INC-4 killed %zu followers, first %s", nkilled,
-           nkilled ? killed[0].id : "-");
-
-    if (o.kill_err[0] == '\0') {
-        /* /status must show them dead before the writes count. */
-        double end = lab_assess_now() + 3.0;
-        do {
-            bool all_dead = true;
-            if (lab_assess_status(x, &s, err, sizeof err) == 0) {
-                for (size_t i = 0; i < nkilled; i++) {
-                    const lab_assess_score_node *nd = lab_assess_score_status_find(&s, killed[i].id);
-                    if (nd && nd->alive && strcmp(nd->url, killed[i].url) == 0)
-                        all_dead = false;
-                }
-                if (all_dead) {
-                    o.status_seen = true;
-                    o.can_write = s.can_write;
-                    o.can_read = s.can_read;
-                    o.alive = (int64_t)lab_assess_score_status_alive(&s);
-                    break;
-                }
-            }
-            lab_assess_sleep(0.05);
-        } while (lab_assess_now() < end);
-
-        for (int i = 1; i <= LAB_ASSESS_OUTAGE_WRITES; i++) {
-            char key[128], value[64], body[256];
-            httpc_resp r;
-            lab_assess_set(key, sizeof key, "%s-outage-%d", x->tag, i);
-            lab_assess_set(value, sizeof value, "during-outage-%d", i);
-            lab_assess_kv_body(body, sizeof body, key, value);
-            lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
-            o.writes++;
-            if (r.status == 200) {
-                o.writes_ok++;
-            } else if (o.writes - 1 == o.writes_ok) {   /* the first failure */
-                o.write_fail_status = r.status;
-                lab_assess_err_text(&r, o.write_fail, sizeof o.write_fail);
-            }
-            httpc_resp_free(&r);
-        }
-        for (int i = 1; i <= LAB_ASSESS_OUTAGE_READS; i++) {
-            char path[160], value[256], served[96];
-            int64_t version;
-            httpc_resp r;
-            cJSON *j;
-            bool ok;
-            lab_assess_set(path, sizeof path, "/read/%s", x->k0);
-            lab_assess_call(x, "GET", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
-            j = lab_assess_json(&r);
-            if (r.status == 200)
-                ok = lab_assess_score_check_read(j, x->k0, value, sizeof value, &version,
-                                       served, sizeof served, err, sizeof err) == 0 &&
-                     (!x->k0_ok || strcmp(value, x->v0) == 0);
-            else
-                ok = r.status == 404 && !x->k0_ok;
-            o.reads++;
-            if (ok) {
-                o.reads_ok++;
-            } else if (o.reads - 1 == o.reads_ok) {
-                o.read_fail_status = r.status;
-                if (r.status == 200)
-                    lab_assess_set(o.read_fail, sizeof o.read_fail,
-                             "the answer is not the value written in INC-0");
-                else
-                    lab_assess_err_text(&r, o.read_fail, sizeof o.read_fail);
-            }
-            cJSON_Delete(j);
-            httpc_resp_free(&r);
-        }
-        lab_assess_log(x, "INC-4 with %zu down: %d of %d writes, %d of %d reads ok",
-               nkilled, o.writes_ok, o.writes, o.reads_ok, o.reads);
-    }
-    lab_assess_score_judge_outage(&x->rep, &x->cfg, &o);
-    lab_assess_restore(x, killed, nkilled);
-}
-
-/* ---- INC-2/5 ---- */
-
-static void lab_assess_pause_test(lab_assess_ctx *x, lab_assess_score_recovery_obs *o)
-{
-    lab_assess_score_status s0, s1, s;
-    char err[LAB_ASSESS_SCORE_TEXT], path[160], t[160];
-    const lab_assess_score_node *target = NULL;
-    lab_assess_score_node tgt;
-    httpc_resp r;
-    double window, end, t_pause;
-
-    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s0, err, sizeof err) != 0) {
-        lab_assess_set(o->pause_err, sizeof o->pause_err, "the cluster was not "
-                 "healthy before the test: %s", err);
-        return;
-    }
-    /* A baseline that holds still for half a second. */
-    for (int i = 0; i < 6; i++) {
-        char why[LAB_ASSESS_SCORE_TEXT];
-        lab_assess_sleep(0.5);
-        if (lab_assess_status(x, &s1, err, sizeof err) != 0)
-            continue;
-        if (!lab_assess_score_status_replaced(&s0, &s1, why, sizeof why) &&
-            lab_assess_healthy(x, &s1, false))
-            break;
-        s0 = s1;
-    }
-    target = lab_assess_score_status_find(&s0, "follower-2");
-    if (target == NULL || !target->alive) {
-        lab_assess_score_node alive[LAB_ASSESS_SCORE_MAX_NODES];
-        size_t n = lab_assess_alive_sorted(&s0, alive);
-        if (n == 0) {
-            lab_assess_set(o->pause_err, sizeof o->pause_err, "no follower alive to pause");
-            return;
-        }
-        target = lab_assess_score_status_find(&s0, alive[n > 1 ? 1 : 0].id);
-    }
-    tgt = *target;
-    lab_assess_set(o->pause_target, sizeof o->pause_target, "%s", tgt.id);
-
-    lab_assess_set(path, sizeof path, "/pause/%s?ms=%d", tgt.id, LAB_ASSESS_SCORE_PAUSE_MS);
-    t_pause = lab_assess_now();   /* the call may return before or after the pause */
-    lab_assess_call(x, "POST", x->ctl, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
-    if (r.status < 200 || r.status >= 300) {
-        lab_assess_err_text(&r, t, sizeof t);
-        lab_assess_set(o->pause_err, sizeof o->pause_err, "POST %s answered %ld: %s",
-                 path, r.status, t);
-        httpc_resp_free(&r);
-        return;
-    }
-    httpc_resp_free(&r);
-
-    window = (x->cfg.auto_spawn && x->cfg.auto_spawn_delay > LAB_ASSESS_SCORE_PAUSE_MS / 1000.0
-                  ? x->cfg.auto_spawn_delay : LAB_ASSESS_SCORE_PAUSE_MS / 1000.0) + 3.0;
-    o->pause_window_s = window;
-    end = t_pause + window;
-    lab_assess_log(x, "INC-2 paused %s for %d ms; watching /status for %.1f s", tgt.id,
-           LAB_ASSESS_SCORE_PAUSE_MS, window);
-    while (lab_assess_now() < end) {
-        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
-            lab_assess_score_status_replaced(&s0, &s, o->ghost_why, sizeof o->ghost_why)) {
-            o->ghost = true;
-            break;
-        }
-        lab_assess_sleep(0.25);
-    }
-    if (o->ghost) {
-        lab_assess_log(x, "INC-2 ghost: %s", o->ghost_why);
-        /* Let the replacement settle before the next test. */
-        lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err);
-        return;
-    }
-    end = lab_assess_now() + 5.0;
-    do {
-        const lab_assess_score_node *nd;
-        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
-            (nd = lab_assess_score_status_find(&s, tgt.id)) != NULL && nd->alive &&
-            strcmp(nd->url, tgt.url) == 0) {
-            o->back_alive = true;
-            break;
-        }
-        lab_assess_sleep(0.25);
-    } while (lab_assess_now() < end);
-}
-
-static void lab_assess_spawn_test(lab_assess_ctx *x, lab_assess_score_recovery_obs *o)
-{
-    lab_assess_score_status s;
-    lab_assess_score_node alive[LAB_ASSESS_SCORE_MAX_NODES];
-    char err[LAB_ASSESS_SCORE_TEXT], key[128], value[96], body[256], url[128], t[160];
-    httpc_resp r;
-    size_t n;
-    long st;
-    double end;
-
-    o->join_deadline_s = LAB_ASSESS_JOIN_DEADLINE_S;
-    if (lab_assess_wait_healthy(x, LAB_ASSESS_HEAL_DEADLINE_S, false, 0, &s, err, sizeof err) != 0) {
-        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "the cluster was not "
-                 "healthy before the test: %s", err);
-        return;
-    }
-    lab_assess_set(key, sizeof key, "%s-recovery", x->tag);
-    lab_assess_set(value, sizeof value, "before-the-spawn-%s", x->tag);
-    lab_assess_kv_body(body, sizeof body, key, value);
-    lab_assess_call(x, "POST", x->ctl, "/write", body, 0, LAB_ASSESS_WRITE_TIMEOUT_MS, &r);
-    if (r.status != 200) {
-        lab_assess_err_text(&r, t, sizeof t);
-        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "could not write a key "
-                 "before the kill: %ld %s", r.status, t);
-        httpc_resp_free(&r);
-        return;
-    }
-    httpc_resp_free(&r);
-
-    n = lab_assess_alive_sorted(&s, alive);
-    if (n == 0) {
-        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "no follower alive to kill");
-        return;
-    }
-    if (lab_assess_kill(x, alive[n - 1].id, err, sizeof err) != 0) {
-        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
-        return;
-    }
-    st = lab_assess_spawn(x, NULL, o->spawned_id, sizeof o->spawned_id, url, sizeof url,
-                  err, sizeof err);
-    if (st != 200) {
-        lab_assess_set(o->spawn_err, sizeof o->spawn_err, "%s", err);
-        return;
-    }
-    lab_assess_log(x, "INC-2 killed %s, spawned %s at %s", alive[n - 1].id,
-           o->spawned_id, url);
-
-    end = lab_assess_now() + LAB_ASSESS_JOIN_DEADLINE_S;
-    do {
-        const lab_assess_score_node *nd;
-        if (lab_assess_status(x, &s, err, sizeof err) == 0 &&
-            (nd = lab_assess_score_status_find(&s, o->spawned_id)) != NULL && nd->alive &&
-            strcmp(nd->url, url) == 0) {
-            o->spawned_alive = true;
-            break;
-        }
-        lab_assess_sleep(0.2);
-    } while (lab_assess_now() < end);
-
-    /* It joined after its catch-up, so it should hold the key now; give it
-     * a few seconds in case /status runs a little ahead. */
-    end = lab_assess_now() + 5.0;
-    {
-        char path[192], hp[160];
-        lab_assess_set(path, sizeof path, "/internal/kv/%s", key);
-        do {
-            lab_assess_call(x, "GET", url, path, NULL, 0, LAB_ASSESS_TIMEOUT_MS, &r);
-            if (r.status == 200 && r.len == strlen(value) &&
-                memcmp(r.body, value, r.len) == 0) {
-                o->caught_up = true;
-                httpc_resp_free(&r);
-                break;
-            }
-            lab_assess_err_text(&r, hp, sizeof hp);
-            lab_assess_set(o->catchup_err, sizeof o->catchup_err,
-                     "spawned %s does not hold %s written before it started "
-                     "(GET %s%s: %ld %s)", o->spawned_id, key, url, path,
-                     r.status, r.status == 200 ? "another value" : hp);
-            httpc_resp_free(&r);
-            lab_assess_sleep(0.25);
-        } while (lab_assess_now() < end);
-    }
-}
-
-static void lab_assess_recovery(lab_assess_ctx *x)
-{
-    lab_assess_score_recovery_obs o;
-
-    memset(&o, 0, sizeof o);
-    lab_assess_pause_test(x, &o);
-    lab_assess_spawn_test(x, &o);
-    lab_assess_score_judge_recovery(&x->rep, &x->cfg, &o);
 }
 
 /* ---- the cluster ---- */
