@@ -189,25 +189,18 @@ static void lab_coordinator_print_lines(const char *prefix, const char *msg)
     }
 }
 
-int lab_coordinator_main(const char *config_path, const char *bin_dir,
-                const char *log_dir)
+/* The lab's settings from the student's file, and the timing they imply.
+ * 0, or -1 (said). */
+static int lab_coordinator_configure(lab_coordinator_t *L,
+                                     const char *config_path,
+                                     const char *bin_dir)
 {
-    lab_coordinator_t *L = calloc(1, sizeof *L);
-    char err[4096], warn[2048], bin[PATH_MAX + 16];
-    lab_coordinator_http_t *http = NULL;
-    int code = 1;
+    char err[4096], warn[2048];
 
-    if (L == NULL)
-        return 1;
-    pthread_mutex_init(&L->mu, NULL);
-    atomic_init(&L->stop, 0);
-    L->gw_sup = -1;
     if (lab_config_load_resolved(&L->cfg, config_path, err, sizeof err, warn,
-                             sizeof warn) != 0) {
+                                 sizeof warn) != 0) {
         lab_coordinator_print_lines("kv-controller: ", err);
-        pthread_mutex_destroy(&L->mu);
-        free(L);
-        return 2;
+        return -1;
     }
     lab_coordinator_print_lines("kv-controller: warning: ", warn);
     lab_config_print_summary(stdout, &L->cfg);
@@ -222,70 +215,79 @@ int lab_coordinator_main(const char *config_path, const char *bin_dir,
     if (L->dead_after_ms < 2 * LAB_COORDINATOR_HEARTBEAT_MS)
         L->dead_after_ms = 2 * LAB_COORDINATOR_HEARTBEAT_MS;
     L->lease_ms = L->dead_after_ms;
+    return 0;
+}
+
+/* kv-store is built and the lab's fixed ports are free. 0, or -1 (said). */
+static int lab_coordinator_preflight(lab_coordinator_t *L, const char *bin_dir)
+{
+    unsigned ports[LAB_CONFIG_MAX_FOLLOWERS + 3];
+    char bin[PATH_MAX + 16];
+    size_t np = 0;
 
     snprintf(bin, sizeof bin, "%s/kv-store", bin_dir);
     if (access(bin, X_OK) != 0) {
         fprintf(stderr, "kv-controller: %s: %s (build it with make)\n", bin,
                 strerror(errno));
-        goto out;
+        return -1;
     }
-    {
-        unsigned ports[LAB_CONFIG_MAX_FOLLOWERS + 3];
-        size_t np = 0;
-        ports[np++] = LAB_COORDINATOR_CTL_PORT;
-        ports[np++] = LAB_COORDINATOR_GATEWAY_PORT;
-        for (int64_t i = 0; i <= L->cfg.followers; i++)
-            ports[np++] = LAB_COORDINATOR_LEADER_PORT + (unsigned)i;
-        for (size_t i = 0; i < np; i++)
-            if (!lab_coordinator_port_free(ports[i])) {
-                fprintf(stderr, "kv-controller: port %u is in use (another "
-                        "lab still running? the lab needs 7000, 7001..%u and "
-                        "8000)\n", ports[i],
-                        LAB_COORDINATOR_LEADER_PORT + (unsigned)L->cfg.followers);
-                goto out;
-            }
-    }
+    ports[np++] = LAB_COORDINATOR_CTL_PORT;
+    ports[np++] = LAB_COORDINATOR_GATEWAY_PORT;
+    for (int64_t i = 0; i <= L->cfg.followers; i++)
+        ports[np++] = LAB_COORDINATOR_LEADER_PORT + (unsigned)i;
+    for (size_t i = 0; i < np; i++)
+        if (!lab_coordinator_port_free(ports[i])) {
+            fprintf(stderr, "kv-controller: port %u is in use (another "
+                    "lab still running? the lab needs 7000, 7001..%u and "
+                    "8000)\n", ports[i],
+                    LAB_COORDINATOR_LEADER_PORT + (unsigned)L->cfg.followers);
+            return -1;
+        }
+    return 0;
+}
+
+/* The run directory, the log directory and the children's config file.
+ * 0, or -1 (said). */
+static int lab_coordinator_prepare(lab_coordinator_t *L, const char *log_dir)
+{
     if (lab_coordinator_make_dir(L) != 0)
-        goto out;
+        return -1;
     if ((size_t)snprintf(L->logs, sizeof L->logs, "%s%s",
                          log_dir && *log_dir ? log_dir : L->dir,
                          log_dir && *log_dir ? "" : "/logs") >= sizeof L->logs) {
         fprintf(stderr, "kv-controller: %s: path too long\n", L->dir);
-        goto out;
+        return -1;
     }
     if (mkdir(L->logs, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "kv-controller: mkdir %s: %s\n", L->logs,
                 strerror(errno));
-        goto out;
+        return -1;
     }
     if (lab_coordinator_write_config(L) != 0)
-        goto out;
+        return -1;
     /* The children read the lab's file; the caller's environment must not
      * change W, the delays or the ports under them. */
     config_clear_env();
+    return 0;
+}
 
-    httpc_global_init();
-    L->loop = httpc_loop_start();
-    L->sup = sup_new(&(sup_opts){.backoff_ms = 500,
-                                 .backoff_max_ms = 5000,
-                                 .log_dir = L->logs});
-    if (L->loop == NULL || L->sup == NULL)
-        goto out;
-    http = lab_coordinator_http_start(L, LAB_COORDINATOR_HOST, LAB_COORDINATOR_CTL_PORT);
-    if (http == NULL) {
-        fprintf(stderr, "kv-controller: cannot listen on %s:%d\n", LAB_COORDINATOR_HOST,
-                LAB_COORDINATOR_CTL_PORT);
-        goto out;
-    }
+/* The leader and the followers, then the gateway (optional: without
+ * kv-api the lab runs without one). 0 or -1. */
+static int lab_coordinator_start_nodes(lab_coordinator_t *L,
+                                       const char *bin_dir)
+{
+    char bin[PATH_MAX + 16];
+
     L->started_ms = clock_mono_ms();
     L->topo_epoch = 1;
     pthread_mutex_lock(&L->mu);
     for (int64_t i = 0; i <= L->cfg.followers; i++) {
         lab_coordinator_node *n = lab_coordinator_new_node(L, (unsigned)i);
-        if (n == NULL || lab_coordinator_start_proc(L, n, LAB_COORDINATOR_LEADER_PORT + (unsigned)i,
-                                        0) != 0) {
+        if (n == NULL ||
+            lab_coordinator_start_proc(
+                L, n, LAB_COORDINATOR_LEADER_PORT + (unsigned)i, 0) != 0) {
             pthread_mutex_unlock(&L->mu);
-            goto out;
+            return -1;
         }
     }
     pthread_mutex_unlock(&L->mu);
@@ -295,18 +297,13 @@ int lab_coordinator_main(const char *config_path, const char *bin_dir,
                   strerror(errno));
     else if (lab_coordinator_add_gateway(L) != 0)
         log_error("lab: cannot register the gateway");
-    log_info("lab: controller on %s, data and logs in %s (one log per "
-             "process in %s), heartbeats every %d ms, dead after %lld ms of "
-             "silence", L->ctl_url, L->dir, L->logs, LAB_COORDINATOR_HEARTBEAT_MS,
-             (long long)L->dead_after_ms);
-    sup_start_all(L->sup);
-    if (pthread_create(&L->mon, NULL, lab_coordinator_monitor, L) != 0)
-        goto out;
-    L->mon_started = 1;
+    return 0;
+}
 
-    code = sup_run(L->sup);
-
-out:
+/* Everything main made, in reverse order. */
+static void lab_coordinator_teardown(lab_coordinator_t *L,
+                                     lab_coordinator_http_t *http)
+{
     atomic_store(&L->stop, 1);
     if (L->mon_started)
         pthread_join(L->mon, NULL);
@@ -330,6 +327,56 @@ out:
     httpc_thread_done();
     pthread_mutex_destroy(&L->mu);
     free(L);
+}
+
+int lab_coordinator_main(const char *config_path, const char *bin_dir,
+                const char *log_dir)
+{
+    lab_coordinator_t *L = calloc(1, sizeof *L);
+    lab_coordinator_http_t *http = NULL;
+    int code = 1;
+
+    if (L == NULL)
+        return 1;
+    pthread_mutex_init(&L->mu, NULL);
+    atomic_init(&L->stop, 0);
+    L->gw_sup = -1;
+    if (lab_coordinator_configure(L, config_path, bin_dir) != 0) {
+        lab_coordinator_teardown(L, NULL); /* nothing started yet */
+        return 2;
+    }
+    if (lab_coordinator_preflight(L, bin_dir) != 0 ||
+        lab_coordinator_prepare(L, log_dir) != 0)
+        goto out;
+    httpc_global_init();
+    L->loop = httpc_loop_start();
+    L->sup = sup_new(&(sup_opts){.backoff_ms = 500,
+                                 .backoff_max_ms = 5000,
+                                 .log_dir = L->logs});
+    if (L->loop == NULL || L->sup == NULL)
+        goto out;
+    http = lab_coordinator_http_start(L, LAB_COORDINATOR_HOST,
+                                      LAB_COORDINATOR_CTL_PORT);
+    if (http == NULL) {
+        fprintf(stderr, "kv-controller: cannot listen on %s:%d\n",
+                LAB_COORDINATOR_HOST, LAB_COORDINATOR_CTL_PORT);
+        goto out;
+    }
+    if (lab_coordinator_start_nodes(L, bin_dir) != 0)
+        goto out;
+    log_info("lab: controller on %s, data and logs in %s (one log per "
+             "process in %s), heartbeats every %d ms, dead after %lld ms of "
+             "silence", L->ctl_url, L->dir, L->logs, LAB_COORDINATOR_HEARTBEAT_MS,
+             (long long)L->dead_after_ms);
+    sup_start_all(L->sup);
+    if (pthread_create(&L->mon, NULL, lab_coordinator_monitor, L) != 0)
+        goto out;
+    L->mon_started = 1;
+
+    code = sup_run(L->sup);
+
+out:
+    lab_coordinator_teardown(L, http);
     log_info("lab stopped (exit %d)", code);
     return code;
 }
