@@ -698,13 +698,9 @@ static int lab_bench_quorum_int_arg(const char *name, const char *v, long lo, lo
     return 0;
 }
 
-static int lab_bench_quorum_quorum(int argc, char **argv)
+/* The study's flags into o. 0, or a kvctl exit status (said). */
+static int lab_bench_quorum_args(int argc, char **argv, lab_bench_quorum_opts *o)
 {
-    lab_bench_quorum_opts o = {.followers = 5, .max_delay_ms = 1000, .writes = 300,
-                 .out = "reports", .random = 1};
-    char bin[4096], err[4200], csv[1024], png[1024];
-    lab_bench_quorum_result res[LAB_BENCH_QUORUM_MAX_FOLLOWERS];
-    int nres = 0, bad = 0;
     long v;
 
     for (int i = 0; i < argc; i++) {
@@ -719,11 +715,11 @@ static int lab_bench_quorum_quorum(int argc, char **argv)
         if (a[nl] == '=')
             val = a + nl + 1;
         if (strcmp(name, "--keep") == 0) {
-            o.keep = 1;
+            o->keep = 1;
             continue;
         }
         if (strcmp(name, "--verbose") == 0 || strcmp(name, "-v") == 0) {
-            o.verbose = 1;
+            o->verbose = 1;
             continue;
         }
         if (val == NULL) {
@@ -736,26 +732,26 @@ static int lab_bench_quorum_quorum(int argc, char **argv)
         if (strcmp(name, "--followers") == 0) {
             if (lab_bench_quorum_int_arg(name, val, 1, LAB_BENCH_QUORUM_MAX_FOLLOWERS, &v))
                 return KVCTL_USAGE;
-            o.followers = (int)v;
+            o->followers = (int)v;
         } else if (strcmp(name, "--max-delay-ms") == 0) {
             if (lab_bench_quorum_int_arg(name, val, 1, 190000, &v))
                 return KVCTL_USAGE;
-            o.max_delay_ms = v;
+            o->max_delay_ms = v;
         } else if (strcmp(name, "--writes") == 0) {
             if (lab_bench_quorum_int_arg(name, val, 1, 1000000, &v))
                 return KVCTL_USAGE;
-            o.writes = (int)v;
+            o->writes = (int)v;
         } else if (strcmp(name, "--w") == 0) {
             if (lab_bench_quorum_int_arg(name, val, 1, LAB_BENCH_QUORUM_MAX_FOLLOWERS, &v))
                 return KVCTL_USAGE;
-            o.only_w = (int)v;
+            o->only_w = (int)v;
         } else if (strcmp(name, "--out") == 0) {
-            o.out = val;
+            o->out = val;
         } else if (strcmp(name, "--delay") == 0) {
             if (strcmp(val, "uniform") == 0 || strcmp(val, "random") == 0)
-                o.random = 1;
+                o->random = 1;
             else if (strcmp(val, "fixed") == 0)
-                o.random = 0;
+                o->random = 0;
             else
                 return lab_bench_quorum_usage();
         } else {
@@ -763,11 +759,80 @@ static int lab_bench_quorum_quorum(int argc, char **argv)
             return lab_bench_quorum_usage();
         }
     }
-    if (o.only_w > o.followers) {
-        fprintf(stderr, "kvctl bench: --w %d is above --followers %d\n", o.only_w,
-                o.followers);
+    if (o->only_w > o->followers) {
+        fprintf(stderr, "kvctl bench: --w %d is above --followers %d\n", o->only_w,
+                o->followers);
         return KVCTL_USAGE;
     }
+    return 0;
+}
+
+/* Every W at once, one cluster each; res[] gets one result per W run.
+ * The number of runs, or -1 when one could not start (said); *bad is set
+ * when a write or a parity check failed. */
+static int lab_bench_quorum_run_all(lab_bench_quorum_opts *o, const char *bin,
+                                    lab_bench_quorum_result *res, int *bad)
+{
+    lab_bench_quorum_task tasks[LAB_BENCH_QUORUM_MAX_FOLLOWERS];
+    int nres = 0;
+
+    for (int w = 1; w <= o->followers; w++) {
+        if (o->only_w && w != o->only_w)
+            continue;
+        lab_bench_quorum_task *t = &tasks[nres];
+        *t = (lab_bench_quorum_task){.o = o, .w = w, .bin = bin, .res = &res[nres]};
+        if (pthread_create(&t->th, NULL, lab_bench_quorum_task_main, t) != 0) {
+            fprintf(stderr, "kvctl bench: cannot start the W=%d run\n", w);
+            return -1;
+        }
+        nres++;
+    }
+    for (int i = 0; i < nres; i++) {
+        pthread_join(tasks[i].th, NULL);
+        if (tasks[i].rc != 0 || !res[i].parity_ok)
+            *bad = 1;
+    }
+    printf("\n");
+    for (int i = 0; i < nres; i++)
+        printf("  W=%d: %d writes, mean %.1f ms (expected %.1f), p99 %.1f ms\n",
+               res[i].w, res[i].ok_writes, res[i].mean_ms, res[i].expected_ms,
+               res[i].p99_ms);
+    printf("\n");
+    fflush(stdout);
+    return nres;
+}
+
+/* The table of every W against its expectation. */
+static void lab_bench_quorum_table(const lab_bench_quorum_opts *o,
+                                   const lab_bench_quorum_result *res, int nres)
+{
+    printf("%2s %6s %9s %9s %9s %9s %10s %9s %7s %7s\n", "W", "writes", "mean_ms",
+           "stderr", "expected", "dev_%", "p99_ms", "exp_p99", "z", "parity");
+    for (int i = 0; i < nres; i++) {
+        const lab_bench_quorum_result *r = &res[i];
+        double z = r->expected_se_ms > 0
+            ? (r->mean_ms - r->expected_ms) / r->expected_se_ms : 0;
+        printf("%2d %6d %9.1f %9.1f %9.1f %+9.1f %10.1f %9.1f %+7.2f %7s%s\n", r->w,
+               r->ok_writes, r->mean_ms, r->se_ms, r->expected_ms, r->deviation_pct,
+               r->p99_ms, r->expected_p99_ms, z, r->parity_ok ? "ok" : "FAIL",
+               fabs(r->deviation_pct) > 10 ? "  (mean off by more than 10 %)" : "");
+    }
+    if (o->random)
+        printf("\nstderr: the measured standard error of the mean; z: the "
+               "deviation in units of the\nexpected standard error "
+               "(MAX x sqrt(W(N+1-W) / ((N+1)^2 (N+2))) / sqrt(writes)).\n");
+}
+
+static int lab_bench_quorum_quorum(int argc, char **argv)
+{
+    lab_bench_quorum_opts o = {.followers = 5, .max_delay_ms = 1000, .writes = 300,
+                 .out = "reports", .random = 1};
+    char bin[4096], err[4200], csv[1024], png[1024];
+    lab_bench_quorum_result res[LAB_BENCH_QUORUM_MAX_FOLLOWERS];
+    int nres, bad = 0, rc;
+
+    if ((rc = lab_bench_quorum_args(argc, argv, &o)) != 0)
+        return rc;
     if (lab_cli_controller_path(bin, sizeof bin, err, sizeof err) != 0) {
         fprintf(stderr, "kvctl bench: %s\n", err);
         return KVCTL_FAIL;
@@ -790,46 +855,9 @@ static int lab_bench_quorum_quorum(int argc, char **argv)
         printf("expectation: a write waits for the W-th fastest of N delays: "
                "mean W/(N+1) x %ld ms\n", o.max_delay_ms);
     printf("\n");
-    lab_bench_quorum_task tasks[LAB_BENCH_QUORUM_MAX_FOLLOWERS];
-    for (int w = 1; w <= o.followers; w++) {
-        if (o.only_w && w != o.only_w)
-            continue;
-        lab_bench_quorum_task *t = &tasks[nres];
-        *t = (lab_bench_quorum_task){.o = &o, .w = w, .bin = bin, .res = &res[nres]};
-        if (pthread_create(&t->th, NULL, lab_bench_quorum_task_main, t) != 0) {
-            fprintf(stderr, "kvctl bench: cannot start the W=%d run\n", w);
-            return KVCTL_FAIL;
-        }
-        nres++;
-    }
-    for (int i = 0; i < nres; i++) {
-        pthread_join(tasks[i].th, NULL);
-        if (tasks[i].rc != 0 || !res[i].parity_ok)
-            bad = 1;
-    }
-    printf("\n");
-    for (int i = 0; i < nres; i++)
-        printf("  W=%d: %d writes, mean %.1f ms (expected %.1f), p99 %.1f ms\n",
-               res[i].w, res[i].ok_writes, res[i].mean_ms, res[i].expected_ms,
-               res[i].p99_ms);
-    printf("\n");
-    fflush(stdout);
-
-    printf("%2s %6s %9s %9s %9s %9s %10s %9s %7s %7s\n", "W", "writes", "mean_ms",
-           "stderr", "expected", "dev_%", "p99_ms", "exp_p99", "z", "parity");
-    for (int i = 0; i < nres; i++) {
-        const lab_bench_quorum_result *r = &res[i];
-        double z = r->expected_se_ms > 0
-            ? (r->mean_ms - r->expected_ms) / r->expected_se_ms : 0;
-        printf("%2d %6d %9.1f %9.1f %9.1f %+9.1f %10.1f %9.1f %+7.2f %7s%s\n", r->w,
-               r->ok_writes, r->mean_ms, r->se_ms, r->expected_ms, r->deviation_pct,
-               r->p99_ms, r->expected_p99_ms, z, r->parity_ok ? "ok" : "FAIL",
-               fabs(r->deviation_pct) > 10 ? "  (mean off by more than 10 %)" : "");
-    }
-    if (o.random)
-        printf("\nstderr: the measured standard error of the mean; z: the "
-               "deviation in units of the\nexpected standard error "
-               "(MAX x sqrt(W(N+1-W) / ((N+1)^2 (N+2))) / sqrt(writes)).\n");
+    if ((nres = lab_bench_quorum_run_all(&o, bin, res, &bad)) < 0)
+        return KVCTL_FAIL;
+    lab_bench_quorum_table(&o, res, nres);
     if (nres > 0) {
         if (lab_bench_quorum_write_csv(&o, res, nres, csv) == 0)
             printf("wrote %s\n", csv);
