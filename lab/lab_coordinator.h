@@ -46,6 +46,7 @@
 #define KV_CTL_LAB_H
 
 #include "lab_config.h"
+#include "metrics.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -80,11 +81,11 @@ int lab_coordinator_main(const char *config_path, const char *bin_dir,
 /* ---- for the HTTP routes (lab_coordinator_http.c); all thread-safe ---- */
 
 const lab_config *lab_coordinator_cfg(const lab_coordinator_t *L);
-/* GET /status, /topology (new cJSON, caller deletes); /metrics (malloc'd
- * text, caller frees). */
+/* GET /status, /topology (new cJSON, caller deletes). */
 cJSON *lab_coordinator_status_json(lab_coordinator_t *L);
 cJSON *lab_coordinator_topology_json(lab_coordinator_t *L);
-char *lab_coordinator_metrics_text(lab_coordinator_t *L, size_t *len);
+/* The lab's /metrics lines: a lib/metrics render callback, ctx = L. */
+void lab_coordinator_metrics(metrics_text *t, void *ctx);
 
 /* POST /heartbeat from (id, incarnation): 0 = ok, 1 = retired (*current
  * gets the incarnation that replaced it), -1 = unknown node. */

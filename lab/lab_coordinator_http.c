@@ -3,6 +3,7 @@
 
 #include "lab_coordinator.h"
 #include "kvhdr.h"
+#include "kvhttp.h"
 #include "log.h"
 #include "metrics.h"
 #include "num.h"
@@ -593,29 +594,6 @@ static void lab_coordinator_http_kill(lab_coordinator_http_t *h, httpd_req *r)
     httpd_respond_json(r, st, out, NULL);
 }
 
-static void lab_coordinator_http_metrics(lab_coordinator_http_t *h, httpd_req *r)
-{
-    size_t own_len = 0, lib_len = 0;
-    char *own = lab_coordinator_metrics_text(h->L, &own_len);
-    char *lib = metrics_render(&lib_len);
-    char *all = malloc(own_len + lib_len + 1);
-
-    if (all == NULL || own == NULL) {
-        httpd_error(r, 500, "internal", "out of memory");
-    } else {
-        memcpy(all, own, own_len);
-        if (lib)
-            memcpy(all + own_len, lib, lib_len);
-        else
-            lib_len = 0;
-        httpd_respond(r, 200, "text/plain; version=0.0.4", all,
-                      own_len + lib_len, NULL);
-    }
-    free(all);
-    free(own);
-    free(lib);
-}
-
 /* 405 for a known path asked with another method than the one allowed. */
 static void lab_coordinator_http_only(httpd_req *r, const char *path, size_t plen,
                                       const char *const *allow, const char *method)
@@ -635,66 +613,96 @@ static int lab_coordinator_http_is(const char *path, size_t plen, const char *ro
     return plen == n && memcmp(path, route, n) == 0;
 }
 
+static void lab_coordinator_http_status(lab_coordinator_http_t *h, httpd_req *r)
+{
+    httpd_respond_json(r, 200, lab_coordinator_status_json(h->L), NULL);
+}
+
+static void lab_coordinator_http_topology(lab_coordinator_http_t *h,
+                                          httpd_req *r)
+{
+    httpd_respond_json(r, 200, lab_coordinator_topology_json(h->L), NULL);
+}
+
+static void lab_coordinator_http_health(lab_coordinator_http_t *h, httpd_req *r)
+{
+    cJSON *j = cJSON_CreateObject();
+
+    (void)h;
+    cJSON_AddStringToObject(j, "status", "ok");
+    cJSON_AddStringToObject(j, "mode", "lab");
+    httpd_respond_json(r, 200, j, NULL);
+}
+
+static void lab_coordinator_http_metrics(lab_coordinator_http_t *h,
+                                         httpd_req *r)
+{
+    (void)h; /* the lab's lines are a render callback (lab_coordinator_metrics) */
+    kvhttp_metrics(r);
+}
+
+typedef struct lab_coordinator_http_route {
+    const char *path;
+    int prefix;        /* path + "/" + something: /read/{key}, /kill/{id} */
+    int post;          /* POST, else GET (and HEAD) */
+    void (*fn)(lab_coordinator_http_t *h, httpd_req *r);
+} lab_coordinator_http_route;
+
+static const lab_coordinator_http_route lab_coordinator_http_routes[] = {
+    {"/status", 0, 0, lab_coordinator_http_status},
+    {"/topology", 0, 0, lab_coordinator_http_topology},
+    {"/health", 0, 0, lab_coordinator_http_health},
+    {"/metrics", 0, 0, lab_coordinator_http_metrics},
+    {"/read", 1, 0, lab_coordinator_http_read_route},
+    {"/write", 0, 1, lab_coordinator_http_write_route},
+    {"/spawn", 0, 1, lab_coordinator_http_spawn},
+    {"/heartbeat", 0, 1, lab_coordinator_http_heartbeat},
+    {"/kill", 1, 1, lab_coordinator_http_kill},
+    {"/pause", 1, 1, lab_coordinator_http_pause},
+};
+
+/* 404 in the shape of the briefs' FastAPI controller: {"error","detail"}. */
+static void lab_coordinator_http_no_route(httpd_req *r, const char *path,
+                                          size_t plen)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON *d = cJSON_AddObjectToObject(j, "detail");
+    char msg[160];
+
+    snprintf(msg, sizeof msg, "No route %.*s on the lab controller",
+             (int)(plen > 100 ? 100 : plen), path);
+    cJSON_AddStringToObject(d, "error", msg);
+    cJSON_AddStringToObject(j, "error", "not_found");
+    httpd_respond_json(r, 404, j, NULL);
+}
+
 void lab_coordinator_http_handle(httpd_req *r, void *app)
 {
     lab_coordinator_http_t *h = app;
     const char *path = httpd_path(r);
     size_t plen = strcspn(path, "?");
+    size_t nroutes = sizeof lab_coordinator_http_routes /
+                     sizeof lab_coordinator_http_routes[0];
     int get = httpd_method_is(r, "GET") || httpd_method_is(r, "HEAD");
     int post = httpd_method_is(r, "POST");
 
     metrics_add(&lab_coordinator_http_requests, 1);
-    if (lab_coordinator_http_is(path, plen, "/status", 0) || lab_coordinator_http_is(path, plen, "/topology", 0) ||
-        lab_coordinator_http_is(path, plen, "/health", 0) || lab_coordinator_http_is(path, plen, "/metrics", 0) ||
-        lab_coordinator_http_is(path, plen, "/read", 1)) {
-        if (!get) {
-            lab_coordinator_http_only(r, path, plen, lab_coordinator_http_allow_get, "GET");
-            return;
-        }
-        if (path[1] == 's')
-            httpd_respond_json(r, 200, lab_coordinator_status_json(h->L), NULL);
-        else if (path[1] == 't')
-            httpd_respond_json(r, 200, lab_coordinator_topology_json(h->L), NULL);
-        else if (path[1] == 'h') {
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddStringToObject(j, "status", "ok");
-            cJSON_AddStringToObject(j, "mode", "lab");
-            httpd_respond_json(r, 200, j, NULL);
-        } else if (path[1] == 'm')
-            lab_coordinator_http_metrics(h, r);
+    for (size_t i = 0; i < nroutes; i++) {
+        const lab_coordinator_http_route *rt = &lab_coordinator_http_routes[i];
+
+        if (!lab_coordinator_http_is(path, plen, rt->path, rt->prefix))
+            continue;
+        if (rt->post ? !post : !get)
+            lab_coordinator_http_only(
+                r, path, plen,
+                rt->post ? lab_coordinator_http_allow_post
+                         : lab_coordinator_http_allow_get,
+                rt->post ? "POST" : "GET");
         else
-            lab_coordinator_http_read_route(h, r);
+            rt->fn(h, r);
         return;
     }
-    if (lab_coordinator_http_is(path, plen, "/write", 0) || lab_coordinator_http_is(path, plen, "/spawn", 0) ||
-        lab_coordinator_http_is(path, plen, "/heartbeat", 0) || lab_coordinator_http_is(path, plen, "/kill", 1) ||
-        lab_coordinator_http_is(path, plen, "/pause", 1)) {
-        if (!post) {
-            lab_coordinator_http_only(r, path, plen, lab_coordinator_http_allow_post, "POST");
-            return;
-        }
-        if (path[1] == 'w')
-            lab_coordinator_http_write_route(h, r);
-        else if (path[1] == 's')
-            lab_coordinator_http_spawn(h, r);
-        else if (path[1] == 'h')
-            lab_coordinator_http_heartbeat(h, r);
-        else if (path[1] == 'k')
-            lab_coordinator_http_kill(h, r);
-        else
-            lab_coordinator_http_pause(h, r);
-        return;
-    }
-    {
-        cJSON *j = cJSON_CreateObject();
-        cJSON *d = cJSON_AddObjectToObject(j, "detail");
-        char msg[160];
-        snprintf(msg, sizeof msg, "No route %.*s on the lab controller",
-                 (int)(plen > 100 ? 100 : plen), path);
-        cJSON_AddStringToObject(d, "error", msg);
-        cJSON_AddStringToObject(j, "error", "not_found");
-        httpd_respond_json(r, 404, j, NULL);
-    }
+    lab_coordinator_http_no_route(r, path, plen);
 }
 
 lab_coordinator_http_t *lab_coordinator_http_start(lab_coordinator_t *L, const char *bind, uint16_t port)
@@ -705,6 +713,10 @@ lab_coordinator_http_t *lab_coordinator_http_start(lab_coordinator_t *L, const c
     if (h == NULL)
         return NULL;
     metrics_register(&lab_coordinator_http_requests);
+    if (metrics_register_fn(lab_coordinator_metrics, L) != 0) {
+        free(h);
+        return NULL;
+    }
     h->L = L;
     memset(&o, 0, sizeof o);
     o.bind = bind;
@@ -713,6 +725,7 @@ lab_coordinator_http_t *lab_coordinator_http_start(lab_coordinator_t *L, const c
     o.max_body = 2 * 1024 * 1024;
     h->srv = httpd_start(&o, lab_coordinator_http_handle, h);
     if (h->srv == NULL) {
+        metrics_unregister_fn(lab_coordinator_metrics, L);
         free(h);
         return NULL;
     }
@@ -724,5 +737,6 @@ void lab_coordinator_http_stop(lab_coordinator_http_t *h)
     if (h == NULL)
         return;
     httpd_stop(h->srv);
+    metrics_unregister_fn(lab_coordinator_metrics, h->L);
     free(h);
 }

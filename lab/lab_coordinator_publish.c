@@ -160,17 +160,14 @@ cJSON *lab_coordinator_topology_json(lab_coordinator_t *L)
     return j;
 }
 
-char *lab_coordinator_metrics_text(lab_coordinator_t *L, size_t *len)
+void lab_coordinator_metrics(metrics_text *t, void *ctx)
 {
-    size_t cap = 4096 + LAB_COORDINATOR_MAX_NODES * 200, off = 0;
-    char *buf = malloc(cap);
+    lab_coordinator_t *L = ctx;
     lab_coordinator_node *fol[LAB_COORDINATOR_MAX_NODES];
     size_t n;
 
-    if (buf == NULL)
-        return NULL;
     pthread_mutex_lock(&L->mu);
-    off += (size_t)snprintf(buf + off, cap - off,
+    metrics_text_printf(t,
         "# HELP kv_lab_respawns_total Followers replaced by auto-spawn\n"
         "# TYPE kv_lab_respawns_total counter\n"
         "kv_lab_respawns_total %" PRIu64 "\n"
@@ -206,17 +203,17 @@ char *lab_coordinator_metrics_text(lab_coordinator_t *L, size_t *len)
         L->respawns, L->spawns, L->fenced, L->kills, L->pauses, L->heartbeats,
         lab_coordinator_alive_locked(L), (long long)L->cfg.write_quorum,
         (long long)L->cfg.read_quorum, L->leader_seq);
-    if (lab_coordinator_leader(L) && off < cap)
-        off += (size_t)snprintf(buf + off, cap - off,
+    if (lab_coordinator_leader(L))
+        metrics_text_printf(t,
                                 "kv_lab_node_alive{node=\"leader\"} %d\n",
                                 lab_coordinator_leader(L)->state == LAB_ALIVE);
     n = lab_coordinator_followers(L, fol);
-    for (size_t i = 0; i < n && off < cap; i++)
-        off += (size_t)snprintf(buf + off, cap - off,
+    for (size_t i = 0; i < n; i++)
+        metrics_text_printf(t,
                                 "kv_lab_node_alive{node=\"%s\"} %d\n",
                                 fol[i]->id, fol[i]->state == LAB_ALIVE);
-    for (size_t i = 0; i < n && off < cap; i++)
-        off += (size_t)snprintf(buf + off, cap - off,
+    for (size_t i = 0; i < n; i++)
+        metrics_text_printf(t,
                                 "%skv_lab_node_incarnation{node=\"%s\"} %" PRIu64
                                 "\n",
                                 i == 0 ? "# HELP kv_lab_node_incarnation "
@@ -225,11 +222,6 @@ char *lab_coordinator_metrics_text(lab_coordinator_t *L, size_t *len)
                                        : "",
                                 fol[i]->id, fol[i]->inc);
     pthread_mutex_unlock(&L->mu);
-    if (off >= cap)
-        off = cap - 1;
-    buf[off] = '\0';
-    *len = off;
-    return buf;
 }
 
 cJSON *lab_coordinator_quorum_json(lab_coordinator_t *L)
