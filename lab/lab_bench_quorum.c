@@ -273,29 +273,17 @@ static void lab_bench_quorum_rmrf(const char *dir)
         waitpid(pid, &st, 0);
 }
 
-/* Start the cluster for one W and wait until it is ready, its topology has
- * one primary and N secondaries, and the primary knows every secondary. */
-static int lab_bench_quorum_start(const lab_bench_quorum_opts *o, int w, const char *bin, lab_bench_quorum_cluster *c)
+/* Fork kv-controller for one W in c->dir, its output in log. */
+static int lab_bench_quorum_spawn(const lab_bench_quorum_opts *o, int w,
+                                  const char *bin, lab_bench_quorum_cluster *c,
+                                  const char *log)
 {
-    char sets[16][128], log[600], logdir[600], data[600], dd[640];
+    char sets[16][128], logdir[600], data[600], dd[640];
     const char *argv[48];
     int na = 0, ns = 0;
     pid_t parent = getpid();
     long quorum_timeout = 3 * o->max_delay_ms + 2000;
-    double end;
 
-    snprintf(c->dir, sizeof c->dir, "/tmp/kvbench-quorum-XXXXXX");
-    if (mkdtemp(c->dir) == NULL) {
-        fprintf(stderr, "kvctl bench: mkdtemp: %s\n", strerror(errno));
-        c->dir[0] = '\0';
-        return -1;
-    }
-    if (lab_bench_quorum_pick_ports(c) != 0) {
-        fprintf(stderr, "kvctl bench: no free block of loopback ports\n");
-        return -1;
-    }
-    snprintf(c->controller, sizeof c->controller, "http://127.0.0.1:%d", c->base_port);
-    snprintf(log, sizeof log, "%s/controller.log", c->dir);
     snprintf(logdir, sizeof logdir, "%s/logs", c->dir);
     snprintf(data, sizeof data, "%s/data", c->dir);
     mkdir(logdir, 0755);
@@ -354,10 +342,17 @@ static int lab_bench_quorum_start(const lab_bench_quorum_opts *o, int w, const c
         fprintf(stderr, "kvctl bench: cannot run %s: %s\n", bin, strerror(errno));
         _exit(127);
     }
+    return 0;
+}
 
-    /* Ready: /status says so, the topology has the shard's N + 1 replicas,
-     * and the primary has heard from every secondary. */
-    end = lab_bench_quorum_now() + LAB_BENCH_QUORUM_READY_TIMEOUT_S;
+/* Ready: /status says so, the topology has the shard's N + 1 replicas, and
+ * the primary has heard from every secondary. */
+static int lab_bench_quorum_wait_ready(const lab_bench_quorum_opts *o, int w,
+                                       lab_bench_quorum_cluster *c,
+                                       const char *log)
+{
+    double end = lab_bench_quorum_now() + LAB_BENCH_QUORUM_READY_TIMEOUT_S;
+
     for (int stage = 0; stage < 3;) {
         int st;
         if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
@@ -409,6 +404,29 @@ static int lab_bench_quorum_start(const lab_bench_quorum_opts *o, int w, const c
     return 0;
 }
 
+/* Start the cluster for one W and wait until it is ready. */
+static int lab_bench_quorum_start(const lab_bench_quorum_opts *o, int w,
+                                  const char *bin, lab_bench_quorum_cluster *c)
+{
+    char log[600];
+
+    snprintf(c->dir, sizeof c->dir, "/tmp/kvbench-quorum-XXXXXX");
+    if (mkdtemp(c->dir) == NULL) {
+        fprintf(stderr, "kvctl bench: mkdtemp: %s\n", strerror(errno));
+        c->dir[0] = '\0';
+        return -1;
+    }
+    if (lab_bench_quorum_pick_ports(c) != 0) {
+        fprintf(stderr, "kvctl bench: no free block of loopback ports\n");
+        return -1;
+    }
+    snprintf(c->controller, sizeof c->controller, "http://127.0.0.1:%d", c->base_port);
+    snprintf(log, sizeof log, "%s/controller.log", c->dir);
+    if (lab_bench_quorum_spawn(o, w, bin, c, log) != 0)
+        return -1;
+    return lab_bench_quorum_wait_ready(o, w, c, log);
+}
+
 /* Wait until every secondary has acknowledged seq (the primary's /health).
  * 0, or -1 after timeout_ms. */
 static int lab_bench_quorum_wait_acked(const lab_bench_quorum_cluster *c, uint64_t seq, long timeout_ms)
@@ -435,11 +453,127 @@ static int lab_bench_quorum_wait_acked(const lab_bench_quorum_cluster *c, uint64
 
 /* ---- one W ----------------------------------------------------------------- */
 
+/* Write number i through the primary, time it, and wait until every
+ * secondary has acknowledged it. */
+static void lab_bench_quorum_write_one(const lab_bench_quorum_opts *o, int w,
+                                       const lab_bench_quorum_cluster *c, int i,
+                                       double *lat,
+                                       lab_bench_quorum_result *res)
+{
+    long write_timeout = 3 * o->max_delay_ms + 2000 + 5000;
+    char url[400], value[LAB_BENCH_QUORUM_VALUE_BYTES + 1];
+    const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
+    httpc_req rq = {.method = "PUT", .url = url, .body = value,
+                    .headers = hdrs, .timeout_ms = write_timeout};
+    httpc_resp r;
+    double t0, t1;
+    uint64_t seq = 0;
+    cJSON *j;
+
+    snprintf(url, sizeof url, "%s/internal/kv/bq-w%d-%04d", c->primary, w, i);
+    snprintf(value, sizeof value, "quorum-study W=%d write %d ", w, i);
+    memset(value + strlen(value), 'x', LAB_BENCH_QUORUM_VALUE_BYTES - strlen(value));
+    value[LAB_BENCH_QUORUM_VALUE_BYTES] = '\0';
+    rq.body_len = LAB_BENCH_QUORUM_VALUE_BYTES;
+    t0 = lab_bench_quorum_now();
+    httpc_do(&rq, &r);
+    t1 = lab_bench_quorum_now();
+    j = r.status == 200 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    if (j && cJSON_IsNumber(cJSON_GetObjectItem(j, "seq")))
+        seq = (uint64_t)cJSON_GetObjectItem(j, "seq")->valuedouble;
+    cJSON_Delete(j);
+    if (r.status != 200 || seq == 0) {
+        res->failed_writes++;
+        if (res->failed_writes <= 3)
+            fprintf(stderr, "kvctl bench: W=%d write %d: %ld %s%.200s\n", w, i,
+                    r.status, r.status ? "" : r.error, r.body ? r.body : "");
+        httpc_resp_free(&r);
+        return;
+    }
+    httpc_resp_free(&r);
+    lat[res->ok_writes++] = (t1 - t0) * 1000.0;
+    /* Every secondary idle again before the next write: a fresh,
+     * independent delay on each of them. */
+    if (lab_bench_quorum_wait_acked(c, seq, 2 * o->max_delay_ms + 5000) != 0) {
+        fprintf(stderr, "kvctl bench: W=%d: the secondaries did not all "
+                "acknowledge write %d (seq %llu)\n", w, i,
+                (unsigned long long)seq);
+        res->failed_writes++;
+    }
+    if (o->verbose && (i + 1) % 25 == 0)
+        printf("  %d/%d writes, last %.1f ms\n", i + 1, o->writes, lat[res->ok_writes - 1]);
+}
+
+/* Parity: every replica's live records, until identical (they all acked
+ * the last write already) or 15 s. */
+static void lab_bench_quorum_parity(int w, const lab_bench_quorum_cluster *c,
+                                    lab_bench_quorum_result *res)
+{
+    const char *urls[LAB_BENCH_QUORUM_MAX_FOLLOWERS + 1];
+    kvctl_opts ko = {.url = c->primary, .controller = c->controller,
+                     .timeout_ms = 10000};
+    char label[64];
+    double end = lab_bench_quorum_now() + 15;
+    int prc;
+    size_t n = 0;
+
+    urls[n++] = c->primary;
+    for (int i = 0; i < c->nsec; i++)
+        urls[n++] = c->secondaries[i];
+    while ((prc = kvctl_parity_replicas(&ko, urls, n, "", NULL, &res->keys)) != KVCTL_OK &&
+           lab_bench_quorum_now() < end)
+        lab_bench_quorum_sleep_ms(200);
+    snprintf(label, sizeof label, "  W=%d parity", w);
+    prc = kvctl_parity_replicas(&ko, urls, n, label, stdout, &res->keys);
+    res->parity_ok = prc == KVCTL_OK && res->keys == (size_t)res->ok_writes;
+    if (prc == KVCTL_OK && !res->parity_ok)
+        printf("  W=%d: the replicas agree but hold %zu keys, %d were written\n",
+               w, res->keys, res->ok_writes);
+}
+
+/* The latency summary of one W beside what the order statistics expect. */
+static void lab_bench_quorum_stats(const lab_bench_quorum_opts *o,
+                                   double *lat, lab_bench_quorum_result *res)
+{
+    int n = res->ok_writes, N = o->followers;
+    double m = (double)o->max_delay_ms;
+
+    if (n > 0) {
+        double sum = 0, ss = 0;
+
+        qsort(lat, (size_t)n, sizeof *lat, lab_bench_quorum_cmp_double);
+        for (int i = 0; i < n; i++)
+            sum += lat[i];
+        res->mean_ms = sum / n;
+        for (int i = 0; i < n; i++)
+            ss += (lat[i] - res->mean_ms) * (lat[i] - res->mean_ms);
+        res->sd_ms = n > 1 ? sqrt(ss / (n - 1)) : 0;
+        res->se_ms = res->sd_ms / sqrt((double)n);
+        res->p50_ms = lab_bench_quorum_pct(lat, n, 50);
+        res->p99_ms = lab_bench_quorum_pct(lat, n, 99);
+        res->max_ms = lat[n - 1];
+    }
+    if (o->random) {
+        int w = res->w;
+
+        res->expected_ms = (double)w / (N + 1) * m;
+        res->expected_p99_ms = lab_bench_quorum_os_quantile(w, N, 0.99) * m;
+        res->expected_se_ms = m * sqrt((double)w * (N + 1 - w) /
+                                       ((double)(N + 1) * (N + 1) * (N + 2))) /
+                              sqrt(n > 0 ? n : 1);
+    } else {
+        res->expected_ms = m;
+        res->expected_p99_ms = m;
+        res->expected_se_ms = 0;
+    }
+    res->deviation_pct = res->expected_ms > 0
+        ? (res->mean_ms - res->expected_ms) / res->expected_ms * 100.0 : 0;
+}
+
 static int lab_bench_quorum_run_w(const lab_bench_quorum_opts *o, int w, const char *bin, lab_bench_quorum_result *res)
 {
     lab_bench_quorum_cluster c;
     double *lat = calloc((size_t)o->writes, sizeof *lat);
-    long write_timeout = 3 * o->max_delay_ms + 2000 + 5000;
     int rc = 0;
 
     memset(&c, 0, sizeof c);
@@ -460,74 +594,9 @@ static int lab_bench_quorum_run_w(const lab_bench_quorum_opts *o, int w, const c
         printf("  controller %s, primary %s, data in %s\n", c.controller,
                c.primary, c.dir);
 
-    for (int i = 0; i < o->writes; i++) {
-        char url[400], value[LAB_BENCH_QUORUM_VALUE_BYTES + 1];
-        const char *hdrs[] = {"Content-Type: application/octet-stream", NULL};
-        httpc_req rq = {.method = "PUT", .url = url, .body = value,
-                        .headers = hdrs, .timeout_ms = write_timeout};
-        httpc_resp r;
-        double t0, t1;
-        uint64_t seq = 0;
-        cJSON *j;
-
-        snprintf(url, sizeof url, "%s/internal/kv/bq-w%d-%04d", c.primary, w, i);
-        snprintf(value, sizeof value, "quorum-study W=%d write %d ", w, i);
-        memset(value + strlen(value), 'x', LAB_BENCH_QUORUM_VALUE_BYTES - strlen(value));
-        value[LAB_BENCH_QUORUM_VALUE_BYTES] = '\0';
-        rq.body_len = LAB_BENCH_QUORUM_VALUE_BYTES;
-        t0 = lab_bench_quorum_now();
-        httpc_do(&rq, &r);
-        t1 = lab_bench_quorum_now();
-        j = r.status == 200 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
-        if (j && cJSON_IsNumber(cJSON_GetObjectItem(j, "seq")))
-            seq = (uint64_t)cJSON_GetObjectItem(j, "seq")->valuedouble;
-        cJSON_Delete(j);
-        if (r.status != 200 || seq == 0) {
-            res->failed_writes++;
-            if (res->failed_writes <= 3)
-                fprintf(stderr, "kvctl bench: W=%d write %d: %ld %s%.200s\n", w, i,
-                        r.status, r.status ? "" : r.error, r.body ? r.body : "");
-            httpc_resp_free(&r);
-            continue;
-        }
-        httpc_resp_free(&r);
-        lat[res->ok_writes++] = (t1 - t0) * 1000.0;
-        /* Every secondary idle again before the next write: a fresh,
-         * independent delay on each of them. */
-        if (lab_bench_quorum_wait_acked(&c, seq, 2 * o->max_delay_ms + 5000) != 0) {
-            fprintf(stderr, "kvctl bench: W=%d: the secondaries did not all "
-                    "acknowledge write %d (seq %llu)\n", w, i,
-                    (unsigned long long)seq);
-            res->failed_writes++;
-        }
-        if (o->verbose && (i + 1) % 25 == 0)
-            printf("  %d/%d writes, last %.1f ms\n", i + 1, o->writes, lat[res->ok_writes - 1]);
-    }
-
-    /* Parity: every replica's live records, until identical (they all acked
-     * the last write already) or 15 s. */
-    {
-        const char *urls[LAB_BENCH_QUORUM_MAX_FOLLOWERS + 1];
-        kvctl_opts ko = {.url = c.primary, .controller = c.controller,
-                         .timeout_ms = 10000};
-        char label[64];
-        double end = lab_bench_quorum_now() + 15;
-        int prc;
-        size_t n = 0;
-
-        urls[n++] = c.primary;
-        for (int i = 0; i < c.nsec; i++)
-            urls[n++] = c.secondaries[i];
-        while ((prc = kvctl_parity_replicas(&ko, urls, n, "", NULL, &res->keys)) != KVCTL_OK &&
-               lab_bench_quorum_now() < end)
-            lab_bench_quorum_sleep_ms(200);
-        snprintf(label, sizeof label, "  W=%d parity", w);
-        prc = kvctl_parity_replicas(&ko, urls, n, label, stdout, &res->keys);
-        res->parity_ok = prc == KVCTL_OK && res->keys == (size_t)res->ok_writes;
-        if (prc == KVCTL_OK && !res->parity_ok)
-            printf("  W=%d: the replicas agree but hold %zu keys, %d were written\n",
-                   w, res->keys, res->ok_writes);
-    }
+    for (int i = 0; i < o->writes; i++)
+        lab_bench_quorum_write_one(o, w, &c, i, lat, res);
+    lab_bench_quorum_parity(w, &c, res);
 
 out:
     lab_bench_quorum_stop(&c);
@@ -537,38 +606,7 @@ out:
     else if (c.dir[0])
         printf("  kept %s\n", c.dir);
 
-    if (res->ok_writes > 0) {
-        int n = res->ok_writes;
-        double sum = 0, ss = 0;
-        qsort(lat, (size_t)n, sizeof *lat, lab_bench_quorum_cmp_double);
-        for (int i = 0; i < n; i++)
-            sum += lat[i];
-        res->mean_ms = sum / n;
-        for (int i = 0; i < n; i++)
-            ss += (lat[i] - res->mean_ms) * (lat[i] - res->mean_ms);
-        res->sd_ms = n > 1 ? sqrt(ss / (n - 1)) : 0;
-        res->se_ms = res->sd_ms / sqrt((double)n);
-        res->p50_ms = lab_bench_quorum_pct(lat, n, 50);
-        res->p99_ms = lab_bench_quorum_pct(lat, n, 99);
-        res->max_ms = lat[n - 1];
-    }
-    {
-        int N = o->followers;
-        double m = (double)o->max_delay_ms;
-        if (o->random) {
-            res->expected_ms = (double)w / (N + 1) * m;
-            res->expected_p99_ms = lab_bench_quorum_os_quantile(w, N, 0.99) * m;
-            res->expected_se_ms = m * sqrt((double)w * (N + 1 - w) /
-                                           ((double)(N + 1) * (N + 1) * (N + 2))) /
-                                  sqrt(res->ok_writes > 0 ? res->ok_writes : 1);
-        } else {
-            res->expected_ms = m;
-            res->expected_p99_ms = m;
-            res->expected_se_ms = 0;
-        }
-        res->deviation_pct = res->expected_ms > 0
-            ? (res->mean_ms - res->expected_ms) / res->expected_ms * 100.0 : 0;
-    }
+    lab_bench_quorum_stats(o, lat, res);
     free(lat);
     if (res->failed_writes)
         rc = -1;
