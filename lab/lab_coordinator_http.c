@@ -367,12 +367,24 @@ static void lab_coordinator_http_read_finish(lab_coordinator_http_read *rd)
     lab_coordinator_http_read_free(rd);
 }
 
+/* One replica has answered (or could not be asked): the last one answers
+ * the client. */
+static void lab_coordinator_http_read_count(lab_coordinator_http_read *rd)
+{
+    size_t left;
+
+    pthread_mutex_lock(&rd->mu);
+    left = --rd->left;
+    pthread_mutex_unlock(&rd->mu);
+    if (left == 0)
+        lab_coordinator_http_read_finish(rd);
+}
+
 static void lab_coordinator_http_read_done(httpc_resp *resp, void *ctx)
 {
     lab_coordinator_http_read_one *one = ctx;
     lab_coordinator_http_read *rd = one->rd;
     lab_coordinator_http_reply *p = &rd->rep[one->i];
-    size_t left;
 
     p->status = resp->status;
     if (kvhdr_u64(resp, "X-KV-Version", &p->version) == 0)
@@ -384,11 +396,7 @@ static void lab_coordinator_http_read_done(httpc_resp *resp, void *ctx)
         p->tombstone = 1;
     }
     free(one);
-    pthread_mutex_lock(&rd->mu);
-    left = --rd->left;
-    pthread_mutex_unlock(&rd->mu);
-    if (left == 0)
-        lab_coordinator_http_read_finish(rd);
+    lab_coordinator_http_read_count(rd);
 }
 
 static void lab_coordinator_http_read_route(lab_coordinator_http_t *h, httpd_req *r)
@@ -446,14 +454,8 @@ static void lab_coordinator_http_read_route(lab_coordinator_http_t *h, httpd_req
         }
         if (one == NULL ||
             httpc_loop_async(lab_coordinator_loop(h->L), &req, lab_coordinator_http_read_done, one) != 0) {
-            /* Counts as no answer. */
-            size_t left;
             free(one);
-            pthread_mutex_lock(&rd->mu);
-            left = --rd->left;
-            pthread_mutex_unlock(&rd->mu);
-            if (left == 0)
-                lab_coordinator_http_read_finish(rd);
+            lab_coordinator_http_read_count(rd); /* as no answer */
         }
     }
     free(enc);
