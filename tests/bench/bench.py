@@ -17,7 +17,7 @@ Rows (see ROWS below; add one by appending a Row):
   put_w2_n3  the same with N = 3, W = 2
   get_r2_n3  GET /kv/<key> through nginx with N = 3, R = 2 (two secondaries
              in parallel, newest wins)
-N counts secondaries (DESIGN §2): cluster.replicas = N + 1.
+N counts secondaries: cluster.replicas = N + 1.
 
 Every row runs `wrk -t2 -c64 -d8s --latency`. A row whose wrk run reports
 non-2xx responses or socket errors is a failure (printed; exit status 1).

@@ -1,4 +1,4 @@
-"""Failover (issue 3, DESIGN §3): SIGKILL of a shard primary during a write
+"""Failover (docs/PROTOCOL.md "Replication, quorums and failover"): SIGKILL of a shard primary during a write
 load through nginx, with W = 1 (N = 2 secondaries) and with W = 0 (N = 1).
 
 Each scenario runs its own cluster: health checks every 100 ms, failover

@@ -1,4 +1,4 @@
-"""kv-api --lab, the CloudCart lab gateway (DESIGN §6), against a fake lab
+"""kv-api --lab, the CloudCart lab gateway (lab/README.md), against a fake lab
 controller written here (http.server on a free port), so the tests need no
 lab cluster: forwarding of POST /write, GET /read/{key} and GET
 /cluster-status (status and JSON body passed through), /health, /stats, 404

@@ -1,4 +1,4 @@
-"""kv-controller --lab, the CloudCart lab (DESIGN §6): real processes on the
+"""kv-controller --lab, the CloudCart lab (lab/README.md): real processes on the
 lab's fixed ports (controller 7000, leader 7001, follower-i 7001+i, spares
 from 7022, gateway 8000), so these tests must run alone (they check that the
 ports are free first).
@@ -241,7 +241,7 @@ def test_status_shape_and_codes():
             b"kv_lab_fenced_total 0" in m and \
             b"kv_lab_followers_alive 3" in m, m[:400]
 
-        # Errors are JSON with detail.error, and the codes of DESIGN §6.
+        # Errors are JSON with detail.error, and the codes of the briefs (lab/README.md).
         for method, path, code in (("GET", "/nope", 404),
                                    ("GET", "/write", 405),
                                    ("POST", "/status", 405),

@@ -1,4 +1,4 @@
-"""Read and write quorums (issue 3, DESIGN §2), through nginx with real
+"""Read and write quorums (docs/PROTOCOL.md "Replication, quorums and failover"), through nginx with real
 processes; each scenario runs its own one-shard cluster.
 
   - W + R > N: N = 3 secondaries (cluster.replicas = 4), W = R = 2, policies

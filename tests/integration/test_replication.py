@@ -1,5 +1,5 @@
 """Replication, reconciliation, write quorum and fencing of the stores
-(issue 3, DESIGN §2-3, docs/PROTOCOL.md "Replication, quorums and failover"),
+(docs/PROTOCOL.md "Replication, quorums and failover"),
 against real processes.
 
 The module's cluster: 2 shards x primary + 2 secondaries, W = 0. Tests that
