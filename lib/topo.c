@@ -13,7 +13,9 @@
 
 static void topo_free(topo_t *t)
 {
-    for (size_t i = 0; i < t->nshards; i++) {
+    if (t == NULL)
+        return;
+    for (size_t i = 0; t->shards && i < t->nshards; i++) {
         free(t->shards[i].primary);
         for (size_t k = 0; k < t->shards[i].nsecondaries; k++)
             free(t->shards[i].secondaries[k]);
@@ -30,11 +32,41 @@ static char *topo_strdup_or_null(const cJSON *j)
                                                    : NULL;
 }
 
+/* One entry of "shards" into sh; 0 or -1 + err. */
+static int topo_parse_shard(const cJSON *s, size_t i, topo_shard *sh,
+                            char *err, size_t errlen)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(s, "id");
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(s, "handoff_seq");
+    const cJSON *u;
+
+    if (!cJSON_IsNumber(id) || id->valuedouble < 0 ||
+        id->valuedouble >= TOPO_MAX_SHARD_IDS ||
+        id->valuedouble != (double)(uint32_t)id->valuedouble) {
+        snprintf(err, errlen, "topology: shards[%zu].id must be an integer "
+                 "0..%d", i, TOPO_MAX_SHARD_IDS - 1);
+        return -1;
+    }
+    sh->id = (uint32_t)id->valuedouble;
+    sh->epoch = (uint64_t)cJSON_GetNumberValue(
+        cJSON_GetObjectItemCaseSensitive(s, "epoch"));
+    sh->handoff_seq = cJSON_IsNumber(hs) && hs->valuedouble > 0
+                          ? (uint64_t)hs->valuedouble
+                          : 0;
+    sh->primary = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(s, "primary"));
+    cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(s, "secondaries")) {
+        if (sh->nsecondaries < TOPO_MAX_SECONDARIES && cJSON_IsString(u))
+            sh->secondaries[sh->nsecondaries++] = strdup(u->valuestring);
+    }
+    return 0;
+}
+
 topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
 {
     cJSON *root = cJSON_ParseWithLength(json, len);
     const cJSON *shards, *s;
     topo_t *t = NULL;
+    uint32_t *ids = NULL;
     size_t i = 0;
 
     if (root == NULL) {
@@ -42,13 +74,21 @@ topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
         return NULL;
     }
     shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
-    if (!cJSON_IsArray(shards) || cJSON_GetArraySize(shards) == 0) {
-        snprintf(err, errlen, "topology: \"shards\" must be a non-empty array");
+    if (!cJSON_IsArray(shards) || cJSON_GetArraySize(shards) == 0 ||
+        cJSON_GetArraySize(shards) > TOPO_MAX_SHARD_IDS) {
+        snprintf(err, errlen, "topology: \"shards\" must be an array of 1 "
+                 "to %d shards", TOPO_MAX_SHARD_IDS);
         goto out;
     }
     t = calloc(1, sizeof *t);
+    if (t == NULL)
+        goto nomem;
     t->nshards = (size_t)cJSON_GetArraySize(shards);
     t->shards = calloc(t->nshards, sizeof *t->shards);
+    ids = calloc(t->nshards, sizeof *ids);
+    if (t->shards == NULL || ids == NULL)
+        goto nomem;
+    memset(t->index, 0xff, sizeof t->index);
     t->epoch = (uint64_t)cJSON_GetNumberValue(
         cJSON_GetObjectItemCaseSensitive(root, "epoch"));
     t->vnodes = (uint32_t)cJSON_GetNumberValue(
@@ -58,33 +98,28 @@ topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
     t->queue = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(root, "queue"));
     atomic_init(&t->refs, 1);
     cJSON_ArrayForEach(s, shards) {
-        topo_shard *sh = &t->shards[i];
-        const cJSON *secs = cJSON_GetObjectItemCaseSensitive(s, "secondaries"), *u;
-        double id = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "id"));
-        if (id != (double)i) {
-            snprintf(err, errlen, "topology: shards[%zu].id must be %zu", i, i);
-            topo_free(t);
-            t = NULL;
-            goto out;
+        if (topo_parse_shard(s, i, &t->shards[i], err, errlen) != 0)
+            goto bad;
+        if (t->index[t->shards[i].id] >= 0) {
+            snprintf(err, errlen, "topology: shard id %u appears twice",
+                     t->shards[i].id);
+            goto bad;
         }
-        sh->id = (uint32_t)i;
-        sh->epoch = (uint64_t)cJSON_GetNumberValue(
-            cJSON_GetObjectItemCaseSensitive(s, "epoch"));
-        {
-            const cJSON *hs = cJSON_GetObjectItemCaseSensitive(s, "handoff_seq");
-            sh->handoff_seq = cJSON_IsNumber(hs) && hs->valuedouble > 0
-                                  ? (uint64_t)hs->valuedouble
-                                  : 0;
-        }
-        sh->primary = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(s, "primary"));
-        cJSON_ArrayForEach(u, secs) {
-            if (sh->nsecondaries < TOPO_MAX_SECONDARIES && cJSON_IsString(u))
-                sh->secondaries[sh->nsecondaries++] = strdup(u->valuestring);
-        }
+        t->index[t->shards[i].id] = (int16_t)i;
+        ids[i] = t->shards[i].id;
         i++;
     }
-    t->ring = ring_new((uint32_t)t->nshards, t->vnodes);
+    t->ring = ring_new_ids(ids, t->nshards, t->vnodes);
+    if (t->ring == NULL)
+        goto nomem;
+    goto out;
+nomem:
+    snprintf(err, errlen, "topology: out of memory");
+bad:
+    topo_free(t); /* shards[] is zeroed: unfilled entries free nothing */
+    t = NULL;
 out:
+    free(ids);
     cJSON_Delete(root);
     return t;
 }
@@ -102,7 +137,13 @@ void topo_put(topo_t *t)
 
 const topo_shard *topo_shard_for(const topo_t *t, const char *key, size_t len)
 {
-    return &t->shards[ring_lookup(t->ring, key, len)];
+    return topo_shard_by_id(t, ring_lookup(t->ring, key, len));
+}
+
+const topo_shard *topo_shard_by_id(const topo_t *t, uint32_t id)
+{
+    return id < TOPO_MAX_SHARD_IDS && t->index[id] >= 0 ? &t->shards[t->index[id]]
+                                                        : NULL;
 }
 
 /* ---- the watcher -------------------------------------------------------- */

@@ -2,7 +2,10 @@
  *   {"epoch":E,"vnodes":V,"queue":"http://...",
  *    "shards":[{"id":0,"epoch":e,"primary":"http://...",
  *               "secondaries":["http://...",...],"handoff_seq":S}, ...]}
- * and a watcher that polls it. handoff_seq (optional, default 0) is the
+ * and a watcher that polls it. Shard ids are distinct and below
+ * TOPO_MAX_SHARD_IDS, in any order; they need not be 0..n-1 (an id that was
+ * removed is never given again), and the ring is built from them
+ * (lib/ring.h). handoff_seq (optional, default 0) is the
  * promoted replica's applied seq at the shard's last failover: a returning
  * old primary hands the new one its records above it (docs/PROTOCOL.md).
  * A topology is immutable once parsed and reference counted: readers take
@@ -20,6 +23,7 @@
 #include <stdint.h>
 
 #define TOPO_MAX_SECONDARIES 32
+#define TOPO_MAX_SHARD_IDS 256         /* shard ids are 0 .. 255 */
 
 typedef struct topo_shard {
     uint32_t id;
@@ -37,6 +41,7 @@ typedef struct topo {
     char *queue;
     topo_shard *shards;
     size_t nshards;
+    int16_t index[TOPO_MAX_SHARD_IDS]; /* shard id -> shards[] index, -1 */
     ring_t *ring;
     _Atomic int refs;
 } topo_t;
@@ -46,6 +51,8 @@ void topo_get(topo_t *t);
 void topo_put(topo_t *t);          /* frees at zero */
 /* The shard owning key. */
 const topo_shard *topo_shard_for(const topo_t *t, const char *key, size_t len);
+/* The shard with this id, or NULL when the topology has none. */
+const topo_shard *topo_shard_by_id(const topo_t *t, uint32_t id);
 
 typedef struct topo_watch topo_watch;
 /* Starts a thread polling controller_url/topology every poll_ms. */

@@ -42,8 +42,8 @@ static size_t wq_dispatch_budget(wq_t *q, uint64_t now, uint64_t *wake_us)
 static int wq_dispatch_primary_moved(wq_t *q, size_t shard, wq_shard *s)
 {
     topo_t *t = topo_watch_get(q->topo);
-    int moved = t && shard < t->nshards && t->shards[shard].primary &&
-                t->shards[shard].epoch != s->sent_epoch;
+    const topo_shard *sh = t ? topo_shard_by_id(t, (uint32_t)shard) : NULL;
+    int moved = sh && sh->primary && sh->epoch != s->sent_epoch;
 
     topo_put(t);
     return moved;
@@ -183,19 +183,21 @@ static enum wq_dispatch_rc wq_dispatch_send(wq_t *q, uint32_t shard, const wire_
                    size_t whylen)
 {
     topo_t *t = topo_watch_get(q->topo);
+    const topo_shard *sh;
     char url[512], auth[KVHDR_AUTH_MAX], epoch[KVHDR_EPOCH_MAX];
     const char *hdrs[4] = {"Content-Type: application/octet-stream", NULL};
     int nh = 1;
 
     memset(resp, 0, sizeof *resp);
-    if (t == NULL || shard >= t->nshards || t->shards[shard].primary == NULL) {
+    sh = t ? topo_shard_by_id(t, shard) : NULL;
+    if (sh == NULL || sh->primary == NULL) {
         snprintf(why, whylen, "shard %u has no primary", shard);
         topo_put(t);
         return WQ_DISPATCH_NO_PRIMARY;
     }
-    snprintf(url, sizeof url, "%s/internal/batch", t->shards[shard].primary);
-    *epoch_out = t->shards[shard].epoch;
-    hdrs[nh++] = kvhdr_epoch(epoch, sizeof epoch, t->shards[shard].epoch);
+    snprintf(url, sizeof url, "%s/internal/batch", sh->primary);
+    *epoch_out = sh->epoch;
+    hdrs[nh++] = kvhdr_epoch(epoch, sizeof epoch, sh->epoch);
     if (q->cfg.token[0])
         hdrs[nh++] = kvhdr_auth(auth, sizeof auth, q->cfg.token);
     topo_put(t);

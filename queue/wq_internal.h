@@ -28,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WQ_MAX_SHARDS 64
+#define WQ_MAX_SHARDS TOPO_MAX_SHARD_IDS /* indexed by shard id */
 #define WQ_JOB_BUCKETS (1u << 16)
 #define WQ_KEY_BUCKETS (1u << 16)
 #define WQ_BACKOFF_MAX_US 5000000ULL

@@ -224,13 +224,13 @@ static void role_apply(role_t *r, const topo_t *t)
     enum role_state st = (enum role_state)atomic_load(&r->state);
     uint64_t e_new, e_old = sdb_get_epoch(r->db);
 
-    if (r->shard >= t->nshards) {
+    sh = topo_shard_by_id(t, r->shard);
+    if (sh == NULL) {
         if (!r->ignored_logged)
             log_warn("role: the topology has no shard %u", r->shard);
         r->ignored_logged = 1;
         return;
     }
-    sh = &t->shards[r->shard];
     e_new = sh->epoch;
     if (e_new < e_old) {
         if (!r->ignored_logged)
