@@ -64,10 +64,12 @@ int cluster_state_load(cluster_t *cl, char *err, size_t errlen)
         goto out;
     }
     if ((size_t)cJSON_GetArraySize(shards) != cl->nshards) {
-        cluster_errf(err, errlen, "%s: written for %d shards, the "
-                     "configuration has %zu (cluster.shards cannot change "
-                     "over existing data)", cl->state_path,
-                     cJSON_GetArraySize(shards), cl->nshards);
+        cluster_errf(err, errlen, "cluster.shards is %zu, but the cluster "
+                     "in %s has %d shards: starting it with another count "
+                     "would leave keys on shards the ring no longer sends "
+                     "their reads to; set cluster.shards (KV_SHARDS) back to "
+                     "%d", cl->nshards, cl->data_dir,
+                     cJSON_GetArraySize(shards), cJSON_GetArraySize(shards));
         goto out;
     }
     next = calloc(cl->nshards, sizeof *next);

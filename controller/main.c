@@ -87,8 +87,13 @@ int main(int argc, char **argv)
                 "(use --nginx-template FILE)\n", tmpl);
         return 1;
     }
-    if (cluster_preflight_prepare(&cl, tmpl, err, sizeof err) < 0) {
-        fprintf(stderr, "kv-controller: %s\n", err);
+    /* The state file from the first start on, not only after a failover:
+     * it is what tells a later start with another cluster.shards that the
+     * data was placed by this count. */
+    if (cluster_preflight_prepare(&cl, tmpl, err, sizeof err) < 0 ||
+        cluster_state_save(&cl) < 0) {
+        fprintf(stderr, "kv-controller: %s\n",
+                err[0] ? err : "cannot write the topology state file");
         return 1;
     }
     httpc_global_init();

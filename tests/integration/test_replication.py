@@ -337,6 +337,39 @@ def test_tombstones_collected_once_every_secondary_passed_them(cluster):
 # --------------------------------------------------------------------------
 # write quorum W = 1 with the only secondary paused
 
+def test_new_cluster_secondaries_resync_once_not_every_round():
+    """A cluster with no writes yet: each secondary does one full resync (of
+    nothing) and then incremental rounds, not a wipe and a "full resync" log
+    line every round until the first write arrives."""
+    cfg = {"cluster": {"shards": 1, "replicas": 3},
+           "store": {"reconcile_interval_ms": 100},
+           "api": {"topology_poll_ms": 200}}
+    with own_cluster(cfg, "empty-resync") as cl:
+        secs = cl.shard_topology(0)["secondaries"]
+        assert len(secs) == 2, secs
+
+        def rounds_done(n):
+            return all(stats(u)["reconcile"]["rounds"] >= n for u in secs)
+        cl.wait_until(lambda: rounds_done(10), 30, "10 reconcile rounds on each secondary")
+        for u in secs:
+            assert stats(u)["full_resyncs"] == 1, (u, stats(u)["reconcile"])
+        key = ukey("first")
+        put_sync(cl, key, b"first write")
+        for u in secs:
+            wait_until(lambda u=u: request("GET", u + "/internal/kv/" + quote_key(key))[2]
+                       == b"first write", 15, "%s to have the first write" % u)
+        start = {u: stats(u)["reconcile"]["rounds"] for u in secs}
+        cl.wait_until(lambda: all(stats(u)["reconcile"]["rounds"] >= start[u] + 5
+                                  for u in secs), 30, "5 more rounds")
+        for u in secs:
+            assert stats(u)["full_resyncs"] == 1, (u, stats(u)["reconcile"])
+        for p in cl.log_files():
+            if os.path.basename(p).startswith("store-"):
+                with open(p, errors="replace") as f:
+                    n = f.read().count("wiping the local copy")
+                assert n <= 1, "%s logged %d full resyncs" % (p, n)
+
+
 def test_write_quorum_w1_sigstop_secondary():
     cfg = {"cluster": {"shards": 1, "replicas": 2, "write_quorum": 1},
            "store": {"quorum_timeout_ms": 1000, "reconcile_interval_ms": 500},
