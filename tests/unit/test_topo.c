@@ -72,6 +72,60 @@ static void test_dense_ids_keep_todays_ring(void **state)
     topo_put(t);
 }
 
+/* A migration adding shard 2 to {0, 1}: the ring is today's, ring_to the
+ * one with 2; keys that move are exactly those the two rings disagree on. */
+static void test_migration(void **state)
+{
+    (void)state;
+    const char *json =
+        "{\"epoch\":9,\"ring\":[0,1],"
+        "\"migration\":{\"id\":4,\"phase\":\"freeze\",\"from\":[0,1],\"to\":[0,1,2]},"
+        "\"shards\":[{\"id\":0,\"epoch\":1},{\"id\":1,\"epoch\":1},"
+        "{\"id\":2,\"epoch\":1}]}";
+    const uint32_t now[] = {0, 1}, after[] = {0, 1, 2};
+    char err[160], key[32];
+    topo_t *t = parse(json, err, sizeof err);
+    ring_t *a = ring_new_ids(now, 2, RING_DEFAULT_VNODES);
+    ring_t *b = ring_new_ids(after, 3, RING_DEFAULT_VNODES);
+    size_t moved = 0;
+
+    if (t == NULL)
+        fail_msg("%s", err);
+    assert_int_equal(t->phase, TOPO_PHASE_FREEZE);
+    assert_int_equal(t->migration_id, 4);
+    assert_string_equal(topo_phase_name(t->phase), "freeze");
+    for (int i = 0; i < 5000; i++) {
+        int n = snprintf(key, sizeof key, "key-%d", i);
+        uint32_t owner = topo_shard_for(t, key, (size_t)n)->id;
+        uint32_t to = topo_owner_to(t, key, (size_t)n);
+        assert_int_equal(owner, ring_lookup(a, key, (size_t)n));
+        assert_int_equal(topo_owner_from(t, key, (size_t)n), owner);
+        assert_int_equal(to, ring_lookup(b, key, (size_t)n));
+        moved += owner != to;
+        if (owner != to)
+            assert_int_equal(to, 2);
+    }
+    assert_true(moved > 1000 && moved < 2400);
+    ring_free(a);
+    ring_free(b);
+    topo_put(t);
+
+    /* Without a migration the owner after it is the owner now. */
+    t = parse("{\"shards\":[{\"id\":5},{\"id\":7}]}", err, sizeof err);
+    assert_non_null(t);
+    assert_int_equal(t->phase, TOPO_PHASE_NONE);
+    assert_null(t->ring_to);
+    assert_null(t->ring_from);
+    for (int i = 0; i < 100; i++) {
+        int n = snprintf(key, sizeof key, "k%d", i);
+        assert_int_equal(topo_owner_to(t, key, (size_t)n),
+                         topo_shard_for(t, key, (size_t)n)->id);
+        assert_int_equal(topo_owner_from(t, key, (size_t)n),
+                         topo_shard_for(t, key, (size_t)n)->id);
+    }
+    topo_put(t);
+}
+
 static void test_refused(void **state)
 {
     (void)state;
@@ -85,6 +139,17 @@ static void test_refused(void **state)
         {"{\"shards\":[{\"id\":1.5}]}", "integer 0..255"},
         {"{\"shards\":[{\"epoch\":1}]}", "integer 0..255"},
         {"not json", "not valid JSON"},
+        {"{\"ring\":[3],\"shards\":[{\"id\":0}]}", "not in \"shards\""},
+        {"{\"ring\":[],\"shards\":[{\"id\":0}]}", "must list 1 to 1"},
+        {"{\"ring\":[0,0],\"shards\":[{\"id\":0},{\"id\":1}]}", "repeats"},
+        {"{\"migration\":{\"id\":1,\"phase\":\"later\",\"to\":[0]},"
+         "\"shards\":[{\"id\":0}]}", "needs an id and a phase"},
+        {"{\"migration\":{\"phase\":\"copy\",\"to\":[0]},"
+         "\"shards\":[{\"id\":0}]}", "needs an id and a phase"},
+        {"{\"migration\":{\"id\":1,\"phase\":\"copy\",\"from\":[0],\"to\":[1]},"
+         "\"shards\":[{\"id\":0}]}", "not in \"shards\""},
+        {"{\"migration\":{\"id\":1,\"phase\":\"copy\",\"to\":[0]},"
+         "\"shards\":[{\"id\":0}]}", "migration.from"},
     };
     char err[160];
 
@@ -101,6 +166,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sparse_ids),
         cmocka_unit_test(test_dense_ids_keep_todays_ring),
+        cmocka_unit_test(test_migration),
         cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests_name("topo", tests, NULL, NULL);
