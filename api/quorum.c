@@ -25,6 +25,8 @@ METRIC_COUNTER(m_primary_fallback, "kv_api_primary_fallback_reads_total",
                "R = 0 reads served by a secondary because the primary did not answer");
 METRIC_COUNTER(m_epoch_retries, "kv_api_read_epoch_retries_total",
                "reads asked again at a store's newer epoch after a 409");
+METRIC_COUNTER(m_moved_reroutes, "kv_api_read_moved_total",
+               "reads a store answered 421 moved (a migration switched the key)");
 
 void quorum_metrics_register(void)
 {
@@ -34,6 +36,7 @@ void quorum_metrics_register(void)
     metrics_register(&m_q_stale_seen);
     metrics_register(&m_primary_fallback);
     metrics_register(&m_epoch_retries);
+    metrics_register(&m_moved_reroutes);
 }
 
 /* ---- replicas that just failed to answer ---- */
@@ -216,6 +219,8 @@ typedef struct quorum_rd {
     size_t nrep, answered, outstanding;
     httpc_resp presp;      /* R = 0: the primary's failed answer */
     int have_primary;
+    int moved;             /* a store answered 421: not its key any more */
+    int rerouted;          /* this read already followed one 421 */
     quorum_rep reps[];     /* one per secondary asked, at most n */
 } quorum_rd;
 
@@ -230,6 +235,7 @@ typedef struct qget {
 } qget;
 
 static void quorum_rd_got(httpc_resp *resp, void *ctx);
+static void quorum_rd_reroute(quorum_rd *q);
 
 /* The headers of a read to a store: token and epoch. */
 static const char *const *quorum_hdrs(const api_app *a, const char **out,
@@ -546,6 +552,16 @@ static void quorum_rd_got(httpc_resp *resp, void *ctx)
     }
     int slot = g->slot;
     free(g);
+    if (resp->status == 421)
+        q->moved = 1;
+    if (q->moved) {
+        /* A migration switched the key to another shard and this api's
+         * topology is older than the store's: the read starts over there
+         * once nothing is in flight here. */
+        if (q->outstanding == 0)
+            quorum_rd_reroute(q);
+        return;
+    }
     if (slot < 0) {
         quorum_rd_primary_got(q, resp);
         return;
@@ -560,10 +576,43 @@ static void quorum_rd_got(httpc_resp *resp, void *ctx)
     quorum_rd_round_got(q, rp);
 }
 
-static quorum_rd *quorum_rd_new(api_call *c, topo_t *t, const topo_shard *sh,
-                     const char *raw_key, size_t raw_len, unsigned r)
+static quorum_rd *quorum_rd_alloc(api_call *c, topo_t *t, const topo_shard *sh,
+                                  const char *raw_key, size_t raw_len, unsigned r);
+static void quorum_rd_begin(quorum_rd *q);
+
+/* After a 421: the same read at the key's owner after the migration, as
+ * this api's topology names it (its migration "to"); once only. */
+static void quorum_rd_reroute(quorum_rd *q)
 {
-    /* Sized to the shard: most reads need no reply slot at all. */
+    api_call *c = q->c;
+    uint32_t to = topo_owner_to(q->t, c->key, c->klen);
+    const topo_shard *sh = topo_shard_by_id(q->t, to);
+    quorum_rd *nq;
+
+    quorum_poke(c->app);
+    metrics_add(&m_moved_reroutes, 1);
+    if (q->rerouted || sh == NULL || sh == q->sh) {
+        quorum_rd_fail(q, 503, "moved", "the key has moved to another shard "
+                       "and this api has not seen the new topology yet");
+        return;
+    }
+    topo_get(q->t);
+    nq = quorum_rd_alloc(c, q->t, sh, q->raw_key, q->raw_len, q->r);
+    quorum_rd_free(q);
+    if (nq == NULL)
+        return; /* answered 503 */
+    nq->rerouted = 1;
+    c->shard = sh->id;
+    c->epoch = sh->epoch;
+    snprintf(c->served_by, sizeof c->served_by, "%s", sh->primary ? sh->primary : "");
+    quorum_rd_begin(nq);
+}
+
+/* A read's state, sized to the shard: most reads need no reply slot at
+ * all. NULL when out of memory (then the client has its 503). */
+static quorum_rd *quorum_rd_alloc(api_call *c, topo_t *t, const topo_shard *sh,
+                                  const char *raw_key, size_t raw_len, unsigned r)
+{
     quorum_rd *q = calloc(1, sizeof *q + sh->nsecondaries * sizeof q->reps[0]);
 
     if (q == NULL || (q->raw_key = strndup(raw_key, raw_len)) == NULL) {
@@ -579,9 +628,32 @@ static quorum_rd *quorum_rd_new(api_call *c, topo_t *t, const topo_shard *sh,
     q->raw_len = raw_len;
     q->r = r;
     q->n = sh->nsecondaries;
-    /* Suspended from here on: every answer comes from a callback. */
-    httpd_suspend(c->r);
     return q;
+}
+
+static quorum_rd *quorum_rd_new(api_call *c, topo_t *t, const topo_shard *sh,
+                     const char *raw_key, size_t raw_len, unsigned r)
+{
+    quorum_rd *q = quorum_rd_alloc(c, t, sh, raw_key, raw_len, r);
+
+    /* Suspended from here on: every answer comes from a callback. */
+    if (q)
+        httpd_suspend(c->r);
+    return q;
+}
+
+/* The first GETs: the primary (R = 0), or the first round (R >= 1). */
+static void quorum_rd_begin(quorum_rd *q)
+{
+    if (q->r == 0) {
+        quorum_rd_start_primary(q);
+        return;
+    }
+    q->phase = QUORUM_RD_ROUND;
+    quorum_order(q->n, strcmp(q->c->app->cfg.quorum_policy, "ordered") == 0,
+                 quorum_thread_rng(), q->order);
+    quorum_suspects_last(q->c->app->quorum, q->sh, q->order, q->n);
+    quorum_rd_round(q);
 }
 
 void quorum_read_primary(api_call *c, topo_t *t, const topo_shard *sh,
@@ -590,21 +662,16 @@ void quorum_read_primary(api_call *c, topo_t *t, const topo_shard *sh,
     quorum_rd *q = quorum_rd_new(c, t, sh, raw_key, raw_len, 0);
 
     if (q)
-        quorum_rd_start_primary(q);
+        quorum_rd_begin(q);
 }
 
 void quorum_read(api_call *c, topo_t *t, const topo_shard *sh,
                  const char *raw_key, size_t raw_len, unsigned r)
 {
     quorum_rd *q = quorum_rd_new(c, t, sh, raw_key, raw_len, r);
-    int ordered;
 
     if (q == NULL)
         return;
     metrics_add(&m_q_reads, 1);
-    ordered = strcmp(c->app->cfg.quorum_policy, "ordered") == 0;
-    q->phase = QUORUM_RD_ROUND;
-    quorum_order(q->n, ordered, quorum_thread_rng(), q->order);
-    quorum_suspects_last(q->c->app->quorum, sh, q->order, q->n);
-    quorum_rd_round(q);
+    quorum_rd_begin(q);
 }
