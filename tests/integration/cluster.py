@@ -656,8 +656,13 @@ class Cluster:
         raise KeyError(shard)
 
     def replica_of(self, shard, url):
-        """The replica id of a store URL of shard (stores[shard].index)."""
-        return self.stores[shard].index(url)
+        """The replica id of a store URL of shard, from its port (any shard
+        id, also one added after the start)."""
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        r = port - (self.base_port + 100 + 10 * shard)
+        if not 0 <= r < self.replicas:
+            raise ValueError("%s is not a store of shard %d" % (url, shard))
+        return r
 
     def primary_replica(self, shard):
         return self.replica_of(shard, self.primary(shard))
