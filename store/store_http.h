@@ -47,8 +47,8 @@
  * store_changes (with store_snapcache), store_stats, with the refusals in
  * store_fence and the shared answers in store_reply.
  *
- * Ownership: store_http_new copies what it needs from opts except db, role
- * and wqm, which are borrowed and must outlive the handle; store_http_free
+ * Ownership: store_http_new copies what it needs from opts except db, role,
+ * mig and wqm, which are borrowed and must outlive the handle; store_http_free
  * frees the handle (stop the httpd server first). */
 #ifndef KV_STORE_HTTP_H
 #define KV_STORE_HTTP_H
@@ -56,6 +56,7 @@
 #include "sdb.h"
 #include "httpd.h"
 #include "role.h"
+#include "store_migrate.h"
 #include "wquorum.h"
 
 #include <stddef.h>
@@ -71,6 +72,8 @@ typedef struct store_http_opts {
     size_t max_key_bytes;    /* 414 above */
     size_t max_value_bytes;  /* 413 above */
     role_t *role;            /* the store's role (required) */
+    store_migrate *mig;      /* the migration's write fence and report
+                                (NULL: no fence, id and phase only) */
     wquorum *wqm;             /* NULL when write_quorum is 0 */
     unsigned write_quorum;   /* W */
     /* Optional gate (the lab's lease, store/heartbeat.h): while it returns
