@@ -36,6 +36,11 @@ def ukey(prefix):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
 
 
+def shard_key(c, shard, prefix):
+    """A fresh key that shard owns: stores answer 421 for the others."""
+    return keys_by_shard(c, 1, ukey(prefix) + "-")[shard][0]
+
+
 def put_sync(c, key, value, timeout=15):
     st, _, body = c.request("PUT", "/kv/%s?sync=1" % quote_key(key), body=value,
                             timeout=timeout)
@@ -189,7 +194,7 @@ def test_older_epoch_is_fenced_and_applies_nothing(cluster):
     assert epoch >= 1, topo
     prim, sec = topo["primary"], topo["secondaries"][0]
     old = str(epoch - 1)
-    key = ukey("fenced")
+    key = shard_key(cluster, shard, "fenced")
     body = encode_wire_op(WIRE_PUT, key, b"from-the-past", version=0)
 
     r = request("POST", prim + "/internal/batch", body=body,
@@ -227,7 +232,7 @@ def test_older_epoch_is_fenced_and_applies_nothing(cluster):
 def test_secondary_refuses_client_writes(cluster):
     topo = cluster.shard_topology(0)
     sec = topo["secondaries"][0]
-    key = ukey("nope")
+    key = shard_key(cluster, 0, "nope")
     r = request("PUT", sec + "/internal/kv/" + quote_key(key), body=b"x",
                 headers={"X-KV-Epoch": str(topo["epoch"])})
     j = assert_json_error(r, 409, "not_primary", "PUT to a secondary")
@@ -250,7 +255,7 @@ def test_replicate_protocol_gap_heartbeat_and_health(cluster):
     applied = json_of(body)["applied_seq"]
     # a batch that does not continue from our position is refused: nothing
     # applied, and the answer says where to resend from
-    key = ukey("gap")
+    key = shard_key(cluster, 0, "gap")
     far = applied + 1000000
     rep = encode_wire_op(WIRE_PUT, key, b"gap", version=99, seq=far + 1)
     st, _, body = request("POST", sec + "/internal/replicate", body=rep,
@@ -279,7 +284,7 @@ def test_replicate_protocol_gap_heartbeat_and_health(cluster):
 def test_repair_on_a_secondary_does_not_move_its_position(cluster):
     topo = cluster.shard_topology(1)
     sec, epoch = topo["secondaries"][0], str(topo["epoch"])
-    key = ukey("repair")
+    key = shard_key(cluster, 1, "repair")
     before = stats(sec)["applied_seq"]
     # a version far in the future, so the stream cannot overtake it
     ver = int(time.time() * 1e6) - 1577836800000000 + 10 ** 12
