@@ -41,6 +41,11 @@
  *    next pages (410 snapshot_gone once it expired, 30 s idle). since above
  *    the store's last seq is 409 {"error":"seq_ahead","seq":<last seq>}.
  *  - a resyncing secondary answers GET /internal/kv with 503 resyncing.
+ *  - ownership (store/store_owner.h, docs/PROTOCOL.md "Store details"): a
+ *    key another shard owns is 421 moved (X-KV-Shard), a client write to a
+ *    key a migration is moving 503 migrating (Retry-After: 1); in batches
+ *    and repairs per op (wire_result.number = the owner for 421). Repair
+ *    answers carry X-KV-Last-Seq.
  *
  * store_http.c holds the setup and the table of routes; each route is a
  * module of its own: store_kv, store_batch, store_repl_recv, store_repair,

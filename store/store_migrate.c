@@ -149,6 +149,7 @@ static void store_migrate_restart(store_migrate *m)
         wire_buf_reset(&m->tgt[i].buf);
         m->tgt[i].nops = 0;
         m->tgt[i].used = 0;
+        m->tgt[i].seq = 0; /* a new primary numbers on from its own seq */
         m->tgt[i].primary[0] = '\0';
     }
 }
