@@ -137,12 +137,18 @@ static void store_migrate_reset(store_migrate *m, uint64_t id)
 }
 
 /* Start over from seq 0 (a target's primary changed, or this store was not
- * the primary for a while): idempotent by version. */
-static void store_migrate_restart(store_migrate *m)
+ * the primary for a while): idempotent by version. refreeze: the store
+ * stopped being the source; another primary may have taken writes since
+ * its fence, so a later primaryship freezes again. */
+static void store_migrate_restart(store_migrate *m, int refreeze)
 {
     pthread_mutex_lock(&m->mu);
     m->position = 0;
     m->drained = 0;
+    if (refreeze) {
+        m->frozen = 0;
+        m->fence_seq = 0;
+    }
     pthread_mutex_unlock(&m->mu);
     m->copying = 0;
     for (size_t i = 0; i < TOPO_MAX_SHARD_IDS; i++) {
@@ -181,7 +187,7 @@ static int store_migrate_flush(store_migrate *m, const topo_t *t, uint32_t id)
         log_warn("migrate %" PRIu64 ": shard %u's primary is now %s (was %s):"
                  " the copy starts over", m->id, (unsigned)id, sh->primary,
                  tg->primary);
-        store_migrate_restart(m);
+        store_migrate_restart(m, 0);
         return -1;
     }
     snprintf(url, sizeof url, "%s/internal/repair", sh->primary);
@@ -314,7 +320,7 @@ static int store_migrate_target_drained(store_migrate *m, const topo_t *t,
         log_warn("migrate %" PRIu64 ": shard %u's primary is now %s (was %s):"
                  " the copy starts over", m->id, (unsigned)id, sh->primary,
                  tg->primary);
-        store_migrate_restart(m);
+        store_migrate_restart(m, 0);
         return 0;
     }
     snprintf(url, sizeof url, "%s/health", sh->primary);
@@ -507,7 +513,7 @@ static void *store_migrate_main(void *arg)
                 m->source = source;
                 pthread_mutex_unlock(&m->mu);
                 if (!source) /* a later primaryship starts over */
-                    store_migrate_restart(m);
+                    store_migrate_restart(m, 1);
             }
             if (source && t->phase != TOPO_PHASE_SWITCH)
                 wait = store_migrate_copy_step(m, t);

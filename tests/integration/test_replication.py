@@ -313,6 +313,44 @@ def test_repair_on_a_secondary_does_not_move_its_position(cluster):
     assert st == 200 and decode_result_status(body) == 208, (st, body)
 
 
+def test_keys_of_another_shard_are_421_moved(cluster):
+    """Outside a migration a store serves only the keys its shard owns: the
+    others are 421 moved naming the owner, per op in batches and repairs,
+    on every role; and /health shows no migration object."""
+    ks = keys_by_shard(cluster, 3, ukey("own") + "-")
+    topo = cluster.shard_topology(0)
+    prim, sec, epoch = topo["primary"], topo["secondaries"][0], str(topo["epoch"])
+    mine, theirs = ks[0], ks[1]
+    body = b"".join(encode_wire_op(WIRE_PUT, k, b"v") for k in (mine[0], theirs[0], mine[1], theirs[1]))
+    st, _, res = request("POST", prim + "/internal/batch", body=body,
+                         headers={"X-KV-Epoch": epoch})
+    assert st == 200 and len(res) == 4 * 24, (st, res[:200])
+    statuses = [int.from_bytes(res[i * 24:i * 24 + 2], "little") for i in range(4)]
+    owners = [int.from_bytes(res[i * 24 + 16:i * 24 + 24], "little", signed=True) for i in (1, 3)]
+    assert statuses == [200, 421, 200, 421] and owners == [1, 1], (statuses, owners)
+    for k in (theirs[0], theirs[1]):
+        st, _, b = request("GET", cluster.shard_topology(1)["primary"] + "/internal/kv/" + quote_key(k))
+        assert st == 404, ("a refused op was applied somewhere", k, st, b[:100])
+    r = request("PUT", prim + "/internal/kv/" + quote_key(theirs[2]), body=b"x",
+                headers={"X-KV-Epoch": epoch})
+    j = assert_json_error(r, 421, "moved", "PUT of another shard's key")
+    assert j["shard"] == 1 and r[1].get("X-KV-Shard") == "1", (j, dict(r[1]))
+    rep = encode_wire_op(WIRE_PUT, theirs[2], b"r", version=777) + \
+        encode_wire_op(WIRE_PUT, mine[2], b"r", version=777)
+    st, hd, res = request("POST", sec + "/internal/repair", body=rep,
+                          headers={"X-KV-Epoch": epoch})
+    assert st == 200 and [decode_result_status(res[i * 24:]) for i in (0, 1)] == [421, 200], (st, res)
+    assert int(hd["X-KV-Last-Seq"]) >= 0, dict(hd)
+    wait_until(lambda: request("GET", sec + "/internal/kv/" + quote_key(mine[0]))[0] == 200,
+               10, "the secondary to hold the batch's own key")
+    r = request("GET", sec + "/internal/kv/" + quote_key(theirs[0]))
+    assert assert_json_error(r, 421, "moved", "GET on a secondary")["shard"] == 1
+    for url in (prim, sec):
+        h = get_json(url + "/health")[1]
+        assert "migration" not in h, h
+    assert stats(prim)["requests"]["moved"] >= 3, stats(prim)["requests"]
+
+
 def decode_result_status(body):
     return int.from_bytes(body[0:2], "little")
 
