@@ -426,9 +426,10 @@ static void *store_migrate_purge_begin(void *arg)
     store_migrate_purge_ctx *c = arg;
 
     c->t = role_topo(c->m->role);
-    /* A migration began (or the topology is gone): stop; its end purges. */
+    /* A migration began (or the topology is gone, or no longer lists this
+     * shard): stop; its end purges. */
     if (c->t == NULL || c->t->phase != TOPO_PHASE_NONE ||
-        !store_owner_in_ring(c->t->ring, c->m->shard) ||
+        topo_shard_by_id(c->t, c->m->shard) == NULL ||
         store_migrate_stopping(c->m)) {
         topo_put(c->t);
         c->t = NULL;
@@ -499,8 +500,11 @@ static void *store_migrate_main(void *arg)
                 store_migrate_reset(m, 0);
                 purge_due = 1;
             }
-            if (purge_due && topo_shard_by_id(t, m->shard) &&
-                store_owner_in_ring(t->ring, m->shard))
+            /* A shard listed but not in the ring owns nothing: what it
+             * holds (a migration that was called off) goes too, or a key
+             * deleted meanwhile could come back with the next one. A
+             * shard no longer listed is being removed: its replicas stop. */
+            if (purge_due && topo_shard_by_id(t, m->shard))
                 purge_due = !store_migrate_purge(m);
         } else {
             int source;

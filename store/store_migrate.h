@@ -28,9 +28,11 @@
  * new primary or a target whose primary changed starts over from seq 0
  * (idempotent by version).
  *
- * The purge. With no migration in the topology, after each migration the
- * store saw end and once at start, records of keys another shard owns now
- * are deleted without tombstones (sdb_purge), in short transactions.
+ * The purge. With no migration in the topology and this shard listed in
+ * it, after each migration the store saw end and once at start, records of
+ * keys another shard owns now are deleted without tombstones (sdb_purge),
+ * in short transactions (a shard listed but not in the ring owns nothing:
+ * a migration to it was called off).
  * Before it starts copying the copier waits for a tombstone collection
  * under way (role_gc_barrier): none starts during a migration.
  *
