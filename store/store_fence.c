@@ -117,3 +117,30 @@ int store_fence_quorum(store_http *h, httpd_req *r)
     httpd_respond_json(r, 503, j, hdrs);
     return -1;
 }
+
+int store_fence_owner(store_http *h, httpd_req *r, const topo_t *t,
+                      const char *key, size_t len, enum store_owner_op op)
+{
+    char hdr[40], msg[160];
+    const char *hdrs[] = {hdr, NULL};
+    static const char *const retry[] = {"Retry-After: 1", NULL};
+    uint32_t owner;
+
+    switch (store_owner_check(t, h->shard, key, len, op, &owner)) {
+    case STORE_OWNER_OK:
+        return 0;
+    case STORE_OWNER_MOVED:
+        store_stats_add(STORE_STATS_MOVED, 1);
+        snprintf(hdr, sizeof hdr, "X-KV-Shard: %u", (unsigned)owner);
+        snprintf(msg, sizeof msg, "shard %u owns this key, not shard %u",
+                 (unsigned)owner, h->shard);
+        store_reply_json_error(r, 421, hdrs, "moved", msg, "shard", owner);
+        return -1;
+    default:
+        store_stats_add(STORE_STATS_MIGRATING, 1);
+        store_reply_json_error(r, 503, retry, "migrating",
+                               "this key is moving to another shard; "
+                               "retry shortly", NULL, 0);
+        return -1;
+    }
+}
