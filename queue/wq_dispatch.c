@@ -215,7 +215,7 @@ static void wq_dispatch_link(wq_op **first, wq_op **tail, wq_op *o)
 static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
                                       const httpc_resp *resp, wq_end_list *e)
 {
-    wq_op *moved = NULL, *moved_tail = NULL, *wait = NULL, *wait_tail = NULL;
+    wq_op *wait = NULL, *wait_tail = NULL;
     size_t off = 0;
     wire_result r;
 
@@ -226,7 +226,7 @@ static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
         if (r.status == 200 || r.status == 208)
             wq_end_op(q, o, WQ_APPLIED, 200, r.number, NULL, NULL, e);
         else if (r.status == 421)
-            wq_dispatch_link(&moved, &moved_tail, o);
+            wq_route_moved(q, o, si, r.number); /* number: the owner */
         else if (r.status == 503)
             wq_dispatch_link(&wait, &wait_tail, o);
         else if (r.status == 409 && o->kind == WIRE_INCR)
@@ -240,8 +240,6 @@ static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
         wq_table_requeue(q, &q->shards[si], wait);
         q->shards[si].next_try_us = clock_mono_us() + WQ_MIGRATING_HOLD_US;
     }
-    if (moved)
-        wq_route_moved(q, moved, si);
 }
 
 /* A batch failed: STALE ops that used up their retries fail, the rest go

@@ -205,11 +205,12 @@ uint32_t wq_route_owner(const topo_t *t, const char *key, size_t klen);
  * every queued op (not in flight) whose key has another owner now to that
  * shard's FIFOs. */
 void wq_route_follow(wq_t *q);
-/* With the lock held: ops (in flight, linked by next) that shard `from`
- * answered 421 moved go to the owner this queue's topology names after
- * the migration; when it names `from` still, they wait there for the new
- * topology (asked for now). */
-void wq_route_moved(wq_t *q, wq_op *first, uint32_t from);
+/* With the lock held: an op (in flight) that shard `from` answered 421
+ * moved goes to the owner the store named (owner, -1: none) when this
+ * queue's topology has that shard, else to the owner its topology names
+ * after the migration; when that is `from` still, it waits there for the
+ * new topology (asked for now). */
+void wq_route_moved(wq_t *q, wq_op *o, uint32_t from, int64_t owner);
 
 /* wq_dispatch.c: one dispatcher thread (arg: the wq_t). */
 void *wq_dispatch_worker(void *arg);

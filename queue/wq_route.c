@@ -107,21 +107,22 @@ void wq_route_follow(wq_t *q)
     topo_put(t);
 }
 
-void wq_route_moved(wq_t *q, wq_op *first, uint32_t from)
+void wq_route_moved(wq_t *q, wq_op *o, uint32_t from, int64_t owner)
 {
     topo_t *t = topo_watch_get(q->topo);
-    int stay = 0;
+    uint32_t to = from;
 
-    for (wq_op *o = first, *nx; o; o = nx) {
-        uint32_t to = t ? topo_owner_to(t, o->k->key, o->k->klen) : from;
-
-        nx = o->next;
-        if (to >= WQ_MAX_SHARDS)
-            to = from;
-        stay |= to == from;
-        wq_route_to(q, o, to);
-    }
-    if (stay) {
+    /* The store names the owner (wire_result.number); our own topology
+     * has to know that shard to send it there. */
+    if (t && owner >= 0 && owner < WQ_MAX_SHARDS && owner != from &&
+        topo_shard_by_id(t, (uint32_t)owner))
+        to = (uint32_t)owner;
+    else if (t)
+        to = topo_owner_to(t, o->k->key, o->k->klen);
+    if (to >= WQ_MAX_SHARDS)
+        to = from;
+    wq_route_to(q, o, to);
+    if (to == from) {
         /* The shard knows a newer topology than ours: fetch it, and do not
          * send it the same ops again before. */
         topo_watch_poke(q->topo);
