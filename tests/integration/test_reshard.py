@@ -165,3 +165,39 @@ def test_restart_goes_on_with_the_stored_shards_and_migration():
             cl.stop()
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def kvctl(cl, *args):
+    import subprocess
+    exe = os.path.join(cl.build, "bin", "kvctl")
+    p = subprocess.run([exe, "--controller", cl.controller] + list(args),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def test_kvctl_shard_commands():
+    """kvctl shard: status before any migration, add --no-wait (exit 0), a
+    second add refused with the server's 409 message (exit 1), usage errors
+    (exit 2), status --json the GET /rebalance object, kvctl status naming
+    the running migration."""
+    with own_cluster(CFG, "reshard-kvctl") as cl:
+        rc, out, err = kvctl(cl, "shard", "status")
+        assert rc == 0 and "no shard migration" in out, (rc, out, err)
+        rc, out, err = kvctl(cl, "shard", "remove", "x")
+        assert rc == 2, (rc, out, err)
+        rc, out, err = kvctl(cl, "shard", "frobnicate")
+        assert rc == 2, (rc, out, err)
+        rc, out, err = kvctl(cl, "shard", "remove", "7")
+        assert rc == 1 and "404 not_found" in err, (rc, out, err)
+        rc, out, err = kvctl(cl, "shard", "add", "--no-wait")
+        assert rc == 0 and "migration 1 (add shard 2) started" in out, (rc, out, err)
+        rc, out, err = kvctl(cl, "shard", "add")
+        assert rc == 1, (rc, out, err)
+        assert "409 migration_running: migration 1 (add shard 2) is in phase" in err, err
+        rc, out, err = kvctl(cl, "shard", "status", "--json")
+        assert rc == 0, (rc, out, err)
+        j = json.loads(out)
+        assert j["id"] == 1 and j["kind"] == "add" and j["shard"] == 2, j
+        if j["running"]:
+            rc, out, err = kvctl(cl, "status")
+            assert "migration 1 (add shard 2) in phase" in out, out
