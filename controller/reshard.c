@@ -688,22 +688,21 @@ cJSON *reshard_add(reshard_t *r, const char *body, size_t len, int *status)
     cluster_t *cl = r->cl;
     char urls[CLUSTER_MAX_REPLICAS][SUP_URL_MAX];
     const char *up[CLUSTER_MAX_REPLICAS];
-    cluster_migration m;
+    cluster_migration m, last;
     char err[256], name[96];
     cJSON *out;
     size_t nurls;
     uint32_t id;
 
     pthread_mutex_lock(&r->op);
-    out = reshard_add_body(r, body, len, urls, &nurls, status);
-    if (out)
-        goto done;
     pthread_mutex_lock(&cl->mu);
-    out = reshard_busy(r, status);
+    out = reshard_busy(r, status); /* first: it says the most */
     id = cl->next_shard_id;
     memset(&m, 0, sizeof m);
     m.nfrom = cluster_ring_ids(cl, m.from);
     pthread_mutex_unlock(&cl->mu);
+    if (out == NULL)
+        out = reshard_add_body(r, body, len, urls, &nurls, status);
     if (out)
         goto done;
     if (id >= CLUSTER_MAX_SHARDS) {
@@ -714,11 +713,6 @@ cJSON *reshard_add(reshard_t *r, const char *body, size_t len, int *status)
     }
     for (size_t i = 0; i < nurls; i++)
         up[i] = urls[i];
-    if (cluster_shard_add(cl, id, up, nurls, sup_now_ms(), err,
-                          sizeof err) < 0) {
-        out = reshard_error(status, 400, "bad_request", "%s", err);
-        goto done;
-    }
     memcpy(m.to, m.from, m.nfrom * sizeof *m.from);
     m.nto = m.nfrom;
     m.to[m.nto++] = id;
@@ -727,9 +721,23 @@ cJSON *reshard_add(reshard_t *r, const char *body, size_t len, int *status)
     m.phase = CLUSTER_MIG_PREPARE;
     m.share = reshard_share(cl, m.to, m.nto, id);
     m.started_unix_ms = m.phase_unix_ms = reshard_unix_ms();
+    /* The migration first, then the shard: a topology published in
+     * between must already have the ring without it (else the new, empty
+     * shard would own keys at once). */
     pthread_mutex_lock(&cl->mu);
+    last = cl->mig;
     m.id = cl->mig.id + 1;
     cl->mig = m;
+    pthread_mutex_unlock(&cl->mu);
+    if (cluster_shard_add(cl, id, up, nurls, sup_now_ms(), err,
+                          sizeof err) < 0) {
+        pthread_mutex_lock(&cl->mu);
+        cl->mig = last;
+        pthread_mutex_unlock(&cl->mu);
+        out = reshard_error(status, 400, "bad_request", "%s", err);
+        goto done;
+    }
+    pthread_mutex_lock(&cl->mu);
     cl->epoch++;
     pthread_mutex_unlock(&cl->mu);
     reshard_name(&m, name, sizeof name);

@@ -4,7 +4,9 @@
  * a shard in the model, the published topology's ring and migration, and
  * the driver's pure decisions over stores' /health bodies
  * (controller/reshard.h: may it move from copy to freeze, from freeze to
- * switch, from switch to open). */
+ * switch, from switch to open), and the driver itself stepping an add and a
+ * remove through every phase against fake stores (lib/httpd servers whose
+ * /health body the test sets). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +20,14 @@
 #include "../../controller/cluster.h"
 #include "../../controller/cluster_publish.h"
 #include "../../controller/cluster_state.h"
+#include "../../controller/probe.h"
 #include "../../controller/reshard.h"
+#include "httpc.h"
+#include "httpd.h"
 #include "log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 typedef struct fixture {
     char dir[64];
@@ -330,6 +338,268 @@ static void test_may_switch_and_open(void **state)
     assert_false(reshard_may_open(s, 3, 3)); /* none answered */
 }
 
+/* ---- the driver against fake stores ---- */
+
+typedef struct fake_store {
+    httpd_t *srv;
+    pthread_mutex_t mu;
+    char health[512];             /* the /health body */
+    _Atomic int notified;         /* POST /internal/topology-changed seen */
+} fake_store;
+
+static void fake_handle(httpd_req *r, void *app)
+{
+    fake_store *f = app;
+    const char *path = httpd_path(r);
+
+    if (strcmp(path, "/health") == 0) {
+        char body[512];
+        pthread_mutex_lock(&f->mu);
+        snprintf(body, sizeof body, "%s", f->health);
+        pthread_mutex_unlock(&f->mu);
+        httpd_respond(r, 200, "application/json", body, strlen(body), NULL);
+        return;
+    }
+    if (strcmp(path, "/internal/topology-changed") == 0) {
+        atomic_fetch_add(&f->notified, 1);
+        httpd_respond(r, 200, "application/json", "{}", 2, NULL);
+        return;
+    }
+    httpd_error(r, 404, "not_found", "no route");
+}
+
+static void fake_set(fake_store *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void fake_set(fake_store *f, const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&f->mu);
+    va_start(ap, fmt);
+    vsnprintf(f->health, sizeof f->health, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&f->mu);
+}
+
+#define NFAKE 3 /* shards 0, 1 and the one added (2), one replica each */
+
+typedef struct drive {
+    fixture fx;
+    cluster_t cl;
+    fake_store st[NFAKE];
+    reshard_t *rs;
+} drive;
+
+/* A 2-shard, 1-replica external cluster (controller.supervise=0) with fake
+ * stores on the ports of shards 0, 1 and 2. */
+static void drive_up(drive *d)
+{
+    memset(d, 0, sizeof *d);
+    for (int attempt = 0; attempt < 50; attempt++) {
+        int ok = 1;
+        fixture_up(&d->fx, 2);
+        d->fx.cfg.replicas = 1;
+        d->fx.cfg.supervise = 0;
+        d->fx.cfg.health_interval_ms = 100;
+        d->fx.cfg.base_port = 21000 + (int)((unsigned)rand() % 1000) * 10;
+        for (int s = 0; s < NFAKE && ok; s++) {
+            httpd_opts o = {.bind = "127.0.0.1",
+                            .port = config_store_port(&d->fx.cfg,
+                                                      (unsigned)s, 0),
+                            .threads = 2};
+            pthread_mutex_init(&d->st[s].mu, NULL);
+            fake_set(&d->st[s], "{\"status\":\"ok\",\"keys\":1000}");
+            d->st[s].srv = httpd_start(&o, fake_handle, &d->st[s]);
+            ok = d->st[s].srv != NULL;
+        }
+        if (ok) {
+            init(&d->cl, &d->fx.cfg);
+            d->rs = reshard_new(&d->cl, NULL);
+            assert_non_null(d->rs);
+            return;
+        }
+        for (int s = 0; s < NFAKE; s++)
+            if (d->st[s].srv)
+                httpd_stop(d->st[s].srv);
+        fixture_down(&d->fx);
+        memset(d, 0, sizeof *d);
+    }
+    fail_msg("no free ports for the fake stores");
+}
+
+static void drive_down(drive *d)
+{
+    reshard_free(d->rs);
+    for (int s = 0; s < NFAKE; s++)
+        httpd_stop(d->st[s].srv);
+    cluster_free(&d->cl);
+    fixture_down(&d->fx);
+}
+
+/* One health round: probe every node, then one driver step. */
+static enum cluster_mig_phase drive_tick(drive *d)
+{
+    enum cluster_mig_phase p;
+
+    probe_nodes(&d->cl, 500);
+    reshard_tick(d->rs, sup_now_ms());
+    pthread_mutex_lock(&d->cl.mu);
+    p = d->cl.mig.phase;
+    pthread_mutex_unlock(&d->cl.mu);
+    return p;
+}
+
+static void drive_mig(drive *d, int s, unsigned id, const char *phase,
+                      int caught_up, unsigned lag, int drained)
+{
+    fake_set(&d->st[s],
+             "{\"status\":\"ok\",\"keys\":1000,\"migration\":{\"id\":%u,"
+             "\"phase\":\"%s\",\"source\":true,\"position\":%u,"
+             "\"last_seq\":10000,\"caught_up\":%s,\"scanned\":500,"
+             "\"sent\":300,\"sent_bytes\":30000,\"drained\":%s}}",
+             id, phase, 10000 - lag, caught_up ? "true" : "false",
+             drained ? "true" : "false");
+}
+
+static cJSON *drive_topo(drive *d)
+{
+    return cluster_publish_topology(&d->cl);
+}
+
+static int ids_equal(const cJSON *a, const uint32_t *ids, size_t n)
+{
+    if (cJSON_GetArraySize(a) != (int)n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (cJSON_GetArrayItem(a, (int)i)->valueint != (int)ids[i])
+            return 0;
+    return 1;
+}
+
+static void test_driver_add_then_remove(void **state)
+{
+    (void)state;
+    drive d;
+    char body[256];
+    int status = 0;
+    cJSON *out, *t;
+    uint64_t epoch;
+
+    drive_up(&d);
+    snprintf(body, sizeof body, "{\"primary\":\"http://127.0.0.1:%u\"}",
+             (unsigned)config_store_port(&d.fx.cfg, 2, 0));
+    /* external: an empty body is refused, as is a URL the cluster has */
+    out = reshard_add(d.rs, "", 0, &status);
+    assert_int_equal(status, 400);
+    cJSON_Delete(out);
+    out = reshard_add(d.rs, "{\"primary\":\"http://127.0.0.1:1\","
+                            "\"secondaries\":[\"http://127.0.0.1:2\"]}",
+                      58, &status);
+    assert_int_equal(status, 400); /* 2 stores, cluster.replicas is 1 */
+    cJSON_Delete(out);
+
+    epoch = d.cl.epoch;
+    out = reshard_add(d.rs, body, strlen(body), &status);
+    assert_int_equal(status, 202);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(out,
+                                                                "migration"),
+                                            "phase")->valuestring,
+                        "prepare");
+    cJSON_Delete(out);
+    assert_true(d.cl.epoch > epoch);
+    assert_int_equal(atomic_load(&d.st[0].notified), 1);
+    out = reshard_add(d.rs, body, strlen(body), &status);
+    assert_int_equal(status, 409);
+    cJSON_Delete(out);
+
+    /* prepare -> copy: the new store answers */
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_COPY);
+    t = drive_topo(&d);
+    assert_true(ids_equal(cJSON_GetObjectItem(t, "ring"), (uint32_t[]){0, 1}, 2));
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(t, "migration"),
+                                            "phase")->valuestring, "copy");
+    cJSON_Delete(t);
+    /* copy: one source not caught up, then 3000 behind: no freeze */
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_COPY);
+    drive_mig(&d, 0, 1, "copy", 1, 10, 0);
+    drive_mig(&d, 1, 1, "copy", 0, 10, 0);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_COPY);
+    drive_mig(&d, 1, 1, "copy", 1, 3000, 0);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_COPY);
+    drive_mig(&d, 1, 1, "copy", 1, 1500, 0);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_FREEZE);
+    /* the progress of the sources is in GET /rebalance */
+    drive_tick(&d);
+    out = reshard_rebalance(d.rs);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(out, "sources")), 2);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(out, "totals"),
+                                         "sent")->valueint, 600);
+    assert_int_equal(cJSON_GetObjectItem(out, "predicted_keys")->valueint,
+                     (int)(2000 * d.cl.mig.share));
+    cJSON_Delete(out);
+    /* freeze -> switch once both drained */
+    drive_mig(&d, 0, 1, "freeze", 1, 0, 1);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_FREEZE);
+    drive_mig(&d, 1, 1, "freeze", 1, 0, 1);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_SWITCH);
+    t = drive_topo(&d);
+    assert_true(ids_equal(cJSON_GetObjectItem(t, "ring"),
+                          (uint32_t[]){0, 1, 2}, 3));
+    cJSON_Delete(t);
+    /* switch -> open once every replica of the sources shows it */
+    drive_mig(&d, 0, 1, "switch", 1, 0, 1);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_SWITCH);
+    drive_mig(&d, 1, 1, "switch", 1, 0, 1);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_DONE);
+    t = drive_topo(&d);
+    assert_null(cJSON_GetObjectItem(t, "ring"));
+    assert_null(cJSON_GetObjectItem(t, "migration"));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "shards")), 3);
+    cJSON_Delete(t);
+    /* one notice a phase: prepare, copy, freeze, switch, open */
+    assert_int_equal(atomic_load(&d.st[2].notified), 5);
+
+    /* remove shard 0: the only source is shard 0 */
+    out = reshard_remove(d.rs, 0, &status);
+    assert_int_equal(status, 202);
+    cJSON_Delete(out);
+    out = reshard_remove(d.rs, 1, &status);
+    assert_int_equal(status, 409);
+    cJSON_Delete(out);
+    drive_mig(&d, 1, 1, "copy", 0, 9000, 0); /* not a source: ignored */
+    drive_mig(&d, 0, 2, "copy", 1, 0, 0);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_FREEZE);
+    drive_mig(&d, 0, 2, "freeze", 1, 0, 1);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_SWITCH);
+    drive_mig(&d, 0, 2, "switch", 1, 0, 1);
+    assert_int_equal(drive_tick(&d), CLUSTER_MIG_DONE);
+    t = drive_topo(&d);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "shards")), 2);
+    assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(t, "shards"), 0)
+                         ->child->valueint, 1); /* "id" of the first: 1 */
+    cJSON_Delete(t);
+    assert_int_equal(cluster_shard_count(&d.cl), 2);
+    /* gone for good: 404, and the state file agrees */
+    out = reshard_remove(d.rs, 0, &status);
+    assert_int_equal(status, 404);
+    cJSON_Delete(out);
+    {
+        cluster_t again;
+        char err[512];
+        init(&again, &d.fx.cfg);
+        assert_int_equal(cluster_state_load(&again, err, sizeof err), 0);
+        assert_false(again.shards[0].present);
+        assert_true(again.shards[1].present && again.shards[2].present);
+        assert_int_equal(again.shards[2].nurls, 1);
+        assert_int_equal(again.mig.id, 2);
+        assert_int_equal(again.mig.phase, CLUSTER_MIG_DONE);
+        assert_int_equal(again.next_shard_id, 3);
+        cluster_free(&again);
+    }
+    drive_down(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,7 +609,9 @@ int main(void)
         cmocka_unit_test(test_parse_health),
         cmocka_unit_test(test_may_freeze),
         cmocka_unit_test(test_may_switch_and_open),
+        cmocka_unit_test(test_driver_add_then_remove),
     };
+    httpc_global_init();
     log_init("test_reshard", LOG_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
