@@ -25,6 +25,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "topo.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -462,9 +463,27 @@ static void drive_mig(drive *d, int s, unsigned id, const char *phase,
              drained ? "true" : "false");
 }
 
+/* The published topology; lib/topo parses it (what stores, queue and api
+ * do) with the controller's phase. */
 static cJSON *drive_topo(drive *d)
 {
-    return cluster_publish_topology(&d->cl);
+    cJSON *t = cluster_publish_topology(&d->cl);
+    char *text = cJSON_PrintUnformatted(t), err[256];
+    topo_t *parsed = topo_parse(text, strlen(text), err, sizeof err);
+    enum cluster_mig_phase p = d->cl.mig.phase;
+
+    if (parsed == NULL)
+        fail_msg("topo_parse: %s: %s", err, text);
+    assert_int_equal(parsed->phase,
+                     p == CLUSTER_MIG_COPY     ? TOPO_PHASE_COPY
+                     : p == CLUSTER_MIG_FREEZE ? TOPO_PHASE_FREEZE
+                     : p == CLUSTER_MIG_SWITCH ? TOPO_PHASE_SWITCH
+                                               : TOPO_PHASE_NONE);
+    assert_int_equal(parsed->migration_id,
+                     parsed->phase == TOPO_PHASE_NONE ? 0 : d->cl.mig.id);
+    topo_put(parsed);
+    free(text);
+    return t;
 }
 
 static int ids_equal(const cJSON *a, const uint32_t *ids, size_t n)
@@ -509,6 +528,10 @@ static void test_driver_add_then_remove(void **state)
     cJSON_Delete(out);
     assert_true(d.cl.epoch > epoch);
     assert_int_equal(atomic_load(&d.st[0].notified), 1);
+    t = drive_topo(&d); /* prepare: shard 2 listed, not in the ring */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(t, "shards")), 3);
+    assert_true(ids_equal(cJSON_GetObjectItem(t, "ring"), (uint32_t[]){0, 1}, 2));
+    cJSON_Delete(t);
     out = reshard_add(d.rs, body, strlen(body), &status);
     assert_int_equal(status, 409);
     cJSON_Delete(out);
@@ -572,6 +595,9 @@ static void test_driver_add_then_remove(void **state)
     assert_int_equal(drive_tick(&d), CLUSTER_MIG_FREEZE);
     drive_mig(&d, 0, 2, "freeze", 1, 0, 1);
     assert_int_equal(drive_tick(&d), CLUSTER_MIG_SWITCH);
+    t = drive_topo(&d);
+    assert_true(ids_equal(cJSON_GetObjectItem(t, "ring"), (uint32_t[]){1, 2}, 2));
+    cJSON_Delete(t);
     drive_mig(&d, 0, 2, "switch", 1, 0, 1);
     assert_int_equal(drive_tick(&d), CLUSTER_MIG_DONE);
     t = drive_topo(&d);
