@@ -242,7 +242,7 @@ static int reshard_advance(reshard_t *r, uint64_t id,
 {
     cluster_t *cl = r->cl;
     cluster_migration m;
-    uint64_t epoch;
+    uint64_t epoch, sent, bytes;
     char name[96];
 
     pthread_mutex_lock(&r->op);
@@ -270,9 +270,13 @@ static int reshard_advance(reshard_t *r, uint64_t id,
         (to == CLUSTER_MIG_FAILED && m.kind == CLUSTER_MIG_ADD))
         reshard_stop_shard(r, m.shard);
     reshard_name(&m, name, sizeof name);
-    log_info("reshard: %s: %s -> %s, topology epoch %llu: %s", name,
+    reshard_progress(r, &sent, &bytes);
+    log_info("reshard: %s: %s -> %s, topology epoch %llu, %.1f s in, %llu "
+             "records (%llu bytes) sent: %s", name,
              cluster_mig_phase_name(from), cluster_mig_phase_name(to),
-             (unsigned long long)epoch, why);
+             (unsigned long long)epoch,
+             (double)(m.phase_unix_ms - m.started_unix_ms) / 1000.0,
+             (unsigned long long)sent, (unsigned long long)bytes, why);
     reshard_publish(r);
     pthread_mutex_unlock(&r->op);
     return 0;
@@ -415,11 +419,12 @@ static void reshard_log_progress(reshard_t *r, const cluster_migration *m,
     for (size_t i = 0; i < r->nsrcs && off < sizeof line - 1; i++) {
         const reshard_src *s = &r->srcs[i];
         int k = snprintf(line + off, sizeof line - off,
-                         "%s shard %u: %s%s position %llu/%llu sent %llu "
+                         "%s shard %u: %sposition %llu/%llu sent %llu "
                          "(%llu bytes)%s",
                          i ? ";" : "", s->shard,
-                         s->answered ? "" : "no answer,",
-                         s->has_mig || !s->answered ? "" : "no migration yet,",
+                         !s->answered  ? "no answer, "
+                         : !s->has_mig ? "no migration yet, "
+                                       : "",
                          (unsigned long long)s->position,
                          (unsigned long long)s->last_seq,
                          (unsigned long long)s->sent,
@@ -474,10 +479,10 @@ void reshard_tick(reshard_t *r, int64_t now_ms)
                  : reshard_may_switch(r->srcs, r->nsrcs, m.id);
         pthread_mutex_unlock(&r->mu);
         reshard_log_progress(r, &m, now_ms);
+        snprintf(why, sizeof why, "every source caught up within %d "
+                 "records of its last seq", RESHARD_MAX_LAG);
         if (go && m.phase == CLUSTER_MIG_COPY)
-            reshard_advance(r, m.id, m.phase, CLUSTER_MIG_FREEZE,
-                            "every source caught up within "
-                            "2000 records of its last seq");
+            reshard_advance(r, m.id, m.phase, CLUSTER_MIG_FREEZE, why);
         else if (go)
             reshard_advance(r, m.id, m.phase, CLUSTER_MIG_SWITCH,
                             "every source drained its moving records");
