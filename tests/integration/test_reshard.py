@@ -201,3 +201,35 @@ def test_kvctl_shard_commands():
         if j["running"]:
             rc, out, err = kvctl(cl, "status")
             assert "migration 1 (add shard 2) in phase" in out, out
+
+
+def test_failover_during_a_migration():
+    """A source primary SIGKILLed while an add runs is replaced as always
+    (its secondary promoted, shard epoch + 1), the topology keeps the
+    migration (while it runs) and the driver asks the new primary."""
+    cfg = json.loads(json.dumps(CFG))
+    cfg["controller"].update({"failover_after_ms": 1000, "restart_backoff_ms": 3000,
+                              "restart_backoff_max_ms": 3000})
+    with own_cluster(cfg, "reshard-failover") as cl:
+        st, _, body = post_shards(cl)
+        assert st == 202, (st, body)
+        wait_until(lambda: rebalance(cl)["phase"] != "prepare", 30,
+                   "the migration past prepare")
+        old = cl.primary(0)
+        epoch0 = [s for s in cl.topology()["shards"] if s["id"] == 0][0]["epoch"]
+        cl.kill("store-0-0")
+        wait_until(lambda: cl.primary(0) != old, 10, "shard 0 failed over")
+        t = cl.topology()
+        s0 = [s for s in t["shards"] if s["id"] == 0][0]
+        assert s0["primary"] == store_url(cl, 0, 1) and s0["epoch"] == epoch0 + 1, s0
+        assert 2 in [s["id"] for s in t["shards"]], t
+        j = rebalance(cl)
+        if j["running"]:
+            assert t["migration"]["id"] == 1, t
+            if j["phase"] in ("copy", "freeze"):
+                wait_until(lambda: any(s["shard"] == 0 and s["answered"]
+                                       for s in rebalance(cl)["sources"]),
+                           10, "the driver hears shard 0's new primary")
+        # the new shard's stores were not failed over for starting late
+        s2 = [s for s in t["shards"] if s["id"] == 2][0]
+        assert s2["primary"] == store_url(cl, 2, 0) and s2["epoch"] == 1, s2
