@@ -369,7 +369,6 @@ int cluster_shard_add(cluster_t *cl, uint32_t id, const char *const *urls,
                             (long long)cl->cfg.replicas);
     if (!nurls && cluster_shard_port_check(cl, id, err, errlen) < 0)
         return -1;
-    pthread_mutex_lock(&cl->mu);
     sh = &cl->shards[id];
     memset(sh, 0, sizeof *sh);
     sh->epoch = 1;
@@ -378,18 +377,15 @@ int cluster_shard_add(cluster_t *cl, uint32_t id, const char *const *urls,
     sh->nurls = nurls;
     for (size_t r = 0; r < nurls; r++)
         snprintf(sh->urls[r], sizeof sh->urls[r], "%s", urls[r]);
-    pthread_mutex_unlock(&cl->mu);
     /* Nodes first, then present: a reader that sees the shard finds its
-     * stores. */
+     * stores (readers walk the nodes without the lock). */
     if (cluster_shard_nodes(cl, id, err, errlen) < 0)
         return -1;
-    pthread_mutex_lock(&cl->mu);
     sh->present = 1;
     if (id + 1 > cl->nshards)
         cl->nshards = id + 1;
     if (id + 1 > cl->next_shard_id)
         cl->next_shard_id = id + 1;
-    pthread_mutex_unlock(&cl->mu);
     return 0;
 }
 

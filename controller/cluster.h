@@ -159,7 +159,8 @@ size_t cluster_shard_count(cluster_t *cl);
 /* Add shard id (nothing may hold it yet) with its store nodes: urls (n of
  * them, replica order) when given, else the port layout. It is present
  * from now on; not registered with the supervisor (cluster_cmd). Call with
- * the lock NOT held. 0 or -1 + err. */
+ * the lock held (with the migration and the epoch it is one change; one
+ * writer appends nodes at a time). 0 or -1 + err. */
 int cluster_shard_add(cluster_t *cl, uint32_t id, const char *const *urls,
                       size_t nurls, int64_t now_ms, char *err, size_t errlen);
 /* Take shard id out (its nodes stay, marked gone). */

@@ -278,16 +278,13 @@ cJSON *cluster_state_mig_json(const cluster_migration *m)
     return o;
 }
 
-int cluster_state_save(cluster_t *cl)
+/* The file's text (lock held; the caller frees). */
+static char *cluster_state_text(cluster_t *cl)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "shards");
-    char tmp[PATH_MAX + 8];
     char *text;
-    FILE *f;
-    int rc = 0;
 
-    pthread_mutex_lock(&cl->mu);
     cJSON_AddNumberToObject(root, "epoch", (double)cl->epoch);
     cJSON_AddNumberToObject(root, "next_id", cl->next_shard_id);
     cJSON_AddNumberToObject(root, "created_shards", (double)cl->created_shards);
@@ -313,9 +310,18 @@ int cluster_state_save(cluster_t *cl)
         }
         cJSON_AddItemToArray(arr, o);
     }
-    pthread_mutex_unlock(&cl->mu);
     text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
+    return text;
+}
+
+/* Write text (freed here) to the state file through a .tmp and rename. */
+static int cluster_state_write(cluster_t *cl, char *text)
+{
+    char tmp[PATH_MAX + 8];
+    FILE *f;
+    int rc = 0;
+
     if (text == NULL)
         return -1;
     snprintf(tmp, sizeof tmp, "%s.tmp", cl->state_path);
@@ -338,3 +344,20 @@ int cluster_state_save(cluster_t *cl)
     return rc;
 }
 
+int cluster_state_save(cluster_t *cl)
+{
+    int rc;
+
+    /* Written under the lock: two writers (failover on the health thread,
+     * a POST /shards on an HTTP thread) never share the .tmp file, and a
+     * later state never lands before an earlier one. */
+    pthread_mutex_lock(&cl->mu);
+    rc = cluster_state_save_locked(cl);
+    pthread_mutex_unlock(&cl->mu);
+    return rc;
+}
+
+int cluster_state_save_locked(cluster_t *cl)
+{
+    return cluster_state_write(cl, cluster_state_text(cl));
+}

@@ -27,5 +27,8 @@ int cluster_state_load(cluster_t *cl, char *err, size_t errlen);
 cJSON *cluster_state_mig_json(const cluster_migration *m);
 /* Write it atomically (rename); 0 or -1. */
 int cluster_state_save(cluster_t *cl);
+/* The same with cl->mu held by the caller: a change made under the lock is
+ * on disk before any reader (GET /topology) can see it. */
+int cluster_state_save_locked(cluster_t *cl);
 
 #endif

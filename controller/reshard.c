@@ -204,14 +204,6 @@ static void reshard_notify(reshard_t *r)
              "poll it)", told, asked);
 }
 
-/* Save, then tell everyone (the caller changed the state under the lock). */
-static void reshard_publish(reshard_t *r)
-{
-    if (cluster_state_save(r->cl) < 0)
-        log_error("reshard: cannot save %s", r->cl->state_path);
-    reshard_notify(r);
-}
-
 /* Stop (supervised) the stores of shard id; they are gone from now on. */
 static void reshard_stop_shard(reshard_t *r, uint32_t id)
 {
@@ -265,6 +257,8 @@ static int reshard_advance(reshard_t *r, uint64_t id,
         (to == CLUSTER_MIG_FAILED && m.kind == CLUSTER_MIG_ADD))
         cl->shards[m.shard].present = 0;
     epoch = ++cl->epoch;
+    if (cluster_state_save_locked(cl) < 0)
+        log_error("reshard: cannot save %s", cl->state_path);
     pthread_mutex_unlock(&cl->mu);
     if ((to == CLUSTER_MIG_DONE && m.kind == CLUSTER_MIG_REMOVE) ||
         (to == CLUSTER_MIG_FAILED && m.kind == CLUSTER_MIG_ADD))
@@ -277,7 +271,7 @@ static int reshard_advance(reshard_t *r, uint64_t id,
              (unsigned long long)epoch,
              (double)(m.phase_unix_ms - m.started_unix_ms) / 1000.0,
              (unsigned long long)sent, (unsigned long long)bytes, why);
-    reshard_publish(r);
+    reshard_notify(r);
     pthread_mutex_unlock(&r->op);
     return 0;
 }
@@ -726,24 +720,24 @@ cJSON *reshard_add(reshard_t *r, const char *body, size_t len, int *status)
     m.phase = CLUSTER_MIG_PREPARE;
     m.share = reshard_share(cl, m.to, m.nto, id);
     m.started_unix_ms = m.phase_unix_ms = reshard_unix_ms();
-    /* The migration first, then the shard: a topology published in
-     * between must already have the ring without it (else the new, empty
-     * shard would own keys at once). */
+    /* The migration, the shard, the epoch and the state file in one
+     * change under the lock: no topology shows the new, empty shard
+     * without the ring that leaves it no keys, and none shows what is not
+     * on disk yet. */
     pthread_mutex_lock(&cl->mu);
     last = cl->mig;
     m.id = cl->mig.id + 1;
     cl->mig = m;
-    pthread_mutex_unlock(&cl->mu);
     if (cluster_shard_add(cl, id, up, nurls, sup_now_ms(), err,
                           sizeof err) < 0) {
-        pthread_mutex_lock(&cl->mu);
         cl->mig = last;
         pthread_mutex_unlock(&cl->mu);
         out = reshard_error(status, 400, "bad_request", "%s", err);
         goto done;
     }
-    pthread_mutex_lock(&cl->mu);
     cl->epoch++;
+    if (cluster_state_save_locked(cl) < 0)
+        log_error("reshard: cannot save %s", cl->state_path);
     pthread_mutex_unlock(&cl->mu);
     reshard_name(&m, name, sizeof name);
     log_info("reshard: %s: prepare (predicted to move %.1f %% of the keys); "
@@ -751,7 +745,7 @@ cJSON *reshard_add(reshard_t *r, const char *body, size_t len, int *status)
              cl->supervise ? "start now" : "are the given URLs");
     if (cl->supervise)
         reshard_start_stores(r, id);
-    reshard_publish(r);
+    reshard_notify(r);
     out = cJSON_CreateObject();
     cJSON_AddItemToObject(out, "migration", cluster_state_mig_json(&m));
     *status = 202;
@@ -796,13 +790,15 @@ cJSON *reshard_remove(reshard_t *r, uint32_t id, int *status)
         m.id = cl->mig.id + 1;
         cl->mig = m;
         cl->epoch++;
+        if (cluster_state_save_locked(cl) < 0)
+            log_error("reshard: cannot save %s", cl->state_path);
     }
     pthread_mutex_unlock(&cl->mu);
     if (out == NULL) {
         reshard_name(&m, name, sizeof name);
         log_info("reshard: %s: copy (predicted to move %.1f %% of the keys "
                  "to the other shards)", name, m.share * 100);
-        reshard_publish(r);
+        reshard_notify(r);
         out = cJSON_CreateObject();
         cJSON_AddItemToObject(out, "migration", cluster_state_mig_json(&m));
         *status = 202;

@@ -26,8 +26,9 @@
  *            shows phase switch with id M (replicas that do not answer are
  *            skipped): open = no migration; a removed shard's stores stop
  *            and it leaves "shards".
- * Every phase change is a new cluster epoch: the state file is saved and
- * every store, the queue and the apis are told
+ * Every phase change is a new cluster epoch, made and saved to the state
+ * file under the cluster lock (so GET /topology never shows what is not on
+ * disk); then every store, the queue and the apis are told
  * (POST /internal/topology-changed). A controller started with a migration
  * in its state file goes on from that phase.
  *
