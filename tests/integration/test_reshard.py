@@ -153,6 +153,7 @@ def test_restart_goes_on_with_the_stored_shards_and_migration():
         # the config file still says 2; the cluster runs what is stored
         cl = Cluster(cfg, name="reshard-restart-2", start=False)
         cl.config["cluster"]["shards"] = len(state["shards"])
+        ok = False
         try:
             cl.start(60)
             t = cl.topology()
@@ -161,8 +162,11 @@ def test_restart_goes_on_with_the_stored_shards_and_migration():
             assert j["id"] == m["id"] and j["kind"] == "remove", j
             if j["running"]:
                 assert t["migration"]["id"] == m["id"], t
+            ok = True
         finally:
             cl.stop()
+            cl.failed = not ok
+            cl.cleanup()
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
