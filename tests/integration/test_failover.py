@@ -247,6 +247,8 @@ def test_another_shard_count_over_existing_data_is_refused():
             err = p.stderr.decode("utf-8", "replace")
             assert p.returncode == 1, (p.returncode, err)
             assert "cluster.shards is 3" in err and "has 2 shards" in err, err
+            assert "(created with 2)" in err, err
+            assert "`kvctl shard add` and `kvctl shard remove`" in err, err
             assert "set cluster.shards (KV_SHARDS) back to 2" in err, err
             assert err.count("\n") == 1, err
         finally:

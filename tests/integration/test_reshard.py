@@ -183,7 +183,7 @@ def step(cl, args, preloaded, check_share):
         gone = int(args[1])
         assert gone not in after, sorted(after)
         moved = len(before[gone] & preloaded)
-    share = float(reb["predicted_share"])
+    share = float(reb["share"])
     print("    (%s: moved %d of %d preloaded keys, %.4f; the ring predicts %.4f)"
           % (" ".join(args), moved, len(preloaded), moved / len(preloaded), share), flush=True)
     if check_share:
@@ -248,7 +248,7 @@ def wait_copying(cl, timeout=120):
     """Until the migration is in its copy phase with records sent."""
     def ok():
         j = rebalance(cl)
-        return j.get("phase") == "copy" and int(j.get("sent", 0)) > 0
+        return j.get("phase") == "copy" and int(j.get("totals", {}).get("sent", 0)) > 0
     cl.wait_until(ok, timeout, "a migration copying")
 
 
