@@ -203,7 +203,8 @@ enum quorum_rd_phase {
     QUORUM_RD_PRIMARY,            /* R = 0: the primary first */
     QUORUM_RD_FALLBACK,           /* R = 0: secondaries one by one */
     QUORUM_RD_PRIMARY_LAST,       /* R = 0: the suspect primary after all */
-    QUORUM_RD_ROUND               /* R >= 1: a round of parallel GETs */
+    QUORUM_RD_ROUND,              /* R >= 1: a round of parallel GETs */
+    QUORUM_RD_MOVED               /* after a 421: the owner the store named */
 };
 
 typedef struct quorum_rd {
@@ -221,6 +222,8 @@ typedef struct quorum_rd {
     int have_primary;
     int moved;             /* a store answered 421: not its key any more */
     int rerouted;          /* this read already followed one 421 */
+    char *moved_url;       /* the key's URL at the owner the 421 named */
+    uint64_t moved_epoch;  /* and that shard's epoch */
     quorum_rep reps[];     /* one per secondary asked, at most n */
 } quorum_rd;
 
@@ -236,16 +239,20 @@ typedef struct qget {
 
 static void quorum_rd_got(httpc_resp *resp, void *ctx);
 static void quorum_rd_reroute(quorum_rd *q);
+static void quorum_rd_moved_note(quorum_rd *q, const httpc_resp *resp);
 
 /* The headers of a read to a store: token and epoch. */
 static const char *const *quorum_hdrs(const api_app *a, const char **out,
-                                      char *eh, size_t ehlen, uint64_t epoch)
+                                      char *eh, size_t ehlen, uint64_t epoch,
+                                      int moved)
 {
     size_t n = 0;
     if (a->auth[0])
         out[n++] = a->auth;
     kvhdr_epoch(eh, ehlen, epoch);
     out[n++] = eh;
+    if (moved)
+        out[n++] = "X-KV-Moved: 1"; /* a source sent us here (store_owner.h) */
     out[n] = NULL;
     return out;
 }
@@ -265,6 +272,7 @@ static void quorum_rd_free(quorum_rd *q)
         httpc_resp_free(&q->reps[i].resp);
     }
     httpc_resp_free(&q->presp);
+    free(q->moved_url);
     topo_put(q->t);
     free(q->raw_key);
     free(q);
@@ -289,7 +297,7 @@ static void quorum_rd_fail(quorum_rd *q, unsigned status, const char *code, cons
 static int quorum_rd_get_at(quorum_rd *q, int slot, const char *url, uint64_t epoch,
                      int retried)
 {
-    const char *hdrs[3];
+    const char *hdrs[4];
     char eh[KVHDR_EPOCH_MAX];
     qget *g = malloc(sizeof *g);
     httpc_req req = {.method = "GET", .url = url,
@@ -301,7 +309,8 @@ static int quorum_rd_get_at(quorum_rd *q, int slot, const char *url, uint64_t ep
     }
     *g = (qget){.q = q, .slot = slot, .url = url, .epoch = epoch,
                 .retried = retried};
-    req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch);
+    req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch,
+                              q->phase == QUORUM_RD_MOVED);
     if (httpc_loop_async(httpd_loop(q->c->r), &req, quorum_rd_got, g) != 0) {
         free(g);
         return -1;
@@ -552,8 +561,16 @@ static void quorum_rd_got(httpc_resp *resp, void *ctx)
     }
     int slot = g->slot;
     free(g);
+    if (q->phase == QUORUM_RD_MOVED) {
+        if (resp->status == 421)
+            quorum_rd_fail(q, 503, "moved", "the key has moved to another "
+                           "shard twice; retry shortly");
+        else
+            quorum_rd_finish(q, resp);
+        return;
+    }
     if (resp->status == 421)
-        q->moved = 1;
+        quorum_rd_moved_note(q, resp);
     if (q->moved) {
         /* A migration switched the key to another shard and this api's
          * topology is older than the store's: the read starts over there
@@ -580,8 +597,28 @@ static quorum_rd *quorum_rd_alloc(api_call *c, topo_t *t, const topo_shard *sh,
                                   const char *raw_key, size_t raw_len, unsigned r);
 static void quorum_rd_begin(quorum_rd *q);
 
-/* After a 421: the same read at the key's owner after the migration, as
- * this api's topology names it (its migration "to"); once only. */
+/* A 421 moved: note where the store says the key is (X-KV-Owner, the
+ * owner primary by the store's topology, and X-KV-Owner-Epoch). */
+static void quorum_rd_moved_note(quorum_rd *q, const httpc_resp *resp)
+{
+    char url[300];
+    const char *at = httpc_resp_header(resp, "X-KV-Owner", url, sizeof url);
+
+    q->moved = 1;
+    if (at == NULL || q->moved_url ||
+        kvhdr_u64(resp, "X-KV-Owner-Epoch", &q->moved_epoch) != 0)
+        return;
+    if (asprintf(&q->moved_url, "%s/internal/kv/%.*s", at, (int)q->raw_len,
+                 q->raw_key) < 0)
+        q->moved_url = NULL;
+    else
+        snprintf(q->c->served_by, sizeof q->c->served_by, "%s", at);
+}
+
+/* After a 421: the same read at the key's owner. When the store named it,
+ * one GET to its primary there (the newest copy: the store's topology is
+ * newer than ours); else where this api's topology sends the key after the
+ * migration (its "to"), with the same R; once only. */
 static void quorum_rd_reroute(quorum_rd *q)
 {
     api_call *c = q->c;
@@ -591,6 +628,12 @@ static void quorum_rd_reroute(quorum_rd *q)
 
     quorum_poke(c->app);
     metrics_add(&m_moved_reroutes, 1);
+    if (q->moved_url) {
+        q->phase = QUORUM_RD_MOVED;
+        if (quorum_rd_get_at(q, -1, q->moved_url, q->moved_epoch, 1) != 0)
+            quorum_rd_fail(q, 503, "overloaded", "the api could not start the read");
+        return;
+    }
     if (q->rerouted || sh == NULL || sh == q->sh) {
         quorum_rd_fail(q, 503, "moved", "the key has moved to another shard "
                        "and this api has not seen the new topology yet");

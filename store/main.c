@@ -233,6 +233,7 @@ static int store_main_start(store_main *m)
         .role = m->follower,
         .shard = (unsigned)m->shard,
         .token = m->cfg.token,
+        .rate = (uint64_t)m->cfg.migrate_rate,
     });
     if (m->mig == NULL)
         return -1;

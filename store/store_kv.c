@@ -123,7 +123,9 @@ static void store_kv_get(store_http *h, httpd_req *r, const store_kv_key *k)
     int refused;
 
     store_stats_add(STORE_STATS_GETS, 1);
-    refused = store_fence_owner(h, r, t, k->p, k->len, STORE_OWNER_READ);
+    refused = store_fence_owner(h, r, t, k->p, k->len,
+                                httpd_header(r, "X-KV-Moved") ? STORE_OWNER_READ_MOVED
+                                                              : STORE_OWNER_READ);
     topo_put(t);
     if (refused)
         return;

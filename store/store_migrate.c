@@ -42,6 +42,7 @@ struct store_migrate {
     uint32_t shard;
     char auth[KVHDR_AUTH_MAX];
     long timeout_ms;
+    uint64_t rate;               /* records/s, 0 = no limit */
     pthread_rwlock_t fence;
     pthread_t thr;
     int started;
@@ -56,6 +57,7 @@ struct store_migrate {
     /* copier thread only */
     int copying;                 /* the pass from 0 has begun */
     uint64_t t_start_ms, first_pass_logged;
+    uint64_t pace_from;          /* scanned when this pass began */
     uint64_t backoff_ms, retry_at_ms;
     store_migrate_target tgt[TOPO_MAX_SHARD_IDS];
     wire_buf page;
@@ -255,6 +257,26 @@ static int store_migrate_flush_all(store_migrate *m, const topo_t *t)
     return 0;
 }
 
+/* Pages of a tenth of a second's worth under a rate: no burst past it. */
+static size_t store_migrate_page_ops(const store_migrate *m)
+{
+    uint64_t n = m->rate ? (m->rate + 9) / 10 : STORE_MIGRATE_PAGE_OPS;
+
+    return n < STORE_MIGRATE_PAGE_OPS ? (size_t)n : STORE_MIGRATE_PAGE_OPS;
+}
+
+/* Under a rate: how long to wait before the next page so that what this
+ * pass scanned stays within rate x its time so far (0: go on). */
+static uint64_t store_migrate_pace_ms(const store_migrate *m, uint64_t now)
+{
+    uint64_t due_ms;
+
+    if (m->rate == 0)
+        return 0;
+    due_ms = (m->scanned - m->pace_from) * 1000 / m->rate;
+    return m->t_start_ms + due_ms > now ? m->t_start_ms + due_ms - now : 0;
+}
+
 /* One page of changes from position: the moving records go out; position
  * moves past the page once all of it was answered. 1 = more to read now,
  * 0 = caught up with the last seq, -1 = failed (retry after a backoff). */
@@ -266,7 +288,7 @@ static int store_migrate_page(store_migrate *m, const topo_t *t)
     wire_op op;
 
     wire_buf_reset(&m->page);
-    if (sdb_changes_since(m->db, pos, STORE_MIGRATE_PAGE_OPS,
+    if (sdb_changes_since(m->db, pos, store_migrate_page_ops(m),
                           STORE_MIGRATE_PAGE_BYTES, &m->page, &next,
                           &more) != 0)
         return -1;
@@ -382,6 +404,7 @@ static uint64_t store_migrate_copy_step(store_migrate *m, const topo_t *t)
         role_gc_barrier(m->role);
         m->copying = 1;
         m->t_start_ms = now;
+        m->pace_from = m->scanned;
         log_info("migrate %" PRIu64 ": copying the moving keys of shard %u "
                  "from seq 0 (last seq %" PRIu64 ")", m->id, (unsigned)m->shard,
                  sdb_last_seq(m->db));
@@ -390,6 +413,8 @@ static uint64_t store_migrate_copy_step(store_migrate *m, const topo_t *t)
         store_migrate_freeze(m);
     if (now < m->retry_at_ms)
         return m->retry_at_ms - now;
+    if (store_migrate_pace_ms(m, now))
+        return store_migrate_pace_ms(m, now);
     rc = store_migrate_page(m, t);
     if (rc < 0) {
         m->backoff_ms = m->backoff_ms ? m->backoff_ms * 2
@@ -543,6 +568,7 @@ store_migrate *store_migrate_start(const store_migrate_opts *o)
     m->role = o->role;
     m->shard = o->shard;
     m->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 10000;
+    m->rate = o->rate;
     kvhdr_auth(m->auth, sizeof m->auth, o->token);
     /* Writer-preferring: a freeze must not wait behind a stream of writes. */
     pthread_rwlockattr_init(&ra);

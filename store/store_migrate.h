@@ -26,7 +26,9 @@
  * there (X-KV-Last-Seq of the repair answer), then shows drained. Phase
  * switch, a secondary, a shard not in migration.from: idle. A restart, a
  * new primary or a target whose primary changed starts over from seq 0
- * (idempotent by version).
+ * (idempotent by version). With a rate (store.migrate_rate) it reads at
+ * most that many records a second, in pages of a tenth of it: a copy that
+ * must leave the foreground its I/O.
  *
  * The purge. With no migration in the topology and this shard listed in
  * it, after each migration the store saw end and once at start, records of
@@ -71,6 +73,7 @@ typedef struct store_migrate_opts {
     unsigned shard;
     const char *token;     /* cluster token or NULL */
     long timeout_ms;       /* per request (0: 10000) */
+    uint64_t rate;         /* records read per second at most (0: no limit) */
 } store_migrate_opts;
 
 store_migrate *store_migrate_start(const store_migrate_opts *o);

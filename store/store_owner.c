@@ -25,6 +25,9 @@ enum store_owner_rc store_owner_check(const topo_t *t, uint32_t shard,
         return from == shard || to == shard ? STORE_OWNER_OK
                                             : STORE_OWNER_MOVED;
     }
+    if (op == STORE_OWNER_READ_MOVED && now != shard)
+        return topo_owner_to(t, key, len) == shard ? STORE_OWNER_OK
+                                                   : STORE_OWNER_MOVED;
     if (now != shard)
         return STORE_OWNER_MOVED;
     if (op != STORE_OWNER_WRITE || t->phase == TOPO_PHASE_NONE ||

@@ -10,6 +10,11 @@
  *  - client write, phase switch, this shard owns the key and it moved in
  *    (owner before is another shard): MIGRATING (until the controller ends
  *    the migration, some source replica could still serve a read);
+ *  - a read a source sent here with 421 moved (the api says so with
+ *    X-KV-Moved: 1): served when this shard owns the key now or after the
+ *    migration. The source saw the switch, which the controller publishes
+ *    only once every source drained into its targets: this shard has the
+ *    key even if its own topology has not reached the switch yet;
  *  - repair: accepted when this shard is the owner now, before or after
  *    (the copier's batches land on the target before it owns them),
  *    else MOVED;
@@ -27,6 +32,7 @@ enum store_owner_op {
     STORE_OWNER_READ = 0,   /* GET /internal/kv */
     STORE_OWNER_WRITE,      /* PUT, DELETE, incr, every batch op */
     STORE_OWNER_REPAIR,     /* POST /internal/repair ops */
+    STORE_OWNER_READ_MOVED, /* a GET another store sent here (421 moved) */
 };
 
 enum store_owner_rc {

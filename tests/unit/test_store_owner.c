@@ -197,12 +197,39 @@ static void test_shrink(void **state)
     ring_free(b);
 }
 
+/* A read a source redirected (421 moved) to the target whose topology is
+ * still at freeze: served there for the keys moving in, and only those. */
+static void test_read_moved(void **state)
+{
+    (void)state;
+    topo_t *freeze = topo_of("[0,1]", "freeze", "[0,1]", "[0,1,2]");
+    const uint32_t after[] = {0, 1, 2};
+    ring_t *b = ring_new_ids(after, 3, RING_DEFAULT_VNODES);
+    char key[32];
+    int served = 0;
+
+    for (int i = 0; i < NKEYS; i++) {
+        int n = key_of(i, key, sizeof key);
+        uint32_t to = ring_lookup(b, key, (size_t)n);
+        enum store_owner_rc rc = check(freeze, 2, i, STORE_OWNER_READ_MOVED, NULL);
+
+        assert_int_equal(rc, to == 2 ? STORE_OWNER_OK : STORE_OWNER_MOVED);
+        /* a plain read there is still refused: shard 2 owns nothing yet */
+        assert_int_equal(check(freeze, 2, i, STORE_OWNER_READ, NULL), STORE_OWNER_MOVED);
+        served += rc == STORE_OWNER_OK;
+    }
+    assert_true(served > NKEYS / 5);
+    ring_free(b);
+    topo_put(freeze);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_topology),
         cmocka_unit_test(test_grow),
         cmocka_unit_test(test_shrink),
+        cmocka_unit_test(test_read_moved),
     };
     return cmocka_run_group_tests_name("store_owner", tests, NULL, NULL);
 }
