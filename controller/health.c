@@ -85,8 +85,9 @@ static void health_rounds(health_t *h)
         next = now + interval;
         failover_tick(fo, now);
         /* After the probes: prepare reads the new stores' health flags. */
-        if (h->rs && !atomic_load(&h->stop))
-            reshard_tick(h->rs, sup_now_ms());
+        if (h->rs && !atomic_load(&h->stop) && reshard_tick(h->rs, sup_now_ms()) &&
+            interval > RESHARD_STEP_MS)
+            next = now + RESHARD_STEP_MS;
         if (!atomic_load(&h->cl->ready) && probe_all_healthy(h->cl)) {
             atomic_store(&h->cl->ready, 1);
             cluster_publish_summary(h->cl, h->sup, stdout);

@@ -434,7 +434,7 @@ static void reshard_log_progress(reshard_t *r, const cluster_migration *m,
              cluster_mig_phase_name(m->phase), line);
 }
 
-void reshard_tick(reshard_t *r, int64_t now_ms)
+int reshard_tick(reshard_t *r, int64_t now_ms)
 {
     cluster_t *cl = r->cl;
     cluster_migration m;
@@ -445,7 +445,7 @@ void reshard_tick(reshard_t *r, int64_t now_ms)
     m = cl->mig;
     pthread_mutex_unlock(&cl->mu);
     if (!cluster_mig_active(&m))
-        return;
+        return 0;
     switch (m.phase) {
     case CLUSTER_MIG_PREPARE:
         if (r->prepare_mig != m.id) {
@@ -461,7 +461,7 @@ void reshard_tick(reshard_t *r, int64_t now_ms)
                      "%d ms", RESHARD_PREPARE_MS);
             reshard_advance(r, m.id, m.phase, CLUSTER_MIG_FAILED, why);
         }
-        return;
+        return 1;
     case CLUSTER_MIG_COPY:
     case CLUSTER_MIG_FREEZE:
         reshard_probe_sources(r, &m);
@@ -480,7 +480,7 @@ void reshard_tick(reshard_t *r, int64_t now_ms)
         else if (go)
             reshard_advance(r, m.id, m.phase, CLUSTER_MIG_SWITCH,
                             "every source drained its moving records");
-        return;
+        return 1;
     case CLUSTER_MIG_SWITCH:
         if (reshard_sources_switched(r, &m))
             reshard_advance(r, m.id, m.phase, CLUSTER_MIG_DONE,
@@ -488,9 +488,9 @@ void reshard_tick(reshard_t *r, int64_t now_ms)
                             "switch: open");
         else
             reshard_log_progress(r, &m, now_ms);
-        return;
+        return 1;
     default:
-        return;
+        return 1;
     }
 }
 

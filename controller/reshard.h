@@ -73,8 +73,11 @@ cJSON *reshard_add(reshard_t *r, const char *body, size_t len, int *status);
 cJSON *reshard_remove(reshard_t *r, uint32_t id, int *status);
 /* GET /rebalance body. */
 cJSON *reshard_rebalance(reshard_t *r);
-/* One step of the driver (health thread). now_ms is sup_now_ms(). */
-void reshard_tick(reshard_t *r, int64_t now_ms);
+/* One step of the driver (health thread). now_ms is sup_now_ms(). 1 while
+ * a migration runs: the next step comes after RESHARD_STEP_MS, not a whole
+ * health interval (a freeze holds writes to moving keys until it ends). */
+#define RESHARD_STEP_MS 50
+int reshard_tick(reshard_t *r, int64_t now_ms);
 /* Progress figures for /metrics: keys sent and bytes sent, summed over
  * the sources, as last seen. */
 void reshard_progress(reshard_t *r, uint64_t *sent, uint64_t *sent_bytes);

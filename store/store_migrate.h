@@ -64,6 +64,7 @@
 #define STORE_MIGRATE_BACKOFF_MIN_MS 100
 #define STORE_MIGRATE_BACKOFF_MAX_MS 2000
 #define STORE_MIGRATE_PURGE_BATCH 2000
+#define STORE_MIGRATE_NICE 10 /* the thread's nice value (setpriority) */
 
 typedef struct store_migrate store_migrate;
 

