@@ -89,6 +89,7 @@ test-docker: all
 
 bench: all
 	$(PYTHON) tests/bench/bench.py
+	$(PYTHON) tests/bench/reshard.py
 
 clean:
 	rm -rf build bin

@@ -25,6 +25,8 @@ METRIC_COUNTER(m_primary_fallback, "kv_api_primary_fallback_reads_total",
                "R = 0 reads served by a secondary because the primary did not answer");
 METRIC_COUNTER(m_epoch_retries, "kv_api_read_epoch_retries_total",
                "reads asked again at a store's newer epoch after a 409");
+METRIC_COUNTER(m_moved_reroutes, "kv_api_read_moved_total",
+               "reads a store answered 421 moved (a migration switched the key)");
 
 void quorum_metrics_register(void)
 {
@@ -34,6 +36,7 @@ void quorum_metrics_register(void)
     metrics_register(&m_q_stale_seen);
     metrics_register(&m_primary_fallback);
     metrics_register(&m_epoch_retries);
+    metrics_register(&m_moved_reroutes);
 }
 
 /* ---- replicas that just failed to answer ---- */
@@ -200,7 +203,8 @@ enum quorum_rd_phase {
     QUORUM_RD_PRIMARY,            /* R = 0: the primary first */
     QUORUM_RD_FALLBACK,           /* R = 0: secondaries one by one */
     QUORUM_RD_PRIMARY_LAST,       /* R = 0: the suspect primary after all */
-    QUORUM_RD_ROUND               /* R >= 1: a round of parallel GETs */
+    QUORUM_RD_ROUND,              /* R >= 1: a round of parallel GETs */
+    QUORUM_RD_MOVED               /* after a 421: the owner the store named */
 };
 
 typedef struct quorum_rd {
@@ -216,6 +220,10 @@ typedef struct quorum_rd {
     size_t nrep, answered, outstanding;
     httpc_resp presp;      /* R = 0: the primary's failed answer */
     int have_primary;
+    int moved;             /* a store answered 421: not its key any more */
+    int rerouted;          /* this read already followed one 421 */
+    char *moved_url;       /* the key's URL at the owner the 421 named */
+    uint64_t moved_epoch;  /* and that shard's epoch */
     quorum_rep reps[];     /* one per secondary asked, at most n */
 } quorum_rd;
 
@@ -230,16 +238,21 @@ typedef struct qget {
 } qget;
 
 static void quorum_rd_got(httpc_resp *resp, void *ctx);
+static void quorum_rd_reroute(quorum_rd *q);
+static void quorum_rd_moved_note(quorum_rd *q, const httpc_resp *resp);
 
 /* The headers of a read to a store: token and epoch. */
 static const char *const *quorum_hdrs(const api_app *a, const char **out,
-                                      char *eh, size_t ehlen, uint64_t epoch)
+                                      char *eh, size_t ehlen, uint64_t epoch,
+                                      int moved)
 {
     size_t n = 0;
     if (a->auth[0])
         out[n++] = a->auth;
     kvhdr_epoch(eh, ehlen, epoch);
     out[n++] = eh;
+    if (moved)
+        out[n++] = "X-KV-Moved: 1"; /* a source sent us here (store_owner.h) */
     out[n] = NULL;
     return out;
 }
@@ -259,6 +272,7 @@ static void quorum_rd_free(quorum_rd *q)
         httpc_resp_free(&q->reps[i].resp);
     }
     httpc_resp_free(&q->presp);
+    free(q->moved_url);
     topo_put(q->t);
     free(q->raw_key);
     free(q);
@@ -283,7 +297,7 @@ static void quorum_rd_fail(quorum_rd *q, unsigned status, const char *code, cons
 static int quorum_rd_get_at(quorum_rd *q, int slot, const char *url, uint64_t epoch,
                      int retried)
 {
-    const char *hdrs[3];
+    const char *hdrs[4];
     char eh[KVHDR_EPOCH_MAX];
     qget *g = malloc(sizeof *g);
     httpc_req req = {.method = "GET", .url = url,
@@ -295,7 +309,8 @@ static int quorum_rd_get_at(quorum_rd *q, int slot, const char *url, uint64_t ep
     }
     *g = (qget){.q = q, .slot = slot, .url = url, .epoch = epoch,
                 .retried = retried};
-    req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch);
+    req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch,
+                              q->phase == QUORUM_RD_MOVED);
     if (httpc_loop_async(httpd_loop(q->c->r), &req, quorum_rd_got, g) != 0) {
         free(g);
         return -1;
@@ -546,6 +561,24 @@ static void quorum_rd_got(httpc_resp *resp, void *ctx)
     }
     int slot = g->slot;
     free(g);
+    if (q->phase == QUORUM_RD_MOVED) {
+        if (resp->status == 421)
+            quorum_rd_fail(q, 503, "moved", "the key has moved to another "
+                           "shard twice; retry shortly");
+        else
+            quorum_rd_finish(q, resp);
+        return;
+    }
+    if (resp->status == 421)
+        quorum_rd_moved_note(q, resp);
+    if (q->moved) {
+        /* A migration switched the key to another shard and this api's
+         * topology is older than the store's: the read starts over there
+         * once nothing is in flight here. */
+        if (q->outstanding == 0)
+            quorum_rd_reroute(q);
+        return;
+    }
     if (slot < 0) {
         quorum_rd_primary_got(q, resp);
         return;
@@ -560,10 +593,69 @@ static void quorum_rd_got(httpc_resp *resp, void *ctx)
     quorum_rd_round_got(q, rp);
 }
 
-static quorum_rd *quorum_rd_new(api_call *c, topo_t *t, const topo_shard *sh,
-                     const char *raw_key, size_t raw_len, unsigned r)
+static quorum_rd *quorum_rd_alloc(api_call *c, topo_t *t, const topo_shard *sh,
+                                  const char *raw_key, size_t raw_len, unsigned r);
+static void quorum_rd_begin(quorum_rd *q);
+
+/* A 421 moved: note where the store says the key is (X-KV-Owner, the
+ * owner primary by the store's topology, and X-KV-Owner-Epoch). */
+static void quorum_rd_moved_note(quorum_rd *q, const httpc_resp *resp)
 {
-    /* Sized to the shard: most reads need no reply slot at all. */
+    char url[300];
+    const char *at = httpc_resp_header(resp, "X-KV-Owner", url, sizeof url);
+
+    q->moved = 1;
+    if (at == NULL || q->moved_url ||
+        kvhdr_u64(resp, "X-KV-Owner-Epoch", &q->moved_epoch) != 0)
+        return;
+    if (asprintf(&q->moved_url, "%s/internal/kv/%.*s", at, (int)q->raw_len,
+                 q->raw_key) < 0)
+        q->moved_url = NULL;
+    else
+        snprintf(q->c->served_by, sizeof q->c->served_by, "%s", at);
+}
+
+/* After a 421: the same read at the key's owner. When the store named it,
+ * one GET to its primary there (the newest copy: the store's topology is
+ * newer than ours); else where this api's topology sends the key after the
+ * migration (its "to"), with the same R; once only. */
+static void quorum_rd_reroute(quorum_rd *q)
+{
+    api_call *c = q->c;
+    uint32_t to = topo_owner_to(q->t, c->key, c->klen);
+    const topo_shard *sh = topo_shard_by_id(q->t, to);
+    quorum_rd *nq;
+
+    quorum_poke(c->app);
+    metrics_add(&m_moved_reroutes, 1);
+    if (q->moved_url) {
+        q->phase = QUORUM_RD_MOVED;
+        if (quorum_rd_get_at(q, -1, q->moved_url, q->moved_epoch, 1) != 0)
+            quorum_rd_fail(q, 503, "overloaded", "the api could not start the read");
+        return;
+    }
+    if (q->rerouted || sh == NULL || sh == q->sh) {
+        quorum_rd_fail(q, 503, "moved", "the key has moved to another shard "
+                       "and this api has not seen the new topology yet");
+        return;
+    }
+    topo_get(q->t);
+    nq = quorum_rd_alloc(c, q->t, sh, q->raw_key, q->raw_len, q->r);
+    quorum_rd_free(q);
+    if (nq == NULL)
+        return; /* answered 503 */
+    nq->rerouted = 1;
+    c->shard = sh->id;
+    c->epoch = sh->epoch;
+    snprintf(c->served_by, sizeof c->served_by, "%s", sh->primary ? sh->primary : "");
+    quorum_rd_begin(nq);
+}
+
+/* A read's state, sized to the shard: most reads need no reply slot at
+ * all. NULL when out of memory (then the client has its 503). */
+static quorum_rd *quorum_rd_alloc(api_call *c, topo_t *t, const topo_shard *sh,
+                                  const char *raw_key, size_t raw_len, unsigned r)
+{
     quorum_rd *q = calloc(1, sizeof *q + sh->nsecondaries * sizeof q->reps[0]);
 
     if (q == NULL || (q->raw_key = strndup(raw_key, raw_len)) == NULL) {
@@ -579,9 +671,32 @@ static quorum_rd *quorum_rd_new(api_call *c, topo_t *t, const topo_shard *sh,
     q->raw_len = raw_len;
     q->r = r;
     q->n = sh->nsecondaries;
-    /* Suspended from here on: every answer comes from a callback. */
-    httpd_suspend(c->r);
     return q;
+}
+
+static quorum_rd *quorum_rd_new(api_call *c, topo_t *t, const topo_shard *sh,
+                     const char *raw_key, size_t raw_len, unsigned r)
+{
+    quorum_rd *q = quorum_rd_alloc(c, t, sh, raw_key, raw_len, r);
+
+    /* Suspended from here on: every answer comes from a callback. */
+    if (q)
+        httpd_suspend(c->r);
+    return q;
+}
+
+/* The first GETs: the primary (R = 0), or the first round (R >= 1). */
+static void quorum_rd_begin(quorum_rd *q)
+{
+    if (q->r == 0) {
+        quorum_rd_start_primary(q);
+        return;
+    }
+    q->phase = QUORUM_RD_ROUND;
+    quorum_order(q->n, strcmp(q->c->app->cfg.quorum_policy, "ordered") == 0,
+                 quorum_thread_rng(), q->order);
+    quorum_suspects_last(q->c->app->quorum, q->sh, q->order, q->n);
+    quorum_rd_round(q);
 }
 
 void quorum_read_primary(api_call *c, topo_t *t, const topo_shard *sh,
@@ -590,21 +705,16 @@ void quorum_read_primary(api_call *c, topo_t *t, const topo_shard *sh,
     quorum_rd *q = quorum_rd_new(c, t, sh, raw_key, raw_len, 0);
 
     if (q)
-        quorum_rd_start_primary(q);
+        quorum_rd_begin(q);
 }
 
 void quorum_read(api_call *c, topo_t *t, const topo_shard *sh,
                  const char *raw_key, size_t raw_len, unsigned r)
 {
     quorum_rd *q = quorum_rd_new(c, t, sh, raw_key, raw_len, r);
-    int ordered;
 
     if (q == NULL)
         return;
     metrics_add(&m_q_reads, 1);
-    ordered = strcmp(c->app->cfg.quorum_policy, "ordered") == 0;
-    q->phase = QUORUM_RD_ROUND;
-    quorum_order(q->n, ordered, quorum_thread_rng(), q->order);
-    quorum_suspects_last(q->c->app->quorum, sh, q->order, q->n);
-    quorum_rd_round(q);
+    quorum_rd_begin(q);
 }

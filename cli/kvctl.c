@@ -39,6 +39,22 @@ static const kvctl_cmd kvctl_cmds[] = {
      "topology of --controller) and compares keys, versions and values; exit\n"
      "1 and the first difference when they differ. Run it with writes stopped.",
      0, 0, kvctl_parity_cmd},
+    {"shard", "shard add|remove ID|status",
+     "grow or shrink the cluster: add a shard, remove one, show the migration",
+     "kvctl shard add [--primary URL --secondary URL ...] adds a shard\n"
+     "(POST /shards on --controller); a controller that supervises starts\n"
+     "its stores itself, one with controller.supervise=0 needs their URLs\n"
+     "(the stores you started). kvctl shard remove ID moves shard ID's keys\n"
+     "to the others and stops its stores (DELETE /shards/ID). Both wait for\n"
+     "the end of the migration (copy, freeze, switch, open), with a progress\n"
+     "line on a terminal (keys moved of the predicted total, MB/s, ETA) and a\n"
+     "summary; --no-wait returns once it started. kvctl shard status shows\n"
+     "the current or last migration (GET /rebalance).\n"
+     "Options: --json (the final GET /rebalance JSON), --no-wait,\n"
+     "--primary URL, --secondary URL (repeatable), --controller URL.\n"
+     "Exit 0 when it is done, 1 when it failed or was refused (the server's\n"
+     "message, e.g. 409 migration_running), 2 usage, 3 no controller.",
+     1, 64, kvctl_shard_cmd},
     {"lab", "lab --config FILE",
      "start the CloudCart lab cluster described by a student_config.json",
      "Prints the configuration (N, W, R, whether W + R > N, the cost per hour\n"
@@ -83,7 +99,8 @@ static const kvctl_cmd kvctl_cmds[] = {
 
 /* Commands that parse their own options: after the command name every
  * argument but --help goes to the command. */
-static const char *const kvctl_own_opts[] = {"lab", "assess", "bench"};
+static const char *const kvctl_own_opts[] = {"lab", "assess", "bench",
+                                             "shard"};
 
 static int kvctl_has_own_opts(const char *name)
 {

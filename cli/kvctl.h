@@ -73,6 +73,8 @@ int kvctl_kv_del(const kvctl_opts *o, int argc, char **argv);
 int kvctl_kv_incr(const kvctl_opts *o, int argc, char **argv);
 int kvctl_info_status(const kvctl_opts *o, int argc, char **argv);
 int kvctl_info_ring(const kvctl_opts *o, int argc, char **argv);
+/* kvctl shard add|remove|status (kvctl_shard.c). */
+int kvctl_shard_cmd(const kvctl_opts *o, int argc, char **argv);
 /* kvctl parity (kvctl_parity.c). */
 int kvctl_parity_cmd(const kvctl_opts *o, int argc, char **argv);
 /* Compare the live records (key, version, value) of the replicas urls[0..n)

@@ -80,6 +80,21 @@ static void kvctl_info_print_children(const cJSON *status)
     }
 }
 
+/* One line while a shard migration runs (/status "migration"). */
+static void kvctl_info_print_migration(const cJSON *status)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(status, "migration");
+    const char *phase = kvctl_info_str(m, "phase", "none");
+
+    if (!cJSON_IsObject(m) || strcmp(phase, "done") == 0 ||
+        strcmp(phase, "failed") == 0 || strcmp(phase, "none") == 0)
+        return;
+    printf("  migration %.0f (%s shard %.0f) in phase %s; kvctl shard status "
+           "for its progress\n",
+           kvctl_info_num(m, "id", 0), kvctl_info_str(m, "kind", "?"),
+           kvctl_info_num(m, "shard", -1), phase);
+}
+
 int kvctl_info_status(const kvctl_opts *o, int argc, char **argv)
 {
     cJSON *health = NULL, *stats = NULL, *ctl = NULL;
@@ -131,6 +146,7 @@ int kvctl_info_status(const kvctl_opts *o, int argc, char **argv)
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ctl, "ready"))
                    ? "ready"
                    : "not ready");
+        kvctl_info_print_migration(ctl);
         kvctl_info_print_children(ctl);
     }
     cJSON_Delete(health);

@@ -93,34 +93,41 @@ int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *a)
     return rc ? -1 : 0;
 }
 
+int cluster_cmd_register_node(cluster_t *cl, sup_t *sup, size_t i)
+{
+    cluster_node *n = &cl->nodes[i];
+    cluster_cmd_argv a;
+    sup_spec spec;
+    int idx;
+
+    if (cluster_cmd_node_argv(cl, i, &a) < 0)
+        return -1;
+    memset(&spec, 0, sizeof spec);
+    snprintf(spec.name, sizeof spec.name, "%s", n->name);
+    snprintf(spec.kind, sizeof spec.kind, "%s", cluster_kind_name(n->kind));
+    snprintf(spec.role, sizeof spec.role, "%s", cluster_node_role(cl, n));
+    snprintf(spec.url, sizeof spec.url, "%s", n->url);
+    spec.shard = n->shard;
+    spec.replica = n->replica;
+    spec.port = n->port;
+    spec.argv = a.argv;
+    if (n->kind == CLUSTER_NGINX) {
+        spec.group = 1; /* master + workers: guarded process group */
+        spec.pidfile = cl->nginx_pidfile;
+    }
+    idx = sup_add(sup, &spec);
+    if (idx < 0)
+        return -1;
+    n->sup_index = idx;
+    return idx;
+}
+
 int cluster_cmd_register(cluster_t *cl, sup_t *sup)
 {
-    for (size_t i = 0; i < cl->nnodes; i++) {
-        cluster_node *n = &cl->nodes[i];
-        cluster_cmd_argv a;
-        sup_spec spec;
-        int idx;
-
-        if (cluster_cmd_node_argv(cl, i, &a) < 0)
+    for (size_t i = 0; i < cl->nnodes; i++)
+        if (!atomic_load(&cl->nodes[i].gone) &&
+            cluster_cmd_register_node(cl, sup, i) < 0)
             return -1;
-        memset(&spec, 0, sizeof spec);
-        snprintf(spec.name, sizeof spec.name, "%s", n->name);
-        snprintf(spec.kind, sizeof spec.kind, "%s", cluster_kind_name(n->kind));
-        snprintf(spec.role, sizeof spec.role, "%s", cluster_node_role(cl, n));
-        snprintf(spec.url, sizeof spec.url, "%s", n->url);
-        spec.shard = n->shard;
-        spec.replica = n->replica;
-        spec.port = n->port;
-        spec.argv = a.argv;
-        if (n->kind == CLUSTER_NGINX) {
-            spec.group = 1; /* master + workers: guarded process group */
-            spec.pidfile = cl->nginx_pidfile;
-        }
-        idx = sup_add(sup, &spec);
-        if (idx < 0)
-            return -1;
-        n->sup_index = idx;
-    }
     return 0;
 }
 

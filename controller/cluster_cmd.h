@@ -21,6 +21,9 @@ typedef struct cluster_cmd_argv {
 
 /* The command line of node i. 0 or -1 when it does not fit. */
 int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *out);
+/* Hand node i to the supervisor (not started: sup_start_child, or
+ * sup_start_all at start). Its supervisor index, or -1. */
+int cluster_cmd_register_node(cluster_t *cl, sup_t *sup, size_t i);
 /* Hand every node to the supervisor. 0 or -1. */
 int cluster_cmd_register(cluster_t *cl, sup_t *sup);
 /* After a topology change: give the supervisor node i's new role and command

@@ -2,10 +2,44 @@
  * (cluster_publish.h). */
 #include "cluster_publish.h"
 
+#include "cluster_state.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+static cJSON *cluster_publish_ids(const uint32_t *ids, size_t n)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+    return a;
+}
+
+/* "ring" and "migration" (lib/topo.h) while a migration runs; lock held.
+ * In prepare the new shard is in "shards" (its stores find themselves and
+ * replicate) but not in "ring", and there is no "migration" yet. */
+static void cluster_publish_ring(cluster_t *cl, cJSON *root)
+{
+    const cluster_migration *m = &cl->mig;
+    uint32_t ids[CLUSTER_MAX_SHARDS];
+    size_t n;
+    cJSON *mj;
+
+    if (!cluster_mig_active(m))
+        return;
+    n = cluster_ring_ids(cl, ids);
+    cJSON_AddItemToObject(root, "ring", cluster_publish_ids(ids, n));
+    if (m->phase == CLUSTER_MIG_PREPARE)
+        return;
+    mj = cJSON_AddObjectToObject(root, "migration");
+    cJSON_AddNumberToObject(mj, "id", (double)m->id);
+    cJSON_AddStringToObject(mj, "phase", cluster_mig_phase_name(m->phase));
+    cJSON_AddItemToObject(mj, "from", cluster_publish_ids(m->from, m->nfrom));
+    cJSON_AddItemToObject(mj, "to", cluster_publish_ids(m->to, m->nto));
+}
 
 cJSON *cluster_publish_topology(cluster_t *cl)
 {
@@ -21,16 +55,21 @@ cJSON *cluster_publish_topology(cluster_t *cl)
     cJSON_AddNumberToObject(root, "vnodes", (double)cl->cfg.vnodes);
     cJSON_AddStringToObject(root, "queue", queue);
     for (size_t s = 0; s < cl->nshards; s++) {
-        cJSON *sh = cJSON_CreateObject();
-        cJSON *secs = cJSON_CreateArray();
+        cJSON *sh, *secs;
         int primary = cl->shards[s].primary;
+
+        if (!cl->shards[s].present)
+            continue;
+        sh = cJSON_CreateObject();
+        secs = cJSON_CreateArray();
 
         cJSON_AddNumberToObject(sh, "id", (double)s);
         cJSON_AddNumberToObject(sh, "epoch", (double)cl->shards[s].epoch);
         cJSON_AddItemToObject(sh, "primary", cJSON_CreateNull());
         for (size_t i = 0; i < cl->nnodes; i++) {
             const cluster_node *n = &cl->nodes[i];
-            if (n->kind != CLUSTER_STORE || n->shard != (int)s)
+            if (n->kind != CLUSTER_STORE || n->shard != (int)s ||
+                atomic_load(&n->gone))
                 continue;
             if (n->replica == primary)
                 cJSON_ReplaceItemInObject(sh, "primary",
@@ -43,8 +82,9 @@ cJSON *cluster_publish_topology(cluster_t *cl)
                                 (double)cl->shards[s].handoff_seq);
         cJSON_AddItemToArray(shards, sh);
     }
-    pthread_mutex_unlock(&cl->mu);
     cJSON_AddItemToObject(root, "shards", shards);
+    cluster_publish_ring(cl, root);
+    pthread_mutex_unlock(&cl->mu);
     return root;
 }
 
@@ -61,12 +101,17 @@ cJSON *cluster_publish_status(cluster_t *cl, sup_t *sup)
     epoch = cl->epoch;
     for (size_t s = 0; s < cl->nshards; s++) {
         const cluster_shard *sh = &cl->shards[s];
-        cJSON *o = cJSON_CreateObject();
+        cJSON *o;
         const cluster_node *p = NULL;
+
+        if (!sh->present)
+            continue;
+        o = cJSON_CreateObject();
         for (size_t i = 0; i < cl->nnodes && sh->primary >= 0; i++)
             if (cl->nodes[i].kind == CLUSTER_STORE &&
                 cl->nodes[i].shard == (int)s &&
-                cl->nodes[i].replica == sh->primary)
+                cl->nodes[i].replica == sh->primary &&
+                !atomic_load(&cl->nodes[i].gone))
                 p = &cl->nodes[i];
         cJSON_AddNumberToObject(o, "id", (double)s);
         cJSON_AddNumberToObject(o, "epoch", (double)sh->epoch);
@@ -82,6 +127,9 @@ cJSON *cluster_publish_status(cluster_t *cl, sup_t *sup)
                                     (double)(now - sh->last_failover_ms));
         cJSON_AddItemToArray(shards, o);
     }
+    if (cl->mig.id)
+        cJSON_AddItemToObject(root, "migration",
+                              cluster_state_mig_json(&cl->mig));
     pthread_mutex_unlock(&cl->mu);
     cJSON_AddStringToObject(root, "status", "ok");
     cJSON_AddStringToObject(root, "mode", cl->supervise ? "supervise"
@@ -100,8 +148,12 @@ cJSON *cluster_publish_status(cluster_t *cl, sup_t *sup)
     cJSON_AddItemToObject(root, "controller", ctl);
     for (size_t i = 0; i < cl->nnodes; i++) {
         const cluster_node *n = &cl->nodes[i];
-        cJSON *k = cJSON_CreateObject();
+        cJSON *k;
         sup_info info;
+
+        if (atomic_load(&n->gone))
+            continue;
+        k = cJSON_CreateObject();
 
         if (n->sup_index < 0 || sup_get(sup, (size_t)n->sup_index, &info) < 0) {
             memset(&info, 0, sizeof info);
@@ -202,6 +254,8 @@ void cluster_publish_metrics(metrics_text *t, cluster_t *cl, sup_t *sup)
         metrics_text_family(t, child[pass][0], child[pass][1], child[pass][2]);
         for (size_t i = 0; i < cl->nnodes; i++) {
             const cluster_node *n = &cl->nodes[i];
+            if (atomic_load(&n->gone))
+                continue;
             metrics_text_printf(t, "%s{name=\"%s\",kind=\"%s\"} %lld\n",
                                 child[pass][0], n->name,
                                 cluster_kind_name(n->kind),
@@ -212,31 +266,37 @@ void cluster_publish_metrics(metrics_text *t, cluster_t *cl, sup_t *sup)
     metrics_text_family(t, "kv_controller_shard_epoch", "Epoch of each shard",
                         "gauge");
     for (size_t s = 0; s < cl->nshards; s++)
-        metrics_text_printf(t, "kv_controller_shard_epoch{shard=\"%zu\"} %llu\n",
-                            s, (unsigned long long)cl->shards[s].epoch);
+        if (cl->shards[s].present)
+            metrics_text_printf(t,
+                                "kv_controller_shard_epoch{shard=\"%zu\"} "
+                                "%llu\n",
+                                s, (unsigned long long)cl->shards[s].epoch);
     metrics_text_family(t, "kv_controller_shard_failovers_total",
                         "Promotions per shard", "counter");
     for (size_t s = 0; s < cl->nshards; s++)
-        metrics_text_printf(t,
-                            "kv_controller_shard_failovers_total{shard=\"%zu\"} "
-                            "%llu\n",
-                            s, (unsigned long long)cl->shards[s].failovers);
+        if (cl->shards[s].present)
+            metrics_text_printf(t,
+                                "kv_controller_shard_failovers_total{shard="
+                                "\"%zu\"} %llu\n",
+                                s, (unsigned long long)cl->shards[s].failovers);
     pthread_mutex_unlock(&cl->mu);
 }
 
 
 void cluster_publish_summary(cluster_t *cl, sup_t *sup, FILE *f)
 {
+    size_t nshards = cluster_shard_count(cl);
+
     if (cl->supervise)
         fprintf(f, "kv cluster: %zu shard%s x %lld replica%s, %lld api, "
                    "queue, nginx\n",
-                cl->nshards, cl->nshards == 1 ? "" : "s",
+                nshards, nshards == 1 ? "" : "s",
                 (long long)cl->cfg.replicas, cl->cfg.replicas == 1 ? "" : "s",
                 (long long)cl->cfg.api_count);
     else
         fprintf(f, "kv cluster: %zu shard%s x %lld replica%s and the queue, "
                    "external (controller.supervise=0)\n",
-                cl->nshards, cl->nshards == 1 ? "" : "s",
+                nshards, nshards == 1 ? "" : "s",
                 (long long)cl->cfg.replicas, cl->cfg.replicas == 1 ? "" : "s");
     fprintf(f, "  %-12s %-26s %-20s pid %d\n", "controller",
             cl->controller_url, "/topology /status", (int)getpid());
@@ -246,7 +306,8 @@ void cluster_publish_summary(cluster_t *cl, sup_t *sup, FILE *f)
             sup_info info;
             char what[64];
 
-            if ((pass == 0) != (n->kind == CLUSTER_NGINX))
+            if ((pass == 0) != (n->kind == CLUSTER_NGINX) ||
+                atomic_load(&n->gone))
                 continue;
             memset(&info, 0, sizeof info);
             if (n->sup_index >= 0)

@@ -57,8 +57,10 @@ failover_t *failover_new(cluster_t *cl, sup_t *sup, const atomic_int *stop)
     f->sup = sup;
     f->stop = stop;
     f->started_ms = sup_now_ms();
-    f->down_logged = calloc(cl->nshards, sizeof *f->down_logged);
-    f->skip_logged_ms = calloc(cl->nshards, sizeof *f->skip_logged_ms);
+    /* By id, for every shard the cluster can have (some added later). */
+    f->down_logged = calloc(CLUSTER_MAX_SHARDS, sizeof *f->down_logged);
+    f->skip_logged_ms = calloc(CLUSTER_MAX_SHARDS,
+                               sizeof *f->skip_logged_ms);
     if (f->down_logged == NULL || f->skip_logged_ms == NULL) {
         failover_free(f);
         return NULL;
@@ -101,7 +103,7 @@ static size_t failover_candidates(failover_t *f, unsigned shard, int except,
     for (size_t i = 0; i < cl->nnodes && n < FAILOVER_MAX_REPLICAS; i++) {
         cluster_node *nd = &cl->nodes[i];
         if (nd->kind != CLUSTER_STORE || nd->shard != (int)shard ||
-            nd->replica == except)
+            nd->replica == except || atomic_load(&nd->gone))
             continue;
         nodes[n] = nd;
         bases[n++] = nd->url;
@@ -156,8 +158,9 @@ static void failover_notify(failover_t *f, unsigned shard)
         memset(reqs, 0, sizeof reqs);
         for (; next < cl->nnodes && n < FAILOVER_NOTIFY_CHUNK; next++) {
             cluster_node *nd = &cl->nodes[next];
-            if (!(nd->kind == CLUSTER_STORE && nd->shard == (int)shard) &&
-                nd->kind != CLUSTER_QUEUE && nd->kind != CLUSTER_API)
+            if ((!(nd->kind == CLUSTER_STORE && nd->shard == (int)shard) &&
+                 nd->kind != CLUSTER_QUEUE && nd->kind != CLUSTER_API) ||
+                atomic_load(&nd->gone))
                 continue;
             nodes[n] = nd;
             snprintf(urls[n], sizeof urls[n], "%s/internal/topology-changed",
@@ -202,8 +205,10 @@ enum failover_result failover_shard(failover_t *f, unsigned shard,
     if (shard >= cl->nshards)
         return FAILOVER_ERROR;
     pthread_mutex_lock(&cl->mu);
-    old_primary = cl->shards[shard].primary;
+    old_primary = cl->shards[shard].present ? cl->shards[shard].primary : -2;
     pthread_mutex_unlock(&cl->mu);
+    if (old_primary == -2)
+        return FAILOVER_ERROR;
     old_node = old_primary >= 0 ? cluster_store_node(cl, shard, old_primary)
                                 : NULL;
     n = failover_candidates(f, shard, old_primary, cands);
@@ -276,14 +281,19 @@ int failover_tick(failover_t *f, int64_t now_ms)
     for (size_t s = 0; s < cl->nshards; s++) {
         cluster_node *p;
         int primary;
-        int64_t last_fo, last_ok, down_ms;
+        int64_t last_fo, last_ok, down_ms, added;
+        int present;
 
         if (f->stop && atomic_load(f->stop))
             break;
         pthread_mutex_lock(&cl->mu);
+        present = cl->shards[s].present;
         primary = cl->shards[s].primary;
         last_fo = cl->shards[s].last_failover_ms;
+        added = cl->shards[s].added_ms;
         pthread_mutex_unlock(&cl->mu);
+        if (!present)
+            continue;
         p = primary >= 0 ? cluster_store_node(cl, (unsigned)s, primary) : NULL;
         if (p && atomic_load(&p->healthy) && failover_running(f, p)) {
             if (f->down_logged[s])
@@ -295,6 +305,8 @@ int failover_tick(failover_t *f, int64_t now_ms)
         last_ok = p ? atomic_load(&p->last_ok_ms) : 0;
         if (last_ok < f->started_ms)
             last_ok = f->started_ms;
+        if (last_ok < added) /* a shard added since: its stores are new */
+            last_ok = added;
         if (last_fo > last_ok)
             last_ok = last_fo;
         down_ms = now_ms - last_ok;

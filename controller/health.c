@@ -16,6 +16,7 @@
 struct health {
     cluster_t *cl;
     sup_t *sup;
+    reshard_t *rs;
     long ready_timeout_ms;
     atomic_int stop;
     pthread_mutex_t mu;        /* with wake: sleeps that stop can cut short */
@@ -83,6 +84,10 @@ static void health_rounds(health_t *h)
         int64_t now = sup_now_ms();
         next = now + interval;
         failover_tick(fo, now);
+        /* After the probes: prepare reads the new stores' health flags. */
+        if (h->rs && !atomic_load(&h->stop) && reshard_tick(h->rs, sup_now_ms()) &&
+            interval > RESHARD_STEP_MS)
+            next = now + RESHARD_STEP_MS;
         if (!atomic_load(&h->cl->ready) && probe_all_healthy(h->cl)) {
             atomic_store(&h->cl->ready, 1);
             cluster_publish_summary(h->cl, h->sup, stdout);
@@ -102,7 +107,8 @@ static void *health_thread(void *arg)
     return NULL;
 }
 
-health_t *health_start(cluster_t *cl, sup_t *sup, long ready_timeout_ms)
+health_t *health_start(cluster_t *cl, sup_t *sup, long ready_timeout_ms,
+                       reshard_t *rs)
 {
     health_t *h = calloc(1, sizeof *h);
 
@@ -110,6 +116,7 @@ health_t *health_start(cluster_t *cl, sup_t *sup, long ready_timeout_ms)
         return NULL;
     h->cl = cl;
     h->sup = sup;
+    h->rs = rs;
     h->ready_timeout_ms = ready_timeout_ms;
     atomic_init(&h->stop, 0);
     pthread_mutex_init(&h->mu, NULL);

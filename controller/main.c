@@ -15,6 +15,7 @@
 #include "log.h"
 #include "nginx_conf.h"
 #include "controller_opts.h"
+#include "reshard.h"
 #include "sup.h"
 
 #include <libgen.h>
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
     sup_t *sup;
     controller_http *http;
     health_t *health;
+    reshard_t *rs;
     char exe[PATH_MAX], tmpl[PATH_MAX], err[1024];
     ssize_t n;
     int code;
@@ -87,8 +89,13 @@ int main(int argc, char **argv)
                 "(use --nginx-template FILE)\n", tmpl);
         return 1;
     }
-    if (cluster_preflight_prepare(&cl, tmpl, err, sizeof err) < 0) {
-        fprintf(stderr, "kv-controller: %s\n", err);
+    /* The state file from the first start on, not only after a failover:
+     * it is what tells a later start with another cluster.shards that the
+     * data was placed by this count. */
+    if (cluster_preflight_prepare(&cl, tmpl, err, sizeof err) < 0 ||
+        cluster_state_save(&cl) < 0) {
+        fprintf(stderr, "kv-controller: %s\n",
+                err[0] ? err : "cannot write the topology state file");
         return 1;
     }
     httpc_global_init();
@@ -99,7 +106,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "kv-controller: cannot set up the supervisor\n");
         return 1;
     }
-    http = controller_http_start(&cl, sup);
+    rs = reshard_new(&cl, sup);
+    if (rs == NULL) {
+        fprintf(stderr, "kv-controller: out of memory\n");
+        return 1;
+    }
+    http = controller_http_start(&cl, sup, rs);
     if (http == NULL) {
         fprintf(stderr, "kv-controller: cannot listen on %s:%lld\n",
                 cfg.bind, (long long)cfg.base_port);
@@ -114,7 +126,7 @@ int main(int argc, char **argv)
                  "state in %s", cl.controller_url, cl.state_path);
     }
 
-    health = health_start(&cl, sup, args.ready_timeout_ms);
+    health = health_start(&cl, sup, args.ready_timeout_ms, rs);
     if (health == NULL) {
         fprintf(stderr, "kv-controller: cannot start the health checks\n");
         sup_stop_all(sup, STOP_GRACE_MS);
@@ -127,6 +139,7 @@ int main(int argc, char **argv)
     sup_stop_all(sup, STOP_GRACE_MS);
     health_stop(health);
     controller_http_stop(http);
+    reshard_free(rs);
     sup_free(sup);
     cluster_free(&cl);
     log_info("stopped (exit %d)", code);

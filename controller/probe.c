@@ -100,10 +100,10 @@ void probe_nodes(cluster_t *cl, long timeout_ms)
 {
     const char *bases[PROBE_CHUNK];
     httpc_resp resps[PROBE_CHUNK];
+    size_t total = cl->nnodes; /* a shard added meanwhile: next round */
 
-    for (size_t base = 0; base < cl->nnodes; base += PROBE_CHUNK) {
-        size_t n = cl->nnodes - base < PROBE_CHUNK ? cl->nnodes - base
-                                                   : PROBE_CHUNK;
+    for (size_t base = 0; base < total; base += PROBE_CHUNK) {
+        size_t n = total - base < PROBE_CHUNK ? total - base : PROBE_CHUNK;
 
         for (size_t i = 0; i < n; i++)
             bases[i] = cl->nodes[base + i].url;
@@ -124,7 +124,7 @@ int probe_wait_ready(cluster_t *cl, int64_t timeout_ms, const atomic_int *stop,
         size_t missing = 0;
         for (size_t i = 0; i < cl->nnodes; i++) {
             cluster_node *n = &cl->nodes[i];
-            if (atomic_load(&n->healthy))
+            if (atomic_load(&n->healthy) || atomic_load(&n->gone))
                 continue;
             /* nginx's /health goes through to an api: probe it last. */
             if (n->kind == CLUSTER_NGINX && missing > 0) {
@@ -153,7 +153,7 @@ int probe_wait_ready(cluster_t *cl, int64_t timeout_ms, const atomic_int *stop,
                                       (long long)timeout_ms);
         for (size_t i = 0; i < cl->nnodes && off < errlen; i++) {
             const cluster_node *n = &cl->nodes[i];
-            if (!atomic_load(&n->healthy))
+            if (!atomic_load(&n->healthy) && !atomic_load(&n->gone))
                 off += (size_t)snprintf(err + off, errlen - off, " %s (%s)",
                                         n->name, n->last_error);
         }
@@ -164,7 +164,8 @@ int probe_wait_ready(cluster_t *cl, int64_t timeout_ms, const atomic_int *stop,
 int probe_all_healthy(cluster_t *cl)
 {
     for (size_t i = 0; i < cl->nnodes; i++)
-        if (!atomic_load(&cl->nodes[i].healthy))
+        if (!atomic_load(&cl->nodes[i].healthy) &&
+            !atomic_load(&cl->nodes[i].gone))
             return 0;
     return 1;
 }

@@ -70,6 +70,8 @@ static const config_field config_fields[] = {
         "how often a secondary pulls the changes it missed"),
     INT("store.repl_batch_max", "REPL_BATCH_MAX", repl_batch_max, 512, 1,
         100000, "most records in one replication batch"),
+    INT("store.migrate_rate", "MIGRATE_RATE", migrate_rate, 0, 0, 100000000,
+        "most records a migration source reads per second (0: no limit)"),
     INT("store.quorum_timeout_ms", "QUORUM_TIMEOUT_MS", quorum_timeout_ms, 2000,
         1, 600000, "how long a write waits for W acknowledgements"),
     INT("store.repl_delay_ms", "REPL_DELAY_MS", repl_delay_ms, 0, 0, 600000,

@@ -37,6 +37,7 @@ typedef struct kv_config {
     int64_t store_threads;     /* store.threads (0 = cores) */
     int64_t reconcile_interval_ms; /* store.reconcile_interval_ms */
     int64_t repl_batch_max;    /* store.repl_batch_max: ops per replication batch */
+    int64_t migrate_rate;      /* store.migrate_rate: records/s a source reads, 0 = any */
     int64_t quorum_timeout_ms; /* store.quorum_timeout_ms: wait for W acks */
     int64_t repl_delay_ms;     /* store.repl_delay_ms: added per batch (lab, studies) */
     int64_t repl_delay_random; /* store.repl_delay_random: 1 = uniform(0, repl_delay_ms) per batch */

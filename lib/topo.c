@@ -13,7 +13,9 @@
 
 static void topo_free(topo_t *t)
 {
-    for (size_t i = 0; i < t->nshards; i++) {
+    if (t == NULL)
+        return;
+    for (size_t i = 0; t->shards && i < t->nshards; i++) {
         free(t->shards[i].primary);
         for (size_t k = 0; k < t->shards[i].nsecondaries; k++)
             free(t->shards[i].secondaries[k]);
@@ -21,6 +23,8 @@ static void topo_free(topo_t *t)
     free(t->shards);
     free(t->queue);
     ring_free(t->ring);
+    ring_free(t->ring_from);
+    ring_free(t->ring_to);
     free(t);
 }
 
@@ -30,11 +34,127 @@ static char *topo_strdup_or_null(const cJSON *j)
                                                    : NULL;
 }
 
+/* One entry of "shards" into sh; 0 or -1 + err. */
+static int topo_parse_shard(const cJSON *s, size_t i, topo_shard *sh,
+                            char *err, size_t errlen)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(s, "id");
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(s, "handoff_seq");
+    const cJSON *u;
+
+    if (!cJSON_IsNumber(id) || id->valuedouble < 0 ||
+        id->valuedouble >= TOPO_MAX_SHARD_IDS ||
+        id->valuedouble != (double)(uint32_t)id->valuedouble) {
+        snprintf(err, errlen, "topology: shards[%zu].id must be an integer "
+                 "0..%d", i, TOPO_MAX_SHARD_IDS - 1);
+        return -1;
+    }
+    sh->id = (uint32_t)id->valuedouble;
+    sh->epoch = (uint64_t)cJSON_GetNumberValue(
+        cJSON_GetObjectItemCaseSensitive(s, "epoch"));
+    sh->handoff_seq = cJSON_IsNumber(hs) && hs->valuedouble > 0
+                          ? (uint64_t)hs->valuedouble
+                          : 0;
+    sh->primary = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(s, "primary"));
+    cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(s, "secondaries")) {
+        if (sh->nsecondaries < TOPO_MAX_SECONDARIES && cJSON_IsString(u))
+            sh->secondaries[sh->nsecondaries++] = strdup(u->valuestring);
+    }
+    return 0;
+}
+
+static const char *const topo_phase_names[] = {"none", "copy", "freeze",
+                                               "switch"};
+
+const char *topo_phase_name(enum topo_phase p)
+{
+    return (unsigned)p < sizeof topo_phase_names / sizeof topo_phase_names[0]
+               ? topo_phase_names[p]
+               : "?";
+}
+
+/* A list of shard ids (the "ring" or migration "to" field) into ids[],
+ * every one of them a shard of t. The count, or -1 + err. */
+static long topo_parse_ids(const cJSON *arr, const char *what, const topo_t *t,
+                           uint32_t *ids, char *err, size_t errlen)
+{
+    const cJSON *v;
+    long n = 0;
+
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0 ||
+        (size_t)cJSON_GetArraySize(arr) > t->nshards) {
+        snprintf(err, errlen, "topology: \"%s\" must list 1 to %zu shard ids",
+                 what, t->nshards);
+        return -1;
+    }
+    cJSON_ArrayForEach(v, arr) {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
+            v->valuedouble >= TOPO_MAX_SHARD_IDS ||
+            t->index[(uint32_t)v->valuedouble] < 0) {
+            snprintf(err, errlen, "topology: \"%s\" names a shard that is "
+                     "not in \"shards\"", what);
+            return -1;
+        }
+        ids[n++] = (uint32_t)v->valuedouble;
+    }
+    return n;
+}
+
+/* The ring of a list of ids, or NULL + err. */
+static ring_t *topo_parse_ring(const cJSON *arr, const char *what,
+                               const topo_t *t, uint32_t *ids, char *err,
+                               size_t errlen)
+{
+    long n = topo_parse_ids(arr, what, t, ids, err, errlen);
+    ring_t *r = n > 0 ? ring_new_ids(ids, (size_t)n, t->vnodes) : NULL;
+
+    if (n > 0 && r == NULL)
+        snprintf(err, errlen, "topology: \"%s\" repeats a shard id", what);
+    return r;
+}
+
+/* The ring of the "ring" field (every shard when absent) and, during a
+ * migration, those of its "from" and "to". 0 or -1 + err. */
+static int topo_parse_rings(const cJSON *root, topo_t *t, uint32_t *ids,
+                            char *err, size_t errlen)
+{
+    const cJSON *ring = cJSON_GetObjectItemCaseSensitive(root, "ring");
+    const cJSON *mig = cJSON_GetObjectItemCaseSensitive(root, "migration");
+    const cJSON *phase, *id;
+
+    if (ring)
+        t->ring = topo_parse_ring(ring, "ring", t, ids, err, errlen);
+    else
+        t->ring = ring_new_ids(ids, t->nshards, t->vnodes);
+    if (t->ring == NULL)
+        return -1;
+    if (mig == NULL || cJSON_IsNull(mig))
+        return 0;
+    phase = cJSON_GetObjectItemCaseSensitive(mig, "phase");
+    id = cJSON_GetObjectItemCaseSensitive(mig, "id");
+    for (size_t p = TOPO_PHASE_COPY; p <= TOPO_PHASE_SWITCH; p++)
+        if (cJSON_IsString(phase) && strcmp(phase->valuestring, topo_phase_names[p]) == 0)
+            t->phase = (enum topo_phase)p;
+    if (t->phase == TOPO_PHASE_NONE || !cJSON_IsNumber(id) || id->valuedouble < 1) {
+        snprintf(err, errlen, "topology: \"migration\" needs an id and a "
+                 "phase (copy, freeze or switch)");
+        return -1;
+    }
+    t->migration_id = (uint64_t)id->valuedouble;
+    if ((t->ring_from = topo_parse_ring(cJSON_GetObjectItemCaseSensitive(mig, "from"),
+                                        "migration.from", t, ids, err, errlen)) == NULL ||
+        (t->ring_to = topo_parse_ring(cJSON_GetObjectItemCaseSensitive(mig, "to"),
+                                      "migration.to", t, ids, err, errlen)) == NULL)
+        return -1;
+    return 0;
+}
+
 topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
 {
     cJSON *root = cJSON_ParseWithLength(json, len);
     const cJSON *shards, *s;
     topo_t *t = NULL;
+    uint32_t *ids = NULL;
     size_t i = 0;
 
     if (root == NULL) {
@@ -42,13 +162,21 @@ topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
         return NULL;
     }
     shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
-    if (!cJSON_IsArray(shards) || cJSON_GetArraySize(shards) == 0) {
-        snprintf(err, errlen, "topology: \"shards\" must be a non-empty array");
+    if (!cJSON_IsArray(shards) || cJSON_GetArraySize(shards) == 0 ||
+        cJSON_GetArraySize(shards) > TOPO_MAX_SHARD_IDS) {
+        snprintf(err, errlen, "topology: \"shards\" must be an array of 1 "
+                 "to %d shards", TOPO_MAX_SHARD_IDS);
         goto out;
     }
     t = calloc(1, sizeof *t);
+    if (t == NULL)
+        goto nomem;
     t->nshards = (size_t)cJSON_GetArraySize(shards);
     t->shards = calloc(t->nshards, sizeof *t->shards);
+    ids = calloc(t->nshards, sizeof *ids);
+    if (t->shards == NULL || ids == NULL)
+        goto nomem;
+    memset(t->index, 0xff, sizeof t->index);
     t->epoch = (uint64_t)cJSON_GetNumberValue(
         cJSON_GetObjectItemCaseSensitive(root, "epoch"));
     t->vnodes = (uint32_t)cJSON_GetNumberValue(
@@ -58,33 +186,27 @@ topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
     t->queue = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(root, "queue"));
     atomic_init(&t->refs, 1);
     cJSON_ArrayForEach(s, shards) {
-        topo_shard *sh = &t->shards[i];
-        const cJSON *secs = cJSON_GetObjectItemCaseSensitive(s, "secondaries"), *u;
-        double id = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "id"));
-        if (id != (double)i) {
-            snprintf(err, errlen, "topology: shards[%zu].id must be %zu", i, i);
-            topo_free(t);
-            t = NULL;
-            goto out;
+        if (topo_parse_shard(s, i, &t->shards[i], err, errlen) != 0)
+            goto bad;
+        if (t->index[t->shards[i].id] >= 0) {
+            snprintf(err, errlen, "topology: shard id %u appears twice",
+                     t->shards[i].id);
+            goto bad;
         }
-        sh->id = (uint32_t)i;
-        sh->epoch = (uint64_t)cJSON_GetNumberValue(
-            cJSON_GetObjectItemCaseSensitive(s, "epoch"));
-        {
-            const cJSON *hs = cJSON_GetObjectItemCaseSensitive(s, "handoff_seq");
-            sh->handoff_seq = cJSON_IsNumber(hs) && hs->valuedouble > 0
-                                  ? (uint64_t)hs->valuedouble
-                                  : 0;
-        }
-        sh->primary = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(s, "primary"));
-        cJSON_ArrayForEach(u, secs) {
-            if (sh->nsecondaries < TOPO_MAX_SECONDARIES && cJSON_IsString(u))
-                sh->secondaries[sh->nsecondaries++] = strdup(u->valuestring);
-        }
+        t->index[t->shards[i].id] = (int16_t)i;
+        ids[i] = t->shards[i].id;
         i++;
     }
-    t->ring = ring_new((uint32_t)t->nshards, t->vnodes);
+    if (topo_parse_rings(root, t, ids, err, errlen) != 0)
+        goto bad;
+    goto out;
+nomem:
+    snprintf(err, errlen, "topology: out of memory");
+bad:
+    topo_free(t); /* shards[] is zeroed: unfilled entries free nothing */
+    t = NULL;
 out:
+    free(ids);
     cJSON_Delete(root);
     return t;
 }
@@ -102,7 +224,23 @@ void topo_put(topo_t *t)
 
 const topo_shard *topo_shard_for(const topo_t *t, const char *key, size_t len)
 {
-    return &t->shards[ring_lookup(t->ring, key, len)];
+    return topo_shard_by_id(t, ring_lookup(t->ring, key, len));
+}
+
+uint32_t topo_owner_from(const topo_t *t, const char *key, size_t len)
+{
+    return ring_lookup(t->ring_from ? t->ring_from : t->ring, key, len);
+}
+
+uint32_t topo_owner_to(const topo_t *t, const char *key, size_t len)
+{
+    return ring_lookup(t->ring_to ? t->ring_to : t->ring, key, len);
+}
+
+const topo_shard *topo_shard_by_id(const topo_t *t, uint32_t id)
+{
+    return id < TOPO_MAX_SHARD_IDS && t->index[id] >= 0 ? &t->shards[t->index[id]]
+                                                        : NULL;
 }
 
 /* ---- the watcher -------------------------------------------------------- */
@@ -146,9 +284,11 @@ static void topo_watch_poll(topo_watch *w)
     }
     pthread_mutex_lock(&w->mu);
     if (w->cur == NULL || w->cur->epoch != t->epoch)
-        log_info("topology epoch %llu: %zu shards, queue %s",
+        log_info("topology epoch %llu: %zu shards, queue %s%s%s",
                  (unsigned long long)t->epoch, t->nshards,
-                 t->queue ? t->queue : "none");
+                 t->queue ? t->queue : "none",
+                 t->phase ? ", migration phase " : "",
+                 t->phase ? topo_phase_name(t->phase) : "");
     old = w->cur;
     w->cur = t;
     free(w->cur_text);

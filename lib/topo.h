@@ -2,7 +2,16 @@
  *   {"epoch":E,"vnodes":V,"queue":"http://...",
  *    "shards":[{"id":0,"epoch":e,"primary":"http://...",
  *               "secondaries":["http://...",...],"handoff_seq":S}, ...]}
- * and a watcher that polls it. handoff_seq (optional, default 0) is the
+ * and a watcher that polls it. Shard ids are distinct and below
+ * TOPO_MAX_SHARD_IDS, in any order; they need not be 0..n-1 (an id that was
+ * removed is never given again), and the ring is built from them
+ * (lib/ring.h). During a shard migration (docs/PROTOCOL.md "Growing and
+ * shrinking") two more fields:
+ *   "ring":[ids]   the shards that own keys now (absent: every shard)
+ *   "migration":{"id":M,"phase":"copy|freeze|switch","from":[ids],"to":[ids]}
+ * from and to are the rings before and after it (ring is from until the
+ * switch, to from then on); a key moves when they name different owners.
+ * handoff_seq (optional, default 0) is the
  * promoted replica's applied seq at the shard's last failover: a returning
  * old primary hands the new one its records above it (docs/PROTOCOL.md).
  * A topology is immutable once parsed and reference counted: readers take
@@ -20,6 +29,7 @@
 #include <stdint.h>
 
 #define TOPO_MAX_SECONDARIES 32
+#define TOPO_MAX_SHARD_IDS 256         /* shard ids are 0 .. 255 */
 
 typedef struct topo_shard {
     uint32_t id;
@@ -31,13 +41,24 @@ typedef struct topo_shard {
     size_t nsecondaries;
 } topo_shard;
 
+enum topo_phase {
+    TOPO_PHASE_NONE = 0,           /* no migration */
+    TOPO_PHASE_COPY,               /* sources copy; they own the keys */
+    TOPO_PHASE_FREEZE,             /* sources refuse writes to moving keys */
+    TOPO_PHASE_SWITCH              /* targets own them; refuse writes still */
+};
+
 typedef struct topo {
     uint64_t epoch;
     uint32_t vnodes;
     char *queue;
     topo_shard *shards;
     size_t nshards;
-    ring_t *ring;
+    int16_t index[TOPO_MAX_SHARD_IDS]; /* shard id -> shards[] index, -1 */
+    ring_t *ring;                  /* who owns each key now */
+    uint64_t migration_id;         /* 0 when phase is NONE */
+    enum topo_phase phase;
+    ring_t *ring_from, *ring_to;   /* before and after it, or NULL */
     _Atomic int refs;
 } topo_t;
 
@@ -46,6 +67,14 @@ void topo_get(topo_t *t);
 void topo_put(topo_t *t);          /* frees at zero */
 /* The shard owning key. */
 const topo_shard *topo_shard_for(const topo_t *t, const char *key, size_t len);
+/* The shard with this id, or NULL when the topology has none. */
+const topo_shard *topo_shard_by_id(const topo_t *t, uint32_t id);
+/* The ids of key's owner before and after the migration (both its owner
+ * now when there is none); it moves when they differ. */
+uint32_t topo_owner_from(const topo_t *t, const char *key, size_t len);
+uint32_t topo_owner_to(const topo_t *t, const char *key, size_t len);
+/* "none", "copy", "freeze", "switch". */
+const char *topo_phase_name(enum topo_phase p);
 
 typedef struct topo_watch topo_watch;
 /* Starts a thread polling controller_url/topology every poll_ms. */

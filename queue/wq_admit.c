@@ -188,7 +188,7 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
     for (size_t i = 0; i < n; i++) {
         wq_admission *a = &as[i];
         wq_admit_pending *p = &ps[i];
-        uint32_t shard = t ? ring_lookup(t->ring, a->w.key, a->w.klen) : 0;
+        uint32_t shard = t ? wq_route_owner(t, a->w.key, a->w.klen) : 0;
 
         if (t == NULL || shard >= WQ_MAX_SHARDS) {
             a->rc = WQ_NO_TOPOLOGY;

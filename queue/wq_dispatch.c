@@ -42,8 +42,8 @@ static size_t wq_dispatch_budget(wq_t *q, uint64_t now, uint64_t *wake_us)
 static int wq_dispatch_primary_moved(wq_t *q, size_t shard, wq_shard *s)
 {
     topo_t *t = topo_watch_get(q->topo);
-    int moved = t && shard < t->nshards && t->shards[shard].primary &&
-                t->shards[shard].epoch != s->sent_epoch;
+    const topo_shard *sh = t ? topo_shard_by_id(t, (uint32_t)shard) : NULL;
+    int moved = sh && sh->primary && sh->epoch != s->sent_epoch;
 
     topo_put(t);
     return moved;
@@ -104,10 +104,17 @@ static wq_op *wq_dispatch_fill(wq_t *q, wq_shard *s, size_t budget, size_t *n_ou
     size_t n = 0, bytes = 0;
     uint64_t now_ms = clock_mono_ms();
 
-    /* Large values: also stop at WQ_BATCH_BYTES (one op always goes). */
-    for (; n < budget && s->fifo[WQ_MAIN].head && bytes < WQ_BATCH_BYTES; n++) {
-        bytes += s->fifo[WQ_MAIN].head->vlen + s->fifo[WQ_MAIN].head->k->klen;
-        wq_dispatch_take(q, s, s->fifo[WQ_MAIN].head, &first, &tail);
+    /* Large values: also stop at WQ_BATCH_BYTES (one op always goes). An op
+     * whose key has an older op out to another shard (a migration moved
+     * the key meanwhile) waits for it: a key's writes apply in order. */
+    for (wq_op *o = s->fifo[WQ_MAIN].head, *nx;
+         o && n < budget && bytes < WQ_BATCH_BYTES; o = nx) {
+        nx = o->next;
+        if (o->kprev && o->kprev->inflight && o->kprev->shard != o->shard)
+            continue;
+        bytes += o->vlen + o->k->klen;
+        wq_dispatch_take(q, s, o, &first, &tail);
+        n++;
     }
     for (wq_op *o = s->fifo[WQ_EXCESS].head, *nx;
          o && n < budget && bytes < WQ_BATCH_BYTES; o = nx) {
@@ -127,34 +134,6 @@ static wq_op *wq_dispatch_fill(wq_t *q, wq_shard *s, size_t budget, size_t *n_ou
             wq_dispatch_take(q, s, s->fifo[WQ_STALE].head, &first, &tail);
     *n_out = n;
     return first;
-}
-
-/* A failed batch goes back in front of its FIFO (or its key's current one),
- * in order: reverse it, then push each op to the front. */
-static void wq_dispatch_requeue(wq_t *q, wq_shard *s, wq_op *first)
-{
-    wq_op *rev = NULL;
-
-    for (wq_op *o = first, *nx; o; o = nx) {
-        nx = o->next;
-        o->next = rev;
-        rev = o;
-    }
-    for (wq_op *o = rev, *nx; o; o = nx) {
-        enum wq_class cls = o->cls;
-        nx = o->next;
-        /* The key may have moved on (to STALE, say) while this was away. */
-        for (wq_op *later = o->knext; later; later = later->knext)
-            if (!later->inflight) {
-                cls = later->cls;
-                break;
-            }
-        o->inflight = 0;
-        o->cls = cls;
-        q->jobs_in[cls] += o->njobs;
-        wq_table_fifo_push_front(&s->fifo[cls], o);
-        s->ops++;
-    }
 }
 
 static void wq_dispatch_encode(wq_op *first, wire_buf *buf)
@@ -183,19 +162,21 @@ static enum wq_dispatch_rc wq_dispatch_send(wq_t *q, uint32_t shard, const wire_
                    size_t whylen)
 {
     topo_t *t = topo_watch_get(q->topo);
+    const topo_shard *sh;
     char url[512], auth[KVHDR_AUTH_MAX], epoch[KVHDR_EPOCH_MAX];
     const char *hdrs[4] = {"Content-Type: application/octet-stream", NULL};
     int nh = 1;
 
     memset(resp, 0, sizeof *resp);
-    if (t == NULL || shard >= t->nshards || t->shards[shard].primary == NULL) {
+    sh = t ? topo_shard_by_id(t, shard) : NULL;
+    if (sh == NULL || sh->primary == NULL) {
         snprintf(why, whylen, "shard %u has no primary", shard);
         topo_put(t);
         return WQ_DISPATCH_NO_PRIMARY;
     }
-    snprintf(url, sizeof url, "%s/internal/batch", t->shards[shard].primary);
-    *epoch_out = t->shards[shard].epoch;
-    hdrs[nh++] = kvhdr_epoch(epoch, sizeof epoch, t->shards[shard].epoch);
+    snprintf(url, sizeof url, "%s/internal/batch", sh->primary);
+    *epoch_out = sh->epoch;
+    hdrs[nh++] = kvhdr_epoch(epoch, sizeof epoch, sh->epoch);
     if (q->cfg.token[0])
         hdrs[nh++] = kvhdr_auth(auth, sizeof auth, q->cfg.token);
     topo_put(t);
@@ -217,9 +198,24 @@ static enum wq_dispatch_rc wq_dispatch_send(wq_t *q, uint32_t shard, const wire_
     return WQ_DISPATCH_FAILED;
 }
 
-static void wq_dispatch_apply_results(wq_t *q, wq_op *first, const httpc_resp *resp,
-                             wq_end_list *e)
+/* Append o to the list (first, tail). */
+static void wq_dispatch_link(wq_op **first, wq_op **tail, wq_op *o)
 {
+    o->next = NULL;
+    if (*tail)
+        (*tail)->next = o;
+    else
+        *first = o;
+    *tail = o;
+}
+
+/* One result per op. 421 and 503 are a migration's (docs/PROTOCOL.md
+ * "Growing and shrinking"): moved, the op goes to the key's new owner;
+ * migrating, it waits here a moment. Neither costs the op a retry. */
+static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
+                                      const httpc_resp *resp, wq_end_list *e)
+{
+    wq_op *wait = NULL, *wait_tail = NULL;
     size_t off = 0;
     wire_result r;
 
@@ -229,12 +225,20 @@ static void wq_dispatch_apply_results(wq_t *q, wq_op *first, const httpc_resp *r
             r.status = 500;
         if (r.status == 200 || r.status == 208)
             wq_end_op(q, o, WQ_APPLIED, 200, r.number, NULL, NULL, e);
+        else if (r.status == 421)
+            wq_route_moved(q, o, si, r.number); /* number: the owner */
+        else if (r.status == 503)
+            wq_dispatch_link(&wait, &wait_tail, o);
         else if (r.status == 409 && o->kind == WIRE_INCR)
             wq_end_op(q, o, WQ_FAILED, 409, 0, "not_integer",
                       "the stored value is not an integer, or would overflow", e);
         else
             wq_end_op(q, o, WQ_FAILED, r.status >= 400 ? r.status : 500, 0,
                       "store_error", "the shard refused the write", e);
+    }
+    if (wait) {
+        wq_table_requeue(q, &q->shards[si], wait);
+        q->shards[si].next_try_us = clock_mono_us() + WQ_MIGRATING_HOLD_US;
     }
 }
 
@@ -266,7 +270,7 @@ static void wq_dispatch_batch_failed(wq_t *q, int si, wq_op *batch, size_t n,
         tail = o;
     }
     if (keep)
-        wq_dispatch_requeue(q, s, keep);
+        wq_table_requeue(q, s, keep);
     s->failures++;
     backoff = (uint64_t)q->cfg.retry_backoff_ms * 1000ULL
               << (s->failures - 1 < 16 ? s->failures - 1 : 16);
@@ -287,6 +291,7 @@ void *wq_dispatch_worker(void *arg)
 
     pthread_mutex_lock(&q->mu);
     while (!q->stopping) {
+        wq_route_follow(q);
         uint64_t now = clock_mono_us(), wake = now + 100000;
         size_t budget = wq_dispatch_budget(q, now, &wake), n = 0;
         int si = budget ? wq_dispatch_pick(q, now, &wake) : -1;
@@ -325,11 +330,11 @@ void *wq_dispatch_worker(void *arg)
             s->failures = 0;
             metrics_add(&wq_m_batches, 1);
             metrics_add(&wq_m_dispatched, (int64_t)n);
-            wq_dispatch_apply_results(q, batch, &resp, &e);
+            wq_dispatch_apply_results(q, (uint32_t)si, batch, &resp, &e);
         } else if (rc == WQ_DISPATCH_NO_PRIMARY) {
             /* Failover under way: hold the writes (bounded by the
              * capacities) without spending their retries. */
-            wq_dispatch_requeue(q, s, batch);
+            wq_table_requeue(q, s, batch);
             s->next_try_us = clock_mono_us() + WQ_HOLD_US;
         } else {
             wq_dispatch_batch_failed(q, si, batch, n, why, &e);

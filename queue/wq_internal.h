@@ -7,6 +7,8 @@
  *   wq_end.c       ending jobs: outcomes, waiters, journal records to forget
  *   wq_admit.c     admission: routing, coalescing, the journal's hooks
  *   wq_dispatch.c  dispatcher threads: batches to shard primaries
+ *   wq_route.c     which shard an op goes to, and ops that change shard
+ *                  when a migration moves their key
  *   wq_age.c       the reaper: wait deadlines and MAIN -> STALE aging
  *   wq_replay.c    the journal replay at start
  *   wq_json.c      GET /jobs/{id} and /stats
@@ -28,11 +30,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WQ_MAX_SHARDS 64
+#define WQ_MAX_SHARDS TOPO_MAX_SHARD_IDS /* indexed by shard id */
 #define WQ_JOB_BUCKETS (1u << 16)
 #define WQ_KEY_BUCKETS (1u << 16)
 #define WQ_BACKOFF_MAX_US 5000000ULL
 #define WQ_HOLD_US 200000ULL /* a shard without a primary is retried this often */
+#define WQ_MIGRATING_HOLD_US 50000ULL /* a shard answering 503 migrating */
 #define WQ_BATCH_BYTES ((size_t)16 << 20) /* well under the store's body cap */
 
 enum wq_class { WQ_MAIN, WQ_EXCESS, WQ_STALE, WQ_NCLASS };
@@ -135,6 +138,7 @@ struct wq {
     double tokens;                    /* global dispatch budget */
     uint64_t tokens_at_us;
     unsigned rr;
+    uint64_t routed_epoch;            /* the topology wq_route_follow last saw */
     uint64_t log_window_us;           /* spill logging: at most 10 a second */
     unsigned log_count, log_dropped;
     pthread_t *workers;
@@ -171,6 +175,9 @@ void wq_table_fifo_push(wq_fifo *f, wq_op *o);
 void wq_table_fifo_push_front(wq_fifo *f, wq_op *o);
 void wq_table_fifo_del(wq_fifo *f, wq_op *o);
 void wq_table_key_move(wq_t *q, wq_key *k, enum wq_class to);
+/* Put ops (linked by next, in flight) back in front of their FIFOs of
+ * shard s, in order, each in its key's current class. */
+void wq_table_requeue(wq_t *q, wq_shard *s, wq_op *first);
 void wq_table_op_free(wq_t *q, wq_op *o);
 /* A job for w (key copied), not in the table yet; NULL: out of memory. */
 wq_job *wq_table_job_new(const wq_write *w, uint32_t shard);
@@ -190,6 +197,20 @@ int wq_admit_enqueue(wq_t *q, wq_job *j, const wq_write *w, enum wq_class cls,
                      wq_key *k);
 uint64_t wq_admit_next_id(void *arg);
 void wq_admit_committed(void *arg, journal_rec *const *recs, size_t n);
+
+/* wq_route.c */
+/* The shard that owns key now in t (its "ring"). */
+uint32_t wq_route_owner(const topo_t *t, const char *key, size_t klen);
+/* With the lock held: when the topology changed since the last call, move
+ * every queued op (not in flight) whose key has another owner now to that
+ * shard's FIFOs. */
+void wq_route_follow(wq_t *q);
+/* With the lock held: an op (in flight) that shard `from` answered 421
+ * moved goes to the owner the store named (owner, -1: none) when this
+ * queue's topology has that shard, else to the owner its topology names
+ * after the migration; when that is `from` still, it waits there for the
+ * new topology (asked for now). */
+void wq_route_moved(wq_t *q, wq_op *o, uint32_t from, int64_t owner);
 
 /* wq_dispatch.c: one dispatcher thread (arg: the wq_t). */
 void *wq_dispatch_worker(void *arg);

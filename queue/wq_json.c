@@ -46,6 +46,7 @@ cJSON *wq_json_job(wq_t *q, uint64_t id)
 void wq_json_stats(wq_t *q, cJSON *obj)
 {
     cJSON *shards = cJSON_CreateArray(), *depth, *cap, *used;
+    topo_t *t = topo_watch_get(q->topo); /* the shards it routes to now */
 
     pthread_mutex_lock(&q->mu);
     depth = cJSON_AddObjectToObject(obj, "depth");
@@ -57,7 +58,8 @@ void wq_json_stats(wq_t *q, cJSON *obj)
     }
     cJSON_AddNumberToObject(used, "main", (double)q->charged[WQ_MAIN]);
     cJSON_AddNumberToObject(used, "excess", (double)q->charged[WQ_EXCESS]);
-    for (int64_t i = 0; i < q->cfg.shards && i < WQ_MAX_SHARDS; i++) {
+    for (size_t k = 0; t && k < t->nshards; k++) {
+        uint32_t i = t->shards[k].id;
         cJSON *s = cJSON_CreateObject();
         cJSON_AddNumberToObject(s, "shard", (double)i);
         cJSON_AddNumberToObject(s, "backlog_ops", (double)q->shards[i].ops);
@@ -66,6 +68,7 @@ void wq_json_stats(wq_t *q, cJSON *obj)
         cJSON_AddItemToArray(shards, s);
     }
     pthread_mutex_unlock(&q->mu);
+    topo_put(t);
     cJSON_AddItemToObject(obj, "shards", shards);
     cJSON_AddNumberToObject(obj, "admitted", (double)metrics_get(&wq_m_admitted));
     cJSON_AddNumberToObject(obj, "applied", (double)metrics_get(&wq_m_applied));

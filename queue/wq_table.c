@@ -138,3 +138,30 @@ void wq_table_job_free(wq_job *j)
     free(j->key);
     free(j);
 }
+
+/* In order: reverse the list, then push each op to the front. */
+void wq_table_requeue(wq_t *q, wq_shard *s, wq_op *first)
+{
+    wq_op *rev = NULL;
+
+    for (wq_op *o = first, *nx; o; o = nx) {
+        nx = o->next;
+        o->next = rev;
+        rev = o;
+    }
+    for (wq_op *o = rev, *nx; o; o = nx) {
+        enum wq_class cls = o->cls;
+        nx = o->next;
+        /* The key may have moved on (to STALE, say) while this was away. */
+        for (wq_op *later = o->knext; later; later = later->knext)
+            if (!later->inflight) {
+                cls = later->cls;
+                break;
+            }
+        o->inflight = 0;
+        o->cls = cls;
+        q->jobs_in[cls] += o->njobs;
+        wq_table_fifo_push_front(&s->fifo[cls], o);
+        s->ops++;
+    }
+}

@@ -8,6 +8,7 @@
 #include "flags.h"
 #include "lab_heartbeat.h"
 #include "store_http.h"
+#include "store_migrate.h"
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
@@ -64,6 +65,7 @@ typedef struct store_main {
     wquorum *wqm;
     lab_heartbeat_t *hb;
     role_t *follower;
+    store_migrate *mig;
     store_http *sh;
     httpd_t *srv;
 } store_main;
@@ -226,6 +228,15 @@ static int store_main_start(store_main *m)
     });
     if (m->follower == NULL)
         return -1;
+    m->mig = store_migrate_start(&(store_migrate_opts){
+        .db = m->db,
+        .role = m->follower,
+        .shard = (unsigned)m->shard,
+        .token = m->cfg.token,
+        .rate = (uint64_t)m->cfg.migrate_rate,
+    });
+    if (m->mig == NULL)
+        return -1;
     m->sh = store_http_new(&(store_http_opts){
         .db = m->db,
         .shard = (unsigned)m->shard,
@@ -234,6 +245,7 @@ static int store_main_start(store_main *m)
         .max_key_bytes = (size_t)m->cfg.max_key_bytes,
         .max_value_bytes = (size_t)m->cfg.max_value_bytes,
         .role = m->follower,
+        .mig = m->mig,
         .wqm = m->wqm,
         .write_quorum = (unsigned)m->cfg.write_quorum,
         .may_apply = hb ? lab_heartbeat_may_apply : NULL,
@@ -273,6 +285,8 @@ static void store_main_teardown(store_main *m)
     wquorum_close(m->wqm);
     httpd_stop(m->srv);
     store_http_free(m->sh);
+    /* Writes (which use its fence) are over; before the role it uses. */
+    store_migrate_stop(m->mig);
     /* Before the role: its state is what heartbeats read. */
     lab_heartbeat_stop(m->hb);
     role_stop(m->follower);

@@ -23,6 +23,12 @@ struct recon {
     _Atomic uint64_t full_resyncs, catchups, catchup_ops, resync_ops,
         handoffs, handoff_ops, rounds, failures;
     uint64_t resumed_from;
+    /* The epoch of the last full resync that ended with nothing applied: a
+     * new cluster's secondaries stay at seq 0 until the first write, and
+     * another wipe every round would fill the log ("full resync ...") with
+     * no news. Only the reconcile thread touches it. */
+    uint64_t empty_resync_epoch;
+    int empty_resynced;
     unsigned streak;      /* failed requests in a row (logs are thinned) */
 };
 
@@ -302,6 +308,8 @@ restart:
         if (sdb_resync_done(r->o.db, since) != 0)
             goto failed;
         atomic_fetch_add(&r->full_resyncs, 1);
+        r->empty_resynced = since == 0;
+        r->empty_resync_epoch = epoch;
         log_info("reconcile: full resync from %s done: %" PRIu64
                  " records up to seq %" PRIu64 " in %" PRIu64 " ms",
                  primary, total, since, clock_mono_ms() - t0);
@@ -321,7 +329,9 @@ int recon_round(recon_t *r, const char *primary, uint64_t epoch,
     int more = 1;
 
     atomic_fetch_add(&r->rounds, 1);
-    if (sdb_resyncing(r->o.db) || sdb_applied_seq(r->o.db) == 0)
+    if (sdb_resyncing(r->o.db) ||
+        (sdb_applied_seq(r->o.db) == 0 &&
+         !(r->empty_resynced && r->empty_resync_epoch == epoch)))
         return recon_full_resync(r, primary, epoch);
     since = start = sdb_applied_seq(r->o.db);
     while (more) {

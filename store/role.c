@@ -43,6 +43,7 @@ struct role {
     pthread_t thr, fthr;
     int started, fstarted;
 
+    pthread_mutex_t gc_mu;       /* held through a tombstone collection */
     pthread_mutex_t mu;          /* guards what follows */
     pthread_cond_t cv;
     int stopping;
@@ -140,6 +141,8 @@ static enum role_state role_find_me(const role_t *r, const topo_shard *sh)
 
 /* ---- the role thread: applying a topology ------------------------------ */
 
+static void role_gc_collect(role_t *r, enum role_state st);
+
 static void role_stop_leading(role_t *r, const char *why)
 {
     repl_send_set_peers(r->repl, NULL, 0);
@@ -224,13 +227,13 @@ static void role_apply(role_t *r, const topo_t *t)
     enum role_state st = (enum role_state)atomic_load(&r->state);
     uint64_t e_new, e_old = sdb_get_epoch(r->db);
 
-    if (r->shard >= t->nshards) {
+    sh = topo_shard_by_id(t, r->shard);
+    if (sh == NULL) {
         if (!r->ignored_logged)
             log_warn("role: the topology has no shard %u", r->shard);
         r->ignored_logged = 1;
         return;
     }
-    sh = &t->shards[r->shard];
     e_new = sh->epoch;
     if (e_new < e_old) {
         if (!r->ignored_logged)
@@ -291,7 +294,29 @@ static void role_apply(role_t *r, const topo_t *t)
     role_apply_secondary(r, sh, was, e_old);
 }
 
+/* No tombstone collection while the topology has a migration: a delete
+ * collected on a source before the copier sent it would let the target
+ * keep the value it deleted. gc_mu spans the check and the collection, so
+ * that role_gc_barrier waits for one that began before the migration. */
 static void role_gc(role_t *r, enum role_state st)
+{
+    topo_t *t;
+
+    pthread_mutex_lock(&r->gc_mu);
+    t = role_topo(r);
+    if (t == NULL || t->phase == TOPO_PHASE_NONE)
+        role_gc_collect(r, st);
+    topo_put(t);
+    pthread_mutex_unlock(&r->gc_mu);
+}
+
+void role_gc_barrier(role_t *r)
+{
+    pthread_mutex_lock(&r->gc_mu);
+    pthread_mutex_unlock(&r->gc_mu);
+}
+
+static void role_gc_collect(role_t *r, enum role_state st)
 {
     uint64_t upto, n = 0;
 
@@ -491,6 +516,7 @@ role_t *role_start(const role_opts *o)
     r->replica = o->replica;
     snprintf(r->self, sizeof r->self, "%s", o->self_url);
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->gc_mu, NULL);
     clock_cond_init(&r->cv);
     (void)wquorum_policy_parse(r->cfg.quorum_policy, &pol);
     r->repl = repl_send_new(&(repl_send_opts){
@@ -564,6 +590,7 @@ void role_stop(role_t *r)
     topo_put(r->cur);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->gc_mu);
     free(r);
 }
 
@@ -601,6 +628,11 @@ const char *role_state(role_t *r)
     default:
         return "detached";
     }
+}
+
+topo_t *role_topo(role_t *r)
+{
+    return r->tw ? topo_watch_get(r->tw) : NULL;
 }
 
 repl_send_t *role_repl(role_t *r)

@@ -6,7 +6,8 @@
  *  - primary: promotes itself if it was a secondary (sdb_promote: epoch,
  *    seq continues from its applied seq), runs one replication sender per
  *    secondary (store/repl_send.h) and collects tombstones every second up
- *    to the lowest seq every secondary of the topology acked;
+ *    to the lowest seq every secondary of the topology acked (none while
+ *    the topology has a migration, primary or secondary);
  *  - secondary: steps down if it was primary (senders stopped, waiting
  *    writes answered 504), follows the shard's primary: a reconcile round
  *    on start and every store.reconcile_interval_ms (store/recon.h),
@@ -41,6 +42,7 @@
 #include "sdb.h"
 #include "recon.h"
 #include "repl_send.h"
+#include "topo.h"
 #include "wquorum.h"
 
 #include <cjson/cJSON.h>
@@ -74,6 +76,15 @@ int role_primary(role_t *r, char *buf, size_t n);
 /* "primary", "secondary", "rejoining", "resyncing" or "detached". */
 const char *role_state(role_t *r);
 repl_send_t *role_repl(role_t *r);
+/* The latest topology the store knows (a reference: topo_put it), or NULL
+ * before the first poll and without a controller. What the request paths
+ * check ownership against (store/store_owner.h). */
+topo_t *role_topo(role_t *r);
+/* Returns once a tombstone collection under way has ended. None starts
+ * while the topology has a migration (docs/PROTOCOL.md), so a migration's
+ * copier that calls this after it saw the migration copies from a store
+ * no collection touches any more. */
+void role_gc_barrier(role_t *r);
 recon_t *role_recon(role_t *r);
 /* role, primary, state and the reconcile counters into obj. */
 void role_stats_json(role_t *r, cJSON *obj);

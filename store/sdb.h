@@ -23,6 +23,7 @@
  *
  * Files: sdb.c (open, close, reads, meta), sdb_apply.c (writes),
  * sdb_changes.c (the changes feed and snapshots), sdb_gc.c (tombstones),
+ * sdb_purge.c (dropping records other shards own after a migration),
  * sdb_replica.c (wipe, resync, promote, follow); sdb_internal.h is theirs.
  *
  * Threads: every function may be called from any thread (MDB_NOTLS). Writes
@@ -220,6 +221,26 @@ void sdb_snap_close(sdb_snap *s);
 /* Deletes tombstones whose seq is <= upto_seq (every replica has passed
  * them), from data and changes. *collected (optional) gets how many. 0/-1. */
 int sdb_collect_tombstones(sdb *db, uint64_t upto_seq, uint64_t *collected);
+
+/* Purge after a shard migration: deletes, WITHOUT tombstones, every record
+ * (value, tombstone or unstamped) whose key owned() says this store does
+ * not keep, from data and changes, keys and counters adjusted. The walk
+ * goes in write transactions examining at most batch records each (0:
+ * 2000), so writes wait at most one short batch. Before each transaction,
+ * with the write lock held, begin(arg) gives the ctx owned() decides with
+ * for that batch (a topology taken under the lock sees every write that
+ * committed before: a record a migration's copier just brought is judged
+ * by the topology that let it in); NULL stops the walk there. end(ctx) is
+ * called after each batch. *purged gets how many records went, *done 1
+ * when the walk reached the end. 0, or -1 on an LMDB error. */
+typedef struct sdb_purge_fns {
+    void *(*begin)(void *arg);
+    int (*owned)(void *ctx, const char *key, size_t len);
+    void (*end)(void *ctx);
+    void *arg;
+} sdb_purge_fns;
+int sdb_purge(sdb *db, const sdb_purge_fns *f, size_t batch,
+              uint64_t *purged, int *done);
 
 /* Replica life cycle, each one transaction (role, epoch and positions
  * change together, so a crash never leaves half of it).

@@ -117,3 +117,40 @@ int store_fence_quorum(store_http *h, httpd_req *r)
     httpd_respond_json(r, 503, j, hdrs);
     return -1;
 }
+
+int store_fence_owner(store_http *h, httpd_req *r, const topo_t *t,
+                      const char *key, size_t len, enum store_owner_op op)
+{
+    char hdr[40], msg[160], at[320], epoch[48];
+    const char *hdrs[4] = {hdr, NULL};
+    static const char *const retry[] = {"Retry-After: 1", NULL};
+    const topo_shard *sh;
+    uint32_t owner;
+
+    switch (store_owner_check(t, h->shard, key, len, op, &owner)) {
+    case STORE_OWNER_OK:
+        return 0;
+    case STORE_OWNER_MOVED:
+        store_stats_add(STORE_STATS_MOVED, 1);
+        snprintf(hdr, sizeof hdr, "X-KV-Shard: %u", (unsigned)owner);
+        /* Where it is, by this store's topology: an api whose topology is
+         * older (it may not know the shard yet) reads it there. */
+        sh = topo_shard_by_id(t, owner);
+        if (sh && sh->primary &&
+            snprintf(at, sizeof at, "X-KV-Owner: %s", sh->primary) < (int)sizeof at) {
+            snprintf(epoch, sizeof epoch, "X-KV-Owner-Epoch: %" PRIu64, sh->epoch);
+            hdrs[1] = at;
+            hdrs[2] = epoch;
+        }
+        snprintf(msg, sizeof msg, "shard %u owns this key, not shard %u",
+                 (unsigned)owner, h->shard);
+        store_reply_json_error(r, 421, hdrs, "moved", msg, "shard", owner);
+        return -1;
+    default:
+        store_stats_add(STORE_STATS_MIGRATING, 1);
+        store_reply_json_error(r, 503, retry, "migrating",
+                               "this key is moving to another shard; "
+                               "retry shortly", NULL, 0);
+        return -1;
+    }
+}

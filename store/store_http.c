@@ -30,6 +30,7 @@ store_http *store_http_new(const store_http_opts *o)
         return NULL;
     h->db = o->db;
     h->role = o->role;
+    h->mig = o->mig;
     h->wqm = o->wqm;
     h->write_quorum = o->wqm ? o->write_quorum : 0;
     h->shard = o->shard;

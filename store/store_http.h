@@ -41,14 +41,19 @@
  *    next pages (410 snapshot_gone once it expired, 30 s idle). since above
  *    the store's last seq is 409 {"error":"seq_ahead","seq":<last seq>}.
  *  - a resyncing secondary answers GET /internal/kv with 503 resyncing.
+ *  - ownership (store/store_owner.h, docs/PROTOCOL.md "Store details"): a
+ *    key another shard owns is 421 moved (X-KV-Shard), a client write to a
+ *    key a migration is moving 503 migrating (Retry-After: 1); in batches
+ *    and repairs per op (wire_result.number = the owner for 421). Repair
+ *    answers carry X-KV-Last-Seq.
  *
  * store_http.c holds the setup and the table of routes; each route is a
  * module of its own: store_kv, store_batch, store_repl_recv, store_repair,
  * store_changes (with store_snapcache), store_stats, with the refusals in
  * store_fence and the shared answers in store_reply.
  *
- * Ownership: store_http_new copies what it needs from opts except db, role
- * and wqm, which are borrowed and must outlive the handle; store_http_free
+ * Ownership: store_http_new copies what it needs from opts except db, role,
+ * mig and wqm, which are borrowed and must outlive the handle; store_http_free
  * frees the handle (stop the httpd server first). */
 #ifndef KV_STORE_HTTP_H
 #define KV_STORE_HTTP_H
@@ -56,6 +61,7 @@
 #include "sdb.h"
 #include "httpd.h"
 #include "role.h"
+#include "store_migrate.h"
 #include "wquorum.h"
 
 #include <stddef.h>
@@ -71,6 +77,8 @@ typedef struct store_http_opts {
     size_t max_key_bytes;    /* 414 above */
     size_t max_value_bytes;  /* 413 above */
     role_t *role;            /* the store's role (required) */
+    store_migrate *mig;      /* the migration's write fence and report
+                                (NULL: no fence, id and phase only) */
     wquorum *wqm;             /* NULL when write_quorum is 0 */
     unsigned write_quorum;   /* W */
     /* Optional gate (the lab's lease, store/heartbeat.h): while it returns

@@ -7,6 +7,7 @@
 
 #include "role.h"
 #include "sdb.h"
+#include "store_migrate.h"
 #include "store_snapcache.h"
 #include "wquorum.h"
 
@@ -15,6 +16,7 @@
 struct store_http {
     sdb *db;
     role_t *role;
+    store_migrate *mig;       /* NULL: no write fence */
     wquorum *wqm;             /* NULL when write_quorum is 0 */
     unsigned write_quorum;
     unsigned shard, replica;

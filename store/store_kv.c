@@ -6,6 +6,7 @@
 #include "repl_send.h"
 #include "store_fence.h"
 #include "store_http_internal.h"
+#include "store_migrate.h"
 #include "store_reply.h"
 #include "store_stats.h"
 
@@ -118,7 +119,16 @@ static void store_kv_get_cb(const sdb_record *rec, void *arg)
 
 static void store_kv_get(store_http *h, httpd_req *r, const store_kv_key *k)
 {
+    topo_t *t = role_topo(h->role);
+    int refused;
+
     store_stats_add(STORE_STATS_GETS, 1);
+    refused = store_fence_owner(h, r, t, k->p, k->len,
+                                httpd_header(r, "X-KV-Moved") ? STORE_OWNER_READ_MOVED
+                                                              : STORE_OWNER_READ);
+    topo_put(t);
+    if (refused)
+        return;
     if (sdb_resyncing(h->db)) {
         static const char resync[] =
             "{\"error\":\"resyncing\",\"message\":\"this replica is in a "
@@ -143,6 +153,7 @@ static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
     uint64_t t0;
     cJSON *j;
     char *key;
+    topo_t *t;
 
     if (store_fence_epoch(h, r, NULL) != 0 || store_fence_primary(h, r) != 0)
         return;
@@ -181,9 +192,18 @@ static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
 
     if (store_fence_quorum(h, r) != 0)
         return;
+    /* From the ownership check to the commit inside the write fence, so
+     * that a freeze (store/store_migrate.h) sees this write either
+     * committed or refused. */
+    t = store_migrate_write_begin(h->mig, h->role);
+    if (store_fence_owner(h, r, t, k->p, k->len, STORE_OWNER_WRITE) != 0) {
+        store_migrate_write_end(h->mig, t);
+        return;
+    }
     t0 = clock_mono_us();
     sdb_apply_as(h->db, SDB_APPLY_WRITE, &op, 1, &res, &info);
     store_stats_write_us(clock_mono_us() - t0);
+    store_migrate_write_end(h->mig, t);
     if (res.status != 200 && res.status != 208) {
         store_kv_op_error(r, &res, &info, h);
         return;

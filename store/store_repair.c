@@ -4,10 +4,65 @@
 #include "repl_send.h"
 #include "store_fence.h"
 #include "store_http_internal.h"
+#include "store_owner.h"
 #include "store_reply.h"
 #include "store_stats.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+
+/* The ops this shard may take under t (the owner now, before or after a
+ * migration: store/store_owner.h), applied by version in ONE transaction;
+ * the others get 421 with number = the owner's id. 0, or -1 when the
+ * transaction failed (every result 500/507). */
+static int store_repair_apply(store_http *h, const topo_t *t,
+                              const wire_op *ops, size_t n, wire_result *res)
+{
+    wire_op *ok_ops;
+    wire_result *ok_res;
+    size_t *idx, m = 0;
+    int rc = -1;
+
+    if (t == NULL)
+        return sdb_apply_as(h->db, SDB_APPLY_REPAIR, ops, n, res, NULL);
+    ok_ops = malloc(n * sizeof *ok_ops);
+    ok_res = malloc(n * sizeof *ok_res);
+    idx = malloc(n * sizeof *idx);
+    if (ok_ops == NULL || ok_res == NULL || idx == NULL) {
+        for (size_t i = 0; i < n; i++)
+            res[i] = (wire_result){.status = 500};
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t owner;
+        res[i] = (wire_result){0};
+        if (store_owner_check(t, h->shard, ops[i].key, ops[i].key_len,
+                              STORE_OWNER_REPAIR, &owner) == STORE_OWNER_OK) {
+            idx[m] = i;
+            ok_ops[m++] = ops[i];
+        } else {
+            res[i].status = 421;
+            res[i].number = owner;
+            store_stats_add(STORE_STATS_MOVED, 1);
+        }
+    }
+    if (m == n) {
+        rc = sdb_apply_as(h->db, SDB_APPLY_REPAIR, ops, n, res, NULL);
+        goto out;
+    }
+    rc = sdb_apply_as(h->db, SDB_APPLY_REPAIR, ok_ops, m, ok_res, NULL);
+    for (size_t j = 0; j < m; j++)
+        res[idx[j]] = ok_res[j];
+    if (rc != 0)
+        for (size_t i = 0; i < n; i++)
+            res[i] = (wire_result){.status = ok_res[0].status};
+out:
+    free(idx);
+    free(ok_res);
+    free(ok_ops);
+    return rc;
+}
 
 void store_repair_route(store_http *h, httpd_req *r, const char *rest)
 {
@@ -15,7 +70,10 @@ void store_repair_route(store_http *h, httpd_req *r, const char *rest)
     wire_result *res = NULL;
     wire_buf out = {0};
     size_t n = 0;
-    int applied = 0;
+    int applied = 0, rc;
+    topo_t *t;
+    char h1[48];
+    const char *hdrs[] = {h1, NULL};
 
     (void)rest;
     if (!httpd_method_is(r, "POST")) {
@@ -31,7 +89,10 @@ void store_repair_route(store_http *h, httpd_req *r, const char *rest)
             store_reply_fail(r, 500, "internal", "out of memory");
             goto out;
         }
-        if (sdb_apply_as(h->db, SDB_APPLY_REPAIR, ops, n, res, NULL) != 0) {
+        t = role_topo(h->role);
+        rc = store_repair_apply(h, t, ops, n, res);
+        topo_put(t);
+        if (rc != 0) {
             store_reply_txn_failed(r, res);
             goto out;
         }
@@ -44,8 +105,11 @@ void store_repair_route(store_http *h, httpd_req *r, const char *rest)
     }
     if (applied && sdb_get_role(h->db) == SDB_ROLE_PRIMARY)
         repl_send_notify(role_repl(h->role));
+    /* The migration's copier waits for the target's secondaries to ack
+     * this seq before it says drained (store/store_migrate.h). */
+    snprintf(h1, sizeof h1, "X-KV-Last-Seq: %" PRIu64, sdb_last_seq(h->db));
     httpd_respond(r, 200, STORE_REPLY_BIN, out.data ? (void *)out.data : "",
-                  out.len, NULL);
+                  out.len, hdrs);
 out:
     wire_buf_free(&out);
     free(res);

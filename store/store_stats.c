@@ -6,6 +6,8 @@
 #include "repl_send.h"
 #include "role.h"
 #include "store_http_internal.h"
+#include "store_migrate.h"
+#include "topo.h"
 #include "store_reply.h"
 #include "wquorum.h"
 
@@ -43,6 +45,10 @@ METRIC_COUNTER(sm_replicate_ops, "kv_store_replicate_ops_total",
                "ops received from the primary's stream");
 METRIC_COUNTER(sm_repairs, "kv_store_repair_ops_total",
                "ops received by POST /internal/repair");
+METRIC_COUNTER(sm_moved, "kv_store_moved_total",
+               "ops refused with 421: another shard owns the key");
+METRIC_COUNTER(sm_migrating, "kv_store_migrating_total",
+               "writes refused with 503 while their key moves");
 METRIC_GAUGE(sm_keys, "kv_store_keys", "live keys");
 METRIC_GAUGE(sm_tombs, "kv_store_tombstones", "tombstones kept");
 METRIC_GAUGE(sm_seq, "kv_store_last_seq", "last applied sequence number");
@@ -74,6 +80,8 @@ static metric *const store_stats_counters[STORE_STATS_N] = {
     [STORE_STATS_REPLICATE] = &sm_replicate,
     [STORE_STATS_REPLICATE_OPS] = &sm_replicate_ops,
     [STORE_STATS_REPAIRS] = &sm_repairs,
+    [STORE_STATS_MOVED] = &sm_moved,
+    [STORE_STATS_MIGRATING] = &sm_migrating,
 };
 
 static pthread_once_t store_stats_once = PTHREAD_ONCE_INIT;
@@ -132,6 +140,11 @@ static void store_stats_replication(store_http *h, cJSON *j,
     if (st->role == SDB_ROLE_PRIMARY) {
         cJSON *arr = cJSON_AddArrayToObject(j, "secondaries");
         repl_send_stats_json(role_repl(h->role), arr);
+    }
+    {
+        topo_t *t = role_topo(h->role);
+        store_migrate_json(h->mig, t, j);
+        topo_put(t);
     }
 }
 
@@ -209,6 +222,8 @@ void store_stats_json(store_http *h, httpd_req *r, const char *rest)
     store_reply_add_i64(req, "not_primary", metrics_get(&sm_not_primary));
     store_reply_add_i64(req, "quorum_unavailable",
                        metrics_get(&sm_quorum_unavail));
+    store_reply_add_i64(req, "moved", metrics_get(&sm_moved));
+    store_reply_add_i64(req, "migrating", metrics_get(&sm_migrating));
     store_reply_add_i64(req, "errors", metrics_get(&sm_errors));
     cJSON_AddItemToObject(j, "requests", req);
     store_reply_add_u64(lat, "p50", metrics_hist_percentile(&sm_write_lat, 0.5));

@@ -502,6 +502,7 @@ class Cluster:
 
     def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
+        state = {}
 
         def left():
             return max(0.1, deadline - time.monotonic())
@@ -516,8 +517,11 @@ class Cluster:
             st, t = get_json(self.controller + "/topology", timeout=2)
             if st != 200 or not isinstance(t, dict):
                 return False
+            # The stored shard list is the controller's (kvctl shard add and
+            # remove change it): at least one shard, every one with a primary.
             shards = t.get("shards") or []
-            return len(shards) == self.shards and all(s.get("primary") for s in shards)
+            state["topology"] = t
+            return len(shards) >= 1 and all(s.get("primary") for s in shards)
 
         try:
             wait_until(ok(topo_ok), left(), "controller GET /topology with every shard's primary")
@@ -528,8 +532,8 @@ class Cluster:
                            left(), "api %s GET /health -> 200" % a)
             wait_until(ok(lambda: request("GET", self.queue + "/health", timeout=2)[0] == 200),
                        left(), "queue GET /health -> 200")
-            for row in self.stores:
-                for s in row:
+            for sh in state["topology"]["shards"]:
+                for s in [sh["primary"]] + sh.get("secondaries", []):
                     wait_until(ok(lambda s=s: request("GET", s + "/health", timeout=2)[0] == 200),
                                left(), "store %s GET /health -> 200" % s)
             wait_until(ok(lambda: all(c.get("state") == "running" for c in self.children())),
@@ -656,8 +660,13 @@ class Cluster:
         raise KeyError(shard)
 
     def replica_of(self, shard, url):
-        """The replica id of a store URL of shard (stores[shard].index)."""
-        return self.stores[shard].index(url)
+        """The replica id of a store URL of shard, from its port (any shard
+        id, also one added after the start)."""
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        r = port - (self.base_port + 100 + 10 * shard)
+        if not 0 <= r < self.replicas:
+            raise ValueError("%s is not a store of shard %d" % (url, shard))
+        return r
 
     def primary_replica(self, shard):
         return self.replica_of(shard, self.primary(shard))

@@ -413,7 +413,10 @@ def test_keys_land_on_ring_shard(cluster):
         for other, url in primaries.items():
             if other == shard:
                 continue
-            st, _, body = request("GET", url + "/internal/kv/" + quote_key(k))
-            assert st == 404, "key %s (shard %d) also found on shard %d at %s: %s" % (
-                k, shard, other, url, st)
+            # Another shard does not serve it: 421 names the owner.
+            st, hd, body = request("GET", url + "/internal/kv/" + quote_key(k))
+            assert st == 421 and hd.get("X-KV-Shard") == str(shard) and \
+                json_of(body)["shard"] == shard, \
+                "key %s (shard %d) asked of shard %d at %s: %s %r" % (
+                    k, shard, other, url, st, body[:200])
     assert seen == set(range(cluster.shards)), "50 keys all on shards %s" % sorted(seen)

@@ -16,10 +16,12 @@ failover_after_ms keeps its place). It must show:
     newer version.
 """
 
+import json
+import os
 import signal
 import time
 
-from cluster import (WriteLoad, json_of, keys_by_shard, own_cluster, proc_cmdline,
+from cluster import (Cluster, WriteLoad, json_of, keys_by_shard, own_cluster, proc_cmdline,
                      quote_key, request, wait_until)
 
 TEST_TIMEOUT = 240
@@ -213,5 +215,48 @@ def test_controller_restart_keeps_topology_state():
             assert st == 200 and body == b"after", (st, body)
             cl.wait_until(lambda: put_sync(cl, "persist-key", b"again")[0] == 200, 15,
                           "a write after the controller restart")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_another_shard_count_over_existing_data_is_refused():
+    """Keys written by a 2-shard cluster, started again with 3 shards: the
+    ring would send about a third of the reads to the new, empty shard. The
+    controller refuses to start, in one sentence that names the setting;
+    started again with 2 shards every key is there."""
+    import shutil
+    import subprocess
+    import tempfile
+    data = tempfile.mkdtemp(prefix="kvtest-shardcount-")
+    try:
+        cfg = scenario_config(replicas=1, w=0)
+        cfg["cluster"]["data_dir"] = data
+        keys = ["strand-%d" % i for i in range(40)]
+        with own_cluster(cfg, "shardcount-1") as cl:
+            for k in keys:
+                st, _, body = put_sync(cl, k, k.encode())
+                assert st == 200, (k, st, body)
+        grown = json.loads(json.dumps(cfg))
+        grown["cluster"]["shards"] = 3
+        cl = Cluster(grown, name="shardcount-2", start=False)
+        try:
+            exe = os.path.join(cl.build, "bin", "kv-controller")
+            p = subprocess.run([exe, "--config", cl.config_path], cwd=cl.tmp,
+                               env=cl.env(), stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=30)
+            err = p.stderr.decode("utf-8", "replace")
+            assert p.returncode == 1, (p.returncode, err)
+            assert "cluster.shards is 3" in err and "has 2 shards" in err, err
+            assert "(created with 2)" in err, err
+            assert "`kvctl shard add` and `kvctl shard remove`" in err, err
+            assert "set cluster.shards (KV_SHARDS) back to 2" in err, err
+            assert err.count("\n") == 1, err
+        finally:
+            cl.stop()
+            cl.cleanup()
+        with own_cluster(cfg, "shardcount-3") as cl:
+            for k in keys:
+                st, _, body = request("GET", "%s/kv/%s" % (cl.nginx, quote_key(k)))
+                assert st == 200 and body == k.encode(), (k, st, body)
     finally:
         shutil.rmtree(data, ignore_errors=True)

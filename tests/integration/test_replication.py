@@ -36,6 +36,11 @@ def ukey(prefix):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:12])
 
 
+def shard_key(c, shard, prefix):
+    """A fresh key that shard owns: stores answer 421 for the others."""
+    return keys_by_shard(c, 1, ukey(prefix) + "-")[shard][0]
+
+
 def put_sync(c, key, value, timeout=15):
     st, _, body = c.request("PUT", "/kv/%s?sync=1" % quote_key(key), body=value,
                             timeout=timeout)
@@ -189,7 +194,7 @@ def test_older_epoch_is_fenced_and_applies_nothing(cluster):
     assert epoch >= 1, topo
     prim, sec = topo["primary"], topo["secondaries"][0]
     old = str(epoch - 1)
-    key = ukey("fenced")
+    key = shard_key(cluster, shard, "fenced")
     body = encode_wire_op(WIRE_PUT, key, b"from-the-past", version=0)
 
     r = request("POST", prim + "/internal/batch", body=body,
@@ -227,7 +232,7 @@ def test_older_epoch_is_fenced_and_applies_nothing(cluster):
 def test_secondary_refuses_client_writes(cluster):
     topo = cluster.shard_topology(0)
     sec = topo["secondaries"][0]
-    key = ukey("nope")
+    key = shard_key(cluster, 0, "nope")
     r = request("PUT", sec + "/internal/kv/" + quote_key(key), body=b"x",
                 headers={"X-KV-Epoch": str(topo["epoch"])})
     j = assert_json_error(r, 409, "not_primary", "PUT to a secondary")
@@ -250,7 +255,7 @@ def test_replicate_protocol_gap_heartbeat_and_health(cluster):
     applied = json_of(body)["applied_seq"]
     # a batch that does not continue from our position is refused: nothing
     # applied, and the answer says where to resend from
-    key = ukey("gap")
+    key = shard_key(cluster, 0, "gap")
     far = applied + 1000000
     rep = encode_wire_op(WIRE_PUT, key, b"gap", version=99, seq=far + 1)
     st, _, body = request("POST", sec + "/internal/replicate", body=rep,
@@ -279,7 +284,7 @@ def test_replicate_protocol_gap_heartbeat_and_health(cluster):
 def test_repair_on_a_secondary_does_not_move_its_position(cluster):
     topo = cluster.shard_topology(1)
     sec, epoch = topo["secondaries"][0], str(topo["epoch"])
-    key = ukey("repair")
+    key = shard_key(cluster, 1, "repair")
     before = stats(sec)["applied_seq"]
     # a version far in the future, so the stream cannot overtake it
     ver = int(time.time() * 1e6) - 1577836800000000 + 10 ** 12
@@ -306,6 +311,44 @@ def test_repair_on_a_secondary_does_not_move_its_position(cluster):
                           body=encode_wire_op(WIRE_PUT, key, b"older", version=ver),
                           headers={"X-KV-Epoch": epoch})
     assert st == 200 and decode_result_status(body) == 208, (st, body)
+
+
+def test_keys_of_another_shard_are_421_moved(cluster):
+    """Outside a migration a store serves only the keys its shard owns: the
+    others are 421 moved naming the owner, per op in batches and repairs,
+    on every role; and /health shows no migration object."""
+    ks = keys_by_shard(cluster, 3, ukey("own") + "-")
+    topo = cluster.shard_topology(0)
+    prim, sec, epoch = topo["primary"], topo["secondaries"][0], str(topo["epoch"])
+    mine, theirs = ks[0], ks[1]
+    body = b"".join(encode_wire_op(WIRE_PUT, k, b"v") for k in (mine[0], theirs[0], mine[1], theirs[1]))
+    st, _, res = request("POST", prim + "/internal/batch", body=body,
+                         headers={"X-KV-Epoch": epoch})
+    assert st == 200 and len(res) == 4 * 24, (st, res[:200])
+    statuses = [int.from_bytes(res[i * 24:i * 24 + 2], "little") for i in range(4)]
+    owners = [int.from_bytes(res[i * 24 + 16:i * 24 + 24], "little", signed=True) for i in (1, 3)]
+    assert statuses == [200, 421, 200, 421] and owners == [1, 1], (statuses, owners)
+    for k in (theirs[0], theirs[1]):
+        st, _, b = request("GET", cluster.shard_topology(1)["primary"] + "/internal/kv/" + quote_key(k))
+        assert st == 404, ("a refused op was applied somewhere", k, st, b[:100])
+    r = request("PUT", prim + "/internal/kv/" + quote_key(theirs[2]), body=b"x",
+                headers={"X-KV-Epoch": epoch})
+    j = assert_json_error(r, 421, "moved", "PUT of another shard's key")
+    assert j["shard"] == 1 and r[1].get("X-KV-Shard") == "1", (j, dict(r[1]))
+    rep = encode_wire_op(WIRE_PUT, theirs[2], b"r", version=777) + \
+        encode_wire_op(WIRE_PUT, mine[2], b"r", version=777)
+    st, hd, res = request("POST", sec + "/internal/repair", body=rep,
+                          headers={"X-KV-Epoch": epoch})
+    assert st == 200 and [decode_result_status(res[i * 24:]) for i in (0, 1)] == [421, 200], (st, res)
+    assert int(hd["X-KV-Last-Seq"]) >= 0, dict(hd)
+    wait_until(lambda: request("GET", sec + "/internal/kv/" + quote_key(mine[0]))[0] == 200,
+               10, "the secondary to hold the batch's own key")
+    r = request("GET", sec + "/internal/kv/" + quote_key(theirs[0]))
+    assert assert_json_error(r, 421, "moved", "GET on a secondary")["shard"] == 1
+    for url in (prim, sec):
+        h = get_json(url + "/health")[1]
+        assert "migration" not in h, h
+    assert stats(prim)["requests"]["moved"] >= 3, stats(prim)["requests"]
 
 
 def decode_result_status(body):
@@ -336,6 +379,39 @@ def test_tombstones_collected_once_every_secondary_passed_them(cluster):
 
 # --------------------------------------------------------------------------
 # write quorum W = 1 with the only secondary paused
+
+def test_new_cluster_secondaries_resync_once_not_every_round():
+    """A cluster with no writes yet: each secondary does one full resync (of
+    nothing) and then incremental rounds, not a wipe and a "full resync" log
+    line every round until the first write arrives."""
+    cfg = {"cluster": {"shards": 1, "replicas": 3},
+           "store": {"reconcile_interval_ms": 100},
+           "api": {"topology_poll_ms": 200}}
+    with own_cluster(cfg, "empty-resync") as cl:
+        secs = cl.shard_topology(0)["secondaries"]
+        assert len(secs) == 2, secs
+
+        def rounds_done(n):
+            return all(stats(u)["reconcile"]["rounds"] >= n for u in secs)
+        cl.wait_until(lambda: rounds_done(10), 30, "10 reconcile rounds on each secondary")
+        for u in secs:
+            assert stats(u)["full_resyncs"] == 1, (u, stats(u)["reconcile"])
+        key = ukey("first")
+        put_sync(cl, key, b"first write")
+        for u in secs:
+            wait_until(lambda u=u: request("GET", u + "/internal/kv/" + quote_key(key))[2]
+                       == b"first write", 15, "%s to have the first write" % u)
+        start = {u: stats(u)["reconcile"]["rounds"] for u in secs}
+        cl.wait_until(lambda: all(stats(u)["reconcile"]["rounds"] >= start[u] + 5
+                                  for u in secs), 30, "5 more rounds")
+        for u in secs:
+            assert stats(u)["full_resyncs"] == 1, (u, stats(u)["reconcile"])
+        for p in cl.log_files():
+            if os.path.basename(p).startswith("store-"):
+                with open(p, errors="replace") as f:
+                    n = f.read().count("wiping the local copy")
+                assert n <= 1, "%s logged %d full resyncs" % (p, n)
+
 
 def test_write_quorum_w1_sigstop_secondary():
     cfg = {"cluster": {"shards": 1, "replicas": 2, "write_quorum": 1},

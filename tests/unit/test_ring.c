@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <math.h>
 #include <xxhash.h>
 
 #include "ring.h"
@@ -320,6 +321,116 @@ static void test_wrap_around(void **state)
     free(p);
 }
 
+/* A ring of an id list: {0..n-1} is exactly ring_new(n) (the rings of
+ * clusters written before shard ids existed stay where they are), the order
+ * of the list does not matter, and repeated ids are refused. */
+static void test_ids_same_as_count(void **state)
+{
+    (void)state;
+    const uint32_t ids[] = {0, 1, 2, 3}, rev[] = {3, 2, 1, 0}, dup[] = {0, 1, 1};
+    ring_t *a = ring_new(4, RING_DEFAULT_VNODES);
+    ring_t *b = ring_new_ids(ids, 4, RING_DEFAULT_VNODES);
+    ring_t *c = ring_new_ids(rev, 4, RING_DEFAULT_VNODES);
+    char key[32];
+
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    for (int i = 0; i < NKEYS; i++) {
+        size_t n = key_text(key, sizeof key, i);
+        uint32_t want = ring_lookup(a, key, n);
+        assert_int_equal(ring_lookup(b, key, n), want);
+        assert_int_equal(ring_lookup(c, key, n), want);
+    }
+    assert_null(ring_new_ids(dup, 3, RING_DEFAULT_VNODES));
+    assert_null(ring_new_ids(ids, 0, RING_DEFAULT_VNODES));
+    assert_null(ring_new_ids(ids, 4, 0));
+    ring_free(a);
+    ring_free(b);
+    ring_free(c);
+}
+
+/* from -> to moves exactly the keys whose owner differs, each onto a shard
+ * of `to` that `from` lacked (added) or off a shard of `from` that `to`
+ * lacks (removed), and about the share the ring predicts. */
+static void check_move(const uint32_t *from, size_t nf, const uint32_t *to,
+                       size_t nt, uint32_t changed)
+{
+    ring_t *a = ring_new_ids(from, nf, RING_DEFAULT_VNODES);
+    ring_t *b = ring_new_ids(to, nt, RING_DEFAULT_VNODES);
+    size_t moved = 0;
+    double predicted;
+    char key[32];
+
+    assert_non_null(a);
+    assert_non_null(b);
+    for (int i = 0; i < NKEYS; i++) {
+        size_t n = key_text(key, sizeof key, i);
+        uint32_t x = ring_lookup(a, key, n), y = ring_lookup(b, key, n);
+        int x_kept = 0, y_old = 0;
+
+        if (x == y)
+            continue;
+        moved++;
+        for (size_t k = 0; k < nt; k++)
+            x_kept |= to[k] == x;
+        for (size_t k = 0; k < nf; k++)
+            y_old |= from[k] == y;
+        /* A key may only leave a removed shard or join an added one. */
+        if (x_kept && y_old)
+            fail_msg("%s moved %u -> %u between two shards that stay", key, x, y);
+    }
+    /* The ring predicts the share the added shard takes, or the removed
+     * one had. */
+    predicted = nt > nf ? ring_share(b, changed) : ring_share(a, changed);
+    assert_true(moved > 0);
+    if (fabs((double)moved / NKEYS - predicted) > 0.03)
+        fail_msg("moved %.4f of the keys, the ring predicts %.4f",
+                 (double)moved / NKEYS, predicted);
+    ring_free(a);
+    ring_free(b);
+}
+
+static void test_ids_add_and_remove_move_only_their_keys(void **state)
+{
+    (void)state;
+    const uint32_t two[] = {0, 1}, three[] = {0, 1, 2}, four[] = {0, 1, 2, 3};
+    const uint32_t later[] = {1, 2, 3}, gap[] = {1, 3}, back[] = {1, 3, 4};
+
+    check_move(two, 2, three, 3, 2);   /* add 2 */
+    check_move(three, 3, four, 4, 3);  /* add 3 */
+    check_move(four, 4, later, 3, 0);  /* remove 0 */
+    check_move(later, 3, gap, 2, 2);   /* remove 2 */
+    check_move(gap, 2, back, 3, 4);    /* add 4: ids are never reused */
+}
+
+/* Shares add up to 1 and match the keys each shard gets. */
+static void test_share(void **state)
+{
+    (void)state;
+    const uint32_t ids[] = {1, 3, 4};
+    ring_t *r = ring_new_ids(ids, 3, RING_DEFAULT_VNODES);
+    size_t got[5] = {0};
+    double sum = 0;
+    char key[32];
+
+    assert_non_null(r);
+    for (int i = 0; i < NKEYS; i++) {
+        size_t n = key_text(key, sizeof key, i);
+        got[ring_lookup(r, key, n)]++;
+    }
+    for (uint32_t id = 0; id < 5; id++) {
+        double share = ring_share(r, id);
+        sum += share;
+        if (fabs(share - (double)got[id] / NKEYS) > 0.01)
+            fail_msg("shard %u: share %.4f, keys %.4f", id, share,
+                     (double)got[id] / NKEYS);
+    }
+    assert_true(fabs(sum - 1.0) < 1e-9);
+    assert_true(ring_share(r, 0) == 0);
+    ring_free(r);
+}
+
 static void test_single_shard_and_bad_args(void **state)
 {
     (void)state;
@@ -350,6 +461,9 @@ int main(void)
         cmocka_unit_test(test_growth_4_to_5),
         cmocka_unit_test(test_replicas),
         cmocka_unit_test(test_wrap_around),
+        cmocka_unit_test(test_ids_same_as_count),
+        cmocka_unit_test(test_ids_add_and_remove_move_only_their_keys),
+        cmocka_unit_test(test_share),
         cmocka_unit_test(test_single_shard_and_bad_args),
     };
     return cmocka_run_group_tests_name("ring", tests, NULL, NULL);

@@ -573,6 +573,122 @@ static void test_collect_tombstones(void **state)
     wire_buf_free(&b);
 }
 
+/* The purge's ownership: keys starting with "x" belong elsewhere. begin
+ * counts its calls and, once stop_after is reached, stops the walk. */
+typedef struct purge_arg {
+    int begins, ends, stop_after;
+} purge_arg;
+
+static void *purge_begin(void *arg)
+{
+    purge_arg *a = arg;
+    if (a->stop_after && a->begins >= a->stop_after)
+        return NULL;
+    a->begins++;
+    return a;
+}
+
+static int purge_owned(void *ctx, const char *key, size_t len)
+{
+    (void)ctx;
+    return !(len > 0 && key[0] == 'x');
+}
+
+static void purge_end(void *ctx)
+{
+    purge_arg *a = ctx;
+    a->ends++;
+}
+
+/* Records other shards own go, values, tombstones, unstamped and long keys
+ * alike, with no tombstone left behind and out of the changes index; the
+ * others and the counters stay right; batches resume where they stopped. */
+static void test_purge(void **state)
+{
+    tctx *t = *state;
+    purge_arg a = {0};
+    sdb_purge_fns f = {purge_begin, purge_owned, purge_end, &a};
+    char longx[1200], key[32];
+    wire_buf b = {0};
+    wire_op ops[64], rop;
+    wire_result res;
+    uint64_t n = 0, next, last;
+    int more, done = 0, kept = 0;
+    sdb_record rec;
+    sdb_stats st;
+
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof key, "%s%02d", i % 2 ? "x" : "k", i);
+        assert_int_equal(put(t->db, key, "v", 0).status, 200);
+    }
+    assert_int_equal(del(t->db, "x-gone", 0).status, 200);
+    assert_int_equal(del(t->db, "k-gone", 0).status, 200);
+    memset(longx, 'x', sizeof longx - 1);
+    longx[sizeof longx - 1] = '\0';
+    assert_int_equal(put(t->db, longx, "long", 0).status, 200);
+    /* A secondary's repaired record waits unstamped (no seq). */
+    assert_int_equal(sdb_set_role(t->db, SDB_ROLE_SECONDARY), 0);
+    rop = (wire_op){.op = WIRE_PUT, .key = "x-unstamped", .key_len = 11,
+                    .val = "u", .val_len = 1, .version = 5000000000ULL};
+    assert_int_equal(sdb_apply_as(t->db, SDB_APPLY_REPAIR, &rop, 1, &res,
+                                  NULL), 0);
+    assert_int_equal(res.status, 200);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.unstamped, 1);
+    assert_int_equal(st.keys, 22);
+    assert_int_equal(st.tombstones, 2);
+    last = sdb_last_seq(t->db);
+
+    /* Stopped after two batches of 3: only what they saw went. */
+    a.stop_after = 2;
+    assert_int_equal(sdb_purge(t->db, &f, 3, &n, &done), 0);
+    assert_int_equal(done, 0);
+    assert_int_equal(a.begins, 2);
+    assert_int_equal(a.ends, 2);
+    assert_true(n <= 6);
+    /* Then the whole walk, in batches of 3. */
+    a = (purge_arg){0};
+    assert_int_equal(sdb_purge(t->db, &f, 3, &n, &done), 0);
+    assert_int_equal(done, 1);
+    assert_true(a.begins >= 8);
+    assert_int_equal(a.ends, a.begins);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.keys, 10);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.unstamped, 0);
+    assert_int_equal(st.last_seq, last); /* no new seq: no tombstones */
+    assert_int_equal(sdb_get(t->db, "x01", 3, &rec), SDB_GET_ABSENT);
+    assert_int_equal(sdb_get(t->db, "x-gone", 6, &rec), SDB_GET_ABSENT);
+    assert_int_equal(sdb_get(t->db, "x-unstamped", 11, &rec), SDB_GET_ABSENT);
+    assert_int_equal(sdb_get(t->db, longx, strlen(longx), &rec),
+                     SDB_GET_ABSENT);
+    check_value(t->db, "k00", "v", 0);
+    assert_int_equal(sdb_get(t->db, "k-gone", 6, &rec), SDB_GET_FOUND);
+    assert_true(rec.flags & SDB_F_TOMBSTONE);
+    sdb_record_free(&rec);
+    /* The changes index holds the kept keys only, in seq order. */
+    assert_int_equal(sdb_changes_since(t->db, 0, 0, 0, &b, &next, &more), 0);
+    assert_int_equal(decode(&b, ops, 64), 11);
+    for (int i = 0; i < 11; i++) {
+        assert_int_equal(ops[i].key[0], 'k');
+        if (i)
+            assert_true(ops[i].seq > ops[i - 1].seq);
+        kept++;
+    }
+    assert_int_equal(kept, 11);
+    wire_buf_free(&b);
+    /* Nothing left to purge; counters survive a reopen. */
+    assert_int_equal(sdb_purge(t->db, &f, 0, &n, &done), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(done, 1);
+    sdb_close(t->db);
+    t->db = open_db(t->dir);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.keys, 10);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.unstamped, 0);
+}
+
 static void test_everysec(void **state)
 {
     sdb_opts o = {0};
@@ -608,6 +724,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_persistence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collect_tombstones, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
         cmocka_unit_test(test_everysec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
