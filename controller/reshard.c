@@ -33,6 +33,9 @@ struct reshard {
     uint64_t prepare_mig;        /* the migration prepare_ms belongs to */
     int64_t prepare_ms;          /* sup_now_ms() prepare was first seen */
     int64_t last_log_ms;
+    int retire;                  /* a removed shard's stores still run */
+    uint32_t retire_id;
+    int64_t retire_at_ms;        /* sup_now_ms() they stop at */
     long probe_timeout_ms;
     char auth[KVHDR_AUTH_MAX];
 };
@@ -260,9 +263,16 @@ static int reshard_advance(reshard_t *r, uint64_t id,
     if (cluster_state_save_locked(cl) < 0)
         log_error("reshard: cannot save %s", cl->state_path);
     pthread_mutex_unlock(&cl->mu);
-    if ((to == CLUSTER_MIG_DONE && m.kind == CLUSTER_MIG_REMOVE) ||
-        (to == CLUSTER_MIG_FAILED && m.kind == CLUSTER_MIG_ADD))
+    if (to == CLUSTER_MIG_FAILED && m.kind == CLUSTER_MIG_ADD) {
         reshard_stop_shard(r, m.shard);
+    } else if (to == CLUSTER_MIG_DONE && m.kind == CLUSTER_MIG_REMOVE) {
+        /* Not at once: an api or queue that has not polled the topology
+         * yet still sends the shard's old keys there, and its stores answer
+         * 421 moved with the owner; two polls later nobody does. */
+        r->retire = 1;
+        r->retire_id = m.shard;
+        r->retire_at_ms = sup_now_ms() + 2 * cl->cfg.topology_poll_ms + 1000;
+    }
     reshard_name(&m, name, sizeof name);
     reshard_progress(r, &sent, &bytes);
     log_info("reshard: %s: %s -> %s, topology epoch %llu, %.1f s in, %llu "
@@ -441,11 +451,17 @@ int reshard_tick(reshard_t *r, int64_t now_ms)
     char why[160];
     int go;
 
+    pthread_mutex_lock(&r->op);
+    if (r->retire && now_ms >= r->retire_at_ms) {
+        r->retire = 0;
+        reshard_stop_shard(r, r->retire_id);
+    }
+    pthread_mutex_unlock(&r->op);
     pthread_mutex_lock(&cl->mu);
     m = cl->mig;
     pthread_mutex_unlock(&cl->mu);
     if (!cluster_mig_active(&m))
-        return 0;
+        return r->retire;
     switch (m.phase) {
     case CLUSTER_MIG_PREPARE:
         if (r->prepare_mig != m.id) {
