@@ -174,7 +174,7 @@ def wait_settled(cl, preloaded, timeout=90):
     return state["keys"]
 
 
-def step(cl, args, preloaded, check_share):
+def step(cl, args, preloaded):
     """One `kvctl shard add/remove` (it waits for the end); checks where the
     preloaded keys are afterwards. Returns the final /rebalance JSON."""
     before = primary_keys(cl)
@@ -200,8 +200,7 @@ def step(cl, args, preloaded, check_share):
     share = float(reb["share"])
     print("    (%s: moved %d of %d preloaded keys, %.4f; the ring predicts %.4f)"
           % (" ".join(args), moved, len(preloaded), moved / len(preloaded), share), flush=True)
-    if check_share:
-        assert abs(moved / len(preloaded) - share) <= 0.03, (args, moved, share)
+    assert abs(moved / len(preloaded) - share) <= 0.03, (args, moved, share)
     return reb
 
 
@@ -224,7 +223,7 @@ def run_migrations(cl, fault=None):
             if fault and i == 0:
                 th = threading.Thread(target=lambda: faults.append(fault(cl)), daemon=True)
                 th.start()
-            step(cl, args, preloaded, check_share=True)
+            step(cl, args, preloaded)
             if fault and i == 0:
                 th.join(120)
                 assert faults, "the fault did not happen"
