@@ -32,11 +32,11 @@ int main(int argc, char **argv)
 {
     kv_config cfg;
     controller_opts args;
-    cluster_t cl;
-    sup_t *sup;
-    controller_http *http;
+    cluster_t cl = {0};
+    sup_t *sup = NULL;
+    controller_http *http = NULL;
     health_t *health;
-    reshard_t *rs;
+    reshard_t *rs = NULL;
     char exe[PATH_MAX], tmpl[PATH_MAX], err[1024];
     ssize_t n;
     int code;
@@ -80,14 +80,14 @@ int main(int argc, char **argv)
         cluster_preflight_check_binaries(&cl, err, sizeof err) < 0 ||
         cluster_preflight_check_ports(&cl, err, sizeof err) < 0) {
         fprintf(stderr, "kv-controller: %s\n", err);
-        return 1;
+        goto fail;
     }
     if (cl.supervise && nginx_conf_find_template(args.nginx_template,
                                                  cl.bin_dir, tmpl,
                                                  sizeof tmpl) < 0) {
         fprintf(stderr, "kv-controller: nginx template %s not found "
                 "(use --nginx-template FILE)\n", tmpl);
-        return 1;
+        goto fail;
     }
     /* The state file from the first start on, not only after a failover:
      * it is what tells a later start with another cluster.shards that the
@@ -96,7 +96,7 @@ int main(int argc, char **argv)
         cluster_state_save(&cl) < 0) {
         fprintf(stderr, "kv-controller: %s\n",
                 err[0] ? err : "cannot write the topology state file");
-        return 1;
+        goto fail;
     }
     httpc_global_init();
     sup = sup_new(&(sup_opts){.backoff_ms = cfg.restart_backoff_ms,
@@ -104,18 +104,18 @@ int main(int argc, char **argv)
                               .log_dir = cl.log_dir[0] ? cl.log_dir : NULL});
     if (sup == NULL || (cl.supervise && cluster_cmd_register(&cl, sup) < 0)) {
         fprintf(stderr, "kv-controller: cannot set up the supervisor\n");
-        return 1;
+        goto fail;
     }
     rs = reshard_new(&cl, sup);
     if (rs == NULL) {
         fprintf(stderr, "kv-controller: out of memory\n");
-        return 1;
+        goto fail;
     }
     http = controller_http_start(&cl, sup, rs);
     if (http == NULL) {
         fprintf(stderr, "kv-controller: cannot listen on %s:%lld\n",
                 cfg.bind, (long long)cfg.base_port);
-        return 1;
+        goto fail;
     }
     if (cl.supervise) {
         log_info("controller on %s, run dir %s", cl.controller_url,
@@ -144,4 +144,14 @@ int main(int argc, char **argv)
     cluster_free(&cl);
     log_info("stopped (exit %d)", code);
     return code;
+
+fail: /* before any child started */
+    if (http)
+        controller_http_stop(http);
+    if (rs)
+        reshard_free(rs);
+    if (sup)
+        sup_free(sup);
+    cluster_free(&cl);
+    return 1;
 }

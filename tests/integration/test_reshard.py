@@ -17,6 +17,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -217,16 +218,26 @@ def run_migrations(cl, fault=None):
     fresh = WriteLoad(cl, ["rs-new-%06d" % i for i in range(200000)],
                       threads=1, timeout=30).start()
     reads = Readers(cl, list(preloaded), threads=4).start()
-    faults = []
+    faults, fault_errors = [], []
     try:
         for i, args in enumerate([("add",), ("add",), ("remove", "0")]):
             if fault and i == 0:
-                th = threading.Thread(target=lambda: faults.append(fault(cl)), daemon=True)
+                def run_fault():
+                    try:
+                        faults.append(fault(cl))
+                    except Exception as e:  # noqa: BLE001 -- said below
+                        fault_errors.append(repr(e)[:2000])
+                th = threading.Thread(target=run_fault, daemon=True)
                 th.start()
-            step(cl, args, preloaded)
+            try:
+                step(cl, args, preloaded)
+            except Exception:
+                if fault_errors:
+                    raise AssertionError("the fault failed: %s" % fault_errors) from None
+                raise
             if fault and i == 0:
                 th.join(120)
-                assert faults, "the fault did not happen"
+                assert faults, "the fault did not happen: %s" % fault_errors
     finally:
         overwrite.stop()
         fresh.stop()
@@ -312,8 +323,28 @@ def kill_controller(cl):
     sid = cl.sid
     wait_until(lambda: not [p for p in session_members(sid) if proc_alive(p)], 20,
                "the children to die with the controller")
+    # ... and their ports free again, as the controller checks them (a
+    # process that is exiting may hold its sockets a moment longer).
+    ports = [cl.base_port, cl.base_port + 1, cl.nginx_port] + \
+        [cl.base_port + 10 + i for i in range(cl.api_count)] + \
+        [cl.base_port + 100 + 10 * s + r for s in range(4) for r in range(cl.replicas)]
+    wait_until(lambda: all(bindable(p) for p in ports), 20, "the cluster's ports to be free")
     cl.start(60)
     return "kv-controller"
+
+
+def bindable(port):
+    """Whether a server could listen on port now: SO_REUSEADDR, as ours do
+    (connections in TIME_WAIT do not count)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
 
 
 def test_sigkill_controller_in_the_middle():
