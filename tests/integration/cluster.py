@@ -69,6 +69,20 @@ def deep_merge(base, over):
     return base
 
 
+def port_bindable(port):
+    """Can a server bind 127.0.0.1:port now, with SO_REUSEADDR as ours do
+    (connections in TIME_WAIT from an earlier run do not count)?"""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def port_free(port, host="127.0.0.1"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -30,10 +30,10 @@ import subprocess
 import tempfile
 import time
 
-import socket
 
 from cluster import (SANITIZER_MARKERS, default_build, get_json, json_of,
-                     proc_alive, request, session_members, tail, wait_until)
+                     port_bindable, proc_alive, request, session_members, tail,
+                     wait_until)
 
 TEST_TIMEOUT = 120
 
@@ -43,20 +43,6 @@ JUST = {"quorum_choice": "W=2, R=2: every read set overlaps the sync set",
         "follower_count": "3 followers survive one failure within budget",
         "rate_limiting": "10 per 60 s stops a sustained scraper",
         "auto_spawn": "5 s rides out a 2 s network blip"}
-
-
-def port_free(port):
-    """Can a server bind 127.0.0.1:port (with SO_REUSEADDR, as the lab's
-    servers do: connections in TIME_WAIT from an earlier run do not count)?"""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def lab_ports(followers):
@@ -71,7 +57,7 @@ class Lab:
                  rate_max=10, window=60, build=None):
         self.build = build or default_build()
         self.bin = os.path.join(self.build, "bin")
-        busy = [p for p in lab_ports(followers) if not port_free(p)]
+        busy = [p for p in lab_ports(followers) if not port_bindable(p)]
         assert not busy, ("lab ports in use: %s (another lab or test "
                           "running?)" % busy)
         self.tmp = tempfile.mkdtemp(prefix="kv-test-lab-")
@@ -399,7 +385,7 @@ def test_kill_then_spawn_catches_up():
 
 def free_port():
     for p in range(7050, 7100):
-        if port_free(p):
+        if port_bindable(p):
             return p
     raise AssertionError("no free port in 7050..7099")
 
@@ -510,7 +496,7 @@ def test_pause_with_sane_delay_no_replacement():
 # kvctl assess, end to end: it starts its own lab cluster on the lab ports
 
 def run_assess(cfg_path):
-    busy = [p for p in lab_ports(5) if not port_free(p)]
+    busy = [p for p in lab_ports(5) if not port_bindable(p)]
     assert not busy, "lab ports in use: %s (another lab or test running?)" % busy
     p = subprocess.run([os.path.join(default_build(), "bin", "kvctl"), "assess",
                         "--config", cfg_path], stdout=subprocess.PIPE,

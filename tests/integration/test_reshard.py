@@ -17,13 +17,13 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
 
 from cluster import (WriteLoad, decode_wire_ops, get_json, json_of, own_cluster,
-                     proc_alive, quote_key, request, session_members, wait_until)
+                     port_bindable, proc_alive, quote_key, request, session_members,
+                     wait_until)
 
 TEST_TIMEOUT = 900
 PRELOAD = 50000
@@ -328,23 +328,9 @@ def kill_controller(cl):
     ports = [cl.base_port, cl.base_port + 1, cl.nginx_port] + \
         [cl.base_port + 10 + i for i in range(cl.api_count)] + \
         [cl.base_port + 100 + 10 * s + r for s in range(4) for r in range(cl.replicas)]
-    wait_until(lambda: all(bindable(p) for p in ports), 20, "the cluster's ports to be free")
+    wait_until(lambda: all(port_bindable(p) for p in ports), 20, "the cluster's ports to be free")
     cl.start(60)
     return "kv-controller"
-
-
-def bindable(port):
-    """Whether a server could listen on port now: SO_REUSEADDR, as ours do
-    (connections in TIME_WAIT do not count)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def test_sigkill_controller_in_the_middle():
