@@ -1,5 +1,7 @@
 #include "failover.h"
 
+#include "notify.h"
+
 #include "cluster_cmd.h"
 #include "cluster_state.h"
 #include "httpc.h"
@@ -12,7 +14,6 @@
 #include <string.h>
 
 /* /internal/topology-changed is a hint: the stores poll anyway. */
-#define FAILOVER_NOTIFY_TIMEOUT_MS 300L
 /* Stores per shard we ask at once (cluster.replicas is at most 10). */
 #define FAILOVER_MAX_REPLICAS 16
 
@@ -137,59 +138,36 @@ static size_t failover_candidates(failover_t *f, unsigned shard, int except,
     return got;
 }
 
-/* POST /internal/topology-changed, in parallel, to every store of shard
- * (they re-read the topology at once) and to the queue and the apis (the
- * same hint for their watchers; one that lacks the route answers 404 and
- * polls anyway). */
-#define FAILOVER_NOTIFY_CHUNK 32
+/* Failover tells the stores of the shard it changed (they re-read the
+ * topology at once) and the queue and the apis (notify.h). */
+static int failover_notify_pick(const cluster_node *n, void *ctx)
+{
+    unsigned shard = *(const unsigned *)ctx;
+
+    return (n->kind == CLUSTER_STORE && n->shard == (int)shard) ||
+           n->kind == CLUSTER_QUEUE || n->kind == CLUSTER_API;
+}
+
+static void failover_notify_answer(const cluster_node *n, const httpc_resp *r,
+                                   void *ctx)
+{
+    unsigned shard = *(const unsigned *)ctx;
+
+    if (r->status >= 200 && r->status < 300)
+        log_info("failover: shard %u: %s told of the new topology", shard,
+                 n->name);
+    else if (r->status)
+        log_info("failover: shard %u: %s answered %ld to topology-changed "
+                 "(it polls anyway)", shard, n->name, r->status);
+    else
+        log_info("failover: shard %u: %s not told (%s); it polls the "
+                 "topology when it is back", shard, n->name, r->error);
+}
 
 static void failover_notify(failover_t *f, unsigned shard)
 {
-    cluster_t *cl = f->cl;
-    cluster_node *nodes[FAILOVER_NOTIFY_CHUNK];
-    char urls[FAILOVER_NOTIFY_CHUNK][SUP_URL_MAX + 32];
-    httpc_req reqs[FAILOVER_NOTIFY_CHUNK];
-    httpc_resp resps[FAILOVER_NOTIFY_CHUNK];
-    const char *hdrs[] = {f->auth[0] ? f->auth : NULL, NULL};
-    size_t next = 0;
-
-    while (next < cl->nnodes) {
-        size_t n = 0;
-        memset(reqs, 0, sizeof reqs);
-        for (; next < cl->nnodes && n < FAILOVER_NOTIFY_CHUNK; next++) {
-            cluster_node *nd = &cl->nodes[next];
-            if ((!(nd->kind == CLUSTER_STORE && nd->shard == (int)shard) &&
-                 nd->kind != CLUSTER_QUEUE && nd->kind != CLUSTER_API) ||
-                atomic_load(&nd->gone))
-                continue;
-            nodes[n] = nd;
-            snprintf(urls[n], sizeof urls[n], "%s/internal/topology-changed",
-                     nd->url);
-            reqs[n].method = "POST";
-            reqs[n].url = urls[n];
-            reqs[n].body = "";
-            reqs[n].body_len = 0;
-            reqs[n].headers = hdrs;
-            reqs[n].timeout_ms = FAILOVER_NOTIFY_TIMEOUT_MS;
-            n++;
-        }
-        memset(resps, 0, sizeof resps);
-        httpc_parallel(reqs, resps, n, FAILOVER_NOTIFY_TIMEOUT_MS);
-        for (size_t i = 0; i < n; i++) {
-            if (resps[i].status >= 200 && resps[i].status < 300)
-                log_info("failover: shard %u: %s told of the new topology",
-                         shard, nodes[i]->name);
-            else if (resps[i].status)
-                log_info("failover: shard %u: %s answered %ld to "
-                         "topology-changed (it polls anyway)",
-                         shard, nodes[i]->name, resps[i].status);
-            else
-                log_info("failover: shard %u: %s not told (%s); it polls the "
-                         "topology when it is back",
-                         shard, nodes[i]->name, resps[i].error);
-            httpc_resp_free(&resps[i]);
-        }
-    }
+    notify_nodes(f->cl, f->auth, failover_notify_pick, failover_notify_answer,
+                 &shard, NULL);
 }
 
 enum failover_result failover_shard(failover_t *f, unsigned shard,

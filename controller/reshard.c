@@ -6,6 +6,7 @@
 #include "httpc.h"
 #include "kvhdr.h"
 #include "log.h"
+#include "notify.h"
 #include "probe.h"
 #include "ring.h"
 
@@ -16,8 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#define RESHARD_NOTIFY_TIMEOUT_MS 300L
-#define RESHARD_NOTIFY_CHUNK 32
 #define RESHARD_LOG_EVERY_MS 5000
 #define RESHARD_MAX_PROBES (CLUSTER_MAX_SHARDS * CLUSTER_MAX_REPLICAS)
 
@@ -46,89 +45,6 @@ static int64_t reshard_unix_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- pure decisions ---- */
-
-static uint64_t reshard_json_u64(const cJSON *o, const char *name)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble
-                                                   : 0;
-}
-
-int reshard_parse_health(const char *body, size_t len, reshard_src *out)
-{
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    const cJSON *m, *ph;
-    uint32_t shard = out->shard;
-
-    memset(out, 0, sizeof *out);
-    out->shard = shard;
-    if (root == NULL)
-        return -1;
-    out->answered = 1;
-    out->keys = reshard_json_u64(root, "keys");
-    m = cJSON_GetObjectItemCaseSensitive(root, "migration");
-    if (cJSON_IsObject(m)) {
-        out->has_mig = 1;
-        out->id = reshard_json_u64(m, "id");
-        ph = cJSON_GetObjectItemCaseSensitive(m, "phase");
-        if (cJSON_IsString(ph))
-            snprintf(out->phase, sizeof out->phase, "%s", ph->valuestring);
-        out->source = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "source"));
-        out->caught_up =
-            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "caught_up"));
-        out->drained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "drained"));
-        out->position = reshard_json_u64(m, "position");
-        out->last_seq = reshard_json_u64(m, "last_seq");
-        out->fence_seq = reshard_json_u64(m, "fence_seq");
-        out->scanned = reshard_json_u64(m, "scanned");
-        out->sent = reshard_json_u64(m, "sent");
-        out->sent_bytes = reshard_json_u64(m, "sent_bytes");
-    }
-    cJSON_Delete(root);
-    return 0;
-}
-
-int reshard_may_freeze(const reshard_src *s, size_t n, uint64_t id,
-                       uint64_t max_lag)
-{
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!s[i].answered || !s[i].has_mig || s[i].id != id ||
-            !s[i].caught_up || s[i].position > s[i].last_seq + max_lag ||
-            (s[i].last_seq > s[i].position &&
-             s[i].last_seq - s[i].position > max_lag))
-            return 0;
-    return 1;
-}
-
-int reshard_may_switch(const reshard_src *s, size_t n, uint64_t id)
-{
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!s[i].answered || !s[i].has_mig || s[i].id != id ||
-            !s[i].drained)
-            return 0;
-    return 1;
-}
-
-int reshard_may_open(const reshard_src *s, size_t n, uint64_t id)
-{
-    size_t answered = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        if (!s[i].answered)
-            continue;
-        answered++;
-        if (!s[i].has_mig || s[i].id != id || strcmp(s[i].phase, "switch"))
-            return 0;
-    }
-    return answered > 0;
 }
 
 /* ---- the driver ---- */
@@ -168,41 +84,18 @@ static void reshard_name(const cluster_migration *m, char *out, size_t len)
              m->kind == CLUSTER_MIG_REMOVE ? "remove" : "add", m->shard);
 }
 
-/* POST /internal/topology-changed to every store, the queue and the apis
- * (a hint: they poll anyway). */
+static int reshard_notify_pick(const cluster_node *n, void *ctx)
+{
+    (void)ctx;
+    return n->kind != CLUSTER_NGINX;
+}
+
+/* Every node but nginx hears of the new topology (notify.h). */
 static void reshard_notify(reshard_t *r)
 {
-    cluster_t *cl = r->cl;
-    char urls[RESHARD_NOTIFY_CHUNK][SUP_URL_MAX + 32];
-    httpc_req reqs[RESHARD_NOTIFY_CHUNK];
-    httpc_resp resps[RESHARD_NOTIFY_CHUNK];
-    const char *hdrs[] = {r->auth[0] ? r->auth : NULL, NULL};
-    size_t next = 0, total = cl->nnodes, told = 0, asked = 0;
+    size_t asked, told = notify_nodes(r->cl, r->auth, reshard_notify_pick,
+                                      NULL, NULL, &asked);
 
-    while (next < total) {
-        size_t n = 0;
-        memset(reqs, 0, sizeof reqs);
-        for (; next < total && n < RESHARD_NOTIFY_CHUNK; next++) {
-            const cluster_node *nd = &cl->nodes[next];
-            if (nd->kind == CLUSTER_NGINX || atomic_load(&nd->gone))
-                continue;
-            snprintf(urls[n], sizeof urls[n], "%s/internal/topology-changed",
-                     nd->url);
-            reqs[n].method = "POST";
-            reqs[n].url = urls[n];
-            reqs[n].body = "";
-            reqs[n].headers = hdrs;
-            reqs[n].timeout_ms = RESHARD_NOTIFY_TIMEOUT_MS;
-            n++;
-        }
-        memset(resps, 0, sizeof resps);
-        httpc_parallel(reqs, resps, n, RESHARD_NOTIFY_TIMEOUT_MS);
-        for (size_t i = 0; i < n; i++) {
-            told += resps[i].status >= 200 && resps[i].status < 300;
-            httpc_resp_free(&resps[i]);
-        }
-        asked += n;
-    }
     log_info("reshard: %zu of %zu nodes told of the new topology (the rest "
              "poll it)", told, asked);
 }
@@ -317,7 +210,7 @@ static void reshard_probe_sources(reshard_t *r, const cluster_migration *m)
         memset(&got[i], 0, sizeof got[i]);
         got[i].shard = ids[i];
         if (resps[i].status == 200)
-            reshard_parse_health(resps[i].body, resps[i].len, &got[i]);
+            reshard_decide_parse_health(resps[i].body, resps[i].len, &got[i]);
         httpc_resp_free(&resps[i]);
     }
     free(resps);
@@ -355,10 +248,10 @@ static int reshard_sources_switched(reshard_t *r, const cluster_migration *m)
         probe_health(bases, n, r->probe_timeout_ms, resps);
         for (size_t i = 0; i < n; i++) {
             if (resps[i].status == 200)
-                reshard_parse_health(resps[i].body, resps[i].len, &got[i]);
+                reshard_decide_parse_health(resps[i].body, resps[i].len, &got[i]);
             httpc_resp_free(&resps[i]);
         }
-        ok = reshard_may_open(got, n, m->id);
+        ok = reshard_decide_may_open(got, n, m->id);
     }
     free(bases);
     free(resps);
@@ -485,8 +378,8 @@ int reshard_tick(reshard_t *r, int64_t now_ms)
         if (m.phase == CLUSTER_MIG_COPY && r->copy_start_ms == 0)
             r->copy_start_ms = now_ms;
         go = m.phase == CLUSTER_MIG_COPY
-                 ? reshard_may_freeze(r->srcs, r->nsrcs, m.id, RESHARD_MAX_LAG)
-                 : reshard_may_switch(r->srcs, r->nsrcs, m.id);
+                 ? reshard_decide_may_freeze(r->srcs, r->nsrcs, m.id, RESHARD_MAX_LAG)
+                 : reshard_decide_may_switch(r->srcs, r->nsrcs, m.id);
         pthread_mutex_unlock(&r->mu);
         reshard_log_progress(r, &m, now_ms);
         snprintf(why, sizeof why, "every source caught up within %d "

@@ -84,19 +84,19 @@ void reshard_progress(reshard_t *r, uint64_t *sent, uint64_t *sent_bytes);
 /* The kv_controller_migration_* lines of /metrics. */
 void reshard_metrics(metrics_text *t, reshard_t *r);
 
-/* ---- pure decisions (unit tested) ---- */
+/* ---- pure decisions (reshard_decide.c, unit tested) ---- */
 
 /* A store's /health body into out (shard untouched). 0, or -1 when it is
  * not JSON. */
-int reshard_parse_health(const char *body, size_t len, reshard_src *out);
+int reshard_decide_parse_health(const char *body, size_t len, reshard_src *out);
 /* copy -> freeze: every source answered with migration id, caught_up and
  * last_seq - position <= max_lag. */
-int reshard_may_freeze(const reshard_src *s, size_t n, uint64_t id,
+int reshard_decide_may_freeze(const reshard_src *s, size_t n, uint64_t id,
                        uint64_t max_lag);
 /* freeze -> switch: every source answered with migration id and drained. */
-int reshard_may_switch(const reshard_src *s, size_t n, uint64_t id);
+int reshard_decide_may_switch(const reshard_src *s, size_t n, uint64_t id);
 /* switch -> open: every replica that answered shows migration id in phase
  * switch (the ones that did not answer are skipped), and one answered. */
-int reshard_may_open(const reshard_src *s, size_t n, uint64_t id);
+int reshard_decide_may_open(const reshard_src *s, size_t n, uint64_t id);
 
 #endif

@@ -260,7 +260,7 @@ static reshard_src src_of(const char *body)
 {
     reshard_src s;
     memset(&s, 0, sizeof s);
-    assert_int_equal(reshard_parse_health(body, strlen(body), &s), 0);
+    assert_int_equal(reshard_decide_parse_health(body, strlen(body), &s), 0);
     return s;
 }
 
@@ -285,7 +285,7 @@ static void test_parse_health(void **state)
     assert_true(s.answered);
     assert_false(s.has_mig);
     memset(&s, 0, sizeof s);
-    assert_int_equal(reshard_parse_health("nope", 4, &s), -1);
+    assert_int_equal(reshard_decide_parse_health("nope", 4, &s), -1);
     assert_false(s.answered);
 }
 
@@ -298,19 +298,19 @@ static void test_may_freeze(void **state)
 
     s[0] = src_of(ok);
     s[1] = src_of(ok);
-    assert_true(reshard_may_freeze(s, 2, 3, 2000));
-    assert_false(reshard_may_freeze(s, 2, 4, 2000));   /* another migration */
-    assert_false(reshard_may_freeze(s, 0, 3, 2000));   /* no sources */
+    assert_true(reshard_decide_may_freeze(s, 2, 3, 2000));
+    assert_false(reshard_decide_may_freeze(s, 2, 4, 2000));   /* another migration */
+    assert_false(reshard_decide_may_freeze(s, 0, 3, 2000));   /* no sources */
     s[1] = src_of("{\"migration\":{\"id\":3,\"position\":7000,"
                   "\"last_seq\":10000,\"caught_up\":true}}");
-    assert_false(reshard_may_freeze(s, 2, 3, 2000));   /* 3000 behind */
+    assert_false(reshard_decide_may_freeze(s, 2, 3, 2000));   /* 3000 behind */
     s[1] = src_of("{\"migration\":{\"id\":3,\"position\":9999,"
                   "\"last_seq\":10000,\"caught_up\":false}}");
-    assert_false(reshard_may_freeze(s, 2, 3, 2000));   /* not caught up */
+    assert_false(reshard_decide_may_freeze(s, 2, 3, 2000));   /* not caught up */
     s[1] = src_of("{\"status\":\"ok\"}");
-    assert_false(reshard_may_freeze(s, 2, 3, 2000));   /* not seen it yet */
+    assert_false(reshard_decide_may_freeze(s, 2, 3, 2000));   /* not seen it yet */
     memset(&s[1], 0, sizeof s[1]);
-    assert_false(reshard_may_freeze(s, 2, 3, 2000));   /* did not answer */
+    assert_false(reshard_decide_may_freeze(s, 2, 3, 2000));   /* did not answer */
 }
 
 static void test_may_switch_and_open(void **state)
@@ -322,21 +322,21 @@ static void test_may_switch_and_open(void **state)
                   "\"drained\":true}}");
     s[1] = src_of("{\"migration\":{\"id\":3,\"phase\":\"freeze\","
                   "\"drained\":false}}");
-    assert_false(reshard_may_switch(s, 2, 3));
+    assert_false(reshard_decide_may_switch(s, 2, 3));
     s[1].drained = 1;
-    assert_true(reshard_may_switch(s, 2, 3));
-    assert_false(reshard_may_switch(s, 2, 2));
+    assert_true(reshard_decide_may_switch(s, 2, 3));
+    assert_false(reshard_decide_may_switch(s, 2, 2));
 
     s[0] = src_of("{\"migration\":{\"id\":3,\"phase\":\"switch\"}}");
     s[1] = src_of("{\"migration\":{\"id\":3,\"phase\":\"freeze\"}}");
     memset(&s[2], 0, sizeof s[2]); /* down: skipped */
-    assert_false(reshard_may_open(s, 3, 3));
+    assert_false(reshard_decide_may_open(s, 3, 3));
     s[1] = src_of("{\"migration\":{\"id\":3,\"phase\":\"switch\"}}");
-    assert_true(reshard_may_open(s, 3, 3));
+    assert_true(reshard_decide_may_open(s, 3, 3));
     s[1] = src_of("{\"status\":\"ok\"}"); /* answers, has not seen it */
-    assert_false(reshard_may_open(s, 3, 3));
+    assert_false(reshard_decide_may_open(s, 3, 3));
     memset(s, 0, sizeof s);
-    assert_false(reshard_may_open(s, 3, 3)); /* none answered */
+    assert_false(reshard_decide_may_open(s, 3, 3)); /* none answered */
 }
 
 /* ---- the driver against fake stores ---- */
