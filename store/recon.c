@@ -393,34 +393,153 @@ int recon_round(recon_t *r, const char *primary, uint64_t epoch,
     return RECON_OK;
 }
 
-int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
-                  uint64_t from, uint64_t *sent)
+/* POST the n ops in buf to base's /internal/repair at epoch; res gets
+ * their results. 0 when every op was answered, else -1 (logged). */
+static int recon_post_repair(recon_t *r, const char *base, uint64_t epoch,
+                             const wire_buf *buf, size_t n, wire_result *res)
 {
-    wire_buf buf = {0};
-    uint64_t since = from, total = 0;
-    int more = 1;
     char url[300], h_epoch[KVHDR_EPOCH_MAX];
     const char *hdrs[4];
     int nh = 0;
+    size_t off = 0, i = 0;
+    httpc_req req = {0};
+    httpc_resp resp;
 
-    if (sent)
-        *sent = 0;
-    snprintf(url, sizeof url, "%s/internal/repair", primary);
+    snprintf(url, sizeof url, "%s/internal/repair", base);
     hdrs[nh++] = "Content-Type: application/octet-stream";
-    kvhdr_epoch(h_epoch, sizeof h_epoch, epoch);
-    hdrs[nh++] = h_epoch;
+    hdrs[nh++] = kvhdr_epoch(h_epoch, sizeof h_epoch, epoch);
     if (r->auth[0])
         hdrs[nh++] = r->auth;
     hdrs[nh] = NULL;
+    req.method = "POST";
+    req.url = url;
+    req.body = buf->data;
+    req.body_len = buf->len;
+    req.headers = hdrs;
+    req.timeout_ms = r->o.timeout_ms;
+    if (httpc_do(&req, &resp) != 0) {
+        log_warn("rejoin: POST %s: %s", url, resp.error);
+        httpc_resp_free(&resp);
+        return -1;
+    }
+    if (resp.status != 200 || resp.len != n * WIRE_RESULT_LEN) {
+        log_warn("rejoin: POST %s answered %ld: %.200s", url, resp.status,
+                 resp.body);
+        httpc_resp_free(&resp);
+        return -1;
+    }
+    while (i < n && wire_next_result(resp.body, resp.len, &off, &res[i]) == 1)
+        i++;
+    httpc_resp_free(&resp);
+    return i == n ? 0 : -1;
+}
+
+/* What one repair result asks of the handoff. */
+enum recon_took { RECON_TOOK = 0, RECON_MOVED, RECON_LATER };
+
+static enum recon_took recon_took(const wire_result *res, const char *where)
+{
+    switch (res->status) {
+    case 200: case 208:
+        return RECON_TOOK;
+    case 421:
+        return RECON_MOVED;
+    case 400: case 413: case 414: /* can never be applied: say so, go on */
+        log_error("rejoin: %s refused a record for good (%u)", where,
+                  (unsigned)res->status);
+        return RECON_TOOK;
+    default: /* 503 migrating (its shard fences the key), 5xx */
+        return RECON_LATER;
+    }
+}
+
+/* The ops of page (n of them, res their results at our shard's primary)
+ * that another shard owns now (421, res.number = its id) go to that
+ * shard's primary under t: a migration moved them while we were away.
+ * 0 when each was taken, else -1 (the whole handoff is tried again:
+ * repairs are idempotent by version). */
+static int recon_forward_moved(recon_t *r, const topo_t *t,
+                               const wire_buf *page, size_t n,
+                               const wire_result *res)
+{
+    wire_buf out = {0};
+    wire_result *fres = NULL;
+    uint32_t owner = 0;
+    int rc = 0, any = 1;
+
+    if ((fres = malloc(n * sizeof *fres)) == NULL)
+        return -1;
+    /* One shard at a time, in id order: a handful of shards at most. */
+    while (rc == 0 && any) {
+        const topo_shard *sh;
+        size_t off = 0, i = 0, m = 0;
+        uint32_t next = UINT32_MAX;
+        wire_op op;
+
+        any = 0;
+        wire_buf_reset(&out);
+        while (wire_next_op(page->data, page->len, &off, &op) == 1 && i < n) {
+            if (res[i].status == 421) {
+                uint32_t id = (uint32_t)res[i].number;
+                if (id == owner) {
+                    op.seq = 0;
+                    if (wire_put_op(&out, &op) != 0)
+                        rc = -1;
+                    m++;
+                } else if (id > owner && id < next) {
+                    next = id;
+                }
+            }
+            i++;
+        }
+        if (rc == 0 && m) {
+            sh = t ? topo_shard_by_id(t, owner) : NULL;
+            if (sh == NULL || sh->primary == NULL) {
+                log_warn("rejoin: %zu records belong to shard %u now, which "
+                         "has no primary here yet", m, (unsigned)owner);
+                rc = -1;
+            } else if (recon_post_repair(r, sh->primary, sh->epoch, &out, m,
+                                         fres) != 0) {
+                rc = -1;
+            } else {
+                for (size_t j = 0; j < m && rc == 0; j++)
+                    if (recon_took(&fres[j], sh->primary) != RECON_TOOK)
+                        rc = -1;
+                if (rc == 0)
+                    log_info("rejoin: %zu records went to shard %u (%s), "
+                             "which owns them now", m, (unsigned)owner,
+                             sh->primary);
+            }
+        }
+        if (next != UINT32_MAX) {
+            owner = next;
+            any = 1;
+        }
+    }
+    wire_buf_free(&out);
+    free(fres);
+    return rc;
+}
+
+int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
+                  uint64_t from, const topo_t *t, uint64_t *sent)
+{
+    wire_buf buf = {0};
+    wire_result *res = NULL;
+    size_t cap = 0;
+    uint64_t since = from, total = 0;
+    int more = 1;
+
+    if (sent)
+        *sent = 0;
     while (more) {
         uint64_t next;
-        size_t n = 0, off = 0;
+        size_t n = 0, off = 0, moved = 0;
         wire_op op;
-        httpc_req req;
-        httpc_resp resp;
 
         if (recon_cancelled(r)) {
             wire_buf_free(&buf);
+            free(res);
             return RECON_CANCELLED;
         }
         wire_buf_reset(&buf);
@@ -429,31 +548,32 @@ int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
             goto failed;
         while (wire_next_op(buf.data, buf.len, &off, &op) == 1)
             n++;
-        if (n) {
-            memset(&req, 0, sizeof req);
-            req.method = "POST";
-            req.url = url;
-            req.body = buf.data;
-            req.body_len = buf.len;
-            req.headers = hdrs;
-            req.timeout_ms = r->o.timeout_ms;
-            if (httpc_do(&req, &resp) != 0) {
-                log_warn("rejoin: POST %s: %s", url, resp.error);
-                httpc_resp_free(&resp);
+        if (n > cap) {
+            wire_result *nr = realloc(res, n * sizeof *res);
+            if (nr == NULL)
                 goto failed;
-            }
-            if (resp.status != 200 || resp.len != n * WIRE_RESULT_LEN) {
-                log_warn("rejoin: POST %s answered %ld: %.200s", url,
-                         resp.status, resp.body);
-                httpc_resp_free(&resp);
-                goto failed;
-            }
-            httpc_resp_free(&resp);
+            res = nr;
+            cap = n;
         }
+        if (n && recon_post_repair(r, primary, epoch, &buf, n, res) != 0)
+            goto failed;
+        for (size_t i = 0; i < n; i++) {
+            enum recon_took k = recon_took(&res[i], primary);
+            if (k == RECON_LATER) {
+                log_warn("rejoin: %s cannot take a record yet (%u); the "
+                         "handoff is tried again", primary,
+                         (unsigned)res[i].status);
+                goto failed;
+            }
+            moved += k == RECON_MOVED;
+        }
+        if (moved && recon_forward_moved(r, t, &buf, n, res) != 0)
+            goto failed;
         total += n;
         since = next;
     }
     wire_buf_free(&buf);
+    free(res);
     atomic_fetch_add(&r->handoffs, 1);
     atomic_fetch_add(&r->handoff_ops, total);
     if (sent)
@@ -461,6 +581,7 @@ int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
     return RECON_OK;
 failed:
     wire_buf_free(&buf);
+    free(res);
     atomic_fetch_add(&r->failures, 1);
     return RECON_FAILED;
 }

@@ -12,7 +12,12 @@
  *    continue from the snapshot's seq.
  *  - recon_handoff: a rejoining old primary (or a secondary that applied
  *    past the fork) sends its records above the fork seq, from its own
- *    changes index, to the new primary with POST /internal/repair.
+ *    changes index, to the new primary with POST /internal/repair. Every
+ *    op's answer counts: one its shard answers 421 moved (a migration gave
+ *    the key to another shard meanwhile) goes on to that shard's primary
+ *    under the topology t; one answered 503 migrating (its shard fences
+ *    the key during a migration's freeze) fails the handoff, which is tried
+ *    again later, as a whole (repairs are idempotent by version).
  * All of it runs on the role thread (store/role.h), one call at a time.
  *
  * Counters (recon_stats_json, /stats "reconcile"): full_resyncs, catchups
@@ -25,6 +30,7 @@
 #define KV_STORE_RECON_H
 
 #include "sdb.h"
+#include "topo.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
@@ -62,9 +68,10 @@ void recon_free(recon_t *r);
 int recon_round(recon_t *r, const char *primary, uint64_t epoch,
                 uint64_t *fork);
 int recon_full_resync(recon_t *r, const char *primary, uint64_t epoch);
-/* *sent (optional) gets the number of records handed off. */
+/* *sent (optional) gets the number of records handed off; t (borrowed,
+ * may be NULL) names the primaries of the shards moved records go to. */
 int recon_handoff(recon_t *r, const char *primary, uint64_t epoch,
-                  uint64_t from, uint64_t *sent);
+                  uint64_t from, const topo_t *t, uint64_t *sent);
 
 /* The primary's tombstone horizon as last seen (changes answers and
  * replication pushes both report it). */

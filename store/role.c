@@ -378,12 +378,14 @@ static void role_rejoin(role_t *r, const char *primary, uint64_t from,
                         uint64_t epoch, uint64_t now)
 {
     uint64_t sent = 0;
+    topo_t *t = role_topo(r);
     int rc;
 
     log_info("role: rejoin: handing records above seq %" PRIu64
              " (our last seq %" PRIu64 ") to %s at epoch %" PRIu64, from,
              sdb_last_seq(r->db), primary, epoch);
-    rc = recon_handoff(r->recon, primary, epoch, from, &sent);
+    rc = recon_handoff(r->recon, primary, epoch, from, t, &sent);
+    topo_put(t);
     if (rc != RECON_OK) {
         log_warn("role: rejoin: handoff to %s did not complete; retrying",
                  primary);

@@ -538,7 +538,11 @@ static void *store_migrate_main(void *arg)
              * holds (a migration that was called off) goes too, or a key
              * deleted meanwhile could come back with the next one. A
              * shard no longer listed is being removed: its replicas stop. */
-            if (purge_due && topo_shard_by_id(t, m->shard))
+            /* Not while an old primary rejoins: what it hands off may be
+             * keys a migration moved meanwhile, which the handoff sends
+             * on to their new shard (store/recon.h). */
+            if (purge_due && topo_shard_by_id(t, m->shard) &&
+                strcmp(role_state(m->role), "rejoining") != 0)
                 purge_due = !store_migrate_purge(m);
         } else {
             int source;

@@ -18,10 +18,12 @@ enum store_owner_rc store_owner_check(const topo_t *t, uint32_t shard,
     if (owner)
         *owner = now;
     if (op == STORE_OWNER_REPAIR) {
-        if (now == shard || t->phase == TOPO_PHASE_NONE)
+        if (t->phase == TOPO_PHASE_NONE)
             return now == shard ? STORE_OWNER_OK : STORE_OWNER_MOVED;
         from = topo_owner_from(t, key, len);
         to = topo_owner_to(t, key, len);
+        if (from == shard && to != shard && t->phase != TOPO_PHASE_COPY)
+            return STORE_OWNER_MIGRATING;
         return from == shard || to == shard ? STORE_OWNER_OK
                                             : STORE_OWNER_MOVED;
     }

@@ -17,7 +17,10 @@
  *    key even if its own topology has not reached the switch yet;
  *  - repair: accepted when this shard is the owner now, before or after
  *    (the copier's batches land on the target before it owns them),
- *    else MOVED;
+ *    else MOVED; but a source refuses repairs of its moving keys from the
+ *    freeze on, as it does writes: MIGRATING (its copier stopped looking
+ *    for them at the fence; the repairer tries again and, once the
+ *    migration is over, is told where the key went);
  *  - no topology: OK (a standalone store, or before the first poll).
  * Ownership: nothing is kept; t is borrowed. */
 #ifndef KV_STORE_OWNER_H

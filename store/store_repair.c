@@ -14,7 +14,8 @@
 
 /* The ops this shard may take under t (the owner now, before or after a
  * migration: store/store_owner.h), applied by version in ONE transaction;
- * the others get 421 with number = the owner's id. 0, or -1 when the
+ * the others get 421 with number = the owner's id, or 503 (a source's
+ * moving key from the freeze on). 0, or -1 when the
  * transaction failed (every result 500/507). */
 static int store_repair_apply(store_http *h, const topo_t *t,
                               const wire_op *ops, size_t n, wire_result *res)
@@ -37,14 +38,20 @@ static int store_repair_apply(store_http *h, const topo_t *t,
     for (size_t i = 0; i < n; i++) {
         uint32_t owner;
         res[i] = (wire_result){0};
-        if (store_owner_check(t, h->shard, ops[i].key, ops[i].key_len,
-                              STORE_OWNER_REPAIR, &owner) == STORE_OWNER_OK) {
+        switch (store_owner_check(t, h->shard, ops[i].key, ops[i].key_len,
+                                  STORE_OWNER_REPAIR, &owner)) {
+        case STORE_OWNER_OK:
             idx[m] = i;
             ok_ops[m++] = ops[i];
-        } else {
+            break;
+        case STORE_OWNER_MIGRATING:
+            res[i].status = 503;
+            break;
+        case STORE_OWNER_MOVED:
             res[i].status = 421;
             res[i].number = owner;
             store_stats_add(STORE_STATS_MOVED, 1);
+            break;
         }
     }
     if (m == n) {
@@ -89,9 +96,11 @@ void store_repair_route(store_http *h, httpd_req *r, const char *rest)
             store_reply_fail(r, 500, "internal", "out of memory");
             goto out;
         }
-        t = role_topo(h->role);
+        /* Under the write fence, as client writes: a freeze sees each
+         * repair of a moving key either committed or refused. */
+        t = store_migrate_write_begin(h->mig, h->role);
         rc = store_repair_apply(h, t, ops, n, res);
-        topo_put(t);
+        store_migrate_write_end(h->mig, t);
         if (rc != 0) {
             store_reply_txn_failed(r, res);
             goto out;

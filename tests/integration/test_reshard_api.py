@@ -9,8 +9,11 @@ import json
 import os
 import shutil
 import tempfile
+import time
+import uuid
 
-from cluster import (Cluster, assert_json_error, get_json, json_of, own_cluster, request,
+from cluster import (Cluster, assert_json_error, get_json, json_of, own_cluster, quote_key,
+                     request,
                      wait_until)
 
 TEST_TIMEOUT = 180
@@ -237,3 +240,57 @@ def test_failover_during_a_migration():
         # the new shard's stores were not failed over for starting late
         s2 = [s for s in t["shards"] if s["id"] == 2][0]
         assert s2["primary"] == store_url(cl, 2, 0) and s2["epoch"] == 1, s2
+
+
+def test_an_old_primary_hands_moved_keys_to_their_new_shard():
+    """Writes only shard 0's primary took (its secondary was down) outlive a
+    failover and then a migration that moved some of their keys away: the
+    old primary, paused through both, resumes as a secondary and hands its
+    tail to shard 0's new primary, which answers 421 moved for the keys
+    shard 1 owns now; the handoff sends those on to shard 1's primary. Every
+    tail key then reads its value through nginx, on the shard that owns it."""
+    cfg = {"cluster": {"shards": 1, "replicas": 2},
+           "controller": {"health_interval_ms": 100, "failover_after_ms": 1000,
+                          "restart_backoff_ms": 2000, "restart_backoff_max_ms": 2000},
+           "store": {"reconcile_interval_ms": 300},
+           "api": {"topology_poll_ms": 200}}
+    with own_cluster(cfg, "reshard-rejoin") as cl:
+        topo = cl.shard_topology(0)
+        old, new = topo["primary"], topo["secondaries"][0]
+        old_name = cl.store_name(0, cl.replica_of(0, old))
+        new_name = cl.store_name(0, cl.replica_of(0, new))
+        wait_until(lambda: (cl.store_health(new) or {}).get("state") == "secondary", 20,
+                   "the secondary to follow")
+        epoch0 = cl.topology_epoch()
+        cl.kill(new_name)
+        tail = ["tail-%s-%03d" % (uuid.uuid4().hex[:8], i) for i in range(200)]
+        t0 = time.monotonic()
+        for k in tail:
+            st, _, body = request("PUT", old + "/internal/kv/" + quote_key(k), body=k.encode())
+            assert st == 200, (st, body)
+        assert time.monotonic() - t0 < 1.5, "the tail took too long to write"
+        cl.pause(old_name)
+        t, _ = cl.wait_epoch_change(epoch0, 30)
+        assert t["shards"][0]["primary"] == new, t
+        rc, out, err = kvctl(cl, "shard", "add")
+        assert rc == 0, (rc, out, err)
+        moved = [k for k in tail
+                 if json_of(cl.request("GET", "/ring?key=" + quote_key(k))[2])["shard"] == 1]
+        assert 40 <= len(moved) <= 160, len(moved)
+        for k in tail:
+            st, _, _ = request("GET", new + "/internal/kv/" + quote_key(k))
+            assert st in (404, 421), "%s reached shard 0's new primary before the handoff" % k
+        cl.resume(old_name)
+
+        def missing():
+            return [k for k in tail
+                    if cl.request("GET", "/kv/" + quote_key(k))[2] != k.encode()]
+        wait_until(lambda: not missing(), 30, "every tail key to read its value")
+        p1 = cl.primary(1)
+        for k in moved:
+            st, _, body = request("GET", p1 + "/internal/kv/" + quote_key(k))
+            assert st == 200 and body == k.encode(), (k, st, body)
+        wait_until(lambda: (cl.store_health(old) or {}).get("state") == "secondary", 30,
+                   "the old primary to follow as a secondary")
+        wait_until(lambda: kvctl(cl, "parity")[0] == 0, 30,
+                   "kvctl parity: every shard's replicas identical")

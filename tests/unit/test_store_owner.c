@@ -118,11 +118,13 @@ static void test_grow(void **state)
                              : moves  ? STORE_OWNER_MIGRATING
                                       : STORE_OWNER_OK);
             frozen += s == src && moves;
+            /* ... and its repairs of them: its copier is past the fence. */
             assert_int_equal(check(freeze, s, i, STORE_OWNER_REPAIR, NULL),
-                             s == src || s == dst ? STORE_OWNER_OK
-                                                  : STORE_OWNER_MOVED);
+                             s == src && moves      ? STORE_OWNER_MIGRATING
+                             : s == src || s == dst ? STORE_OWNER_OK
+                                                    : STORE_OWNER_MOVED);
             /* Switch: the target serves reads, refuses writes to keys
-             * that moved in; the source sends everything on. */
+             * that moved in; the source sent everything on. */
             assert_int_equal(check(sw, s, i, STORE_OWNER_READ, &owner),
                              s == dst ? STORE_OWNER_OK : STORE_OWNER_MOVED);
             assert_int_equal(owner, dst);
@@ -132,8 +134,9 @@ static void test_grow(void **state)
                                       : STORE_OWNER_OK);
             fenced_in += s == dst && moves;
             assert_int_equal(check(sw, s, i, STORE_OWNER_REPAIR, NULL),
-                             s == src || s == dst ? STORE_OWNER_OK
-                                                  : STORE_OWNER_MOVED);
+                             s == src && moves      ? STORE_OWNER_MIGRATING
+                             : s == src || s == dst ? STORE_OWNER_OK
+                                                    : STORE_OWNER_MOVED);
             /* After: the new owner alone. */
             assert_int_equal(check(after, s, i, STORE_OWNER_WRITE, &owner),
                              s == dst ? STORE_OWNER_OK : STORE_OWNER_MOVED);
@@ -180,6 +183,8 @@ static void test_shrink(void **state)
                          src == 2 ? STORE_OWNER_MOVED : STORE_OWNER_OK);
         assert_int_equal(check(freeze, dst, i, STORE_OWNER_REPAIR, NULL),
                          STORE_OWNER_OK);
+        assert_int_equal(check(freeze, 2, i, STORE_OWNER_REPAIR, NULL),
+                         src == 2 ? STORE_OWNER_MIGRATING : STORE_OWNER_MOVED);
         assert_int_equal(check(sw, 2, i, STORE_OWNER_READ, NULL),
                          STORE_OWNER_MOVED);
         assert_int_equal(check(sw, dst, i, STORE_OWNER_WRITE, NULL),
