@@ -683,6 +683,7 @@ static void *httpc_loop_thread_main(void *arg)
 {
     httpc_loop *l = arg;
 
+    pthread_setname_np(pthread_self(), "httpc-loop"); /* top -H, perf */
     l->owner = pthread_self();
     atomic_store(&l->owned, 1);
     for (;;) {

@@ -315,6 +315,7 @@ static void *httpd_worker_main(void *arg)
     httpd_t *d = w->srv;
     int rc = httpd_worker_init(w);
 
+    pthread_setname_np(pthread_self(), "httpd"); /* top -H, perf */
     pthread_mutex_lock(&d->start_mu);
     if (rc == 0)
         d->nready++;

@@ -303,6 +303,8 @@ static void topo_watch_poll(topo_watch *w)
 static void *topo_watch_main(void *arg)
 {
     topo_watch *w = arg;
+
+    pthread_setname_np(pthread_self(), "topo-watch"); /* top -H, perf */
     pthread_mutex_lock(&w->mu);
     while (!w->stopping) {
         pthread_mutex_unlock(&w->mu);

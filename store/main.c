@@ -281,8 +281,10 @@ static void store_main_log_ready(const store_main *m)
  * made; each step takes NULL. */
 static void store_main_teardown(store_main *m)
 {
-    /* Waiting writes are answered first (503) so that httpd can drain. */
+    /* Waiting writes are answered first (503), and deferred repairs
+     * applied, so that httpd can drain. */
     wquorum_close(m->wqm);
+    store_migrate_close(m->mig);
     httpd_stop(m->srv);
     store_http_free(m->sh);
     /* Writes (which use its fence) are over; before the role it uses. */

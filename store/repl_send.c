@@ -242,6 +242,7 @@ static void *repl_send_peer_main(void *arg)
     repl_send_t *r = p->r;
     wire_buf buf = {0};
 
+    pthread_setname_np(pthread_self(), "repl-send"); /* top -H, perf */
     pthread_mutex_lock(&r->mu);
     while (!p->stop) {
         uint64_t now = clock_mono_us();

@@ -340,6 +340,7 @@ static void *role_main(void *arg)
 {
     role_t *r = arg;
 
+    pthread_setname_np(pthread_self(), "role"); /* top -H, perf */
     pthread_mutex_lock(&r->mu);
     while (!r->stopping) {
         topo_t *t;
@@ -452,6 +453,7 @@ static void *role_follower_main(void *arg)
 {
     role_t *r = arg;
 
+    pthread_setname_np(pthread_self(), "role-follow"); /* top -H, perf */
     pthread_mutex_lock(&r->mu);
     while (!r->stopping) {
         char primary[256];

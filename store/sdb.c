@@ -201,6 +201,8 @@ static int sdb_meta_write(sdb *db, const char *name, uint64_t val,
 static void *sdb_sync_main(void *arg)
 {
     sdb *db = arg;
+
+    pthread_setname_np(pthread_self(), "sdb-sync"); /* top -H, perf */
     pthread_mutex_lock(&db->smu);
     while (!db->stopping) {
         clock_cond_wait_ms(&db->scv, &db->smu, 1000);

@@ -206,6 +206,15 @@ enum sdb_repl_rc sdb_replicate(sdb *db, const wire_op *ops, size_t n,
  * cut short (*more = 1), else the store's last_seq (*more = 0). 0 or -1. */
 int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
                       wire_buf *out, uint64_t *next_since, int *more);
+/* As sdb_changes_since, but only the keys keep(arg, key, len) accepts are
+ * written, and the others are not even looked up (a migration's copier
+ * reads a third of what it walks); limit counts every entry examined, and
+ * *examined (optional) gets their number. */
+int sdb_changes_picked(sdb *db, uint64_t since, size_t limit,
+                       size_t max_bytes,
+                       int (*keep)(void *arg, const char *key, size_t len),
+                       void *arg, wire_buf *out, uint64_t *next_since,
+                       int *more, uint64_t *examined);
 
 /* A read snapshot of the changes (one LMDB read transaction) for a full
  * resync served in pages: every page sees the same state. Hold it briefly:

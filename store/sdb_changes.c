@@ -10,11 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a walk writes: every key, or the ones keep accepts. */
+typedef struct sdb_changes_pick {
+    int (*keep)(void *arg, const char *key, size_t len);
+    void *arg;
+    uint64_t examined;  /* entries looked at */
+} sdb_changes_pick;
+
 /* The changes walk inside a read transaction (a one-shot one, or a
- * snapshot's). */
+ * snapshot's). With a pick, limit counts the entries examined and a key
+ * keep refuses is not even looked up. */
 static int sdb_changes_txn(sdb *db, MDB_txn *txn, uint64_t since, size_t limit,
-                           size_t max_bytes, wire_buf *out,
-                           uint64_t *next_since, int *more)
+                           size_t max_bytes, sdb_changes_pick *pick,
+                           wire_buf *out, uint64_t *next_since, int *more)
 {
     char kbuf[512];
     MDB_cursor *cur = NULL;
@@ -46,12 +54,20 @@ static int sdb_changes_txn(sdb *db, MDB_txn *txn, uint64_t since, size_t limit,
         wire_op op;
         uint64_t seq;
 
-        if ((limit && written >= limit) ||
+        if ((limit && (pick ? pick->examined : written) >= limit) ||
             (max_bytes && written && out->len - start_len >= max_bytes)) {
             *more = 1;
             break;
         }
         seq = sdb_ld64(ck.mv_data);
+        if (pick) {
+            pick->examined++;
+            if (!pick->keep(pick->arg, cv.mv_data, cv.mv_size)) {
+                last_written = seq;
+                rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT);
+                continue;
+            }
+        }
         sdb_dkey(db, cv.mv_data, cv.mv_size, kbuf, &k);
         rc = mdb_get(txn, db->data, &k, &v);
         if (rc != 0 || sdb_rec_parse(&v, cv.mv_data, cv.mv_size, &rec) != 0 ||
@@ -93,8 +109,9 @@ fail:
     return -1;
 }
 
-int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
-                      wire_buf *out, uint64_t *next_since, int *more)
+static int sdb_changes_live(sdb *db, uint64_t since, size_t limit,
+                            size_t max_bytes, sdb_changes_pick *pick,
+                            wire_buf *out, uint64_t *next_since, int *more)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
@@ -105,9 +122,31 @@ int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
         log_error("store db: changes: read txn: %s", mdb_strerror(rc));
         return -1;
     }
-    rc = sdb_changes_txn(db, txn, since, limit, max_bytes, out, next_since,
-                         more);
+    rc = sdb_changes_txn(db, txn, since, limit, max_bytes, pick, out,
+                         next_since, more);
     mdb_txn_abort(txn);
+    return rc;
+}
+
+int sdb_changes_since(sdb *db, uint64_t since, size_t limit, size_t max_bytes,
+                      wire_buf *out, uint64_t *next_since, int *more)
+{
+    return sdb_changes_live(db, since, limit, max_bytes, NULL, out,
+                            next_since, more);
+}
+
+int sdb_changes_picked(sdb *db, uint64_t since, size_t limit,
+                       size_t max_bytes,
+                       int (*keep)(void *arg, const char *key, size_t len),
+                       void *arg, wire_buf *out, uint64_t *next_since,
+                       int *more, uint64_t *examined)
+{
+    sdb_changes_pick pick = {.keep = keep, .arg = arg};
+    int rc = sdb_changes_live(db, since, limit, max_bytes, &pick, out,
+                              next_since, more);
+
+    if (examined)
+        *examined = rc == 0 ? pick.examined : 0;
     return rc;
 }
 
@@ -137,7 +176,7 @@ int sdb_snap_changes(sdb_snap *s, uint64_t since, size_t limit,
                      size_t max_bytes, wire_buf *out, uint64_t *next_since,
                      int *more)
 {
-    return sdb_changes_txn(s->db, s->txn, since, limit, max_bytes, out,
+    return sdb_changes_txn(s->db, s->txn, since, limit, max_bytes, NULL, out,
                            next_since, more);
 }
 

@@ -31,6 +31,13 @@ METRIC_COUNTER(smg_sent_bytes, "kv_store_migrate_sent_bytes_total",
 METRIC_COUNTER(smg_purged, "kv_store_migrate_purged_total",
                "records dropped after a migration (another shard owns them)");
 
+/* A deferred job (store_migrate_defer), run in arrival order. */
+typedef struct store_migrate_job {
+    void (*fn)(void *arg);
+    void *arg;
+    struct store_migrate_job *next;
+} store_migrate_job;
+
 /* What the copier knows of one target shard in this migration. */
 typedef struct store_migrate_target {
     wire_buf buf;        /* the batch being filled */
@@ -51,9 +58,11 @@ struct store_migrate {
     pthread_t thr;
     int started;
 
-    pthread_mutex_t mu;          /* guards the report and stopping */
+    pthread_mutex_t mu;          /* guards the report, stopping and jobs */
     pthread_cond_t cv;
     int stopping;
+    int closed;                  /* store_migrate_defer refuses */
+    struct store_migrate_job *jobs, **jobs_tail;
     uint64_t id;                 /* the migration the state below is of */
     int source, caught_up, frozen, drained;
     uint64_t position, fence_seq, scanned, sent, sent_bytes;
@@ -79,9 +88,61 @@ static int store_migrate_stopping(store_migrate *m)
 static void store_migrate_sleep(store_migrate *m, uint64_t ms)
 {
     pthread_mutex_lock(&m->mu);
-    if (!m->stopping)
+    if (!m->stopping && m->jobs == NULL)
         clock_cond_wait_ms(&m->cv, &m->mu, ms);
     pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- deferred jobs ------------------------------------------------------ */
+
+int store_migrate_defer(store_migrate *m, void (*fn)(void *arg), void *arg)
+{
+    store_migrate_job *j;
+
+    if (m == NULL || (j = malloc(sizeof *j)) == NULL)
+        return -1;
+    j->fn = fn;
+    j->arg = arg;
+    j->next = NULL;
+    pthread_mutex_lock(&m->mu);
+    if (m->closed) {
+        pthread_mutex_unlock(&m->mu);
+        free(j);
+        return -1;
+    }
+    *m->jobs_tail = j;
+    m->jobs_tail = &j->next;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    return 0;
+}
+
+/* Runs every queued job on the calling thread. */
+static void store_migrate_run_jobs(store_migrate *m)
+{
+    store_migrate_job *j;
+
+    pthread_mutex_lock(&m->mu);
+    j = m->jobs;
+    m->jobs = NULL;
+    m->jobs_tail = &m->jobs;
+    pthread_mutex_unlock(&m->mu);
+    while (j) {
+        store_migrate_job *next = j->next;
+        j->fn(j->arg);
+        free(j);
+        j = next;
+    }
+}
+
+void store_migrate_close(store_migrate *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->closed = 1;
+    pthread_mutex_unlock(&m->mu);
+    store_migrate_run_jobs(m);
 }
 
 /* ---- the write fence ---------------------------------------------------- */
@@ -173,8 +234,8 @@ static int store_migrate_flush(store_migrate *m, const topo_t *t, uint32_t id)
 {
     store_migrate_target *tg = &m->tgt[id];
     const topo_shard *sh = topo_shard_by_id(t, id);
-    char url[300], h_epoch[KVHDR_EPOCH_MAX];
-    const char *hdrs[4];
+    char url[300], h_epoch[KVHDR_EPOCH_MAX], h_mig[48];
+    const char *hdrs[5];
     size_t nh = 0, off = 0, bad = 0, retry = 0;
     httpc_req req = {0};
     httpc_resp resp;
@@ -199,6 +260,9 @@ static int store_migrate_flush(store_migrate *m, const topo_t *t, uint32_t id)
     snprintf(url, sizeof url, "%s/internal/repair", sh->primary);
     hdrs[nh++] = "Content-Type: application/octet-stream";
     hdrs[nh++] = kvhdr_epoch(h_epoch, sizeof h_epoch, sh->epoch);
+    /* The target applies it on its migration thread (store_repair). */
+    snprintf(h_mig, sizeof h_mig, "X-KV-Migration: %" PRIu64, m->id);
+    hdrs[nh++] = h_mig;
     if (m->auth[0])
         hdrs[nh++] = m->auth;
     hdrs[nh] = NULL;
@@ -281,30 +345,40 @@ static uint64_t store_migrate_pace_ms(const store_migrate *m, uint64_t now)
     return m->t_start_ms + due_ms > now ? m->t_start_ms + due_ms - now : 0;
 }
 
+/* Which keys of a page go: the ones moving away from this shard. */
+typedef struct store_migrate_pick {
+    const topo_t *t;
+    uint32_t shard;
+} store_migrate_pick;
+
+static int store_migrate_moving(void *arg, const char *key, size_t len)
+{
+    const store_migrate_pick *p = arg;
+
+    return topo_owner_from(p->t, key, len) == p->shard &&
+           topo_owner_to(p->t, key, len) != p->shard;
+}
+
 /* One page of changes from position: the moving records go out; position
  * moves past the page once all of it was answered. 1 = more to read now,
  * 0 = caught up with the last seq, -1 = failed (retry after a backoff). */
 static int store_migrate_page(store_migrate *m, const topo_t *t)
 {
+    store_migrate_pick pick = {.t = t, .shard = m->shard};
     uint64_t pos = m->position, next = pos, scanned = 0;
     size_t off = 0;
     int more = 0;
     wire_op op;
 
     wire_buf_reset(&m->page);
-    if (sdb_changes_since(m->db, pos, store_migrate_page_ops(m),
-                          STORE_MIGRATE_PAGE_BYTES, &m->page, &next,
-                          &more) != 0)
+    if (sdb_changes_picked(m->db, pos, store_migrate_page_ops(m),
+                           STORE_MIGRATE_PAGE_BYTES, store_migrate_moving,
+                           &pick, &m->page, &next, &more, &scanned) != 0)
         return -1;
     while (wire_next_op(m->page.data, m->page.len, &off, &op) == 1) {
-        uint32_t from = topo_owner_from(t, op.key, op.key_len);
         uint32_t to = topo_owner_to(t, op.key, op.key_len);
-        store_migrate_target *tg;
+        store_migrate_target *tg = &m->tgt[to];
 
-        scanned++;
-        if (from != m->shard || to == m->shard)
-            continue;
-        tg = &m->tgt[to];
         op.seq = 0; /* a repair's seq is the receiver's own */
         if (wire_put_op(&tg->buf, &op) != 0)
             return -1;
@@ -517,14 +591,18 @@ static void *store_migrate_main(void *arg)
     store_migrate *m = arg;
     int purge_due = 1; /* once at start */
 
+    pthread_setname_np(pthread_self(), "migrate"); /* top -H, perf */
     /* Below the request threads: the copy (and the purge) take the CPU the
      * foreground leaves, so reads keep their latency while keys move. */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), STORE_MIGRATE_NICE) != 0)
         log_debug("migrate: setpriority: %s", strerror(errno));
 
     while (!store_migrate_stopping(m)) {
-        topo_t *t = role_topo(m->role);
+        topo_t *t;
         uint64_t wait = STORE_MIGRATE_IDLE_MS;
+
+        store_migrate_run_jobs(m);
+        t = role_topo(m->role);
 
         if (t == NULL) {
             /* no topology yet */
@@ -591,6 +669,7 @@ store_migrate *store_migrate_start(const store_migrate_opts *o)
     pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&m->mu, NULL);
     clock_cond_init(&m->cv);
+    m->jobs_tail = &m->jobs;
     metrics_register(&smg_sent);
     metrics_register(&smg_sent_bytes);
     metrics_register(&smg_purged);
@@ -613,6 +692,7 @@ void store_migrate_stop(store_migrate *m)
     pthread_mutex_unlock(&m->mu);
     if (m->started)
         pthread_join(m->thr, NULL);
+    store_migrate_close(m); /* what came after the thread's last round */
     for (size_t i = 0; i < TOPO_MAX_SHARD_IDS; i++)
         wire_buf_free(&m->tgt[i].buf);
     wire_buf_free(&m->page);

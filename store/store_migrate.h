@@ -44,9 +44,16 @@
  * Metrics kv_store_migrate_sent_total, kv_store_migrate_sent_bytes_total,
  * kv_store_migrate_purged_total.
  *
+ * Deferred jobs. A target applies the copier's batches on this thread
+ * (store_migrate_defer, from store_repair), which runs below the request
+ * threads like the copier: moving keys costs the foreground as little on
+ * the target as on the source.
+ *
  * Ownership: store_migrate_start allocates and starts the thread;
- * store_migrate_stop joins and frees (stop the HTTP server first: writes use
- * the fence). db and role are borrowed and outlive it. */
+ * store_migrate_close runs what is deferred and refuses more (call it
+ * before stopping the HTTP server: the jobs answer requests);
+ * store_migrate_stop joins and frees (stop the HTTP server first: writes
+ * use the fence). db and role are borrowed and outlive it. */
 #ifndef KV_STORE_MIGRATE_H
 #define KV_STORE_MIGRATE_H
 
@@ -89,5 +96,12 @@ void store_migrate_write_end(store_migrate *m, topo_t *t);
 /* Adds "migration" to obj when t (the store's latest topology) has one.
  * m NULL: id and phase only. */
 void store_migrate_json(store_migrate *m, const topo_t *t, cJSON *obj);
+
+/* Run fn(arg) on the migration's thread, after what was deferred before.
+ * 0 = it will run; -1 = it will not (m NULL, closed, out of memory): run
+ * it yourself. */
+int store_migrate_defer(store_migrate *m, void (*fn)(void *arg), void *arg);
+/* Runs what is deferred, on the caller's thread; later defers fail. */
+void store_migrate_close(store_migrate *m);
 
 #endif

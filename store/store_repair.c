@@ -71,43 +71,43 @@ out:
     return rc;
 }
 
-void store_repair_route(store_http *h, httpd_req *r, const char *rest)
+/* One request's ops, applied and answered on any thread. */
+typedef struct store_repair_job {
+    store_http *h;
+    httpd_req *r;
+    wire_op *ops;  /* point into r's body: valid until r is answered */
+    size_t n;
+} store_repair_job;
+
+static void store_repair_run(void *arg)
 {
-    wire_op *ops = NULL;
+    store_repair_job *j = arg;
+    store_http *h = j->h;
+    httpd_req *r = j->r;
     wire_result *res = NULL;
     wire_buf out = {0};
-    size_t n = 0;
     int applied = 0, rc;
     topo_t *t;
     char h1[48];
     const char *hdrs[] = {h1, NULL};
 
-    (void)rest;
-    if (!httpd_method_is(r, "POST")) {
-        kvhttp_bad_method(r, "POST");
-        return;
-    }
-    if (store_fence_epoch(h, r, NULL) != 0 || store_fence_lease(h, r) != 0 ||
-        store_reply_ops(r, &ops, &n) != 0)
-        return;
-    store_stats_add(STORE_STATS_REPAIRS, (int64_t)n);
-    if (n) {
-        if ((res = malloc(n * sizeof *res)) == NULL) {
+    if (j->n) {
+        if ((res = malloc(j->n * sizeof *res)) == NULL) {
             store_reply_fail(r, 500, "internal", "out of memory");
             goto out;
         }
         /* Under the write fence, as client writes: a freeze sees each
          * repair of a moving key either committed or refused. */
         t = store_migrate_write_begin(h->mig, h->role);
-        rc = store_repair_apply(h, t, ops, n, res);
+        rc = store_repair_apply(h, t, j->ops, j->n, res);
         store_migrate_write_end(h->mig, t);
         if (rc != 0) {
             store_reply_txn_failed(r, res);
             goto out;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < j->n; i++)
             applied |= res[i].status == 200;
-        if (store_reply_results(res, n, &out) != 0) {
+        if (store_reply_results(res, j->n, &out) != 0) {
             store_reply_fail(r, 500, "internal", "out of memory");
             goto out;
         }
@@ -122,5 +122,38 @@ void store_repair_route(store_http *h, httpd_req *r, const char *rest)
 out:
     wire_buf_free(&out);
     free(res);
-    free(ops);
+    free(j->ops);
+    free(j);
+}
+
+void store_repair_route(store_http *h, httpd_req *r, const char *rest)
+{
+    store_repair_job *j;
+    wire_op *ops = NULL;
+    size_t n = 0;
+
+    (void)rest;
+    if (!httpd_method_is(r, "POST")) {
+        kvhttp_bad_method(r, "POST");
+        return;
+    }
+    if (store_fence_epoch(h, r, NULL) != 0 || store_fence_lease(h, r) != 0 ||
+        store_reply_ops(r, &ops, &n) != 0)
+        return;
+    store_stats_add(STORE_STATS_REPAIRS, (int64_t)n);
+    if ((j = malloc(sizeof *j)) == NULL) {
+        free(ops);
+        store_reply_fail(r, 500, "internal", "out of memory");
+        return;
+    }
+    *j = (store_repair_job){.h = h, .r = r, .ops = ops, .n = n};
+    /* A migration's batch (the copier names it) is applied on the
+     * migration's thread, below the request threads: the foreground keeps
+     * its CPU while keys move in. */
+    if (n && httpd_header(r, "X-KV-Migration") != NULL) {
+        httpd_suspend(r);
+        if (store_migrate_defer(h->mig, store_repair_run, j) == 0)
+            return;
+    }
+    store_repair_run(j);
 }

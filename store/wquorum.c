@@ -162,6 +162,7 @@ static void *wquorum_timer_main(void *arg)
 {
     wquorum *q = arg;
 
+    pthread_setname_np(pthread_self(), "wquorum"); /* top -H, perf */
     pthread_mutex_lock(&q->mu);
     while (!q->stopping) {
         uint64_t now = clock_mono_us();

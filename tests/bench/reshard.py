@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""reshard_add: add a third shard to a 2-shard cluster holding 500 000 keys
-of 100 bytes, with wrk reading through nginx the whole time.
+"""reshard_add / reshard_remove: grow a 2-shard cluster holding 500 000 keys
+of 100 bytes by a third shard and shrink it back, with wrk reading through
+nginx the whole time.
 
     python3 tests/bench/reshard.py [--build build/release] [--keys 500000]
-                                   [--out reports/reshard.json]
+                                   [--loads 0,4,32] [--out reports/reshard.json]
 
-Reports the keys moved per second (the keys the new shard holds at the end
-over the time from the copy phase to the switch, as GET /rebalance shows
-them, polled every 50 ms; the new shard's start is not in it) and the GET p99 through nginx in one-second wrk runs while the
-migration runs, beside the same measured idle just before. Goals on the
-reference machine: at least 200 000 keys/s, and a p99 during the migration
-at most 2x the idle one.
+For each GET load (wrk connections; 0: none) `kvctl shard add` (the new
+shard takes a third of the keys) and then `kvctl shard remove` of that
+shard (they move back). For every migration it reports the keys moved per
+second (the keys that changed shard over the time from the copy phase to
+the switch, as GET /rebalance shows them, polled every 10 ms; the start of
+the new shard's stores is not in it) and, under a load, the GET p99
+through nginx of a one-second wrk run that starts when the copy does (the
+copy lasts about that long), beside the p99 of a one-second run just
+before the migration, idle. 32 connections saturate this 2-core machine
+(every migration's CPU is then taken from the foreground or waits: the copy
+runs below the request threads), 4 leave it room. Goals on the reference
+machine: at least 200 000 keys/s, and a p99 during the migration at most
+2x the idle one.
 
 The keys are loaded straight into the primaries with POST /internal/batch
 (the queue would take half a minute for 500 000): every op goes to shard 0
@@ -105,17 +113,92 @@ def load(cl, n, prefix):
     return time.monotonic() - t0
 
 
-def wrk_1s(url, script_path):
-    p = subprocess.run(["wrk", "-t2", "-c32", "-d1s", "--latency", "--timeout", "5s",
+def wrk_1s(url, script_path, conns):
+    p = subprocess.run(["wrk", "-t2" if conns > 1 else "-t1", "-c%d" % conns, "-d1s", "--latency", "--timeout", "5s",
                         "-s", script_path, url], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=30)
     return parse_wrk(p.stdout)
+
+
+def migrate(cl, kv, argv, script, conns):
+    """One migration (kvctl argv) under wrk with conns connections (0: no
+    load): an idle one-second run first, then one that starts as the copy
+    does, repeated while the migration lasts. Returns its row."""
+    none = {"p99_ms": None, "rps": None, "non_2xx": 0}
+    idle = wrk_1s(cl.nginx + "/", script, conns) if conns else none
+    res, phases, done = {}, {}, threading.Event()
+    copying = threading.Event()
+
+    def run():
+        t0 = time.monotonic()
+        p = subprocess.run([kv, "--controller", cl.controller, "--json"] + argv,
+                           capture_output=True, text=True, timeout=600)
+        res.update(rc=p.returncode, out=p.stdout, err=p.stderr,
+                   secs=time.monotonic() - t0)
+        done.set()
+        copying.set()
+
+    def watch():
+        # When each phase was first seen (10 ms polls).
+        while not done.is_set():
+            st, j = kvc.get_json(cl.controller + "/rebalance", timeout=2)
+            if st == 200 and j.get("running") and j.get("phase") not in phases:
+                phases[j.get("phase")] = time.monotonic()
+                if j.get("phase") in ("copy", "freeze", "switch"):
+                    copying.set()
+            time.sleep(0.01)
+    ths = [threading.Thread(target=run), threading.Thread(target=watch)]
+    for t in ths:
+        t.start()
+    copying.wait(600)
+    during = []
+    while conns and not done.is_set():
+        during.append(wrk_1s(cl.nginx + "/", script, conns))
+    for t in ths:
+        t.join()
+    if res["rc"] != 0:
+        raise RuntimeError("kvctl %s: %s %s" % (" ".join(argv), res["out"][-1000:],
+                                                  res["err"][-1000:]))
+    reb = json.loads(res["out"])
+    moved = int(reb["totals"]["sent"])
+    copy_s = None
+    start = phases.get("copy", phases.get("freeze"))
+    if start is not None and "switch" in phases:
+        copy_s = phases["switch"] - start
+    p99s = sorted(r["p99_ms"] for r in during if r["p99_ms"] is not None)
+    row = {"name": "reshard_" + reb["kind"], "connections": conns, "shard": reb["shard"],
+           "moved": moved, "predicted": reb.get("predicted_keys"),
+           "seconds": round(res["secs"], 2),
+           "copy_seconds": round(copy_s, 3) if copy_s else None,
+           "keys_per_s": round(moved / copy_s) if copy_s else None,
+           "phases_s": {k: round(v - min(phases.values()), 3) for k, v in phases.items()},
+           "idle_p99_ms": idle["p99_ms"],
+           "during_p99_ms": during[0]["p99_ms"] if during else None,
+           "during_p99_max_ms": p99s[-1] if p99s else None,
+           "during_runs": len(during),
+           "idle_rps": idle["rps"],
+           "during_rps": during[0]["rps"] if during else None,
+           "non_2xx": sum(r["non_2xx"] for r in during) + idle["non_2xx"],
+           "rebalance": reb}
+    row["p99_ratio"] = (round(row["during_p99_ms"] / row["idle_p99_ms"], 2)
+                        if row["idle_p99_ms"] and row["during_p99_ms"] else None)
+    line = "  %-15s c=%-2d shard %d: %d keys moved, %.2f s for kvctl, %.2f s copying: " \
+           "%d keys/s" % (row["name"], conns, row["shard"], moved, row["seconds"],
+                          copy_s or 0, row["keys_per_s"] or 0)
+    if conns:
+        line += "; GET p99 %.2f ms during (%d runs, worst %.2f), %.2f ms idle: %.2fx" % (
+            row["during_p99_ms"] or 0, len(during), row["during_p99_max_ms"] or 0,
+            row["idle_p99_ms"] or 0, row["p99_ratio"] or 0)
+    print(line, flush=True)
+    return row
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=None)
     ap.add_argument("--keys", type=int, default=500000)
+    ap.add_argument("--loads", default="0,4,32",
+                    help="wrk connections of each add + remove round (0: no load)")
     ap.add_argument("--out", default=os.path.join(REPO, "reports", "reshard.json"))
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -132,73 +215,17 @@ def main():
         script = os.path.join(tmp, "get.lua")
         with open(script, "w") as f:
             f.write(LUA_GET % (args.keys, args.keys))
-        idle = [wrk_1s(cl.nginx + "/", script) for _ in range(3)]
         kv = os.path.join(build, "bin", "kvctl")
-        during, done = [], threading.Event()
-        res = {}
-
-        def grow():
-            t0 = time.monotonic()
-            p = subprocess.run([kv, "--controller", cl.controller, "--json", "shard", "add"],
-                               capture_output=True, text=True, timeout=600)
-            res.update(rc=p.returncode, out=p.stdout, err=p.stderr,
-                       secs=time.monotonic() - t0)
-            done.set()
-        phases = {}
-
-        def watch():
-            # When each phase was first seen (50 ms polls): the copy rate is
-            # the records sent over copy + freeze, without the start of the
-            # new shard's stores (prepare) and the switch.
-            while not done.is_set():
-                st, j = kvc.get_json(cl.controller + "/rebalance", timeout=2)
-                if st == 200 and j.get("phase") not in phases:
-                    phases[j.get("phase")] = time.monotonic()
-                time.sleep(0.05)
-        th = threading.Thread(target=grow)
-        th.start()
-        wt = threading.Thread(target=watch)
-        wt.start()
-        while not done.is_set():
-            during.append(wrk_1s(cl.nginx + "/", script))
-        th.join()
-        wt.join()
-        if res["rc"] != 0:
-            raise RuntimeError("kvctl shard add: %s %s" % (res["out"][-1000:], res["err"][-1000:]))
-        reb = json.loads(res["out"])
-        topo = cl.topology()
-        new = max(int(s["id"]) for s in topo["shards"])
-        st, s = kvc.get_json(cl.primary(new) + "/stats")
-        moved = int(s["keys"])
-        p99 = lambda rs: sorted(r["p99_ms"] for r in rs if r["p99_ms"] is not None)
-        idle_p99, dur_p99 = p99(idle), p99(during)
-        copy_s = None
-        start = phases.get("copy", phases.get("freeze"))
-        if start is not None and "switch" in phases:
-            copy_s = phases["switch"] - start
-        row = {"name": "reshard_add", "keys": args.keys, "moved": moved,
-               "seconds": round(res["secs"], 2),
-               "copy_seconds": round(copy_s, 3) if copy_s else None,
-               "keys_per_s": round(moved / copy_s) if copy_s else None,
-               "phases_s": {k: round(v - min(phases.values()), 3) for k, v in phases.items()},
-               "idle_p99_ms": idle_p99[len(idle_p99) // 2] if idle_p99 else None,
-               "during_p99_ms": dur_p99[len(dur_p99) // 2] if dur_p99 else None,
-               "during_p99_max_ms": dur_p99[-1] if dur_p99 else None,
-               "non_2xx": sum(r["non_2xx"] for r in during),
-               "rebalance": reb}
-        row["p99_ratio"] = (round(row["during_p99_ms"] / row["idle_p99_ms"], 2)
-                            if row["idle_p99_ms"] and row["during_p99_ms"] else None)
-        print("  %-12s %d keys moved, %.2f s for kvctl shard add, %.2f s copying: "
-              "%d keys/s; GET p99 %.2f ms during "
-              "(worst second %.2f), %.2f ms idle: %.2fx" % (
-                  "reshard_add", moved, row["seconds"], copy_s or 0, row["keys_per_s"] or 0,
-                  row["during_p99_ms"] or 0, row["during_p99_max_ms"] or 0,
-                  row["idle_p99_ms"] or 0, row["p99_ratio"] or 0), flush=True)
+        rows = []
+        for conns in [int(c) for c in args.loads.split(",")]:
+            rows.append(migrate(cl, kv, ["shard", "add"], script, conns))
+            rows.append(migrate(cl, kv, ["shard", "remove", str(rows[-1]["shard"])],
+                                script, conns))
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as f:
-            json.dump({"rows": [row]}, f, indent=2)
+            json.dump({"rows": rows}, f, indent=2)
         print("wrote %s" % os.path.relpath(args.out))
-        return 0 if row["non_2xx"] == 0 else 1
+        return 0 if all(r["non_2xx"] == 0 for r in rows) else 1
     finally:
         cl.stop()
         cl.cleanup()

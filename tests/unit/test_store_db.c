@@ -393,6 +393,69 @@ static void test_changes(void **state)
     wire_buf_free(&b);
 }
 
+/* Keeps the keys that start with the letter in arg. */
+static int keep_first(void *arg, const char *key, size_t len)
+{
+    return len > 0 && key[0] == *(const char *)arg;
+}
+
+static void test_changes_picked(void **state)
+{
+    tctx *t = *state;
+    wire_buf b = {0};
+    wire_op ops[16];
+    uint64_t next, examined;
+    int more;
+    char want = 'x';
+
+    put(t->db, "x1", "a", 0);  /* seq 1 */
+    put(t->db, "y1", "b", 0);  /* 2 */
+    put(t->db, "y2", "c", 0);  /* 3 */
+    put(t->db, "x2", "d", 0);  /* 4 */
+    del(t->db, "x3", 0);       /* 5 */
+    put(t->db, "y3", "e", 0);  /* 6 */
+
+    /* Only the kept keys, in seq order; every entry counted. */
+    assert_int_equal(sdb_changes_picked(t->db, 0, 0, 0, keep_first, &want,
+                                        &b, &next, &more, &examined), 0);
+    assert_int_equal(decode(&b, ops, 16), 3);
+    assert_memory_equal(ops[0].key, "x1", 2);
+    assert_memory_equal(ops[1].key, "x2", 2);
+    assert_memory_equal(ops[1].val, "d", 1);
+    assert_int_equal(ops[2].op, WIRE_DEL);
+    assert_int_equal(ops[2].seq, 5);
+    assert_int_equal(examined, 6);
+    assert_int_equal(more, 0);
+    assert_int_equal(next, 6);
+
+    /* The limit counts entries examined, and paging resumes after the last
+     * one, kept or not: 3 entries (x1 y1 y2) hold one kept key. */
+    wire_buf_reset(&b);
+    assert_int_equal(sdb_changes_picked(t->db, 0, 3, 0, keep_first, &want,
+                                        &b, &next, &more, &examined), 0);
+    assert_int_equal(decode(&b, ops, 16), 1);
+    assert_int_equal(examined, 3);
+    assert_int_equal(more, 1);
+    assert_int_equal(next, 3);
+    wire_buf_reset(&b);
+    assert_int_equal(sdb_changes_picked(t->db, next, 3, 0, keep_first, &want,
+                                        &b, &next, &more, &examined), 0);
+    assert_int_equal(decode(&b, ops, 16), 2);
+    assert_int_equal(ops[0].seq, 4);
+    assert_int_equal(more, 0);
+    assert_int_equal(next, 6);
+
+    /* Nothing kept: an empty answer that still moves the position. */
+    want = 'z';
+    wire_buf_reset(&b);
+    assert_int_equal(sdb_changes_picked(t->db, 0, 0, 0, keep_first, &want,
+                                        &b, &next, &more, &examined), 0);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(next, 6);
+    assert_int_equal(examined, 6);
+    wire_buf_free(&b);
+}
+
 static void test_version_assignment(void **state)
 {
     tctx *t = *state;
@@ -716,6 +779,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_incr, setup, teardown),
         cmocka_unit_test(test_parse_i64),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changes_picked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version_assignment, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
