@@ -906,6 +906,7 @@ def grow_shares(st):
     """GROW_CHECK run: {shard: keys} of the keys that read back their
     value; AssertionError on any other line."""
     rc, out, err = st.sh(GROW_CHECK, timeout=180)
+    log("grow: GROW_CHECK printed:\n" + out)
     got = {}
     for ln in out.strip().splitlines():
         m = re.match(r"^\s*(\d+) shard (\d+)$", ln)
@@ -948,6 +949,7 @@ def test_grow_the_cluster(st, c):
     """DEMO 11: a third shard from the grow profile takes its share of the
     keys while reads and writes go on; then shard 0 is removed."""
     rc, out, _ = st.sh(GROW_WRITE, timeout=180)
+    log("grow: GROW_WRITE printed:\n" + out)
     assert out.split() == ["1000", "200"], out
     before = grow_shares(st)
     assert set(before) == {0, 1}, before
@@ -987,7 +989,9 @@ def test_grow_the_cluster(st, c):
     # keys only move to the new shard, and every one there was copied
     assert after[0] <= before[0] and after[1] <= before[1], (before, after)
     assert rb["totals"]["sent"] >= after[2], rb
-    ring = json.loads(st.sh("curl -s 'localhost:8000/ring?key=grow:1'")[1])
+    out = st.sh("curl -s 'localhost:8000/ring?key=grow:1'")[1]
+    log("grow: ring of grow:1: " + out)
+    ring = json.loads(out)
     s_, h, b = c.request("GET", "/kv/grow:1")
     assert s_ == 200 and b == b"v1" and \
         int(h["x-kv-shard"]) == ring["shard"] and \
@@ -1027,10 +1031,13 @@ def test_grow_the_cluster(st, c):
         % (n, n, p), st.sh("docker compose logs --no-log-prefix controller")
         [1], re.M) for n, p in (("store-0-0", 7100), ("store-0-1", 7101))),
         30, "the controller to name store-0-* as out of the topology")
+    log("grow: " + st.sh("docker compose logs --no-log-prefix controller | "
+                         "grep 'out of the topology'")[1])
     rc, out, err = st.sh("docker compose stop store-0-0 store-0-1")
     assert rc == 0, err
     assert grow_shares(st) == final
     rc, out, _ = st.sh("docker compose exec -T controller kvctl status")
+    log("grow: kvctl status:\n" + out)
     assert "store-0-" not in out and "epoch %d, ready" % topo["epoch"] in out \
         and re.search(r"store-2-0\s+primary\s+external\s+-\s+7120\s+yes",
                       out), out
