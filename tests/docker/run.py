@@ -1036,11 +1036,16 @@ def test_grow_the_cluster(st, c):
     rc, out, err = st.sh("docker compose stop store-0-0 store-0-1")
     assert rc == 0, err
     assert grow_shares(st) == final
-    rc, out, _ = st.sh("docker compose exec -T controller kvctl status")
+    rc, out, _ = st.sh("docker compose exec -T controller kvctl status | "
+                       "tail -7")
     log("grow: kvctl status:\n" + out)
-    assert "store-0-" not in out and "epoch %d, ready" % topo["epoch"] in out \
-        and re.search(r"store-2-0\s+primary\s+external\s+-\s+7120\s+yes",
-                      out), out
+    rows = [ln.split()[0] for ln in out.strip().splitlines()[2:]]
+    assert out.startswith("controller http://controller:7000: epoch %d, "
+                          "ready\n" % topo["epoch"]) and \
+        sorted(rows) == ["queue", "store-1-0", "store-1-1", "store-2-0",
+                         "store-2-1"] and \
+        re.search(r"store-2-0\s+primary\s+external\s+-\s+7120\s+yes",
+                  out), out
 
 
 TESTS = [test_up_and_health, test_crud_through_nginx, test_sharding_ring,
