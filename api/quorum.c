@@ -13,6 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+/* A read follows at most this many 421s after the first one (and the
+ * stores it names never repeat the one just asked): quorum_rd_moved_again. */
+#define QUORUM_MOVED_HOPS 1
+
 METRIC_COUNTER(m_q_reads, "kv_api_quorum_reads_total",
                "reads served from R >= 1 secondaries");
 METRIC_COUNTER(m_q_unavail, "kv_api_quorum_unavailable_total",
@@ -222,6 +226,7 @@ typedef struct quorum_rd {
     int have_primary;
     int moved;             /* a store answered 421: not its key any more */
     int rerouted;          /* this read already followed one 421 */
+    int hops;              /* 421s followed to the owner a store named */
     char *moved_url;       /* the key's URL at the owner the 421 named */
     uint64_t moved_epoch;  /* and that shard's epoch */
     quorum_rep reps[];     /* one per secondary asked, at most n */
@@ -240,6 +245,7 @@ typedef struct qget {
 static void quorum_rd_got(httpc_resp *resp, void *ctx);
 static void quorum_rd_reroute(quorum_rd *q);
 static void quorum_rd_moved_note(quorum_rd *q, const httpc_resp *resp);
+static int quorum_rd_moved_again(quorum_rd *q, const httpc_resp *resp);
 
 /* The headers of a read to a store: token and epoch. */
 static const char *const *quorum_hdrs(const api_app *a, const char **out,
@@ -562,6 +568,8 @@ static void quorum_rd_got(httpc_resp *resp, void *ctx)
     int slot = g->slot;
     free(g);
     if (q->phase == QUORUM_RD_MOVED) {
+        if (resp->status == 421 && quorum_rd_moved_again(q, resp) == 0)
+            return;
         if (resp->status == 421)
             quorum_rd_fail(q, 503, "moved", "the key has moved to another "
                            "shard twice; retry shortly");
@@ -613,6 +621,38 @@ static void quorum_rd_moved_note(quorum_rd *q, const httpc_resp *resp)
         q->moved_url = NULL;
     else
         snprintf(q->c->served_by, sizeof q->c->served_by, "%s", at);
+}
+
+/* The owner a store named answered 421 too, naming another store: follow
+ * it, once. An api whose topology is past the switch reads the new owner
+ * first; a target whose own topology is still at the freeze answers 421
+ * naming the source, and the source (at the switch or later) names the
+ * target back. That 421 comes from a store that saw the switch, so the
+ * target serves the read it sends (X-KV-Moved, store/store_owner.h). 0 when
+ * the GET is under way, -1 when there is nothing more to follow. */
+static int quorum_rd_moved_again(quorum_rd *q, const httpc_resp *resp)
+{
+    char url[300];
+    const char *at = httpc_resp_header(resp, "X-KV-Owner", url, sizeof url);
+    uint64_t epoch;
+    char *next = NULL;
+
+    if (q->hops >= QUORUM_MOVED_HOPS || at == NULL ||
+        kvhdr_u64(resp, "X-KV-Owner-Epoch", &epoch) != 0 ||
+        asprintf(&next, "%s/internal/kv/%.*s", at, (int)q->raw_len,
+                 q->raw_key) < 0)
+        return -1;
+    if (q->moved_url && strcmp(next, q->moved_url) == 0) {
+        free(next); /* the same store again: no progress */
+        return -1;
+    }
+    free(q->moved_url);
+    q->moved_url = next;
+    q->moved_epoch = epoch;
+    q->hops++;
+    snprintf(q->c->served_by, sizeof q->c->served_by, "%s", at);
+    metrics_add(&m_moved_reroutes, 1);
+    return quorum_rd_get_at(q, -1, q->moved_url, q->moved_epoch, 1);
 }
 
 /* After a 421: the same read at the key's owner. When the store named it,

@@ -17,8 +17,8 @@
    a step of DEMO.md, run against the containers (each test names its
    section). With --iptables=false published ports go through docker-proxy
    and containers reach each other on the compose network; both are used.
-4. Cleanup, also on failure or Ctrl-C: `docker-compose down -v` (containers,
-   network, volumes), the lab containers, the image, and the engine if this
+4. Cleanup, also on failure or Ctrl-C: `docker-compose --profile grow down
+   -v` (containers, those of the grow profile too, network, volumes), the lab containers, the image, and the engine if this
    script started it.
 
 Every wait polls with a deadline. One line per test, "PASS name (s)" or
@@ -250,8 +250,10 @@ class Stack:
                        "%s to be healthy" % s, 0.5)
 
     def down(self, volumes):
-        args = ["down", "--remove-orphans", "-t", "5"] + (["-v"] if volumes
-                                                          else [])
+        # --profile grow: docker compose v2 leaves the containers of a
+        # profile it is not given (1.29 takes every service either way)
+        args = ["--profile", "grow", "down", "--remove-orphans", "-t", "5"] + \
+            (["-v"] if volumes else [])
         self.compose(*args, timeout=180, check=False)
 
 
@@ -754,10 +756,15 @@ def test_down_up_keeps_data(st, c):
     assert rc == 0, err
     rc, out, _ = st.sh("docker volume ls | grep %s_" % st.project)
     vols = sorted(ln.split()[1] for ln in out.strip().splitlines())
+    want = ["controller-state", "queue-journal", "store-0-0", "store-0-1",
+            "store-1-0", "store-1-1"]
+    # docker-compose 1.29 creates every volume of the file at `up`, those
+    # of the grow profile's stores too (empty until they start)
+    if "%s_store-2-0" % st.project in vols:
+        want = sorted(want + ["store-2-0", "store-2-1"])
     assert [ln.split()[0] for ln in out.strip().splitlines()] == \
-        ["local"] * 6 and vols == ["%s_%s" % (st.project, v) for v in (
-            "controller-state", "queue-journal", "store-0-0", "store-0-1",
-            "store-1-0", "store-1-1")], out
+        ["local"] * len(want) and \
+        vols == ["%s_%s" % (st.project, v) for v in want], out
     st.up()
     st.wait_healthy(ALL)
     rc, out, _ = st.sh("curl -s localhost:8000/kv/cart:42")
@@ -837,13 +844,218 @@ Cost: 6 nodes x $10/h = $60/h, over the $50/h budget (INC-5)
     assert got == want, got + err[-2000:]
 
 
+GROW_KEYS = 1000
+GROW_WRITE = ("seq 1000 | xargs -P 8 -I{} curl -s -o /dev/null -w "
+              "'%{http_code}\\n' -X PUT --data-binary v{} "
+              "'localhost:8000/kv/grow:{}?sync=1' | sort | uniq -c")
+# every key read through nginx, one curl in sequence (keep-alive): "shard
+# N" for a key that has its value, else the answer itself
+GROW_CHECK = ("curl -s -H 'Accept: application/json' -w '\\n' "
+              "'localhost:8000/kv/grow:[1-1000]' | sed -E "
+              "'s/^\\{\"key\":\"grow:([0-9]+)\",\"value\":\"v\\1\",.*"
+              "\"shard\":([0-9]+),.*$/shard \\2/' | sort | uniq -c")
+GROW_ADD = ("docker compose exec -T controller kvctl shard add --primary "
+            "http://store-2-0:7120 --secondary http://store-2-1:7121")
+
+
+class Readers:
+    """Background clients through nginx reading the grow:i keys over and
+    over, every answer checked (200 and its value). Counts reads and keeps
+    the failures."""
+
+    def __init__(self, port, keys, threads=2):
+        self.port = port
+        self.keys = keys
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.reads = 0
+        self.failures = []
+        self.threads = [threading.Thread(target=self._run, args=(i, threads),
+                                         daemon=True) for i in range(threads)]
+
+    def _run(self, i, n):
+        c = Client(self.port)
+        k = i
+        while not self.stop_ev.is_set():
+            key = 1 + k % self.keys
+            k += n
+            try:
+                st_, _, b = c.request("GET", "/kv/grow:%d" % key)
+                ok = st_ == 200 and b == b"v%d" % key
+                with self.lock:
+                    self.reads += 1
+                    if not ok:
+                        self.failures.append((key, st_, b[:200]))
+            except Exception as e:  # noqa: BLE001 -- every failure is reported
+                with self.lock:
+                    self.failures.append((key, repr(e)))
+        c.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(60)
+
+
+def grow_shares(st):
+    """GROW_CHECK run: {shard: keys} of the keys that read back their
+    value; AssertionError on any other line."""
+    rc, out, err = st.sh(GROW_CHECK, timeout=180)
+    log("grow: GROW_CHECK printed:\n" + out)
+    got = {}
+    for ln in out.strip().splitlines():
+        m = re.match(r"^\s*(\d+) shard (\d+)$", ln)
+        assert m, "a key did not read back its value: %r\n%s" % (ln, out)
+        got[int(m.group(2))] = int(m.group(1))
+    assert rc == 0 and sum(got.values()) == GROW_KEYS, (rc, out, err)
+    return got
+
+
+def grow_rebalance(st):
+    return json.loads(st.exec("controller", "curl", "-s",
+                              "localhost:7000/rebalance")[1])
+
+
+def grow_migrate(st, cmd, what):
+    """Run a kvctl shard command (it waits for the end) while readers and
+    writers go through nginx; what it printed (stderr, stdout), every
+    answer checked."""
+    with Readers(st.port, GROW_KEYS) as readers, Load(st.port) as load:
+        time.sleep(0.5)
+        before = readers.reads
+        rc, out, err = st.sh(cmd, timeout=180)
+        during = readers.reads - before
+        time.sleep(0.5)
+    log("%s: %s: %d reads of the grow keys while kvctl ran, %d in all; "
+        "load %s" % (what, cmd.split("kvctl ")[1], during, readers.reads,
+                     load.summary()))
+    log("%s: kvctl printed:\n%s%s" % (what, err, out))
+    assert rc == 0, (rc, out, err)
+    # kvctl's "started" line is on stderr; docker-compose 1.29's exec -T
+    # passes it on stdout
+    out = err + out
+    assert during > 0, "no read while kvctl ran"
+    assert not readers.failures, readers.failures[:5]
+    assert not load.failures, load.failures[:5]
+    return out
+
+
+def test_grow_the_cluster(st, c):
+    """DEMO 11: a third shard from the grow profile takes its share of the
+    keys while reads and writes go on; then shard 0 is removed."""
+    rc, out, _ = st.sh(GROW_WRITE, timeout=180)
+    log("grow: GROW_WRITE printed:\n" + out)
+    assert out.split() == ["1000", "200"], out
+    before = grow_shares(st)
+    assert set(before) == {0, 1}, before
+
+    # the new shard's stores, before the controller knows them
+    rc, out, err = st.sh("docker compose --profile grow up -d", timeout=300)
+    assert rc == 0, err
+    st.wait_healthy(["store-2-0", "store-2-1"])
+    for svc, port in (("store-2-0", 7120), ("store-2-1", 7121)):
+        h = json.loads(st.sh("docker compose exec -T %s curl -s "
+                             "localhost:%d/health" % (svc, port))[1])
+        log("grow: %s before the add: %s" % (svc, json.dumps(h)))
+        assert h["status"] == "ok" and h["shard"] == 2 and h["keys"] == 0 \
+            and h["epoch"] == 0, h
+    _, out, _ = st.exec("controller", "kvctl", "status")
+    assert "store-2-" not in out, out
+
+    out = grow_migrate(st, GROW_ADD, "add")
+    m = re.match(r"^migration (\d+) \(add shard 2\) started: predicted to "
+                 r"move [0-9.]+ % of the keys\n", out)
+    assert m, out
+    add_id = int(m.group(1))
+    assert re.search(r"^migration %d \(add shard 2\): done, started \S+, "
+                     r"ended \S+ \([0-9.]+ s\)$" % add_id, out, re.M), out
+    rb = grow_rebalance(st)
+    assert rb["id"] == add_id and rb["phase"] == "done" and \
+        rb["kind"] == "add" and rb["shard"] == 2 and \
+        rb["from"] == [0, 1] and rb["to"] == [0, 1, 2] and \
+        0.2 < rb["share"] < 0.45, rb
+    after = grow_shares(st)
+    log("grow: grow keys by shard before %s, after the add %s" % (before,
+                                                                  after))
+    share = after.get(2, 0) / GROW_KEYS
+    # 1000 keys: the ring's share give or take 5 standard deviations
+    assert set(after) == {0, 1, 2} and abs(share - rb["share"]) < 0.08, \
+        (after, rb["share"])
+    # keys only move to the new shard, and every one there was copied
+    assert after[0] <= before[0] and after[1] <= before[1], (before, after)
+    assert rb["totals"]["sent"] >= after[2], rb
+    out = st.sh("curl -s 'localhost:8000/ring?key=grow:1'")[1]
+    log("grow: ring of grow:1: " + out)
+    ring = json.loads(out)
+    s_, h, b = c.request("GET", "/kv/grow:1")
+    assert s_ == 200 and b == b"v1" and \
+        int(h["x-kv-shard"]) == ring["shard"] and \
+        h["x-kv-served-by"] == ring["primary"], (ring, h)
+    wait_until(lambda: re.search(r"^shard 2: 2 replicas, \d+ keys: "
+                                 r"identical$", st.sh(
+                                     "docker compose exec -T controller "
+                                     "kvctl parity")[1], re.M), 30,
+               "kvctl parity: shard 2 identical")
+    rc, out, _ = st.sh("docker compose exec -T controller kvctl status")
+    assert re.search(r"store-2-0\s+primary\s+external\s+-\s+7120\s+yes", out)\
+        and re.search(r"store-2-1\s+secondary\s+external\s+-\s+7121\s+yes",
+                      out), out
+
+    # shrink: shard 0's keys go to shards 1 and 2
+    out = grow_migrate(st, "docker compose exec -T controller kvctl shard "
+                       "remove 0", "remove")
+    assert re.match(r"^migration %d \(remove shard 0\) started: " %
+                    (add_id + 1), out), out
+    assert re.search(r"^migration %d \(remove shard 0\): done, " %
+                     (add_id + 1), out, re.M), out
+    rb = grow_rebalance(st)
+    assert rb["id"] == add_id + 1 and rb["phase"] == "done" and \
+        rb["kind"] == "remove" and rb["shard"] == 0 and \
+        rb["to"] == [1, 2], rb
+    final = grow_shares(st)
+    log("grow: grow keys by shard after the remove %s" % final)
+    assert set(final) == {1, 2} and final[1] >= after[1] and \
+        final[2] >= after[2], (after, final)
+    topo = json.loads(st.exec("controller", "curl", "-s",
+                              "localhost:7000/topology")[1])
+    assert [s["id"] for s in topo["shards"]] == [1, 2] and \
+        "migration" not in topo, topo
+    # the controller does not stop what it does not supervise: it says so
+    wait_until(lambda: all(re.search(
+        r"reshard: %s \(http://%s:%d\) is out of the topology: stop it$"
+        % (n, n, p), st.sh("docker compose logs --no-log-prefix controller")
+        [1], re.M) for n, p in (("store-0-0", 7100), ("store-0-1", 7101))),
+        30, "the controller to name store-0-* as out of the topology")
+    log("grow: " + st.sh("docker compose logs --no-log-prefix controller | "
+                         "grep 'out of the topology'")[1])
+    rc, out, err = st.sh("docker compose stop store-0-0 store-0-1")
+    assert rc == 0, err
+    assert grow_shares(st) == final
+    rc, out, _ = st.sh("docker compose exec -T controller kvctl status | "
+                       "tail -7")
+    log("grow: kvctl status:\n" + out)
+    rows = [ln.split()[0] for ln in out.strip().splitlines()[2:]]
+    assert out.startswith("controller http://controller:7000: epoch %d, "
+                          "ready\n" % topo["epoch"]) and \
+        sorted(rows) == ["queue", "store-1-0", "store-1-1", "store-2-0",
+                         "store-2-1"] and \
+        re.search(r"store-2-0\s+primary\s+external\s+-\s+7120\s+yes",
+                  out), out
+
+
 TESTS = [test_up_and_health, test_crud_through_nginx, test_sharding_ring,
          test_replication_same_value, test_scale_api_to_3_and_back,
          test_nginx_own_errors_are_json, test_backpressure_small_queue,
          test_no_backpressure_large_queue, test_hot_key_spills_to_excess,
          test_failover_keeps_reads_and_writes,
          test_controller_restart_keeps_state, test_store_restart_keeps_data,
-         test_down_up_keeps_data, test_cloudcart_lab, test_cloudcart_assess]
+         test_down_up_keeps_data, test_cloudcart_lab, test_cloudcart_assess,
+         test_grow_the_cluster]
 
 
 # ------------------------------------------------------------------ main --
