@@ -12,12 +12,13 @@
  *
  * The copier. On a primary whose topology has phase copy or freeze and
  * whose shard is in migration.from, the thread walks its changes index
- * (sdb_changes_since) from seq 0 in pages and sends every record (value or
+ * (sdb_changes_picked: only moving keys are read) from seq 0 in pages and
+ * sends every record (value or
  * tombstone, with its version) whose owner before the migration is this
  * shard and after it another, to that shard's primary as POST
  * /internal/repair batches (at most STORE_MIGRATE_BATCH_OPS ops and about
- * STORE_MIGRATE_BATCH_BYTES), with the target's X-KV-Epoch and the cluster
- * token. position = the seq up to which every moving record was sent and
+ * STORE_MIGRATE_BATCH_BYTES), with the target's X-KV-Epoch, X-KV-Migration
+ * and the cluster token. position = the seq up to which every moving record was sent and
  * answered 200 with every op 200 or 208; a failure redoes the page from
  * position after a backoff (100 ms doubling to 2 s) with the latest
  * topology. After the first pass it follows new changes. Once frozen and
