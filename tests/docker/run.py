@@ -327,7 +327,22 @@ def jget(c, path):
     return json.loads(b)
 
 
-class Load:
+class Background:
+    """Client threads (self.threads, running self._run) started by `with`
+    and stopped (stop_ev) and joined when it ends."""
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(60)
+
+
+class Load(Background):
     """Background clients through nginx, each writing its own key with
     ?sync=1 and reading it back, every answer checked (200, and the value
     just written). Reports answers by status, the api replicas seen
@@ -371,15 +386,6 @@ class Load:
             self.reconnects += c.reconnects
         c.close()
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(60)
 
     def summary(self):
         with self.lock:
@@ -858,7 +864,7 @@ GROW_ADD = ("docker compose exec -T controller kvctl shard add --primary "
             "http://store-2-0:7120 --secondary http://store-2-1:7121")
 
 
-class Readers:
+class Readers(Background):
     """Background clients through nginx reading the grow:i keys over and
     over, every answer checked (200 and its value). Counts reads and keeps
     the failures."""
@@ -890,16 +896,6 @@ class Readers:
                 with self.lock:
                     self.failures.append((key, repr(e)))
         c.close()
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(60)
 
 
 def grow_shares(st):
