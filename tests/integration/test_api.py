@@ -234,6 +234,25 @@ def test_prefer_wait_bounded(cluster):
     assert not errs, "%d Prefer checks failed:\n" % len(errs) + "\n".join(errs)
 
 
+def test_version_in_future_refused(cluster):
+    """A direct write with a version far past the store's clock is 400
+    version_in_future, and the key keeps taking later writes (before, one
+    ?version=2^53-1 froze it for good: issue 11, finding 2)."""
+    key = ukey("future")
+    _, _, body = cluster.request("GET", "/ring?key=" + quote_key(key))
+    url = json_of(body)["primary"] + "/internal/kv/" + quote_key(key)
+    hd = cluster.internal_headers()
+    for v in (9007199254740991, int((time.time() - 1577836800) * 1e6) + 3600 * 10**6):
+        assert_json_error(request("PUT", url + "?version=%d" % v, body=b"frozen",
+                                  headers=hd),
+                          400, "version_in_future", what="PUT ?version=%d" % v)
+    for value in (b"one", b"two"):
+        st, _, body = put(cluster, key, value, sync=True)
+        assert st == 200, ("PUT", value, st, body[:200])
+        st, _, body = get(cluster, key)
+        assert st == 200 and body == value, (value, st, body[:200])
+
+
 def test_incr_concurrent_exact(cluster):
     key = ukey("ctr")
     clients, per = 20, 50
