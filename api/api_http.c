@@ -97,11 +97,17 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
     topo_t *t = api_http_topo(c->r, a);
     const void *body = NULL;
     size_t len = 0;
-    uint64_t wait_ms = kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms);
+    uint64_t wait_ms = 0;
     const char *prefer = httpd_header(c->r, "Prefer");
     int n;
 
     if (t == NULL) {
+        api_call_free(c);
+        return;
+    }
+    /* A malformed wait is refused here (400) rather than by the queue. */
+    if (kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms, &wait_ms) != 0) {
+        topo_put(t);
         api_call_free(c);
         return;
     }

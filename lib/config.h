@@ -34,6 +34,7 @@ typedef struct kv_config {
     /* store */
     char fsync[16];            /* store.fsync: always | everysec | no */
     int64_t map_size_mb;       /* store.map_size_mb */
+    int64_t max_version_skew_ms; /* store.max_version_skew_ms */
     int64_t store_threads;     /* store.threads (0 = cores) */
     int64_t reconcile_interval_ms; /* store.reconcile_interval_ms */
     int64_t repl_batch_max;    /* store.repl_batch_max: ops per replication batch */

@@ -1,6 +1,7 @@
 #include "kvhttp.h"
 
 #include "metrics.h"
+#include "prefer.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -72,18 +73,18 @@ int kvhttp_auth(httpd_req *r, const char *token)
     return -1;
 }
 
-uint64_t kvhttp_wait_ms(httpd_req *r, uint64_t max_ms)
+int kvhttp_wait_ms(httpd_req *r, uint64_t max_ms, uint64_t *ms)
 {
     const char *sync = httpd_query(r, "sync");
-    const char *prefer = httpd_header(r, "Prefer");
-    const char *w;
 
-    if (sync && (strcmp(sync, "1") == 0 || strcasecmp(sync, "true") == 0))
-        return max_ms;
-    if (prefer && (w = strstr(prefer, "wait=")) != NULL) {
-        double s = strtod(w + 5, NULL);
-        uint64_t ms = s > 0 ? (uint64_t)(s * 1000.0) : 0;
-        return ms < max_ms ? ms : max_ms;
+    if (sync && (strcmp(sync, "1") == 0 || strcasecmp(sync, "true") == 0)) {
+        *ms = max_ms;
+        return 0;
+    }
+    if (prefer_wait_ms(httpd_header(r, "Prefer"), max_ms, ms) != 0) {
+        httpd_error(r, 400, "bad_request",
+                    "Prefer: wait= takes whole or decimal seconds (wait=5, wait=0.5)");
+        return -1;
     }
     return 0;
 }

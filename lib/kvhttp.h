@@ -19,9 +19,10 @@ void kvhttp_not_found(httpd_req *r);
 void kvhttp_bad_method(httpd_req *r, const char *allow);
 /* 0 when token is empty or the request carries it; else 401 and -1. */
 int kvhttp_auth(httpd_req *r, const char *token);
-/* How long the client wants to wait for its write: ?sync=1 (max_ms) or
- * Prefer: wait=N seconds (capped at max_ms). 0 = no wait. */
-uint64_t kvhttp_wait_ms(httpd_req *r, uint64_t max_ms);
+/* How long the client wants to wait for its write, into *ms: ?sync=1
+ * (max_ms) or Prefer: wait=N seconds (lib/prefer.h: capped at max_ms),
+ * 0 = no wait. 0, or -1 after a 400 bad_request for a malformed wait. */
+int kvhttp_wait_ms(httpd_req *r, uint64_t max_ms, uint64_t *ms);
 /* 200 {"status":"ok"}; headers may be NULL. */
 void kvhttp_ok(httpd_req *r, const char *const *headers);
 /* 200 with the Prometheus text of lib/metrics. */

@@ -28,10 +28,40 @@ static void topo_free(topo_t *t)
     free(t);
 }
 
-static char *topo_strdup_or_null(const cJSON *j)
+/* A count or sequence number: an integer 0..max (max <= 2^53, where a
+ * double still holds every integer); absent (or null) is dflt. NaN, inf, a
+ * fraction, a negative or a string is refused rather than cast. 0 or -1. */
+static int topo_uint(const cJSON *parent, const char *name, uint64_t dflt,
+                     uint64_t max, uint64_t *out)
 {
-    return cJSON_IsString(j) && j->valuestring[0] ? strdup(j->valuestring)
-                                                   : NULL;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(parent, name);
+    double d;
+
+    if (j == NULL || cJSON_IsNull(j)) {
+        *out = dflt;
+        return 0;
+    }
+    if (!cJSON_IsNumber(j))
+        return -1;
+    d = j->valuedouble;
+    if (!(d >= 0 && d <= (double)max) || d != (double)(uint64_t)d)
+        return -1;
+    *out = (uint64_t)d;
+    return 0;
+}
+
+/* A URL field: absent or null is NULL (*out), else a non-empty string of at
+ * most TOPO_MAX_URL bytes, copied. 0, or -1 (bad, or out of memory). */
+static int topo_url(const cJSON *j, int nullable, char **out)
+{
+    *out = NULL;
+    if (nullable && (j == NULL || cJSON_IsNull(j)))
+        return 0;
+    if (!cJSON_IsString(j) || j->valuestring[0] == '\0' ||
+        strlen(j->valuestring) > TOPO_MAX_URL)
+        return -1;
+    *out = strdup(j->valuestring);
+    return *out ? 0 : -1;
 }
 
 /* One entry of "shards" into sh; 0 or -1 + err. */
@@ -39,8 +69,7 @@ static int topo_parse_shard(const cJSON *s, size_t i, topo_shard *sh,
                             char *err, size_t errlen)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(s, "id");
-    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(s, "handoff_seq");
-    const cJSON *u;
+    const cJSON *u, *sec;
 
     if (!cJSON_IsNumber(id) || id->valuedouble < 0 ||
         id->valuedouble >= TOPO_MAX_SHARD_IDS ||
@@ -50,15 +79,32 @@ static int topo_parse_shard(const cJSON *s, size_t i, topo_shard *sh,
         return -1;
     }
     sh->id = (uint32_t)id->valuedouble;
-    sh->epoch = (uint64_t)cJSON_GetNumberValue(
-        cJSON_GetObjectItemCaseSensitive(s, "epoch"));
-    sh->handoff_seq = cJSON_IsNumber(hs) && hs->valuedouble > 0
-                          ? (uint64_t)hs->valuedouble
-                          : 0;
-    sh->primary = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(s, "primary"));
-    cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(s, "secondaries")) {
-        if (sh->nsecondaries < TOPO_MAX_SECONDARIES && cJSON_IsString(u))
-            sh->secondaries[sh->nsecondaries++] = strdup(u->valuestring);
+    if (topo_uint(s, "epoch", 0, TOPO_MAX_INT, &sh->epoch) != 0 ||
+        topo_uint(s, "handoff_seq", 0, TOPO_MAX_INT, &sh->handoff_seq) != 0) {
+        snprintf(err, errlen, "topology: shards[%zu].epoch and handoff_seq "
+                 "must be integers 0..2^53", i);
+        return -1;
+    }
+    if (topo_url(cJSON_GetObjectItemCaseSensitive(s, "primary"), 1,
+                 &sh->primary) != 0) {
+        snprintf(err, errlen, "topology: shards[%zu].primary must be null or "
+                 "a URL of 1 to %d bytes", i, TOPO_MAX_URL);
+        return -1;
+    }
+    sec = cJSON_GetObjectItemCaseSensitive(s, "secondaries");
+    if (sec != NULL && !cJSON_IsNull(sec) &&
+        (!cJSON_IsArray(sec) || cJSON_GetArraySize(sec) > TOPO_MAX_SECONDARIES)) {
+        snprintf(err, errlen, "topology: shards[%zu].secondaries must be an "
+                 "array of at most %d URLs", i, TOPO_MAX_SECONDARIES);
+        return -1;
+    }
+    cJSON_ArrayForEach(u, sec) {
+        if (topo_url(u, 0, &sh->secondaries[sh->nsecondaries]) != 0) {
+            snprintf(err, errlen, "topology: shards[%zu].secondaries must be "
+                     "URLs of 1 to %d bytes", i, TOPO_MAX_URL);
+            return -1;
+        }
+        sh->nsecondaries++;
     }
     return 0;
 }
@@ -88,8 +134,9 @@ static long topo_parse_ids(const cJSON *arr, const char *what, const topo_t *t,
         return -1;
     }
     cJSON_ArrayForEach(v, arr) {
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0 ||
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) ||
             v->valuedouble >= TOPO_MAX_SHARD_IDS ||
+            v->valuedouble != (double)(uint32_t)v->valuedouble ||
             t->index[(uint32_t)v->valuedouble] < 0) {
             snprintf(err, errlen, "topology: \"%s\" names a shard that is "
                      "not in \"shards\"", what);
@@ -109,7 +156,8 @@ static ring_t *topo_parse_ring(const cJSON *arr, const char *what,
     ring_t *r = n > 0 ? ring_new_ids(ids, (size_t)n, t->vnodes) : NULL;
 
     if (n > 0 && r == NULL)
-        snprintf(err, errlen, "topology: \"%s\" repeats a shard id", what);
+        snprintf(err, errlen, "topology: \"%s\" repeats a shard id (or out "
+                 "of memory)", what);
     return r;
 }
 
@@ -124,8 +172,8 @@ static int topo_parse_rings(const cJSON *root, topo_t *t, uint32_t *ids,
 
     if (ring)
         t->ring = topo_parse_ring(ring, "ring", t, ids, err, errlen);
-    else
-        t->ring = ring_new_ids(ids, t->nshards, t->vnodes);
+    else if ((t->ring = ring_new_ids(ids, t->nshards, t->vnodes)) == NULL)
+        snprintf(err, errlen, "topology: out of memory for the ring");
     if (t->ring == NULL)
         return -1;
     if (mig == NULL || cJSON_IsNull(mig))
@@ -135,12 +183,13 @@ static int topo_parse_rings(const cJSON *root, topo_t *t, uint32_t *ids,
     for (size_t p = TOPO_PHASE_COPY; p <= TOPO_PHASE_SWITCH; p++)
         if (cJSON_IsString(phase) && strcmp(phase->valuestring, topo_phase_names[p]) == 0)
             t->phase = (enum topo_phase)p;
-    if (t->phase == TOPO_PHASE_NONE || !cJSON_IsNumber(id) || id->valuedouble < 1) {
+    if (t->phase == TOPO_PHASE_NONE || !cJSON_IsNumber(id) ||
+        topo_uint(mig, "id", 0, TOPO_MAX_INT, &t->migration_id) != 0 ||
+        t->migration_id < 1) {
         snprintf(err, errlen, "topology: \"migration\" needs an id and a "
                  "phase (copy, freeze or switch)");
         return -1;
     }
-    t->migration_id = (uint64_t)id->valuedouble;
     if ((t->ring_from = topo_parse_ring(cJSON_GetObjectItemCaseSensitive(mig, "from"),
                                         "migration.from", t, ids, err, errlen)) == NULL ||
         (t->ring_to = topo_parse_ring(cJSON_GetObjectItemCaseSensitive(mig, "to"),
@@ -155,6 +204,7 @@ topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
     const cJSON *shards, *s;
     topo_t *t = NULL;
     uint32_t *ids = NULL;
+    uint64_t v;
     size_t i = 0;
 
     if (root == NULL) {
@@ -177,14 +227,24 @@ topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
     if (t->shards == NULL || ids == NULL)
         goto nomem;
     memset(t->index, 0xff, sizeof t->index);
-    t->epoch = (uint64_t)cJSON_GetNumberValue(
-        cJSON_GetObjectItemCaseSensitive(root, "epoch"));
-    t->vnodes = (uint32_t)cJSON_GetNumberValue(
-        cJSON_GetObjectItemCaseSensitive(root, "vnodes"));
-    if (t->vnodes == 0)
-        t->vnodes = RING_DEFAULT_VNODES;
-    t->queue = topo_strdup_or_null(cJSON_GetObjectItemCaseSensitive(root, "queue"));
     atomic_init(&t->refs, 1);
+    if (topo_uint(root, "epoch", 0, TOPO_MAX_INT, &t->epoch) != 0) {
+        snprintf(err, errlen, "topology: \"epoch\" must be an integer 0..2^53");
+        goto bad;
+    }
+    if (topo_uint(root, "vnodes", RING_DEFAULT_VNODES, TOPO_MAX_VNODES, &v) != 0 ||
+        v < 1) {
+        snprintf(err, errlen, "topology: \"vnodes\" must be an integer 1..%d",
+                 TOPO_MAX_VNODES);
+        goto bad;
+    }
+    t->vnodes = (uint32_t)v;
+    if (topo_url(cJSON_GetObjectItemCaseSensitive(root, "queue"), 1,
+                 &t->queue) != 0) {
+        snprintf(err, errlen, "topology: \"queue\" must be null or a URL of "
+                 "1 to %d bytes", TOPO_MAX_URL);
+        goto bad;
+    }
     cJSON_ArrayForEach(s, shards) {
         if (topo_parse_shard(s, i, &t->shards[i], err, errlen) != 0)
             goto bad;
@@ -255,6 +315,8 @@ struct topo_watch {
     char *cur_text;
     int stopping;
     int poked;                     /* poll again without waiting */
+    char refused[160];             /* the last refusal logged ("" none):
+                                      the same bad topology logs once */
 };
 
 static void topo_watch_poll(topo_watch *w)
@@ -278,10 +340,15 @@ static void topo_watch_poll(topo_watch *w)
     pthread_mutex_unlock(&w->mu);
     t = topo_parse(resp.body, resp.len, err, sizeof err);
     if (t == NULL) {
-        log_warn("%s", err);
+        /* Only the watcher thread touches refused. */
+        if (strcmp(err, w->refused) != 0) {
+            log_warn("%s; keeping the last good topology", err);
+            snprintf(w->refused, sizeof w->refused, "%s", err);
+        }
         httpc_resp_free(&resp);
         return;
     }
+    w->refused[0] = '\0';
     pthread_mutex_lock(&w->mu);
     if (w->cur == NULL || w->cur->epoch != t->epoch)
         log_info("topology epoch %llu: %zu shards, queue %s%s%s",

@@ -30,6 +30,9 @@
 
 #define TOPO_MAX_SECONDARIES 32
 #define TOPO_MAX_SHARD_IDS 256         /* shard ids are 0 .. 255 */
+#define TOPO_MAX_VNODES 4096           /* as cluster.vnodes allows */
+#define TOPO_MAX_URL 2048              /* bytes of a queue/store URL */
+#define TOPO_MAX_INT (UINT64_C(1) << 53) /* epochs, seqs, ids: 2^53 */
 
 typedef struct topo_shard {
     uint32_t id;
@@ -62,6 +65,12 @@ typedef struct topo {
     _Atomic int refs;
 } topo_t;
 
+/* Every field is checked, nothing is cast unchecked: epoch, handoff_seq and
+ * migration.id integers 0..2^53 (absent: 0), vnodes 1..TOPO_MAX_VNODES
+ * (absent: the default), URLs non-empty strings of at most TOPO_MAX_URL
+ * bytes (primary and queue may be null), at most TOPO_MAX_SECONDARIES
+ * secondaries, ids as above. A bad topology, or no memory, is NULL with a
+ * sentence in err; the watcher then keeps the last good one. */
 topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen);
 void topo_get(topo_t *t);
 void topo_put(topo_t *t);          /* frees at zero */

@@ -122,7 +122,10 @@ static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
             return;
         }
     }
-    wait_ms = kvhttp_wait_ms(r, (uint64_t)a->cfg->wait_max_ms);
+    if (kvhttp_wait_ms(r, (uint64_t)a->cfg->wait_max_ms, &wait_ms) != 0) {
+        free(key);
+        return;
+    }
     /* The key lives with the request: the answer names it. The request is
      * answered when the pass ends (or, waiting, when its job does). */
     httpd_set_user(r, key, free);

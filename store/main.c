@@ -153,6 +153,7 @@ static int store_main_open_db(store_main *m)
         .fsync = m->fsync_mode,
         .max_key_bytes = (size_t)m->cfg.max_key_bytes,
         .max_value_bytes = (size_t)m->cfg.max_value_bytes,
+        .max_version_skew_ms = (uint64_t)m->cfg.max_version_skew_ms,
     };
 
     m->db = sdb_open(m->data, &dbo, err, sizeof err);

@@ -301,6 +301,7 @@ sdb *sdb_open(const char *dir, const sdb_opts *opts, char *err, size_t errlen)
     db->fsync = o.fsync;
     db->max_key = o.max_key_bytes ? o.max_key_bytes : 1024;
     db->max_value = o.max_value_bytes ? o.max_value_bytes : 1024 * 1024;
+    db->max_skew_us = (o.max_version_skew_ms ? o.max_version_skew_ms : 5000) * 1000;
     pthread_mutex_init(&db->wmu, NULL);
     pthread_mutex_init(&db->smu, NULL);
     clock_cond_init(&db->scv);

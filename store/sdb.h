@@ -61,6 +61,8 @@ enum sdb_err {
     SDB_OK = 0,
     SDB_E_BAD_OP,      /* 400: unknown op, empty key, NUL in key, bad delta */
     SDB_E_BAD_VERSION, /* 400: version above HLC_MAX (not JSON-safe) */
+    SDB_E_FUTURE_VERSION, /* 400: version more than max_version_skew_ms
+                             ahead of this store's clock */
     SDB_E_KEY_SIZE,    /* 414 */
     SDB_E_VALUE_SIZE,  /* 413 */
     SDB_E_NOT_INTEGER, /* 409: INCR on a value that is not decimal int64 */
@@ -74,6 +76,10 @@ typedef struct sdb_opts {
     enum sdb_fsync fsync;
     size_t max_key_bytes;   /* 0 = 1024 */
     size_t max_value_bytes; /* 0 = 1 MiB */
+    /* A given version (a direct ?version=, a batch, a replicated or
+     * repaired op) more than this far ahead of the store's clock is refused:
+     * last writer wins would let it shadow every later write. 0 = 5000. */
+    uint64_t max_version_skew_ms;
     uint64_t (*clock)(void); /* HLC wall clock for tests; NULL = real time */
 } sdb_opts;
 

@@ -142,6 +142,22 @@ typedef struct sdb_apply_ctx {
     uint64_t version, seq;
 } sdb_apply_ctx;
 
+/* 1 when version is more than the allowed skew ahead of this store's clock.
+ * Versions are HLC microseconds since 2020 (lib/hlc.h): the clock is the
+ * wall clock, or the HLC's last version when it ran ahead of it (a burst
+ * of writes in one microsecond, a version observed from a peer within the
+ * skew), so a version this store or its peers handed out always passes. */
+static int sdb_apply_in_future(const sdb *db, uint64_t version)
+{
+    uint64_t now = db->hlc.clock();
+    uint64_t phys = now > HLC_EPOCH_UNIX_US ? now - HLC_EPOCH_UNIX_US : 0;
+    uint64_t last = atomic_load(&db->hlc.last);
+
+    if (last > phys)
+        phys = last;
+    return version > phys && version - phys > db->max_skew_us;
+}
+
 /* Checks the op alone; 1 when it may be applied, else 0 with its failure
  * in res/info. */
 static int sdb_apply_is_valid(const sdb *db, sdb_apply_ctx *c)
@@ -169,6 +185,10 @@ static int sdb_apply_is_valid(const sdb *db, sdb_apply_ctx *c)
     }
     if (op->version > HLC_MAX) {
         sdb_fail_op(c->res, c->info, 400, SDB_E_BAD_VERSION);
+        return 0;
+    }
+    if (op->version && sdb_apply_in_future(db, op->version)) {
+        sdb_fail_op(c->res, c->info, 400, SDB_E_FUTURE_VERSION);
         return 0;
     }
     return 1;

@@ -42,6 +42,7 @@ struct sdb {
     MDB_dbi data, changes, meta;
     hlc_t hlc;
     size_t max_key, max_value;
+    uint64_t max_skew_us;          /* sdb_opts.max_version_skew_ms, in us */
     size_t lmdb_maxkey;          /* mdb_env_get_maxkeysize */
     enum sdb_fsync fsync;
     /* Serialises our write transactions so that the cached counters below

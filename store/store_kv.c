@@ -60,6 +60,11 @@ static void store_kv_op_error(httpd_req *r, const wire_result *res,
     case SDB_E_BAD_VERSION:
         httpd_error(r, 400, "bad_version", "version must be below 2^53");
         return;
+    case SDB_E_FUTURE_VERSION:
+        httpd_error(r, 400, "version_in_future",
+                    "the version is more than store.max_version_skew_ms ahead "
+                    "of this store's clock");
+        return;
     case SDB_E_KEY_SIZE:
         httpd_error(r, 414, "key_too_long", "the key is over the %zu byte limit",
                     h->max_key);

@@ -210,6 +210,49 @@ def test_sync_write_answers_200(cluster):
         assert int(j["value"]) == 5, j
 
 
+def test_prefer_wait_bounded(cluster):
+    """Prefer: wait=N is whole or decimal seconds, capped at
+    queue.wait_max_ms like ?sync=1 (a huge N waits, it is not "no wait");
+    anything else (1e17, inf, nan, -1, garbage) is 400 bad_request, through
+    the api and straight to the queue (issue 11, finding 8)."""
+    errs = []
+    for wait in ("5", "0.5", "100000000000000000", "99999999999999999999999"):
+        key = ukey("wait")
+        st, _, body = put(cluster, key, b"w", headers={"Prefer": "wait=" + wait})
+        if st != 200 or json_of(body).get("status") != "applied":
+            errs.append("Prefer: wait=%s -> %s %r, expected 200 applied"
+                        % (wait, st, body[:200]))
+    for wait in ("1e17", "inf", "nan", "-1", "abc", "", "0x10"):
+        h = {"Prefer": "respond-async, wait=" + wait}
+        soft(errs, assert_json_error, put(cluster, ukey("badwait"), b"x", headers=h),
+             400, "bad_request", what="api Prefer: wait=" + wait)
+        url = cluster.queue + "/internal/kv/" + quote_key(ukey("badwaitq"))
+        soft(errs, assert_json_error,
+             request("PUT", url, body=b"x", headers=dict(h, **cluster.internal_headers()),
+                     timeout=15),
+             400, "bad_request", what="queue Prefer: wait=" + wait)
+    assert not errs, "%d Prefer checks failed:\n" % len(errs) + "\n".join(errs)
+
+
+def test_version_in_future_refused(cluster):
+    """A direct write with a version far past the store's clock is 400
+    version_in_future, and the key keeps taking later writes (before, one
+    ?version=2^53-1 froze it for good: issue 11, finding 2)."""
+    key = ukey("future")
+    _, _, body = cluster.request("GET", "/ring?key=" + quote_key(key))
+    url = json_of(body)["primary"] + "/internal/kv/" + quote_key(key)
+    hd = cluster.internal_headers()
+    for v in (9007199254740991, int((time.time() - 1577836800) * 1e6) + 3600 * 10**6):
+        assert_json_error(request("PUT", url + "?version=%d" % v, body=b"frozen",
+                                  headers=hd),
+                          400, "version_in_future", what="PUT ?version=%d" % v)
+    for value in (b"one", b"two"):
+        st, _, body = put(cluster, key, value, sync=True)
+        assert st == 200, ("PUT", value, st, body[:200])
+        st, _, body = get(cluster, key)
+        assert st == 200 and body == value, (value, st, body[:200])
+
+
 def test_incr_concurrent_exact(cluster):
     key = ukey("ctr")
     clients, per = 20, 50

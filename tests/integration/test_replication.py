@@ -286,8 +286,9 @@ def test_repair_on_a_secondary_does_not_move_its_position(cluster):
     sec, epoch = topo["secondaries"][0], str(topo["epoch"])
     key = shard_key(cluster, 1, "repair")
     before = stats(sec)["applied_seq"]
-    # a version far in the future, so the stream cannot overtake it
-    ver = int(time.time() * 1e6) - 1577836800000000 + 10 ** 12
+    # a version ahead of the clock (within store.max_version_skew_ms: 5 s),
+    # so nothing the stream sends meanwhile overtakes it
+    ver = int(time.time() * 1e6) - 1577836800000000 + 2 * 10 ** 6
     st, _, body = request("POST", sec + "/internal/repair",
                           body=encode_wire_op(WIRE_PUT, key, b"repaired", version=ver),
                           headers={"X-KV-Epoch": epoch})

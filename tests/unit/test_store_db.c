@@ -28,7 +28,8 @@ static uint64_t fake_clock(void)
     return fake_now;
 }
 
-static sdb *open_db(const char *dir)
+/* skew_ms 0: the store's default (5 s). */
+static sdb *open_db_skew(const char *dir, uint64_t skew_ms)
 {
     sdb_opts o = {0};
     char err[256];
@@ -39,10 +40,18 @@ static sdb *open_db(const char *dir)
     o.max_key_bytes = 2048;
     o.max_value_bytes = 4096;
     o.clock = fake_clock;
+    o.max_version_skew_ms = skew_ms;
     db = sdb_open(dir, &o, err, sizeof err);
     if (db == NULL)
         fail_msg("sdb_open: %s", err);
     return db;
+}
+
+/* Most tests hand the store versions hours past the fake clock (a peer's
+ * clock pulling ours forward): a skew of a day lets them. */
+static sdb *open_db(const char *dir)
+{
+    return open_db_skew(dir, 86400000);
 }
 
 static int setup(void **state)
@@ -479,6 +488,76 @@ static void test_version_assignment(void **state)
     check_value(t->db, "a", "3", r3.version);
 }
 
+/* Issue 11, finding 2: a version far past the clock would shadow every later
+ * write (last writer wins). Writes, replicated and repaired ops more than
+ * the skew ahead are refused; within it they apply, and the key keeps
+ * taking normal writes. */
+static wire_result put_err(sdb *db, const char *k, const char *v,
+                           uint64_t ver, enum sdb_err *err)
+{
+    wire_op op = {0};
+    wire_result res;
+    sdb_opinfo info = {0};
+
+    op.op = WIRE_PUT;
+    op.key = k;
+    op.key_len = strlen(k);
+    op.val = v;
+    op.val_len = strlen(v);
+    op.version = ver;
+    assert_int_equal(sdb_apply_batch(db, &op, 1, &res, &info), 0);
+    *err = info.err;
+    return res;
+}
+
+static void test_version_in_future(void **state)
+{
+    tctx *t = *state;
+    uint64_t now = fake_now - HLC_EPOCH_UNIX_US;
+    wire_result r, res[2];
+    sdb_opinfo info[2];
+    wire_op op = {0};
+    enum sdb_err err;
+
+    sdb_close(t->db);
+    t->db = open_db_skew(t->dir, 0); /* the default, 5 s */
+    r = put_err(t->db, "k", "frozen", HLC_MAX, &err);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err, SDB_E_FUTURE_VERSION);
+    r = put_err(t->db, "k", "frozen", now + 5000001, &err);
+    assert_int_equal(r.status, 400);
+    assert_int_equal(err, SDB_E_FUTURE_VERSION);
+    /* Within the skew: a peer's clock a little ahead. */
+    assert_int_equal(put(t->db, "k", "peer", now + 4000000).status, 200);
+    /* Normal writes still land after it (the HLC moved past it). */
+    r = put(t->db, "k", "later", 0);
+    assert_int_equal(r.status, 200);
+    check_value(t->db, "k", "later", r.version);
+    /* Replication and repair apply the same rule, per op. */
+    op.op = WIRE_PUT;
+    op.key = "k";
+    op.key_len = 1;
+    op.val = "repl";
+    op.val_len = 4;
+    op.version = HLC_MAX - 1;
+    op.seq = 1000;
+    wire_op ops[2] = {op, op};
+    ops[1].key = "r";
+    ops[1].version = r.version + 1;
+    ops[1].seq = 1001;
+    memset(info, 0, sizeof info);
+    assert_int_equal(sdb_apply_as(t->db, SDB_APPLY_REPLICATE, ops, 2, res, info), 0);
+    assert_int_equal(res[0].status, 400);
+    assert_int_equal(info[0].err, SDB_E_FUTURE_VERSION);
+    assert_int_equal(res[1].status, 200);
+    check_value(t->db, "r", "repl", r.version + 1);
+    memset(info, 0, sizeof info);
+    assert_int_equal(sdb_apply_as(t->db, SDB_APPLY_REPAIR, ops, 1, res, info), 0);
+    assert_int_equal(res[0].status, 400);
+    assert_int_equal(info[0].err, SDB_E_FUTURE_VERSION);
+    check_value(t->db, "k", "later", r.version);
+}
+
 static void test_validation(void **state)
 {
     tctx *t = *state;
@@ -780,6 +859,8 @@ int main(void)
         cmocka_unit_test(test_parse_i64),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_picked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_in_future, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_version_assignment, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),

@@ -150,6 +150,32 @@ static void test_refused(void **state)
          "\"shards\":[{\"id\":0}]}", "not in \"shards\""},
         {"{\"migration\":{\"id\":1,\"phase\":\"copy\",\"to\":[0]},"
          "\"shards\":[{\"id\":0}]}", "migration.from"},
+        /* issue 11, finding 7: every field checked, nothing cast blindly */
+        {"{\"epoch\":-1,\"shards\":[{\"id\":0}]}", "\"epoch\" must be"},
+        {"{\"epoch\":1.5,\"shards\":[{\"id\":0}]}", "\"epoch\" must be"},
+        {"{\"epoch\":\"7\",\"shards\":[{\"id\":0}]}", "\"epoch\" must be"},
+        {"{\"epoch\":1e300,\"shards\":[{\"id\":0}]}", "\"epoch\" must be"},
+        {"{\"epoch\":9007199254740994,\"shards\":[{\"id\":0}]}", "\"epoch\" must be"},
+        {"{\"vnodes\":-2,\"shards\":[{\"id\":0}]}", "\"vnodes\" must be"},
+        {"{\"vnodes\":0,\"shards\":[{\"id\":0}]}", "\"vnodes\" must be"},
+        {"{\"vnodes\":4097,\"shards\":[{\"id\":0}]}", "\"vnodes\" must be"},
+        {"{\"vnodes\":1e12,\"shards\":[{\"id\":0}]}", "\"vnodes\" must be"},
+        {"{\"queue\":\"\",\"shards\":[{\"id\":0}]}", "\"queue\" must be"},
+        {"{\"queue\":5,\"shards\":[{\"id\":0}]}", "\"queue\" must be"},
+        {"{\"shards\":[{\"id\":0,\"epoch\":-3}]}", "shards[0].epoch"},
+        {"{\"shards\":[{\"id\":0,\"epoch\":\"x\"}]}", "shards[0].epoch"},
+        {"{\"shards\":[{\"id\":0,\"handoff_seq\":-1}]}", "handoff_seq"},
+        {"{\"shards\":[{\"id\":0,\"handoff_seq\":0.5}]}", "handoff_seq"},
+        {"{\"shards\":[{\"id\":0,\"primary\":7}]}", "shards[0].primary"},
+        {"{\"shards\":[{\"id\":0,\"primary\":\"\"}]}", "shards[0].primary"},
+        {"{\"shards\":[{\"id\":0,\"secondaries\":\"http://a\"}]}", "secondaries must be an array"},
+        {"{\"shards\":[{\"id\":0,\"secondaries\":[1]}]}", "secondaries must be URLs"},
+        {"{\"shards\":[{\"id\":0,\"secondaries\":[\"\"]}]}", "secondaries must be URLs"},
+        {"{\"ring\":[0.5],\"shards\":[{\"id\":0}]}", "not in \"shards\""},
+        {"{\"migration\":{\"id\":-4,\"phase\":\"copy\",\"from\":[0],\"to\":[0]},"
+         "\"shards\":[{\"id\":0}]}", "needs an id and a phase"},
+        {"{\"migration\":{\"id\":1.5,\"phase\":\"copy\",\"from\":[0],\"to\":[0]},"
+         "\"shards\":[{\"id\":0}]}", "needs an id and a phase"},
     };
     char err[160];
 
@@ -161,6 +187,29 @@ static void test_refused(void **state)
     }
 }
 
+/* A URL over TOPO_MAX_URL bytes, and more secondaries than fit. */
+static void test_refused_sizes(void **state)
+{
+    (void)state;
+    static char json[TOPO_MAX_URL + 4096];
+    char err[160];
+    int n;
+
+    n = snprintf(json, sizeof json, "{\"shards\":[{\"id\":0,\"primary\":\"");
+    memset(json + n, 'a', TOPO_MAX_URL + 1);
+    snprintf(json + n + TOPO_MAX_URL + 1, sizeof json - (size_t)n - TOPO_MAX_URL - 1,
+             "\"}]}");
+    assert_null(parse(json, err, sizeof err));
+    assert_non_null(strstr(err, "shards[0].primary"));
+    n = snprintf(json, sizeof json, "{\"shards\":[{\"id\":0,\"secondaries\":[");
+    for (int i = 0; i <= TOPO_MAX_SECONDARIES; i++)
+        n += snprintf(json + n, sizeof json - (size_t)n, "%s\"http://s%d\"",
+                      i ? "," : "", i);
+    snprintf(json + n, sizeof json - (size_t)n, "]}]}");
+    assert_null(parse(json, err, sizeof err));
+    assert_non_null(strstr(err, "secondaries must be an array"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_dense_ids_keep_todays_ring),
         cmocka_unit_test(test_migration),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_refused_sizes),
     };
     return cmocka_run_group_tests_name("topo", tests, NULL, NULL);
 }
