@@ -455,68 +455,56 @@ static enum recon_took recon_took(const wire_result *res, const char *where)
 
 /* The ops of page (n of them, res their results at our shard's primary)
  * that another shard owns now (421, res.number = its id) go to that
- * shard's primary under t: a migration moved them while we were away.
- * 0 when each was taken, else -1 (the whole handoff is tried again:
- * repairs are idempotent by version). */
+ * shard's primary under t, one batch per shard: a migration moved them
+ * while we were away. 0 when each was taken, else -1 (the whole handoff is
+ * tried again: repairs are idempotent by version). */
 static int recon_forward_moved(recon_t *r, const topo_t *t,
                                const wire_buf *page, size_t n,
                                const wire_result *res)
 {
-    wire_buf out = {0};
-    wire_result *fres = NULL;
-    uint32_t owner = 0;
-    int rc = 0, any = 1;
+    wire_buf out[TOPO_MAX_SHARD_IDS] = {{0}};
+    size_t count[TOPO_MAX_SHARD_IDS] = {0}, off = 0;
+    wire_result *fres = malloc(n * sizeof *fres);
+    wire_op op;
+    int rc = fres ? 0 : -1;
 
-    if ((fres = malloc(n * sizeof *fres)) == NULL)
-        return -1;
-    /* One shard at a time, in id order: a handful of shards at most. */
-    while (rc == 0 && any) {
+    for (size_t i = 0; rc == 0 && i < n &&
+                       wire_next_op(page->data, page->len, &off, &op) == 1;
+         i++) {
+        uint32_t id = (uint32_t)res[i].number;
+        if (res[i].status != 421)
+            continue;
+        op.seq = 0;
+        if (id >= TOPO_MAX_SHARD_IDS || wire_put_op(&out[id], &op) != 0)
+            rc = -1;
+        else
+            count[id]++;
+    }
+    for (uint32_t id = 0; rc == 0 && id < TOPO_MAX_SHARD_IDS; id++) {
         const topo_shard *sh;
-        size_t off = 0, i = 0, m = 0;
-        uint32_t next = UINT32_MAX;
-        wire_op op;
 
-        any = 0;
-        wire_buf_reset(&out);
-        while (wire_next_op(page->data, page->len, &off, &op) == 1 && i < n) {
-            if (res[i].status == 421) {
-                uint32_t id = (uint32_t)res[i].number;
-                if (id == owner) {
-                    op.seq = 0;
-                    if (wire_put_op(&out, &op) != 0)
-                        rc = -1;
-                    m++;
-                } else if (id > owner && id < next) {
-                    next = id;
-                }
-            }
-            i++;
-        }
-        if (rc == 0 && m) {
-            sh = t ? topo_shard_by_id(t, owner) : NULL;
-            if (sh == NULL || sh->primary == NULL) {
-                log_warn("rejoin: %zu records belong to shard %u now, which "
-                         "has no primary here yet", m, (unsigned)owner);
-                rc = -1;
-            } else if (recon_post_repair(r, sh->primary, sh->epoch, &out, m,
-                                         fres) != 0) {
-                rc = -1;
-            } else {
-                for (size_t j = 0; j < m && rc == 0; j++)
-                    if (recon_took(&fres[j], sh->primary) != RECON_TOOK)
-                        rc = -1;
-                if (rc == 0)
-                    log_info("rejoin: %zu records went to shard %u (%s), "
-                             "which owns them now", m, (unsigned)owner,
-                             sh->primary);
-            }
-        }
-        if (next != UINT32_MAX) {
-            owner = next;
-            any = 1;
+        if (count[id] == 0)
+            continue;
+        sh = t ? topo_shard_by_id(t, id) : NULL;
+        if (sh == NULL || sh->primary == NULL) {
+            log_warn("rejoin: %zu records belong to shard %u now, which has "
+                     "no primary here yet", count[id], (unsigned)id);
+            rc = -1;
+        } else if (recon_post_repair(r, sh->primary, sh->epoch, &out[id],
+                                     count[id], fres) != 0) {
+            rc = -1;
+        } else {
+            for (size_t k = 0; k < count[id] && rc == 0; k++)
+                if (recon_took(&fres[k], sh->primary) != RECON_TOOK)
+                    rc = -1;
+            if (rc == 0)
+                log_info("rejoin: %zu records went to shard %u (%s), which "
+                         "owns them now", count[id], (unsigned)id,
+                         sh->primary);
         }
     }
-    wire_buf_free(&out);
+    for (size_t id = 0; id < TOPO_MAX_SHARD_IDS; id++)
+        wire_buf_free(&out[id]);
     free(fres);
     return rc;
 }
