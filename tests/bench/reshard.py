@@ -66,7 +66,9 @@ def load(cl, n, prefix):
     topo = cl.topology()
     primaries = {int(s["id"]): s["primary"] for s in topo["shards"]}
     value = b"v" * VALUE_BYTES
-    version = int(time.time() * 1000) << 10       # below what the queue gives later
+    # An HLC version (lib/hlc.h: microseconds since 2020) a second old: below
+    # what the queue gives later, and not ahead of a store's clock.
+    version = int(time.time() * 1e6) - 1577836800000000 - 1000000
     t0 = time.monotonic()
 
     def send(shard, keys):
