@@ -12,9 +12,9 @@
 #include <time.h>
 
 /* A pending change: a record to write (rec != NULL, owned by its waiting
- * caller) or an id to delete. */
+ * caller) or a version to delete. */
 typedef struct journal_pend {
-    uint64_t id;
+    uint64_t version;
     journal_rec *rec;
     struct journal_pend *next;
 } journal_pend;
@@ -130,12 +130,15 @@ void journal_close(journal_t *j)
     free(j);
 }
 
-/* Write one record: op, delta, key length, key, value. */
+/* Write one record: format, op, delta, key length, job id, key, value
+ * (queue/journal.h). */
+#define JOURNAL_HDR 30
+#define JOURNAL_HDR_OLD 13
 static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
 {
-    size_t id = (size_t)r->id;
-    MDB_val k = {sizeof id, &id};
-    MDB_val v = {13 + r->klen + r->vlen, NULL};
+    size_t version = (size_t)r->version;
+    MDB_val k = {sizeof version, &version};
+    MDB_val v = {JOURNAL_HDR + r->klen + r->vlen, NULL};
     uint32_t klen = (uint32_t)r->klen;
     uint8_t *b;
     int rc = mdb_put(txn, j->dbi, &k, &v, MDB_RESERVE);
@@ -143,16 +146,47 @@ static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
     if (rc)
         return rc;
     b = v.mv_data;
-    b[0] = r->op;
-    memcpy(b + 1, &r->delta, 8);
-    memcpy(b + 9, &klen, 4);
-    memcpy(b + 13, r->key, r->klen);
+    b[0] = JOURNAL_FMT_JOB;
+    b[1] = r->op;
+    memcpy(b + 2, &r->delta, 8);
+    memcpy(b + 10, &klen, 4);
+    memcpy(b + 14, r->job.b, JOBID_BYTES);
+    memcpy(b + JOURNAL_HDR, r->key, r->klen);
     if (r->vlen)
-        memcpy(b + 13 + r->klen, r->val, r->vlen);
+        memcpy(b + JOURNAL_HDR + r->klen, r->val, r->vlen);
     return 0;
 }
 
-/* Record 0 holds the highest id ever handed out, so that a restarted queue
+/* Read one record of either format into r (pointing into b); -1 when it
+ * is cut short. */
+static int journal_get(const uint8_t *b, size_t n, journal_rec *r)
+{
+    size_t hdr = JOURNAL_HDR_OLD, at = 0;
+    uint32_t klen;
+
+    memset(r, 0, sizeof *r);
+    if (n >= 1 && b[0] == JOURNAL_FMT_JOB) {
+        hdr = JOURNAL_HDR;
+        at = 1;
+        r->has_job = 1;
+    }
+    if (n < hdr)
+        return -1;
+    r->op = b[at];
+    memcpy(&r->delta, b + at + 1, 8);
+    memcpy(&klen, b + at + 9, 4);
+    if (r->has_job)
+        memcpy(r->job.b, b + 14, JOBID_BYTES);
+    if (hdr + (size_t)klen > n)
+        return -1;
+    r->key = (const char *)b + hdr;
+    r->klen = klen;
+    r->val = b + hdr + klen;
+    r->vlen = n - hdr - klen;
+    return 0;
+}
+
+/* Record 0 holds the highest version ever handed out, so that a restarted queue
  * with an empty journal never numbers below it (a clock stepped back). */
 static int journal_put_high(journal_t *j, MDB_txn *txn, uint64_t high)
 {
@@ -171,8 +205,8 @@ static int journal_commit(journal_t *j, journal_pend *list, uint64_t high)
         rc = journal_put_high(j, txn, high);
 
     for (journal_pend *p = list; rc == 0 && p; p = p->next) {
-        size_t id = (size_t)p->id;
-        MDB_val k = {sizeof id, &id};
+        size_t version = (size_t)p->version;
+        MDB_val k = {sizeof version, &version};
         if (p->rec) {
             rc = journal_put(j, txn, p->rec);
         } else {
@@ -212,7 +246,7 @@ static void journal_lead(journal_t *j)
     uint64_t high = 0;
     for (journal_pend *p = list; p; p = p->next)
         if (p->rec) {
-            p->rec->id = high = j->hooks.next_id(j->hooks.arg);
+            p->rec->version = high = j->hooks.next_id(j->hooks.arg);
             if (recs)
                 recs[n++] = p->rec;
         }
@@ -287,13 +321,13 @@ int journal_append_many(journal_t *j, journal_rec *const *recs, size_t n, int *r
     return 0;
 }
 
-void journal_forget(journal_t *j, const uint64_t *ids, size_t n)
+void journal_forget(journal_t *j, const uint64_t *versions, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         journal_pend *p = calloc(1, sizeof *p);
         if (p == NULL)
             return; /* replayed later: a no-op at the store by version */
-        p->id = ids[i];
+        p->version = versions[i];
         journal_submit(j, p, 1, 0, NULL);
     }
 }
@@ -313,25 +347,16 @@ int journal_replay(journal_t *j, void (*fn)(const journal_rec *rec, void *ctx), 
     }
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        const uint8_t *b = v.mv_data;
-        uint32_t klen;
-        size_t id;
+        size_t version;
         journal_rec r;
-        if (v.mv_size < 13 || k.mv_size != sizeof id)
+        if (k.mv_size != sizeof version)
             continue;
-        memcpy(&id, k.mv_data, sizeof id);
-        if (id == 0)
+        memcpy(&version, k.mv_data, sizeof version);
+        if (version == 0)
             continue; /* the high-water mark */
-        memcpy(&klen, b + 9, 4);
-        if (13 + (size_t)klen > v.mv_size)
+        if (journal_get(v.mv_data, v.mv_size, &r) != 0)
             continue;
-        r.id = id;
-        r.op = b[0];
-        memcpy(&r.delta, b + 1, 8);
-        r.key = (const char *)b + 13;
-        r.klen = klen;
-        r.val = b + 13 + klen;
-        r.vlen = v.mv_size - 13 - klen;
+        r.version = version;
         fn(&r, ctx);
     }
     mdb_cursor_close(cur);

@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static cJSON *queue_http_job_reply(const char *key, const char *status, uint64_t job,
-                              uint64_t version)
+static cJSON *queue_http_job_reply(const char *key, const char *status,
+                                   const jobid *job, uint64_t version)
 {
-    char id[24];
+    char id[JOBID_TEXT + 1];
     cJSON *o = cJSON_CreateObject();
 
-    snprintf(id, sizeof id, "%llu", (unsigned long long)job);
+    jobid_format(job, id);
     cJSON_AddStringToObject(o, "key", key);
     cJSON_AddStringToObject(o, "status", status);
     cJSON_AddStringToObject(o, "job", id);
@@ -30,8 +30,8 @@ void queue_http_notify(void *waiter, const wq_outcome *o)
     cJSON *j;
 
     if (o->state == WQ_FAILED) {
-        char id[24];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)o->job);
+        char id[JOBID_TEXT + 1];
+        jobid_format(&o->job, id);
         j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "error", o->error);
         cJSON_AddStringToObject(j, "message", o->message);
@@ -40,7 +40,7 @@ void queue_http_notify(void *waiter, const wq_outcome *o)
         return;
     }
     j = queue_http_job_reply(key, o->state == WQ_APPLIED ? "applied" : "queued",
-                        o->job, o->version);
+                        &o->job, o->version);
     if (o->state == WQ_APPLIED && httpd_method_is(r, "POST"))
         cJSON_AddNumberToObject(j, "value", (double)o->number);
     httpd_respond_json(r, o->state == WQ_APPLIED ? 200 : 202, j, NULL);
@@ -61,7 +61,8 @@ static void queue_http_answer(httpd_req *r, const wq_admission *ad)
     if (ad->rc == WQ_OK) {
         if (ad->waiter == NULL)
             httpd_respond_json(r, 202,
-                               queue_http_job_reply(key, "queued", ad->job, ad->job),
+                               queue_http_job_reply(key, "queued", &ad->job,
+                                                    ad->version),
                                NULL);
         return; /* a waiter hears from queue_http_notify */
     }
@@ -77,6 +78,7 @@ static void queue_http_answer(httpd_req *r, const wq_admission *ad)
         httpd_error_h(r, 503, h, "unavailable", "%s",
                       ad->rc == WQ_NO_TOPOLOGY ? "the queue has no topology yet"
                       : ad->rc == WQ_STOPPING  ? "the queue is shutting down"
+                      : ad->rc == WQ_NO_RANDOM ? "no random bytes for a job id"
                                                : "out of memory");
     }
 }
@@ -140,26 +142,30 @@ static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
         queue_http_flush(a);
 }
 
+/* GET /jobs/{id}: the raw (still %-encoded) segment must be a job id as
+ * the queue writes them (queue/jobid.h), so nothing else, escapes
+ * included, is looked up or echoed. */
 static void queue_http_job(httpd_req *r, queue_http_app *a)
 {
     size_t len;
     const char *seg = httpd_path_seg(r, 1, &len);
-    char id[24];
-    int64_t v;
+    char txt[JOBID_TEXT + 1];
+    jobid id;
     cJSON *j;
 
-    if (len == 0 || len >= sizeof id) {
-        httpd_error(r, 404, "no_such_job", "no job with that id");
+    if (jobid_parse(seg, len, &id) != 0) {
+        httpd_error(r, 400, "bad_job_id",
+                    "a job id is %d lowercase hex digits", JOBID_TEXT);
         return;
     }
-    memcpy(id, seg, len);
-    id[len] = '\0';
-    j = num_parse_i64(id, &v) == 0 ? wq_json_job(a->wq, (uint64_t)v) : NULL;
-    if (j == NULL)
+    j = wq_json_job(a->wq, &id);
+    if (j == NULL) {
+        jobid_format(&id, txt);
         httpd_error(r, 404, "no_such_job", "no job %s (unknown, or forgotten)",
-                    id);
-    else
+                    txt);
+    } else {
         httpd_respond_json(r, 200, j, NULL);
+    }
 }
 
 void queue_http_handle(httpd_req *r, void *app)

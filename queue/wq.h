@@ -1,7 +1,8 @@
 /* wq: the write queue (docs/PROTOCOL.md "Queue").
  *
  * A client's write is a job: admission gives it a version from the queue's
- * HLC (the job id is that version, unique across restarts), journals it
+ * HLC and a random id (queue/jobid.h: GET /jobs/{id} shows its key to who
+ * names it, so the id is not the guessable version), journals both
  * (queue/journal.h) and answers once it is durable. What is sent to a shard
  * is an op: one key's write. Pending writes to one key coalesce into its
  * newest op (a put or delete replaces it, increments add up), so one op may
@@ -27,6 +28,7 @@
 #define KV_WQ_H
 
 #include "config.h"
+#include "jobid.h"
 #include "topo.h"
 #include "wire.h"
 
@@ -40,7 +42,7 @@ enum wq_state { WQ_QUEUED, WQ_APPLIED, WQ_FAILED };
 
 /* What a waiter is told. */
 typedef struct wq_outcome {
-    uint64_t job;
+    jobid job;
     uint64_t version;
     enum wq_state state;       /* WQ_QUEUED: the wait ended first */
     uint16_t status;           /* failures: the HTTP status to answer */
@@ -57,7 +59,8 @@ enum wq_admit_rc {
     WQ_NO_TOPOLOGY = -2, /* no topology yet: 503 */
     WQ_NOMEM = -3,       /* 503 */
     WQ_STOPPING = -4,    /* shutting down: 503 */
-    WQ_JOURNAL = -5      /* the journal could not take it: 507 */
+    WQ_JOURNAL = -5,     /* the journal could not take it: 507 */
+    WQ_NO_RANDOM = -6    /* no random bytes for a job id: 503 */
 };
 
 typedef struct wq_write {
@@ -81,7 +84,8 @@ typedef struct wq_admission {
     void *waiter;              /* in: or NULL; notified once, within wait_ms */
     uint64_t wait_ms;
     enum wq_admit_rc rc;       /* out */
-    uint64_t job;              /* out: the job id (= version) when WQ_OK */
+    jobid job;                 /* out: the job id when WQ_OK */
+    uint64_t version;          /* out: its version when WQ_OK */
     const char *full;          /* out: WQ_FULL: the FIFO that is full
                                   ("main", "excess" or "stale") */
 } wq_admission;
@@ -90,7 +94,7 @@ typedef struct wq_admission {
  * server pass's worth: see queue/http.c); returns once they are durable. */
 void wq_admit_many(wq_t *q, wq_admission *as, size_t n);
 /* The job as JSON (caller deletes) or NULL when unknown. */
-cJSON *wq_json_job(wq_t *q, uint64_t id);
+cJSON *wq_json_job(wq_t *q, const jobid *id);
 /* Depths, counters and latency into obj. */
 void wq_json_stats(wq_t *q, cJSON *obj);
 const char *wq_op_name(uint8_t op);

@@ -8,6 +8,7 @@
 #include "coalesce.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,7 @@ int wq_admit_enqueue(wq_t *q, wq_job *j, const wq_write *w, enum wq_class cls,
     wq_shard *s = &q->shards[j->shard];
     wq_op *o = k->last;
 
-    if (o && o->cls == cls && wq_admit_coalesce(o, w, j->id)) {
+    if (o && o->cls == cls && wq_admit_coalesce(o, w, j->version)) {
         metrics_add(&wq_m_coalesced, 1);
     } else {
         o = calloc(1, sizeof *o);
@@ -56,7 +57,7 @@ int wq_admit_enqueue(wq_t *q, wq_job *j, const wq_write *w, enum wq_class cls,
         o->vlen = w->vlen;
         o->kind = w->op;
         o->delta = w->delta;
-        o->version = j->id;
+        o->version = j->version;
         o->k = k;
         o->shard = j->shard;
         o->cls = cls;
@@ -124,7 +125,8 @@ void wq_admit_committed(void *arg, journal_rec *const *recs, size_t n)
         wq_key *k = wq_table_key_get(q, p->w->key, p->w->klen);
         enum wq_class cls;
 
-        j->id = recs[i]->id;
+        j->id = recs[i]->job;
+        j->version = recs[i]->version;
         j->admitted_us = now;
         if (k == NULL) {
             p->rc = WQ_NOMEM; /* journaled: replayed at the next start */
@@ -145,7 +147,7 @@ void wq_admit_committed(void *arg, journal_rec *const *recs, size_t n)
             p->rc = WQ_NOMEM;
             continue;
         }
-        *wq_table_job_slot(q, j->id) = j;
+        *wq_table_job_slot(q, &j->id) = j;
         if (p->wt) {
             wq_waiter *wt = p->wt;
             wt->who = p->waiter;
@@ -175,13 +177,22 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
     journal_rec **rp = calloc(n, sizeof *rp);
     int *rcs = calloc(n, sizeof *rcs);
     size_t *which = calloc(n, sizeof *which); /* rp[k] is as[which[k]] */
+    jobid *ids = calloc(n, sizeof *ids);
     size_t k = 0;
 
     for (size_t i = 0; i < n; i++)
         as[i].rc = WQ_OK;
-    if (ps == NULL || recs == NULL || rp == NULL || rcs == NULL || which == NULL) {
+    if (ps == NULL || recs == NULL || rp == NULL || rcs == NULL || which == NULL ||
+        ids == NULL) {
         for (size_t i = 0; i < n; i++)
             as[i].rc = WQ_NOMEM;
+        goto out;
+    }
+    /* The whole pass's ids with one getrandom call. */
+    if (jobid_new(ids, n) != 0) {
+        log_error("no random bytes for job ids: %s", strerror(errno));
+        for (size_t i = 0; i < n; i++)
+            as[i].rc = WQ_NO_RANDOM;
         goto out;
     }
     /* Route each write and make its job. */
@@ -221,7 +232,7 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
             continue;
         }
         q->charged[charged]++; /* held until the job ends */
-        recs[k] = (journal_rec){.op = a->w.op, .delta = a->w.delta,
+        recs[k] = (journal_rec){.job = ids[i], .op = a->w.op, .delta = a->w.delta,
                             .key = a->w.key, .klen = a->w.klen,
                             .val = a->w.val, .vlen = a->w.vlen, .ctx = p};
         rp[k] = &recs[k];
@@ -235,7 +246,8 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
         wq_admission *a = &as[which[m]];
         a->rc = rcs[m] != 0 ? WQ_JOURNAL : ps[which[m]].rc;
         if (a->rc == WQ_OK) {
-            a->job = recs[m].id;
+            a->job = recs[m].job;
+            a->version = recs[m].version;
             continue;
         }
         pthread_mutex_lock(&q->mu);
@@ -253,4 +265,5 @@ out:
     free(rp);
     free(rcs);
     free(which);
+    free(ids);
 }

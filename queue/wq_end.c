@@ -9,7 +9,7 @@
 
 wq_outcome wq_end_outcome(const wq_job *j)
 {
-    wq_outcome o = {.job = j->id, .version = j->id, .state = j->state,
+    wq_outcome o = {.job = j->id, .version = j->version, .state = j->state,
                     .status = j->status, .number = j->number,
                     .error = j->error, .message = j->message};
     return o;
@@ -39,17 +39,17 @@ void wq_end_waiter_due(wq_t *q, wq_waiter *w, wq_job *j, wq_end_list *e)
     e->due = w;
 }
 
-static void wq_end_list_id(wq_end_list *e, uint64_t id)
+static void wq_end_list_version(wq_end_list *e, uint64_t version)
 {
-    if (e->nids == e->capids) {
-        size_t cap = e->capids ? 2 * e->capids : 256;
-        uint64_t *n = realloc(e->ids, cap * sizeof *n);
+    if (e->nversions == e->capversions) {
+        size_t cap = e->capversions ? 2 * e->capversions : 256;
+        uint64_t *n = realloc(e->versions, cap * sizeof *n);
         if (n == NULL)
             return; /* replayed later: a no-op at the store */
-        e->ids = n;
-        e->capids = cap;
+        e->versions = n;
+        e->capversions = cap;
     }
-    e->ids[e->nids++] = id;
+    e->versions[e->nversions++] = version;
 }
 
 /* With the lock held: every job of the op ends; the op is freed. */
@@ -72,7 +72,7 @@ void wq_end_op(wq_t *q, wq_op *o, enum wq_state st, uint16_t status,
         q->charged[j->charged]--;
         metrics_add(st == WQ_APPLIED ? &wq_m_applied : &wq_m_failed, 1);
         metrics_hist_record(&wq_m_apply, now - j->admitted_us);
-        wq_end_list_id(e, j->id);
+        wq_end_list_version(e, j->version);
         while (j->waiters)
             wq_end_waiter_due(q, j->waiters, j, e);
         j->next = NULL;
@@ -85,7 +85,7 @@ void wq_end_op(wq_t *q, wq_op *o, enum wq_state st, uint16_t status,
         for (q->nfinished++; q->nfinished > (size_t)q->cfg.jobs_kept;
              q->nfinished--) {
             wq_job *old = q->fin_head;
-            *wq_table_job_slot(q, old->id) = old->hnext;
+            *wq_table_job_slot(q, &old->id) = old->hnext;
             q->fin_head = old->next;
             if (q->fin_head == NULL)
                 q->fin_tail = NULL;
@@ -103,7 +103,7 @@ void wq_end_flush(wq_t *q, wq_end_list *e)
         q->notify(w->who, &w->out);
         free(w);
     }
-    if (e->nids)
-        journal_forget(q->jnl, e->ids, e->nids);
-    free(e->ids);
+    if (e->nversions)
+        journal_forget(q->jnl, e->versions, e->nversions);
+    free(e->versions);
 }

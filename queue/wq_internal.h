@@ -52,7 +52,8 @@ typedef struct wq_waiter {
 } wq_waiter;
 
 typedef struct wq_job {               /* one client write */
-    uint64_t id;                      /* = its version */
+    jobid id;                         /* its public name (random) */
+    uint64_t version;                 /* its journal record's key too */
     uint8_t op;
     enum wq_state state;
     uint16_t status;
@@ -148,8 +149,8 @@ struct wq {
 /* Collected under the lock, acted on without it (wq_end_flush). */
 typedef struct wq_end_list {
     wq_waiter *due;                   /* waiters to notify */
-    uint64_t *ids;                    /* journal records to forget */
-    size_t nids, capids;
+    uint64_t *versions;               /* journal records to forget */
+    size_t nversions, capversions;
 } wq_end_list;
 
 extern metric wq_m_admitted, wq_m_applied, wq_m_failed, wq_m_rejected,
@@ -165,7 +166,7 @@ void wq_log_spill(wq_t *q, const char *fmt, const char *key, size_t klen,
                   uint32_t shard);
 
 /* wq_table.c */
-wq_job **wq_table_job_slot(wq_t *q, uint64_t id);
+wq_job **wq_table_job_slot(wq_t *q, const jobid *id);
 wq_key **wq_table_key_slot(wq_t *q, const char *key, size_t klen);
 /* The key's entry, made (empty) when it has none; NULL: out of memory. */
 wq_key *wq_table_key_get(wq_t *q, const char *key, size_t klen);

@@ -4,23 +4,23 @@
 
 #include <stdio.h>
 
-cJSON *wq_json_job(wq_t *q, uint64_t id)
+cJSON *wq_json_job(wq_t *q, const jobid *id)
 {
     static const char *const names[] = {"queued", "applied", "failed"};
     cJSON *o = NULL;
     wq_job *j;
-    char idtxt[24];
+    char idtxt[JOBID_TEXT + 1];
 
     pthread_mutex_lock(&q->mu);
     j = *wq_table_job_slot(q, id);
     if (j) {
-        snprintf(idtxt, sizeof idtxt, "%llu", (unsigned long long)j->id);
+        jobid_format(&j->id, idtxt);
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "job", idtxt);
         cJSON_AddStringToObject(o, "key", j->key);
         cJSON_AddStringToObject(o, "op", wq_op_name(j->op));
         cJSON_AddStringToObject(o, "status", names[j->state]);
-        cJSON_AddNumberToObject(o, "version", (double)j->id);
+        cJSON_AddNumberToObject(o, "version", (double)j->version);
         cJSON_AddNumberToObject(o, "shard", j->shard);
         if (j->state == WQ_QUEUED) {
             cJSON_AddStringToObject(o, "queue", wq_class_names[j->op_of->cls]);
@@ -28,7 +28,7 @@ cJSON *wq_json_job(wq_t *q, uint64_t id)
         } else {
             cJSON_AddNumberToObject(o, "attempts", j->attempts);
             /* Coalesced: it went out as part of a newer write of the key. */
-            if (j->applied_as != j->id)
+            if (j->applied_as != j->version)
                 cJSON_AddNumberToObject(o, "coalesced_into", (double)j->applied_as);
         }
         if (j->state == WQ_APPLIED && j->op == WIRE_INCR)

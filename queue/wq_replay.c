@@ -1,6 +1,8 @@
 /* wq_replay: at start, every job the journal still holds is queued again
- * in MAIN with its version; the store's version rule makes those already
- * applied no-ops. */
+ * in MAIN with its version and id; the store's version rule makes those
+ * already applied no-ops. A record of the old journal format has no id
+ * (the version was the id then): it gets a new random one, as its old
+ * numeric id is not a job id any more. */
 #include "wq_internal.h"
 
 #include "clock.h"
@@ -19,15 +21,31 @@ static void wq_replay_one(const journal_rec *r, void *ctx)
     wq_key *k;
 
     topo_put(t);
-    hlc_observe(&q->hlc, r->id);
-    if (j == NULL || (k = wq_table_key_get(q, r->key, r->klen)) == NULL ||
-        (j->id = r->id, j->admitted_us = clock_mono_us(),
-         wq_admit_enqueue(q, j, &w, WQ_MAIN, k) != 0)) {
-        log_error("replay: out of memory at job %llu", (unsigned long long)r->id);
+    hlc_observe(&q->hlc, r->version);
+    if (j == NULL) {
+        log_error("replay: out of memory at version %llu",
+                  (unsigned long long)r->version);
+        return;
+    }
+    j->version = r->version;
+    j->admitted_us = clock_mono_us();
+    if (r->has_job) {
+        j->id = r->job;
+    } else if (jobid_new(&j->id, 1) != 0) {
+        /* Still applied: the journal keeps it for the next start. */
+        log_error("replay: no random bytes for a job id (version %llu)",
+                  (unsigned long long)r->version);
         wq_table_job_free(j);
         return;
     }
-    *wq_table_job_slot(q, j->id) = j;
+    if ((k = wq_table_key_get(q, r->key, r->klen)) == NULL ||
+        wq_admit_enqueue(q, j, &w, WQ_MAIN, k) != 0) {
+        log_error("replay: out of memory at version %llu",
+                  (unsigned long long)r->version);
+        wq_table_job_free(j);
+        return;
+    }
+    *wq_table_job_slot(q, &j->id) = j;
     q->charged[WQ_MAIN]++; /* over capacity if it must: nothing is dropped */
     metrics_add(&wq_m_replayed, 1);
 }

@@ -7,10 +7,10 @@
 #include <string.h>
 #include <xxhash.h>
 
-wq_job **wq_table_job_slot(wq_t *q, uint64_t id)
+wq_job **wq_table_job_slot(wq_t *q, const jobid *id)
 {
-    wq_job **pp = &q->jobs[(id ^ (id >> 17)) % WQ_JOB_BUCKETS];
-    while (*pp && (*pp)->id != id)
+    wq_job **pp = &q->jobs[jobid_hash(id) % WQ_JOB_BUCKETS];
+    while (*pp && !jobid_equal(&(*pp)->id, id))
         pp = &(*pp)->hnext;
     return pp;
 }

@@ -4,6 +4,7 @@ off)."""
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -187,8 +188,58 @@ def test_async_write_then_job_applied(cluster):
     st, hd, body = get(cluster, key)
     assert st == 200 and body == b"later", (st, body)
     assert int(hd.get("X-KV-Version")) == j["version"]
-    assert_json_error(cluster.request("GET", "/jobs/999999999999"), 404,
-                      what="GET /jobs of an unknown id")
+    assert_json_error(cluster.request("GET", "/jobs/" + "0" * 32), 404,
+                      "no_such_job", what="GET /jobs of an unknown id")
+
+
+JOB_ID = re.compile(r"[0-9a-f]{32}\Z")
+
+
+def test_job_ids_are_unguessable(cluster):
+    """A job id is 128 random bits as 32 lowercase hex digits, unique, and
+    not the version (which stays a field of its own): knowing one client's
+    write, or the clock, does not name another client's job. An id of
+    another shape is a JSON 400, an unknown one a JSON 404, through nginx
+    and straight at the queue."""
+    answers = []
+    for i in range(20):
+        key = ukey("jobid%02d" % i)
+        st, _, body = put(cluster, key, b"v", sync=i % 2 == 0)
+        assert st in (200, 202), (st, body)
+        answers.append(json_of(body))
+    ids = [a["job"] for a in answers]
+    for a in answers:
+        assert isinstance(a["job"], str) and JOB_ID.match(a["job"]), \
+            "job id %r is not 32 lowercase hex digits: %r" % (a["job"], a)
+        v = a["version"]
+        assert isinstance(v, int) and v > 0, a
+        assert int(a["job"], 16) != v and str(v) not in a["job"] \
+            and "%x" % v not in a["job"], "job id %r derives from version %d" % (a["job"], v)
+    assert len(set(ids)) == len(ids), "duplicate job ids: %r" % ids
+    # Consecutive writes: versions a few microseconds apart, ids unrelated
+    # (a shared prefix of 8+ hex digits among 20 random ids: p < 1e-7).
+    prefixes = [i[:8] for i in ids]
+    assert len(set(prefixes)) == len(prefixes), "job ids share prefixes: %r" % ids
+    # Each id names its own write, version and key included.
+    for a in answers[:4]:
+        j = wait_job(cluster, a["job"])
+        assert j["job"] == a["job"] and j["version"] == a["version"] \
+            and j["key"] == a["key"], (a, j)
+    # The old shape (the version itself) and other malformed ids: 400;
+    # well-formed but unknown: 404. Both JSON, at nginx and at the queue.
+    bad = [str(answers[0]["version"]), "1", "x", ids[0][:31], ids[0] + "0",
+           ids[0].upper(), ids[0][:31] + "g", "%20" + ids[0][:29], "%00",
+           "-" + ids[0][:31], "a" * 200]
+    for base, req in (("nginx", cluster.request),
+                      ("queue", lambda m, p: request(m, cluster.queue + p))):
+        for b in bad:
+            # nginx refuses an escaped NUL itself (its own JSON 400).
+            code = "bad_request" if b == "%00" and base == "nginx" else "bad_job_id"
+            assert_json_error(req("GET", "/jobs/" + b), 400, code,
+                              what="%s GET /jobs/%s" % (base, b))
+        unknown = "%032x" % (int(ids[0], 16) ^ 1)
+        assert_json_error(req("GET", "/jobs/" + unknown), 404, "no_such_job",
+                          what="%s GET /jobs of an unknown id" % base)
 
 
 def test_sync_write_answers_200(cluster):

@@ -109,6 +109,14 @@ def test_sigkill_queue_loses_no_accepted_write():
             held = accepted_total()
             wait_until(lambda: accepted_total() >= held + 1000, 60,
                        "1000 more accepted while the shards are paused")
+            # Writes queued across the kill keep their job ids: the journal
+            # holds each job's random id, not just its version.
+            held_jobs = []
+            for i in range(3):
+                k = ukey("jrnl-id")
+                st, _, b = c.request("PUT", "/kv/" + k, body=b"kept")
+                assert st == 202, (st, b)
+                held_jobs.append(json_of(b))
             old = c.kill("queue", signal.SIGKILL)
         finally:
             for name in primaries:
@@ -137,6 +145,12 @@ def test_sigkill_queue_loses_no_accepted_write():
                 "key %s: %d accepted, %d unanswered, counter %d"
                 % (k, accepted[k], unsure[k], v))
         assert queue_stats(c)["replayed"] > 0, "the restarted queue replayed nothing"
+        for h in held_jobs:
+            st, _, b = c.request("GET", "/jobs/%s" % h["job"])
+            assert st == 200, ("a replayed job lost its id", h, st, b[:200])
+            j = json_of(b)
+            assert j["job"] == h["job"] and j["version"] == h["version"] \
+                and j["key"] == h["key"] and j["status"] == "applied", (h, j)
     cfg = {"store": {"fsync": "everysec"}}
     cfg.update(NO_FAILOVER)
     with_cluster(cfg, body)

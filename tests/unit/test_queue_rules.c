@@ -1,5 +1,6 @@
-/* The queue's pure rules: coalescing, and the journal's group numbering,
- * replay, forgetting and high-water mark (on a real LMDB in a temp dir). */
+/* The queue's pure rules: coalescing, job ids, and the journal's group
+ * numbering, replay (of its own format and of the old one), forgetting and
+ * high-water mark (on a real LMDB in a temp dir). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "../../queue/coalesce.h"
+#include "../../queue/jobid.h"
 #include "../../queue/journal.h"
 #include "wire.h"
 
@@ -42,19 +46,31 @@ static void committed(void *arg, journal_rec *const *recs, size_t n)
 {
     seen *s = arg;
     for (size_t i = 0; i < n; i++)
-        s->ids[s->n++] = recs[i]->id;
+        s->ids[s->n++] = recs[i]->version;
+}
+
+/* The test's job id for the record of version v (the queue's are random). */
+static jobid job_of(uint64_t v)
+{
+    jobid id;
+    for (size_t i = 0; i < JOBID_BYTES; i++)
+        id.b[i] = (uint8_t)(v * 31 + i);
+    return id;
 }
 
 static void replayed(const journal_rec *r, void *arg)
 {
     seen *s = arg;
     char key[16];
-    snprintf(key, sizeof key, "k%llu", (unsigned long long)r->id);
+    jobid want = job_of(r->version);
+    snprintf(key, sizeof key, "k%llu", (unsigned long long)r->version);
     assert_int_equal(r->klen, strlen(key));
     assert_memory_equal(r->key, key, r->klen);
     assert_int_equal(r->op, WIRE_INCR);
-    assert_int_equal(r->delta, -(int64_t)r->id);
-    s->ids[s->n++] = r->id;
+    assert_int_equal(r->delta, -(int64_t)r->version);
+    assert_true(r->has_job); /* the id survives the restart */
+    assert_true(jobid_equal(&r->job, &want));
+    s->ids[s->n++] = r->version;
 }
 
 static void test_journal(void **state)
@@ -84,13 +100,14 @@ static void test_journal(void **state)
                      (unsigned long long)(base + 1 + i));
             recs[i] = (journal_rec){.op = WIRE_INCR, .key = keys[i],
                                 .klen = strlen(keys[i]),
-                                .delta = -(int64_t)(base + 1 + i)};
+                                .delta = -(int64_t)(base + 1 + i),
+                                .job = job_of(base + 1 + i)};
             rp[i] = &recs[i];
         }
         assert_int_equal(journal_append_many(j, rp, n, rcs), 0);
         for (size_t i = 0; i < n; i++) {
             assert_int_equal(rcs[i], 0);
-            assert_int_equal(recs[i].id, base + 1 + i); /* numbered in order */
+            assert_int_equal(recs[i].version, base + 1 + i); /* numbered in order */
         }
     }
     assert_int_equal(s.n, 5);
@@ -115,11 +132,170 @@ static void test_journal(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void test_jobid(void **state)
+{
+    jobid a, b, ids[64];
+    char txt[JOBID_TEXT + 1], bad[JOBID_TEXT + 2];
+    (void)state;
+
+    assert_int_equal(jobid_new(ids, 64), 0);
+    for (size_t i = 0; i < 64; i++)
+        for (size_t k = i + 1; k < 64; k++)
+            assert_false(jobid_equal(&ids[i], &ids[k]));
+    a = ids[0];
+    jobid_format(&a, txt);
+    assert_int_equal(strlen(txt), JOBID_TEXT);
+    for (size_t i = 0; i < JOBID_TEXT; i++)
+        assert_non_null(strchr("0123456789abcdef", txt[i]));
+    assert_int_equal(jobid_parse(txt, JOBID_TEXT, &b), 0);
+    assert_true(jobid_equal(&a, &b));
+    /* Only the exact shape: length, case, every byte. */
+    assert_int_equal(jobid_parse(txt, JOBID_TEXT - 1, &b), -1);
+    assert_int_equal(jobid_parse("", 0, &b), -1);
+    assert_int_equal(jobid_parse(NULL, 0, &b), -1);
+    assert_int_equal(jobid_parse("218313669081153", 15, &b), -1);
+    memcpy(bad, txt, sizeof txt);
+    bad[JOBID_TEXT] = '0';
+    bad[JOBID_TEXT + 1] = '\0';
+    assert_int_equal(jobid_parse(bad, JOBID_TEXT + 1, &b), -1);
+    static const char others[] = {'A', 'F', 'g', ' ', '%', '\0', '\n', '-', '+'};
+    for (size_t i = 0; i < sizeof others; i++) {
+        memcpy(bad, txt, sizeof txt);
+        bad[7] = others[i];
+        assert_int_equal(jobid_parse(bad, JOBID_TEXT, &b), -1);
+    }
+    assert_int_equal(jobid_parse("00000000000000000000000000000000", JOBID_TEXT, &b), 0);
+    assert_int_equal(jobid_parse("ffffffffffffffffffffffffffffffff", JOBID_TEXT, &b), 0);
+}
+
+/* Write records the way the journal did when the job id was the version
+ * (value: op, delta, key length, key, value; record 0 the high mark). */
+static void old_journal_write(const char *dir, uint64_t high)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    static const struct { uint64_t v; uint8_t op; int64_t delta; const char *k, *val; }
+        recs[] = {{200, WIRE_PUT, 0, "old-put", "hello"},
+                  {201, WIRE_INCR, 7, "old-incr", ""},
+                  {202, WIRE_DEL, 0, "old-del", ""}};
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 16u << 20), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS | MDB_WRITEMAP, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, MDB_INTEGERKEY, &dbi), 0);
+    for (size_t i = 0; i < 3; i++) {
+        size_t id = recs[i].v;
+        uint32_t klen = (uint32_t)strlen(recs[i].k);
+        size_t vlen = strlen(recs[i].val);
+        uint8_t b[64];
+        MDB_val k = {sizeof id, &id}, v = {13 + klen + vlen, b};
+        b[0] = recs[i].op;
+        memcpy(b + 1, &recs[i].delta, 8);
+        memcpy(b + 9, &klen, 4);
+        memcpy(b + 13, recs[i].k, klen);
+        memcpy(b + 13 + klen, recs[i].val, vlen);
+        assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    size_t zero = 0;
+    MDB_val k0 = {sizeof zero, &zero}, v0 = {sizeof high, &high};
+    assert_int_equal(mdb_put(txn, dbi, &k0, &v0, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+typedef struct old_seen {
+    journal_rec recs[8];
+    char keys[8][16], vals[8][16];
+    size_t n;
+} old_seen;
+
+static void old_replayed(const journal_rec *r, void *arg)
+{
+    old_seen *s = arg;
+    assert_true(s->n < 8 && r->klen < 16 && r->vlen < 16);
+    memcpy(s->keys[s->n], r->key, r->klen);
+    s->keys[s->n][r->klen] = '\0';
+    memcpy(s->vals[s->n], r->val, r->vlen);
+    s->vals[s->n][r->vlen] = '\0';
+    s->recs[s->n++] = *r;
+}
+
+/* A journal of the old format (before job ids were random) replays: same
+ * versions, ops, keys, deltas and values, flagged as having no job id; it
+ * can be forgotten by version and takes new records next to the old. */
+static void test_journal_old_format(void **state)
+{
+    char dir[] = "/tmp/kvtest-journal-old-XXXXXX";
+    seen s = {.next = 300};
+    old_seen r = {0};
+    journal_hooks hooks = {.next_id = next_id, .committed = committed, .arg = &s};
+    journal_t *j;
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    old_journal_write(dir, 202);
+    j = journal_open(dir, 16, "no", &hooks);
+    assert_non_null(j);
+    assert_int_equal(journal_count(j), 3);
+    assert_int_equal(journal_high(j), 202);
+    assert_int_equal(journal_replay(j, old_replayed, &r), 0);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.recs[0].version, 200);
+    assert_int_equal(r.recs[0].op, WIRE_PUT);
+    assert_string_equal(r.keys[0], "old-put");
+    assert_string_equal(r.vals[0], "hello");
+    assert_int_equal(r.recs[1].version, 201);
+    assert_int_equal(r.recs[1].op, WIRE_INCR);
+    assert_int_equal(r.recs[1].delta, 7);
+    assert_string_equal(r.keys[1], "old-incr");
+    assert_int_equal(r.recs[2].version, 202);
+    assert_int_equal(r.recs[2].op, WIRE_DEL);
+    assert_string_equal(r.keys[2], "old-del");
+    for (size_t i = 0; i < 3; i++)
+        assert_false(r.recs[i].has_job);
+    /* Forget one old record, add one of the new format. */
+    uint64_t gone = 201;
+    journal_forget(j, &gone, 1);
+    journal_rec nr = {.op = WIRE_PUT, .key = "new", .klen = 3, .val = "v",
+                      .vlen = 1, .job = job_of(301)};
+    journal_rec *np = &nr;
+    int rc = -1;
+    assert_int_equal(journal_append_many(j, &np, 1, &rc), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(nr.version, 301);
+    journal_close(j);
+
+    j = journal_open(dir, 16, "no", &hooks);
+    assert_non_null(j);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(journal_replay(j, old_replayed, &r), 0);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.recs[0].version, 200);
+    assert_false(r.recs[0].has_job);
+    assert_int_equal(r.recs[1].version, 202);
+    assert_false(r.recs[1].has_job);
+    assert_int_equal(r.recs[2].version, 301);
+    assert_true(r.recs[2].has_job);
+    jobid want = job_of(301);
+    assert_true(jobid_equal(&r.recs[2].job, &want));
+    assert_string_equal(r.keys[2], "new");
+    assert_string_equal(r.vals[2], "v");
+    assert_int_equal(journal_high(j), 301);
+    journal_close(j);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coalesce_rule),
+        cmocka_unit_test(test_jobid),
         cmocka_unit_test(test_journal),
+        cmocka_unit_test(test_journal_old_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
