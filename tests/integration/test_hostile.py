@@ -328,3 +328,29 @@ def test_per_address_limit_spares_other_clients(cluster):
                 s.close()
     finally:
         other.close()
+
+
+def test_library_answers_are_the_documented_exceptions(cluster):
+    """The malformed requests libmicrohttpd answers itself, before our code
+    (docs/PROTOCOL.md lists them): the status it documents, the connection
+    closed, and the process still up (under the sanitizers: the request
+    objects made for them are freed, which the cluster's stop checks)."""
+    cases = [
+        (b"PUT /kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\nh", 400),
+        (b"PUT /kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\nh", 400),
+        (b"PUT /kv/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\na\r\n0\r\n\r\n", 400),
+        (b"GET /health\r\n\r\n", 400),
+        (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n" +
+         b"".join(b"X-%d: y\r\n" % i for i in range(10000)) + b"\r\n", 431),
+        (b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+    ]
+    for name, url in servers(cluster).items():
+        for data, status in cases:
+            try:
+                st, hd, _ = raw(url, data)
+            except (ConnectionResetError, BrokenPipeError):
+                continue  # closed while we still sent: allowed for 414/431
+            assert st == status, "%s %r: %d, wanted %d" % (name, data[:40], st, status)
+            assert hd.get("connection", "").lower() == "close", (name, data[:40], hd)
+    still_up(cluster)
