@@ -53,7 +53,8 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc == FLAGS_HELP ? 0 : 2;
     log_init("kv-api", LOG_INFO);
-    if (daemon_config(&app.cfg, config, sets.v, sets.n, NULL, 0))
+    if (daemon_config(&app.cfg, config, sets.v, sets.n, DAEMON_TOKEN_READ, NULL,
+                      0))
         return 1;
     if (controller == NULL && lab)
         controller = LAB_GATEWAY_CONTROLLER;

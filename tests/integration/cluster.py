@@ -725,8 +725,20 @@ class Cluster:
             return True
         self.wait_until(settled, timeout, "every store to settle (epoch, no resync)")
 
+    def token(self):
+        """The cluster token: the configured one, else the one the
+        controller made in <data_dir>/run/token (lib/token.h); None when
+        cluster.auth is off."""
+        c = self.config.get("cluster", {})
+        if c.get("auth") == "off":
+            return None
+        if c.get("token"):
+            return c["token"]
+        with open(os.path.join(c["data_dir"], "run", "token")) as f:
+            return f.read().strip()
+
     def internal_headers(self):
-        tok = self.config.get("cluster", {}).get("token")
+        tok = self.token()
         return {"Authorization": "Bearer " + tok} if tok else {}
 
     def changes_dump(self, url, page=1000, timeout=10):
