@@ -71,7 +71,7 @@ int kvhttp_auth(httpd_req *r, const char *token)
         token_equal(h + 7, strlen(h + 7), token, strlen(token)))
         return 0;
     httpd_error(r, 401, "unauthorized",
-                "internal routes need the cluster token (Authorization: Bearer)");
+                "this route needs the cluster token (Authorization: Bearer)");
     return -1;
 }
 

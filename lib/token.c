@@ -30,17 +30,19 @@ int token_equal(const char *a, size_t alen, const char *b, size_t blen)
     return diff == 0;
 }
 
-/* Make the directory of path (one level, as the run directory is). */
+/* Make the directories of path, as mkdir -p (the data directory may not
+ * exist yet on a first start). */
 static void token_mkdir_for(const char *path)
 {
     char dir[CFG_STR_MAX + 16];
-    char *slash;
 
     snprintf(dir, sizeof dir, "%s", path);
-    slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
         mkdir(dir, 0700);
+        *p = '/';
     }
 }
 

@@ -501,14 +501,16 @@ def test_keys_land_on_ring_shard(cluster):
         shard, prim = r["shard"], r["primary"]
         seen.add(shard)
         assert prim == primaries[shard], "/ring primary %s != topology's %s" % (prim, primaries[shard])
-        st, hd, body = request("GET", prim + "/internal/kv/" + quote_key(k))
+        st, hd, body = request("GET", prim + "/internal/kv/" + quote_key(k),
+                               headers=cluster.internal_headers())
         assert st == 200 and body == ("value-of-" + k).encode(), \
             "key %s not on its shard %d primary %s: %s %r" % (k, shard, prim, st, body[:200])
         for other, url in primaries.items():
             if other == shard:
                 continue
             # Another shard does not serve it: 421 names the owner.
-            st, hd, body = request("GET", url + "/internal/kv/" + quote_key(k))
+            st, hd, body = request("GET", url + "/internal/kv/" + quote_key(k),
+                                   headers=cluster.internal_headers())
             assert st == 421 and hd.get("X-KV-Shard") == str(shard) and \
                 json_of(body)["shard"] == shard, \
                 "key %s (shard %d) asked of shard %d at %s: %s %r" % (
