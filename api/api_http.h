@@ -10,6 +10,8 @@
 
 /* The httpd handler; app is the api_app. */
 void api_http_handle(httpd_req *r, void *app);
+/* opts.admit: /internal/ routes need the token (401 before the body). */
+void api_http_admit(httpd_req *r, void *app);
 /* kv_api_requests_total += 1: api_http_handle counts its requests, the lab
  * gateway (kv-api --lab) its own. */
 void api_http_count_request(void);

@@ -3,6 +3,7 @@
 #include "api_http.h"
 #include "daemon.h"
 #include "flags.h"
+#include "kvhttp.h"
 #include "lab_gateway.h"
 #include "kvhdr.h"
 #include "log.h"
@@ -93,7 +94,9 @@ int main(int argc, char **argv)
     /* No handler blocks: one worker thread per core (threads 0). */
     httpd_opts ho = {.bind = app.cfg.bind, .port = (uint16_t)port,
                      .threads = (unsigned)app.cfg.api_threads,
-                     .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024};
+                     .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024,
+                     .admit = lab ? NULL : api_http_admit};
+    kvhttp_limits(&ho, &app.cfg);
     /* kv-api --lab serves the lab gateway's own handler, not the API. */
     httpd_t *srv = httpd_start(&ho, lab ? lab_gateway_handle : api_http_handle, &app);
     if (srv == NULL)

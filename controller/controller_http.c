@@ -153,6 +153,7 @@ controller_http *controller_http_start(cluster_t *cl, sup_t *sup,
     o.port = (uint16_t)cl->cfg.base_port;
     o.threads = 2;
     o.max_body = 64 * 1024;
+    kvhttp_limits(&o, &cl->cfg);
     if (metrics_register_fn(controller_http_metrics, h) != 0) {
         free(h);
         return NULL;

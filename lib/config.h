@@ -31,6 +31,9 @@ typedef struct kv_config {
     /* limits */
     int64_t max_key_bytes;     /* limits.max_key_bytes */
     int64_t max_value_bytes;   /* limits.max_value_bytes */
+    int64_t max_connections;   /* limits.max_connections: per server */
+    int64_t max_connections_per_ip; /* limits.max_connections_per_ip */
+    int64_t header_timeout_ms; /* limits.header_timeout_ms: first head's deadline */
     /* store */
     char fsync[16];            /* store.fsync: always | everysec | no */
     int64_t map_size_mb;       /* store.map_size_mb */

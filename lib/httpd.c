@@ -1,5 +1,6 @@
 #include "httpd.h"
 
+#include "httpd_conns.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <stdatomic.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -53,6 +55,9 @@ struct httpd {
     httpd_handler handler;
     void *app;
     void (*on_pass)(void *app);
+    void (*admit)(httpd_req *r, void *app);
+    httpd_conns *conns;
+    unsigned max_conns_mhd;    /* per daemon: the table's, plus spares */
     size_t max_body;
     uint16_t port;
     pthread_mutex_t start_mu;  /* workers report their start here */
@@ -61,12 +66,15 @@ struct httpd {
     const httpd_opts *opts;    /* during httpd_start only */
 };
 
-enum httpd_req_state { REQ_READING, REQ_HANDLED };
+enum httpd_req_state { REQ_HEAD, REQ_READING, REQ_HANDLED };
 
 struct httpd_req {
     httpd_t *srv;
     httpd_worker *worker;
     struct MHD_Connection *conn;
+    httpd_conns_slot *slot;    /* its connection's, in d->conns */
+    size_t uri_len;            /* of the raw request target, to its first NUL */
+    int bad_uri;               /* a space or control byte in it */
     const char *method;
     const char *path;
     enum httpd_req_state state;
@@ -117,9 +125,38 @@ static void httpd_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     if (r && r->async)
         atomic_fetch_sub(&r->srv->pending, 1);
-    if (r)
+    if (r) {
+        httpd_conns_busy(r->srv->conns, r->slot, 0);
         httpd_req_free(r);
+    }
     *con_cls = NULL;
+}
+
+static httpd_req *httpd_req_new(httpd_worker *w, struct MHD_Connection *conn)
+{
+    httpd_req *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return NULL;
+    r->srv = w->srv;
+    r->worker = w;
+    r->conn = conn;
+    return r;
+}
+
+/* libmicrohttpd's first look at a request: the raw target, before it
+ * splits off the query. Its answer becomes the request's context. */
+static void *httpd_uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    httpd_req *r = httpd_req_new(cls, c);
+
+    if (r == NULL)
+        return NULL;
+    r->uri_len = strlen(uri);
+    for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
+        if (*p <= ' ' || *p == 0x7f)
+            r->bad_uri = 1;
+    return r;
 }
 
 static enum MHD_Result httpd_queue(httpd_req *r)
@@ -133,6 +170,60 @@ static enum MHD_Result httpd_queue(httpd_req *r)
     return ret;
 }
 
+static enum MHD_Result httpd_count_header(void *cls, enum MHD_ValueKind kind,
+                                          const char *key, const char *value)
+{
+    unsigned *n = cls;
+    (void)kind;
+    (void)value;
+    n[0] += strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0;
+    n[1] += strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0;
+    return MHD_YES;
+}
+
+/* The head is in and no body byte has been read: refuse what we can from
+ * it alone. Answers (r->resp set) or leaves the request to go on. */
+static void httpd_check_head(httpd_req *r, const char *url, const char *version)
+{
+    httpd_t *d = r->srv;
+    unsigned n[2] = {0, 0};
+    const char *cl;
+
+    /* A raw NUL ends the target libmicrohttpd hands us (the key would be
+     * cut short there): the version follows the whole target in its
+     * buffer, so a length short of that gap means a NUL inside. */
+    if (r->bad_uri || (uintptr_t)version < (uintptr_t)url ||
+        (uintptr_t)version - (uintptr_t)url != r->uri_len + 1) {
+        httpd_error(r, 400, "bad_request",
+                    "the request target holds a space, a control byte or a "
+                    "NUL: percent-encode them");
+        return;
+    }
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, httpd_count_header, n);
+    if (n[0] > 1 || (n[0] && n[1])) {
+        httpd_error(r, 400, "bad_request",
+                    n[0] > 1 ? "more than one Content-Length"
+                             : "both Content-Length and Transfer-Encoding");
+        return;
+    }
+    if (d->admit) { /* a stranger learns nothing more, not even the limit */
+        d->admit(r, d->app);
+        if (r->resp)
+            return;
+    }
+    cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        /* libmicrohttpd has refused one that is not a number already. */
+        unsigned long long want = strtoull(cl, NULL, 10);
+        if (want > d->max_body)
+            httpd_error(r, 413, "too_large",
+                        "request body is over the %zu byte limit", d->max_body);
+        else
+            r->want = (size_t)want;
+    }
+}
+
 static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
                                     const char *url, const char *method,
                                     const char *version,
@@ -142,28 +233,27 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
     httpd_worker *w = cls;
     httpd_t *d = w->srv;
     httpd_req *r = *con_cls;
-    (void)version;
 
-    if (r == NULL) {
-        const char *cl;
-        r = calloc(1, sizeof *r);
+    if (r == NULL) { /* httpd_uri_log ran out of memory */
+        r = httpd_req_new(w, conn);
         if (r == NULL)
             return MHD_NO;
-        r->srv = d;
-        r->worker = w;
-        r->conn = conn;
+        r->uri_len = strlen(url);
+        *con_cls = r;
+    }
+    if (r->state == REQ_HEAD) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->method = method;
         r->path = url;
-        *con_cls = r;
-        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            unsigned long long want = strtoull(cl, NULL, 10);
-            if (want > d->max_body)
-                r->too_big = 1;
-            else
-                r->want = (size_t)want;
+        r->slot = ci ? ci->socket_context : NULL;
+        httpd_conns_busy(d->conns, r->slot, 1);
+        httpd_check_head(r, url, version);
+        if (r->resp) { /* refused from its head: the body stays unread */
+            r->state = REQ_HANDLED;
+            return httpd_queue(r);
         }
+        r->state = REQ_READING;
         return MHD_YES;
     }
     if (r->state == REQ_READING) {
@@ -171,7 +261,9 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
             size_t n = *upload_data_size;
             *upload_data_size = 0;
             if (r->too_big || r->len + n > d->max_body) {
-                r->too_big = 1; /* keep reading, answer 413 at the end */
+                /* Chunked, so not refused from the head: drop the rest
+                 * and answer 413 at its end. */
+                r->too_big = 1;
                 return MHD_YES;
             }
             if (r->len + n + 1 > r->cap) {
@@ -204,6 +296,27 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
     if (r->resp)
         return httpd_queue(r);
     return MHD_YES;
+}
+
+/* A connection opened or closed: its slot in the server's table. */
+static void httpd_conn_notify(void *cls, struct MHD_Connection *c,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    httpd_t *d = cls;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *sa =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = fd == NULL ? NULL
+                          : httpd_conns_open(d->conns, fd->connect_fd,
+                                             sa ? sa->client_addr : NULL);
+    } else {
+        httpd_conns_close(d->conns, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 /* The socket every worker's daemon accepts on: whichever worker is free
@@ -262,11 +375,13 @@ static int httpd_worker_init(httpd_worker *w)
         0, NULL, NULL, httpd_access, w,
         MHD_OPTION_LISTEN_SOCKET, d->listen_fd,
         MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 120u,
-        MHD_OPTION_CONNECTION_LIMIT,
-        (o->max_conns ? o->max_conns : 4096u) / d->nworkers + 1,
+        /* The shared table (d->conns) keeps the real count. */
+        MHD_OPTION_CONNECTION_LIMIT, d->max_conns_mhd,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
         MHD_OPTION_UNESCAPE_CALLBACK, httpd_no_unescape, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, httpd_conn_notify, d,
+        MHD_OPTION_URI_LOG_CALLBACK, httpd_uri_log, w,
         MHD_OPTION_END);
     if (w->mhd == NULL)
         return -1;
@@ -344,11 +459,41 @@ static void *httpd_worker_main(void *arg)
          * MHD_run, in a pass that starts at once (resumed). */
         MHD_run(w->mhd);
         httpc_loop_run(w->hc);
+        httpd_conns_sweep(d->conns);
         if (d->on_pass)
             d->on_pass(d->app);
     }
     httpd_worker_fini(w);
     return NULL;
+}
+
+/* The connection table, its limits kept below the descriptors this process
+ * may open (each connection is one, and 512 are left for LMDB, logs and
+ * the server's own calls out): the soft limit is raised as far as the hard
+ * one lets it (a shell's default soft limit is often 1024). */
+static int httpd_limits(httpd_t *d, const httpd_opts *o)
+{
+    unsigned total = o->max_conns ? o->max_conns : 4096u;
+    unsigned per_ip = o->max_conns_per_ip ? o->max_conns_per_ip : total / 4;
+    rlim_t want = (rlim_t)httpd_conns_capacity(total) + 512;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        unsigned fit = rl.rlim_cur > 1024 ? (unsigned)(rl.rlim_cur - 512) * 8 / 9 : 256;
+        log_warn("httpd: %u connections at most, not %u: the open-file limit "
+                 "is %llu", fit, total, (unsigned long long)rl.rlim_cur);
+        total = fit;
+    }
+    if (per_ip > total)
+        per_ip = total;
+    d->conns = httpd_conns_new(total, per_ip,
+                               o->head_timeout_ms ? o->head_timeout_ms : 10000u);
+    d->max_conns_mhd = httpd_conns_capacity(total);
+    return d->conns ? 0 : -1;
 }
 
 httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
@@ -364,6 +509,7 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
     d->handler = h;
     d->app = app;
     d->on_pass = o->on_pass;
+    d->admit = o->admit;
     d->opts = o;
     d->max_body = o->max_body ? o->max_body : HTTPD_DEFAULT_BODY;
     d->nworkers = threads;
@@ -372,7 +518,7 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
     d->stopfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     d->workers = calloc(threads, sizeof *d->workers);
     d->listen_fd = d->stopfd < 0 ? -1 : httpd_listen(o, &d->port);
-    if (d->workers == NULL || d->listen_fd < 0) {
+    if (httpd_limits(d, o) != 0 || d->workers == NULL || d->listen_fd < 0) {
         httpd_free(d);
         return NULL;
     }
@@ -430,6 +576,7 @@ static void httpd_free(httpd_t *d)
         close(d->listen_fd);
     if (d->stopfd >= 0)
         close(d->stopfd);
+    httpd_conns_free(d->conns);
     pthread_mutex_destroy(&d->start_mu);
     pthread_cond_destroy(&d->start_cv);
     free(d->workers);

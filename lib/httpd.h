@@ -9,8 +9,21 @@
  * wakeup then serves many connections, where a blocking call costs two
  * context switches per request.
  *
+ * Before any body byte is read, a request's head is checked: a request
+ * target with a space, a control byte or a NUL, a duplicate Content-Length
+ * or one beside Transfer-Encoding get 400, an announced body over max_body
+ * 413, and the server's admit hook may refuse it too (401 without the
+ * token); such an answer goes out at once and the body is never read (the
+ * connection closes after it). libmicrohttpd answers some malformed
+ * requests itself, before we see them, with its own HTML page (docs/
+ * PROTOCOL.md lists them).
+ *
+ * Connections are kept by the rules of lib/httpd_conns.h (per-address and
+ * total limits, a deadline for the first request head).
+ *
  * The handler is called once per request, after the whole body has arrived
- * (bodies over max_body get 413 JSON without reaching the handler). It
+ * (a chunked body that grows past max_body gets 413 JSON at its end,
+ * without reaching the handler and without being kept). It
  * answers with one httpd_respond* call, or calls httpd_suspend() and answers
  * later, from any thread, with the same httpd_respond* calls (the connection
  * is then resumed). Every request gets exactly one answer. A handler that
@@ -43,6 +56,13 @@ typedef struct httpd_opts {
                                than nginx's upstream keepalive_timeout (60 s) */
     size_t max_body;        /* default 1 MiB + 64 KiB */
     unsigned max_conns;     /* default 4096 */
+    unsigned max_conns_per_ip; /* default max_conns / 4 */
+    unsigned head_timeout_ms;  /* a new connection's first request head
+                                  must be in by then; default 10 000 */
+    /* Called once a request's head is in, before its body is read (may be
+     * NULL): answering here (httpd_error) refuses the request without
+     * reading its body; not answering lets it go on to the handler. */
+    void (*admit)(httpd_req *r, void *app);
     /* Called by each worker after every pass of its loop (may be NULL):
      * where a server finishes work it batched over the pass. */
     void (*on_pass)(void *app);

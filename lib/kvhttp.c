@@ -73,6 +73,19 @@ int kvhttp_auth(httpd_req *r, const char *token)
     return -1;
 }
 
+void kvhttp_admit_internal(httpd_req *r, const char *token)
+{
+    if (strncmp(httpd_path(r), "/internal/", 10) == 0)
+        kvhttp_auth(r, token);
+}
+
+void kvhttp_limits(httpd_opts *o, const kv_config *cfg)
+{
+    o->max_conns = (unsigned)cfg->max_connections;
+    o->max_conns_per_ip = (unsigned)cfg->max_connections_per_ip;
+    o->head_timeout_ms = (unsigned)cfg->header_timeout_ms;
+}
+
 int kvhttp_wait_ms(httpd_req *r, uint64_t max_ms, uint64_t *ms)
 {
     const char *sync = httpd_query(r, "sync");

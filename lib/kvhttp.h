@@ -6,6 +6,7 @@
 #ifndef KV_KVHTTP_H
 #define KV_KVHTTP_H
 
+#include "config.h"
 #include "httpd.h"
 
 #include <stddef.h>
@@ -19,6 +20,13 @@ void kvhttp_not_found(httpd_req *r);
 void kvhttp_bad_method(httpd_req *r, const char *allow);
 /* 0 when token is empty or the request carries it; else 401 and -1. */
 int kvhttp_auth(httpd_req *r, const char *token);
+/* An admit hook's rule (httpd_opts.admit) for servers whose /internal/
+ * routes need the token: without it, 401 from the request's head, its body
+ * never read. Other paths go on. */
+void kvhttp_admit_internal(httpd_req *r, const char *token);
+/* The connection limits of cfg (limits.max_connections, ..._per_ip,
+ * limits.header_timeout_ms) into o. */
+void kvhttp_limits(httpd_opts *o, const kv_config *cfg);
 /* How long the client wants to wait for its write, into *ms: ?sync=1
  * (max_ms) or Prefer: wait=N seconds (lib/prefer.h: capped at max_ms),
  * 0 = no wait. 0, or -1 after a 400 bad_request for a malformed wait. */

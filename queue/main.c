@@ -1,6 +1,7 @@
 /* kv-queue: write admission and dispatch to shard primaries. */
 #include "daemon.h"
 #include "flags.h"
+#include "kvhttp.h"
 #include "queue_http.h"
 #include "httpc.h"
 #include "log.h"
@@ -70,7 +71,9 @@ int main(int argc, char **argv)
     httpd_opts ho = {.bind = cfg.bind, .port = (uint16_t)port,
                      .threads = (unsigned)cfg.queue_threads,
                      .max_body = (size_t)cfg.max_value_bytes + 64 * 1024,
-                     .on_pass = queue_http_flush};
+                     .on_pass = queue_http_flush,
+                     .admit = queue_http_admit};
+    kvhttp_limits(&ho, &cfg);
     httpd_t *srv = httpd_start(&ho, queue_http_handle, &app);
     if (srv == NULL) {
         wq_stop(wq);

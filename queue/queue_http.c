@@ -168,6 +168,12 @@ static void queue_http_job(httpd_req *r, queue_http_app *a)
     }
 }
 
+void queue_http_admit(httpd_req *r, void *app)
+{
+    queue_http_app *a = app;
+    kvhttp_admit_internal(r, a->cfg->token);
+}
+
 void queue_http_handle(httpd_req *r, void *app)
 {
     queue_http_app *a = app;
@@ -176,8 +182,6 @@ void queue_http_handle(httpd_req *r, void *app)
 
     if (strcmp(path, "/internal/topology-changed") == 0) {
         /* The controller after a failover: read the topology now. */
-        if (kvhttp_auth(r, a->cfg->token))
-            return;
         if (!httpd_method_is(r, "POST")) {
             kvhttp_bad_method(r, "POST");
             return;
@@ -187,8 +191,6 @@ void queue_http_handle(httpd_req *r, void *app)
     } else if (strncmp(path, "/internal/kv/", 13) == 0 && (nseg == 3 || nseg == 4)) {
         size_t l;
         const char *last = httpd_path_seg(r, 3, &l);
-        if (kvhttp_auth(r, a->cfg->token))
-            return;
         if (nseg == 4) {
             if (l != 4 || memcmp(last, "incr", 4) != 0)
                 kvhttp_not_found(r);

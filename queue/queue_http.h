@@ -13,6 +13,8 @@ typedef struct queue_http_app {
 } queue_http_app;
 
 void queue_http_handle(httpd_req *r, void *app);
+/* opts.admit: /internal/ routes need the token (401 before the body). */
+void queue_http_admit(httpd_req *r, void *app);
 /* httpd's on_pass: journal and answer the writes this worker took in its
  * pass (queue_http_handle collects them). */
 void queue_http_flush(void *app);

@@ -4,6 +4,7 @@
  * SIGINT/SIGTERM, then closes cleanly. */
 #include "config.h"
 #include "daemon.h"
+#include "kvhttp.h"
 #include "sdb.h"
 #include "flags.h"
 #include "lab_heartbeat.h"
@@ -197,6 +198,7 @@ static int store_main_start(store_main *m)
         .port = (uint16_t)m->port,
         .threads = (unsigned)m->cfg.store_threads,
         .max_body = store_http_max_body((size_t)m->cfg.max_value_bytes),
+        .admit = store_http_admit,
     };
 
     if (m->cfg.write_quorum > 0 &&
@@ -257,6 +259,7 @@ static int store_main_start(store_main *m)
         log_error("out of memory");
         return -1;
     }
+    kvhttp_limits(&ho, &m->cfg);
     m->srv = httpd_start(&ho, store_http_handle, m->sh);
     return m->srv ? 0 : -1;
 }

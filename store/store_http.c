@@ -79,7 +79,8 @@ typedef struct store_http_route {
 } store_http_route;
 
 /* Paths under /internal/ need the token (when one is set), unknown ones
- * too, so that a 404 tells nothing to a stranger. */
+ * too, so that a 404 tells nothing to a stranger: store_http_admit refuses
+ * them from the head, before their body is read. */
 static const store_http_route store_http_routes[] = {
     {"/internal/kv/", 0, store_kv_route},
     {"/internal/batch", 0, store_batch_route},
@@ -92,15 +93,17 @@ static const store_http_route store_http_routes[] = {
     {"/metrics", 1, store_stats_metrics},
 };
 
+void store_http_admit(httpd_req *r, void *app)
+{
+    store_http *h = app;
+    kvhttp_admit_internal(r, h->token);
+}
+
 void store_http_handle(httpd_req *r, void *app)
 {
     store_http *h = app;
     const char *path = httpd_path(r);
     size_t nroutes = sizeof store_http_routes / sizeof store_http_routes[0];
-
-    if (strncmp(path, "/internal/", 10) == 0 && h->token &&
-        kvhttp_auth(r, h->token) != 0)
-        return;
     for (size_t i = 0; i < nroutes; i++) {
         const store_http_route *rt = &store_http_routes[i];
         size_t n = strlen(rt->path);

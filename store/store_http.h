@@ -91,8 +91,10 @@ typedef struct store_http_opts {
 
 store_http *store_http_new(const store_http_opts *o);
 void store_http_free(store_http *h);
-/* The httpd_handler: httpd_start(&opts, store_http_handle, h). */
+/* The httpd_handler: httpd_start(&opts, store_http_handle, h), with
+ * opts.admit = store_http_admit (the token of /internal/ routes). */
 void store_http_handle(httpd_req *r, void *app);
+void store_http_admit(httpd_req *r, void *app);
 /* The httpd max_body a store needs: batches hold many values. */
 size_t store_http_max_body(size_t max_value_bytes);
 
