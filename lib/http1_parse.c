@@ -63,10 +63,15 @@ static int http1_parse_on_headers_complete(llhttp_t *ll)
     if (p->head_only || st == 204 || st == 304 || (st >= 100 && st < 200))
         ll->flags |= F_SKIPBODY;
     else if ((ll->flags & F_CONTENT_LENGTH) && !(ll->flags & F_CHUNKED) &&
-             http1_parse_reserve(&p->body, &p->body_cap,
-                                 (size_t)ll->content_length + 1)) {
-        p->err = HTTP1_PARSE_TOO_LARGE; /* out of memory for it */
-        return HPE_USER;
+             ll->content_length > 0 && p->body == NULL) {
+        /* The exact size (the doubling from 4096 of http1_parse_reserve
+         * would keep 4 KB for every small answer a caller holds on to). */
+        p->body_cap = (size_t)ll->content_length + 1;
+        if ((p->body = malloc(p->body_cap)) == NULL) {
+            p->body_cap = 0;
+            p->err = HTTP1_PARSE_TOO_LARGE; /* no memory for it */
+            return HPE_USER;
+        }
     }
     p->pause = HTTP1_PARSE_P_HEAD;
     return HPE_PAUSED;
