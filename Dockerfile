@@ -18,7 +18,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gcc libc6-dev make binutils \
         libmicrohttpd-dev libcurl4-openssl-dev libcjson-dev libxxhash-dev \
-        liblmdb-dev libcmocka-dev \
+        liblmdb-dev libcmocka-dev node-llhttp \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -1,16 +1,23 @@
+/* http1_parse: llhttp in response mode, with our bounds (http1_parse.h).
+ *
+ * llhttp reads each byte once and calls back; three callbacks pause it
+ * (HPE_PAUSED) so that http1_parse_step learns where in the buffer it is:
+ * at the end of the head (head_end, the status line check, no body for
+ * HEAD/204/304), at the last chunk (where the trailers start, to bound
+ * them) and at the end of the message. Body bytes are copied as they come
+ * (the buffer may move between calls, so nothing points into it). */
 #include "http1_parse.h"
 
 #include "httpc.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-enum http1_parse_chunk {
-    HTTP1_PARSE_CH_SIZE,
-    HTTP1_PARSE_CH_DATA,
-    HTTP1_PARSE_CH_DATA_END,
-    HTTP1_PARSE_CH_TRAILER,
+enum http1_parse_pause {
+    HTTP1_PARSE_P_NONE,
+    HTTP1_PARSE_P_HEAD,
+    HTTP1_PARSE_P_TRAILERS,
+    HTTP1_PARSE_P_END,
 };
 
 void http1_parse_reset(http1_parse *p, int head_only)
@@ -24,6 +31,7 @@ void http1_parse_free(http1_parse *p)
 {
     free(p->body);
     p->body = NULL;
+    p->body_len = p->body_cap = 0;
 }
 
 int http1_parse_reserve(char **b, size_t *cap, size_t need)
@@ -41,175 +49,217 @@ int http1_parse_reserve(char **b, size_t *cap, size_t need)
     return 0;
 }
 
-/* Does s[0..n) contain word (any case)? */
-static int http1_parse_has_word(const char *s, size_t n, const char *word)
+static int http1_parse_on_headers_complete(llhttp_t *ll)
 {
-    size_t w = strlen(word);
-    for (size_t i = 0; i + w <= n; i++)
-        if (strncasecmp(s + i, word, w) == 0)
-            return 1;
-    return 0;
+    http1_parse *p = ll->data;
+    int st = ll->status_code;
+
+    if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > HTTPC_MAX_RESP_BODY) {
+        p->err = HTTP1_PARSE_TOO_LARGE;
+        return HPE_USER;
+    }
+    /* No body, whatever the headers announce (llhttp would read a 304's
+     * Content-Length worth); an interim answer has none either. */
+    if (p->head_only || st == 204 || st == 304 || (st >= 100 && st < 200))
+        ll->flags |= F_SKIPBODY;
+    else if ((ll->flags & F_CONTENT_LENGTH) && !(ll->flags & F_CHUNKED) &&
+             ll->content_length > 0 && p->body == NULL) {
+        /* The exact size (the doubling from 4096 of http1_parse_reserve
+         * would keep 4 KB for every small answer a caller holds on to). */
+        p->body_cap = (size_t)ll->content_length + 1;
+        if ((p->body = malloc(p->body_cap)) == NULL) {
+            p->body_cap = 0;
+            p->err = HTTP1_PARSE_TOO_LARGE; /* no memory for it */
+            return HPE_USER;
+        }
+    }
+    p->pause = HTTP1_PARSE_P_HEAD;
+    return HPE_PAUSED;
 }
 
-/* The status line and headers once "\r\n\r\n" is in. */
-static http1_parse_rc http1_parse_head(http1_parse *p, char *buf, size_t *len)
+static int http1_parse_on_body(llhttp_t *ll, const char *at, size_t n)
 {
-    char *end = memmem(buf, *len, "\r\n\r\n", 4);
-    const char *s;
-    int chunked = 0, have_len = 0;
+    http1_parse *p = ll->data;
 
-    if (end == NULL)
-        return *len > HTTP1_MAX_HEADER_BYTES ? HTTP1_PARSE_BAD_HEAD
-                                             : HTTP1_PARSE_MORE;
-    p->head_end = (size_t)(end - buf) + 4;
-    if (*len < 12 || strncmp(buf, "HTTP/1.", 7) != 0)
-        return HTTP1_PARSE_BAD_HEAD;
-    p->status = strtol(buf + 9, NULL, 10);
-    if (p->status < 100 || p->status > 999)
-        return HTTP1_PARSE_BAD_HEAD;
-    for (s = memchr(buf, '\n', p->head_end); s && s < end; ) {
-        const char *line = s + 1;
-        const char *eol = memchr(line, '\n', (size_t)(buf + p->head_end - line));
-        size_t ll = eol ? (size_t)(eol - line) : 0;
-        if (ll > 15 && strncasecmp(line, "Content-Length:", 15) == 0) {
-            p->body_want = strtoull(line + 15, NULL, 10);
-            have_len = 1;
-        } else if (ll > 18 && strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
-            chunked = http1_parse_has_word(line + 18, ll - 18, "chunked");
-        } else if (ll > 11 && strncasecmp(line, "Connection:", 11) == 0) {
-            p->close_after = http1_parse_has_word(line + 11, ll - 11, "close");
-        }
-        s = eol;
+    if (n > HTTPC_MAX_RESP_BODY - p->body_len ||
+        http1_parse_reserve(&p->body, &p->body_cap, p->body_len + n + 1)) {
+        p->err = HTTP1_PARSE_TOO_LARGE;
+        return HPE_USER;
     }
-    if (p->status < 200) {
-        /* An interim answer (100 Continue): drop it, read on. */
-        memmove(buf, buf + p->head_end, *len - p->head_end);
-        *len -= p->head_end;
-        http1_parse_reset(p, p->head_only);
-        return http1_parse_head(p, buf, len);
-    }
-    if (p->head_only) {
-        p->state = HTTP1_PARSE_BODY_LEN; /* the answer to HEAD has no body */
-        p->body_want = 0;
-    } else if (chunked) {
-        p->state = HTTP1_PARSE_BODY_CHUNKED;
-        p->scan = p->head_end;
-    } else if (have_len || p->status == 204 || p->status == 304) {
-        p->state = HTTP1_PARSE_BODY_LEN;
-    } else {
-        p->state = HTTP1_PARSE_BODY_EOF;
-        p->close_after = 1;
-    }
-    return p->body_want > HTTPC_MAX_RESP_BODY ? HTTP1_PARSE_TOO_LARGE
-                                              : HTTP1_PARSE_DONE;
+    memcpy(p->body + p->body_len, at, n);
+    p->body_len += n;
+    return HPE_OK;
 }
 
-/* Decode what arrived of a chunked body. */
-static http1_parse_rc http1_parse_chunks(http1_parse *p, const char *buf,
-                                         size_t len)
+static int http1_parse_on_chunk_header(llhttp_t *ll)
 {
-    for (;;) {
-        const char *eol;
-        switch (p->chunk_state) {
-        case HTTP1_PARSE_CH_SIZE: {
-            char *endp;
-            unsigned long long sz;
-            eol = memmem(buf + p->scan, len - p->scan, "\r\n", 2);
-            if (eol == NULL)
-                return len - p->scan > 64 ? HTTP1_PARSE_BAD_CHUNK
-                                          : HTTP1_PARSE_MORE;
-            sz = strtoull(buf + p->scan, &endp, 16); /* ";ext" ignored */
-            if (endp == buf + p->scan)
-                return HTTP1_PARSE_BAD_CHUNK;
-            if (sz > HTTPC_MAX_RESP_BODY)
-                return HTTP1_PARSE_TOO_LARGE;
-            p->scan = (size_t)(eol - buf) + 2;
-            p->chunk_left = (size_t)sz;
-            p->chunk_state = sz ? HTTP1_PARSE_CH_DATA : HTTP1_PARSE_CH_TRAILER;
-            break;
-        }
-        case HTTP1_PARSE_CH_DATA: {
-            size_t avail = len - p->scan;
-            size_t n = avail < p->chunk_left ? avail : p->chunk_left;
-            if (n == 0)
-                return HTTP1_PARSE_MORE;
-            if (p->body_len + n > HTTPC_MAX_RESP_BODY)
-                return HTTP1_PARSE_TOO_LARGE;
-            if (http1_parse_reserve(&p->body, &p->body_cap, p->body_len + n + 1))
-                return HTTP1_PARSE_BAD_CHUNK;
-            memcpy(p->body + p->body_len, buf + p->scan, n);
-            p->body_len += n;
-            p->scan += n;
-            p->chunk_left -= n;
-            if (p->chunk_left == 0)
-                p->chunk_state = HTTP1_PARSE_CH_DATA_END;
-            break;
-        }
-        case HTTP1_PARSE_CH_DATA_END:
-            if (len - p->scan < 2)
-                return HTTP1_PARSE_MORE;
-            if (memcmp(buf + p->scan, "\r\n", 2) != 0)
-                return HTTP1_PARSE_BAD_CHUNK;
-            p->scan += 2;
-            p->chunk_state = HTTP1_PARSE_CH_SIZE;
-            break;
-        case HTTP1_PARSE_CH_TRAILER:
-            /* Trailer lines, if any, then an empty line. */
-            eol = memmem(buf + p->scan, len - p->scan, "\r\n", 2);
-            if (eol == NULL)
-                return HTTP1_PARSE_MORE;
-            if (eol == buf + p->scan)
-                return HTTP1_PARSE_DONE;
-            p->scan = (size_t)(eol - buf) + 2;
-            break;
-        }
+    http1_parse *p = ll->data;
+
+    if (ll->content_length > HTTPC_MAX_RESP_BODY - p->body_len) {
+        p->err = HTTP1_PARSE_TOO_LARGE;
+        return HPE_USER;
     }
+    if (ll->content_length != 0)
+        return HPE_OK;
+    p->pause = HTTP1_PARSE_P_TRAILERS; /* the last chunk: trailers follow */
+    return HPE_PAUSED;
+}
+
+static int http1_parse_on_message_complete(llhttp_t *ll)
+{
+    http1_parse *p = ll->data;
+
+    /* Before llhttp clears the flags it decides this from. */
+    p->close_after = !llhttp_should_keep_alive(ll);
+    p->pause = HTTP1_PARSE_P_END;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t http1_parse_settings = {
+    .on_headers_complete = http1_parse_on_headers_complete,
+    .on_body = http1_parse_on_body,
+    .on_chunk_header = http1_parse_on_chunk_header,
+    .on_message_complete = http1_parse_on_message_complete,
+};
+
+static void http1_parse_start(http1_parse *p)
+{
+    llhttp_init(&p->ll, HTTP_RESPONSE, &http1_parse_settings);
+    p->started = 1;
+}
+
+/* The status line is "HTTP/1.0 " or "HTTP/1.1 ", three digits, then a
+ * space or the line's end: llhttp 8.1 takes a missing code as 0 and any
+ * number of digits. 101 too is refused: we never ask to switch. */
+static int http1_parse_status_ok(const http1_parse *p, const char *buf)
+{
+    const char *s = buf;
+
+    if (p->head_end < 16 || memcmp(s, "HTTP/1.", 7) != 0 ||
+        (s[7] != '0' && s[7] != '1') || s[8] != ' ')
+        return 0;
+    for (int i = 9; i < 12; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return (s[12] == ' ' || s[12] == '\r') && p->status >= 100 &&
+           p->status != 101;
+}
+
+/* An llhttp error: which of ours it is. */
+static http1_parse_rc http1_parse_refusal(const http1_parse *p)
+{
+    if (p->err != HTTP1_PARSE_MORE)
+        return p->err;
+    if (p->head_end == 0)
+        return HTTP1_PARSE_BAD_HEAD;
+    return (p->ll.flags & F_CHUNKED) ? HTTP1_PARSE_BAD_CHUNK
+                                     : HTTP1_PARSE_BAD_HEAD;
+}
+
+/* Where ll paused: act on it. MORE to go on, DONE, or a refusal. */
+static http1_parse_rc http1_parse_paused(http1_parse *p, char *buf, size_t *len)
+{
+    int what = p->pause;
+
+    p->pause = HTTP1_PARSE_P_NONE;
+    llhttp_resume(&p->ll);
+    switch (what) {
+    case HTTP1_PARSE_P_HEAD:
+        p->head_end = p->fed;
+        p->status = p->ll.status_code;
+        if (p->head_end > HTTP1_MAX_HEADER_BYTES || !http1_parse_status_ok(p, buf))
+            return HTTP1_PARSE_BAD_HEAD;
+        return HTTP1_PARSE_MORE;
+    case HTTP1_PARSE_P_TRAILERS:
+        p->trailer_start = p->fed;
+        return HTTP1_PARSE_MORE;
+    case HTTP1_PARSE_P_END:
+        if (p->status < 200) {
+            /* An interim answer (100 Continue): drop it, read on. */
+            int head_only = p->head_only;
+            size_t fed = p->fed;
+            memmove(buf, buf + fed, *len - fed);
+            *len -= fed;
+            http1_parse_reset(p, head_only);
+            http1_parse_start(p);
+            p->ll.data = p;
+            return HTTP1_PARSE_MORE;
+        }
+        p->done = 1;
+        if (p->fed < *len)
+            p->close_after = 1; /* bytes nothing asked for */
+        return HTTP1_PARSE_DONE;
+    }
+    return HTTP1_PARSE_BAD_HEAD; /* paused by nothing of ours */
 }
 
 http1_parse_rc http1_parse_step(http1_parse *p, char *buf, size_t *len, int eof)
 {
-    if (p->state == HTTP1_PARSE_HEAD) {
-        http1_parse_rc rc = http1_parse_head(p, buf, len);
-        if (rc != HTTP1_PARSE_DONE)
+    http1_parse_rc rc;
+
+    if (!p->started)
+        http1_parse_start(p);
+    p->ll.data = p; /* p may have moved since */
+    if (p->done)
+        return HTTP1_PARSE_DONE;
+    /* After a pause, run ll again even with no byte left: the end of a
+     * message without a body needs no byte after the head. */
+    for (int resumed = 0; p->fed < *len || resumed; ) {
+        const char *at = buf + p->fed;
+        llhttp_errno_t e = llhttp_execute(&p->ll, at, *len - p->fed);
+        if (e == HPE_OK) {
+            p->fed = *len;
+            break;
+        }
+        if (e != HPE_PAUSED)
+            return http1_parse_refusal(p);
+        p->fed += (size_t)(llhttp_get_error_pos(&p->ll) - at);
+        rc = http1_parse_paused(p, buf, len);
+        if (rc != HTTP1_PARSE_MORE)
             return rc;
+        resumed = 1;
     }
-    switch (p->state) {
-    case HTTP1_PARSE_BODY_LEN:
-        return *len - p->head_end >= p->body_want ? HTTP1_PARSE_DONE
-                                                  : HTTP1_PARSE_MORE;
-    case HTTP1_PARSE_BODY_CHUNKED:
-        return http1_parse_chunks(p, buf, *len);
-    case HTTP1_PARSE_BODY_EOF:
-        if (*len - p->head_end > HTTPC_MAX_RESP_BODY)
-            return HTTP1_PARSE_TOO_LARGE;
-        return eof ? HTTP1_PARSE_DONE : HTTP1_PARSE_MORE;
-    case HTTP1_PARSE_HEAD:
-        break;
+    /* All read and the answer goes on: is what is buffered within bounds? */
+    if (p->head_end == 0 && *len > HTTP1_MAX_HEADER_BYTES)
+        return HTTP1_PARSE_BAD_HEAD;
+    if (p->trailer_start && *len - p->trailer_start > HTTP1_MAX_HEADER_BYTES)
+        return HTTP1_PARSE_TOO_LARGE;
+    if (!eof)
+        return HTTP1_PARSE_MORE;
+    /* The server closed: whole if the body was close-delimited. */
+    if (p->head_end == 0)
+        return HTTP1_PARSE_MORE;
+    llhttp_errno_t e = llhttp_finish(&p->ll);
+    if (e == HPE_PAUSED && p->pause == HTTP1_PARSE_P_END) {
+        p->pause = HTTP1_PARSE_P_NONE;
+        llhttp_resume(&p->ll);
+        p->done = 1;
+        p->close_after = 1;
+        return HTTP1_PARSE_DONE;
     }
-    return HTTP1_PARSE_MORE;
+    return HTTP1_PARSE_MORE; /* cut short: the caller says so */
 }
 
 const char *http1_parse_body(const http1_parse *p, const char *buf, size_t len,
                              size_t *body_len)
 {
-    switch (p->state) {
-    case HTTP1_PARSE_BODY_CHUNKED:
-        *body_len = p->body_len;
-        return p->body ? p->body : "";
-    case HTTP1_PARSE_BODY_LEN:
-        *body_len = p->body_want;
-        return buf + p->head_end;
-    default:
-        *body_len = len - p->head_end;
-        return buf + p->head_end;
-    }
+    (void)buf;
+    (void)len;
+    *body_len = p->body_len;
+    return p->body ? p->body : "";
 }
 
 char *http1_parse_take_body(http1_parse *p)
 {
-    char *b = p->state == HTTP1_PARSE_BODY_CHUNKED ? p->body : NULL;
+    char *b = p->body;
 
     if (b)
-        p->body = NULL;
+        b[p->body_len] = '\0';
+    if (b && p->body_len == 0) {
+        free(b);
+        b = NULL;
+    }
+    p->body = NULL;
+    p->body_len = p->body_cap = 0;
     return b;
 }

@@ -66,6 +66,8 @@ struct httpc_loop_conn {
     size_t len, cap;
     http1_parse parse;
     httpc_loop_conn *next_idle;
+    int closed;                    /* in l->dead: closed, freed after the run */
+    httpc_loop_conn *next_dead;
 };
 
 struct httpc_loop_host {
@@ -89,6 +91,7 @@ struct httpc_loop {
     httpc_loop_job *pend_head, *pend_tail; /* to start at the next run; loop thread */
     httpc_loop_job *active;                /* loop thread only */
     httpc_loop_host *hosts;                /* loop thread only */
+    httpc_loop_conn *dead;                 /* closed this run; loop thread only */
     size_t nparked;                /* active jobs waiting on a name */
     int stopping;
     pthread_t thread;              /* httpc_loop_start's */
@@ -148,13 +151,34 @@ static void httpc_loop_job_fail(httpc_loop_job *j, const char *fmt, ...)
 
 /* ---- connections ---- */
 
+/* Close c now but free it only at the end of the run (httpc_loop_bury):
+ * the run's batch of epoll events may still name it. Handling one event
+ * can close another connection: a request failed on A is retried on idle
+ * B, whose send fails (the server reset it), and B's own event comes later
+ * in the same batch; or start_pending puts a request on a reset idle
+ * connection whose event epoll_wait has just returned. Freeing at once
+ * was a use-after-free (issue 11 finding 6; test_httpc_loop.c has both). */
 static void httpc_loop_conn_close(httpc_loop *l, httpc_loop_conn *c)
 {
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    c->fd = -1;
     free(c->buf);
+    c->buf = NULL;
     http1_parse_free(&c->parse);
-    free(c);
+    c->closed = 1;
+    c->next_dead = l->dead;
+    l->dead = c;
+}
+
+/* Free the connections closed since the last time. */
+static void httpc_loop_bury(httpc_loop *l)
+{
+    for (httpc_loop_conn *c = l->dead, *next; c; c = next) {
+        next = c->next_dead;
+        free(c);
+    }
+    l->dead = NULL;
 }
 
 static void httpc_loop_conn_reset_read(httpc_loop_conn *c)
@@ -629,16 +653,18 @@ void httpc_loop_run(httpc_loop *l)
 
     httpc_loop_start_pending(l);
     for (int i = 0; i < n; i++) {
-        if (ev[i].data.ptr == NULL)
+        httpc_loop_conn *c = ev[i].data.ptr;
+        if (c == NULL)
             httpc_loop_take_inbox(l);
-        else
-            httpc_loop_conn_event(l, ev[i].data.ptr, ev[i].events);
+        else if (!c->closed) /* closed earlier in this run: see conn_close */
+            httpc_loop_conn_event(l, c, ev[i].events);
     }
     httpc_loop_start_pending(l);
     if (l->nparked)
         httpc_loop_unpark(l);
     if (l->active)
         httpc_loop_expire(l);
+    httpc_loop_bury(l);
 }
 
 /* Fail everything in flight or waiting, close every connection. */
@@ -665,6 +691,7 @@ static void httpc_loop_abandon(httpc_loop *l)
         free(h);
     }
     l->hosts = NULL;
+    httpc_loop_bury(l);
 }
 
 void httpc_loop_free(httpc_loop *l)

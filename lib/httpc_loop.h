@@ -18,7 +18,8 @@
  *    application/octet-stream if the caller gave a body and none).
  *  - Response bodies framed by Content-Length, chunked encoding, or the end
  *    of the connection; none for HEAD, 204, 304; interim 1xx answers are
- *    skipped (parser: lib/http1_parse.h). Bodies over HTTPC_MAX_RESP_BODY
+ *    skipped (parsed by llhttp through lib/http1_parse.h, strict: a
+ *    malformed or ambiguous answer fails). Bodies over HTTPC_MAX_RESP_BODY
  *    fail the request.
  *  - Keep-alive: connections are pooled per host:port in each loop (up to
  *    64 idle); one is closed when the answer said Connection: close or was

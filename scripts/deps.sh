@@ -20,6 +20,7 @@ check() {
     need_hdr cjson/cJSON.h libcjson-dev
     need_hdr xxhash.h libxxhash-dev
     need_hdr lmdb.h liblmdb-dev
+    [ -f /usr/share/llhttp/llhttp.c ] && [ -f /usr/share/include/llhttp/llhttp.h ] || missing="$missing node-llhttp"
     printf '#include <stdarg.h>\n#include <stddef.h>\n#include <setjmp.h>\n#include <stdint.h>\n#include <cmocka.h>\n' |
         ${CC:-cc} -E -x c - >/dev/null 2>&1 || missing="$missing libcmocka-dev"
     need_bin nginx nginx-light

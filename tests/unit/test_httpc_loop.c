@@ -2,7 +2,9 @@
  * against a scripted peer on a loopback socket, the framings it must read
  * (Content-Length, chunked, end of connection), keep-alive reuse, the one
  * retry when the server closed a kept-alive connection, refused connections,
- * timeouts, malformed answers, and requests submitted from another thread. */
+ * timeouts, malformed answers, requests submitted from another thread, and
+ * connections closed while their events wait in the same epoll batch (issue
+ * 11 finding 6: a use-after-free before, seen under ASan). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -457,6 +460,190 @@ static void test_threaded_loop_from_another_thread(void **state)
     peer_stop(p);
 }
 
+/* ---- connections reset while their events wait in one epoll batch ----
+ * A server of our own, driven from the test's thread between loop runs, so
+ * the test decides what each of two kept-alive connections sees and when. */
+
+typedef struct duo {
+    int lfd;
+    uint16_t port;
+    int sfd[2];                 /* the server's ends */
+    int cfd[2];                 /* the client's ends (the loop's sockets) */
+    result r[2];
+} duo;
+
+/* The socket of this process whose local address is the peer of sfd. */
+static int duo_client_fd(int sfd)
+{
+    struct sockaddr_in peer_sa, sa;
+    socklen_t sl = sizeof peer_sa;
+
+    assert_int_equal(getpeername(sfd, (struct sockaddr *)&peer_sa, &sl), 0);
+    for (int fd = 3; fd < 4096; fd++) {
+        sl = sizeof sa;
+        if (fd != sfd && getsockname(fd, (struct sockaddr *)&sa, &sl) == 0 &&
+            sa.sin_family == AF_INET && sa.sin_port == peer_sa.sin_port &&
+            sa.sin_addr.s_addr == peer_sa.sin_addr.s_addr)
+            return fd;
+    }
+    fail_msg("no client socket for the server's connection");
+    return -1;
+}
+
+/* Read a whole request head from fd (nonblocking): 1 when it is in. */
+static int duo_read_head(int fd, char *buf, size_t cap, size_t *len)
+{
+    ssize_t n = recv(fd, buf + *len, cap - *len - 1, MSG_DONTWAIT);
+    if (n > 0) {
+        *len += (size_t)n;
+        buf[*len] = '\0';
+    }
+    return strstr(buf, "\r\n\r\n") != NULL;
+}
+
+/* Two requests at once on l: two connections, both answered with
+ * keep-alive, so both end idle in the pool (and reused next time). */
+static void duo_open(duo *d, httpc_loop *l)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t sl = sizeof sa;
+    char url[128], req[2][2048] = {{0}};
+    size_t rlen[2] = {0, 0};
+    int have = 0, heads = 0;
+    int64_t end = (int64_t)clock_mono_ms() + 3000;
+
+    memset(d, 0, sizeof *d);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    d->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(d->lfd >= 0);
+    assert_int_equal(bind(d->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(d->lfd, 16), 0);
+    getsockname(d->lfd, (struct sockaddr *)&sa, &sl);
+    d->port = ntohs(sa.sin_port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/x", d->port);
+    for (int i = 0; i < 2; i++) {
+        httpc_req hr = {.url = url, .timeout_ms = 3000};
+        assert_int_equal(httpc_loop_async(l, &hr, on_done, &d->r[i]), 0);
+    }
+    while (heads < 2 && (int64_t)clock_mono_ms() < end) {
+        struct pollfd pf = {.fd = httpc_loop_fd(l), .events = POLLIN};
+        poll(&pf, 1, 10);
+        httpc_loop_run(l);
+        if (have < 2) {
+            int fd = accept(d->lfd, NULL, NULL);
+            if (fd >= 0)
+                d->sfd[have++] = fd;
+        }
+        heads = 0;
+        for (int i = 0; i < have; i++)
+            heads += duo_read_head(d->sfd[i], req[i], sizeof req[i], &rlen[i]);
+    }
+    assert_int_equal(heads, 2);
+    for (int i = 0; i < 2; i++) {
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        assert_int_equal(send(d->sfd[i], ok, sizeof ok - 1, MSG_NOSIGNAL),
+                         (ssize_t)(sizeof ok - 1));
+        d->cfd[i] = duo_client_fd(d->sfd[i]);
+    }
+    run_until(l, &d->r[0], 3000);
+    run_until(l, &d->r[1], 3000);
+    assert_int_equal(d->r[0].status, 200);
+    assert_int_equal(d->r[1].status, 200);
+}
+
+/* The server resets its end i (RST, not FIN: the client's next send then
+ * fails at once), and the client's socket has seen it. */
+static void duo_reset(duo *d, int i)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    struct pollfd pf = {.fd = d->cfd[i], .events = POLLIN};
+
+    assert_int_equal(setsockopt(d->sfd[i], SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(d->sfd[i]);
+    d->sfd[i] = -1;
+    /* poll, not epoll: the loop's edge-triggered event stays pending. */
+    assert_int_equal(poll(&pf, 1, 2000), 1);
+    assert_true(pf.revents & (POLLERR | POLLHUP));
+}
+
+static void duo_close(duo *d)
+{
+    for (int i = 0; i < 2; i++)
+        if (d->sfd[i] >= 0)
+            close(d->sfd[i]);
+    close(d->lfd);
+}
+
+/* Both idle connections reset; a request submitted before the next run
+ * starts on one of them in that run (httpc_loop_start_pending), its send
+ * fails, the retry takes the other and fails too: both connections are
+ * closed while the run's epoll batch still holds an event for each. */
+static void test_reset_idle_connections_then_request_same_run(void **state)
+{
+    duo d;
+    result r = {0};
+    char url[128];
+    httpc_loop *l = httpc_loop_new();
+    (void)state;
+
+    duo_open(&d, l);
+    duo_reset(&d, 0);
+    duo_reset(&d, 1);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/y", d.port);
+    httpc_req hr = {.url = url, .timeout_ms = 2000};
+    assert_int_equal(httpc_loop_async(l, &hr, on_done, &r), 0);
+    httpc_loop_run(l); /* a use-after-free here, before */
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 0); /* both tries died: one retry only */
+    assert_non_null(strstr(r.error, "127.0.0.1"));
+    httpc_loop_free(l);
+    duo_close(&d);
+}
+
+/* The path of the finding: a request in flight on kept-alive connection A
+ * and an idle B; the server resets A, then B. In one batch: A's event fails
+ * the request, the retry goes to B, B's send fails and B is closed, then
+ * B's own event in the same batch is handled. */
+static void test_retry_closes_connection_with_event_in_same_batch(void **state)
+{
+    duo d;
+    result r = {0};
+    char url[128], req[2][2048] = {{0}};
+    size_t rlen[2] = {0, 0};
+    int got = -1;
+    int64_t end;
+    httpc_loop *l = httpc_loop_new();
+    (void)state;
+
+    duo_open(&d, l);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/y", d.port);
+    httpc_req hr = {.url = url, .timeout_ms = 2000};
+    assert_int_equal(httpc_loop_async(l, &hr, on_done, &r), 0);
+    end = (int64_t)clock_mono_ms() + 3000;
+    while (got < 0 && (int64_t)clock_mono_ms() < end) {
+        httpc_loop_run(l);
+        for (int i = 0; i < 2 && got < 0; i++)
+            if (duo_read_head(d.sfd[i], req[i], sizeof req[i], &rlen[i]))
+                got = i;
+        if (got < 0) {
+            struct pollfd pf[2] = {{.fd = d.sfd[0], .events = POLLIN},
+                                   {.fd = d.sfd[1], .events = POLLIN}};
+            poll(pf, 2, 10);
+        }
+    }
+    assert_true(got >= 0);
+    assert_false(r.done);
+    duo_reset(&d, got);     /* A: the request's connection, first */
+    duo_reset(&d, 1 - got); /* B: idle */
+    httpc_loop_run(l); /* a use-after-free here, before */
+    run_until(l, &r, 3000);
+    assert_true(r.done);
+    assert_int_equal(r.status, 0);
+    httpc_loop_free(l);
+    duo_close(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +659,8 @@ int main(void)
         cmocka_unit_test(test_malformed_answer),
         cmocka_unit_test(test_bad_url_is_refused_at_once),
         cmocka_unit_test(test_threaded_loop_from_another_thread),
+        cmocka_unit_test(test_reset_idle_connections_then_request_same_run),
+        cmocka_unit_test(test_retry_closes_connection_with_event_in_same_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
