@@ -8,6 +8,8 @@ import glob
 import os
 import re
 import stat
+import subprocess
+import tempfile
 
 from cluster import json_of, request
 
@@ -49,6 +51,11 @@ def routes(cl):
     return out
 
 
+# A body that every route refuses (400) once the token lets it in: the
+# check "not 401 with the token" must not add a shard to this cluster.
+NOT_JSON = b"{not json"
+
+
 def test_token_is_made_and_kept_secret(cluster):
     """64 hex digits in <data_dir>/run/token, mode 0600; on no command line
     of any process, in no config copy and no log line."""
@@ -75,11 +82,12 @@ def test_every_internal_and_admin_route_needs_the_token(cluster):
     for name, method, url in routes(cluster):
         for hdrs in ({}, {"Authorization": "Bearer " + wrong},
                      {"Authorization": tok}):
-            st, hd, body = request(method, url, headers=hdrs)
+            st, hd, body = request(method, url, body=NOT_JSON, headers=hdrs)
             assert st == 401, "%s %s %s with %r: %d %r" % (name, method, url, hdrs, st, body[:200])
             j = json_of(body)
             assert j["error"] == "unauthorized", (name, url, j)
-        st, _, body = request(method, url, headers={"Authorization": "Bearer " + tok})
+        st, _, body = request(method, url, body=NOT_JSON,
+                              headers={"Authorization": "Bearer " + tok})
         assert st != 401, "%s %s %s with the token: 401 %r" % (name, method, url, body[:200])
 
 
@@ -98,3 +106,33 @@ def test_public_and_health_routes_stay_open(cluster):
     for path in ("/topology", "/status", "/rebalance"):
         st, _, _ = request("GET", cluster.controller + path)
         assert st == 200, path
+
+
+def test_kvctl_uses_the_token_it_finds(cluster):
+    """kvctl finds the token where the servers do (here KV_DATA_DIR's
+    run/token); without it a mutating command is told 401 and exits 1."""
+    rc, out, err = cluster.kvctl("shard", "remove", "9")
+    assert rc == 1 and "404 not_found" in err, (rc, out, err)
+    env = dict(cluster.env(), KV_DATA_DIR=tempfile.gettempdir() + "/kv-no-such-dir")
+    p = subprocess.run([os.path.join(cluster.build, "bin", "kvctl"), "--controller",
+                        cluster.controller, "shard", "remove", "9"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=30, env=env)
+    assert p.returncode == 1 and "401 unauthorized" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_a_server_without_a_token_refuses_to_start(cluster):
+    """A store started by hand with no token anywhere (and auth not off)
+    exits at once and says where the token comes from; auth=off is refused
+    on a bind that is not loopback."""
+    exe = os.path.join(cluster.build, "bin", "kv-store")
+    with tempfile.TemporaryDirectory(prefix="kvtest-notoken-") as tmp:
+        env = {k: v for k, v in cluster.env().items() if not k.startswith("KV_")}
+        for sets, want in (([], "no cluster token"),
+                           (["--set", "cluster.auth=off", "--set", "cluster.bind=0.0.0.0"],
+                            "cluster.auth")):
+            argv = [exe, "--port", "1", "--data", os.path.join(tmp, "d"),
+                    "--set", "cluster.data_dir=" + tmp] + sets
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=30, env=env)
+            assert p.returncode != 0 and want in p.stderr, (sets, p.returncode, p.stderr)
