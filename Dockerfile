@@ -10,6 +10,7 @@
 #   /usr/local/bin/          the binaries, kv-nginx
 #   /usr/local/share/kv/     nginx.conf.template, lab/cloudcart/
 #   /data                    owned by kv: the volume of each stateful service
+#   /secret                  owned by kv, 0700: the cluster token's volume
 #   user kv (10001), home /home/kv
 
 FROM debian:bookworm-slim AS build
@@ -36,8 +37,9 @@ RUN apt-get update \
  && groupadd --gid 10001 kv \
  && useradd --uid 10001 --gid kv --home-dir /home/kv --create-home \
         --shell /bin/sh kv \
- && mkdir -p /data \
- && chown kv:kv /data
+ && mkdir -p /data /secret \
+ && chown kv:kv /data /secret \
+ && chmod 700 /secret
 COPY --from=build /src/build/release/bin/ /usr/local/bin/
 COPY nginx/kv-nginx.sh /usr/local/bin/kv-nginx
 COPY nginx/nginx.conf.template /usr/local/share/kv/nginx.conf.template

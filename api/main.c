@@ -53,7 +53,10 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc == FLAGS_HELP ? 0 : 2;
     log_init("kv-api", LOG_INFO);
-    if (daemon_config(&app.cfg, config, sets.v, sets.n, NULL, 0))
+    /* The lab gateway serves the upstream grader's token-free API and
+     * forwards to the lab's coordinator, which has none either. */
+    if (daemon_config(&app.cfg, config, sets.v, sets.n,
+                      lab ? DAEMON_TOKEN_NONE : DAEMON_TOKEN_READ, NULL, 0))
         return 1;
     if (controller == NULL && lab)
         controller = LAB_GATEWAY_CONTROLLER;

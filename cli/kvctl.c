@@ -4,6 +4,7 @@
 #include "lab_bench_quorum.h"
 #include "lab_cli.h"
 #include "num.h"
+#include "token.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -289,6 +290,20 @@ out:
     return rc;
 }
 
+/* The cluster token as the servers find it (lib/token.h), from the
+ * environment's settings; none is fine (a command that needs one is told
+ * 401 by the server). */
+static void kvctl_token(kvctl_opts *o)
+{
+    kv_config c;
+    char err[512];
+
+    config_defaults(&c);
+    if (config_load(&c, NULL, err, sizeof err) == 0 &&
+        token_resolve(&c, 0, err, sizeof err) == 0)
+        kvhdr_auth(o->auth, sizeof o->auth, c.token);
+}
+
 int kvctl_main(int argc, char **argv)
 {
     kvctl_opts o = {0};
@@ -302,6 +317,7 @@ int kvctl_main(int argc, char **argv)
     o.url = env && *env ? env : KVCTL_DEFAULT_URL;
     env = getenv("KV_CONTROLLER");
     o.controller = env && *env ? env : KVCTL_DEFAULT_CONTROLLER;
+    kvctl_token(&o);
     rc = kvctl_parse_args(argc, argv, &o, pos, &npos, &help);
     if (rc == KVCTL_OK)
         rc = kvctl_dispatch(&o, pos, npos, help);

@@ -15,6 +15,7 @@
 #define KV_KVCTL_H
 
 #include "httpc.h"
+#include "kvhdr.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -32,6 +33,10 @@ typedef struct kvctl_opts {
     int json;                 /* print the server's JSON */
     int wait;                 /* writes wait until applied (?sync=1) */
     long timeout_ms;
+    /* "Authorization: Bearer <token>" on every request, or "": the token
+     * of KV_TOKEN, or of the file of KV_TOKEN_FILE or of KV_DATA_DIR
+     * (data/run/token by default, where `make run` keeps it). */
+    char auth[KVHDR_AUTH_MAX];
 } kvctl_opts;
 
 typedef struct kvctl_cmd {

@@ -12,16 +12,23 @@ int kvctl_http_request(const kvctl_opts *o, const char *method,
     size_t n = strlen(base) + strlen(path) + 1;
     char *url = malloc(n);
     httpc_req req = {0};
+    const char *hdrs[16];
+    size_t nh = 0;
 
     memset(out, 0, sizeof *out);
     if (url == NULL)
         return KVCTL_FAIL;
+    for (; headers && headers[nh] && nh < 14; nh++)
+        hdrs[nh] = headers[nh];
+    if (o->auth[0])
+        hdrs[nh++] = o->auth;
+    hdrs[nh] = NULL;
     snprintf(url, n, "%s%s", base, path);
     req.method = method;
     req.url = url;
     req.body = body;
     req.body_len = len;
-    req.headers = headers;
+    req.headers = hdrs;
     req.timeout_ms = o->timeout_ms;
     if (httpc_do(&req, out) < 0 || out->status == 0) {
         fprintf(stderr, "kvctl: cannot reach %s: %s\n", base,

@@ -233,7 +233,12 @@ int cluster_preflight_prepare(cluster_t *cl, const char *nginx_template, char *e
         if (cluster_preflight_mkdirs(path, err, errlen) < 0)
             return -1;
     }
-    json = config_to_json(&cl->cfg);
+    {
+        /* The children's copy: their token comes in KV_TOKEN. */
+        kv_config copy = cl->cfg;
+        copy.token[0] = '\0';
+        json = config_to_json(&copy);
+    }
     if (json == NULL)
         return cluster_errf(err, errlen, "config_to_json failed");
     if (cluster_preflight_write_file(cl->config_path, json, err, errlen) < 0) {

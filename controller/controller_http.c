@@ -82,6 +82,18 @@ static void controller_http_shards(struct controller_http *h, httpd_req *r,
     httpd_respond_json(r, (unsigned)status, out, NULL);
 }
 
+/* The mutating routes (POST /shards, DELETE /shards/{id}) need the token;
+ * the reads (/topology every process polls, /health, /status) do not. */
+static void controller_http_admit(httpd_req *r, void *app)
+{
+    struct controller_http *h = app;
+    const char *path = httpd_path(r);
+
+    if (strncmp(path, "/shards", 7) == 0 && !httpd_method_is(r, "GET") &&
+        !httpd_method_is(r, "HEAD"))
+        kvhttp_auth(r, h->cl->cfg.token);
+}
+
 void controller_http_handle(httpd_req *r, void *app)
 {
     struct controller_http *h = app;
@@ -154,6 +166,7 @@ controller_http *controller_http_start(cluster_t *cl, sup_t *sup,
     o.threads = 2;
     o.max_body = 64 * 1024;
     kvhttp_limits(&o, &cl->cfg);
+    o.admit = controller_http_admit;
     if (metrics_register_fn(controller_http_metrics, h) != 0) {
         free(h);
         return NULL;

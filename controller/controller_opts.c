@@ -110,7 +110,9 @@ int controller_opts_parse(int argc, char **argv, controller_opts *o,
                                         "student_config.json", NULL);
         return 0; /* the lab reads its own file (lab.h) */
     }
-    if (daemon_config(c, o->config, sets.v, sets.n, msg, sizeof msg) < 0)
+    if (daemon_config(c, o->config, sets.v, sets.n,
+                      o->render_nginx ? DAEMON_TOKEN_NONE : DAEMON_TOKEN_MAKE,
+                      msg, sizeof msg) < 0)
         return controller_opts_fail(err, errlen, msg, NULL);
     if (!c->supervise && !o->ready_timeout_set)
         o->ready_timeout_ms = CONTROLLER_OPTS_EXTERNAL_READY_TIMEOUT_MS;

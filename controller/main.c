@@ -18,6 +18,7 @@
 #include "reshard.h"
 #include "sup.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -53,6 +54,13 @@ int main(int argc, char **argv)
     case -1:
         fprintf(stderr, "kv-controller: %s (see --help)\n", err);
         return 2;
+    }
+    /* The processes it starts take the token from their environment, never
+     * from a command line (ps shows those) or the config file it writes. */
+    if (!args.lab && cfg.token[0] && setenv("KV_TOKEN", cfg.token, 1) != 0) {
+        fprintf(stderr, "kv-controller: cannot pass the token on: %s\n",
+                strerror(errno));
+        return 1;
     }
     n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) {

@@ -87,6 +87,9 @@ static int lab_coordinator_write_config(lab_coordinator_t *L)
 
     config_defaults(&c);
     snprintf(c.bind, sizeof c.bind, "%s", LAB_COORDINATOR_HOST);
+    /* The upstream grader's API has no token: every lab process binds
+     * loopback only instead (lab/README.md). */
+    snprintf(c.auth, sizeof c.auth, "off");
     if ((size_t)snprintf(c.data_dir, sizeof c.data_dir, "%s", L->dir) >=
         sizeof c.data_dir) {
         fprintf(stderr, "kv-controller: %s: path too long\n", L->dir);

@@ -48,7 +48,11 @@ static const config_field config_fields[] = {
         "(store-S-R, queue), {kind}, {shard} and {replica} are filled in "
         "(containers: {name}); empty: the address of cluster.bind"),
     STR("cluster.token", "KV_TOKEN", token, "", NULL,
-        "Bearer token required on /internal/ routes (empty: none)"),
+        "Bearer token of /internal/ and admin routes (empty: from token_file)"),
+    STR("cluster.auth", "KV_AUTH", auth, "token", "token|off",
+        "off: no token anywhere (only with a loopback cluster.bind)"),
+    STR("cluster.token_file", "KV_TOKEN_FILE", token_file, "", NULL,
+        "file of the token (empty: <data_dir>/run/token, made by the controller)"),
     INT("cluster.write_quorum", "WRITE_QUORUM", write_quorum, 0, 0, 31,
         "W: secondaries that must apply a write before it is acknowledged"),
     INT("cluster.read_quorum", "READ_QUORUM", read_quorum, 0, 0, 31,
@@ -400,6 +404,11 @@ int config_validate(const kv_config *c, char *err, size_t errlen)
                         (long long)c->replicas - 1);
     if (c->data_dir[0] == '\0')
         return config_fail(err, errlen, "cluster.data_dir: must not be empty");
+    if (strcmp(c->auth, "off") == 0 && strncmp(c->bind, "127.", 4) != 0)
+        return config_fail(err, errlen,
+                        "cluster.auth: off only with a loopback cluster.bind "
+                        "(127.x.x.x), not %s: anyone who reaches a server "
+                        "could write to it", c->bind);
     return 0;
 }
 

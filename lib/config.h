@@ -25,6 +25,8 @@ typedef struct kv_config {
     char advertise_host[CFG_STR_MAX]; /* cluster.advertise_host: host template
                                   of node URLs ("" = the address of bind) */
     char token[CFG_STR_MAX];   /* cluster.token: Bearer token for /internal/ */
+    char auth[8];              /* cluster.auth: token | off (loopback only) */
+    char token_file[CFG_STR_MAX]; /* cluster.token_file: where it is kept (lib/token.h) */
     int64_t write_quorum;      /* cluster.write_quorum: W secondaries per write */
     int64_t read_quorum;       /* cluster.read_quorum: R secondaries per read */
     char quorum_policy[16];    /* cluster.quorum_policy: any | ordered */

@@ -1,5 +1,7 @@
 #include "daemon.h"
 
+#include "token.h"
+
 #include <errno.h>
 
 #include <signal.h>
@@ -7,7 +9,7 @@
 #include <string.h>
 
 int daemon_config(kv_config *c, const char *path, char *const *sets, int nsets,
-                  char *out, size_t outlen)
+                  daemon_token token, char *out, size_t outlen)
 {
     char err[512];
 
@@ -28,6 +30,9 @@ int daemon_config(kv_config *c, const char *path, char *const *sets, int nsets,
             goto bad;
     }
     if (config_validate(c, err, sizeof err))
+        goto bad;
+    if (token != DAEMON_TOKEN_NONE &&
+        token_resolve(c, token == DAEMON_TOKEN_MAKE, err, sizeof err))
         goto bad;
     return 0;
 bad:

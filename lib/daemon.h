@@ -6,12 +6,19 @@
 
 #include "config.h"
 
+/* What daemon_config does about the cluster token (lib/token.h). */
+typedef enum daemon_token {
+    DAEMON_TOKEN_READ,         /* a server: it must have one */
+    DAEMON_TOKEN_MAKE,         /* the controller: create its file if missing */
+    DAEMON_TOKEN_NONE,         /* a tool that needs none (--render-nginx) */
+} daemon_token;
+
 /* Defaults, then the file (may be NULL), then the environment, then each
- * "path=value" of sets, then validation. 0, or -1 with the error naming the
- * field in err; with err NULL it is printed to stderr instead
- * ("configuration error: ..."). */
+ * "path=value" of sets, then validation, then the cluster token. 0, or -1
+ * with the error naming the field in err; with err NULL it is printed to
+ * stderr instead ("configuration error: ..."). */
 int daemon_config(kv_config *c, const char *path, char *const *sets,
-                  int nsets, char *err, size_t errlen);
+                  int nsets, daemon_token token, char *err, size_t errlen);
 /* Block SIGINT, SIGTERM and SIGPIPE in this and every later thread. */
 void daemon_block_signals(void);
 /* Wait for SIGINT or SIGTERM; returns the signal. */

@@ -2,6 +2,7 @@
 
 #include "metrics.h"
 #include "prefer.h"
+#include "token.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -66,10 +67,11 @@ int kvhttp_auth(httpd_req *r, const char *token)
     if (token == NULL || token[0] == '\0')
         return 0;
     h = httpd_header(r, "Authorization");
-    if (h && strncmp(h, "Bearer ", 7) == 0 && strcmp(h + 7, token) == 0)
+    if (h && strncmp(h, "Bearer ", 7) == 0 &&
+        token_equal(h + 7, strlen(h + 7), token, strlen(token)))
         return 0;
     httpd_error(r, 401, "unauthorized",
-                "internal routes need the cluster token (Authorization: Bearer)");
+                "this route needs the cluster token (Authorization: Bearer)");
     return -1;
 }
 

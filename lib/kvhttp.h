@@ -18,7 +18,8 @@ int kvhttp_key(httpd_req *r, unsigned seg, size_t max_key, char **key,
                size_t *len);
 void kvhttp_not_found(httpd_req *r);
 void kvhttp_bad_method(httpd_req *r, const char *allow);
-/* 0 when token is empty or the request carries it; else 401 and -1. */
+/* 0 when the request carries token (compared in constant time), or when
+ * token is empty (cluster.auth off); else 401 and -1. */
 int kvhttp_auth(httpd_req *r, const char *token);
 /* An admit hook's rule (httpd_opts.admit) for servers whose /internal/
  * routes need the token: without it, 401 from the request's head, its body

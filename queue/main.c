@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc == FLAGS_HELP ? 0 : 2;
     log_init("kv-queue", LOG_INFO);
-    if (daemon_config(&cfg, config, sets.v, sets.n, NULL, 0))
+    if (daemon_config(&cfg, config, sets.v, sets.n, DAEMON_TOKEN_READ, NULL, 0))
         return 1;
     char ctl[300];
     if (controller == NULL) {

@@ -120,7 +120,8 @@ static int store_main_node_id_ok(const char *id)
  * configuration error, said), or 2 (a usage error, said). */
 static int store_main_settings(store_main *m)
 {
-    if (daemon_config(&m->cfg, m->config_path, m->sets.v, m->sets.n, NULL, 0) != 0)
+    if (daemon_config(&m->cfg, m->config_path, m->sets.v, m->sets.n,
+                      DAEMON_TOKEN_READ, NULL, 0) != 0)
         return 1;
     if (sdb_fsync_parse(m->cfg.fsync, &m->fsync_mode) != 0) {
         fprintf(stderr, "kv-store: store.fsync: unknown policy \"%s\"\n",

@@ -157,7 +157,7 @@ def run_unit(build, res, pattern, timeout, deadline):
     if is_san(build):
         env = san_env(env)
     for b in bins:
-        if pattern and pattern not in b:
+        if pattern and not any(p in b for p in pattern):
             continue
         left = deadline - time.monotonic()
         if left <= 0:
@@ -302,7 +302,8 @@ def run_module(path, build, res, pattern, test_timeout, deadline):
     tests = [(n, f) for n, f in vars(mod).items()
              if n.startswith("test_") and inspect.isfunction(f)
              and f.__module__ == mod.__name__]
-    tests = [(n, f) for n, f in tests if not pattern or pattern in "%s.%s" % (modname, n)]
+    tests = [(n, f) for n, f in tests
+             if not pattern or any(p in "%s.%s" % (modname, n) for p in pattern)]
     if not tests:
         return
     needs = any("cluster" in inspect.signature(f).parameters for _, f in tests)
@@ -394,8 +395,9 @@ def main():
                     help="build directory, e.g. build/release (default: where bin/ points)")
     ap.add_argument("--unit-only", action="store_true", help="only the unit binaries")
     ap.add_argument("--integration-only", action="store_true", help="skip the unit binaries")
-    ap.add_argument("-k", dest="pattern", default=None,
-                    help="only tests whose name (binary, or module.function) contains PATTERN")
+    ap.add_argument("-k", dest="pattern", action="append", default=None,
+                    help="only tests whose name (binary, or module.function) contains "
+                         "PATTERN; repeat it for several")
     ap.add_argument("--timeout", type=float, default=float(os.environ.get("KV_TEST_TIMEOUT", 1800)),
                     help="bound on the whole run, s (default 1800)")
     ap.add_argument("--test-timeout", type=float, default=180,

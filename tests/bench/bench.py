@@ -88,9 +88,11 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(url, args, script=None, tmp=None):
+def run_wrk(url, args, script=None, tmp=None, headers=None):
     cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections,
            "-d%ds" % args.duration, "--latency", "--timeout", "5s"]
+    for k, v in (headers or {}).items():
+        cmd += ["-H", "%s: %s" % (k, v)]
     if script:
         path = os.path.join(tmp, "row-%d.lua" % (abs(hash(script)) % 10 ** 8))
         with open(path, "w") as f:
@@ -215,10 +217,12 @@ http {
 
 class Row:
     """name; cluster: key of CLUSTERS (None: the bare nginx); url(ctx) -> the
-    wrk URL; script(ctx) -> optional lua."""
+    wrk URL; script(ctx) -> optional lua; internal: the row calls a
+    store's own route, with the cluster token."""
 
-    def __init__(self, name, cluster, url, script=None, note=""):
+    def __init__(self, name, cluster, url, script=None, note="", internal=False):
         self.name, self.cluster, self.url, self.script, self.note = name, cluster, url, script, note
+        self.internal = internal
 
 
 # Cluster configurations rows can run against (overrides of the config).
@@ -242,7 +246,7 @@ ROWS = [
     Row("get_api", "default", lambda ctx: ctx["api"] + "/kv/" + ctx["key"],
         note="GET straight to one api"),
     Row("get_store", "default", lambda ctx: ctx["store"] + "/internal/kv/" + ctx["key"],
-        note="GET straight to the primary store"),
+        note="GET straight to the primary store", internal=True),
     Row("put_queue", "default", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put("bench-put-", 10000, VALUE_BYTES),
         note="PUT through nginx -> api -> queue (202)"),
@@ -278,7 +282,7 @@ def prepare_cluster(cl):
     for name, url in (("get_nginx", ctx["nginx"] + "/kv/" + key),
                       ("get_api", ctx["api"] + "/kv/" + key),
                       ("get_store", ctx["store"] + "/internal/kv/" + key)):
-        st, _, body = kvc.request("GET", url)
+        st, _, body = cl.internal("GET", url)
         if st != 200 or body != value:
             raise RuntimeError("%s check: GET %s -> %s %r" % (name, url, st, body[:100]))
     return ctx
@@ -375,7 +379,8 @@ def main():
                 url = r.url(gctx)
                 script = r.script(gctx) if r.script else None
                 try:
-                    out = run_wrk(url, args, script, tmp)
+                    out = run_wrk(url, args, script, tmp,
+                                  cl.internal_headers() if r.internal else None)
                 except Exception as e:  # noqa: BLE001
                     print("bench: row %s failed: %s" % (r.name, e))
                     failed.append(r.name)

@@ -9,10 +9,12 @@ The layout is the Dockerfile's (keep the two in step):
                         kv-nginx (nginx/kv-nginx.sh)
   /usr/local/share/kv/  nginx.conf.template, lab/cloudcart/
   /usr/sbin/nginx, /usr/bin/curl, and what the entrypoint and the health
-  checks run: /bin/sh (dash), getent, sort, sleep, mv
+  checks run: /bin/sh (dash), getent, sort, sleep, mv, and cat (DEMO.md
+  reads the token with it)
   every shared library these need (ldd), the loader
   /etc/passwd, /etc/group (user kv, 10001), /etc/nsswitch.conf
-  /data (owned by kv: named volumes start from it), /tmp, /home/kv
+  /data (owned by kv: named volumes start from it), /secret (the same,
+  0700: the cluster token), /tmp, /home/kv
 The image runs as kv, with KV_BIND=0.0.0.0 and KV_DATA_DIR=/data, like the
 Dockerfile's. Python 3 standard library only.
 """
@@ -38,6 +40,7 @@ TOOLS = {
     "/usr/bin/sort": "sort",
     "/bin/sleep": "sleep",
     "/bin/mv": "mv",
+    "/bin/cat": "cat",
     "/usr/bin/curl": "curl",
     "/usr/sbin/nginx": "nginx",
 }
@@ -149,6 +152,7 @@ def assemble(build):
         img.dir(d)
     img.dir("/tmp", 0o1777)
     img.dir("/data", 0o755, KV_UID)
+    img.dir("/secret", 0o700, KV_UID)
     img.dir("/home/kv", 0o755, KV_UID)
     img.data("/etc/passwd", PASSWD)
     img.data("/etc/group", GROUP)

@@ -218,6 +218,9 @@ class Stack:
         test's port, `docker compose` is docker-compose (1.29 here; the
         subcommands used are the same)."""
         script = script.replace("localhost:8000", "localhost:%d" % self.port)
+        if "$TOKEN" in script:  # DEMO.md 4 sets it once for what follows
+            script = ("TOKEN=$(docker compose exec -T controller cat "
+                      "/secret/token); " + script)
         script = script.replace("docker compose ", "docker-compose ")
         r = subprocess.run(["bash", "-o", "pipefail", "-c", script],
                            capture_output=True, env=self.env(),
@@ -497,9 +500,9 @@ def test_replication_same_value(st, c):
           "'localhost:8000/kv/cart:7?sync=1'")
 
     def both():
-        a = st.sh("docker compose exec -T store-1-0 curl -s "
+        a = st.sh("docker compose exec -T store-1-0 curl -s --oauth2-bearer $TOKEN "
                   "localhost:7110/internal/kv/cart:7")[1]
-        b = st.sh("docker compose exec -T store-1-1 curl -s "
+        b = st.sh("docker compose exec -T store-1-1 curl -s --oauth2-bearer $TOKEN "
                   "localhost:7111/internal/kv/cart:7")[1]
         return a == b == '{"items":[1,2]}' and (a, b)
     wait_until(both, 20, "cart:7 on both replicas of shard 1")
@@ -519,6 +522,54 @@ def test_replication_same_value(st, c):
 SCALE_CHECK = ("for i in $(seq 12); do curl -s -o /dev/null -D - "
                "localhost:8000/health | grep -i '^x-kv-api' | tr -d '\\r'; "
                "done | sort | uniq -c")
+
+
+# Every internal and admin route of every service (the route tables of
+# store/store_http.c, queue/queue_http.c, api/api_http.c and
+# controller/controller_http.c); /internal/nope stands for unknown ones.
+ROUTES = ([(m, "http://store-%d-%d:71%d%d%s" % (s, r, s, r, p))
+           for s in (0, 1) for r in (0, 1)
+           for m, p in (("GET", "/internal/kv/k"), ("PUT", "/internal/kv/k"),
+                        ("DELETE", "/internal/kv/k"), ("POST", "/internal/batch"),
+                        ("POST", "/internal/replicate"),
+                        ("GET", "/internal/changes?since=0"),
+                        ("POST", "/internal/repair"),
+                        ("POST", "/internal/topology-changed"),
+                        ("GET", "/internal/nope"))] +
+          [(m, "http://queue:7001" + p)
+           for m, p in (("PUT", "/internal/kv/k"), ("DELETE", "/internal/kv/k"),
+                        ("POST", "/internal/kv/k/incr"),
+                        ("POST", "/internal/topology-changed"),
+                        ("GET", "/internal/nope"))] +
+          [("POST", "http://api:7010/internal/topology-changed"),
+           ("GET", "http://api:7010/internal/nope"),
+           ("POST", "http://controller:7000/shards"),
+           ("DELETE", "http://controller:7000/shards/9")])
+
+
+def test_internal_routes_need_the_token(st, c):
+    """DEMO 4 (start), issue 11 finding 1: the controller made a token on
+    its first start (/secret/token, 64 hex digits, in the volume
+    cluster-secret), and every internal and admin route of every service
+    answers 401 without it, or with a wrong one, and not 401 with it."""
+    rc, out, err = st.sh("docker compose exec -T controller cat /secret/token")
+    tok = out.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", tok), (out, err)
+    rc, out, _ = st.sh("docker compose exec -T store-1-0 curl -s "
+                       "localhost:7110/internal/kv/cart:7")
+    assert json.loads(out)["error"] == "unauthorized", out
+    wrong = ("0" if tok[0] != "0" else "1") + tok[1:]
+    script = "; ".join(
+        "curl -s -o /dev/null -w '%%{http_code} ' -X %s %s'%s'" % (m, h, u)
+        for m, u in ROUTES
+        for h in ("", "-H 'Authorization: Bearer %s' " % wrong,
+                  "-H 'Authorization: Bearer %s' " % tok))
+    rc, out, err = st.exec("controller", "sh", "-c", script, timeout=120)
+    codes = out.split()
+    assert len(codes) == 3 * len(ROUTES), (out, err)
+    for i, (m, u) in enumerate(ROUTES):
+        none, bad, good = codes[3 * i:3 * i + 3]
+        assert none == bad == "401" and good != "401", (m, u, none, bad, good)
 
 
 def test_scale_api_to_3_and_back(st, c):
@@ -707,7 +758,7 @@ def test_failover_keeps_reads_and_writes(st, c):
         return j["role"] == "secondary" and j["epoch"] == 2 and \
             j["state"] == "secondary" and j
     wait_until(rejoined, 60, "store-0-0 back as a secondary at epoch 2")
-    wait_until(lambda: st.sh("docker compose exec -T store-0-0 curl -s "
+    wait_until(lambda: st.sh("docker compose exec -T store-0-0 curl -s --oauth2-bearer $TOKEN "
                              "localhost:7100/internal/kv/cart:42")[1] ==
                "3 apples", 30, "store-0-0 to hold the write of the outage")
     rc, out, _ = st.sh("docker compose exec -T controller kvctl status")
@@ -741,7 +792,7 @@ def test_store_restart_keeps_data(st, c):
     rc, out, err = st.sh("docker compose restart store-1-1")
     assert rc == 0, err
     st.wait_healthy(["store-1-1"])
-    rc, out, _ = st.sh("docker compose exec -T store-1-1 curl -s "
+    rc, out, _ = st.sh("docker compose exec -T store-1-1 curl -s --oauth2-bearer $TOKEN "
                        "localhost:7111/internal/kv/cart:7")
     assert out == '{"items":[1,2]}', out
     rc, out, _ = st.sh("docker compose exec -T store-1-1 curl -s "
@@ -1045,6 +1096,7 @@ def test_grow_the_cluster(st, c):
 
 
 TESTS = [test_up_and_health, test_crud_through_nginx, test_sharding_ring,
+         test_internal_routes_need_the_token,
          test_replication_same_value, test_scale_api_to_3_and_back,
          test_nginx_own_errors_are_json, test_backpressure_small_queue,
          test_no_backpressure_large_queue, test_hot_key_spills_to_excess,

@@ -12,7 +12,6 @@ Python 3 standard library only.
 
 import collections
 import contextlib
-import errno
 import fcntl
 import http.client
 import json
@@ -630,6 +629,26 @@ class Cluster:
             url = self.nginx + url
         return request(method, url, body=body, headers=headers, timeout=timeout)
 
+    def internal(self, method, url, body=None, headers=None, timeout=5):
+        """A request to an internal or admin route, as a member of the
+        cluster: with its token (and any other headers given)."""
+        hdrs = dict(self.internal_headers())
+        hdrs.update(headers or {})
+        return request(method, url, body=body, headers=hdrs, timeout=timeout)
+
+    def kvctl(self, *args, timeout=600):
+        """Run kvctl against this cluster as its operator would: it finds
+        the token the controller made from KV_DATA_DIR. (rc, stdout,
+        stderr)."""
+        env = self.env()
+        env["KV_DATA_DIR"] = self.config["cluster"]["data_dir"]
+        p = subprocess.run([os.path.join(self.build, "bin", "kvctl"), "--url", self.nginx,
+                            "--controller", self.controller] + list(args),
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                           env=env)
+        return (p.returncode, p.stdout.decode("utf-8", "replace"),
+                p.stderr.decode("utf-8", "replace"))
+
     def wait_until(self, pred, timeout, what):
         def f():
             self._check_running()
@@ -725,8 +744,20 @@ class Cluster:
             return True
         self.wait_until(settled, timeout, "every store to settle (epoch, no resync)")
 
+    def token(self):
+        """The cluster token: the configured one, else the one the
+        controller made in <data_dir>/run/token (lib/token.h); None when
+        cluster.auth is off."""
+        c = self.config.get("cluster", {})
+        if c.get("auth") == "off":
+            return None
+        if c.get("token"):
+            return c["token"]
+        with open(os.path.join(c["data_dir"], "run", "token")) as f:
+            return f.read().strip()
+
     def internal_headers(self):
-        tok = self.config.get("cluster", {}).get("token")
+        tok = self.token()
         return {"Authorization": "Bearer " + tok} if tok else {}
 
     def changes_dump(self, url, page=1000, timeout=10):

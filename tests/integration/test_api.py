@@ -2,7 +2,6 @@
 the module: 2 shards x primary + secondary, queue, 2 api, nginx; rate limit
 off)."""
 
-import json
 import os
 import re
 import threading
@@ -279,8 +278,7 @@ def test_prefer_wait_bounded(cluster):
              400, "bad_request", what="api Prefer: wait=" + wait)
         url = cluster.queue + "/internal/kv/" + quote_key(ukey("badwaitq"))
         soft(errs, assert_json_error,
-             request("PUT", url, body=b"x", headers=dict(h, **cluster.internal_headers()),
-                     timeout=15),
+             cluster.internal("PUT", url, body=b"x", headers=h, timeout=15),
              400, "bad_request", what="queue Prefer: wait=" + wait)
     assert not errs, "%d Prefer checks failed:\n" % len(errs) + "\n".join(errs)
 
@@ -292,10 +290,8 @@ def test_version_in_future_refused(cluster):
     key = ukey("future")
     _, _, body = cluster.request("GET", "/ring?key=" + quote_key(key))
     url = json_of(body)["primary"] + "/internal/kv/" + quote_key(key)
-    hd = cluster.internal_headers()
     for v in (9007199254740991, int((time.time() - 1577836800) * 1e6) + 3600 * 10**6):
-        assert_json_error(request("PUT", url + "?version=%d" % v, body=b"frozen",
-                                  headers=hd),
+        assert_json_error(cluster.internal("PUT", url + "?version=%d" % v, body=b"frozen"),
                           400, "version_in_future", what="PUT ?version=%d" % v)
     for value in (b"one", b"two"):
         st, _, body = put(cluster, key, value, sync=True)
@@ -501,14 +497,14 @@ def test_keys_land_on_ring_shard(cluster):
         shard, prim = r["shard"], r["primary"]
         seen.add(shard)
         assert prim == primaries[shard], "/ring primary %s != topology's %s" % (prim, primaries[shard])
-        st, hd, body = request("GET", prim + "/internal/kv/" + quote_key(k))
+        st, hd, body = cluster.internal("GET", prim + "/internal/kv/" + quote_key(k))
         assert st == 200 and body == ("value-of-" + k).encode(), \
             "key %s not on its shard %d primary %s: %s %r" % (k, shard, prim, st, body[:200])
         for other, url in primaries.items():
             if other == shard:
                 continue
             # Another shard does not serve it: 421 names the owner.
-            st, hd, body = request("GET", url + "/internal/kv/" + quote_key(k))
+            st, hd, body = cluster.internal("GET", url + "/internal/kv/" + quote_key(k))
             assert st == 421 and hd.get("X-KV-Shard") == str(shard) and \
                 json_of(body)["shard"] == shard, \
                 "key %s (shard %d) asked of shard %d at %s: %s %r" % (

@@ -10,7 +10,6 @@ and failover as a real deployment has them."""
 import os
 import resource
 import socket
-import threading
 import time
 
 from cluster import (json_of, keys_by_shard, own_cluster, quote_key,

@@ -398,7 +398,8 @@ def standalone_get(build, data_dir, keys):
     with open(logf, "wb") as out:
         p = subprocess.Popen([os.path.join(build, "bin", "kv-store"),
                               "--port", str(port), "--data", data_dir,
-                              "--set", "cluster.bind=127.0.0.1"],
+                              "--set", "cluster.bind=127.0.0.1",
+                              "--set", "cluster.auth=off"],
                              stdin=subprocess.DEVNULL, stdout=out,
                              stderr=subprocess.STDOUT)
     try:

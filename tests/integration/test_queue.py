@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 
-from cluster import Cluster, get_json, json_of, quote_key, request, wait_until
+from cluster import Cluster, get_json, json_of, quote_key, wait_until
 
 # A failover would move the shard away from the store these tests pause.
 NO_FAILOVER = {"controller": {"failover_after_ms": 600000}}
@@ -288,6 +288,7 @@ def test_sustained_load_on_healthy_shards_never_goes_stale(cluster):
         with open(script, "w") as f:
             f.write(WRK_SYNC_PUTS)
         p = subprocess.run(["wrk", "-t2", "-c32", "-d4s", "--latency", "-s", script,
+                            "-H", "Authorization: Bearer " + cluster.token(),
                             cluster.queue + "/"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True, timeout=60)
     finally:

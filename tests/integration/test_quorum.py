@@ -236,16 +236,14 @@ def test_read_repair_fixes_stale_secondary():
         r1, r2 = cl.stores[0][1], cl.stores[0][2]
 
         def on(url):
-            s2, h2, b2 = request("GET", url + "/internal/kv/" + quote_key(key),
-                                 headers=cl.internal_headers())
+            s2, h2, b2 = cl.internal("GET", url + "/internal/kv/" + quote_key(key))
             return s2, int(h2.get("X-KV-Version") or 0), b2
         assert on(r2)[0] == 404, "replica 2 got the write already: %r" % (on(r2),)
-        hdrs = dict(cl.internal_headers())
-        hdrs.update({"Content-Type": "application/octet-stream",
-                     "X-KV-Epoch": str(cl.shard_topology(0)["epoch"])})
-        st, _, res = request("POST", r1 + "/internal/repair",
-                             body=encode_wire_op(1, key, b"newest", version=ver),
-                             headers=hdrs)
+        hdrs = {"Content-Type": "application/octet-stream",
+                "X-KV-Epoch": str(cl.shard_topology(0)["epoch"])}
+        st, _, res = cl.internal("POST", r1 + "/internal/repair",
+                                 body=encode_wire_op(1, key, b"newest", version=ver),
+                                 headers=hdrs)
         assert st == 200, (st, res[:200])
         assert on(r1) == (200, ver, b"newest")
 
@@ -269,8 +267,8 @@ def test_read_repair_fixes_stale_secondary():
         st, _, body = request("DELETE", kv_url(cl, key) + "?sync=1")
         assert st == 200, (st, body)
         dver = int(json_of(body)["version"])
-        st, _, res = request("POST", r1 + "/internal/repair",
-                             body=encode_wire_op(2, key, version=dver), headers=hdrs)
+        st, _, res = cl.internal("POST", r1 + "/internal/repair",
+                                 body=encode_wire_op(2, key, version=dver), headers=hdrs)
         assert st == 200, (st, res[:200])
         st, hd, got = request("GET", kv_url(cl, key), timeout=10)
         assert st == 404, (st, got)

@@ -4,7 +4,7 @@ budget of 20 requests per 2 s window per client)."""
 import time
 import uuid
 
-from cluster import assert_json_error, json_of, quote_key, request, wait_until
+from cluster import assert_json_error, quote_key, request, wait_until
 
 LIMIT, WINDOW_MS = 20, 2000
 CLUSTER_CONFIG = {"api": {"rate_limit": LIMIT, "rate_window_ms": WINDOW_MS}}

@@ -64,7 +64,7 @@ def test_secondaries_converge(cluster):
     r = json_of(body)
     assert r["secondaries"], r
     for sec in r["secondaries"]:
-        wait_until(lambda sec=sec: request("GET", sec + "/internal/kv/" + quote_key(key))[2]
+        wait_until(lambda sec=sec: cluster.internal("GET", sec + "/internal/kv/" + quote_key(key))[2]
                    == b"replicated", 15, "secondary %s to have %s" % (sec, key))
 
 
@@ -197,35 +197,35 @@ def test_older_epoch_is_fenced_and_applies_nothing(cluster):
     key = shard_key(cluster, shard, "fenced")
     body = encode_wire_op(WIRE_PUT, key, b"from-the-past", version=0)
 
-    r = request("POST", prim + "/internal/batch", body=body,
+    r = cluster.internal("POST", prim + "/internal/batch", body=body,
                 headers={"X-KV-Epoch": old, "Content-Type": "application/octet-stream"})
     j = assert_json_error(r, 409, "stale_epoch", "batch from an older epoch")
     assert j.get("epoch") == epoch, j
 
-    r = request("PUT", prim + "/internal/kv/" + quote_key(key), body=b"x",
+    r = cluster.internal("PUT", prim + "/internal/kv/" + quote_key(key), body=b"x",
                 headers={"X-KV-Epoch": old})
     assert assert_json_error(r, 409, "stale_epoch", "PUT from an older epoch")["epoch"] == epoch
 
     last = stats(sec)["applied_seq"]
     rep = encode_wire_op(WIRE_PUT, key, b"from-the-past", version=12345, seq=last + 1)
-    r = request("POST", sec + "/internal/replicate", body=rep,
+    r = cluster.internal("POST", sec + "/internal/replicate", body=rep,
                 headers={"X-KV-Epoch": old, "X-KV-Since": str(last),
                          "X-KV-Upto": str(last + 1)})
     assert assert_json_error(r, 409, "stale_epoch", "replicate from an older epoch")["epoch"] == epoch
 
-    r = request("POST", prim + "/internal/repair", body=rep, headers={"X-KV-Epoch": old})
+    r = cluster.internal("POST", prim + "/internal/repair", body=rep, headers={"X-KV-Epoch": old})
     assert_json_error(r, 409, "stale_epoch", "repair from an older epoch")
 
     # nothing of it landed anywhere
     for url in cluster.stores[shard]:
-        st, _, b = request("GET", url + "/internal/kv/" + quote_key(key))
+        st, _, b = cluster.internal("GET", url + "/internal/kv/" + quote_key(key))
         assert st == 404, "%s holds the fenced key: %s %r" % (url, st, b[:100])
 
     # a newer epoch is not applied either: the store re-reads the topology
-    r = request("POST", prim + "/internal/batch", body=body,
+    r = cluster.internal("POST", prim + "/internal/batch", body=body,
                 headers={"X-KV-Epoch": str(epoch + 5)})
     assert_json_error(r, 503, "epoch_pending", "batch from a newer epoch")
-    st, _, b = request("GET", prim + "/internal/kv/" + quote_key(key))
+    st, _, b = cluster.internal("GET", prim + "/internal/kv/" + quote_key(key))
     assert st == 404, (st, b[:100])
 
 
@@ -233,15 +233,15 @@ def test_secondary_refuses_client_writes(cluster):
     topo = cluster.shard_topology(0)
     sec = topo["secondaries"][0]
     key = shard_key(cluster, 0, "nope")
-    r = request("PUT", sec + "/internal/kv/" + quote_key(key), body=b"x",
+    r = cluster.internal("PUT", sec + "/internal/kv/" + quote_key(key), body=b"x",
                 headers={"X-KV-Epoch": str(topo["epoch"])})
     j = assert_json_error(r, 409, "not_primary", "PUT to a secondary")
     assert j.get("primary") == topo["primary"], j
-    r = request("POST", sec + "/internal/batch",
+    r = cluster.internal("POST", sec + "/internal/batch",
                 body=encode_wire_op(WIRE_PUT, key, b"x"))
     j = assert_json_error(r, 409, "not_primary", "batch to a secondary")
     assert j.get("primary") == topo["primary"], j
-    st, _, _ = request("GET", sec + "/internal/kv/" + quote_key(key))
+    st, _, _ = cluster.internal("GET", sec + "/internal/kv/" + quote_key(key))
     assert st == 404
 
 
@@ -249,7 +249,7 @@ def test_replicate_protocol_gap_heartbeat_and_health(cluster):
     topo = cluster.shard_topology(0)
     sec, prim, epoch = topo["secondaries"][1], topo["primary"], str(topo["epoch"])
     # a heartbeat (no X-KV-Upto) answers the position
-    st, _, body = request("POST", sec + "/internal/replicate", body=b"",
+    st, _, body = cluster.internal("POST", sec + "/internal/replicate", body=b"",
                           headers={"X-KV-Epoch": epoch})
     assert st == 200, (st, body)
     applied = json_of(body)["applied_seq"]
@@ -258,15 +258,15 @@ def test_replicate_protocol_gap_heartbeat_and_health(cluster):
     key = shard_key(cluster, 0, "gap")
     far = applied + 1000000
     rep = encode_wire_op(WIRE_PUT, key, b"gap", version=99, seq=far + 1)
-    st, _, body = request("POST", sec + "/internal/replicate", body=rep,
+    st, _, body = cluster.internal("POST", sec + "/internal/replicate", body=rep,
                           headers={"X-KV-Epoch": epoch, "X-KV-Since": str(far),
                                    "X-KV-Upto": str(far + 1)})
     assert st == 200, (st, body)
     j = json_of(body)
     assert j["applied_seq"] < far and j.get("gap") is True, j
-    assert request("GET", sec + "/internal/kv/" + quote_key(key))[0] == 404
+    assert cluster.internal("GET", sec + "/internal/kv/" + quote_key(key))[0] == 404
     # a primary refuses to be replicated to
-    r = request("POST", prim + "/internal/replicate", body=b"", headers={"X-KV-Epoch": epoch})
+    r = cluster.internal("POST", prim + "/internal/replicate", body=b"", headers={"X-KV-Epoch": epoch})
     assert_json_error(r, 409, "not_secondary")
     # what /health shows
     h = cluster.store_health(sec)
@@ -277,7 +277,7 @@ def test_replicate_protocol_gap_heartbeat_and_health(cluster):
     for p in h["secondaries"]:
         assert {"url", "acked_seq", "lag", "alive"} <= set(p), p
     # changes past the last seq: the asker holds another history
-    r = request("GET", prim + "/internal/changes?since=%d" % (h["seq"] + 1000))
+    r = cluster.internal("GET", prim + "/internal/changes?since=%d" % (h["seq"] + 1000))
     assert assert_json_error(r, 409, "seq_ahead")["seq"] >= h["seq"]
 
 
@@ -289,26 +289,26 @@ def test_repair_on_a_secondary_does_not_move_its_position(cluster):
     # a version ahead of the clock (within store.max_version_skew_ms: 5 s),
     # so nothing the stream sends meanwhile overtakes it
     ver = int(time.time() * 1e6) - 1577836800000000 + 2 * 10 ** 6
-    st, _, body = request("POST", sec + "/internal/repair",
+    st, _, body = cluster.internal("POST", sec + "/internal/repair",
                           body=encode_wire_op(WIRE_PUT, key, b"repaired", version=ver),
                           headers={"X-KV-Epoch": epoch})
     assert st == 200 and len(body) == 24, (st, body)
-    st, hd, val = request("GET", sec + "/internal/kv/" + quote_key(key))
+    st, hd, val = cluster.internal("GET", sec + "/internal/kv/" + quote_key(key))
     assert st == 200 and val == b"repaired" and int(hd["X-KV-Version"]) == ver, (st, val)
     s = stats(sec)
     assert s["applied_seq"] == before, "a repair moved applied_seq %d -> %d" % (
         before, s["applied_seq"])
     assert s["unstamped"] >= 1, s
     # an older version is a no-op (208) on any role
-    st, _, body = request("POST", topo["primary"] + "/internal/repair",
+    st, _, body = cluster.internal("POST", topo["primary"] + "/internal/repair",
                           body=encode_wire_op(WIRE_PUT, key, b"newer", version=ver + 1),
                           headers={"X-KV-Epoch": epoch})
     assert st == 200, (st, body)
     # the primary took it as a write of its own: it streams it, and the
     # secondary's unstamped copy is replaced by the stream's
-    wait_until(lambda: request("GET", sec + "/internal/kv/" + quote_key(key))[2] == b"newer",
+    wait_until(lambda: cluster.internal("GET", sec + "/internal/kv/" + quote_key(key))[2] == b"newer",
                10, "the secondary to get the primary's repaired record")
-    st, _, body = request("POST", sec + "/internal/repair",
+    st, _, body = cluster.internal("POST", sec + "/internal/repair",
                           body=encode_wire_op(WIRE_PUT, key, b"older", version=ver),
                           headers={"X-KV-Epoch": epoch})
     assert st == 200 and decode_result_status(body) == 208, (st, body)
@@ -323,28 +323,29 @@ def test_keys_of_another_shard_are_421_moved(cluster):
     prim, sec, epoch = topo["primary"], topo["secondaries"][0], str(topo["epoch"])
     mine, theirs = ks[0], ks[1]
     body = b"".join(encode_wire_op(WIRE_PUT, k, b"v") for k in (mine[0], theirs[0], mine[1], theirs[1]))
-    st, _, res = request("POST", prim + "/internal/batch", body=body,
+    st, _, res = cluster.internal("POST", prim + "/internal/batch", body=body,
                          headers={"X-KV-Epoch": epoch})
     assert st == 200 and len(res) == 4 * 24, (st, res[:200])
     statuses = [int.from_bytes(res[i * 24:i * 24 + 2], "little") for i in range(4)]
     owners = [int.from_bytes(res[i * 24 + 16:i * 24 + 24], "little", signed=True) for i in (1, 3)]
     assert statuses == [200, 421, 200, 421] and owners == [1, 1], (statuses, owners)
     for k in (theirs[0], theirs[1]):
-        st, _, b = request("GET", cluster.shard_topology(1)["primary"] + "/internal/kv/" + quote_key(k))
+        st, _, b = cluster.internal("GET", cluster.shard_topology(1)["primary"] + "/internal/kv/"
+                                    + quote_key(k))
         assert st == 404, ("a refused op was applied somewhere", k, st, b[:100])
-    r = request("PUT", prim + "/internal/kv/" + quote_key(theirs[2]), body=b"x",
+    r = cluster.internal("PUT", prim + "/internal/kv/" + quote_key(theirs[2]), body=b"x",
                 headers={"X-KV-Epoch": epoch})
     j = assert_json_error(r, 421, "moved", "PUT of another shard's key")
     assert j["shard"] == 1 and r[1].get("X-KV-Shard") == "1", (j, dict(r[1]))
     rep = encode_wire_op(WIRE_PUT, theirs[2], b"r", version=777) + \
         encode_wire_op(WIRE_PUT, mine[2], b"r", version=777)
-    st, hd, res = request("POST", sec + "/internal/repair", body=rep,
+    st, hd, res = cluster.internal("POST", sec + "/internal/repair", body=rep,
                           headers={"X-KV-Epoch": epoch})
     assert st == 200 and [decode_result_status(res[i * 24:]) for i in (0, 1)] == [421, 200], (st, res)
     assert int(hd["X-KV-Last-Seq"]) >= 0, dict(hd)
-    wait_until(lambda: request("GET", sec + "/internal/kv/" + quote_key(mine[0]))[0] == 200,
+    wait_until(lambda: cluster.internal("GET", sec + "/internal/kv/" + quote_key(mine[0]))[0] == 200,
                10, "the secondary to hold the batch's own key")
-    r = request("GET", sec + "/internal/kv/" + quote_key(theirs[0]))
+    r = cluster.internal("GET", sec + "/internal/kv/" + quote_key(theirs[0]))
     assert assert_json_error(r, 421, "moved", "GET on a secondary")["shard"] == 1
     for url in (prim, sec):
         h = get_json(url + "/health")[1]
@@ -375,7 +376,7 @@ def test_tombstones_collected_once_every_secondary_passed_them(cluster):
     s = stats(prim)
     assert s["gc_seq"] > 0, s
     for url in cluster.stores[shard]:
-        assert request("GET", url + "/internal/kv/" + quote_key(key))[0] == 404
+        assert cluster.internal("GET", url + "/internal/kv/" + quote_key(key))[0] == 404
 
 
 # --------------------------------------------------------------------------
@@ -400,7 +401,7 @@ def test_new_cluster_secondaries_resync_once_not_every_round():
         key = ukey("first")
         put_sync(cl, key, b"first write")
         for u in secs:
-            wait_until(lambda u=u: request("GET", u + "/internal/kv/" + quote_key(key))[2]
+            wait_until(lambda u=u: cl.internal("GET", u + "/internal/kv/" + quote_key(key))[2]
                        == b"first write", 15, "%s to have the first write" % u)
         start = {u: stats(u)["reconcile"]["rounds"] for u in secs}
         cl.wait_until(lambda: all(stats(u)["reconcile"]["rounds"] >= start[u] + 5
@@ -425,7 +426,7 @@ def test_write_quorum_w1_sigstop_secondary():
         sec_name = cl.store_name(0, cl.replica_of(0, sec))
 
         def direct_put(key, val, timeout=10):
-            return request("PUT", prim + "/internal/kv/" + quote_key(key), body=val,
+            return cl.internal("PUT", prim + "/internal/kv/" + quote_key(key), body=val,
                            timeout=timeout)
         key = ukey("w1")
         cl.wait_until(lambda: direct_put(key, b"before")[0] == 200, 15,
@@ -458,7 +459,7 @@ def test_write_quorum_w1_sigstop_secondary():
             cl.resume(sec_name)
         cl.wait_until(lambda: direct_put(key, b"after")[0] == 200, 20,
                       "W=1 writes to be acknowledged again after SIGCONT")
-        st, _, val = request("GET", sec + "/internal/kv/" + quote_key(key))
+        st, _, val = cl.internal("GET", sec + "/internal/kv/" + quote_key(key))
         assert st == 200 and val == b"after", (st, val)
         put_sync(cl, ukey("w1-nginx"), b"after")
 
@@ -484,7 +485,7 @@ def test_old_primary_rejoins_and_hands_off_its_tail():
         new_name = cl.store_name(0, cl.replica_of(0, new))
         base = ukey("base")
         put_sync(cl, base, b"base")
-        wait_until(lambda: request("GET", new + "/internal/kv/" + quote_key(base))[2] == b"base",
+        wait_until(lambda: cl.internal("GET", new + "/internal/kv/" + quote_key(base))[2] == b"base",
                    10, "the secondary to have the base key")
 
         epoch0 = cl.topology_epoch()
@@ -492,7 +493,7 @@ def test_old_primary_rejoins_and_hands_off_its_tail():
         tail = [ukey("tail") for _ in range(20)]
         t0 = time.monotonic()
         for k in tail:
-            st, _, body = request("PUT", old + "/internal/kv/" + quote_key(k), body=k.encode())
+            st, _, body = cl.internal("PUT", old + "/internal/kv/" + quote_key(k), body=k.encode())
             assert st == 200, (st, body)
         assert time.monotonic() - t0 < 1.5, "the tail took too long to write"
         cl.pause(old_name)
@@ -503,14 +504,14 @@ def test_old_primary_rejoins_and_hands_off_its_tail():
         assert int(sh["handoff_seq"]) < len(tail), sh
         assert cl.pid(new_name) != new_pid
         for k in tail:
-            st, _, _ = request("GET", new + "/internal/kv/" + quote_key(k))
+            st, _, _ = cl.internal("GET", new + "/internal/kv/" + quote_key(k))
             assert st == 404, "%s reached the new primary before the handoff" % k
         # the old primary comes back, finds itself a secondary: hands off
         # its tail, resyncs, follows
         cl.resume(old_name)
 
         def tail_there():
-            return all(request("GET", new + "/internal/kv/" + quote_key(k))[2] == k.encode()
+            return all(cl.internal("GET", new + "/internal/kv/" + quote_key(k))[2] == k.encode()
                        for k in tail)
         wait_until(tail_there, 30, "the new primary to hold the old primary's tail")
         wait_until(lambda: (cl.store_health(old) or {}).get("state") == "secondary", 30,
@@ -525,12 +526,16 @@ def test_old_primary_rejoins_and_hands_off_its_tail():
         k = ukey("after")
         cl.wait_until(lambda: cl.request("PUT", "/kv/%s?sync=1" % quote_key(k), body=b"after",
                                          timeout=15)[0] == 200, 20, "writes after the failover")
-        wait_until(lambda: request("GET", old + "/internal/kv/" + quote_key(k))[2] == b"after",
+        wait_until(lambda: cl.internal("GET", old + "/internal/kv/" + quote_key(k))[2] == b"after",
                    10, "the old primary to replicate new writes")
 
 
 # --------------------------------------------------------------------------
 # persistence: kill -9 loses nothing under any fsync policy
+
+TOKEN = "persist-test-token-0123456789"
+AUTH = {"Authorization": "Bearer " + TOKEN}
+
 
 def test_store_sigkill_keeps_data_and_seq_under_each_fsync_policy():
     """A store alone (no controller) takes 300 acknowledged writes and
@@ -550,11 +555,13 @@ def test_store_sigkill_keeps_data_and_seq_under_each_fsync_policy():
             data = os.path.join(tmp, policy)
             argv = [exe, "--port", str(port), "--data", data, "--role", "primary",
                     "--set", "store.fsync=" + policy, "--set", "cluster.bind=127.0.0.1"]
+            # A store alone has no controller to make a token: it is given one.
+            env = dict(os.environ, KV_TOKEN=TOKEN)
 
             def start():
                 log = open(os.path.join(tmp, policy + ".log"), "ab")
                 p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=env)
                 log.close()
                 procs.append(p)
                 wait_until(lambda: request("GET", url + "/health", timeout=1)[0] == 200, 15,
@@ -565,11 +572,12 @@ def test_store_sigkill_keeps_data_and_seq_under_each_fsync_policy():
             for n in range(300):
                 key = "p-%d" % (n % 120)
                 if n % 7 == 6:
-                    st, _, body = request("DELETE", url + "/internal/kv/" + key)
+                    st, _, body = request("DELETE", url + "/internal/kv/" + key, headers=AUTH)
                     expect[key] = None
                 else:
                     val = ("%s-%d" % (policy, n)).encode()
-                    st, _, body = request("PUT", url + "/internal/kv/" + key, body=val)
+                    st, _, body = request("PUT", url + "/internal/kv/" + key, body=val,
+                                           headers=AUTH)
                     expect[key] = val
                 assert st == 200, (policy, st, body)
             _, h = get_json(url + "/health")
@@ -581,7 +589,7 @@ def test_store_sigkill_keeps_data_and_seq_under_each_fsync_policy():
             assert int(h2["seq"]) == seq, "fsync %s: seq %s after kill -9, %d before" % (
                 policy, h2["seq"], seq)
             for key, val in expect.items():
-                st, _, body = request("GET", url + "/internal/kv/" + key)
+                st, _, body = request("GET", url + "/internal/kv/" + key, headers=AUTH)
                 if val is None:
                     assert st == 404, (policy, key, st)
                 else:

@@ -14,10 +14,8 @@ and the controller in the middle of a migration.
 
 import collections
 import json
-import os
 import random
 import signal
-import subprocess
 import threading
 import time
 
@@ -41,13 +39,6 @@ CONFIG = {
 # lands in the middle of it: 50 000 keys take a source 2-3 s.
 FAULT_CONFIG = json.loads(json.dumps(CONFIG))
 FAULT_CONFIG["store"]["migrate_rate"] = 10000
-
-
-def kvctl(cl, *args, timeout=600):
-    exe = os.path.join(cl.build, "bin", "kvctl")
-    p = subprocess.run([exe, "--url", cl.nginx, "--controller", cl.controller] + list(args),
-                       capture_output=True, timeout=timeout, env=cl.env())
-    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
 def preload(cl, n, prefix, threads=16):
@@ -147,7 +138,7 @@ def primary_keys(cl):
     for sh in cl.topology()["shards"]:
         keys, since, more = set(), 0, True
         while more:
-            st, hd, body = request("GET", "%s/internal/changes?since=%d&limit=20000"
+            st, hd, body = cl.internal("GET", "%s/internal/changes?since=%d&limit=20000"
                                    % (sh["primary"], since), timeout=30)
             assert st == 200, (sh["primary"], st, body[:200])
             for op in decode_wire_ops(body):
@@ -179,7 +170,7 @@ def step(cl, args, preloaded):
     """One `kvctl shard add/remove` (it waits for the end); checks where the
     preloaded keys are afterwards. Returns the final /rebalance JSON."""
     before = primary_keys(cl)
-    rc, out, err = kvctl(cl, "--json", "shard", *args)
+    rc, out, err = cl.kvctl("--json", "shard", *args)
     if rc != 0 and "cannot reach" in err + out:
         # The controller was killed under kvctl's feet (the controller
         # fault): it goes on from its state file once started again.
@@ -252,7 +243,7 @@ def run_migrations(cl, fault=None):
     for w in (overwrite, fresh):
         missing = w.missing_acked()
         assert not missing, "\n".join(missing[:20])
-    rc, out, err = kvctl(cl, "parity")
+    rc, out, err = cl.kvctl("parity")
     assert rc == 0, (out[-3000:], err[-2000:])
     print("    (%d reads %s; %d + %d acknowledged writes, not: %s; refused reads: %s)" % (
         len(reads.reads), dict(by_status), len(overwrite.acked), len(fresh.acked),

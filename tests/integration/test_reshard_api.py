@@ -36,7 +36,7 @@ def rebalance(cl):
 
 
 def post_shards(cl, body=b""):
-    return request("POST", cl.controller + "/shards", body=body,
+    return cl.internal("POST", cl.controller + "/shards", body=body,
                    headers={"Content-Type": "application/json"})
 
 
@@ -51,10 +51,10 @@ def test_errors_and_a_running_add():
         assert_json_error(post_shards(cl, b"{not json"), 400, "bad_json")
         assert_json_error(post_shards(cl, b'{"primary":"http://127.0.0.1:1"}'), 400,
                           "bad_request", "supervised add with URLs")
-        assert_json_error(request("DELETE", cl.controller + "/shards/9"), 404, "not_found")
-        assert_json_error(request("DELETE", cl.controller + "/shards/x"), 400, "bad_request")
-        assert_json_error(request("GET", cl.controller + "/shards"), 405, "method_not_allowed")
-        assert_json_error(request("PUT", cl.controller + "/shards/0"), 405,
+        assert_json_error(cl.internal("DELETE", cl.controller + "/shards/9"), 404, "not_found")
+        assert_json_error(cl.internal("DELETE", cl.controller + "/shards/x"), 400, "bad_request")
+        assert_json_error(cl.internal("GET", cl.controller + "/shards"), 405, "method_not_allowed")
+        assert_json_error(cl.internal("PUT", cl.controller + "/shards/0"), 405,
                           "method_not_allowed")
         epoch0 = cl.topology()["epoch"]
 
@@ -69,7 +69,7 @@ def test_errors_and_a_running_add():
         j = assert_json_error(post_shards(cl), 409, "migration_running")
         assert j["message"].startswith("migration 1 (add shard 2) is in phase "), j
         assert j["migration"]["id"] == 1, j
-        j = assert_json_error(request("DELETE", cl.controller + "/shards/0"), 409,
+        j = assert_json_error(cl.internal("DELETE", cl.controller + "/shards/0"), 409,
                               "migration_running")
         assert j["migration"]["kind"] == "add", j
 
@@ -123,7 +123,7 @@ def test_errors_and_a_running_add():
 
 def test_removing_the_last_shard_is_refused():
     with own_cluster({"cluster": {"shards": 1, "replicas": 1}}, "reshard-last") as cl:
-        j = assert_json_error(request("DELETE", cl.controller + "/shards/0"), 400,
+        j = assert_json_error(cl.internal("DELETE", cl.controller + "/shards/0"), 400,
                               "last_shard")
         assert "last shard" in j["message"], j
         assert rebalance(cl)["id"] == 0
@@ -139,7 +139,7 @@ def test_restart_goes_on_with_the_stored_shards_and_migration():
         cfg = json.loads(json.dumps(CFG))
         cfg["cluster"]["data_dir"] = data
         with own_cluster(cfg, "reshard-restart-1") as cl:
-            st, _, body = request("DELETE", cl.controller + "/shards/1")
+            st, _, body = cl.internal("DELETE", cl.controller + "/shards/1")
             assert st == 202, (st, body)
             m = json_of(body)["migration"]
             assert m["kind"] == "remove" and m["phase"] == "copy", m
@@ -174,39 +174,31 @@ def test_restart_goes_on_with_the_stored_shards_and_migration():
         shutil.rmtree(data, ignore_errors=True)
 
 
-def kvctl(cl, *args):
-    import subprocess
-    exe = os.path.join(cl.build, "bin", "kvctl")
-    p = subprocess.run([exe, "--controller", cl.controller] + list(args),
-                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
-    return p.returncode, p.stdout.decode(), p.stderr.decode()
-
-
 def test_kvctl_shard_commands():
     """kvctl shard: status before any migration, add --no-wait (exit 0), a
     second add refused with the server's 409 message (exit 1), usage errors
     (exit 2), status --json the GET /rebalance object, kvctl status naming
     the running migration."""
     with own_cluster(CFG, "reshard-kvctl") as cl:
-        rc, out, err = kvctl(cl, "shard", "status")
+        rc, out, err = cl.kvctl("shard", "status")
         assert rc == 0 and "no shard migration" in out, (rc, out, err)
-        rc, out, err = kvctl(cl, "shard", "remove", "x")
+        rc, out, err = cl.kvctl("shard", "remove", "x")
         assert rc == 2, (rc, out, err)
-        rc, out, err = kvctl(cl, "shard", "frobnicate")
+        rc, out, err = cl.kvctl("shard", "frobnicate")
         assert rc == 2, (rc, out, err)
-        rc, out, err = kvctl(cl, "shard", "remove", "7")
+        rc, out, err = cl.kvctl("shard", "remove", "7")
         assert rc == 1 and "404 not_found" in err, (rc, out, err)
-        rc, out, err = kvctl(cl, "shard", "add", "--no-wait")
+        rc, out, err = cl.kvctl("shard", "add", "--no-wait")
         assert rc == 0 and "migration 1 (add shard 2) started" in out, (rc, out, err)
-        rc, out, err = kvctl(cl, "shard", "add")
+        rc, out, err = cl.kvctl("shard", "add")
         assert rc == 1, (rc, out, err)
         assert "409 migration_running: migration 1 (add shard 2) is in phase" in err, err
-        rc, out, err = kvctl(cl, "shard", "status", "--json")
+        rc, out, err = cl.kvctl("shard", "status", "--json")
         assert rc == 0, (rc, out, err)
         j = json.loads(out)
         assert j["id"] == 1 and j["kind"] == "add" and j["shard"] == 2, j
         if j["running"]:
-            rc, out, err = kvctl(cl, "status")
+            rc, out, err = cl.kvctl("status")
             assert "migration 1 (add shard 2) in phase" in out, out
 
 
@@ -266,19 +258,19 @@ def test_an_old_primary_hands_moved_keys_to_their_new_shard():
         tail = ["tail-%s-%03d" % (uuid.uuid4().hex[:8], i) for i in range(200)]
         t0 = time.monotonic()
         for k in tail:
-            st, _, body = request("PUT", old + "/internal/kv/" + quote_key(k), body=k.encode())
+            st, _, body = cl.internal("PUT", old + "/internal/kv/" + quote_key(k), body=k.encode())
             assert st == 200, (st, body)
         assert time.monotonic() - t0 < 1.5, "the tail took too long to write"
         cl.pause(old_name)
         t, _ = cl.wait_epoch_change(epoch0, 30)
         assert t["shards"][0]["primary"] == new, t
-        rc, out, err = kvctl(cl, "shard", "add")
+        rc, out, err = cl.kvctl("shard", "add")
         assert rc == 0, (rc, out, err)
         moved = [k for k in tail
                  if json_of(cl.request("GET", "/ring?key=" + quote_key(k))[2])["shard"] == 1]
         assert 40 <= len(moved) <= 160, len(moved)
         for k in tail:
-            st, _, _ = request("GET", new + "/internal/kv/" + quote_key(k))
+            st, _, _ = cl.internal("GET", new + "/internal/kv/" + quote_key(k))
             assert st in (404, 421), "%s reached shard 0's new primary before the handoff" % k
         cl.resume(old_name)
 
@@ -288,9 +280,9 @@ def test_an_old_primary_hands_moved_keys_to_their_new_shard():
         wait_until(lambda: not missing(), 30, "every tail key to read its value")
         p1 = cl.primary(1)
         for k in moved:
-            st, _, body = request("GET", p1 + "/internal/kv/" + quote_key(k))
+            st, _, body = cl.internal("GET", p1 + "/internal/kv/" + quote_key(k))
             assert st == 200 and body == k.encode(), (k, st, body)
         wait_until(lambda: (cl.store_health(old) or {}).get("state") == "secondary", 30,
                    "the old primary to follow as a secondary")
-        wait_until(lambda: kvctl(cl, "parity")[0] == 0, 30,
+        wait_until(lambda: cl.kvctl("parity")[0] == 0, 30,
                    "kvctl parity: every shard's replicas identical")
