@@ -1,5 +1,7 @@
 """Process supervision by the controller: /status, restart of a killed api
-while nginx fails over, and a clean stop on SIGTERM."""
+while nginx fails over, a clean stop on SIGTERM, and nothing left behind by a
+SIGKILLed controller (a restart on the same data then serves every
+acknowledged key)."""
 
 import os
 import signal
@@ -268,4 +270,41 @@ def test_controller_sigkill_leaves_nothing_and_restarts_with_data():
             "SIGKILL of every kv-controller process")
         cl._log.close()
         cl.start(60)
+        _check_keys(cl, acked)
+
+
+def test_controller_start_reclaims_nginx_workers_left_behind():
+    """Workers whose master died with its guard and the controller hold
+    nginx.port. The next start finds them by the stale nginx pid file, kills
+    them and comes up on the same data. To leave the workers behind for sure,
+    the controller and the guard are stopped (SIGSTOP) before the master is
+    SIGKILLed, so that neither can kill the master's process group, and then
+    SIGKILLed themselves. (Stopping the master instead would not do: when its
+    guard dies, its group is orphaned with a stopped member, and the kernel
+    continues it; it then acts on its parent-death SIGTERM.)"""
+    with own_cluster({"nginx": {"workers": 2}}, "ctl-leftover") as cl:
+        acked = _put_keys(cl, "k-" + uuid.uuid4().hex[:6], 10)
+        with open(os.path.join(cl.config["cluster"]["data_dir"], "run", "nginx.pid")) as f:
+            master = int(f.read().split()[0])
+        workers = _descendants(master) - {master}
+        guard = cl.pid("nginx")
+        assert workers and _proc_ppid(master) == guard, (master, workers, guard)
+        others = _descendants(cl.proc.pid) - workers
+        os.kill(cl.proc.pid, signal.SIGSTOP)
+        os.kill(guard, signal.SIGSTOP)
+        for p in (master, guard, cl.proc.pid):
+            os.kill(p, signal.SIGKILL)
+        cl.proc.wait(10)
+        wait_until(lambda: not any(proc_alive(p) for p in others), 10,
+                   "every process but nginx's workers to be gone")
+        try:
+            assert all(proc_alive(w) for w in workers), "no worker was left behind"
+            assert not port_bindable(cl.nginx_port), "the workers do not hold nginx.port"
+            cl._log.close()    # start() opens the controller log again
+            cl.start(60)
+        finally:
+            alive = [w for w in workers if proc_alive(w)]
+            for w in alive:
+                os.kill(w, signal.SIGKILL)
+        assert not alive, "the workers left behind still run after the start: %s" % alive
         _check_keys(cl, acked)
