@@ -4,6 +4,7 @@
  * probe.c, failover.c, nginx_conf.c and http.c. */
 #include "cluster.h"
 #include "cluster_cmd.h"
+#include "cluster_leftover.h"
 #include "cluster_preflight.h"
 #include "cluster_state.h"
 #include "config.h"
@@ -85,8 +86,13 @@ int main(int argc, char **argv)
     if (cluster_init(&cl, &cfg, args.run_dir, dirname(exe), args.log_dir, err,
                      sizeof err) < 0 ||
         cluster_state_load(&cl, err, sizeof err) < 0 ||
-        cluster_preflight_check_binaries(&cl, err, sizeof err) < 0 ||
-        cluster_preflight_check_ports(&cl, err, sizeof err) < 0) {
+        cluster_preflight_check_binaries(&cl, err, sizeof err) < 0) {
+        fprintf(stderr, "kv-controller: %s\n", err);
+        goto fail;
+    }
+    /* nginx workers an earlier run left behind would hold nginx.port. */
+    cluster_leftover_reclaim_nginx(&cl);
+    if (cluster_preflight_check_ports(&cl, err, sizeof err) < 0) {
         fprintf(stderr, "kv-controller: %s\n", err);
         goto fail;
     }

@@ -227,6 +227,16 @@ static void sup_cmdline(char *const *argv, char *buf, size_t len)
         o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? " " : "", argv[i]);
 }
 
+/* A start that did not happen: try again after the backoff. Lock held. */
+static int sup_spawn_failed(sup_t *s, struct sup_child *c)
+{
+    c->state = SUP_RESTARTING;
+    c->due_ms = sup_now_ms() +
+                sup_backoff_delay(s->opts.backoff_ms, s->opts.backoff_max_ms,
+                                  c->consecutive++);
+    return -1;
+}
+
 /* Called with the lock held. */
 static int sup_spawn(sup_t *s, struct sup_child *c)
 {
@@ -235,6 +245,15 @@ static int sup_spawn(sup_t *s, struct sup_child *c)
     pid_t pid;
     char cmd[1024];
 
+    /* The child's parent-death signal (sup_child.c) fires when the thread
+     * that forked it ends, not the process. The main thread ends only with
+     * the process (main returns into exit), so it alone may fork: a child
+     * forked by a thread that later returns would be killed then. */
+    if (gettid() != parent) {
+        log_error("%s: not started: the supervisor forks from the main "
+                  "thread only", c->spec.name);
+        return sup_spawn_failed(s, c);
+    }
     if (c->logpath[0]) {
         logfd = open(c->logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
                      0644);
@@ -253,11 +272,7 @@ static int sup_spawn(sup_t *s, struct sup_child *c)
         close(logfd);
     if (pid < 0) {
         log_error("%s: fork: %s", c->spec.name, strerror(errno));
-        c->state = SUP_RESTARTING;
-        c->due_ms = sup_now_ms() +
-                    sup_backoff_delay(s->opts.backoff_ms,
-                                      s->opts.backoff_max_ms, c->consecutive++);
-        return -1;
+        return sup_spawn_failed(s, c);
     }
     c->pid = pid;
     c->state = SUP_RUNNING;

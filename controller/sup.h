@@ -7,7 +7,8 @@
  *
  * Threading: one thread, the one that calls sup_run() (the main thread), owns
  * the processes: it forks (PR_SET_PDEATHSIG follows the thread that forked, so
- * that thread must live as long as the controller), reaps with waitpid and
+ * that thread must live as long as the controller; sup_spawn refuses to fork
+ * from any thread but the main one), reaps with waitpid and
  * reads the signals through a signalfd. Other threads (HTTP handlers, the
  * readiness waiter, later the failover logic) only read snapshots and post
  * requests (stop, start, signal, new argv) that the supervisor thread carries
@@ -22,8 +23,12 @@
  * `group = 1`: the supervisor forks a small guard process that puts the real
  * child in its own process group, forwards SIGTERM to it, and kills the whole
  * group when the child ends or when the controller dies (the guard's
- * parent-death signal is SIGTERM, which it handles). So no nginx worker is ever
- * orphaned, not even by a SIGKILL of the controller.
+ * parent-death signal is SIGTERM, which it handles). The guarded child's own
+ * parent-death signal is SIGTERM too, which nginx's master answers by
+ * stopping its workers: a guard SIGKILLed together with the controller (it
+ * runs the controller's binary, so `pkill -9 -f kv-controller` hits it)
+ * leaves no worker behind either. docs/ARCHITECTURE.md, "Local supervision",
+ * says what happens to every child when the controller dies.
  *
  * Process groups: every child runs in its own process group, so a Ctrl-C in
  * the terminal (or a signal to the controller's group, as `timeout` sends)

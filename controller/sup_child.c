@@ -122,7 +122,18 @@ static void sup_child_guard(char *const *argv, pid_t controller)
         _exit(127);
     if (pid == 0) {
         setpgid(0, 0);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != self)
+        /* The guard's own death is this child's parent death. SIGTERM, not
+         * SIGKILL: nginx's master cannot act on a SIGKILL, and its workers,
+         * which are its children and not ours, would be left behind with
+         * the listening socket (issue 11, finding 11: the guard SIGKILLed
+         * together with the controller, as `pkill -9 -f kv-controller` and
+         * `kill -9 $(pidof kv-controller)` do, since the guard runs the
+         * controller's binary). On SIGTERM the master stops its workers
+         * (SIGTERM, SIGKILL after about 1.5 s), waits for them and exits.
+         * Before nginx has installed its handlers SIGTERM's default action
+         * ends it, and then no worker exists yet. Checked after the prctl:
+         * a guard gone before it took effect leaves nothing to signal us. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 || getppid() != self)
             _exit(127);
         sup_child_exec(argv);
     }

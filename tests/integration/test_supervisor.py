@@ -1,5 +1,7 @@
 """Process supervision by the controller: /status, restart of a killed api
-while nginx fails over, and a clean stop on SIGTERM."""
+while nginx fails over, a clean stop on SIGTERM, and nothing left behind by a
+SIGKILLed controller (a restart on the same data then serves every
+acknowledged key)."""
 
 import os
 import signal
@@ -7,7 +9,8 @@ import threading
 import time
 import uuid
 
-from cluster import json_of, own_cluster, proc_alive, quote_key, request, wait_until
+from cluster import (json_of, own_cluster, port_bindable, proc_alive, proc_cmdline,
+                     quote_key, request, session_members, wait_until)
 
 CLUSTER_CONFIG = {}
 
@@ -134,3 +137,174 @@ def test_controller_sigterm_leaves_no_children(cluster):
     cluster.stop()   # SIGTERM, wait 10 s, then AssertionError on any survivor
     alive = [p for p in pids if proc_alive(p)]
     assert not alive, "children alive after the controller's SIGTERM: %s" % alive
+
+
+# ---- a SIGKILLed controller (issue 11, finding 11)
+
+def _proc_ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        return int(stat[stat.rfind(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _proc_exe(pid):
+    try:
+        return os.path.realpath("/proc/%d/exe" % pid)
+    except OSError:
+        return None
+
+
+def _descendants(root):
+    """root and every live process below it, from the parent pids in /proc
+    (so nginx's workers, which are the nginx master's children, count)."""
+    parent = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            pp = _proc_ppid(int(name))
+            if pp is not None:
+                parent[int(name)] = pp
+    out, todo = set(), [root]
+    while todo:
+        p = todo.pop()
+        if p in out or not proc_alive(p):
+            continue
+        out.add(p)
+        todo.extend(c for c, pp in parent.items() if pp == p)
+    return out
+
+
+def _cluster_ports(cl):
+    ports = [cl.base_port, cl.base_port + 1, cl.nginx_port]
+    ports += [cl.base_port + 10 + i for i in range(cl.api_count)]
+    ports += [cl.base_port + 100 + 10 * s + r
+              for s in range(cl.shards) for r in range(cl.replicas)]
+    return ports
+
+
+def _put_keys(cl, prefix, n):
+    acked = {}
+    for i in range(n):
+        key, value = "%s-%d" % (prefix, i), ("v-%s-%d" % (prefix, i)).encode()
+        st, _, body = cl.request("PUT", "/kv/%s?sync=1" % quote_key(key), body=value)
+        assert st == 200, ("PUT", key, st, body)
+        acked[key] = value
+    return acked
+
+
+def _check_keys(cl, acked):
+    bad = []
+    for key, value in acked.items():
+        st, _, body = cl.request("GET", "/kv/" + quote_key(key))
+        if st != 200 or body != value:
+            bad.append((key, st, body[:80]))
+    assert not bad, "%d of %d acknowledged keys lost over the restart: %s" % (
+        len(bad), len(acked), bad[:5])
+
+
+def _sigkill_and_wait_for_nothing(cl, victims_of, what):
+    """Record every process of the cluster (the controller, its children,
+    nginx's master from its pid file and the master's workers), SIGKILL
+    victims_of(those pids), then poll until none of them is left and every
+    port of the cluster can be bound again. Survivors are named in the
+    failure and killed by pid, so that a failure leaks nothing."""
+    ctl = cl.proc.pid
+    cl.children()      # remember the children's pids for the logs
+    pids = _descendants(ctl)
+    with open(os.path.join(cl.config["cluster"]["data_dir"], "run", "nginx.pid")) as f:
+        master = int(f.read().split()[0])
+    workers = _descendants(master) - {master}
+    assert master in pids and workers, (
+        "nginx master %d and its workers %s not found under the controller %d"
+        % (master, sorted(workers), ctl))
+    assert workers <= pids
+    victims = sorted(victims_of(pids))
+    assert ctl in victims, (ctl, victims)
+    for p in victims:
+        os.kill(p, signal.SIGKILL)
+    cl.proc.wait(10)
+    ports = _cluster_ports(cl)
+
+    def left():
+        alive = sorted(p for p in pids | set(session_members(cl.sid)) if proc_alive(p))
+        busy = [p for p in ports if not port_bindable(p)]
+        return alive, busy
+    try:
+        wait_until(lambda: left() == ([], []), 15,
+                   "every process of the cluster to exit after %s" % what)
+    except AssertionError:
+        alive, busy = left()
+        desc = ["pid %d (parent %s%s) %s" % (p, _proc_ppid(p),
+                                            ", an nginx worker" if p in workers else "",
+                                            proc_cmdline(p)) for p in alive]
+        for p in alive:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        raise AssertionError("after %s: %d process(es) outlived the controller: %s; "
+                             "ports still taken: %s" % (what, len(alive), "; ".join(desc), busy))
+
+
+def test_controller_sigkill_leaves_nothing_and_restarts_with_data():
+    """A SIGKILLed controller takes every process it started with it, nginx's
+    workers included, so that the port is free and the same command brings
+    the cluster back with its data. Killed twice: the controller's pid alone,
+    then every process that runs the kv-controller binary (what
+    `kill -9 $(pidof kv-controller)` or `pkill -9 -f kv-controller` hit: the
+    nginx guard too, a fork of the controller)."""
+    with own_cluster({"nginx": {"workers": 2}}, "ctl-sigkill") as cl:
+        acked = _put_keys(cl, "k1-" + uuid.uuid4().hex[:6], 20)
+        _sigkill_and_wait_for_nothing(cl, lambda pids: [cl.proc.pid],
+                                      "SIGKILL of the controller's pid")
+        cl._log.close()    # start() opens the controller log again
+        cl.start(60)
+        _check_keys(cl, acked)
+
+        acked.update(_put_keys(cl, "k2-" + uuid.uuid4().hex[:6], 20))
+        exe = os.path.realpath(os.path.join(cl.build, "bin", "kv-controller"))
+        _sigkill_and_wait_for_nothing(
+            cl, lambda pids: [p for p in pids if _proc_exe(p) == exe],
+            "SIGKILL of every kv-controller process")
+        cl._log.close()
+        cl.start(60)
+        _check_keys(cl, acked)
+
+
+def test_controller_start_reclaims_nginx_workers_left_behind():
+    """Workers whose master died with its guard and the controller hold
+    nginx.port. The next start finds them by the stale nginx pid file, kills
+    them and comes up on the same data. To leave the workers behind for sure,
+    the controller and the guard are stopped (SIGSTOP) before the master is
+    SIGKILLed, so that neither can kill the master's process group, and then
+    SIGKILLed themselves. (Stopping the master instead would not do: when its
+    guard dies, its group is orphaned with a stopped member, and the kernel
+    continues it; it then acts on its parent-death SIGTERM.)"""
+    with own_cluster({"nginx": {"workers": 2}}, "ctl-leftover") as cl:
+        acked = _put_keys(cl, "k-" + uuid.uuid4().hex[:6], 10)
+        with open(os.path.join(cl.config["cluster"]["data_dir"], "run", "nginx.pid")) as f:
+            master = int(f.read().split()[0])
+        workers = _descendants(master) - {master}
+        guard = cl.pid("nginx")
+        assert workers and _proc_ppid(master) == guard, (master, workers, guard)
+        others = _descendants(cl.proc.pid) - workers
+        os.kill(cl.proc.pid, signal.SIGSTOP)
+        os.kill(guard, signal.SIGSTOP)
+        for p in (master, guard, cl.proc.pid):
+            os.kill(p, signal.SIGKILL)
+        cl.proc.wait(10)
+        wait_until(lambda: not any(proc_alive(p) for p in others), 10,
+                   "every process but nginx's workers to be gone")
+        try:
+            assert all(proc_alive(w) for w in workers), "no worker was left behind"
+            assert not port_bindable(cl.nginx_port), "the workers do not hold nginx.port"
+            cl._log.close()    # start() opens the controller log again
+            cl.start(60)
+        finally:
+            alive = [w for w in workers if proc_alive(w)]
+            for w in alive:
+                os.kill(w, signal.SIGKILL)
+        assert not alive, "the workers left behind still run after the start: %s" % alive
+        _check_keys(cl, acked)
