@@ -114,7 +114,8 @@ bench: all
 # and ASan + UBSan, archived like libkv.a / liblab.a so each harness links
 # only what it calls. Each runs on a copy of its kept corpus
 # (tests/fuzz/corpus/<name>: new inputs land in build/fuzz/corpus, crashes
-# in build/fuzz/crashes) for FUZZ_SECONDS; any crash fails the target.
+# in build/fuzz/crashes), with tests/fuzz/<name>.dict when there is one, for
+# FUZZ_SECONDS; any crash fails the target.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS ?=
@@ -165,8 +166,9 @@ fuzz: $(FUZZ_BIN)
 		rm -rf $(FUZZ)/corpus/$$n; mkdir -p $(FUZZ)/corpus/$$n $(FUZZ)/crashes; \
 		cp tests/fuzz/corpus/$$n/* $(FUZZ)/corpus/$$n/ 2>/dev/null || true; \
 		echo "fuzz_$$n: $(FUZZ_SECONDS) s on $$(ls $(FUZZ)/corpus/$$n | wc -l) kept inputs"; \
+		dict=; [ ! -f tests/fuzz/$$n.dict ] || dict=-dict=tests/fuzz/$$n.dict; \
 		$(FUZZ)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			-artifact_prefix=$(FUZZ)/crashes/$$n- $(FUZZ_ARGS) \
+			-artifact_prefix=$(FUZZ)/crashes/$$n- $$dict $(FUZZ_ARGS) \
 			$(FUZZ)/corpus/$$n > $(FUZZ)/fuzz_$$n.log 2>&1 || \
 			{ tail -n 40 $(FUZZ)/fuzz_$$n.log; echo "fuzz_$$n failed: see $(FUZZ)/fuzz_$$n.log"; exit 1; }; \
 		grep -E '^stat::number_of_executed_units' $(FUZZ)/fuzz_$$n.log; \
