@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "json_whole.h"
 #include "num.h"
 
 #include <cjson/cJSON.h>
@@ -342,7 +343,7 @@ static char *config_read_file(const char *path, size_t *len)
 int config_load_text(kv_config *c, const char *text, size_t len,
                      const char *name, char *err, size_t errlen)
 {
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    cJSON *root = json_whole_parse(text, len, NULL);
     int rc;
 
     if (root == NULL)
