@@ -5,10 +5,10 @@
  * malformed body is the route's 400 and reaches no engine.
  *
  * The store lives in a fresh temporary directory per process ($TMPDIR or
- * /tmp, kv-fuzz-batch-XXXXXX, removed at exit), opened with fsync "no" and
- * a fixed clock (2026-12-01) so an input's outcome does not depend on the
- * time; it is emptied (closed, removed, opened again) every
- * FUZZ_BATCH_RESET inputs so it stays small. State carries over between
+ * /tmp, kv-fuzz-batch-XXXXXX, removed at exit; a crash leaves it), opened
+ * with fsync "no" and a fixed clock (2026-12-01) so an input's outcome
+ * does not depend on the time; it is emptied (closed, removed, opened
+ * again) every FUZZ_BATCH_RESET inputs so it stays small. State carries over between
  * inputs within that window, as in a real store; a crash input is
  * reproduced on a fresh store (run the binary on it).
  *
