@@ -5,6 +5,8 @@
 #   make bench      wrk against the real cluster; writes reports/bench.json
 #   make test SAN=address,undefined   the same under sanitizers
 #   make test-docker  docker-compose.yml end to end (tests/docker)
+#   make fuzz       libFuzzer harnesses (tests/fuzz) into build/fuzz, each run
+#                   FUZZ_SECONDS (60); make fuzz-smoke: 5 s each (CI)
 # Objects live in build/<variant>/; bin/ points at the variant built last.
 
 SAN ?=
@@ -37,16 +39,19 @@ DIR_kv-api := api
 DIR_kv-controller := controller
 DIR_kvctl := cli
 
-LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lib/*.c))
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 # The CloudCart lab (lab/README.md): one archive, so each program links only
 # the lab objects it calls (kv-store the heartbeat, kvctl the grader, ...).
-LAB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lab/*.c))
+LAB_SRC := $(wildcard lab/*.c)
+LAB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LAB_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 # Modules of the programs that unit tests may call directly (not main.c).
-MOD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out %/main.c,$(wildcard store/*.c queue/*.c api/*.c controller/*.c cli/*.c)))
+MOD_SRC := $(filter-out %/main.c,$(wildcard store/*.c queue/*.c api/*.c controller/*.c cli/*.c))
+MOD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(MOD_SRC))
 
-.PHONY: all run test unit bench deps clean test-docker
+.PHONY: all run test unit bench deps clean test-docker fuzz fuzz-smoke
 all: $(BUILD)/.deps-ok $(PROGS:%=$(BUILD)/bin/%) $(UNIT_BIN)
 	@ln -sfn $(BUILD)/bin bin
 
@@ -103,6 +108,74 @@ test-docker: all
 bench: all
 	$(PYTHON) tests/bench/bench.py
 	$(PYTHON) tests/bench/reshard.py
+
+# libFuzzer harnesses (tests/fuzz/README.md): Debian's clang, the same
+# sources as above compiled into build/fuzz/obj with the fuzzer's coverage
+# and ASan + UBSan, archived like libkv.a / liblab.a so each harness links
+# only what it calls. Each runs on a copy of its kept corpus
+# (tests/fuzz/corpus/<name>: new inputs land in build/fuzz/corpus, crashes
+# in build/fuzz/crashes), with tests/fuzz/<name>.dict when there is one, for
+# FUZZ_SECONDS; any crash fails the target.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+FUZZ := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = $(filter-out -O2 -MMD -MP -fsanitize=%,$(CFLAGS)) -O1 -MMD -MP \
+	$(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_BIN := $(FUZZ_NAMES:%=$(FUZZ)/fuzz_%)
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ)/obj/%.o,$(LIB_SRC)) \
+	$(addprefix $(FUZZ)/obj/llhttp/,api.o http.o llhttp.o)
+FUZZ_LAB_OBJ := $(patsubst %.c,$(FUZZ)/obj/%.o,$(LAB_SRC))
+FUZZ_MOD_OBJ := $(patsubst %.c,$(FUZZ)/obj/%.o,$(MOD_SRC))
+
+$(FUZZ)/.deps-ok: scripts/deps.sh
+	@sh scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+$(FUZZ)/obj/%.o: %.c | $(FUZZ)/.deps-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ)/obj/llhttp/%.o: | $(FUZZ)/.deps-ok
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(filter-out -W%,$(FUZZ_CFLAGS)) -DLLHTTP_STRICT_MODE=1 -c -o $@ $(LLHTTP_SRC)/$*.c
+
+$(FUZZ_LAB_OBJ): CFLAGS += -Icontroller -Iapi -Icli
+
+$(FUZZ)/libkv.a: $(FUZZ_LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+$(FUZZ)/liblab.a: $(FUZZ_LAB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+$(FUZZ)/libmod.a: $(FUZZ_MOD_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# Harnesses see the program headers too (fuzz_batch drives store/sdb.h).
+$(FUZZ)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ)/libmod.a $(FUZZ)/liblab.a $(FUZZ)/libkv.a | $(FUZZ)/.deps-ok
+	@mkdir -p $(@D)/.deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Istore -Icontroller -Iapi -Icli -MF $(@D)/.deps/$(@F).d \
+		-fsanitize=fuzzer -o $@ $(filter-out %.h,$^) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@set -e; for n in $(FUZZ_NAMES); do \
+		rm -rf $(FUZZ)/corpus/$$n; mkdir -p $(FUZZ)/corpus/$$n $(FUZZ)/crashes; \
+		cp tests/fuzz/corpus/$$n/* $(FUZZ)/corpus/$$n/ 2>/dev/null || true; \
+		echo "fuzz_$$n: $(FUZZ_SECONDS) s on $$(ls $(FUZZ)/corpus/$$n | wc -l) kept inputs"; \
+		dict=; [ ! -f tests/fuzz/$$n.dict ] || dict=-dict=tests/fuzz/$$n.dict; \
+		$(FUZZ)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=$(FUZZ)/crashes/$$n- $$dict $(FUZZ_ARGS) \
+			$(FUZZ)/corpus/$$n > $(FUZZ)/fuzz_$$n.log 2>&1 || \
+			{ tail -n 40 $(FUZZ)/fuzz_$$n.log; echo "fuzz_$$n failed: see $(FUZZ)/fuzz_$$n.log"; exit 1; }; \
+		grep -E '^stat::number_of_executed_units' $(FUZZ)/fuzz_$$n.log; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=5
 
 clean:
 	rm -rf build bin

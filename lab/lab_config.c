@@ -1,6 +1,8 @@
 /* lab_config: see lab_config.h. */
 #include "lab_config.h"
 
+#include "json_whole.h"
+
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -264,7 +266,7 @@ int lab_config_parse(lab_config *c, const char *text, size_t len, char *err,
         text += 3;
         len -= 3;
     }
-    root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    root = json_whole_parse(text, len, &end);
     if (root == NULL) {
         int line, col;
         lab_config_position(text, end ? end : text, &line, &col);

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "json_whole.h"
 #include "num.h"
 
 #include <cjson/cJSON.h>
@@ -343,23 +344,31 @@ static char *config_read_file(const char *path, size_t *len)
     return buf;
 }
 
+int config_load_text(kv_config *c, const char *text, size_t len,
+                     const char *name, char *err, size_t errlen)
+{
+    cJSON *root = json_whole_parse(text, len, NULL);
+    int rc;
+
+    if (root == NULL)
+        return config_fail(err, errlen, "%s: not valid JSON", name);
+    rc = config_load_json(c, root, err, errlen);
+    cJSON_Delete(root);
+    return rc;
+}
+
 int config_load(kv_config *c, const char *path, char *err, size_t errlen)
 {
     if (path) {
         size_t len = 0;
         char *text = config_read_file(path, &len);
-        cJSON *root;
         int rc;
 
         if (text == NULL)
             return config_fail(err, errlen, "%s: cannot read: %s", path,
                             strerror(errno));
-        root = cJSON_ParseWithLength(text, len);
+        rc = config_load_text(c, text, len, path, err, errlen);
         free(text);
-        if (root == NULL)
-            return config_fail(err, errlen, "%s: not valid JSON", path);
-        rc = config_load_json(c, root, err, errlen);
-        cJSON_Delete(root);
         if (rc)
             return -1;
     }

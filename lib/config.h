@@ -95,6 +95,12 @@ void config_defaults(kv_config *c);
 /* Load path (NULL: none) over c, then the environment, then validate.
  * 0, or -1 with err naming the field ("queue.max_queue_size: must be >= 1"). */
 int config_load(kv_config *c, const char *path, char *err, size_t errlen);
+/* The JSON text[0..len) over c, fields only: no environment, no
+ * validate (config_load's first step; also what tests/fuzz/fuzz_config.c
+ * drives). name is the origin for messages ("...: not valid JSON").
+ * 0 or -1 + err. */
+int config_load_text(kv_config *c, const char *text, size_t len,
+                     const char *name, char *err, size_t errlen);
 /* Set one field by its dotted path from text, validated. 0 or -1 + err. */
 int config_set(kv_config *c, const char *path, const char *value, char *err,
                size_t errlen);

@@ -743,6 +743,11 @@ char *httpd_decode(const char *in, size_t n, size_t *out_len)
             }
             out[o++] = (char)(h * 16 + l);
             i += 2;
+        } else if (in[i] == '\0') {
+            /* A raw NUL is refused like %00: a key is a C string further
+             * on (tests/fuzz/fuzz_key_decode.c found it passed through). */
+            free(out);
+            return NULL;
         } else {
             out[o++] = in[i];
         }

@@ -101,7 +101,9 @@ int httpd_method_is(const httpd_req *r, const char *m);
 const char *httpd_path_seg(const httpd_req *r, unsigned i, size_t *len);
 unsigned httpd_path_nsegs(const httpd_req *r);
 /* Percent-decode in[0..n) into a new NUL-terminated buffer (caller frees).
- * Returns NULL on a bad escape or a decoded NUL byte. */
+ * Returns NULL on a bad escape or a NUL byte, decoded (%00) or raw: the
+ * result never holds one (paths reach it as C strings, but it takes a
+ * length and does not rely on that). */
 char *httpd_decode(const char *in, size_t n, size_t *out_len);
 
 /* Per-request user data, freed with free_fn when the request ends. */

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "httpc.h"
+#include "json_whole.h"
 #include "log.h"
 
 #include <pthread.h>
@@ -200,7 +201,7 @@ static int topo_parse_rings(const cJSON *root, topo_t *t, uint32_t *ids,
 
 topo_t *topo_parse(const char *json, size_t len, char *err, size_t errlen)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = json_whole_parse(json, len, NULL);
     const cJSON *shards, *s;
     topo_t *t = NULL;
     uint32_t *ids = NULL;

@@ -29,6 +29,11 @@ check() {
     need_bin curl curl
     need_bin gnuplot gnuplot-nox
     need_bin pkg-config pkg-config
+    # make fuzz: Debian's clang and its libFuzzer runtime (only a
+    # Recommends of clang, which --no-install-recommends leaves out).
+    need_bin clang clang
+    ls "$(clang -print-runtime-dir 2>/dev/null)"/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
+        missing="$missing libclang-rt-14-dev"
 }
 
 check

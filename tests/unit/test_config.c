@@ -227,6 +227,37 @@ static void test_malformed_json_names_file(void **state)
         fail_msg("missing file: error \"%s\" does not name %s", err, path);
 }
 
+/* config_load_text: the JSON step alone, from a buffer of a given length;
+ * no environment and no validation (config_load adds both). */
+static void test_load_text(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"queue\":{\"worker_count\":3}}trailing";
+    kv_config c, d;
+    char err[512] = "";
+
+    config_defaults(&d);
+    config_defaults(&c);
+    setenv("MAX_QUEUE_SIZE", "5", 1);
+    assert_int_equal(config_load_text(&c, text, strlen(text) - 8, "buf", err,
+                                      sizeof err), 0);
+    unsetenv("MAX_QUEUE_SIZE");
+    assert_int_equal(c.worker_count, 3);
+    assert_int_equal(c.max_queue_size, d.max_queue_size); /* env not read */
+
+    /* the bytes after len are not read: with them it is not JSON */
+    assert_int_equal(config_load_text(&c, text, strlen(text), "buf", err,
+                                      sizeof err), -1);
+    assert_string_equal(err, "buf: not valid JSON");
+
+    /* not validated: write_quorum over replicas - 1 passes here */
+    config_defaults(&c);
+    static const char wq[] = "{\"cluster\":{\"write_quorum\":9}}";
+    assert_int_equal(config_load_text(&c, wq, strlen(wq), "buf", err,
+                                      sizeof err), 0);
+    assert_int_equal(config_validate(&c, err, sizeof err), -1);
+}
+
 static void test_env_overrides(void **state)
 {
     (void)state;
@@ -555,6 +586,7 @@ int main(void)
         cmocka_unit_test_setup(test_wrong_type_names_field, setup),
         cmocka_unit_test_setup(test_unknown_keys, setup),
         cmocka_unit_test_setup(test_malformed_json_names_file, setup),
+        cmocka_unit_test_setup(test_load_text, setup),
         cmocka_unit_test_setup(test_env_overrides, setup),
         cmocka_unit_test_setup(test_config_set, setup),
         cmocka_unit_test_setup(test_fsync_choices, setup),

@@ -75,6 +75,10 @@ static void test_rejects(void **state)
     expect_reject("%", 1);
     expect_reject("abc%", 4);
     expect_reject("% 2F", 4);
+    /* A raw NUL inside in[0..n) (tests/fuzz/corpus/key_decode/raw_nul). */
+    expect_reject("a\0b", 3);
+    expect_reject("\0", 1);
+    expect_reject("%41\0", 4);
 }
 
 /* Only in[0..n) is read: an escape cut by n is truncated even though the

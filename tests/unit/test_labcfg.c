@@ -193,6 +193,12 @@ static void test_invalid_json_position(void **state)
     assert_non_null(strstr(err, "not valid JSON near line 4"));
     assert_int_equal(parse(&c, ""), -1);
     assert_non_null(strstr(err, "not valid JSON"));
+
+    /* One JSON value only: a second object was silently ignored. */
+    assert_int_equal(parse(&c, "{\"deployment\":{}}\n{\"deployment\":{\"followers\":99}}"), -1);
+    assert_non_null(strstr(err, "not valid JSON near line 2"));
+    assert_int_equal(parse(&c, "{\"deployment\":{\"followers\":4}}\n \t\r\n"), 0);
+    assert_int_equal(c.followers, 4);
 }
 
 static void test_all_errors_at_once(void **state)

@@ -174,6 +174,9 @@ static void test_refused(void **state)
         {"{\"ring\":[0.5],\"shards\":[{\"id\":0}]}", "not in \"shards\""},
         {"{\"migration\":{\"id\":-4,\"phase\":\"copy\",\"from\":[0],\"to\":[0]},"
          "\"shards\":[{\"id\":0}]}", "needs an id and a phase"},
+        /* one JSON value only: nothing but whitespace after it */
+        {"{\"shards\":[{\"id\":0}]} {\"epoch\":9}", "not valid JSON"},
+        {"{\"shards\":[{\"id\":0}]}}", "not valid JSON"},
         {"{\"migration\":{\"id\":1.5,\"phase\":\"copy\",\"from\":[0],\"to\":[0]},"
          "\"shards\":[{\"id\":0}]}", "needs an id and a phase"},
     };
