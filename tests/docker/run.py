@@ -813,8 +813,8 @@ def test_down_up_keeps_data(st, c):
     assert rc == 0, err
     rc, out, _ = st.sh("docker volume ls | grep %s_" % st.project)
     vols = sorted(ln.split()[1] for ln in out.strip().splitlines())
-    want = ["controller-state", "queue-journal", "store-0-0", "store-0-1",
-            "store-1-0", "store-1-1"]
+    want = ["cluster-secret", "controller-state", "queue-journal", "store-0-0",
+            "store-0-1", "store-1-0", "store-1-1"]
     # docker-compose 1.29 creates every volume of the file at `up`, those
     # of the grow profile's stores too (empty until they start)
     if "%s_store-2-0" % st.project in vols:
