@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define KVCTL_HTTP_MAX_HEADERS 14
+
 int kvctl_http_request(const kvctl_opts *o, const char *method,
                        const char *base, const char *path, const void *body,
                        size_t len, const char *const *headers, httpc_resp *out)
@@ -12,14 +14,22 @@ int kvctl_http_request(const kvctl_opts *o, const char *method,
     size_t n = strlen(base) + strlen(path) + 1;
     char *url = malloc(n);
     httpc_req req = {0};
-    const char *hdrs[16];
+    /* the caller's headers, the token's, the NULL that ends them */
+    const char *hdrs[KVCTL_HTTP_MAX_HEADERS + 2];
     size_t nh = 0;
 
     memset(out, 0, sizeof *out);
+    for (; headers && headers[nh]; nh++) {
+        if (nh == KVCTL_HTTP_MAX_HEADERS) {
+            fprintf(stderr, "kvctl: more than %d headers for one request\n",
+                    KVCTL_HTTP_MAX_HEADERS);
+            free(url);
+            return KVCTL_FAIL;
+        }
+        hdrs[nh] = headers[nh];
+    }
     if (url == NULL)
         return KVCTL_FAIL;
-    for (; headers && headers[nh] && nh < 14; nh++)
-        hdrs[nh] = headers[nh];
     if (o->auth[0])
         hdrs[nh++] = o->auth;
     hdrs[nh] = NULL;
