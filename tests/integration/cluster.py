@@ -232,6 +232,31 @@ def wait_until(pred, timeout, what, interval=0.05):
         interval = min(interval * 1.5, 0.5)
 
 
+def stop_process(pid, timeout=5):
+    """SIGSTOP pid and wait until every one of its threads is stopped.
+    kill() returns once the signal is queued: the kernel wakes one thread,
+    which then stops the others, and until they have run (a busy 2-core
+    machine may take milliseconds) the rest of the process goes on serving
+    (a paused secondary was seen to ack a write after kill() returned)."""
+    os.kill(pid, signal.SIGSTOP)
+
+    def stopped():
+        try:
+            tasks = os.listdir("/proc/%d/task" % pid)
+        except FileNotFoundError:
+            return True  # gone: nothing of it runs
+        for t in tasks:
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that just ended
+            if state not in ("T", "t", "Z", "X"):
+                return False
+        return True
+    wait_until(stopped, timeout, "pid %d to stop (SIGSTOP)" % pid, interval=0.001)
+
+
 # --------------------------------------------------------------------------
 # HTTP
 
@@ -618,9 +643,13 @@ class Cluster:
         return int(self.child(name)["pid"])
 
     def kill(self, name, sig=signal.SIGKILL):
-        """Send sig to the child called name (pid from /status). Returns the pid."""
+        """Send sig to the child called name (pid from /status); for SIGSTOP,
+        wait until it is stopped (stop_process). Returns the pid."""
         pid = self.pid(name)
-        os.kill(pid, sig)
+        if sig == signal.SIGSTOP:
+            stop_process(pid)
+        else:
+            os.kill(pid, sig)
         return pid
 
     # ---- http shorthands
@@ -664,7 +693,7 @@ class Cluster:
         """SIGSTOP the child called name; stop() resumes it if the test does
         not. Returns the pid."""
         pid = self.pid(name)
-        os.kill(pid, signal.SIGSTOP)
+        stop_process(pid)
         self.paused[pid] = name
         return pid
 

@@ -10,7 +10,7 @@ import time
 import uuid
 
 from cluster import (json_of, own_cluster, port_bindable, proc_alive, proc_cmdline,
-                     quote_key, request, session_members, wait_until)
+                     quote_key, request, session_members, stop_process, wait_until)
 
 CLUSTER_CONFIG = {}
 
@@ -290,8 +290,8 @@ def test_controller_start_reclaims_nginx_workers_left_behind():
         guard = cl.pid("nginx")
         assert workers and _proc_ppid(master) == guard, (master, workers, guard)
         others = _descendants(cl.proc.pid) - workers
-        os.kill(cl.proc.pid, signal.SIGSTOP)
-        os.kill(guard, signal.SIGSTOP)
+        stop_process(cl.proc.pid)
+        stop_process(guard)
         for p in (master, guard, cl.proc.pid):
             os.kill(p, signal.SIGKILL)
         cl.proc.wait(10)
