@@ -212,6 +212,8 @@ int nginx_conf_vars_from_config(nginx_conf_vars *vars, const kv_config *c,
     rc |= nginx_conf_var_set(vars, "UPSTREAM_SERVERS", ups.p ? ups.p : "");
     rc |= nginx_conf_setf(vars, "MAX_BODY", "%lld", (long long)max_body);
     rc |= nginx_conf_setf(vars, "HEADER_BUFFER", "%lldk", (long long)header);
+    rc |= nginx_conf_setf(vars, "HEADER_TIMEOUT", "%lldms",
+                          (long long)c->header_timeout_ms);
     rc |= nginx_conf_setf(vars, "PROXY_CONNECT_TIMEOUT", "%llds",
                           (long long)connect_s);
     rc |= nginx_conf_setf(vars, "PROXY_READ_TIMEOUT", "%llds",

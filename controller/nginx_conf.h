@@ -4,8 +4,8 @@
  * spans several lines is indented like the line its placeholder sits on.
  * Placeholders the controller fills (nginx_conf_vars_from_config):
  *   RUN_DIR, ERROR_LOG, WORKERS, NOFILE, WORKER_CONNECTIONS, LISTEN,
- *   UPSTREAM_SERVERS, MAX_BODY, HEADER_BUFFER, PROXY_CONNECT_TIMEOUT,
- *   PROXY_READ_TIMEOUT.
+ *   UPSTREAM_SERVERS, MAX_BODY, HEADER_BUFFER, HEADER_TIMEOUT,
+ *   PROXY_CONNECT_TIMEOUT, PROXY_READ_TIMEOUT.
  *
  * Two uses: the local cluster (nginx_conf_write: the api servers of the
  * port layout, the error log in the run directory) and the compose

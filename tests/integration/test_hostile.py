@@ -85,13 +85,13 @@ def servers(cl):
 
 
 def still_up(cl):
-    """No process restarted: each answers /health and the supervisor saw no
-    new pid."""
-    pids = {c["name"]: c.get("pid") for c in cl.children()}
+    """No process restarted: each answers /health, and the supervisor
+    restarted none of its children (nginx among them)."""
     for name, url in servers(cl).items():
         st, _, body = request("GET", url + "/health", timeout=5)
         assert st == 200, "%s /health: %d %r" % (name, st, body[:200])
-    return pids
+    for c in cl.children():
+        assert c.get("restarts") == 0 and c.get("state") == "running", c
 
 
 def test_bad_request_targets_are_json_400(cluster):
@@ -353,3 +353,108 @@ def test_library_answers_are_the_documented_exceptions(cluster):
             assert st == status, "%s %r: %d, wanted %d" % (name, data[:40], st, status)
             assert hd.get("connection", "").lower() == "close", (name, data[:40], hd)
     still_up(cluster)
+
+
+def nginx_cases(token):
+    """Malformed and disguised requests for the public port: (what, raw
+    request, status, error). nginx answers most itself, with the JSON pages
+    of nginx/nginx.conf.template; the rest reach an api, which answers JSON
+    too. /internal/ stays closed in every spelling nginx normalises, token
+    or not."""
+    auth = b"Authorization: Bearer " + token.encode() + b"\r\n"
+    get = lambda target, extra=b"": (b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n" +
+                                     extra + b"\r\n")
+    put = lambda key, extra: b"PUT /kv/" + key + b" HTTP/1.1\r\nHost: x\r\n" + extra
+    cases = [(b"internal " + t, get(t, auth), 404, "not_found") for t in [
+        b"/internal/kv/x", b"/%69nternal/kv/x", b"//internal/kv/x",
+        b"/kv/../internal/kv/x", b"/kv/%2e%2e/internal/kv/x",
+        b"/kv/..%2finternal%2fkv%2fx", b"/./internal/changes?since=0",
+        b"http://x/internal/kv/x", b"/INTERNAL/kv/x"]]
+    cases += [
+        (b"topology poke", b"POST /internal/topology-changed HTTP/1.1\r\nHost: x\r\n"
+         b"Content-Length: 0\r\n" + auth + b"\r\n", 404, "not_found"),
+        (b"raw NUL", get(b"/kv/a\x00b"), 400, "bad_request"),
+        (b"control byte", get(b"/kv/a\x01b"), 400, "bad_request"),
+        (b"space", get(b"/kv/a b"), 400, "bad_request"),
+        (b"%00", get(b"/kv/a%00b"), 400, "bad_request"),
+        (b"bad %", get(b"/kv/a%zzb"), 400, "bad_request"),
+        (b"empty key", get(b"/kv/"), 400, "bad_key"),
+        (b"long key", get(b"/kv/" + b"k" * 2000), 414, "key_too_long"),
+        (b"deep path", get(b"/kv/a/b/c"), 404, "not_found"),
+        (b"two lengths", put(b"ng-dup", b"Content-Length: 1\r\nContent-Length: 5\r\n\r\nhello"),
+         400, "bad_request"),
+        (b"length and chunked", put(b"ng-clte", b"Content-Length: 5\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), 400, "bad_request"),
+        (b"bad chunk", put(b"ng-chunk", b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"),
+         400, "bad_request"),
+        (b"gzip coding", put(b"ng-gzip", b"Transfer-Encoding: gzip\r\n\r\n"), 501, "not_implemented"),
+        (b"length 1x", put(b"ng-1x", b"Content-Length: 1x\r\n\r\nh"), 400, "bad_request"),
+        (b"length -1", put(b"ng-neg", b"Content-Length: -1\r\n\r\nh"), 400, "bad_request"),
+        (b"length 1e11", put(b"ng-huge", b"Content-Length: 99999999999\r\n\r\nh"), 413, "too_large"),
+        (b"body 2 MB", put(b"ng-big", b"Content-Length: 2000000\r\n\r\n"), 413, "too_large"),
+        (b"no Host", b"GET /health HTTP/1.1\r\n\r\n", 400, "bad_request"),
+        (b"NUL in Host", b"GET /health HTTP/1.1\r\nHost: x\x00y\r\n\r\n", 400, "bad_request"),
+        (b"HTTP/2.0", b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version_not_supported"),
+        (b"HTTP/1.x", b"GET /health HTTP/1.x\r\nHost: x\r\n\r\n", 400, "bad_request"),
+        (b"method FOO", b"FOO /kv/x HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (b"method get", b"get /kv/x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+        (b"TRACE", b"TRACE /kv/x HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (b"CONNECT", b"CONNECT x:80 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+        (b"header space", get(b"/health", b"Bad Header: y\r\n"), 400, "bad_request"),
+        (b"folded header", get(b"/health", b"X-A: y\r\n z\r\n"), 400, "bad_request"),
+        (b"20 kB header", get(b"/health", b"X-A: " + b"a" * 20000 + b"\r\n"), 431, "header_too_large"),
+        (b"3000 headers", get(b"/health", b"".join(b"X-%d: y\r\n" % i for i in range(3000))),
+         431, "header_too_large"),
+        (b"40 kB target", get(b"/" + b"a" * 40000), 414, "uri_too_long"),
+        (b"incr 1e99", b"POST /kv/ng-incr/incr?by=1e99 HTTP/1.1\r\nHost: x\r\n"
+         b"Content-Length: 0\r\n\r\n", 400, "bad_increment"),
+    ]
+    return cases
+
+
+def test_through_nginx_malformed_requests_get_json(cluster):
+    """The campaign of the direct tests above, at the public port: every
+    malformed or disguised request gets the status and JSON error of
+    nginx_cases, none writes anything, a chunked PUT still works, and no
+    process restarts or logs a crash."""
+    for what, data, status, code in nginx_cases(TOKEN):
+        assert_raw_json_error(raw(cluster.nginx, data), status, code, what.decode("latin-1"))
+    for key in ["ng-dup", "ng-clte", "ng-chunk", "ng-gzip", "ng-1x", "ng-neg", "ng-huge",
+                "ng-big", "ng-incr"]:
+        st, _, body = cluster.request("GET", "/kv/" + key)
+        assert st == 404, "a refused request wrote %s: %d %r" % (key, st, body[:100])
+    st, _, body = raw(cluster.nginx, b"PUT /kv/ng-chunked?sync=1 HTTP/1.1\r\nHost: x\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert st == 200, (st, body[:200])
+    assert cluster.request("GET", "/kv/ng-chunked")[::2] == (200, b"hello")
+    still_up(cluster)
+    with open(os.path.join(cluster.config["cluster"]["data_dir"], "run",
+                           "nginx-error.log"), errors="replace") as f:
+        bad = [ln for ln in f if any(w in ln for w in ("[crit]", "[alert]", "[emerg]"))]
+    assert not bad, "nginx logged: %r" % bad[:5]
+
+
+def test_through_nginx_slow_head_is_cut(cluster):
+    """nginx closes a connection whose head comes a byte at a time at
+    limits.header_timeout_ms, as the servers behind it do (it used to wait
+    60 s)."""
+    s = socket.create_connection(addr(cluster.nginx), timeout=10)
+    s.settimeout(0.1)
+    t0 = time.monotonic()
+    cut = None
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+        while cut is None and time.monotonic() - t0 < 10:
+            try:
+                s.sendall(b"a")
+                if s.recv(65536) == b"":
+                    cut = time.monotonic() - t0
+            except socket.timeout:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                cut = time.monotonic() - t0
+    finally:
+        s.close()
+    assert cut is not None, "nginx kept a slow head for 10 s"
+    assert HEADER_TIMEOUT_MS / 1000 - 0.2 <= cut <= HEADER_TIMEOUT_MS / 1000 + 2, \
+        "cut after %.2f s, header timeout %d ms" % (cut, HEADER_TIMEOUT_MS)
