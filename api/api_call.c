@@ -1,5 +1,6 @@
 #include "api_call.h"
 
+#include "json_whole.h"
 #include "kvhttp.h"
 #include "log.h"
 #include "num.h"
@@ -174,7 +175,7 @@ static void api_call_on_counter_inc(api_call *c, const httpc_resp *resp)
         api_call_relay(c, resp);
         return;
     }
-    in = cJSON_ParseWithLength(resp->body, resp->len);
+    in = json_whole_parse(resp->body, resp->len, NULL);
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "key", c->key);
     cJSON_AddStringToObject(o, "status", resp->status == 200 ? "applied" : "queued");

@@ -3,6 +3,7 @@
 #include "quorum_pick.h"
 
 #include "clock.h"
+#include "json_whole.h"
 #include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
@@ -179,7 +180,7 @@ uint64_t quorum_stale_epoch(const httpc_resp *resp)
         return 0;
     if (kvhdr_u64(resp, KVHDR_EPOCH, &e) == 0)
         return e;
-    cJSON *j = cJSON_ParseWithLength(resp->body, resp->len);
+    cJSON *j = json_whole_parse(resp->body, resp->len, NULL);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "epoch");
     if (cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 9.0e15)
         e = (uint64_t)v->valuedouble;

@@ -1,5 +1,7 @@
 #include "kvctl.h"
 
+#include "json_whole.h"
+
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -69,7 +71,7 @@ cJSON *kvctl_http_json(const httpc_resp *r)
 {
     if (r->body == NULL || r->len == 0)
         return NULL;
-    return cJSON_ParseWithLength(r->body, r->len);
+    return json_whole_parse(r->body, r->len, NULL);
 }
 
 void kvctl_http_print_body(const httpc_resp *r)

@@ -1,6 +1,7 @@
 /* cluster_state: the topology state file (cluster_state.h). */
 #include "cluster_state.h"
 
+#include "json_whole.h"
 #include "log.h"
 
 #include <errno.h>
@@ -184,7 +185,7 @@ int cluster_state_load(cluster_t *cl, char *err, size_t errlen)
     if (text == NULL)
         return cluster_errf(err, errlen, "%s: out of memory", cl->state_path);
     text[len] = '\0';
-    root = cJSON_ParseWithLength(text, len);
+    root = json_whole_parse(text, len, NULL);
     shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
     if (root == NULL || cluster_state_json_u64(root, "epoch", &epoch) < 0 ||
         !cJSON_IsArray(shards) || cJSON_GetArraySize(shards) < 1) {

@@ -2,6 +2,7 @@
 #include "probe.h"
 
 #include "httpc.h"
+#include "json_whole.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 int probe_health_seq(const char *body, size_t len, uint64_t *seq,
                        uint64_t *epoch)
 {
-    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    cJSON *j = body ? json_whole_parse(body, len, NULL) : NULL;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "applied_seq");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "epoch");
     int rc = -1;

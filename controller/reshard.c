@@ -4,6 +4,7 @@
 #include "cluster_cmd.h"
 #include "cluster_state.h"
 #include "httpc.h"
+#include "json_whole.h"
 #include "kvhdr.h"
 #include "log.h"
 #include "notify.h"
@@ -290,7 +291,7 @@ static int reshard_prepared(reshard_t *r, const cluster_migration *m)
     probe_health((const char *const[]){primary->url}, 1, r->probe_timeout_ms,
                  &resp);
     if (resp.status == 200) {
-        cJSON *root = cJSON_ParseWithLength(resp.body, resp.len);
+        cJSON *root = json_whole_parse(resp.body, resp.len, NULL);
         const cJSON *s;
         cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root,
                                                                "secondaries"))
@@ -522,7 +523,7 @@ static cJSON *reshard_add_body(reshard_t *r, const char *body, size_t len,
                              "[\"http://...\",...]}: the new shard's stores "
                              "are yours to start");
     }
-    root = cJSON_ParseWithLength(body, len);
+    root = json_whole_parse(body, len, NULL);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return reshard_error(status, 400, "bad_json",

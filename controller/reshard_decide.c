@@ -3,6 +3,8 @@
  * no locks: unit tested on their own (tests/unit/test_reshard.c). */
 #include "reshard.h"
 
+#include "json_whole.h"
+
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <string.h>
@@ -17,7 +19,7 @@ static uint64_t reshard_decide_u64(const cJSON *o, const char *name)
 
 int reshard_decide_parse_health(const char *body, size_t len, reshard_src *out)
 {
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *root = json_whole_parse(body, len, NULL);
     const cJSON *m, *ph;
     uint32_t shard = out->shard;
 

@@ -18,6 +18,7 @@
  * (--no-start-cluster) do not see each other's data. */
 #include "lab_assess_internal.h"
 
+#include "json_whole.h"
 #include "kvctl.h"
 
 #include "clock.h"
@@ -131,7 +132,7 @@ void lab_assess_err_text(const httpc_resp *r, char *out, size_t outlen)
         lab_assess_set(out, outlen, "%s", r->error[0] ? r->error : "no answer");
         return;
     }
-    j = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    j = r->body ? json_whole_parse(r->body, r->len, NULL) : NULL;
     if (cJSON_IsObject(j)) {
         d = cJSON_GetObjectItemCaseSensitive(j, "detail");
         v = cJSON_GetObjectItemCaseSensitive(d, "error");
@@ -197,7 +198,7 @@ void lab_assess_call(lab_assess_ctx *x, const char *method, const char *base,
 
 cJSON *lab_assess_json(const httpc_resp *r)
 {
-    return r->body && r->status ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    return r->body && r->status ? json_whole_parse(r->body, r->len, NULL) : NULL;
 }
 
 /* {"key":k,"value":v} (both plain: the grader's own keys and values). */

@@ -1,6 +1,8 @@
 /* lab_assess_score: see lab_assess_score.h. */
 #include "lab_assess_score.h"
 
+#include "json_whole.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -671,7 +673,7 @@ int lab_assess_score_check_429(const char *body, size_t len, const char *retry_a
                      const char *limit, const char *remaining, int64_t max,
                      char *err, size_t errlen)
 {
-    cJSON *j = body ? cJSON_ParseWithLength(body, len) : NULL;
+    cJSON *j = body ? json_whole_parse(body, len, NULL) : NULL;
     const cJSON *v;
     int64_t n;
     int rc = -1;

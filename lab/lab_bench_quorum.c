@@ -1,5 +1,6 @@
 /* lab_bench_quorum: see lab_bench_quorum.h. */
 #include "lab_bench_quorum.h"
+#include "json_whole.h"
 #include "lab_bench_quorum_internal.h"
 
 #include "kvctl.h"
@@ -88,7 +89,7 @@ static void lab_bench_quorum_write_one(const lab_bench_quorum_opts *o, int w,
     t0 = lab_bench_quorum_now();
     httpc_do(&rq, &r);
     t1 = lab_bench_quorum_now();
-    j = r.status == 200 ? cJSON_ParseWithLength(r.body, r.len) : NULL;
+    j = r.status == 200 ? json_whole_parse(r.body, r.len, NULL) : NULL;
     if (j && cJSON_IsNumber(cJSON_GetObjectItem(j, "seq")))
         seq = (uint64_t)cJSON_GetObjectItem(j, "seq")->valuedouble;
     cJSON_Delete(j);

@@ -3,6 +3,7 @@
 #include "lab_bench_quorum_internal.h"
 
 #include "httpc.h"
+#include "json_whole.h"
 #include "lab_cli.h"
 
 #include <cjson/cJSON.h>
@@ -65,7 +66,7 @@ static cJSON *lab_bench_quorum_cluster_get_json(const char *base, const char *pa
     if (status)
         *status = r.status;
     if (r.status == 200 && r.body)
-        j = cJSON_ParseWithLength(r.body, r.len);
+        j = json_whole_parse(r.body, r.len, NULL);
     httpc_resp_free(&r);
     return j;
 }

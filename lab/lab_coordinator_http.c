@@ -2,6 +2,7 @@
 #include "lab_coordinator_http.h"
 
 #include "lab_coordinator.h"
+#include "json_whole.h"
 #include "kvhdr.h"
 #include "kvhttp.h"
 #include "log.h"
@@ -83,7 +84,7 @@ static cJSON *lab_coordinator_http_body(httpd_req *r, int *empty)
         *empty = 1;
         return NULL;
     }
-    j = cJSON_ParseWithLength(b, len);
+    j = json_whole_parse(b, len, NULL);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
         lab_coordinator_http_detail(r, 400, "The body must be a JSON object");
@@ -123,7 +124,7 @@ static void lab_coordinator_http_write_done(httpc_resp *resp, void *ctx)
     cJSON *j = NULL, *out, *d;
 
     if (resp->status == 200 &&
-        (j = cJSON_ParseWithLength(resp->body, resp->len)) != NULL) {
+        (j = json_whole_parse(resp->body, resp->len, NULL)) != NULL) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "seq");
         cJSON *set;
@@ -148,7 +149,7 @@ static void lab_coordinator_http_write_done(httpc_resp *resp, void *ctx)
         httpd_respond_json(w->r, 200, out, NULL);
     } else if (resp->status == 503 || resp->status == 504) {
         char code[64] = "";
-        j = cJSON_ParseWithLength(resp->body, resp->len);
+        j = json_whole_parse(resp->body, resp->len, NULL);
         {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
             if (cJSON_IsString(e))
@@ -175,7 +176,7 @@ static void lab_coordinator_http_write_done(httpc_resp *resp, void *ctx)
     } else {
         /* 413 and the like: the leader's reason, its status. */
         char msg[256] = "the leader refused the write";
-        j = cJSON_ParseWithLength(resp->body, resp->len);
+        j = json_whole_parse(resp->body, resp->len, NULL);
         {
             const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
             if (cJSON_IsString(m))

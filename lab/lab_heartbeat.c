@@ -3,6 +3,7 @@
 
 #include "clock.h"
 #include "httpc.h"
+#include "json_whole.h"
 #include "kvhdr.h"
 #include "log.h"
 
@@ -91,7 +92,7 @@ static int lab_heartbeat_send(lab_heartbeat_t *h)
     req.headers = hdrs;
     req.timeout_ms = LAB_HEARTBEAT_TIMEOUT_MS;
     if (httpc_do(&req, &resp) == 0 && resp.status == 200) {
-        cJSON *j = cJSON_ParseWithLength(resp.body, resp.len);
+        cJSON *j = json_whole_parse(resp.body, resp.len, NULL);
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "status");
         if (cJSON_IsString(st) && strcmp(st->valuestring, "retired") == 0) {
             const cJSON *k = cJSON_GetObjectItemCaseSensitive(j, "incarnation");

@@ -2,8 +2,13 @@
 
 cJSON *json_whole_parse(const char *text, size_t len, const char **end)
 {
-    const char *e = NULL, *stop = text + len;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &e, 0);
+    const char *e = NULL, *stop;
+    cJSON *root;
+
+    if (text == NULL) /* an empty answer */
+        return NULL;
+    stop = text + len;
+    root = cJSON_ParseWithLengthOpts(text, len, &e, 0);
 
     if (root != NULL) {
         /* cJSON leaves e just after the value; JSON whitespace may follow. */

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "httpc.h"
+#include "json_whole.h"
 #include "kvhdr.h"
 #include "log.h"
 #include "wire.h"
@@ -97,7 +98,7 @@ static uint64_t recon_hdr_u64(const httpc_resp *resp, const char *name,
 static int recon_err_is(const httpc_resp *resp, const char *code,
                         const char *field, uint64_t *val)
 {
-    cJSON *j = cJSON_ParseWithLength(resp->body, resp->len);
+    cJSON *j = json_whole_parse(resp->body, resp->len, NULL);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
     int is = cJSON_IsString(e) && strcmp(e->valuestring, code) == 0;
     if (is && field && val) {

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "httpc.h"
+#include "json_whole.h"
 #include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
@@ -166,7 +167,7 @@ static void repl_send_exchange(repl_send_t *r, repl_send_peer *p, int data,
     }
     metrics_hist_record(&rm_lat, clock_mono_us() - t0);
     {
-        cJSON *j = cJSON_ParseWithLength(resp.body, resp.len);
+        cJSON *j = json_whole_parse(resp.body, resp.len, NULL);
         int found = 0;
         if (resp.status == 200) {
             out->applied = repl_send_json_u64(j, "applied_seq", &found);

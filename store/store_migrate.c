@@ -4,6 +4,7 @@
 
 #include "clock.h"
 #include "httpc.h"
+#include "json_whole.h"
 #include "kvhdr.h"
 #include "log.h"
 #include "metrics.h"
@@ -430,7 +431,7 @@ static int store_migrate_target_drained(store_migrate *m, const topo_t *t,
         httpc_resp_free(&resp);
         return 0;
     }
-    j = cJSON_ParseWithLength(resp.body, resp.len);
+    j = json_whole_parse(resp.body, resp.len, NULL);
     httpc_resp_free(&resp);
     if (j == NULL)
         return 0;

@@ -35,22 +35,32 @@ static http1_parse_rc feed(http1_parse *p, char *buf, size_t *len,
     return rc;
 }
 
+/* p, done over buf[0..len), is the answer status/body; frees p. */
+static void expect_parsed(http1_parse *p, const char *buf, size_t len,
+                          long status, const char *body, int close_after)
+{
+    size_t blen;
+    const char *b;
+
+    assert_int_equal(p->status, status);
+    assert_int_equal(p->close_after, close_after);
+    b = http1_parse_body(p, buf, len, &blen);
+    assert_int_equal(blen, strlen(body));
+    assert_memory_equal(b, body, blen);
+    http1_parse_free(p);
+}
+
 static void expect_body(const char *text, int eof, long status,
                         const char *body, int close_after)
 {
     for (size_t step = 0; step <= 1; step++) {
         char buf[4096];
-        size_t len, blen;
+        size_t len;
         http1_parse p;
         memset(&p, 0, sizeof p);
         http1_parse_reset(&p, 0);
         assert_int_equal(feed(&p, buf, &len, text, step, eof), HTTP1_PARSE_DONE);
-        assert_int_equal(p.status, status);
-        assert_int_equal(p.close_after, close_after);
-        const char *b = http1_parse_body(&p, buf, len, &blen);
-        assert_int_equal(blen, strlen(body));
-        assert_memory_equal(b, body, blen);
-        http1_parse_free(&p);
+        expect_parsed(&p, buf, len, status, body, close_after);
     }
 }
 
@@ -177,7 +187,7 @@ static void expect_split(const char *text, int head_only, int eof, long status,
 
     for (size_t k = 0; k <= n; k++) {
         char buf[4096];
-        size_t len, blen;
+        size_t len;
         http1_parse p;
         http1_parse_rc rc;
         memset(&p, 0, sizeof p);
@@ -185,14 +195,9 @@ static void expect_split(const char *text, int head_only, int eof, long status,
         rc = feed_split(&p, buf, &len, text, k, eof);
         if (rc != HTTP1_PARSE_DONE)
             fail_msg("%.40s...: split at %zu: got %d", text, k, rc);
-        assert_int_equal(p.status, status);
-        assert_int_equal(p.close_after, close_after);
         assert_int_equal(p.head_end, strlen(head));
         assert_memory_equal(buf, head, p.head_end);
-        const char *b = http1_parse_body(&p, buf, len, &blen);
-        assert_int_equal(blen, strlen(body));
-        assert_memory_equal(b, body, blen);
-        http1_parse_free(&p);
+        expect_parsed(&p, buf, len, status, body, close_after);
     }
 }
 
