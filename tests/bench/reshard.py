@@ -73,7 +73,7 @@ def load(cl, n, prefix):
 
     def send(shard, keys):
         body = b"".join(kvc.encode_wire_op(1, k, value, version) for k in keys)
-        st, hd, out = kvc.request("POST", primaries[shard] + "/internal/batch", body=body,
+        st, hd, out = cl.internal("POST", primaries[shard] + "/internal/batch", body=body,
                                   headers={"Content-Type": "application/octet-stream"},
                                   timeout=60)
         if st != 200:
@@ -122,7 +122,7 @@ def wrk_1s(url, script_path, conns):
     return parse_wrk(p.stdout)
 
 
-def migrate(cl, kv, argv, script, conns):
+def migrate(cl, argv, script, conns):
     """One migration (kvctl argv) under wrk with conns connections (0: no
     load): an idle one-second run first, then one that starts as the copy
     does, repeated while the migration lasts. Returns its row."""
@@ -133,10 +133,8 @@ def migrate(cl, kv, argv, script, conns):
 
     def run():
         t0 = time.monotonic()
-        p = subprocess.run([kv, "--controller", cl.controller, "--json"] + argv,
-                           capture_output=True, text=True, timeout=600)
-        res.update(rc=p.returncode, out=p.stdout, err=p.stderr,
-                   secs=time.monotonic() - t0)
+        rc, out, err = cl.kvctl("--json", *argv)  # with the cluster's token
+        res.update(rc=rc, out=out, err=err, secs=time.monotonic() - t0)
         done.set()
         copying.set()
 
@@ -217,11 +215,10 @@ def main():
         script = os.path.join(tmp, "get.lua")
         with open(script, "w") as f:
             f.write(LUA_GET % (args.keys, args.keys))
-        kv = os.path.join(build, "bin", "kvctl")
         rows = []
         for conns in [int(c) for c in args.loads.split(",")]:
-            rows.append(migrate(cl, kv, ["shard", "add"], script, conns))
-            rows.append(migrate(cl, kv, ["shard", "remove", str(rows[-1]["shard"])],
+            rows.append(migrate(cl, ["shard", "add"], script, conns))
+            rows.append(migrate(cl, ["shard", "remove", str(rows[-1]["shard"])],
                                 script, conns))
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as f:
