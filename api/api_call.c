@@ -178,10 +178,19 @@ static void api_call_on_counter_inc(api_call *c, const httpc_resp *resp)
     in = json_whole_parse(resp->body, resp->len, NULL);
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "key", c->key);
-    cJSON_AddStringToObject(o, "status", resp->status == 200 ? "applied" : "queued");
+    {
+        /* The queue's word: applied, superseded (an older increment the
+         * shard had passed) or queued. */
+        const char *st = cJSON_GetStringValue(cJSON_GetObjectItem(in, "status"));
+        cJSON_AddStringToObject(o, "status",
+                                st ? st : resp->status == 200 ? "applied" : "queued");
+    }
     if (resp->status == 200 && cJSON_GetObjectItem(in, "value"))
         cJSON_AddNumberToObject(o, "value",
                                 cJSON_GetNumberValue(cJSON_GetObjectItem(in, "value")));
+    if (cJSON_GetObjectItem(in, "current_version"))
+        cJSON_AddNumberToObject(o, "current_version",
+                                cJSON_GetNumberValue(cJSON_GetObjectItem(in, "current_version")));
     cJSON_Delete(in);
     httpd_respond_json(c->r, (unsigned)resp->status, o,
                        api_call_client_hdrs(c, h, NULL, NULL, NULL));

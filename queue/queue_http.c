@@ -39,11 +39,16 @@ void queue_http_notify(void *waiter, const wq_outcome *o)
         httpd_respond_json(r, o->status, j, NULL);
         return;
     }
-    j = queue_http_job_reply(key, o->state == WQ_APPLIED ? "applied" : "queued",
-                        &o->job, o->version);
+    j = queue_http_job_reply(key,
+                             o->state == WQ_APPLIED      ? "applied"
+                             : o->state == WQ_SUPERSEDED ? "superseded"
+                                                         : "queued",
+                             &o->job, o->version);
     if (o->state == WQ_APPLIED && httpd_method_is(r, "POST"))
         cJSON_AddNumberToObject(j, "value", (double)o->number);
-    httpd_respond_json(r, o->state == WQ_APPLIED ? 200 : 202, j, NULL);
+    if (o->state == WQ_SUPERSEDED)
+        cJSON_AddNumberToObject(j, "current_version", (double)o->current);
+    httpd_respond_json(r, o->state == WQ_QUEUED ? 202 : 200, j, NULL);
 }
 
 /* The admissions of this worker's current pass. They are journaled

@@ -13,6 +13,8 @@ const char *const wq_class_names[WQ_NCLASS] = {"main", "excess", "stale"};
 #define WQ_GAUGE(var, nm, hp) metric var = {nm, hp, "gauge", 0, NULL}
 WQ_COUNTER(wq_m_admitted, "kv_queue_admitted_total", "jobs accepted");
 WQ_COUNTER(wq_m_applied, "kv_queue_applied_total", "jobs applied by a shard");
+WQ_COUNTER(wq_m_superseded, "kv_queue_superseded_total",
+           "jobs the shard ignored: it held a newer version of the key");
 WQ_COUNTER(wq_m_failed, "kv_queue_failed_total", "jobs that ended failed");
 WQ_COUNTER(wq_m_rejected, "kv_queue_rejected_total", "writes refused with 429");
 WQ_COUNTER(wq_m_coalesced, "kv_queue_coalesced_total",
@@ -90,7 +92,8 @@ wq_t *wq_start(const kv_config *cfg, topo_watch *topo, const char *journal_dir,
 {
     wq_t *q = calloc(1, sizeof *q);
     static metric *const ms[] = {
-        &wq_m_admitted, &wq_m_applied, &wq_m_failed, &wq_m_rejected, &wq_m_coalesced,
+        &wq_m_admitted, &wq_m_applied, &wq_m_superseded, &wq_m_failed,
+        &wq_m_rejected, &wq_m_coalesced,
         &wq_m_dispatched, &wq_m_batches, &wq_m_retries, &wq_m_spill_excess,
         &wq_m_spill_stale, &wq_m_replayed, &wq_m_depth_main, &wq_m_depth_excess,
         &wq_m_depth_stale};

@@ -38,7 +38,9 @@
 
 typedef struct wq wq_t;
 
-enum wq_state { WQ_QUEUED, WQ_APPLIED, WQ_FAILED };
+/* SUPERSEDED: the shard already held a newer version of the key, so the
+ * write changed nothing (last writer wins); the job ended, not failed. */
+enum wq_state { WQ_QUEUED, WQ_APPLIED, WQ_FAILED, WQ_SUPERSEDED };
 
 /* What a waiter is told. */
 typedef struct wq_outcome {
@@ -47,6 +49,7 @@ typedef struct wq_outcome {
     enum wq_state state;       /* WQ_QUEUED: the wait ended first */
     uint16_t status;           /* failures: the HTTP status to answer */
     int64_t number;            /* increments: the counter afterwards */
+    uint64_t current;          /* superseded: the version the shard holds */
     const char *error;         /* failures: short code */
     const char *message;       /* failures: sentence */
 } wq_outcome;

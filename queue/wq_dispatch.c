@@ -8,6 +8,7 @@
 #include "httpc.h"
 #include "kvhdr.h"
 #include "log.h"
+#include "outcome.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,9 +210,10 @@ static void wq_dispatch_link(wq_op **first, wq_op **tail, wq_op *o)
     *tail = o;
 }
 
-/* One result per op. 421 and 503 are a migration's (docs/PROTOCOL.md
- * "Growing and shrinking"): moved, the op goes to the key's new owner;
- * migrating, it waits here a moment. Neither costs the op a retry. */
+/* One result per op, read by queue/outcome.h. Moved and migrating are a
+ * migration's (docs/PROTOCOL.md "Growing and shrinking"): moved, the op
+ * goes to the key's new owner; migrating, it waits here a moment. Neither
+ * costs the op a retry. */
 static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
                                       const httpc_resp *resp, wq_end_list *e)
 {
@@ -223,18 +225,28 @@ static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
         n = o->next;
         if (wire_next_result(resp->body, resp->len, &off, &r) != 1)
             r.status = 500;
-        if (r.status == 200 || r.status == 208)
-            wq_end_op(q, o, WQ_APPLIED, 200, r.number, NULL, NULL, e);
-        else if (r.status == 421)
+        switch (outcome_of(&r, o->version)) {
+        case OUTCOME_APPLIED:
+            wq_end_op(q, o, WQ_APPLIED, 200, &r, NULL, NULL, e);
+            break;
+        case OUTCOME_SUPERSEDED:
+            wq_end_op(q, o, WQ_SUPERSEDED, 200, &r, NULL, NULL, e);
+            break;
+        case OUTCOME_MOVED:
             wq_route_moved(q, o, si, r.number); /* number: the owner */
-        else if (r.status == 503)
+            break;
+        case OUTCOME_MIGRATING:
             wq_dispatch_link(&wait, &wait_tail, o);
-        else if (r.status == 409 && o->kind == WIRE_INCR)
-            wq_end_op(q, o, WQ_FAILED, 409, 0, "not_integer",
-                      "the stored value is not an integer, or would overflow", e);
-        else
-            wq_end_op(q, o, WQ_FAILED, r.status >= 400 ? r.status : 500, 0,
-                      "store_error", "the shard refused the write", e);
+            break;
+        case OUTCOME_FAILED:
+            if (r.status == 409 && o->kind == WIRE_INCR)
+                wq_end_op(q, o, WQ_FAILED, 409, NULL, "not_integer",
+                          "the stored value is not an integer, or would overflow", e);
+            else
+                wq_end_op(q, o, WQ_FAILED, r.status >= 400 ? r.status : 500, NULL,
+                          "store_error", "the shard refused the write", e);
+            break;
+        }
     }
     if (wait) {
         wq_table_requeue(q, &q->shards[si], wait);
@@ -257,7 +269,7 @@ static void wq_dispatch_batch_failed(wq_t *q, int si, wq_op *batch, size_t n,
         o->next = NULL;
         o->attempts++;
         if (o->cls == WQ_STALE && o->attempts > (uint32_t)q->cfg.stale_retry_max) {
-            wq_end_op(q, o, WQ_FAILED, 503, 0, "shard_unavailable",
+            wq_end_op(q, o, WQ_FAILED, 503, NULL, "shard_unavailable",
                       "the shard primary could not be reached; gave up after "
                       "the STALE retries", e);
             failed++;

@@ -11,6 +11,7 @@ wq_outcome wq_end_outcome(const wq_job *j)
 {
     wq_outcome o = {.job = j->id, .version = j->version, .state = j->state,
                     .status = j->status, .number = j->number,
+                    .current = j->current,
                     .error = j->error, .message = j->message};
     return o;
 }
@@ -54,7 +55,7 @@ static void wq_end_list_version(wq_end_list *e, uint64_t version)
 
 /* With the lock held: every job of the op ends; the op is freed. */
 void wq_end_op(wq_t *q, wq_op *o, enum wq_state st, uint16_t status,
-               int64_t number, const char *error, const char *message,
+               const wire_result *res, const char *error, const char *message,
                wq_end_list *e)
 {
     uint64_t now = clock_mono_us();
@@ -63,14 +64,18 @@ void wq_end_op(wq_t *q, wq_op *o, enum wq_state st, uint16_t status,
         jn = j->jnext;
         j->state = st;
         j->status = status;
-        j->number = number;
+        j->number = res ? res->number : 0;
+        j->current = res ? res->version : 0;
         j->error = error;
         j->message = message;
-        j->attempts = o->attempts + (st == WQ_APPLIED);
+        j->attempts = o->attempts + (st != WQ_FAILED);
         j->applied_as = o->version;
         j->op_of = NULL;
         q->charged[j->charged]--;
-        metrics_add(st == WQ_APPLIED ? &wq_m_applied : &wq_m_failed, 1);
+        metrics_add(st == WQ_APPLIED      ? &wq_m_applied
+                    : st == WQ_SUPERSEDED ? &wq_m_superseded
+                                          : &wq_m_failed,
+                    1);
         metrics_hist_record(&wq_m_apply, now - j->admitted_us);
         wq_end_list_version(e, j->version);
         while (j->waiters)

@@ -60,6 +60,7 @@ typedef struct wq_job {               /* one client write */
     uint32_t shard;
     uint32_t attempts;
     int64_t number;
+    uint64_t current;                 /* superseded: the shard's version */
     uint64_t admitted_us;
     uint64_t applied_as;              /* the op version it ended with */
     enum wq_class charged;            /* MAIN or EXCESS: whose capacity it holds */
@@ -153,7 +154,8 @@ typedef struct wq_end_list {
     size_t nversions, capversions;
 } wq_end_list;
 
-extern metric wq_m_admitted, wq_m_applied, wq_m_failed, wq_m_rejected,
+extern metric wq_m_admitted, wq_m_applied, wq_m_superseded, wq_m_failed,
+    wq_m_rejected,
     wq_m_coalesced, wq_m_dispatched, wq_m_batches, wq_m_retries,
     wq_m_spill_excess, wq_m_spill_stale, wq_m_replayed, wq_m_depth_main,
     wq_m_depth_excess, wq_m_depth_stale;
@@ -188,8 +190,9 @@ void wq_table_job_free(wq_job *j);
 wq_outcome wq_end_outcome(const wq_job *j);
 /* Take waiter w of job j off every list and put it on e's due list. */
 void wq_end_waiter_due(wq_t *q, wq_waiter *w, wq_job *j, wq_end_list *e);
+/* res: the shard's result for the op (NULL when it failed before one). */
 void wq_end_op(wq_t *q, wq_op *o, enum wq_state st, uint16_t status,
-               int64_t number, const char *error, const char *message,
+               const wire_result *res, const char *error, const char *message,
                wq_end_list *e);
 void wq_end_flush(wq_t *q, wq_end_list *e);
 

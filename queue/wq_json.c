@@ -6,7 +6,8 @@
 
 cJSON *wq_json_job(wq_t *q, const jobid *id)
 {
-    static const char *const names[] = {"queued", "applied", "failed"};
+    static const char *const names[] = {"queued", "applied", "failed",
+                                        "superseded"};
     cJSON *o = NULL;
     wq_job *j;
     char idtxt[JOBID_TEXT + 1];
@@ -33,6 +34,8 @@ cJSON *wq_json_job(wq_t *q, const jobid *id)
         }
         if (j->state == WQ_APPLIED && j->op == WIRE_INCR)
             cJSON_AddNumberToObject(o, "value", (double)j->number);
+        if (j->state == WQ_SUPERSEDED)
+            cJSON_AddNumberToObject(o, "current_version", (double)j->current);
         if (j->state == WQ_FAILED) {
             cJSON_AddStringToObject(o, "error", j->error);
             cJSON_AddStringToObject(o, "message", j->message);
@@ -72,6 +75,7 @@ void wq_json_stats(wq_t *q, cJSON *obj)
     cJSON_AddItemToObject(obj, "shards", shards);
     cJSON_AddNumberToObject(obj, "admitted", (double)metrics_get(&wq_m_admitted));
     cJSON_AddNumberToObject(obj, "applied", (double)metrics_get(&wq_m_applied));
+    cJSON_AddNumberToObject(obj, "superseded", (double)metrics_get(&wq_m_superseded));
     cJSON_AddNumberToObject(obj, "failed", (double)metrics_get(&wq_m_failed));
     cJSON_AddNumberToObject(obj, "rejected", (double)metrics_get(&wq_m_rejected));
     cJSON_AddNumberToObject(obj, "coalesced", (double)metrics_get(&wq_m_coalesced));

@@ -38,10 +38,14 @@ def queue_stats(c):
     return s
 
 
+def primary_url(c, key):
+    _, _, body = c.request("GET", "/ring?key=" + quote_key(key))
+    return json_of(body)["primary"]
+
+
 def primary_name(c, key):
     """The controller's name of the store that is the key's primary."""
-    _, _, body = c.request("GET", "/ring?key=" + quote_key(key))
-    url = json_of(body)["primary"]
+    url = primary_url(c, key)
     for ch in c.children():
         if ch.get("url") == url:
             return ch["name"]
@@ -217,6 +221,48 @@ def test_large_capacities_accept_all(cluster):
         t.join(60)
     assert codes == {202: 200}, codes
     cluster.wait_until(lambda: counter(cluster, key) == 200, 30, "200 applied")
+
+
+def future_version(seconds):
+    """An HLC version (lib/hlc.h: microseconds since 2020) this far ahead:
+    within the stores' max_version_skew_ms (5 s), so they take it."""
+    return int((time.time() + seconds) * 1e6) - 1577836800000000
+
+
+def test_superseded_writes_are_reported(cluster):
+    """A write that reaches a shard holding a newer version of its key
+    changes nothing: it ends "superseded" with the winning version, in the
+    ?sync=1 answer and in /jobs/{id}, and is counted, where it used to say
+    "applied" while reads kept the old bytes. Put, delete and increment."""
+    key, ckey = ukey("sup"), ukey("sup-n")
+    before = queue_stats(cluster).get("superseded", 0)
+    won = {}
+    for k, val in ((key, b"newer"), (ckey, b"5")):
+        url = primary_url(cluster, k) + "/internal/kv/" + quote_key(k)
+        won[k] = future_version(3)
+        st, _, body = cluster.internal("PUT", url + "?version=%d" % won[k], body=val)
+        assert st == 200, (st, body)
+    cases = [("PUT", "/kv/%s?sync=1" % quote_key(key), b"older", key),
+             ("DELETE", "/kv/%s?sync=1" % quote_key(key), None, key),
+             ("POST", "/kv/%s/incr?sync=1" % quote_key(ckey), None, ckey)]
+    for method, path, body, k in cases:
+        st, _, out = cluster.request(method, path, body=body, timeout=15)
+        j = json_of(out)
+        assert st == 200 and j.get("status") == "superseded", (method, st, j)
+        assert j["current_version"] == won[k] and j["version"] < won[k], (method, j)
+    st, _, out = cluster.request("PUT", "/kv/%s" % quote_key(key), body=b"async")
+    assert st == 202, (st, out)
+    job = json_of(out)["job"]
+
+    def ended():
+        st, j = get_json(cluster.nginx + "/jobs/" + job)
+        return j if st == 200 and j["status"] != "queued" else None
+    j = wait_until(ended, 15, "the async write's job to end")
+    assert j["status"] == "superseded" and j["current_version"] == won[key], j
+    st, _, out = cluster.request("GET", "/kv/%s" % quote_key(key))
+    assert (st, out) == (200, b"newer"), (st, out)
+    assert counter(cluster, ckey) == 5
+    assert queue_stats(cluster)["superseded"] - before == 4
 
 
 CLUSTER_CONFIG = {"queue": {"max_key_rate": 50, "key_window_s": 1}}

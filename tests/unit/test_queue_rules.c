@@ -17,6 +17,7 @@
 #include "../../queue/coalesce.h"
 #include "../../queue/jobid.h"
 #include "../../queue/journal.h"
+#include "../../queue/outcome.h"
 #include "wire.h"
 
 static void test_coalesce_rule(void **state)
@@ -29,6 +30,29 @@ static void test_coalesce_rule(void **state)
     assert_int_equal(coalesce_rule(WIRE_INCR, WIRE_INCR), COALESCE_ADD);
     assert_int_equal(coalesce_rule(WIRE_PUT, WIRE_INCR), COALESCE_NONE);
     assert_int_equal(coalesce_rule(WIRE_DEL, WIRE_INCR), COALESCE_NONE);
+}
+
+/* A 208 is a resend or replay when the shard holds the op's own version,
+ * and a superseded write when it holds a newer one (issue 12: such writes
+ * used to be reported applied). */
+static void test_outcome_rule(void **state)
+{
+    wire_result r = {.status = 200, .version = 7};
+    (void)state;
+    assert_int_equal(outcome_of(&r, 7), OUTCOME_APPLIED);
+    r.status = 208;
+    assert_int_equal(outcome_of(&r, 7), OUTCOME_APPLIED);
+    r.version = 9;
+    assert_int_equal(outcome_of(&r, 7), OUTCOME_SUPERSEDED);
+    r.status = 421;
+    assert_int_equal(outcome_of(&r, 7), OUTCOME_MOVED);
+    r.status = 503;
+    assert_int_equal(outcome_of(&r, 7), OUTCOME_MIGRATING);
+    for (unsigned st = 400; st < 600; st += 7) {
+        r.status = (uint16_t)st;
+        if (st != 421 && st != 503)
+            assert_int_equal(outcome_of(&r, 7), OUTCOME_FAILED);
+    }
 }
 
 typedef struct seen {
@@ -293,6 +317,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coalesce_rule),
+        cmocka_unit_test(test_outcome_rule),
         cmocka_unit_test(test_jobid),
         cmocka_unit_test(test_journal),
         cmocka_unit_test(test_journal_old_format),
