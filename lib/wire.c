@@ -60,13 +60,29 @@ static uint8_t *wire_grow(wire_buf *b, size_t n)
     return b->data + b->len - n;
 }
 
+/* The flags an op may carry: no unknown bit, at most one condition. */
+static int wire_flags_valid(uint8_t f)
+{
+    uint8_t c = f & WIRE_F_CONDITIONS;
+
+    return (f & ~WIRE_F_CONDITIONS) == 0 && (c & (c - 1)) == 0;
+}
+
+/* Bytes between the fixed header and the key. */
+static size_t wire_ext_len(uint8_t f)
+{
+    return (f & WIRE_F_IF_MATCH) ? 8 : 0;
+}
+
 int wire_put_op(wire_buf *b, const wire_op *op)
 {
+    size_t hdr = WIRE_OP_HDR + wire_ext_len(op->flags);
     uint8_t *p;
 
-    if (op->key_len > UINT32_MAX || op->val_len > UINT32_MAX)
+    if (op->key_len > UINT32_MAX || op->val_len > UINT32_MAX ||
+        !wire_flags_valid(op->flags))
         return -1;
-    p = wire_grow(b, WIRE_OP_HDR + op->key_len + op->val_len);
+    p = wire_grow(b, hdr + op->key_len + op->val_len);
     if (p == NULL)
         return -1;
     memset(p, 0, WIRE_OP_HDR);
@@ -76,38 +92,42 @@ int wire_put_op(wire_buf *b, const wire_op *op)
     wire_u32(p + 8, (uint32_t)op->val_len);
     wire_u64(p + 16, op->version);
     wire_u64(p + 24, op->seq);
-    memcpy(p + WIRE_OP_HDR, op->key, op->key_len);
+    if (op->flags & WIRE_F_IF_MATCH)
+        wire_u64(p + WIRE_OP_HDR, op->if_match);
+    memcpy(p + hdr, op->key, op->key_len);
     if (op->val_len)
-        memcpy(p + WIRE_OP_HDR + op->key_len, op->val, op->val_len);
+        memcpy(p + hdr + op->key_len, op->val, op->val_len);
     return 0;
 }
 
 int wire_next_op(const void *buf, size_t len, size_t *off, wire_op *out)
 {
     const uint8_t *p = (const uint8_t *)buf + *off;
-    size_t left = len - *off;
+    size_t left = len - *off, hdr;
     uint32_t klen, vlen;
 
     if (*off >= len)
         return 0;
-    if (left < WIRE_OP_HDR)
+    if (left < WIRE_OP_HDR || !wire_flags_valid(p[1]))
         return -1;
+    hdr = WIRE_OP_HDR + wire_ext_len(p[1]);
     klen = wire_get32(p + 4);
     vlen = wire_get32(p + 8);
-    if ((uint64_t)klen + vlen > left - WIRE_OP_HDR)
+    if (left < hdr || (uint64_t)klen + vlen > left - hdr)
         return -1;
     out->op = p[0];
     out->flags = p[1];
     out->version = wire_get64(p + 16);
     out->seq = wire_get64(p + 24);
-    out->key = (const char *)p + WIRE_OP_HDR;
+    out->if_match = (p[1] & WIRE_F_IF_MATCH) ? wire_get64(p + WIRE_OP_HDR) : 0;
+    out->key = (const char *)p + hdr;
     out->key_len = klen;
     out->val = out->key + klen;
     out->val_len = vlen;
     if (out->op < WIRE_PUT || out->op > WIRE_INCR ||
         (out->op == WIRE_INCR && vlen != 8))
         return -1;
-    *off += WIRE_OP_HDR + (size_t)klen + vlen;
+    *off += hdr + (size_t)klen + vlen;
     return 1;
 }
 

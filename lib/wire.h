@@ -1,7 +1,10 @@
 /* wire: the binary framing of write batches between queue and store (and
  * between replicas): a body is a sequence of ops, each
  *   u8 op, u8 flags, u16 reserved, u32 key_len, u32 val_len, u32 reserved,
- *   u64 version, u64 seq, key bytes, value bytes        (little-endian)
+ *   u64 version, u64 seq, [u64 if_match], key bytes, value bytes
+ * (little-endian). The flags are the op's condition (below); if_match is
+ * there only with WIRE_F_IF_MATCH. An unknown flag, or two conditions, make
+ * the op malformed.
  * For WIRE_INCR the value is the 8-byte signed delta. A batch answer is a
  * sequence of results: u16 status, u16 reserved, u32 reserved, u64 version,
  * i64 number (the counter after an increment).
@@ -18,6 +21,17 @@ enum wire_op_kind { WIRE_PUT = 1, WIRE_DEL = 2, WIRE_INCR = 3 };
 #define WIRE_OP_HDR 32
 #define WIRE_RESULT_LEN 24
 
+/* Conditions (HTTP's If-Match / If-None-Match): the shard primary applies
+ * the op only if the key's live record (not deleted) then is
+ *   WIRE_F_IF_MATCH   at version if_match      (If-Match: "<version>")
+ *   WIRE_F_IF_EXISTS  there, at any version    (If-Match: *)
+ *   WIRE_F_IF_ABSENT  not there                (If-None-Match: *)
+ * else the result is 412 with the live version (0: none). */
+#define WIRE_F_IF_MATCH 0x01u
+#define WIRE_F_IF_EXISTS 0x02u
+#define WIRE_F_IF_ABSENT 0x04u
+#define WIRE_F_CONDITIONS (WIRE_F_IF_MATCH | WIRE_F_IF_EXISTS | WIRE_F_IF_ABSENT)
+
 typedef struct wire_op {
     uint8_t op;
     uint8_t flags;
@@ -27,11 +41,14 @@ typedef struct wire_op {
     size_t key_len;
     const char *val;
     size_t val_len;
+    uint64_t if_match; /* with WIRE_F_IF_MATCH */
 } wire_op;
 
 typedef struct wire_result {
-    uint16_t status;   /* HTTP-like: 200 applied, 208 older (no-op), 409, 500 */
-    uint64_t version;  /* the record's version after the op */
+    uint16_t status;   /* HTTP-like: 200 applied, 208 older (no-op), 409,
+                          412 condition not met, 500 */
+    uint64_t version;  /* the record's version after the op (412: the live
+                          version the condition was judged on, 0: none) */
     int64_t number;    /* the counter value after an increment */
 } wire_result;
 

@@ -67,6 +67,8 @@ enum sdb_err {
     SDB_E_VALUE_SIZE,  /* 413 */
     SDB_E_NOT_INTEGER, /* 409: INCR on a value that is not decimal int64 */
     SDB_E_OVERFLOW,    /* 409: INCR past int64 */
+    SDB_E_PRECONDITION,/* 412: the op's condition (lib/wire.h WIRE_F_IF_*)
+                          does not hold; version = the live version */
     SDB_E_FULL,        /* 507: the map is full, nothing in the batch applied */
     SDB_E_INTERNAL,    /* 500: LMDB failure, nothing in the batch applied */
 };
@@ -150,7 +152,10 @@ int sdb_get_with(sdb *db, const void *key, size_t klen, sdb_read_fn fn,
 /* Applies n ops in order in ONE write transaction (one commit, one fsync
  * under "always"). results[i] is always filled: status 200 applied, 208 not
  * newer (version = the stored version), 400/413/414 invalid op, 409 INCR
- * failed; number = counter after an INCR. A version of 0 means "assign one
+ * failed, 412 condition not met; number = counter after an INCR. A
+ * condition is judged on the live record (a tombstone is none) and only in
+ * WRITE mode (elsewhere it is 400); an op whose own version is stored
+ * already is a resend, 208, whatever its condition says now. A version of 0 means "assign one
  * now" from the store's clock. info (optional, n entries) gets each op's seq
  * and error detail. Ops carrying seq != 0 (a primary's stream) are applied
  * as SDB_APPLY_REPLICATE (below), the others as SDB_APPLY_WRITE. Returns 0 when the transaction committed, -1 when it failed:

@@ -171,6 +171,8 @@ static int sdb_apply_is_valid(const sdb *db, sdb_apply_ctx *c)
         /* A stream or a repair carries results, never increments, and a
          * stream op always has its version and seq. */
         (c->m != SDB_APPLY_WRITE && op->op == WIRE_INCR) ||
+        /* Conditions are the primary's to judge, on a client's write. */
+        (c->m != SDB_APPLY_WRITE && (op->flags & WIRE_F_CONDITIONS)) ||
         (c->m == SDB_APPLY_REPLICATE && (op->version == 0 || op->seq == 0))) {
         sdb_fail_op(c->res, c->info, 400, SDB_E_BAD_OP);
         return 0;
@@ -223,6 +225,24 @@ static int sdb_apply_read_old(sdb *db, MDB_txn *txn, sdb_apply_ctx *c,
     c->have_old = 1;
     c->oldv = v;
     return 0;
+}
+
+/* The op's condition (lib/wire.h) against the live record: 1 when it holds,
+ * else 0 with 412 and the live version (0: none) in res/info. */
+static int sdb_apply_condition_holds(sdb_apply_ctx *c)
+{
+    uint8_t f = c->op->flags;
+    int live = c->have_old && !(c->old.flags & SDB_F_TOMBSTONE);
+    int ok = (f & WIRE_F_IF_MATCH)    ? live && c->old.version == c->op->if_match
+             : (f & WIRE_F_IF_EXISTS) ? live
+             : (f & WIRE_F_IF_ABSENT) ? !live
+                                      : 1;
+
+    if (!ok) {
+        c->res->version = live ? c->old.version : 0;
+        sdb_fail_op(c->res, c->info, 412, SDB_E_PRECONDITION);
+    }
+    return ok;
 }
 
 /* Last writer wins: a version not above the stored one is a no-op (208), so
@@ -370,6 +390,11 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
     if (op->version)
         hlc_observe(&db->hlc, op->version);
     c.version = op->version ? op->version : hlc_next(&db->hlc);
+    /* Its own version stored already: a resend of this very write, answered
+     * 208 below rather than judged on the record it made. */
+    if (!(c.have_old && c.old.version == c.version) &&
+        !sdb_apply_condition_holds(&c))
+        return 0;
     if (c.have_old && c.version <= c.old.version)
         return sdb_apply_not_newer(db, txn, &c, st);
     if (!sdb_apply_has_value(&c))

@@ -5,7 +5,8 @@
  * Asserts, beyond no crash or sanitizer report:
  *  - decoding only moves forward and never past the input; every decoded
  *    op's key and value lie inside the input, its op is PUT/DEL/INCR and an
- *    INCR carries exactly 8 bytes;
+ *    INCR carries exactly 8 bytes; its flags hold at most one condition
+ *    and no unknown bit;
  *  - round trip: the decoded ops re-encoded with wire_put_op give the input
  *    back byte for byte except the reserved fields (which decoding drops),
  *    up to the first malformed op; the same for results with
@@ -45,6 +46,12 @@ static void fuzz_wire_ops(const uint8_t *data, size_t size)
         if (op.op < WIRE_PUT || op.op > WIRE_INCR ||
             (op.op == WIRE_INCR && op.val_len != 8))
             abort();
+        {
+            unsigned c = op.flags & WIRE_F_CONDITIONS;
+            if ((op.flags & ~WIRE_F_CONDITIONS) || (c & (c - 1)) ||
+                (!(op.flags & WIRE_F_IF_MATCH) && op.if_match))
+                abort();
+        }
         if (op.op == WIRE_INCR) {
             char again[8];
             wire_encode_delta(wire_decode_delta(op.val), again);
@@ -65,7 +72,9 @@ static void fuzz_wire_ops(const uint8_t *data, size_t size)
                         (uint32_t)data[i + 6] << 16 | (uint32_t)data[i + 7] << 24;
         uint32_t vlen = (uint32_t)data[i + 8] | (uint32_t)data[i + 9] << 8 |
                         (uint32_t)data[i + 10] << 16 | (uint32_t)data[i + 11] << 24;
-        size_t end = i + WIRE_OP_HDR + (size_t)klen + vlen;
+        /* the header, then if_match with WIRE_F_IF_MATCH (lib/wire.h) */
+        size_t hdr = WIRE_OP_HDR + ((data[i + 1] & WIRE_F_IF_MATCH) ? 8u : 0u);
+        size_t end = i + hdr + (size_t)klen + vlen;
         for (size_t j = i; j < end; j++)
             if (!fuzz_wire_reserved_op(j - i) && b.data[j] != data[j])
                 abort();

@@ -33,6 +33,7 @@ static void expect_op(const wire_op *got, const wire_op *want)
     assert_int_equal(got->flags, want->flags);
     assert_int_equal(got->version, want->version);
     assert_int_equal(got->seq, want->seq);
+    assert_int_equal(got->if_match, want->if_match);
     assert_int_equal(got->key_len, want->key_len);
     assert_memory_equal(got->key, want->key, want->key_len);
     assert_int_equal(got->val_len, want->val_len);
@@ -54,12 +55,14 @@ static void test_ops_round_trip(void **state)
 
     const wire_op ops[] = {
         /* binary value with NULs, and a binary key */
-        {WIRE_PUT, 0, 1234567890123ULL, 1, "k\0ey", 4, bin, sizeof bin},
-        {WIRE_DEL, 0, 9007199254740991ULL, 2, "gone", 4, NULL, 0},
-        {WIRE_INCR, 0, 77, 3, "counter", 7, minus, 8},
-        {WIRE_PUT, 0x5a, 5, 4, "empty", 5, "", 0}, /* empty value */
-        {WIRE_INCR, 1, UINT64_MAX, UINT64_MAX, "c2", 2, plus, 8},
-        {WIRE_PUT, 0, 6, 5, "big", 3, longval, sizeof longval},
+        {WIRE_PUT, 0, 1234567890123ULL, 1, "k\0ey", 4, bin, sizeof bin, 0},
+        {WIRE_DEL, 0, 9007199254740991ULL, 2, "gone", 4, NULL, 0, 0},
+        {WIRE_INCR, 0, 77, 3, "counter", 7, minus, 8, 0},
+        {WIRE_PUT, WIRE_F_IF_ABSENT, 5, 4, "empty", 5, "", 0, 0}, /* empty value */
+        {WIRE_INCR, WIRE_F_IF_MATCH, UINT64_MAX, UINT64_MAX, "c2", 2, plus, 8,
+         UINT64_MAX - 1},
+        {WIRE_DEL, WIRE_F_IF_EXISTS, 8, 9, "d", 1, NULL, 0, 0},
+        {WIRE_PUT, 0, 6, 5, "big", 3, longval, sizeof longval, 0},
     };
     const size_t nops = sizeof ops / sizeof ops[0];
     wire_buf b = {0};
@@ -67,7 +70,8 @@ static void test_ops_round_trip(void **state)
 
     for (size_t i = 0; i < nops; i++) {
         assert_int_equal(wire_put_op(&b, &ops[i]), 0);
-        want_len += WIRE_OP_HDR + ops[i].key_len + ops[i].val_len;
+        want_len += WIRE_OP_HDR + ops[i].key_len + ops[i].val_len +
+                    ((ops[i].flags & WIRE_F_IF_MATCH) ? 8 : 0);
     }
     assert_int_equal(b.len, want_len);
 
@@ -108,21 +112,52 @@ static void test_op_layout(void **state)
 {
     (void)state;
     wire_buf b = {0};
-    const wire_op op = {WIRE_PUT, 0x81, 0x0102030405060708ULL,
-                        0x1112131415161718ULL, "ab", 2, "XYZ", 3};
+    const wire_op op = {WIRE_PUT, WIRE_F_IF_MATCH, 0x0102030405060708ULL,
+                        0x1112131415161718ULL, "ab", 2, "XYZ", 3,
+                        0x2122232425262728ULL};
     static const uint8_t want[] = {
-        1, 0x81, 0, 0,                                  /* op, flags, rsv */
+        1, 0x01, 0, 0,                                  /* op, flags, rsv */
         2, 0, 0, 0,                                     /* key_len */
         3, 0, 0, 0,                                     /* val_len */
         0, 0, 0, 0,                                     /* reserved */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* version */
         0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11, /* seq */
+        0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21, /* if_match */
         'a', 'b', 'X', 'Y', 'Z'};
 
     assert_int_equal(WIRE_OP_HDR, 32);
     assert_int_equal(wire_put_op(&b, &op), 0);
     assert_int_equal(b.len, sizeof want);
     assert_memory_equal(b.data, want, sizeof want);
+    wire_buf_free(&b);
+}
+
+/* Unknown flag bits, or two conditions at once, make an op malformed, on
+ * the way out and on the way in; an op cut inside its if_match too. */
+static void test_bad_flags(void **state)
+{
+    (void)state;
+    wire_buf b = {0};
+    wire_op op = {WIRE_PUT, 0x08, 1, 0, "k", 1, "v", 1, 0};
+    wire_op got;
+    size_t off;
+
+    assert_int_equal(wire_put_op(&b, &op), -1);
+    op.flags = WIRE_F_IF_MATCH | WIRE_F_IF_ABSENT;
+    assert_int_equal(wire_put_op(&b, &op), -1);
+    assert_int_equal(b.len, 0);
+    op.flags = 0;
+    for (unsigned f = 0; f < 256; f++) {
+        unsigned c = f & WIRE_F_CONDITIONS;
+        int ok = !(f & ~WIRE_F_CONDITIONS) && !(c & (c - 1));
+        wire_buf_reset(&b);
+        assert_int_equal(wire_put_op(&b, &op), 0);
+        b.data[1] = (uint8_t)f;
+        off = 0;
+        /* with if_match, the 8 bytes it takes are cut from the key */
+        assert_int_equal(wire_next_op(b.data, b.len, &off, &got),
+                         ok && !(f & WIRE_F_IF_MATCH) ? 1 : -1);
+    }
     wire_buf_free(&b);
 }
 
@@ -182,7 +217,7 @@ static void test_truncated_op(void **state)
 {
     (void)state;
     wire_buf b = {0};
-    const wire_op op = {WIRE_PUT, 0, 10, 20, "key", 3, "value", 5};
+    const wire_op op = {WIRE_PUT, 0, 10, 20, "key", 3, "value", 5, 0};
     wire_op got;
 
     assert_int_equal(wire_put_op(&b, &op), 0);
@@ -221,7 +256,7 @@ static void test_malformed_op(void **state)
     wire_buf b = {0};
     char d[8];
     le64(d, 1);
-    const wire_op incr = {WIRE_INCR, 0, 1, 1, "c", 1, d, 8};
+    const wire_op incr = {WIRE_INCR, 0, 1, 1, "c", 1, d, 8, 0};
     wire_op got;
     size_t off;
 
@@ -247,7 +282,7 @@ static void test_malformed_op(void **state)
     wire_buf_free(&b);
 
     /* an increment whose delta is not 8 bytes */
-    const wire_op bad = {WIRE_INCR, 0, 1, 1, "c", 1, "1234", 4};
+    const wire_op bad = {WIRE_INCR, 0, 1, 1, "c", 1, "1234", 4, 0};
     assert_int_equal(wire_put_op(&b, &bad), 0);
     off = 0;
     assert_int_equal(wire_next_op(b.data, b.len, &off, &got), -1);
@@ -273,6 +308,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_round_trip),
         cmocka_unit_test(test_op_layout),
+        cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_results_round_trip),
         cmocka_unit_test(test_empty_buffer),
         cmocka_unit_test(test_truncated_op),
