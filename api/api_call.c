@@ -65,12 +65,12 @@ void api_call_header(api_call *c, const char *fmt, ...)
     c->hdrs[n] = c->hbuf[b];
 }
 
-/* The headers every answer to the client carries, plus up to 3 extra; out
+/* The headers every answer to the client carries, plus up to 4 extra; out
  * has room for API_CLIENT_HDRS. */
 #define API_CLIENT_HDRS 10
 static const char *const *api_call_client_hdrs(api_call *c, const char **out,
                                           const char *e1, const char *e2,
-                                          const char *e3)
+                                          const char *e3, const char *e4)
 {
     size_t n = 0;
     for (unsigned i = 0; i < c->nrl; i++)
@@ -83,6 +83,8 @@ static const char *const *api_call_client_hdrs(api_call *c, const char **out,
         out[n++] = e2;
     if (e3)
         out[n++] = e3;
+    if (e4)
+        out[n++] = e4;
     out[n] = NULL;
     return out;
 }
@@ -101,7 +103,7 @@ static void api_call_relay(api_call *c, const httpc_resp *resp)
     if (!httpc_resp_header(resp, "Content-Type", ctype, sizeof ctype))
         strcpy(ctype, "application/json");
     httpd_respond(c->r, (unsigned)resp->status, ctype, resp->body, resp->len,
-                  api_call_client_hdrs(c, h, ra, NULL, NULL));
+                  api_call_client_hdrs(c, h, ra, NULL, NULL, NULL));
 }
 
 void api_call_json(api_call *c, unsigned status, cJSON *json,
@@ -110,13 +112,13 @@ void api_call_json(api_call *c, unsigned status, cJSON *json,
     const char *h[API_CLIENT_HDRS];
 
     httpd_respond_json(c->r, status, json,
-                       api_call_client_hdrs(c, h, extra, NULL, NULL));
+                       api_call_client_hdrs(c, h, extra, NULL, NULL, NULL));
     api_call_free(c);
 }
 
 static void api_call_on_read(api_call *c, const httpc_resp *resp)
 {
-    char ver[32], vh[48], sh[48], by[300];
+    char ver[32], vh[48], sh[48], by[300], etag[48];
     const char *h[API_CLIENT_HDRS];
     uint64_t version = 0;
 
@@ -128,6 +130,8 @@ static void api_call_on_read(api_call *c, const httpc_resp *resp)
     }
     if (!httpc_resp_header(resp, "X-KV-Version", ver, sizeof ver))
         strcpy(ver, "0");
+    /* The version is the entity tag a conditional write names (If-Match). */
+    snprintf(etag, sizeof etag, "ETag: \"%s\"", ver);
     if (c->want_json) {
         /* The store sends a u64; anything else renders as 0. */
         if (num_parse_u64(ver, &version) != 0)
@@ -138,12 +142,12 @@ static void api_call_on_read(api_call *c, const httpc_resp *resp)
         cJSON_AddNumberToObject(o, "version", (double)version);
         cJSON_AddNumberToObject(o, "shard", c->shard);
         cJSON_AddStringToObject(o, "served_by", c->served_by);
-        httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, sh, by, NULL));
+        httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, sh, by, etag, NULL));
         return;
     }
     snprintf(vh, sizeof vh, "X-KV-Version: %s", ver);
     httpd_respond(c->r, 200, "application/octet-stream", resp->body, resp->len,
-                  api_call_client_hdrs(c, h, vh, sh, by));
+                  api_call_client_hdrs(c, h, vh, sh, by, etag));
 }
 
 static void api_call_on_counter_get(api_call *c, const httpc_resp *resp)
@@ -163,7 +167,7 @@ static void api_call_on_counter_get(api_call *c, const httpc_resp *resp)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "key", c->key);
     cJSON_AddNumberToObject(o, "value", (double)v);
-    httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, NULL, NULL, NULL));
+    httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, NULL, NULL, NULL, NULL));
 }
 
 static void api_call_on_counter_inc(api_call *c, const httpc_resp *resp)
@@ -193,7 +197,7 @@ static void api_call_on_counter_inc(api_call *c, const httpc_resp *resp)
                                 cJSON_GetNumberValue(cJSON_GetObjectItem(in, "current_version")));
     cJSON_Delete(in);
     httpd_respond_json(c->r, (unsigned)resp->status, o,
-                       api_call_client_hdrs(c, h, NULL, NULL, NULL));
+                       api_call_client_hdrs(c, h, NULL, NULL, NULL, NULL));
 }
 
 static void api_call_done(httpc_resp *resp, void *ctx)

@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "num.h"
 #include "quorum.h"
+#include "wire.h"
 #include "api_call.h"
 
 #include <stdio.h>
@@ -97,7 +98,8 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
     topo_t *t = api_http_topo(c->r, a);
     const void *body = NULL;
     size_t len = 0;
-    uint64_t wait_ms = 0;
+    uint64_t wait_ms = 0, if_match = 0;
+    uint8_t cond = 0;
     const char *prefer = httpd_header(c->r, "Prefer");
     int n;
 
@@ -105,8 +107,10 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
         api_call_free(c);
         return;
     }
-    /* A malformed wait is refused here (400) rather than by the queue. */
-    if (kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms, &wait_ms) != 0) {
+    /* A malformed wait or condition is refused here (400) rather than by
+     * the queue. */
+    if (kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms, &wait_ms) != 0 ||
+        kvhttp_condition(c->r, &cond, &if_match) != 0) {
         topo_put(t);
         api_call_free(c);
         return;
@@ -133,6 +137,12 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
     }
     if (prefer_wait)
         api_call_header(c, "Prefer: %s", prefer);
+    if (cond & WIRE_F_IF_MATCH)
+        api_call_header(c, "If-Match: \"%llu\"", (unsigned long long)if_match);
+    else if (cond & WIRE_F_IF_EXISTS)
+        api_call_header(c, "If-Match: *");
+    else if (cond & WIRE_F_IF_ABSENT)
+        api_call_header(c, "If-None-Match: *");
     if (strcmp(method, "PUT") == 0)
         body = httpd_body(c->r, &len);
     /* A waiting write may take up to the queue's wait plus the round trip. */

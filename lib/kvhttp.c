@@ -1,6 +1,7 @@
 #include "kvhttp.h"
 
 #include "metrics.h"
+#include "precond.h"
 #include "prefer.h"
 #include "token.h"
 
@@ -99,6 +100,18 @@ int kvhttp_wait_ms(httpd_req *r, uint64_t max_ms, uint64_t *ms)
     if (prefer_wait_ms(httpd_header(r, "Prefer"), max_ms, ms) != 0) {
         httpd_error(r, 400, "bad_request",
                     "Prefer: wait= takes whole or decimal seconds (wait=5, wait=0.5)");
+        return -1;
+    }
+    return 0;
+}
+
+int kvhttp_condition(httpd_req *r, uint8_t *flags, uint64_t *version)
+{
+    const char *why = NULL;
+
+    if (precond_parse(httpd_header(r, "If-Match"), httpd_header(r, "If-None-Match"),
+                      flags, version, &why) != 0) {
+        httpd_error(r, 400, "bad_precondition", "%s", why);
         return -1;
     }
     return 0;

@@ -32,6 +32,9 @@ void kvhttp_limits(httpd_opts *o, const kv_config *cfg);
  * (max_ms) or Prefer: wait=N seconds (lib/prefer.h: capped at max_ms),
  * 0 = no wait. 0, or -1 after a 400 bad_request for a malformed wait. */
 int kvhttp_wait_ms(httpd_req *r, uint64_t max_ms, uint64_t *ms);
+/* The write's condition from If-Match / If-None-Match (lib/precond.h) into
+ * *flags and *version. 0, or -1 after a 400 bad_precondition. */
+int kvhttp_condition(httpd_req *r, uint8_t *flags, uint64_t *version);
 /* 200 {"status":"ok"}; headers may be NULL. */
 void kvhttp_ok(httpd_req *r, const char *const *headers);
 /* 200 with the Prometheus text of lib/metrics. */

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -130,15 +131,17 @@ void journal_close(journal_t *j)
     free(j);
 }
 
-/* Write one record: format, op, delta, key length, job id, key, value
- * (queue/journal.h). */
-#define JOURNAL_HDR 30
+/* Write one record: format, op, delta, key length, job id, flags,
+ * [if_match], key, value (queue/journal.h). */
+#define JOURNAL_HDR 31     /* JOURNAL_FMT_COND without if_match */
+#define JOURNAL_HDR_JOB 30 /* JOURNAL_FMT_JOB */
 #define JOURNAL_HDR_OLD 13
 static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
 {
     size_t version = (size_t)r->version;
+    size_t hdr = JOURNAL_HDR + ((r->flags & WIRE_F_IF_MATCH) ? 8 : 0);
     MDB_val k = {sizeof version, &version};
-    MDB_val v = {JOURNAL_HDR + r->klen + r->vlen, NULL};
+    MDB_val v = {hdr + r->klen + r->vlen, NULL};
     uint32_t klen = (uint32_t)r->klen;
     uint8_t *b;
     int rc = mdb_put(txn, j->dbi, &k, &v, MDB_RESERVE);
@@ -146,14 +149,17 @@ static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
     if (rc)
         return rc;
     b = v.mv_data;
-    b[0] = JOURNAL_FMT_JOB;
+    b[0] = JOURNAL_FMT_COND;
     b[1] = r->op;
     memcpy(b + 2, &r->delta, 8);
     memcpy(b + 10, &klen, 4);
     memcpy(b + 14, r->job.b, JOBID_BYTES);
-    memcpy(b + JOURNAL_HDR, r->key, r->klen);
+    b[30] = r->flags;
+    if (r->flags & WIRE_F_IF_MATCH)
+        memcpy(b + 31, &r->if_match, 8);
+    memcpy(b + hdr, r->key, r->klen);
     if (r->vlen)
-        memcpy(b + JOURNAL_HDR + r->klen, r->val, r->vlen);
+        memcpy(b + hdr + r->klen, r->val, r->vlen);
     return 0;
 }
 
@@ -165,10 +171,18 @@ static int journal_get(const uint8_t *b, size_t n, journal_rec *r)
     uint32_t klen;
 
     memset(r, 0, sizeof *r);
-    if (n >= 1 && b[0] == JOURNAL_FMT_JOB) {
-        hdr = JOURNAL_HDR;
+    if (n >= 1 && (b[0] == JOURNAL_FMT_JOB || b[0] == JOURNAL_FMT_COND)) {
+        hdr = JOURNAL_HDR_JOB;
         at = 1;
         r->has_job = 1;
+    }
+    if (n >= 1 && b[0] == JOURNAL_FMT_COND) {
+        if (n < JOURNAL_HDR)
+            return -1;
+        r->flags = b[30];
+        hdr = JOURNAL_HDR + ((r->flags & WIRE_F_IF_MATCH) ? 8 : 0);
+        if (n >= hdr && (r->flags & WIRE_F_IF_MATCH))
+            memcpy(&r->if_match, b + 31, 8);
     }
     if (n < hdr)
         return -1;

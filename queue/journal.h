@@ -13,11 +13,14 @@
  * given by the caller, so that a replayed job keeps its public name.
  *
  * Record format: the value of a record written now starts with the byte
- * JOURNAL_FMT_JOB: format, op, delta (8), key length (4), job id (16), key,
- * value. A journal of the older format (op, delta, key length, key, value:
- * when the job id was the version) still replays: its records come back
- * with has_job 0, and the queue names them anew (their old numeric ids were
- * the guessable kind, and are not accepted any more).
+ * JOURNAL_FMT_COND: format, op, delta (8), key length (4), job id (16),
+ * flags (1: the write's condition, lib/wire.h WIRE_F_*), if_match (8, only
+ * with WIRE_F_IF_MATCH), key, value. Two older formats still replay: one
+ * that starts with JOURNAL_FMT_JOB (the same without flags and if_match: no
+ * condition) and the first one (op, delta, key length, key, value: when the
+ * job id was the version), whose records come back with has_job 0, and the
+ * queue names them anew (their old numeric ids were the guessable kind, and
+ * are not accepted any more).
  * Ownership: journal_open allocates, journal_close frees; records are copied. */
 #ifndef KV_QUEUE_JOURNAL_H
 #define KV_QUEUE_JOURNAL_H
@@ -30,6 +33,7 @@
 /* The first byte of a record of the current format (an old record starts
  * with its op, 1 to 3). */
 #define JOURNAL_FMT_JOB 0x80
+#define JOURNAL_FMT_COND 0x81
 
 typedef struct journal journal_t;
 
@@ -38,6 +42,8 @@ typedef struct journal_rec {
     jobid job;            /* the job's id, set by the caller */
     int has_job;          /* replay: 0 for a record of the old format */
     uint8_t op;           /* WIRE_PUT / WIRE_DEL / WIRE_INCR */
+    uint8_t flags;        /* its condition: WIRE_F_IF_* or 0 */
+    uint64_t if_match;    /* with WIRE_F_IF_MATCH */
     int64_t delta;
     const char *key;
     size_t klen;

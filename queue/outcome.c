@@ -7,6 +7,8 @@ enum outcome outcome_of(const wire_result *r, uint64_t op_version)
         return OUTCOME_APPLIED;
     case 208:
         return r->version > op_version ? OUTCOME_SUPERSEDED : OUTCOME_APPLIED;
+    case 412:
+        return OUTCOME_PRECONDITION;
     case 421:
         return OUTCOME_MOVED;
     case 503:

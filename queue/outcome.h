@@ -6,6 +6,8 @@
  *   208, newer version   superseded: the shard holds a newer version of the
  *                        key, so the write changed nothing (last writer
  *                        wins); the job ends, reporting the winner
+ *   412                  precondition: the write's condition did not hold
+ *                        (the version it was judged on is the result's)
  *   421                  moved: a migration gave the key another shard
  *   503                  migrating: the key is frozen for a moment
  *   anything else        failed */
@@ -19,6 +21,7 @@
 enum outcome {
     OUTCOME_APPLIED,
     OUTCOME_SUPERSEDED,
+    OUTCOME_PRECONDITION,
     OUTCOME_MOVED,
     OUTCOME_MIGRATING,
     OUTCOME_FAILED

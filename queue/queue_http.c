@@ -36,6 +36,8 @@ void queue_http_notify(void *waiter, const wq_outcome *o)
         cJSON_AddStringToObject(j, "error", o->error);
         cJSON_AddStringToObject(j, "message", o->message);
         cJSON_AddStringToObject(j, "job", id);
+        if (o->status == 412)
+            cJSON_AddNumberToObject(j, "current_version", (double)o->current);
         httpd_respond_json(r, o->status, j, NULL);
         return;
     }
@@ -107,8 +109,11 @@ static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
     size_t klen, vlen = 0;
     const void *val = NULL;
     int64_t delta = 0;
-    uint64_t wait_ms;
+    uint64_t wait_ms, if_match;
+    uint8_t cond;
 
+    if (kvhttp_condition(r, &cond, &if_match) != 0)
+        return;
     if (kvhttp_key(r, 2, (size_t)a->cfg->max_key_bytes, &key, &klen))
         return;
     if (op == WIRE_PUT) {
@@ -140,7 +145,7 @@ static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
     queue_http_pass_req[queue_http_npass] = r;
     queue_http_pass[queue_http_npass++] = (wq_admission){
         .w = {.op = op, .key = key, .klen = klen, .val = val, .vlen = vlen,
-              .delta = delta},
+              .delta = delta, .cond = cond, .if_match = if_match},
         .waiter = wait_ms ? r : NULL,
         .wait_ms = wait_ms};
     if (queue_http_npass == QUEUE_HTTP_PASS_MAX)

@@ -6,7 +6,9 @@
  * (queue/journal.h) and answers once it is durable. What is sent to a shard
  * is an op: one key's write. Pending writes to one key coalesce into its
  * newest op (a put or delete replaces it, increments add up), so one op may
- * carry many jobs, and all of them end when it does.
+ * carry many jobs, and all of them end when it does. A conditional write
+ * (If-Match / If-None-Match) never coalesces, either way: its condition is
+ * about the state its client saw, which a merge would change.
  *
  * Each shard has three FIFOs of ops: MAIN; EXCESS for keys over
  * max_key_rate (drained at that rate per key); STALE for ops that waited
@@ -42,14 +44,15 @@ typedef struct wq wq_t;
  * write changed nothing (last writer wins); the job ended, not failed. */
 enum wq_state { WQ_QUEUED, WQ_APPLIED, WQ_FAILED, WQ_SUPERSEDED };
 
-/* What a waiter is told. */
+/* What a waiter is told. A failed condition is WQ_FAILED with status 412
+ * and current (the version it was judged on, 0: none). */
 typedef struct wq_outcome {
     jobid job;
     uint64_t version;
     enum wq_state state;       /* WQ_QUEUED: the wait ended first */
     uint16_t status;           /* failures: the HTTP status to answer */
     int64_t number;            /* increments: the counter afterwards */
-    uint64_t current;          /* superseded: the version the shard holds */
+    uint64_t current;          /* superseded, 412: the version the shard holds */
     const char *error;         /* failures: short code */
     const char *message;       /* failures: sentence */
 } wq_outcome;
@@ -73,6 +76,8 @@ typedef struct wq_write {
     const void *val;           /* PUT only */
     size_t vlen;
     int64_t delta;             /* INCR only */
+    uint8_t cond;              /* If-Match / If-None-Match: WIRE_F_IF_* or 0 */
+    uint64_t if_match;         /* with WIRE_F_IF_MATCH */
 } wq_write;
 
 /* journal_dir: where the journal lives (replayed here before returning). */

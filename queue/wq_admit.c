@@ -17,7 +17,9 @@ static int wq_admit_coalesce(wq_op *o, const wq_write *w, uint64_t version)
 {
     enum coalesce_how how = coalesce_rule(o->kind, w->op);
 
-    if (o->inflight || how == COALESCE_NONE)
+    /* A condition is about the state its client saw: merged, it would be
+     * judged for another write, or let one through unjudged. */
+    if (o->inflight || how == COALESCE_NONE || o->cond || w->cond)
         return 0;
     if (how == COALESCE_ADD) {
         o->delta += w->delta;
@@ -57,6 +59,8 @@ int wq_admit_enqueue(wq_t *q, wq_job *j, const wq_write *w, enum wq_class cls,
         o->vlen = w->vlen;
         o->kind = w->op;
         o->delta = w->delta;
+        o->cond = w->cond;
+        o->if_match = w->if_match;
         o->version = j->version;
         o->k = k;
         o->shard = j->shard;
@@ -232,7 +236,8 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
             continue;
         }
         q->charged[charged]++; /* held until the job ends */
-        recs[k] = (journal_rec){.job = ids[i], .op = a->w.op, .delta = a->w.delta,
+        recs[k] = (journal_rec){.job = ids[i], .op = a->w.op, .flags = a->w.cond,
+                            .if_match = a->w.if_match, .delta = a->w.delta,
                             .key = a->w.key, .klen = a->w.klen,
                             .val = a->w.val, .vlen = a->w.vlen, .ctx = p};
         rp[k] = &recs[k];

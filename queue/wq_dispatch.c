@@ -143,8 +143,9 @@ static void wq_dispatch_encode(wq_op *first, wire_buf *buf)
 
     wire_buf_reset(buf);
     for (wq_op *o = first; o; o = o->next) {
-        wire_op op = {.op = o->kind, .version = o->version, .key = o->k->key,
-                      .key_len = o->k->klen, .val = o->val, .val_len = o->vlen};
+        wire_op op = {.op = o->kind, .flags = o->cond, .version = o->version,
+                      .key = o->k->key, .key_len = o->k->klen, .val = o->val,
+                      .val_len = o->vlen, .if_match = o->if_match};
         if (o->kind == WIRE_INCR) {
             wire_encode_delta(o->delta, delta);
             op.val = delta;
@@ -237,6 +238,11 @@ static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
             break;
         case OUTCOME_MIGRATING:
             wq_dispatch_link(&wait, &wait_tail, o);
+            break;
+        case OUTCOME_PRECONDITION:
+            wq_end_op(q, o, WQ_FAILED, 412, &r, "precondition_failed",
+                      "the key is not in the state the write's If-Match / "
+                      "If-None-Match requires", e);
             break;
         case OUTCOME_FAILED:
             if (r.status == 409 && o->kind == WIRE_INCR)

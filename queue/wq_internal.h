@@ -60,7 +60,7 @@ typedef struct wq_job {               /* one client write */
     uint32_t shard;
     uint32_t attempts;
     int64_t number;
-    uint64_t current;                 /* superseded: the shard's version */
+    uint64_t current;                 /* superseded, 412: the shard's version */
     uint64_t admitted_us;
     uint64_t applied_as;              /* the op version it ended with */
     enum wq_class charged;            /* MAIN or EXCESS: whose capacity it holds */
@@ -76,6 +76,8 @@ typedef struct wq_job {               /* one client write */
 
 typedef struct wq_op {                /* one key's write, as sent to a shard */
     uint8_t kind;
+    uint8_t cond;                     /* WIRE_F_IF_* of its one job, or 0 */
+    uint64_t if_match;
     uint64_t version;                 /* its newest job's */
     int64_t delta;
     char *val;

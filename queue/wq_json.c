@@ -40,6 +40,8 @@ cJSON *wq_json_job(wq_t *q, const jobid *id)
             cJSON_AddStringToObject(o, "error", j->error);
             cJSON_AddStringToObject(o, "message", j->message);
             cJSON_AddNumberToObject(o, "code", j->status);
+            if (j->status == 412)
+                cJSON_AddNumberToObject(o, "current_version", (double)j->current);
         }
     }
     pthread_mutex_unlock(&q->mu);

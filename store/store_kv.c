@@ -81,6 +81,12 @@ static void store_kv_op_error(httpd_req *r, const wire_result *res,
         httpd_error(r, 409, "overflow",
                     "the increment would overflow a 64-bit integer");
         return;
+    case SDB_E_PRECONDITION:
+        store_reply_json_error(r, 412, NULL, "precondition_failed",
+                               "the key is not in the state the write's "
+                               "If-Match / If-None-Match requires",
+                               "current_version", res->version);
+        return;
     case SDB_E_FULL:
         store_reply_fail(r, 507, "insufficient_storage",
                         "the store is full (store.map_size_mb)");
@@ -170,6 +176,8 @@ static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
         httpd_error(r, 400, "bad_version", "version must be an integer");
         return;
     }
+    if (kvhttp_condition(r, &op.flags, &op.if_match) != 0)
+        return;
     if (kind == WIRE_PUT) {
         op.val = httpd_body(r, &op.val_len);
         if (op.val_len > h->max_value) {

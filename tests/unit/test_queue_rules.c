@@ -44,13 +44,15 @@ static void test_outcome_rule(void **state)
     assert_int_equal(outcome_of(&r, 7), OUTCOME_APPLIED);
     r.version = 9;
     assert_int_equal(outcome_of(&r, 7), OUTCOME_SUPERSEDED);
+    r.status = 412;
+    assert_int_equal(outcome_of(&r, 7), OUTCOME_PRECONDITION);
     r.status = 421;
     assert_int_equal(outcome_of(&r, 7), OUTCOME_MOVED);
     r.status = 503;
     assert_int_equal(outcome_of(&r, 7), OUTCOME_MIGRATING);
     for (unsigned st = 400; st < 600; st += 7) {
         r.status = (uint16_t)st;
-        if (st != 421 && st != 503)
+        if (st != 412 && st != 421 && st != 503)
             assert_int_equal(outcome_of(&r, 7), OUTCOME_FAILED);
     }
 }
