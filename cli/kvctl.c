@@ -20,7 +20,12 @@ static const kvctl_cmd kvctl_cmds[] = {
      "The value is VALUE, or standard input with - (or when VALUE is left out\n"
      "and stdin is not a terminal), sent as raw bytes. The write is queued\n"
      "(202); with --wait it returns once applied (?sync=1). A value that\n"
-     "starts with \"--\" goes after a \"--\" argument: kvctl put k -- --x.",
+     "starts with \"--\" goes after a \"--\" argument: kvctl put k -- --x.\n"
+     "With --if-match V (the version kvctl get --json shows) the write applies\n"
+     "only if KEY is still at V, with --if-absent only if KEY does not exist:\n"
+     "else 412 precondition_failed with current_version, exit 1 (queued, the\n"
+     "job ends failed). \"superseded\": KEY held a newer version already.\n"
+     "del and incr take the same options.",
      1, 2, kvctl_kv_put},
     {"del", "del KEY", "delete KEY (writes a tombstone)",
      "Queued like put; --wait returns once applied.", 1, 1, kvctl_kv_del},
@@ -139,6 +144,10 @@ static void kvctl_usage(FILE *f)
         "                     default %s\n"
         "  --json             print the server's JSON answers\n"
         "  --wait             writes return once applied (?sync=1)\n"
+        "  --if-match V       writes apply only if the key is at version V\n"
+        "                     (If-Match; else 412 and exit 1)\n"
+        "  --if-absent        writes apply only if the key does not exist\n"
+        "                     (If-None-Match: *)\n"
         "  --timeout-ms N     per request (default %ld, %ld with --wait)\n"
         "  --help             this text; kvctl help COMMAND for one command\n"
         "\n"
@@ -211,8 +220,10 @@ static int kvctl_parse_args(int argc, char **argv, kvctl_opts *o, char **pos,
             o->json = 1;
         } else if (KVCTL_IS("--wait")) {
             o->wait = 1;
+        } else if (KVCTL_IS("--if-absent")) {
+            o->if_absent = 1;
         } else if (KVCTL_IS("--url") || KVCTL_IS("--controller") ||
-                   KVCTL_IS("--timeout-ms")) {
+                   KVCTL_IS("--timeout-ms") || KVCTL_IS("--if-match")) {
             if (val == NULL) {
                 if (i + 1 >= argc) {
                     fprintf(stderr, "kvctl: %s needs a value\n", a);
@@ -224,6 +235,12 @@ static int kvctl_parse_args(int argc, char **argv, kvctl_opts *o, char **pos,
                 o->url = val;
             } else if (KVCTL_IS("--controller")) {
                 o->controller = val;
+            } else if (KVCTL_IS("--if-match")) {
+                if (num_parse_u64(val, &o->if_match) != 0 || o->if_match == 0) {
+                    fprintf(stderr, "kvctl: --if-match needs a version (the "
+                                    "number GET shows), not \"%s\"\n", val);
+                    return KVCTL_USAGE;
+                }
             } else {
                 uint64_t ms;
                 if (num_parse_max(val, (uint64_t)LONG_MAX, &ms) != 0) {
@@ -238,6 +255,10 @@ static int kvctl_parse_args(int argc, char **argv, kvctl_opts *o, char **pos,
             return KVCTL_USAGE;
         }
 #undef KVCTL_IS
+    }
+    if (o->if_match && o->if_absent) {
+        fprintf(stderr, "kvctl: --if-match and --if-absent exclude each other\n");
+        return KVCTL_USAGE;
     }
     if (o->timeout_ms <= 0)
         o->timeout_ms = o->wait ? KVCTL_WAIT_TIMEOUT_MS : KVCTL_TIMEOUT_MS;

@@ -32,6 +32,8 @@ typedef struct kvctl_opts {
     const char *controller;   /* controller base URL */
     int json;                 /* print the server's JSON */
     int wait;                 /* writes wait until applied (?sync=1) */
+    uint64_t if_match;        /* --if-match V: writes need version V (0: no) */
+    int if_absent;            /* --if-absent: writes create the key only */
     long timeout_ms;
     /* "Authorization: Bearer <token>" on every request, or "": the token
      * of KV_TOKEN, or of the file of KV_TOKEN_FILE or of KV_DATA_DIR

@@ -30,6 +30,22 @@ static char *kvctl_kv_path(const char *key, const char *suffix)
     return path;
 }
 
+/* The condition of --if-match / --if-absent as request headers into hdrs
+ * (room for 2), NULL when the write has none. */
+static const char *const *kvctl_kv_cond(const kvctl_opts *o, char *buf,
+                                        size_t len, const char **hdrs)
+{
+    if (o->if_match)
+        snprintf(buf, len, "If-Match: \"%llu\"", (unsigned long long)o->if_match);
+    else if (o->if_absent)
+        snprintf(buf, len, "If-None-Match: *");
+    else
+        return NULL;
+    hdrs[0] = buf;
+    hdrs[1] = NULL;
+    return hdrs;
+}
+
 /* Print " name value" of a JSON field (as text: a job id may pass 2^53). */
 static void kvctl_kv_print_field(const cJSON *j, const char *name, int *first)
 {
@@ -69,6 +85,7 @@ static int kvctl_kv_write_done(const kvctl_opts *o, httpc_resp *r,
         printf(" (");
         kvctl_kv_print_field(j, "job", &first);
         kvctl_kv_print_field(j, "version", &first);
+        kvctl_kv_print_field(j, "current_version", &first);
         printf(")\n");
     }
     cJSON_Delete(j);
@@ -143,6 +160,8 @@ static char *kvctl_kv_read_all(FILE *f, size_t *len)
 
 int kvctl_kv_put(const kvctl_opts *o, int argc, char **argv)
 {
+    char cbuf[64];
+    const char *chdrs[2];
     char *path = kvctl_kv_path(argv[0], o->wait ? "?sync=1" : "");
     char *owned = NULL;
     const char *val;
@@ -170,7 +189,8 @@ int kvctl_kv_put(const kvctl_opts *o, int argc, char **argv)
         }
         val = owned;
     }
-    rc = kvctl_http_request(o, "PUT", o->url, path, val, len, NULL, &r);
+    rc = kvctl_http_request(o, "PUT", o->url, path, val, len,
+                            kvctl_kv_cond(o, cbuf, sizeof cbuf, chdrs), &r);
     if (rc == 0) {
         rc = kvctl_kv_write_done(o, &r, argv[0], "put");
         httpc_resp_free(&r);
@@ -183,6 +203,8 @@ out:
 
 int kvctl_kv_del(const kvctl_opts *o, int argc, char **argv)
 {
+    char cbuf[64];
+    const char *chdrs[2];
     char *path = kvctl_kv_path(argv[0], o->wait ? "?sync=1" : "");
     httpc_resp r;
     int rc;
@@ -190,7 +212,8 @@ int kvctl_kv_del(const kvctl_opts *o, int argc, char **argv)
     (void)argc;
     if (path == NULL)
         return KVCTL_USAGE;
-    rc = kvctl_http_request(o, "DELETE", o->url, path, NULL, 0, NULL, &r);
+    rc = kvctl_http_request(o, "DELETE", o->url, path, NULL, 0,
+                            kvctl_kv_cond(o, cbuf, sizeof cbuf, chdrs), &r);
     free(path);
     if (rc)
         return rc;
@@ -224,7 +247,8 @@ static int kvctl_kv_print_new_value(const httpc_resp *r)
 int kvctl_kv_incr(const kvctl_opts *o, int argc, char **argv)
 {
     int64_t by = 1;
-    char suffix[64], *path;
+    char suffix[64], *path, cbuf[64];
+    const char *chdrs[2];
     httpc_resp r;
     int rc;
 
@@ -240,7 +264,8 @@ int kvctl_kv_incr(const kvctl_opts *o, int argc, char **argv)
     path = kvctl_kv_path(argv[0], suffix);
     if (path == NULL)
         return KVCTL_USAGE;
-    rc = kvctl_http_request(o, "POST", o->url, path, NULL, 0, NULL, &r);
+    rc = kvctl_http_request(o, "POST", o->url, path, NULL, 0,
+                            kvctl_kv_cond(o, cbuf, sizeof cbuf, chdrs), &r);
     free(path);
     if (rc)
         return rc;

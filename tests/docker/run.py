@@ -474,6 +474,32 @@ def test_crud_through_nginx(st, c):
         "not_found", out
 
 
+def test_two_clients_one_cart(st, c):
+    """DEMO 2: two clients edit one cart with If-Match; the second gets 412,
+    re-reads and retries on the new version."""
+    def etag():
+        rc, out, _ = st.sh("curl -s -i localhost:8000/kv/cart:5 | grep -i '^etag'")
+        assert rc == 0 and out.lower().startswith("etag: \""), out
+        return out.split(":", 1)[1].strip()
+    rc, out, _ = st.sh("curl -s -X PUT --data-binary '2 apples' "
+                       "'localhost:8000/kv/cart:5?sync=1'")
+    assert json.loads(out)["status"] == "applied", out
+    first = etag()
+    put = ("curl -s -X PUT -H 'If-Match: %s' --data-binary '%s' "
+           "'localhost:8000/kv/cart:5?sync=1'")
+    j = json.loads(st.sh(put % (first, "3 apples"))[1])
+    assert j["status"] == "applied", j
+    j2 = json.loads(st.sh(put % (first, "2 apples, 1 pear"))[1])
+    assert j2["error"] == "precondition_failed" and \
+        j2["current_version"] == j["version"], j2
+    second = etag()
+    assert second == '"%d"' % j["version"], (second, j)
+    assert st.sh("curl -s localhost:8000/kv/cart:5")[1] == "3 apples"
+    j3 = json.loads(st.sh(put % (second, "3 apples, 1 pear"))[1])
+    assert j3["status"] == "applied", j3
+    assert st.sh("curl -s localhost:8000/kv/cart:5")[1] == "3 apples, 1 pear"
+
+
 def test_sharding_ring(st, c):
     """DEMO 3: which shard owns a key, and why."""
     rc, out, _ = st.sh("curl -s 'localhost:8000/ring?key=cart:42'")
@@ -1095,7 +1121,8 @@ def test_grow_the_cluster(st, c):
                   out), out
 
 
-TESTS = [test_up_and_health, test_crud_through_nginx, test_sharding_ring,
+TESTS = [test_up_and_health, test_crud_through_nginx, test_two_clients_one_cart,
+         test_sharding_ring,
          test_internal_routes_need_the_token,
          test_replication_same_value, test_scale_api_to_3_and_back,
          test_nginx_own_errors_are_json, test_backpressure_small_queue,

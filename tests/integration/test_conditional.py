@@ -251,3 +251,22 @@ def store_of(cl, key):
 
 test_cart_read_modify_write_loses_nothing_with_if_match.timeout = 300
 test_cart_read_modify_write_loses_updates_without.timeout = 300
+
+
+def test_kvctl_if_match_and_if_absent(cluster):
+    key = ukey("kvctl-cond")
+    rc, out, err = cluster.kvctl("--wait", "--if-absent", "put", key, "one")
+    assert rc == 0 and "applied" in out, (rc, out, err)
+    rc, out, err = cluster.kvctl("--wait", "--if-absent", "put", key, "two")
+    assert rc == 1 and "412" in err and "precondition_failed" in err, (rc, out, err)
+    rc, out, _ = cluster.kvctl("--json", "get", key)
+    version = json.loads(out)["version"]
+    rc, out, err = cluster.kvctl("--wait", "--if-match", str(version), "put", key, "two")
+    assert rc == 0 and "applied" in out, (rc, out, err)
+    rc, out, err = cluster.kvctl("--wait", "--if-match", str(version), "del", key)
+    assert rc == 1 and "precondition_failed" in err, (rc, out, err)
+    assert get(cluster, key)[:2] == (200, b"two")
+    rc, _, err = cluster.kvctl("--if-match", "x", "put", key, "v")
+    assert rc == 2 and "--if-match" in err, (rc, err)
+    rc, _, err = cluster.kvctl("--if-match", "5", "--if-absent", "put", key, "v")
+    assert rc == 2, (rc, err)

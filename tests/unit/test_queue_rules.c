@@ -84,6 +84,12 @@ static jobid job_of(uint64_t v)
     return id;
 }
 
+/* The test's condition for the record of version v: every kind, and none. */
+static uint8_t cond_of(uint64_t v)
+{
+    return v % 3 == 0 ? WIRE_F_IF_MATCH : v % 3 == 2 ? WIRE_F_IF_ABSENT : 0;
+}
+
 static void replayed(const journal_rec *r, void *arg)
 {
     seen *s = arg;
@@ -96,6 +102,9 @@ static void replayed(const journal_rec *r, void *arg)
     assert_int_equal(r->delta, -(int64_t)r->version);
     assert_true(r->has_job); /* the id survives the restart */
     assert_true(jobid_equal(&r->job, &want));
+    assert_int_equal(r->flags, cond_of(r->version)); /* so is the condition */
+    assert_int_equal(r->if_match, cond_of(r->version) == WIRE_F_IF_MATCH
+                                      ? r->version * 1000 : 0);
     s->ids[s->n++] = r->version;
 }
 
@@ -127,7 +136,10 @@ static void test_journal(void **state)
             recs[i] = (journal_rec){.op = WIRE_INCR, .key = keys[i],
                                 .klen = strlen(keys[i]),
                                 .delta = -(int64_t)(base + 1 + i),
-                                .job = job_of(base + 1 + i)};
+                                .job = job_of(base + 1 + i),
+                                .flags = cond_of(base + 1 + i)};
+            if (recs[i].flags == WIRE_F_IF_MATCH)
+                recs[i].if_match = (base + 1 + i) * 1000;
             rp[i] = &recs[i];
         }
         assert_int_equal(journal_append_many(j, rp, n, rcs), 0);
@@ -231,6 +243,36 @@ static void old_journal_write(const char *dir, uint64_t high)
     mdb_env_close(env);
 }
 
+/* A record as the journal wrote it before writes had conditions
+ * (JOURNAL_FMT_JOB: format, op, delta, key length, job id, key, value). */
+static void job_format_write(const char *dir, uint64_t version)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    size_t id = version;
+    uint32_t klen = 3;
+    int64_t delta = 0;
+    jobid job = job_of(version);
+    uint8_t b[64];
+    MDB_val k = {sizeof id, &id}, v = {30 + 3 + 2, b};
+
+    b[0] = JOURNAL_FMT_JOB;
+    b[1] = WIRE_PUT;
+    memcpy(b + 2, &delta, 8);
+    memcpy(b + 10, &klen, 4);
+    memcpy(b + 14, job.b, JOBID_BYTES);
+    memcpy(b + 30, "jobok", 5);
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 16u << 20), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS | MDB_WRITEMAP, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, NULL, MDB_INTEGERKEY, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
 typedef struct old_seen {
     journal_rec recs[8];
     char keys[8][16], vals[8][16];
@@ -246,6 +288,36 @@ static void old_replayed(const journal_rec *r, void *arg)
     memcpy(s->vals[s->n], r->val, r->vlen);
     s->vals[s->n][r->vlen] = '\0';
     s->recs[s->n++] = *r;
+}
+
+/* A journal written before conditions replays: its records keep their job
+ * ids and carry no condition. */
+static void test_journal_job_format(void **state)
+{
+    char dir[] = "/tmp/kvtest-journal-job-XXXXXX";
+    seen s = {.next = 400};
+    old_seen r = {0};
+    journal_hooks hooks = {.next_id = next_id, .committed = committed, .arg = &s};
+    journal_t *j;
+    jobid want = job_of(400);
+    char cmd[128];
+    (void)state;
+
+    assert_non_null(mkdtemp(dir));
+    job_format_write(dir, 400);
+    j = journal_open(dir, 16, "no", &hooks);
+    assert_non_null(j);
+    assert_int_equal(journal_replay(j, old_replayed, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.recs[0].version, 400);
+    assert_true(r.recs[0].has_job);
+    assert_true(jobid_equal(&r.recs[0].job, &want));
+    assert_int_equal(r.recs[0].flags, 0);
+    assert_string_equal(r.keys[0], "job");
+    assert_string_equal(r.vals[0], "ok");
+    journal_close(j);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* A journal of the old format (before job ids were random) replays: same
@@ -320,6 +392,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coalesce_rule),
         cmocka_unit_test(test_outcome_rule),
+        cmocka_unit_test(test_journal_job_format),
         cmocka_unit_test(test_jobid),
         cmocka_unit_test(test_journal),
         cmocka_unit_test(test_journal_old_format),

@@ -84,24 +84,43 @@ static int teardown(void **state)
     return 0;
 }
 
-/* One op helpers: return the result, optionally the seq. */
-static wire_result op1(sdb *db, uint8_t kind, const char *key, const char *val,
-                       uint64_t version, uint64_t *seq)
+/* One op with a condition (lib/wire.h WIRE_F_IF_*, 0: none): the result,
+ * optionally its seq and error. An INCR adds 1. */
+static wire_result cond_op(sdb *db, uint8_t kind, const char *key,
+                           const char *val, uint64_t version, uint8_t flags,
+                           uint64_t if_match, uint64_t *seq, enum sdb_err *err)
 {
+    char d[8];
     wire_op op = {0};
     wire_result res;
     sdb_opinfo info;
 
     op.op = kind;
+    op.flags = flags;
+    op.if_match = if_match;
     op.key = key;
     op.key_len = strlen(key);
     op.val = val;
     op.val_len = val ? strlen(val) : 0;
+    if (kind == WIRE_INCR) {
+        wire_encode_delta(1, d);
+        op.val = d;
+        op.val_len = 8;
+    }
     op.version = version;
     assert_int_equal(sdb_apply_batch(db, &op, 1, &res, &info), 0);
     if (seq)
         *seq = info.seq;
+    if (err)
+        *err = info.err;
     return res;
+}
+
+/* One op helpers: return the result, optionally the seq. */
+static wire_result op1(sdb *db, uint8_t kind, const char *key, const char *val,
+                       uint64_t version, uint64_t *seq)
+{
+    return cond_op(db, kind, key, val, version, 0, 0, seq, NULL);
 }
 
 static wire_result put(sdb *db, const char *k, const char *v, uint64_t ver)
@@ -259,36 +278,6 @@ static void test_incr(void **state)
     check_value(t->db, "r", "10", 1000);
 }
 
-/* One conditional op (lib/wire.h WIRE_F_IF_*): the result and its error. */
-static wire_result cond(sdb *db, uint8_t kind, const char *k, const char *v,
-                        uint64_t ver, uint8_t flags, uint64_t if_match,
-                        enum sdb_err *err)
-{
-    char d[8];
-    wire_op op = {0};
-    wire_result res;
-    sdb_opinfo info;
-
-    op.op = kind;
-    op.flags = flags;
-    op.if_match = if_match;
-    op.key = k;
-    op.key_len = strlen(k);
-    if (kind == WIRE_INCR) {
-        wire_encode_delta(1, d);
-        op.val = d;
-        op.val_len = 8;
-    } else {
-        op.val = v;
-        op.val_len = v ? strlen(v) : 0;
-    }
-    op.version = ver;
-    assert_int_equal(sdb_apply_batch(db, &op, 1, &res, &info), 0);
-    if (err)
-        *err = info.err;
-    return res;
-}
-
 /* If-Match / If-None-Match at the engine: judged on the live record in the
  * write's transaction; 412 names the live version; a tombstone is no
  * record; a resend of an applied conditional write is 208, not 412. */
@@ -298,37 +287,37 @@ static void test_conditions(void **state)
     enum sdb_err e;
     wire_result r;
 
-    r = cond(t->db, WIRE_PUT, "c", "one", 100, WIRE_F_IF_ABSENT, 0, NULL);
+    r = cond_op(t->db, WIRE_PUT, "c", "one", 100, WIRE_F_IF_ABSENT, 0, NULL, NULL);
     assert_int_equal(r.status, 200);
-    r = cond(t->db, WIRE_PUT, "c", "two", 110, WIRE_F_IF_ABSENT, 0, &e);
+    r = cond_op(t->db, WIRE_PUT, "c", "two", 110, WIRE_F_IF_ABSENT, 0, NULL, &e);
     assert_int_equal(r.status, 412);
     assert_int_equal(e, SDB_E_PRECONDITION);
     assert_int_equal(r.version, 100);
-    r = cond(t->db, WIRE_PUT, "c", "two", 120, WIRE_F_IF_MATCH, 99, NULL);
+    r = cond_op(t->db, WIRE_PUT, "c", "two", 120, WIRE_F_IF_MATCH, 99, NULL, NULL);
     assert_int_equal(r.status, 412);
     assert_int_equal(r.version, 100);
     check_value(t->db, "c", "one", 100);
-    r = cond(t->db, WIRE_PUT, "c", "two", 130, WIRE_F_IF_MATCH, 100, NULL);
+    r = cond_op(t->db, WIRE_PUT, "c", "two", 130, WIRE_F_IF_MATCH, 100, NULL, NULL);
     assert_int_equal(r.status, 200);
     check_value(t->db, "c", "two", 130);
     /* the same write again (a queue resend): 208, though 100 is gone */
-    r = cond(t->db, WIRE_PUT, "c", "two", 130, WIRE_F_IF_MATCH, 100, NULL);
+    r = cond_op(t->db, WIRE_PUT, "c", "two", 130, WIRE_F_IF_MATCH, 100, NULL, NULL);
     assert_int_equal(r.status, 208);
     assert_int_equal(r.version, 130);
-    r = cond(t->db, WIRE_INCR, "n", NULL, 140, WIRE_F_IF_EXISTS, 0, NULL);
+    r = cond_op(t->db, WIRE_INCR, "n", NULL, 140, WIRE_F_IF_EXISTS, 0, NULL, NULL);
     assert_int_equal(r.status, 412);
     assert_int_equal(r.version, 0);
-    r = cond(t->db, WIRE_DEL, "c", NULL, 150, WIRE_F_IF_EXISTS, 0, NULL);
+    r = cond_op(t->db, WIRE_DEL, "c", NULL, 150, WIRE_F_IF_EXISTS, 0, NULL, NULL);
     assert_int_equal(r.status, 200);
     /* a tombstone: If-Match on its version fails, If-None-Match holds */
-    r = cond(t->db, WIRE_PUT, "c", "x", 160, WIRE_F_IF_MATCH, 150, NULL);
+    r = cond_op(t->db, WIRE_PUT, "c", "x", 160, WIRE_F_IF_MATCH, 150, NULL, NULL);
     assert_int_equal(r.status, 412);
     assert_int_equal(r.version, 0);
-    r = cond(t->db, WIRE_INCR, "c", NULL, 170, WIRE_F_IF_ABSENT, 0, NULL);
+    r = cond_op(t->db, WIRE_INCR, "c", NULL, 170, WIRE_F_IF_ABSENT, 0, NULL, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.number, 1);
     /* the condition holds but a newer version is stored: last writer wins */
-    r = cond(t->db, WIRE_PUT, "c", "old", 165, WIRE_F_IF_EXISTS, 0, NULL);
+    r = cond_op(t->db, WIRE_PUT, "c", "old", 165, WIRE_F_IF_EXISTS, 0, NULL, NULL);
     assert_int_equal(r.status, 208);
     assert_int_equal(r.version, 170);
     check_value(t->db, "c", "1", 170);
