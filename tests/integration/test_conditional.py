@@ -270,3 +270,46 @@ def test_kvctl_if_match_and_if_absent(cluster):
     assert rc == 2 and "--if-match" in err, (rc, err)
     rc, _, err = cluster.kvctl("--if-match", "5", "--if-absent", "put", key, "v")
     assert rc == 2, (rc, err)
+
+
+def test_conditions_survive_a_queue_sigkill(cluster):
+    """Conditional writes held in the queue (their primary paused) when the
+    queue is SIGKILLed come back from its journal with their conditions:
+    of two If-Match writes on one version, the first applies and the second
+    fails on it; an If-None-Match: * on a live key fails. Every job keeps
+    its id, and each ends as its condition says."""
+    key, live = ukey("jrnl-cond"), ukey("jrnl-live")
+    assert put(cluster, key, b"v0")[0] == 200
+    v0 = get(cluster, key)[2]
+    names = {cluster.store_name(*store_of(cluster, k)) for k in (key, live)}
+    assert put(cluster, live, b"here")[0] == 200
+    for n in names:
+        cluster.pause(n)
+    try:
+        jobs = []
+        for val, hdrs, k in ((b"first", {"If-Match": '"%d"' % v0}, key),
+                             (b"second", {"If-Match": '"%d"' % v0}, key),
+                             (b"dup", {"If-None-Match": "*"}, live)):
+            st, j = put(cluster, k, val, hdrs, sync=False)
+            assert st == 202, (st, j)
+            jobs.append(j)
+        old = cluster.kill("queue")
+    finally:
+        for n in names:
+            cluster.resume(n)
+    cluster.wait_until(lambda: cluster.child("queue").get("pid") not in (None, old)
+                       and cluster.child("queue").get("state") == "running",
+                       20, "the queue restarted")
+
+    def ended(j):
+        def f():
+            st, o = get_json(cluster.nginx + "/jobs/" + j["job"], timeout=2)
+            return o if st == 200 and o["status"] != "queued" else None
+        return wait_until(f, 30, "job %s to end after the restart" % j["job"])
+    first, second, dup = [ended(j) for j in jobs]
+    assert first["status"] == "applied", first
+    assert second["status"] == "failed" and second["error"] == "precondition_failed" \
+        and second["current_version"] == jobs[0]["version"], second
+    assert dup["status"] == "failed" and dup["error"] == "precondition_failed", dup
+    assert get(cluster, key)[:2] == (200, b"first")
+    assert get(cluster, live)[:2] == (200, b"here")
