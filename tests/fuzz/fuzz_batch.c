@@ -16,7 +16,8 @@
  *
  * Asserts, beyond no crash or sanitizer report:
  *  - the transaction commits, or fails with every result 500/507;
- *  - every result is 200, 208, 400, 409, 413 or 414; an op got a seq
+ *  - every result is 200, 208, 400, 409, 413 or 414, or 412 for an op with
+ *    a condition (lib/wire.h WIRE_F_IF_*); an op got a seq
  *    exactly when it was applied (200), the seqs of a batch increase and
  *    end at or below the store's last_seq; a version is at most HLC_MAX and
  *    a 208's stored version is not older than the op's;
@@ -164,7 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             continue;
         }
-        if (s != 200 && s != 208 && s != 400 && s != 409 && s != 413 && s != 414)
+        if (s != 200 && s != 208 && s != 400 && s != 409 && s != 413 && s != 414 &&
+            !(s == 412 && (ops[i].flags & WIRE_F_CONDITIONS)))
             abort();
         if ((s == 200) != (info[i].seq != 0) || res[i].version > HLC_MAX)
             abort();
