@@ -15,6 +15,10 @@
 
 #include <stdint.h>
 
+/* The message of every 412 precondition_failed (store, queue, api). */
+#define PRECOND_FAILED_MSG                                                     \
+    "the key is not in the state the write's If-Match / If-None-Match requires"
+
 /* Either header may be NULL (absent). On 0, *flags is the condition (0:
  * none) and *version the If-Match version (0 unless WIRE_F_IF_MATCH); on
  * -1, *why (optional) is a sentence for the 400 and nothing is set. */

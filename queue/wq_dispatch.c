@@ -9,6 +9,7 @@
 #include "kvhdr.h"
 #include "log.h"
 #include "outcome.h"
+#include "precond.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,8 +242,7 @@ static void wq_dispatch_apply_results(wq_t *q, uint32_t si, wq_op *first,
             break;
         case OUTCOME_PRECONDITION:
             wq_end_op(q, o, WQ_FAILED, 412, &r, "precondition_failed",
-                      "the key is not in the state the write's If-Match / "
-                      "If-None-Match requires", e);
+                      PRECOND_FAILED_MSG, e);
             break;
         case OUTCOME_FAILED:
             if (r.status == 409 && o->kind == WIRE_INCR)

@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "kvhttp.h"
 #include "num.h"
+#include "precond.h"
 #include "repl_send.h"
 #include "store_fence.h"
 #include "store_http_internal.h"
@@ -83,9 +84,8 @@ static void store_kv_op_error(httpd_req *r, const wire_result *res,
         return;
     case SDB_E_PRECONDITION:
         store_reply_json_error(r, 412, NULL, "precondition_failed",
-                               "the key is not in the state the write's "
-                               "If-Match / If-None-Match requires",
-                               "current_version", res->version);
+                               PRECOND_FAILED_MSG, "current_version",
+                               res->version);
         return;
     case SDB_E_FULL:
         store_reply_fail(r, 507, "insufficient_storage",
