@@ -1,6 +1,7 @@
 #include "kvhttp.h"
 
 #include "metrics.h"
+#include "num.h"
 #include "precond.h"
 #include "prefer.h"
 #include "token.h"
@@ -114,6 +115,23 @@ int kvhttp_condition(httpd_req *r, uint8_t *flags, uint64_t *version)
         httpd_error(r, 400, "bad_precondition", "%s", why);
         return -1;
     }
+    return 0;
+}
+
+int kvhttp_ttl(httpd_req *r, uint64_t now_ms, uint64_t *expires_at)
+{
+    const char *ttl = httpd_query(r, "ttl");
+    uint64_t s;
+
+    *expires_at = 0;
+    if (ttl == NULL)
+        return 0;
+    if (num_parse_max(ttl, KVHTTP_TTL_MAX_S, &s) != 0 || s == 0) {
+        httpd_error(r, 400, "bad_ttl", "ttl takes whole seconds, 1 to %llu",
+                    (unsigned long long)KVHTTP_TTL_MAX_S);
+        return -1;
+    }
+    *expires_at = now_ms + s * 1000u;
     return 0;
 }
 

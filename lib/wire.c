@@ -65,13 +65,13 @@ static int wire_flags_valid(uint8_t f)
 {
     uint8_t c = f & WIRE_F_CONDITIONS;
 
-    return (f & ~WIRE_F_CONDITIONS) == 0 && (c & (c - 1)) == 0;
+    return (f & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES)) == 0 && (c & (c - 1)) == 0;
 }
 
 /* Bytes between the fixed header and the key. */
 static size_t wire_ext_len(uint8_t f)
 {
-    return (f & WIRE_F_IF_MATCH) ? 8 : 0;
+    return ((f & WIRE_F_IF_MATCH) ? 8u : 0u) + ((f & WIRE_F_EXPIRES) ? 8u : 0u);
 }
 
 int wire_put_op(wire_buf *b, const wire_op *op)
@@ -94,6 +94,8 @@ int wire_put_op(wire_buf *b, const wire_op *op)
     wire_u64(p + 24, op->seq);
     if (op->flags & WIRE_F_IF_MATCH)
         wire_u64(p + WIRE_OP_HDR, op->if_match);
+    if (op->flags & WIRE_F_EXPIRES)
+        wire_u64(p + hdr - 8, op->expires_at);
     memcpy(p + hdr, op->key, op->key_len);
     if (op->val_len)
         memcpy(p + hdr + op->key_len, op->val, op->val_len);
@@ -120,6 +122,7 @@ int wire_next_op(const void *buf, size_t len, size_t *off, wire_op *out)
     out->version = wire_get64(p + 16);
     out->seq = wire_get64(p + 24);
     out->if_match = (p[1] & WIRE_F_IF_MATCH) ? wire_get64(p + WIRE_OP_HDR) : 0;
+    out->expires_at = (p[1] & WIRE_F_EXPIRES) ? wire_get64(p + hdr - 8) : 0;
     out->key = (const char *)p + hdr;
     out->key_len = klen;
     out->val = out->key + klen;

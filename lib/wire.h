@@ -1,10 +1,12 @@
 /* wire: the binary framing of write batches between queue and store (and
  * between replicas): a body is a sequence of ops, each
  *   u8 op, u8 flags, u16 reserved, u32 key_len, u32 val_len, u32 reserved,
- *   u64 version, u64 seq, [u64 if_match], key bytes, value bytes
- * (little-endian). The flags are the op's condition (below); if_match is
- * there only with WIRE_F_IF_MATCH. An unknown flag, or two conditions, make
- * the op malformed.
+ *   u64 version, u64 seq, [u64 if_match], [u64 expires_at], key bytes,
+ *   value bytes
+ * (little-endian). The flags are the op's condition (below) and
+ * WIRE_F_EXPIRES; if_match is there only with WIRE_F_IF_MATCH, expires_at
+ * only with WIRE_F_EXPIRES. An unknown flag, or two conditions, make the op
+ * malformed.
  * For WIRE_INCR the value is the 8-byte signed delta. A batch answer is a
  * sequence of results: u16 status, u16 reserved, u32 reserved, u64 version,
  * i64 number (the counter after an increment).
@@ -31,6 +33,10 @@ enum wire_op_kind { WIRE_PUT = 1, WIRE_DEL = 2, WIRE_INCR = 3 };
 #define WIRE_F_IF_EXISTS 0x02u
 #define WIRE_F_IF_ABSENT 0x04u
 #define WIRE_F_CONDITIONS (WIRE_F_IF_MATCH | WIRE_F_IF_EXISTS | WIRE_F_IF_ABSENT)
+/* The record expires at expires_at (Unix milliseconds): from then on every
+ * replica reads it as absent. On a put it sets the key's expiry, on an
+ * increment it replaces it (an increment without it keeps the key's). */
+#define WIRE_F_EXPIRES 0x08u
 
 typedef struct wire_op {
     uint8_t op;
@@ -42,6 +48,7 @@ typedef struct wire_op {
     const char *val;
     size_t val_len;
     uint64_t if_match; /* with WIRE_F_IF_MATCH */
+    uint64_t expires_at; /* with WIRE_F_EXPIRES */
 } wire_op;
 
 typedef struct wire_result {

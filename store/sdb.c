@@ -139,6 +139,13 @@ int sdb_rec_parse(const MDB_val *v, const void *key, size_t klen,
             return 1;
         off = SDB_LONG_HDR + kl;
     }
+    out->expires_at = 0;
+    if (out->flags & SDB_F_EXPIRES) {
+        if (v->mv_size < off + 8)
+            return -1;
+        out->expires_at = sdb_ld64(p + off);
+        off += 8;
+    }
     out->val = p + off;
     out->val_len = v->mv_size - off;
     out->flags &= SDB_F_TOMBSTONE; /* callers see only public flags */
@@ -462,6 +469,16 @@ enum sdb_get_rc sdb_get(sdb *db, const void *key, size_t klen,
     if (sdb_get_with(db, key, klen, sdb_copy_fn, &c) != 0 || c.oom)
         return SDB_GET_FAILED;
     return c.found ? SDB_GET_FOUND : SDB_GET_ABSENT;
+}
+
+uint64_t sdb_now_ms(sdb *db)
+{
+    return db->hlc.clock() / 1000u;
+}
+
+int sdb_expired(sdb *db, const sdb_record *rec)
+{
+    return rec->expires_at != 0 && rec->expires_at <= sdb_now_ms(db);
 }
 
 void sdb_record_free(sdb_record *rec)

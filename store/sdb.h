@@ -55,6 +55,7 @@ enum sdb_role { SDB_ROLE_PRIMARY = 1, SDB_ROLE_SECONDARY = 2 };
 /* Record flags. */
 #define SDB_F_TOMBSTONE 0x01u
 #define SDB_F_LONGKEY 0x02u /* internal: the record carries the full key */
+#define SDB_F_EXPIRES 0x04u /* internal: the record carries expires_at */
 
 /* Per-op error detail beside wire_result.status (which is HTTP-like). */
 enum sdb_err {
@@ -89,6 +90,7 @@ typedef struct sdb_record {
     uint64_t version;
     uint64_t seq;
     uint8_t flags;     /* SDB_F_TOMBSTONE */
+    uint64_t expires_at; /* Unix ms from which it reads as absent; 0: never */
     const char *val;   /* NUL-terminated copy (sdb_get) or map pointer */
     size_t val_len;
 } sdb_record;
@@ -139,6 +141,11 @@ enum sdb_get_rc {
 enum sdb_get_rc sdb_get(sdb *db, const void *key, size_t klen,
                         sdb_record *out);
 void sdb_record_free(sdb_record *rec);
+/* The store's clock (sdb_opts.clock) in Unix milliseconds, and whether rec
+ * has expired by it: an expired record reads as absent everywhere (its
+ * version still counts for last writer wins, like a tombstone's). */
+uint64_t sdb_now_ms(sdb *db);
+int sdb_expired(sdb *db, const sdb_record *rec);
 
 /* Zero-copy read: calls fn(rec, arg) inside the read transaction with
  * rec->val pointing into the map (valid only during the call); rec is NULL

@@ -139,6 +139,9 @@ typedef struct sdb_apply_ctx {
     size_t vlen;
     char num[24];       /* an INCR's result text */
     uint8_t flags;      /* SDB_F_TOMBSTONE */
+    int live;           /* the stored record is there: no tombstone, not
+                           expired */
+    uint64_t expires_at;/* the new record's, 0: none */
     uint64_t version, seq;
 } sdb_apply_ctx;
 
@@ -173,6 +176,8 @@ static int sdb_apply_is_valid(const sdb *db, sdb_apply_ctx *c)
         (c->m != SDB_APPLY_WRITE && op->op == WIRE_INCR) ||
         /* Conditions are the primary's to judge, on a client's write. */
         (c->m != SDB_APPLY_WRITE && (op->flags & WIRE_F_CONDITIONS)) ||
+        /* A delete has no value to expire. */
+        ((op->flags & WIRE_F_EXPIRES) && (op->op == WIRE_DEL || op->expires_at == 0)) ||
         (c->m == SDB_APPLY_REPLICATE && (op->version == 0 || op->seq == 0))) {
         sdb_fail_op(c->res, c->info, 400, SDB_E_BAD_OP);
         return 0;
@@ -224,6 +229,7 @@ static int sdb_apply_read_old(sdb *db, MDB_txn *txn, sdb_apply_ctx *c,
     }
     c->have_old = 1;
     c->oldv = v;
+    c->live = !(c->old.flags & SDB_F_TOMBSTONE) && !sdb_expired(db, &c->old);
     return 0;
 }
 
@@ -232,7 +238,7 @@ static int sdb_apply_read_old(sdb *db, MDB_txn *txn, sdb_apply_ctx *c,
 static int sdb_apply_condition_holds(sdb_apply_ctx *c)
 {
     uint8_t f = c->op->flags;
-    int live = c->have_old && !(c->old.flags & SDB_F_TOMBSTONE);
+    int live = c->live;
     int ok = (f & WIRE_F_IF_MATCH)    ? live && c->old.version == c->op->if_match
              : (f & WIRE_F_IF_EXISTS) ? live
              : (f & WIRE_F_IF_ABSENT) ? !live
@@ -271,6 +277,9 @@ static int sdb_apply_has_value(sdb_apply_ctx *c)
     const wire_op *op = c->op;
     int64_t cur = 0, sum;
 
+    /* A put sets the expiry it carries (none clears it); an increment
+     * keeps the live record's unless it carries one. */
+    c->expires_at = (op->flags & WIRE_F_EXPIRES) ? op->expires_at : 0;
     switch (op->op) {
     case WIRE_PUT:
         c->val = op->val;
@@ -282,8 +291,9 @@ static int sdb_apply_has_value(sdb_apply_ctx *c)
     default:
         break;
     }
-    if (c->have_old && !(c->old.flags & SDB_F_TOMBSTONE) &&
-        sdb_parse_i64(c->old.val, c->old.val_len, &cur) != 0) {
+    if (!(op->flags & WIRE_F_EXPIRES) && c->live)
+        c->expires_at = c->old.expires_at;
+    if (c->live && sdb_parse_i64(c->old.val, c->old.val_len, &cur) != 0) {
         c->res->version = c->old.version;
         sdb_fail_op(c->res, c->info, 409, SDB_E_NOT_INTEGER);
         return 0;
@@ -350,8 +360,10 @@ static int sdb_apply_count(sdb *db, MDB_txn *txn, const sdb_apply_ctx *c,
  * an LMDB error. */
 static int sdb_apply_put_record(sdb *db, MDB_txn *txn, sdb_apply_ctx *c)
 {
-    size_t hdr = c->long_key ? SDB_LONG_HDR + c->op->key_len : SDB_HDR;
-    uint8_t f = (uint8_t)(c->flags | (c->long_key ? SDB_F_LONGKEY : 0));
+    size_t key_end = c->long_key ? SDB_LONG_HDR + c->op->key_len : SDB_HDR;
+    size_t hdr = key_end + (c->expires_at ? 8 : 0);
+    uint8_t f = (uint8_t)(c->flags | (c->long_key ? SDB_F_LONGKEY : 0) |
+                          (c->expires_at ? SDB_F_EXPIRES : 0));
     MDB_val v = {hdr + c->vlen, NULL};
     char *p;
     int rc;
@@ -367,6 +379,8 @@ static int sdb_apply_put_record(sdb *db, MDB_txn *txn, sdb_apply_ctx *c)
         memcpy(p + SDB_HDR, &kl, 4);
         memcpy(p + SDB_LONG_HDR, c->op->key, c->op->key_len);
     }
+    if (c->expires_at)
+        memcpy(p + key_end, &c->expires_at, 8);
     if (c->vlen)
         memcpy(p + hdr, c->val, c->vlen);
     return 0;

@@ -86,6 +86,12 @@ static int sdb_changes_txn(sdb *db, MDB_txn *txn, uint64_t since, size_t limit,
             op.key_len = cv.mv_size;
             op.val = op.op == WIRE_PUT ? rec.val : NULL;
             op.val_len = op.op == WIRE_PUT ? rec.val_len : 0;
+            /* The expiry travels with the record: replicas, resyncs and
+             * migrations all judge it by the same time. */
+            if (op.op == WIRE_PUT && rec.expires_at) {
+                op.flags = WIRE_F_EXPIRES;
+                op.expires_at = rec.expires_at;
+            }
             if (wire_put_op(out, &op) != 0) {
                 rc = ENOMEM;
                 goto fail;

@@ -16,7 +16,8 @@
 
 /* Record header: u64 version, u64 seq, u8 flags (host byte order: an LMDB
  * file is not portable across architectures anyway). Long-key records then
- * hold u32 key length and the key before the value. */
+ * hold u32 key length and the key, and records with SDB_F_EXPIRES a u64
+ * expires_at (Unix ms), before the value. */
 #define SDB_HDR 17u
 #define SDB_LONG_HDR (SDB_HDR + 4u)
 /* Surrogate key of a long key: prefix, NUL (never in a real key, so it cannot

@@ -103,15 +103,24 @@ static void store_kv_op_error(httpd_req *r, const wire_result *res,
 
 /* ---- /internal/kv ----------------------------------------------------- */
 
+/* What the read callback needs besides the record. */
+typedef struct store_kv_read {
+    httpd_req *r;
+    uint64_t now_ms; /* the store's clock, for expiry */
+} store_kv_read;
+
 static void store_kv_get_cb(const sdb_record *rec, void *arg)
 {
-    httpd_req *r = arg;
-    char hdr[40];
-    const char *hdrs[] = {hdr, NULL};
+    const store_kv_read *rd = arg;
+    httpd_req *r = rd->r;
+    char hdr[40], exp[48];
+    const char *hdrs[] = {hdr, NULL, NULL};
     static const char notfound[] =
         "{\"error\":\"not_found\",\"message\":\"no such key\"}";
     static const char deleted[] =
         "{\"error\":\"deleted\",\"message\":\"the key was deleted\"}";
+    static const char expired[] =
+        "{\"error\":\"expired\",\"message\":\"the key's TTL has passed\"}";
 
     if (rec == NULL) {
         store_stats_add(STORE_STATS_GET_MISSES, 1);
@@ -123,6 +132,17 @@ static void store_kv_get_cb(const sdb_record *rec, void *arg)
         store_stats_add(STORE_STATS_GET_MISSES, 1);
         httpd_respond(r, 404, STORE_REPLY_JSON, deleted, sizeof deleted - 1, hdrs);
         return;
+    }
+    /* Expired reads like a tombstone at its version (404 with the version),
+     * so a quorum read takes it as the newest state of the key. */
+    if (rec->expires_at && rec->expires_at <= rd->now_ms) {
+        store_stats_add(STORE_STATS_GET_MISSES, 1);
+        httpd_respond(r, 404, STORE_REPLY_JSON, expired, sizeof expired - 1, hdrs);
+        return;
+    }
+    if (rec->expires_at) {
+        snprintf(exp, sizeof exp, "X-KV-Expires-At: %" PRIu64, rec->expires_at);
+        hdrs[1] = exp;
     }
     /* The one copy of the value: from the LMDB map into the response. */
     httpd_respond(r, 200, STORE_REPLY_BIN, rec->val, rec->val_len, hdrs);
@@ -148,7 +168,8 @@ static void store_kv_get(store_http *h, httpd_req *r, const store_kv_key *k)
         httpd_respond(r, 503, STORE_REPLY_JSON, resync, sizeof resync - 1, rh);
         return;
     }
-    if (sdb_get_with(h->db, k->p, k->len, store_kv_get_cb, r) != 0)
+    store_kv_read rd = {r, sdb_now_ms(h->db)};
+    if (sdb_get_with(h->db, k->p, k->len, store_kv_get_cb, &rd) != 0)
         store_reply_fail(r, 500, "internal", "the store could not read the key");
 }
 
@@ -176,8 +197,12 @@ static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
         httpd_error(r, 400, "bad_version", "version must be an integer");
         return;
     }
-    if (kvhttp_condition(r, &op.flags, &op.if_match) != 0)
+    if (kvhttp_condition(r, &op.flags, &op.if_match) != 0 ||
+        (kind != WIRE_DEL &&
+         kvhttp_ttl(r, sdb_now_ms(h->db), &op.expires_at) != 0))
         return;
+    if (op.expires_at)
+        op.flags |= WIRE_F_EXPIRES;
     if (kind == WIRE_PUT) {
         op.val = httpd_body(r, &op.val_len);
         if (op.val_len > h->max_value) {

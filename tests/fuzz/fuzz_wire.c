@@ -6,7 +6,7 @@
  *  - decoding only moves forward and never past the input; every decoded
  *    op's key and value lie inside the input, its op is PUT/DEL/INCR and an
  *    INCR carries exactly 8 bytes; its flags hold at most one condition
- *    and no unknown bit;
+ *    and no unknown bit, and if_match / expires_at are 0 without theirs;
  *  - round trip: the decoded ops re-encoded with wire_put_op give the input
  *    back byte for byte except the reserved fields (which decoding drops),
  *    up to the first malformed op; the same for results with
@@ -48,8 +48,9 @@ static void fuzz_wire_ops(const uint8_t *data, size_t size)
             abort();
         {
             unsigned c = op.flags & WIRE_F_CONDITIONS;
-            if ((op.flags & ~WIRE_F_CONDITIONS) || (c & (c - 1)) ||
-                (!(op.flags & WIRE_F_IF_MATCH) && op.if_match))
+            if ((op.flags & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES)) || (c & (c - 1)) ||
+                (!(op.flags & WIRE_F_IF_MATCH) && op.if_match) ||
+                (!(op.flags & WIRE_F_EXPIRES) && op.expires_at))
                 abort();
         }
         if (op.op == WIRE_INCR) {
@@ -72,8 +73,10 @@ static void fuzz_wire_ops(const uint8_t *data, size_t size)
                         (uint32_t)data[i + 6] << 16 | (uint32_t)data[i + 7] << 24;
         uint32_t vlen = (uint32_t)data[i + 8] | (uint32_t)data[i + 9] << 8 |
                         (uint32_t)data[i + 10] << 16 | (uint32_t)data[i + 11] << 24;
-        /* the header, then if_match with WIRE_F_IF_MATCH (lib/wire.h) */
-        size_t hdr = WIRE_OP_HDR + ((data[i + 1] & WIRE_F_IF_MATCH) ? 8u : 0u);
+        /* the header, then if_match and expires_at with their flags
+         * (lib/wire.h) */
+        size_t hdr = WIRE_OP_HDR + ((data[i + 1] & WIRE_F_IF_MATCH) ? 8u : 0u) +
+                     ((data[i + 1] & WIRE_F_EXPIRES) ? 8u : 0u);
         size_t end = i + hdr + (size_t)klen + vlen;
         for (size_t j = i; j < end; j++)
             if (!fuzz_wire_reserved_op(j - i) && b.data[j] != data[j])

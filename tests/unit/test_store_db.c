@@ -323,6 +323,119 @@ static void test_conditions(void **state)
     check_value(t->db, "c", "1", 170);
 }
 
+/* One op with an expiry (lib/wire.h WIRE_F_EXPIRES; 0: none). */
+static wire_result ttl_op(sdb *db, uint8_t kind, const char *key,
+                          const char *val, uint64_t expires_at)
+{
+    char d[8];
+    wire_op op = {0};
+    wire_result res;
+
+    op.op = kind;
+    op.key = key;
+    op.key_len = strlen(key);
+    op.val = val;
+    op.val_len = val ? strlen(val) : 0;
+    if (kind == WIRE_INCR) {
+        wire_encode_delta(1, d);
+        op.val = d;
+        op.val_len = 8;
+    }
+    if (expires_at) {
+        op.flags = WIRE_F_EXPIRES;
+        op.expires_at = expires_at;
+    }
+    assert_int_equal(sdb_apply_batch(db, &op, 1, &res, NULL), 0);
+    return res;
+}
+
+static uint64_t expires_of(sdb *db, const char *key)
+{
+    sdb_record rec;
+    uint64_t e;
+    assert_int_equal(sdb_get(db, key, strlen(key), &rec), SDB_GET_FOUND);
+    e = rec.expires_at;
+    sdb_record_free(&rec);
+    return e;
+}
+
+/* A record's expiry (TTL): stored with it (a long key too), read back,
+ * judged by the store's clock, kept by an increment, cleared by a put
+ * without one; an expired record is absent for conditions and increments
+ * and goes out in the changes feed with its expiry. */
+static void test_expiry(void **state)
+{
+    tctx *t = *state;
+    uint64_t now = sdb_now_ms(t->db), next;
+    char longkey[700];
+    sdb_record rec;
+    wire_buf b = {0};
+    wire_op op;
+    size_t off = 0;
+    int more, seen = 0;
+
+    assert_int_equal(now, fake_now / 1000);
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, "s", "session", now + 2000).status, 200);
+    assert_int_equal(expires_of(t->db, "s"), now + 2000);
+    memset(longkey, 'L', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, longkey, "long", now + 2000).status, 200);
+    assert_int_equal(sdb_get(t->db, longkey, strlen(longkey), &rec), SDB_GET_FOUND);
+    assert_int_equal(rec.expires_at, now + 2000);
+    assert_int_equal(rec.val_len, 4);
+    assert_memory_equal(rec.val, "long", 4);
+    assert_false(sdb_expired(t->db, &rec));
+    sdb_record_free(&rec);
+    /* an increment keeps the expiry, or takes the one it carries */
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, "n", "5", now + 2000).status, 200);
+    assert_int_equal(ttl_op(t->db, WIRE_INCR, "n", NULL, 0).number, 6);
+    assert_int_equal(expires_of(t->db, "n"), now + 2000);
+    assert_int_equal(ttl_op(t->db, WIRE_INCR, "n", NULL, now + 9000).number, 7);
+    assert_int_equal(expires_of(t->db, "n"), now + 9000);
+    /* a put without one clears it */
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, "n", "1", 0).status, 200);
+    assert_int_equal(expires_of(t->db, "n"), 0);
+    /* the changes feed carries it */
+    assert_int_equal(sdb_changes_since(t->db, 0, 0, 0, &b, &next, &more), 0);
+    while (wire_next_op(b.data, b.len, &off, &op) == 1)
+        if (op.key_len == 1 && op.key[0] == 's') {
+            assert_int_equal(op.flags, WIRE_F_EXPIRES);
+            assert_int_equal(op.expires_at, now + 2000);
+            seen = 1;
+        } else if (op.key_len == 1 && op.key[0] == 'n') {
+            assert_int_equal(op.flags, 0);
+        }
+    assert_true(seen);
+    wire_buf_free(&b);
+    /* time passes: expired, absent to conditions and increments */
+    fake_now += 2000 * 1000;
+    assert_int_equal(sdb_get(t->db, "s", 1, &rec), SDB_GET_FOUND);
+    assert_true(sdb_expired(t->db, &rec));
+    sdb_record_free(&rec);
+    assert_int_equal(cond_op(t->db, WIRE_PUT, "s", "again", 0, WIRE_F_IF_EXISTS, 0,
+                             NULL, NULL).status, 412);
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, longkey, "x", 0).status, 200);
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, "c", "41", now + 1000).status, 200);
+    assert_int_equal(ttl_op(t->db, WIRE_INCR, "c", NULL, 0).number, 1);
+    assert_int_equal(expires_of(t->db, "c"), 0); /* an expired TTL is not kept */
+    assert_int_equal(cond_op(t->db, WIRE_PUT, "s", "new", 0, WIRE_F_IF_ABSENT, 0,
+                             NULL, NULL).status, 200);
+    assert_int_equal(expires_of(t->db, "s"), 0);
+    /* a delete carries no expiry */
+    {
+        wire_op d = {0};
+        wire_result res;
+        sdb_opinfo info;
+        d.op = WIRE_DEL;
+        d.key = "s";
+        d.key_len = 1;
+        d.flags = WIRE_F_EXPIRES;
+        d.expires_at = now + 5000;
+        assert_int_equal(sdb_apply_batch(t->db, &d, 1, &res, &info), 0);
+        assert_int_equal(res.status, 400);
+    }
+}
+
 static void test_parse_i64(void **state)
 {
     int64_t v;
@@ -921,6 +1034,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
         cmocka_unit_test(test_parse_i64),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes_picked, setup, teardown),

@@ -34,6 +34,7 @@ static void expect_op(const wire_op *got, const wire_op *want)
     assert_int_equal(got->version, want->version);
     assert_int_equal(got->seq, want->seq);
     assert_int_equal(got->if_match, want->if_match);
+    assert_int_equal(got->expires_at, want->expires_at);
     assert_int_equal(got->key_len, want->key_len);
     assert_memory_equal(got->key, want->key, want->key_len);
     assert_int_equal(got->val_len, want->val_len);
@@ -55,14 +56,15 @@ static void test_ops_round_trip(void **state)
 
     const wire_op ops[] = {
         /* binary value with NULs, and a binary key */
-        {WIRE_PUT, 0, 1234567890123ULL, 1, "k\0ey", 4, bin, sizeof bin, 0},
-        {WIRE_DEL, 0, 9007199254740991ULL, 2, "gone", 4, NULL, 0, 0},
-        {WIRE_INCR, 0, 77, 3, "counter", 7, minus, 8, 0},
-        {WIRE_PUT, WIRE_F_IF_ABSENT, 5, 4, "empty", 5, "", 0, 0}, /* empty value */
-        {WIRE_INCR, WIRE_F_IF_MATCH, UINT64_MAX, UINT64_MAX, "c2", 2, plus, 8,
-         UINT64_MAX - 1},
-        {WIRE_DEL, WIRE_F_IF_EXISTS, 8, 9, "d", 1, NULL, 0, 0},
-        {WIRE_PUT, 0, 6, 5, "big", 3, longval, sizeof longval, 0},
+        {WIRE_PUT, 0, 1234567890123ULL, 1, "k\0ey", 4, bin, sizeof bin, 0, 0},
+        {WIRE_DEL, 0, 9007199254740991ULL, 2, "gone", 4, NULL, 0, 0, 0},
+        {WIRE_INCR, 0, 77, 3, "counter", 7, minus, 8, 0, 0},
+        {WIRE_PUT, WIRE_F_IF_ABSENT, 5, 4, "empty", 5, "", 0, 0, 0}, /* empty value */
+        {WIRE_INCR, WIRE_F_IF_MATCH | WIRE_F_EXPIRES, UINT64_MAX, UINT64_MAX,
+         "c2", 2, plus, 8, UINT64_MAX - 1, 1796083200123ULL},
+        {WIRE_PUT, WIRE_F_EXPIRES, 10, 11, "ttl", 3, "v", 1, 0, 7},
+        {WIRE_DEL, WIRE_F_IF_EXISTS, 8, 9, "d", 1, NULL, 0, 0, 0},
+        {WIRE_PUT, 0, 6, 5, "big", 3, longval, sizeof longval, 0, 0},
     };
     const size_t nops = sizeof ops / sizeof ops[0];
     wire_buf b = {0};
@@ -71,7 +73,8 @@ static void test_ops_round_trip(void **state)
     for (size_t i = 0; i < nops; i++) {
         assert_int_equal(wire_put_op(&b, &ops[i]), 0);
         want_len += WIRE_OP_HDR + ops[i].key_len + ops[i].val_len +
-                    ((ops[i].flags & WIRE_F_IF_MATCH) ? 8 : 0);
+                    ((ops[i].flags & WIRE_F_IF_MATCH) ? 8 : 0) +
+                    ((ops[i].flags & WIRE_F_EXPIRES) ? 8 : 0);
     }
     assert_int_equal(b.len, want_len);
 
@@ -112,17 +115,18 @@ static void test_op_layout(void **state)
 {
     (void)state;
     wire_buf b = {0};
-    const wire_op op = {WIRE_PUT, WIRE_F_IF_MATCH, 0x0102030405060708ULL,
-                        0x1112131415161718ULL, "ab", 2, "XYZ", 3,
-                        0x2122232425262728ULL};
+    const wire_op op = {WIRE_PUT, WIRE_F_IF_MATCH | WIRE_F_EXPIRES,
+                        0x0102030405060708ULL, 0x1112131415161718ULL, "ab", 2,
+                        "XYZ", 3, 0x2122232425262728ULL, 0x3132333435363738ULL};
     static const uint8_t want[] = {
-        1, 0x01, 0, 0,                                  /* op, flags, rsv */
+        1, 0x09, 0, 0,                                  /* op, flags, rsv */
         2, 0, 0, 0,                                     /* key_len */
         3, 0, 0, 0,                                     /* val_len */
         0, 0, 0, 0,                                     /* reserved */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* version */
         0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11, /* seq */
         0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21, /* if_match */
+        0x38, 0x37, 0x36, 0x35, 0x34, 0x33, 0x32, 0x31, /* expires_at */
         'a', 'b', 'X', 'Y', 'Z'};
 
     assert_int_equal(WIRE_OP_HDR, 32);
@@ -138,7 +142,7 @@ static void test_bad_flags(void **state)
 {
     (void)state;
     wire_buf b = {0};
-    wire_op op = {WIRE_PUT, 0x08, 1, 0, "k", 1, "v", 1, 0};
+    wire_op op = {WIRE_PUT, 0x10, 1, 0, "k", 1, "v", 1, 0, 0};
     wire_op got;
     size_t off;
 
@@ -149,14 +153,15 @@ static void test_bad_flags(void **state)
     op.flags = 0;
     for (unsigned f = 0; f < 256; f++) {
         unsigned c = f & WIRE_F_CONDITIONS;
-        int ok = !(f & ~WIRE_F_CONDITIONS) && !(c & (c - 1));
+        int ok = !(f & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES)) && !(c & (c - 1));
         wire_buf_reset(&b);
         assert_int_equal(wire_put_op(&b, &op), 0);
         b.data[1] = (uint8_t)f;
         off = 0;
-        /* with if_match, the 8 bytes it takes are cut from the key */
+        /* with if_match or expires_at, the 8 bytes they take are cut from
+         * the key */
         assert_int_equal(wire_next_op(b.data, b.len, &off, &got),
-                         ok && !(f & WIRE_F_IF_MATCH) ? 1 : -1);
+                         ok && !(f & (WIRE_F_IF_MATCH | WIRE_F_EXPIRES)) ? 1 : -1);
     }
     wire_buf_free(&b);
 }
@@ -217,7 +222,7 @@ static void test_truncated_op(void **state)
 {
     (void)state;
     wire_buf b = {0};
-    const wire_op op = {WIRE_PUT, 0, 10, 20, "key", 3, "value", 5, 0};
+    const wire_op op = {WIRE_PUT, 0, 10, 20, "key", 3, "value", 5, 0, 0};
     wire_op got;
 
     assert_int_equal(wire_put_op(&b, &op), 0);
@@ -256,7 +261,7 @@ static void test_malformed_op(void **state)
     wire_buf b = {0};
     char d[8];
     le64(d, 1);
-    const wire_op incr = {WIRE_INCR, 0, 1, 1, "c", 1, d, 8, 0};
+    const wire_op incr = {WIRE_INCR, 0, 1, 1, "c", 1, d, 8, 0, 0};
     wire_op got;
     size_t off;
 
@@ -282,7 +287,7 @@ static void test_malformed_op(void **state)
     wire_buf_free(&b);
 
     /* an increment whose delta is not 8 bytes */
-    const wire_op bad = {WIRE_INCR, 0, 1, 1, "c", 1, "1234", 4, 0};
+    const wire_op bad = {WIRE_INCR, 0, 1, 1, "c", 1, "1234", 4, 0, 0};
     assert_int_equal(wire_put_op(&b, &bad), 0);
     off = 0;
     assert_int_equal(wire_next_op(b.data, b.len, &off, &got), -1);
