@@ -65,26 +65,21 @@ void api_call_header(api_call *c, const char *fmt, ...)
     c->hdrs[n] = c->hbuf[b];
 }
 
-/* The headers every answer to the client carries, plus up to 4 extra; out
- * has room for API_CLIENT_HDRS. */
-#define API_CLIENT_HDRS 10
+/* The headers every answer to the client carries, then extra (a NULL-
+ * terminated list of at most API_CLIENT_EXTRA, or NULL); out has room for
+ * API_CLIENT_HDRS. */
+#define API_CLIENT_EXTRA 5
+#define API_CLIENT_HDRS (3 + 1 + API_CLIENT_EXTRA + 1)
 static const char *const *api_call_client_hdrs(api_call *c, const char **out,
-                                          const char *e1, const char *e2,
-                                          const char *e3, const char *e4)
+                                               const char *const *extra)
 {
     size_t n = 0;
     for (unsigned i = 0; i < c->nrl; i++)
         out[n++] = c->rl_hdrs[i];
     if (c->quorum_hdr[0])
         out[n++] = c->quorum_hdr;
-    if (e1)
-        out[n++] = e1;
-    if (e2)
-        out[n++] = e2;
-    if (e3)
-        out[n++] = e3;
-    if (e4)
-        out[n++] = e4;
+    for (size_t i = 0; extra && extra[i] && i < API_CLIENT_EXTRA; i++)
+        out[n++] = extra[i];
     out[n] = NULL;
     return out;
 }
@@ -93,34 +88,33 @@ static const char *const *api_call_client_hdrs(api_call *c, const char **out,
 static void api_call_relay(api_call *c, const httpc_resp *resp)
 {
     char ctype[128], retry[32], rh[48];
-    const char *h[API_CLIENT_HDRS];
-    const char *ra = NULL;
+    const char *h[API_CLIENT_HDRS], *ra[2] = {NULL, NULL};
 
     if (httpc_resp_header(resp, "Retry-After", retry, sizeof retry)) {
         snprintf(rh, sizeof rh, "Retry-After: %s", retry);
-        ra = rh;
+        ra[0] = rh;
     }
     if (!httpc_resp_header(resp, "Content-Type", ctype, sizeof ctype))
         strcpy(ctype, "application/json");
     httpd_respond(c->r, (unsigned)resp->status, ctype, resp->body, resp->len,
-                  api_call_client_hdrs(c, h, ra, NULL, NULL, NULL));
+                  api_call_client_hdrs(c, h, ra));
 }
 
 void api_call_json(api_call *c, unsigned status, cJSON *json,
                        const char *extra)
 {
-    const char *h[API_CLIENT_HDRS];
+    const char *h[API_CLIENT_HDRS], *ex[2] = {extra, NULL};
 
-    httpd_respond_json(c->r, status, json,
-                       api_call_client_hdrs(c, h, extra, NULL, NULL, NULL));
+    httpd_respond_json(c->r, status, json, api_call_client_hdrs(c, h, ex));
     api_call_free(c);
 }
 
 static void api_call_on_read(api_call *c, const httpc_resp *resp)
 {
-    char ver[32], vh[48], sh[48], by[300], etag[48];
-    const char *h[API_CLIENT_HDRS];
-    uint64_t version = 0;
+    char ver[32], vh[48], sh[48], by[300], etag[48], exp[32], eh[56];
+    const char *h[API_CLIENT_HDRS], *extra[API_CLIENT_EXTRA + 1];
+    size_t ne = 0;
+    uint64_t version = 0, expires_at = 0;
 
     snprintf(sh, sizeof sh, "X-KV-Shard: %u", c->shard);
     snprintf(by, sizeof by, "X-KV-Served-By: %s", c->served_by);
@@ -132,6 +126,20 @@ static void api_call_on_read(api_call *c, const httpc_resp *resp)
         strcpy(ver, "0");
     /* The version is the entity tag a conditional write names (If-Match). */
     snprintf(etag, sizeof etag, "ETag: \"%s\"", ver);
+    if (!c->want_json) {
+        snprintf(vh, sizeof vh, "X-KV-Version: %s", ver);
+        extra[ne++] = vh;
+    }
+    extra[ne++] = sh;
+    extra[ne++] = by;
+    extra[ne++] = etag;
+    if (httpc_resp_header(resp, "X-KV-Expires-At", exp, sizeof exp) &&
+        num_parse_u64(exp, &expires_at) == 0) {
+        snprintf(eh, sizeof eh, "X-KV-Expires-At: %llu",
+                 (unsigned long long)expires_at);
+        extra[ne++] = eh;
+    }
+    extra[ne] = NULL;
     if (c->want_json) {
         /* The store sends a u64; anything else renders as 0. */
         if (num_parse_u64(ver, &version) != 0)
@@ -142,12 +150,13 @@ static void api_call_on_read(api_call *c, const httpc_resp *resp)
         cJSON_AddNumberToObject(o, "version", (double)version);
         cJSON_AddNumberToObject(o, "shard", c->shard);
         cJSON_AddStringToObject(o, "served_by", c->served_by);
-        httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, sh, by, etag, NULL));
+        if (expires_at)
+            cJSON_AddNumberToObject(o, "expires_at", (double)expires_at);
+        httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, extra));
         return;
     }
-    snprintf(vh, sizeof vh, "X-KV-Version: %s", ver);
     httpd_respond(c->r, 200, "application/octet-stream", resp->body, resp->len,
-                  api_call_client_hdrs(c, h, vh, sh, by, etag));
+                  api_call_client_hdrs(c, h, extra));
 }
 
 static void api_call_on_counter_get(api_call *c, const httpc_resp *resp)
@@ -167,7 +176,7 @@ static void api_call_on_counter_get(api_call *c, const httpc_resp *resp)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "key", c->key);
     cJSON_AddNumberToObject(o, "value", (double)v);
-    httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, NULL, NULL, NULL, NULL));
+    httpd_respond_json(c->r, 200, o, api_call_client_hdrs(c, h, NULL));
 }
 
 static void api_call_on_counter_inc(api_call *c, const httpc_resp *resp)
@@ -197,7 +206,7 @@ static void api_call_on_counter_inc(api_call *c, const httpc_resp *resp)
                                 cJSON_GetNumberValue(cJSON_GetObjectItem(in, "current_version")));
     cJSON_Delete(in);
     httpd_respond_json(c->r, (unsigned)resp->status, o,
-                       api_call_client_hdrs(c, h, NULL, NULL, NULL, NULL));
+                       api_call_client_hdrs(c, h, NULL));
 }
 
 static void api_call_done(httpc_resp *resp, void *ctx)

@@ -98,7 +98,7 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
     topo_t *t = api_http_topo(c->r, a);
     const void *body = NULL;
     size_t len = 0;
-    uint64_t wait_ms = 0, if_match = 0;
+    uint64_t wait_ms = 0, if_match = 0, ttl_ms = 0;
     uint8_t cond = 0;
     const char *prefer = httpd_header(c->r, "Prefer");
     int n;
@@ -107,10 +107,11 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
         api_call_free(c);
         return;
     }
-    /* A malformed wait or condition is refused here (400) rather than by
-     * the queue. */
+    /* A malformed wait, condition or TTL is refused here (400) rather than
+     * by the queue (which makes the TTL absolute when it admits the write). */
     if (kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms, &wait_ms) != 0 ||
-        kvhttp_condition(c->r, &cond, &if_match) != 0) {
+        kvhttp_condition(c->r, &cond, &if_match) != 0 ||
+        (strcmp(method, "DELETE") != 0 && kvhttp_ttl(c->r, 0, &ttl_ms) != 0)) {
         topo_put(t);
         api_call_free(c);
         return;
@@ -122,14 +123,21 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
         api_call_free(c);
         return;
     }
-    /* Pass the client's wait on: Prefer as is, else ?sync=1. */
+    /* Pass the client's wait on: Prefer as is, else ?sync=1; and the TTL. */
     int prefer_wait = prefer && strstr(prefer, "wait=");
-    const char *sync = wait_ms && !prefer_wait ? (is_incr ? "&sync=1" : "?sync=1") : "";
-    char incr[40] = "";
+    char query[96] = "";
+    size_t ql = 0;
     if (is_incr)
-        snprintf(incr, sizeof incr, "/incr?by=%lld", (long long)by);
+        ql += (size_t)snprintf(query + ql, sizeof query - ql, "&by=%lld", (long long)by);
+    if (wait_ms && !prefer_wait)
+        ql += (size_t)snprintf(query + ql, sizeof query - ql, "&sync=1");
+    if (ttl_ms)
+        ql += (size_t)snprintf(query + ql, sizeof query - ql, "&ttl=%llu",
+                               (unsigned long long)(ttl_ms / 1000u));
+    if (ql)
+        query[0] = '?';
     n = api_call_url(c, "%s/internal/kv/%.*s%s%s", t->queue, (int)raw_len,
-                     raw_key, incr, sync);
+                     raw_key, is_incr ? "/incr" : "", query);
     topo_put(t);
     if (n) {
         api_call_free(c);

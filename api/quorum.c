@@ -492,6 +492,9 @@ static void quorum_rd_conclude(quorum_rd *q)
                                        .version = q->reps[i].version};
     win = quorum_pick_winner(pick, q->nrep);
     quorum_rep *w = &q->reps[win];
+    uint64_t expires_at = 0; /* the winner's TTL goes with its repairs */
+    if (kvhdr_u64(&w->resp, "X-KV-Expires-At", &expires_at) != 0)
+        expires_at = 0;
     for (size_t i = 0; i < q->nrep; i++) {
         const quorum_rep *rp = &q->reps[i];
         if (!quorum_pick_is_stale(&pick[i], &pick[win]))
@@ -499,7 +502,7 @@ static void quorum_rd_conclude(quorum_rd *q)
         metrics_add(&m_q_stale_seen, 1);
         if (repair_push(c->app->repair, sh->secondaries[rp->idx], c->epoch,
                         w->tomb, c->key, c->klen, w->resp.body,
-                        w->resp.len, w->version) == 0)
+                        w->resp.len, w->version, expires_at) == 0)
             repairs++;
     }
     snprintf(c->served_by, sizeof c->served_by, "%s", sh->secondaries[w->idx]);

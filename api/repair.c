@@ -180,9 +180,9 @@ void repair_stop(repair_t *q)
 
 int repair_push(repair_t *q, const char *replica, uint64_t epoch,
                 int tombstone, const char *key, size_t klen, const void *val,
-                size_t vlen, uint64_t version)
+                size_t vlen, uint64_t version, uint64_t expires_at)
 {
-    size_t bytes = klen + (tombstone ? 0 : vlen) + WIRE_OP_HDR;
+    size_t bytes = klen + (tombstone ? 0 : vlen) + WIRE_OP_HDR + 8;
     repair_item *it;
     wire_op op;
 
@@ -211,6 +211,10 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
     op.key_len = klen;
     op.val = tombstone ? NULL : val;
     op.val_len = tombstone ? 0 : vlen;
+    if (!tombstone && expires_at) {
+        op.flags = WIRE_F_EXPIRES;
+        op.expires_at = expires_at;
+    }
     if (wire_put_op(&it->op, &op) < 0) {
         repair_item_free(it);
         metrics_add(&m_rep_dropped, 1);

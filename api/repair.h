@@ -39,11 +39,12 @@ repair_t *repair_start(const repair_opts *o);
 void repair_stop(repair_t *q);
 
 /* Queue a repair of replica (its base URL, "http://host:port") at shard
- * epoch `epoch`: key and, unless tombstone, value at `version`.
- * 0 queued, -1 dropped (full, or out of memory). */
+ * epoch `epoch`: key and, unless tombstone, value at `version`, expiring
+ * at expires_at (Unix ms, 0: never). 0 queued, -1 dropped (full, or out of
+ * memory). */
 int repair_push(repair_t *q, const char *replica, uint64_t epoch,
                 int tombstone, const char *key, size_t klen, const void *val,
-                size_t vlen, uint64_t version);
+                size_t vlen, uint64_t version, uint64_t expires_at);
 
 /* Block until the queue is empty and nothing is in flight, or timeout_ms
  * passes; 0 or -1 (for tests). */

@@ -148,6 +148,8 @@ static void kvctl_usage(FILE *f)
         "                     (If-Match; else 412 and exit 1)\n"
         "  --if-absent        writes apply only if the key does not exist\n"
         "                     (If-None-Match: *)\n"
+        "  --ttl S            put and incr: the key expires S seconds later\n"
+        "                     (?ttl=S; a put without it clears the TTL)\n"
         "  --timeout-ms N     per request (default %ld, %ld with --wait)\n"
         "  --help             this text; kvctl help COMMAND for one command\n"
         "\n"
@@ -223,7 +225,8 @@ static int kvctl_parse_args(int argc, char **argv, kvctl_opts *o, char **pos,
         } else if (KVCTL_IS("--if-absent")) {
             o->if_absent = 1;
         } else if (KVCTL_IS("--url") || KVCTL_IS("--controller") ||
-                   KVCTL_IS("--timeout-ms") || KVCTL_IS("--if-match")) {
+                   KVCTL_IS("--timeout-ms") || KVCTL_IS("--if-match") ||
+                   KVCTL_IS("--ttl")) {
             if (val == NULL) {
                 if (i + 1 >= argc) {
                     fprintf(stderr, "kvctl: %s needs a value\n", a);
@@ -235,6 +238,12 @@ static int kvctl_parse_args(int argc, char **argv, kvctl_opts *o, char **pos,
                 o->url = val;
             } else if (KVCTL_IS("--controller")) {
                 o->controller = val;
+            } else if (KVCTL_IS("--ttl")) {
+                if (num_parse_u64(val, &o->ttl_s) != 0 || o->ttl_s == 0) {
+                    fprintf(stderr, "kvctl: --ttl needs whole seconds, not \"%s\"\n",
+                            val);
+                    return KVCTL_USAGE;
+                }
             } else if (KVCTL_IS("--if-match")) {
                 if (num_parse_u64(val, &o->if_match) != 0 || o->if_match == 0) {
                     fprintf(stderr, "kvctl: --if-match needs a version (the "

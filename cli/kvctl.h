@@ -34,6 +34,7 @@ typedef struct kvctl_opts {
     int wait;                 /* writes wait until applied (?sync=1) */
     uint64_t if_match;        /* --if-match V: writes need version V (0: no) */
     int if_absent;            /* --if-absent: writes create the key only */
+    uint64_t ttl_s;           /* --ttl S: put and incr expire after S s (0: no) */
     long timeout_ms;
     /* "Authorization: Bearer <token>" on every request, or "": the token
      * of KV_TOKEN, or of the file of KV_TOKEN_FILE or of KV_DATA_DIR

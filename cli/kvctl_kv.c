@@ -46,6 +46,19 @@ static const char *const *kvctl_kv_cond(const kvctl_opts *o, char *buf,
     return hdrs;
 }
 
+/* Appends the write's query (?sync=1 for --wait, ttl= for --ttl) to buf,
+ * after "?" or, when buf has a query already, "&". */
+static void kvctl_kv_query(const kvctl_opts *o, char *buf, size_t len, int write_ttl)
+{
+    size_t n = strlen(buf);
+
+    if (o->wait)
+        n += (size_t)snprintf(buf + n, len - n, "%ssync=1", strchr(buf, '?') ? "&" : "?");
+    if (write_ttl && o->ttl_s && n < len)
+        snprintf(buf + n, len - n, "%sttl=%llu", strchr(buf, '?') ? "&" : "?",
+                 (unsigned long long)o->ttl_s);
+}
+
 /* Print " name value" of a JSON field (as text: a job id may pass 2^53). */
 static void kvctl_kv_print_field(const cJSON *j, const char *name, int *first)
 {
@@ -160,16 +173,17 @@ static char *kvctl_kv_read_all(FILE *f, size_t *len)
 
 int kvctl_kv_put(const kvctl_opts *o, int argc, char **argv)
 {
-    char cbuf[64];
+    char cbuf[64], query[64] = "";
     const char *chdrs[2];
-    char *path = kvctl_kv_path(argv[0], o->wait ? "?sync=1" : "");
+    char *path;
     char *owned = NULL;
     const char *val;
     size_t len;
     httpc_resp r;
     int rc;
 
-    if (path == NULL)
+    kvctl_kv_query(o, query, sizeof query, 1);
+    if ((path = kvctl_kv_path(argv[0], query)) == NULL)
         return KVCTL_USAGE;
     if (argc == 2 && strcmp(argv[1], "-") != 0) {
         val = argv[1];
@@ -203,14 +217,15 @@ out:
 
 int kvctl_kv_del(const kvctl_opts *o, int argc, char **argv)
 {
-    char cbuf[64];
+    char cbuf[64], query[32] = "";
     const char *chdrs[2];
-    char *path = kvctl_kv_path(argv[0], o->wait ? "?sync=1" : "");
+    char *path;
     httpc_resp r;
     int rc;
 
     (void)argc;
-    if (path == NULL)
+    kvctl_kv_query(o, query, sizeof query, 0);
+    if ((path = kvctl_kv_path(argv[0], query)) == NULL)
         return KVCTL_USAGE;
     rc = kvctl_http_request(o, "DELETE", o->url, path, NULL, 0,
                             kvctl_kv_cond(o, cbuf, sizeof cbuf, chdrs), &r);
@@ -259,8 +274,8 @@ int kvctl_kv_incr(const kvctl_opts *o, int argc, char **argv)
             return KVCTL_USAGE;
         }
     }
-    snprintf(suffix, sizeof suffix, "/incr?by=%lld%s", (long long)by,
-             o->wait ? "&sync=1" : "");
+    snprintf(suffix, sizeof suffix, "/incr?by=%lld", (long long)by);
+    kvctl_kv_query(o, suffix, sizeof suffix, 1);
     path = kvctl_kv_path(argv[0], suffix);
     if (path == NULL)
         return KVCTL_USAGE;

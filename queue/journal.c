@@ -132,14 +132,20 @@ void journal_close(journal_t *j)
 }
 
 /* Write one record: format, op, delta, key length, job id, flags,
- * [if_match], key, value (queue/journal.h). */
+ * [if_match], [expires_at], key, value (queue/journal.h). */
 #define JOURNAL_HDR 31     /* JOURNAL_FMT_COND without if_match */
 #define JOURNAL_HDR_JOB 30 /* JOURNAL_FMT_JOB */
 #define JOURNAL_HDR_OLD 13
+/* The bytes of the optional fields of flags. */
+static size_t journal_ext_len(uint8_t flags)
+{
+    return ((flags & WIRE_F_IF_MATCH) ? 8u : 0u) + ((flags & WIRE_F_EXPIRES) ? 8u : 0u);
+}
+
 static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
 {
     size_t version = (size_t)r->version;
-    size_t hdr = JOURNAL_HDR + ((r->flags & WIRE_F_IF_MATCH) ? 8 : 0);
+    size_t hdr = JOURNAL_HDR + journal_ext_len(r->flags);
     MDB_val k = {sizeof version, &version};
     MDB_val v = {hdr + r->klen + r->vlen, NULL};
     uint32_t klen = (uint32_t)r->klen;
@@ -157,6 +163,8 @@ static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
     b[30] = r->flags;
     if (r->flags & WIRE_F_IF_MATCH)
         memcpy(b + 31, &r->if_match, 8);
+    if (r->flags & WIRE_F_EXPIRES)
+        memcpy(b + hdr - 8, &r->expires_at, 8);
     memcpy(b + hdr, r->key, r->klen);
     if (r->vlen)
         memcpy(b + hdr + r->klen, r->val, r->vlen);
@@ -180,9 +188,11 @@ static int journal_get(const uint8_t *b, size_t n, journal_rec *r)
         if (n < JOURNAL_HDR)
             return -1;
         r->flags = b[30];
-        hdr = JOURNAL_HDR + ((r->flags & WIRE_F_IF_MATCH) ? 8 : 0);
+        hdr = JOURNAL_HDR + journal_ext_len(r->flags);
         if (n >= hdr && (r->flags & WIRE_F_IF_MATCH))
             memcpy(&r->if_match, b + 31, 8);
+        if (n >= hdr && (r->flags & WIRE_F_EXPIRES))
+            memcpy(&r->expires_at, b + hdr - 8, 8);
     }
     if (n < hdr)
         return -1;

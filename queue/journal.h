@@ -14,8 +14,9 @@
  *
  * Record format: the value of a record written now starts with the byte
  * JOURNAL_FMT_COND: format, op, delta (8), key length (4), job id (16),
- * flags (1: the write's condition, lib/wire.h WIRE_F_*), if_match (8, only
- * with WIRE_F_IF_MATCH), key, value. Two older formats still replay: one
+ * flags (1: the write's condition and TTL, lib/wire.h WIRE_F_*), if_match
+ * (8, only with WIRE_F_IF_MATCH), expires_at (8, only with WIRE_F_EXPIRES),
+ * key, value. Two older formats still replay: one
  * that starts with JOURNAL_FMT_JOB (the same without flags and if_match: no
  * condition) and the first one (op, delta, key length, key, value: when the
  * job id was the version), whose records come back with has_job 0, and the
@@ -42,8 +43,9 @@ typedef struct journal_rec {
     jobid job;            /* the job's id, set by the caller */
     int has_job;          /* replay: 0 for a record of the old format */
     uint8_t op;           /* WIRE_PUT / WIRE_DEL / WIRE_INCR */
-    uint8_t flags;        /* its condition: WIRE_F_IF_* or 0 */
+    uint8_t flags;        /* its condition (WIRE_F_IF_*) and WIRE_F_EXPIRES */
     uint64_t if_match;    /* with WIRE_F_IF_MATCH */
+    uint64_t expires_at;  /* with WIRE_F_EXPIRES: Unix ms */
     int64_t delta;
     const char *key;
     size_t klen;

@@ -1,5 +1,6 @@
 #include "queue_http.h"
 
+#include "hlc.h"
 #include "kvhttp.h"
 #include "num.h"
 #include "wire.h"
@@ -109,10 +110,12 @@ static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
     size_t klen, vlen = 0;
     const void *val = NULL;
     int64_t delta = 0;
-    uint64_t wait_ms, if_match;
+    uint64_t wait_ms, if_match, expires_at = 0;
     uint8_t cond;
 
-    if (kvhttp_condition(r, &cond, &if_match) != 0)
+    /* A TTL counts from admission: its expiry is absolute from here on. */
+    if (kvhttp_condition(r, &cond, &if_match) != 0 ||
+        (op != WIRE_DEL && kvhttp_ttl(r, hlc_wall_us() / 1000u, &expires_at) != 0))
         return;
     if (kvhttp_key(r, 2, (size_t)a->cfg->max_key_bytes, &key, &klen))
         return;
@@ -145,7 +148,8 @@ static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
     queue_http_pass_req[queue_http_npass] = r;
     queue_http_pass[queue_http_npass++] = (wq_admission){
         .w = {.op = op, .key = key, .klen = klen, .val = val, .vlen = vlen,
-              .delta = delta, .cond = cond, .if_match = if_match},
+              .delta = delta, .cond = cond, .if_match = if_match,
+              .expires_at = expires_at},
         .waiter = wait_ms ? r : NULL,
         .wait_ms = wait_ms};
     if (queue_http_npass == QUEUE_HTTP_PASS_MAX)

@@ -8,7 +8,8 @@
  * newest op (a put or delete replaces it, increments add up), so one op may
  * carry many jobs, and all of them end when it does. A conditional write
  * (If-Match / If-None-Match) never coalesces, either way: its condition is
- * about the state its client saw, which a merge would change.
+ * about the state its client saw, which a merge would change. Neither does
+ * an increment with a TTL, or one after it (the TTL is the write's own).
  *
  * Each shard has three FIFOs of ops: MAIN; EXCESS for keys over
  * max_key_rate (drained at that rate per key); STALE for ops that waited
@@ -78,6 +79,7 @@ typedef struct wq_write {
     int64_t delta;             /* INCR only */
     uint8_t cond;              /* If-Match / If-None-Match: WIRE_F_IF_* or 0 */
     uint64_t if_match;         /* with WIRE_F_IF_MATCH */
+    uint64_t expires_at;       /* ?ttl= as Unix ms (PUT, INCR), 0: none */
 } wq_write;
 
 /* journal_dir: where the journal lives (replayed here before returning). */

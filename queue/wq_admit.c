@@ -21,6 +21,10 @@ static int wq_admit_coalesce(wq_op *o, const wq_write *w, uint64_t version)
      * judged for another write, or let one through unjudged. */
     if (o->inflight || how == COALESCE_NONE || o->cond || w->cond)
         return 0;
+    /* Increments add up only when neither sets a TTL: each would keep or
+     * set the key's expiry differently. */
+    if (how == COALESCE_ADD && (o->expires_at || w->expires_at))
+        return 0;
     if (how == COALESCE_ADD) {
         o->delta += w->delta;
     } else {
@@ -34,6 +38,7 @@ static int wq_admit_coalesce(wq_op *o, const wq_write *w, uint64_t version)
         o->vlen = w->vlen;
         o->kind = w->op;
         o->delta = 0;
+        o->expires_at = w->expires_at; /* a put sets its own, or none */
     }
     o->version = version;
     return 1;
@@ -61,6 +66,7 @@ int wq_admit_enqueue(wq_t *q, wq_job *j, const wq_write *w, enum wq_class cls,
         o->delta = w->delta;
         o->cond = w->cond;
         o->if_match = w->if_match;
+        o->expires_at = w->expires_at;
         o->version = j->version;
         o->k = k;
         o->shard = j->shard;
@@ -236,8 +242,11 @@ void wq_admit_many(wq_t *q, wq_admission *as, size_t n)
             continue;
         }
         q->charged[charged]++; /* held until the job ends */
-        recs[k] = (journal_rec){.job = ids[i], .op = a->w.op, .flags = a->w.cond,
-                            .if_match = a->w.if_match, .delta = a->w.delta,
+        recs[k] = (journal_rec){.job = ids[i], .op = a->w.op,
+                            .flags = (uint8_t)(a->w.cond |
+                                               (a->w.expires_at ? WIRE_F_EXPIRES : 0)),
+                            .if_match = a->w.if_match,
+                            .expires_at = a->w.expires_at, .delta = a->w.delta,
                             .key = a->w.key, .klen = a->w.klen,
                             .val = a->w.val, .vlen = a->w.vlen, .ctx = p};
         rp[k] = &recs[k];

@@ -144,9 +144,11 @@ static void wq_dispatch_encode(wq_op *first, wire_buf *buf)
 
     wire_buf_reset(buf);
     for (wq_op *o = first; o; o = o->next) {
-        wire_op op = {.op = o->kind, .flags = o->cond, .version = o->version,
-                      .key = o->k->key, .key_len = o->k->klen, .val = o->val,
-                      .val_len = o->vlen, .if_match = o->if_match};
+        wire_op op = {.op = o->kind,
+                      .flags = (uint8_t)(o->cond | (o->expires_at ? WIRE_F_EXPIRES : 0)),
+                      .version = o->version, .key = o->k->key,
+                      .key_len = o->k->klen, .val = o->val, .val_len = o->vlen,
+                      .if_match = o->if_match, .expires_at = o->expires_at};
         if (o->kind == WIRE_INCR) {
             wire_encode_delta(o->delta, delta);
             op.val = delta;

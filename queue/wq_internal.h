@@ -78,6 +78,7 @@ typedef struct wq_op {                /* one key's write, as sent to a shard */
     uint8_t kind;
     uint8_t cond;                     /* WIRE_F_IF_* of its one job, or 0 */
     uint64_t if_match;
+    uint64_t expires_at;              /* its TTL as Unix ms, 0: none */
     uint64_t version;                 /* its newest job's */
     int64_t delta;
     char *val;

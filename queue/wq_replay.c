@@ -15,8 +15,9 @@ static void wq_replay_one(const journal_rec *r, void *ctx)
     wq_t *q = ctx;
     topo_t *t = topo_watch_get(q->topo);
     wq_write w = {.op = r->op, .key = r->key, .klen = r->klen, .val = r->val,
-                  .vlen = r->vlen, .delta = r->delta, .cond = r->flags,
-                  .if_match = r->if_match};
+                  .vlen = r->vlen, .delta = r->delta,
+                  .cond = r->flags & WIRE_F_CONDITIONS, .if_match = r->if_match,
+                  .expires_at = r->expires_at};
     uint32_t shard = wq_route_owner(t, r->key, r->klen);
     wq_job *j = wq_table_job_new(&w, shard);
     wq_key *k;

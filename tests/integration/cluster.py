@@ -384,22 +384,34 @@ def assert_json_error(resp, status, code=None, what=""):
 WIRE_OP = struct.Struct("<BBHIIIQQ")   # op, flags, -, key_len, val_len, -, version, seq
 
 
+WIRE_F_IF_MATCH, WIRE_F_EXPIRES = 0x01, 0x08
+
+
 def decode_wire_ops(buf):
     """The ops of a lib/wire.h body: [{"op","flags","version","seq","key",
-    "value"}] (key and value as bytes)."""
+    "value","if_match","expires_at"}] (key and value as bytes; the last two
+    0 when their flag is not set)."""
     ops, off = [], 0
     while off < len(buf):
         if len(buf) - off < WIRE_OP.size:
             raise AssertionError("truncated wire op at %d of %d" % (off, len(buf)))
         op, flags, _, klen, vlen, _, version, seq = WIRE_OP.unpack_from(buf, off)
         off += WIRE_OP.size
+        ext = {}
+        for name, bit in (("if_match", WIRE_F_IF_MATCH), ("expires_at", WIRE_F_EXPIRES)):
+            ext[name] = 0
+            if flags & bit:
+                if off + 8 > len(buf):
+                    raise AssertionError("wire op cut in its %s at %d" % (name, off))
+                ext[name] = struct.unpack_from("<Q", buf, off)[0]
+                off += 8
         if off + klen + vlen > len(buf):
             raise AssertionError("wire op past the end at %d" % off)
         key = bytes(buf[off:off + klen])
         val = bytes(buf[off + klen:off + klen + vlen])
         off += klen + vlen
-        ops.append({"op": op, "flags": flags, "version": version, "seq": seq,
-                    "key": key, "value": val})
+        ops.append(dict(ext, op=op, flags=flags, version=version, seq=seq,
+                        key=key, value=val))
     return ops
 
 

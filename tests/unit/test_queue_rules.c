@@ -84,10 +84,12 @@ static jobid job_of(uint64_t v)
     return id;
 }
 
-/* The test's condition for the record of version v: every kind, and none. */
+/* The test's condition and TTL flags for the record of version v: every
+ * kind of condition and none, with and without an expiry. */
 static uint8_t cond_of(uint64_t v)
 {
-    return v % 3 == 0 ? WIRE_F_IF_MATCH : v % 3 == 2 ? WIRE_F_IF_ABSENT : 0;
+    return (uint8_t)((v % 3 == 0 ? WIRE_F_IF_MATCH : v % 3 == 2 ? WIRE_F_IF_ABSENT : 0) |
+                     (v % 2 == 0 ? WIRE_F_EXPIRES : 0));
 }
 
 static void replayed(const journal_rec *r, void *arg)
@@ -103,8 +105,10 @@ static void replayed(const journal_rec *r, void *arg)
     assert_true(r->has_job); /* the id survives the restart */
     assert_true(jobid_equal(&r->job, &want));
     assert_int_equal(r->flags, cond_of(r->version)); /* so is the condition */
-    assert_int_equal(r->if_match, cond_of(r->version) == WIRE_F_IF_MATCH
+    assert_int_equal(r->if_match, (cond_of(r->version) & WIRE_F_IF_MATCH)
                                       ? r->version * 1000 : 0);
+    assert_int_equal(r->expires_at, (cond_of(r->version) & WIRE_F_EXPIRES)
+                                        ? r->version * 7 : 0);
     s->ids[s->n++] = r->version;
 }
 
@@ -138,8 +142,10 @@ static void test_journal(void **state)
                                 .delta = -(int64_t)(base + 1 + i),
                                 .job = job_of(base + 1 + i),
                                 .flags = cond_of(base + 1 + i)};
-            if (recs[i].flags == WIRE_F_IF_MATCH)
+            if (recs[i].flags & WIRE_F_IF_MATCH)
                 recs[i].if_match = (base + 1 + i) * 1000;
+            if (recs[i].flags & WIRE_F_EXPIRES)
+                recs[i].expires_at = (base + 1 + i) * 7;
             rp[i] = &recs[i];
         }
         assert_int_equal(journal_append_many(j, rp, n, rcs), 0);

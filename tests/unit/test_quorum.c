@@ -193,20 +193,26 @@ static void test_repair_sends_wire_ops(void **state)
     q = repair_start(&ro);
     assert_non_null(q);
 
-    assert_int_equal(repair_push(q, url, 7, 0, "k1", 2, "newest", 6, 1000), 0);
+    assert_int_equal(repair_push(q, url, 7, 0, "k1", 2, "newest", 6, 1000,
+                                 1796083200123ULL), 0);
     assert_int_equal(repair_flush(q, 5000), 0);
     assert_int_equal(atomic_load(&f.got), 1);
     assert_int_equal(f.last.op, WIRE_PUT);
     assert_int_equal(f.last.version, 1000);
+    /* the winner's TTL goes with the repair */
+    assert_int_equal(f.last.flags, WIRE_F_EXPIRES);
+    assert_int_equal(f.last.expires_at, 1796083200123ULL);
     assert_string_equal(f.last_key, "k1");
     assert_string_equal(f.last_val, "newest");
 
-    assert_int_equal(repair_push(q, url, 7, 1, "k2", 2, "ignored", 7, 2000), 0);
+    assert_int_equal(repair_push(q, url, 7, 1, "k2", 2, "ignored", 7, 2000,
+                                 1796083200123ULL), 0);
     assert_int_equal(repair_flush(q, 5000), 0);
     assert_int_equal(atomic_load(&f.got), 2);
     assert_int_equal(f.last.op, WIRE_DEL);
     assert_int_equal(f.last.version, 2000);
     assert_int_equal(f.last.val_len, 0);
+    assert_int_equal(f.last.flags, 0); /* a tombstone has no expiry */
     assert_string_equal(f.last_key, "k2");
     assert_int_equal(atomic_load(&f.bad), 0);
 
@@ -236,7 +242,7 @@ static void test_repair_drops_when_full(void **state)
         char key[8];
         snprintf(key, sizeof key, "k%d", i);
         if (repair_push(q, url, 7, 0, key, strlen(key), "v", 1,
-                        (uint64_t)(100 + i)) < 0)
+                        (uint64_t)(100 + i), 0) < 0)
             dropped++;
     }
     /* at most 2 wait plus (maybe) one in flight */

@@ -1,0 +1,170 @@
+"""TTL (issue 12): PUT /kv/{key}?ttl=SECONDS (and incr) stores an absolute
+expiry with the record (Unix ms, made at the queue's admission); it
+replicates with it, so every replica agrees. GET answers X-KV-Expires-At
+and JSON expires_at; from that time on no read returns the value, through
+nginx or from any replica's /internal/kv, across a failover too. An
+increment keeps the key's TTL; a put without ttl clears it."""
+
+import threading
+import time
+import uuid
+
+from cluster import json_of, own_cluster, quote_key, wait_until
+
+CLUSTER_CONFIG = {"cluster": {"shards": 2, "replicas": 3},
+                  "api": {"rate_limit": 0}}
+TTL_S = 3
+
+
+def ukey(prefix):
+    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+
+
+def write_all(cl, keys, ttl, threads=8):
+    """PUT ?sync=1 (with ?ttl= when ttl) every key, its name as the value;
+    raises on any answer but 200 applied."""
+    errors, lock, it = [], threading.Lock(), iter(keys)
+
+    def worker():
+        while True:
+            with lock:
+                k = next(it, None)
+            if k is None:
+                return
+            q = "?sync=1" + ("&ttl=%d" % ttl if ttl else "")
+            st, _, body = cl.request("PUT", "/kv/%s%s" % (quote_key(k), q),
+                                     body=k.encode(), timeout=20)
+            if st != 200 or json_of(body).get("status") != "applied":
+                with lock:
+                    errors.append((k, st, body[:200]))
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert not errors, errors[:5]
+
+
+def read(cl, url, key, internal=False):
+    path = ("/internal/kv/" if internal else "/kv/") + quote_key(key)
+    if internal:
+        return cl.internal("GET", url + path)
+    return cl.request("GET", path)
+
+
+def test_ttl_keys_expire_everywhere_the_others_stay(cluster):
+    ttl_keys = [ukey("ttl") for _ in range(1000)]
+    plain = [ukey("keep") for _ in range(1000)]
+    t0 = time.time()
+    write_all(cluster, ttl_keys, TTL_S)
+    write_all(cluster, plain, 0)
+    # Before it passes: the value, with its expiry (made at admission, so
+    # between the first write's start and now, plus the TTL).
+    for k in ttl_keys[:50] + ttl_keys[-50:]:
+        st, hd, body = cluster.request("GET", "/kv/" + quote_key(k))
+        exp = int(hd.get("X-KV-Expires-At", 0))
+        if st == 404:
+            assert time.time() * 1000 >= exp > 0, (k, hd)
+            continue
+        assert st == 200 and body == k.encode(), (k, st, body)
+        assert t0 * 1000 + TTL_S * 1000 <= exp + 5 <= time.time() * 1000 + TTL_S * 1000 + 10, \
+            (k, exp, t0)
+    last = max(int(cluster.request("GET", "/kv/" + quote_key(k))[1].get("X-KV-Expires-At", 0))
+               for k in ttl_keys[-20:])
+
+    def all_expired():
+        return all(cluster.request("GET", "/kv/" + quote_key(k))[0] == 404 for k in ttl_keys)
+    wait_until(lambda: time.time() * 1000 >= last, TTL_S + 30, "the last TTL to pass")
+    # Once its time has passed, every TTL key is gone through nginx...
+    assert all_expired(), "a TTL key still read after its expiry"
+    # ...and on every replica of its shard, with its version kept
+    for k in ttl_keys:
+        shard = int(json_of(cluster.request("GET", "/ring?key=" + quote_key(k))[2])["shard"])
+        for url in cluster.stores[shard]:
+            st, hd, body = read(cluster, url, k, internal=True)
+            assert st == 404 and json_of(body)["error"] == "expired", (k, url, st, body)
+            assert int(hd.get("X-KV-Version", 0)) > 0, (k, url, hd)
+    for k in plain:
+        st, hd, body = cluster.request("GET", "/kv/" + quote_key(k))
+        assert st == 200 and body == k.encode() and "X-KV-Expires-At" not in hd, (k, st, hd)
+
+
+def test_incr_keeps_the_ttl_and_put_clears_it(cluster):
+    key, counter = ukey("ttl-put"), ukey("ttl-incr")
+    st, _, _ = cluster.request("PUT", "/kv/%s?ttl=600&sync=1" % key, body=b"v")
+    assert st == 200
+    st, hd, body = cluster.request("GET", "/kv/" + key, headers={"Accept": "application/json"})
+    j = json_of(body)
+    assert j["expires_at"] == int(hd["X-KV-Expires-At"]) > time.time() * 1000 + 590000, (j, hd)
+    st, _, _ = cluster.request("PUT", "/kv/%s?sync=1" % key, body=b"w")
+    st, hd, body = cluster.request("GET", "/kv/" + key, headers={"Accept": "application/json"})
+    assert "expires_at" not in json_of(body) and "X-KV-Expires-At" not in hd, (body, hd)
+    st, _, _ = cluster.request("POST", "/kv/%s/incr?ttl=600&sync=1" % counter)
+    assert st == 200
+    exp = int(cluster.request("GET", "/kv/" + counter)[1]["X-KV-Expires-At"])
+    st, _, body = cluster.request("POST", "/kv/%s/incr?by=4&sync=1" % counter)
+    assert st == 200 and json_of(body)["value"] == 5, body
+    st, hd, body = cluster.request("GET", "/kv/" + counter)
+    assert (st, body, int(hd["X-KV-Expires-At"])) == (200, b"5", exp), (st, body, hd)
+
+
+def test_bad_ttl_is_400(cluster):
+    key = ukey("ttl-bad")
+    for q in ("ttl=0", "ttl=-1", "ttl=1.5", "ttl=abc", "ttl=", "ttl=999999999999"):
+        st, _, body = cluster.request("PUT", "/kv/%s?%s&sync=1" % (key, q), body=b"v")
+        assert st == 400 and json_of(body)["error"] == "bad_ttl", (q, st, body)
+        st, _, body = cluster.internal("PUT", "%s/internal/kv/%s?%s" % (cluster.queue, key, q),
+                                       body=b"v")
+        assert st == 400 and json_of(body)["error"] == "bad_ttl", (q, st, body)
+    assert cluster.request("GET", "/kv/" + key)[0] == 404
+
+
+def test_expired_stays_expired_after_failover_and_restart():
+    """R = N (every secondary asked) and a SIGKILLed primary: the promoted
+    secondary, and every replica after a restart, hold the expiry."""
+    cfg = {"cluster": {"shards": 1, "replicas": 3, "read_quorum": 2},
+           # The killed primary stays down long enough to be replaced.
+           "controller": {"health_interval_ms": 100, "failover_after_ms": 800,
+                          "restart_backoff_ms": 3000, "restart_backoff_max_ms": 3000}}
+    with own_cluster(cfg, "ttl-failover") as cl:
+        keys = [ukey("ttl-f") for _ in range(100)]
+        write_all(cl, keys, 2)
+        cl.wait_parity(0, 20)
+        wait_until(lambda: all(cl.request("GET", "/kv/" + quote_key(k))[0] == 404
+                               for k in keys), 20, "the TTL keys to expire (R = N)")
+        epoch = cl.topology_epoch()
+        cl.kill(cl.store_name(0, cl.primary_replica(0)))
+        cl.wait_epoch_change(epoch, 20)
+        promoted = cl.primary(0)
+        for k in keys:
+            st, _, body = read(cl, promoted, k, internal=True)
+            assert st == 404 and json_of(body)["error"] == "expired", (k, st, body)
+        # The killed store restarts (a secondary now): R = 2 reads again.
+        cl.wait_stores_settled(30)
+        wait_until(lambda: cl.request("GET", "/kv/" + quote_key(keys[0]))[0] == 404,
+                   20, "R = 2 reads after the restart")
+        for k in keys:
+            st, _, body = cl.request("GET", "/kv/" + quote_key(k))
+            assert st == 404, (k, st, body)
+        for url in cl.stores[0]:
+            for k in keys:
+                st, _, body = read(cl, url, k, internal=True)
+                assert st == 404 and json_of(body)["error"] == "expired", (url, k, st, body)
+        cl.wait_parity(0, 20)
+
+
+test_ttl_keys_expire_everywhere_the_others_stay.timeout = 240
+test_expired_stays_expired_after_failover_and_restart.timeout = 180
+
+
+def test_kvctl_ttl(cluster):
+    key = ukey("kvctl-ttl")
+    rc, out, err = cluster.kvctl("--wait", "--ttl", "600", "put", key, "v")
+    assert rc == 0 and "applied" in out, (rc, out, err)
+    rc, out, err = cluster.kvctl("--json", "get", key)
+    assert rc == 0 and json_of(out.encode())["expires_at"] > time.time() * 1000, (rc, out)
+    rc, out, err = cluster.kvctl("--wait", "--ttl", "600", "incr", key + "-n", "3")
+    assert rc == 0, (rc, out, err)
+    assert "X-KV-Expires-At" in cluster.request("GET", "/kv/" + key + "-n")[1]
+    rc, _, err = cluster.kvctl("--ttl", "0", "put", key, "v")
+    assert rc == 2 and "--ttl" in err, (rc, err)
