@@ -500,6 +500,24 @@ def test_two_clients_one_cart(st, c):
     assert st.sh("curl -s localhost:8000/kv/cart:5")[1] == "3 apples, 1 pear"
 
 
+def test_session_expires(st, c):
+    """DEMO 2: a session written with ?ttl=2 reads with its expiry, then is
+    404 expired once it passed."""
+    rc, out, _ = st.sh("curl -s -X PUT --data-binary 'user=7' "
+                       "'localhost:8000/kv/session:abc?ttl=2&sync=1'")
+    assert json.loads(out)["status"] == "applied", out
+    rc, out, _ = st.sh("curl -s -i localhost:8000/kv/session:abc | "
+                       "grep -i '^x-kv-expires-at'")
+    exp = int(out.split(":", 1)[1])
+    assert time.time() * 1000 < exp <= time.time() * 1000 + 2500, (out, time.time())
+
+    def expired():
+        o = st.sh("curl -s localhost:8000/kv/session:abc")[1]
+        return json.loads(o).get("error") == "expired" and o
+    wait_until(expired, 10, "the session to expire")
+    assert time.time() * 1000 >= exp
+
+
 def test_sharding_ring(st, c):
     """DEMO 3: which shard owns a key, and why."""
     rc, out, _ = st.sh("curl -s 'localhost:8000/ring?key=cart:42'")
@@ -1122,6 +1140,7 @@ def test_grow_the_cluster(st, c):
 
 
 TESTS = [test_up_and_health, test_crud_through_nginx, test_two_clients_one_cart,
+         test_session_expires,
          test_sharding_ring,
          test_internal_routes_need_the_token,
          test_replication_same_value, test_scale_api_to_3_and_back,
