@@ -84,36 +84,38 @@ static int teardown(void **state)
     return 0;
 }
 
-/* One op with a condition (lib/wire.h WIRE_F_IF_*, 0: none): the result,
- * optionally its seq and error. An INCR adds 1. */
-static wire_result cond_op(sdb *db, uint8_t kind, const char *key,
-                           const char *val, uint64_t version, uint8_t flags,
-                           uint64_t if_match, uint64_t *seq, enum sdb_err *err)
+/* Applies op alone, its key and value given as C strings (key_len and
+ * val_len filled here; an INCR adds 1): the result, optionally its seq and
+ * error. */
+static wire_result apply1(sdb *db, wire_op op, uint64_t *seq, enum sdb_err *err)
 {
     char d[8];
-    wire_op op = {0};
     wire_result res;
     sdb_opinfo info;
 
-    op.op = kind;
-    op.flags = flags;
-    op.if_match = if_match;
-    op.key = key;
-    op.key_len = strlen(key);
-    op.val = val;
-    op.val_len = val ? strlen(val) : 0;
-    if (kind == WIRE_INCR) {
+    op.key_len = strlen(op.key);
+    op.val_len = op.val ? strlen(op.val) : 0;
+    if (op.op == WIRE_INCR) {
         wire_encode_delta(1, d);
         op.val = d;
         op.val_len = 8;
     }
-    op.version = version;
     assert_int_equal(sdb_apply_batch(db, &op, 1, &res, &info), 0);
     if (seq)
         *seq = info.seq;
     if (err)
         *err = info.err;
     return res;
+}
+
+/* One op with a condition (lib/wire.h WIRE_F_IF_*, 0: none). */
+static wire_result cond_op(sdb *db, uint8_t kind, const char *key,
+                           const char *val, uint64_t version, uint8_t flags,
+                           uint64_t if_match, uint64_t *seq, enum sdb_err *err)
+{
+    wire_op op = {.op = kind, .flags = flags, .version = version, .key = key,
+                  .val = val, .if_match = if_match};
+    return apply1(db, op, seq, err);
 }
 
 /* One op helpers: return the result, optionally the seq. */
@@ -327,26 +329,9 @@ static void test_conditions(void **state)
 static wire_result ttl_op(sdb *db, uint8_t kind, const char *key,
                           const char *val, uint64_t expires_at)
 {
-    char d[8];
-    wire_op op = {0};
-    wire_result res;
-
-    op.op = kind;
-    op.key = key;
-    op.key_len = strlen(key);
-    op.val = val;
-    op.val_len = val ? strlen(val) : 0;
-    if (kind == WIRE_INCR) {
-        wire_encode_delta(1, d);
-        op.val = d;
-        op.val_len = 8;
-    }
-    if (expires_at) {
-        op.flags = WIRE_F_EXPIRES;
-        op.expires_at = expires_at;
-    }
-    assert_int_equal(sdb_apply_batch(db, &op, 1, &res, NULL), 0);
-    return res;
+    wire_op op = {.op = kind, .flags = expires_at ? WIRE_F_EXPIRES : 0,
+                  .key = key, .val = val, .expires_at = expires_at};
+    return apply1(db, op, NULL, NULL);
 }
 
 static uint64_t expires_of(sdb *db, const char *key)
