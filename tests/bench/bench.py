@@ -11,6 +11,7 @@ Rows (see ROWS below; add one by appending a Row):
   get_api    GET /kv/<key> straight to one api process
   get_store  GET <primary store>/internal/kv/<key>
   put_queue  PUT /kv/<key> through nginx (202 queued), rotating over many keys
+  put_ttl    the same with ?ttl=3600 on every write (the expiry's cost)
   put_w0_n2  PUT /kv/<key>?sync=1 through nginx, N = 2 secondaries, W = 0
              (answered once the primary applied it)
   put_w1_n2  the same with W = 1 (one secondary acknowledged)
@@ -106,8 +107,8 @@ def run_wrk(url, args, script=None, tmp=None, headers=None):
     return p.stdout
 
 
-def lua_put(prefix, keys, value_bytes):
-    """PUT /kv/<prefix><i> rotating over `keys` keys, a fixed body."""
+def lua_put(prefix, keys, value_bytes, query=""):
+    """PUT /kv/<prefix><i><query> rotating over `keys` keys, a fixed body."""
     return """
 local n = 0
 local body = string.rep("v", %d)
@@ -118,9 +119,9 @@ function init(args)
 end
 function request()
   n = n + 1
-  return wrk.format("PUT", "/kv/%s" .. (n %% %d), hdrs, body)
+  return wrk.format("PUT", "/kv/%s" .. (n %% %d) .. "%s", hdrs, body)
 end
-""" % (value_bytes, keys, prefix, keys)
+""" % (value_bytes, keys, prefix, keys, query)
 
 
 def lua_put_sync(prefix, keys, value_bytes):
@@ -230,6 +231,8 @@ class Row:
 _RL = {"rate_limit": 1000000000, "rate_window_ms": 1000}
 CLUSTERS = {
     "default": {"api": dict(_RL)},
+    # the same, fresh: put_ttl must not run behind put_queue's backlog
+    "default_ttl": {"api": dict(_RL)},
     # N = secondaries per shard: cluster.replicas = N + 1
     "w0_n2": {"api": dict(_RL), "cluster": {"replicas": 3, "write_quorum": 0}},
     "w1_n2": {"api": dict(_RL), "cluster": {"replicas": 3, "write_quorum": 1}},
@@ -250,6 +253,9 @@ ROWS = [
     Row("put_queue", "default", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put("bench-put-", 10000, VALUE_BYTES),
         note="PUT through nginx -> api -> queue (202)"),
+    Row("put_ttl", "default_ttl", lambda ctx: ctx["nginx"] + "/",
+        script=lambda ctx: lua_put("bench-ttl-", 10000, VALUE_BYTES, "?ttl=3600"),
+        note="put_queue with ?ttl=3600 on every write"),
     Row("put_w0_n2", "w0_n2", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put_sync("bench-w0-", 10000, VALUE_BYTES),
         note="PUT ?sync=1 through nginx, N=2, W=0"),
