@@ -98,7 +98,7 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
     topo_t *t = api_http_topo(c->r, a);
     const void *body = NULL;
     size_t len = 0;
-    uint64_t wait_ms = 0, if_match = 0, ttl_ms = 0;
+    uint64_t wait_ms = 0, if_match = 0, ttl_s = 0;
     uint8_t cond = 0;
     const char *prefer = httpd_header(c->r, "Prefer");
     int n;
@@ -111,7 +111,7 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
      * by the queue (which makes the TTL absolute when it admits the write). */
     if (kvhttp_wait_ms(c->r, (uint64_t)a->cfg.wait_max_ms, &wait_ms) != 0 ||
         kvhttp_condition(c->r, &cond, &if_match) != 0 ||
-        (strcmp(method, "DELETE") != 0 && kvhttp_ttl(c->r, 0, &ttl_ms) != 0)) {
+        (strcmp(method, "DELETE") != 0 && kvhttp_ttl(c->r, &ttl_s) != 0)) {
         topo_put(t);
         api_call_free(c);
         return;
@@ -131,9 +131,9 @@ static void api_http_write(api_call *c, const char *method, const char *raw_key,
         ql += (size_t)snprintf(query + ql, sizeof query - ql, "&by=%lld", (long long)by);
     if (wait_ms && !prefer_wait)
         ql += (size_t)snprintf(query + ql, sizeof query - ql, "&sync=1");
-    if (ttl_ms)
+    if (ttl_s)
         ql += (size_t)snprintf(query + ql, sizeof query - ql, "&ttl=%llu",
-                               (unsigned long long)(ttl_ms / 1000u));
+                               (unsigned long long)ttl_s);
     if (ql)
         query[0] = '?';
     n = api_call_url(c, "%s/internal/kv/%.*s%s%s", t->queue, (int)raw_len,

@@ -182,7 +182,8 @@ int repair_push(repair_t *q, const char *replica, uint64_t epoch,
                 int tombstone, const char *key, size_t klen, const void *val,
                 size_t vlen, uint64_t version, uint64_t expires_at)
 {
-    size_t bytes = klen + (tombstone ? 0 : vlen) + WIRE_OP_HDR + 8;
+    size_t bytes = klen + (tombstone ? 0 : vlen) + WIRE_OP_HDR +
+                   (!tombstone && expires_at ? 8 : 0);
     repair_item *it;
     wire_op op;
 

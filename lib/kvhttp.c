@@ -118,20 +118,19 @@ int kvhttp_condition(httpd_req *r, uint8_t *flags, uint64_t *version)
     return 0;
 }
 
-int kvhttp_ttl(httpd_req *r, uint64_t now_ms, uint64_t *expires_at)
+int kvhttp_ttl(httpd_req *r, uint64_t *seconds)
 {
     const char *ttl = httpd_query(r, "ttl");
-    uint64_t s;
 
-    *expires_at = 0;
+    *seconds = 0;
     if (ttl == NULL)
         return 0;
-    if (num_parse_max(ttl, KVHTTP_TTL_MAX_S, &s) != 0 || s == 0) {
+    if (num_parse_max(ttl, KVHTTP_TTL_MAX_S, seconds) != 0 || *seconds == 0) {
+        *seconds = 0;
         httpd_error(r, 400, "bad_ttl", "ttl takes whole seconds, 1 to %llu",
                     (unsigned long long)KVHTTP_TTL_MAX_S);
         return -1;
     }
-    *expires_at = now_ms + s * 1000u;
     return 0;
 }
 

@@ -35,11 +35,10 @@ int kvhttp_wait_ms(httpd_req *r, uint64_t max_ms, uint64_t *ms);
 /* The write's condition from If-Match / If-None-Match (lib/precond.h) into
  * *flags and *version. 0, or -1 after a 400 bad_precondition. */
 int kvhttp_condition(httpd_req *r, uint8_t *flags, uint64_t *version);
-/* ?ttl=SECONDS (1 to KVHTTP_TTL_MAX_S) as an absolute expiry, now_ms +
- * SECONDS * 1000, into *expires_at (0: no ttl). 0, or -1 after a 400
- * bad_ttl. */
+/* ?ttl=SECONDS (1 to KVHTTP_TTL_MAX_S) into *seconds (0: no ttl). 0, or
+ * -1 after a 400 bad_ttl. */
 #define KVHTTP_TTL_MAX_S (10ULL * 366 * 24 * 3600) /* ten years */
-int kvhttp_ttl(httpd_req *r, uint64_t now_ms, uint64_t *expires_at);
+int kvhttp_ttl(httpd_req *r, uint64_t *seconds);
 /* 200 {"status":"ok"}; headers may be NULL. */
 void kvhttp_ok(httpd_req *r, const char *const *headers);
 /* 200 with the Prometheus text of lib/metrics. */

@@ -40,43 +40,34 @@ static int precond_tag(const char *s, size_t n, uint64_t *out)
 int precond_parse(const char *if_match, const char *if_none_match,
                   uint8_t *flags, uint64_t *version, const char **why)
 {
-    const char *s;
+    const char *s, *bad = NULL;
     size_t n;
+    uint8_t f = 0;
     uint64_t v = 0;
 
     if (if_match && if_none_match) {
-        if (why)
-            *why = "a write takes If-Match or If-None-Match, not both";
-        return -1;
-    }
-    if (if_none_match) {
+        bad = "a write takes If-Match or If-None-Match, not both";
+    } else if (if_none_match) {
         s = precond_trim(if_none_match, &n);
-        if (n != 1 || *s != '*') {
-            if (why)
-                *why = "on a write, If-None-Match takes only * (create the key)";
-            return -1;
-        }
-        *flags = WIRE_F_IF_ABSENT;
-        *version = 0;
-        return 0;
+        if (n == 1 && *s == '*')
+            f = WIRE_F_IF_ABSENT;
+        else
+            bad = "on a write, If-None-Match takes only * (create the key)";
+    } else if (if_match) {
+        s = precond_trim(if_match, &n);
+        if (n == 1 && *s == '*')
+            f = WIRE_F_IF_EXISTS;
+        else if (precond_tag(s, n, &v) == 0)
+            f = WIRE_F_IF_MATCH;
+        else
+            bad = "If-Match takes one ETag as GET gives it (\"<version>\") or *";
     }
-    if (if_match == NULL) {
-        *flags = 0;
-        *version = 0;
-        return 0;
-    }
-    s = precond_trim(if_match, &n);
-    if (n == 1 && *s == '*') {
-        *flags = WIRE_F_IF_EXISTS;
-        *version = 0;
-        return 0;
-    }
-    if (precond_tag(s, n, &v) != 0) {
+    if (bad) {
         if (why)
-            *why = "If-Match takes one ETag as GET gives it (\"<version>\") or *";
+            *why = bad;
         return -1;
     }
-    *flags = WIRE_F_IF_MATCH;
+    *flags = f;
     *version = v;
     return 0;
 }

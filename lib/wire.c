@@ -68,8 +68,7 @@ static int wire_flags_valid(uint8_t f)
     return (f & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES)) == 0 && (c & (c - 1)) == 0;
 }
 
-/* Bytes between the fixed header and the key. */
-static size_t wire_ext_len(uint8_t f)
+size_t wire_ext_len(uint8_t f)
 {
     return ((f & WIRE_F_IF_MATCH) ? 8u : 0u) + ((f & WIRE_F_EXPIRES) ? 8u : 0u);
 }

@@ -38,6 +38,10 @@ enum wire_op_kind { WIRE_PUT = 1, WIRE_DEL = 2, WIRE_INCR = 3 };
  * increment it replaces it (an increment without it keeps the key's). */
 #define WIRE_F_EXPIRES 0x08u
 
+/* Bytes the optional fields of flags take (if_match, expires_at): the wire
+ * op's, and the queue journal's, which stores them the same way. */
+size_t wire_ext_len(uint8_t flags);
+
 typedef struct wire_op {
     uint8_t op;
     uint8_t flags;

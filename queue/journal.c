@@ -136,16 +136,10 @@ void journal_close(journal_t *j)
 #define JOURNAL_HDR 31     /* JOURNAL_FMT_COND without if_match */
 #define JOURNAL_HDR_JOB 30 /* JOURNAL_FMT_JOB */
 #define JOURNAL_HDR_OLD 13
-/* The bytes of the optional fields of flags. */
-static size_t journal_ext_len(uint8_t flags)
-{
-    return ((flags & WIRE_F_IF_MATCH) ? 8u : 0u) + ((flags & WIRE_F_EXPIRES) ? 8u : 0u);
-}
-
 static int journal_put(journal_t *j, MDB_txn *txn, const journal_rec *r)
 {
     size_t version = (size_t)r->version;
-    size_t hdr = JOURNAL_HDR + journal_ext_len(r->flags);
+    size_t hdr = JOURNAL_HDR + wire_ext_len(r->flags);
     MDB_val k = {sizeof version, &version};
     MDB_val v = {hdr + r->klen + r->vlen, NULL};
     uint32_t klen = (uint32_t)r->klen;
@@ -188,7 +182,7 @@ static int journal_get(const uint8_t *b, size_t n, journal_rec *r)
         if (n < JOURNAL_HDR)
             return -1;
         r->flags = b[30];
-        hdr = JOURNAL_HDR + journal_ext_len(r->flags);
+        hdr = JOURNAL_HDR + wire_ext_len(r->flags);
         if (n >= hdr && (r->flags & WIRE_F_IF_MATCH))
             memcpy(&r->if_match, b + 31, 8);
         if (n >= hdr && (r->flags & WIRE_F_EXPIRES))

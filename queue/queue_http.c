@@ -110,13 +110,14 @@ static void queue_http_write(httpd_req *r, queue_http_app *a, uint8_t op)
     size_t klen, vlen = 0;
     const void *val = NULL;
     int64_t delta = 0;
-    uint64_t wait_ms, if_match, expires_at = 0;
+    uint64_t wait_ms, if_match, ttl_s = 0, expires_at;
     uint8_t cond;
 
-    /* A TTL counts from admission: its expiry is absolute from here on. */
     if (kvhttp_condition(r, &cond, &if_match) != 0 ||
-        (op != WIRE_DEL && kvhttp_ttl(r, hlc_wall_us() / 1000u, &expires_at) != 0))
+        (op != WIRE_DEL && kvhttp_ttl(r, &ttl_s) != 0))
         return;
+    /* A TTL counts from admission: its expiry is absolute from here on. */
+    expires_at = ttl_s ? hlc_wall_us() / 1000u + ttl_s * 1000u : 0;
     if (kvhttp_key(r, 2, (size_t)a->cfg->max_key_bytes, &key, &klen))
         return;
     if (op == WIRE_PUT) {

@@ -476,9 +476,9 @@ uint64_t sdb_now_ms(sdb *db)
     return db->hlc.clock() / 1000u;
 }
 
-int sdb_expired(sdb *db, const sdb_record *rec)
+int sdb_record_expired(const sdb_record *rec, uint64_t now_ms)
 {
-    return rec->expires_at != 0 && rec->expires_at <= sdb_now_ms(db);
+    return rec->expires_at != 0 && rec->expires_at <= now_ms;
 }
 
 void sdb_record_free(sdb_record *rec)

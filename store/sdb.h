@@ -141,11 +141,12 @@ enum sdb_get_rc {
 enum sdb_get_rc sdb_get(sdb *db, const void *key, size_t klen,
                         sdb_record *out);
 void sdb_record_free(sdb_record *rec);
-/* The store's clock (sdb_opts.clock) in Unix milliseconds, and whether rec
- * has expired by it: an expired record reads as absent everywhere (its
- * version still counts for last writer wins, like a tombstone's). */
+/* The store's clock (sdb_opts.clock) in Unix milliseconds. */
 uint64_t sdb_now_ms(sdb *db);
-int sdb_expired(sdb *db, const sdb_record *rec);
+/* Whether rec has expired at now_ms: an expired record reads as absent
+ * everywhere (its version still counts for last writer wins, like a
+ * tombstone's). Pure, so an sdb_read_fn may call it. */
+int sdb_record_expired(const sdb_record *rec, uint64_t now_ms);
 
 /* Zero-copy read: calls fn(rec, arg) inside the read transaction with
  * rec->val pointing into the map (valid only during the call); rec is NULL

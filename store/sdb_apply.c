@@ -229,7 +229,7 @@ static int sdb_apply_read_old(sdb *db, MDB_txn *txn, sdb_apply_ctx *c,
     }
     c->have_old = 1;
     c->oldv = v;
-    c->live = !(c->old.flags & SDB_F_TOMBSTONE) && !sdb_expired(db, &c->old);
+    c->live = !(c->old.flags & SDB_F_TOMBSTONE) && !sdb_record_expired(&c->old, sdb_now_ms(db));
     return 0;
 }
 

@@ -135,7 +135,7 @@ static void store_kv_get_cb(const sdb_record *rec, void *arg)
     }
     /* Expired reads like a tombstone at its version (404 with the version),
      * so a quorum read takes it as the newest state of the key. */
-    if (rec->expires_at && rec->expires_at <= rd->now_ms) {
+    if (sdb_record_expired(rec, rd->now_ms)) {
         store_stats_add(STORE_STATS_GET_MISSES, 1);
         httpd_respond(r, 404, STORE_REPLY_JSON, expired, sizeof expired - 1, hdrs);
         return;
@@ -178,6 +178,7 @@ static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
                            uint8_t kind)
 {
     const char *vq = httpd_query(r, "version");
+    uint64_t ttl_s = 0;
     wire_op op;
     wire_result res;
     sdb_opinfo info;
@@ -198,11 +199,12 @@ static void store_kv_write(store_http *h, httpd_req *r, const store_kv_key *k,
         return;
     }
     if (kvhttp_condition(r, &op.flags, &op.if_match) != 0 ||
-        (kind != WIRE_DEL &&
-         kvhttp_ttl(r, sdb_now_ms(h->db), &op.expires_at) != 0))
+        (kind != WIRE_DEL && kvhttp_ttl(r, &ttl_s) != 0))
         return;
-    if (op.expires_at)
+    if (ttl_s) {
         op.flags |= WIRE_F_EXPIRES;
+        op.expires_at = sdb_now_ms(h->db) + ttl_s * 1000u;
+    }
     if (kind == WIRE_PUT) {
         op.val = httpd_body(r, &op.val_len);
         if (op.val_len > h->max_value) {
