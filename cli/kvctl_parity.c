@@ -1,10 +1,13 @@
 /* kvctl parity: are all replicas of every shard identical? For each shard of
  * the controller's topology, read every replica's records through
  * /internal/changes (paged from seq 0), keep the live ones (a tombstone may
- * be collected on one replica before another), and compare them by key,
- * version and value. Meaningful when writes have stopped. */
+ * be collected on one replica before another, and a record expired by the
+ * time the run began is absent whether or not a replica reaped it yet),
+ * and compare them by key, version, expiry and value. Meaningful when
+ * writes have stopped. */
 #include "kvctl.h"
 
+#include "hlc.h"
 #include "kvhdr.h"
 #include "wire.h"
 
@@ -18,11 +21,12 @@ typedef struct kvctl_parity_rec {
     char *key;
     size_t klen;
     uint64_t version;
-    uint64_t vhash;            /* XXH3 of the value */
+    uint64_t vhash;            /* XXH3 of the value and the expiry */
 } kvctl_parity_rec;
 
 typedef struct kvctl_parity_dump {
     const char *url;
+    uint64_t now_ms;           /* expired before this: absent */
     kvctl_parity_rec *recs;
     size_t n, cap;
     uint64_t digest;
@@ -54,7 +58,7 @@ static int kvctl_parity_add(kvctl_parity_dump *d, const wire_op *op)
     memcpy(r->key, op->key, op->key_len);
     r->klen = op->key_len;
     r->version = op->version;
-    r->vhash = XXH3_64bits(op->val, op->val_len);
+    r->vhash = XXH3_64bits_withSeed(op->val, op->val_len, op->expires_at);
     d->n++;
     return 0;
 }
@@ -84,7 +88,9 @@ static int kvctl_parity_read(const kvctl_opts *o, kvctl_parity_dump *d)
             return rc;
         }
         while ((rc = wire_next_op(r.body, r.len, &off, &op)) == 1)
-            if (op.op == WIRE_PUT && kvctl_parity_add(d, &op) != 0)
+            if (op.op == WIRE_PUT &&
+                !(op.expires_at && op.expires_at <= d->now_ms) &&
+                kvctl_parity_add(d, &op) != 0)
                 rc = -1;
         more = httpc_resp_header(&r, "X-KV-More", hdr, sizeof hdr) &&
                (strcmp(hdr, "1") == 0 || strcmp(hdr, "true") == 0);
@@ -136,7 +142,8 @@ static void kvctl_parity_explain(FILE *out, const kvctl_parity_dump *a,
             fprintf(out, "version %llu vs %llu%s",
                    (unsigned long long)r->version,
                    (unsigned long long)b->recs[k].version,
-                   r->version == b->recs[k].version ? " (values differ)" : "");
+                   r->version == b->recs[k].version
+                       ? " (values or expiries differ)" : "");
         fprintf(out, "\n");
         return;
     }
@@ -153,12 +160,15 @@ int kvctl_parity_replicas(const kvctl_opts *o, const char *const *urls,
                           size_t n, const char *label, FILE *out, size_t *nkeys)
 {
     kvctl_parity_dump *d = calloc(n ? n : 1, sizeof *d);
+    uint64_t now_ms = hlc_wall_us() / 1000u; /* one time for every replica */
     int rc = KVCTL_OK, same = 1;
 
     if (d == NULL)
         return KVCTL_FAIL;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         d[i].url = urls[i];
+        d[i].now_ms = now_ms;
+    }
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = kvctl_parity_read(o, &d[i]);
     if (rc == 0) {

@@ -65,7 +65,7 @@ static int wire_flags_valid(uint8_t f)
 {
     uint8_t c = f & WIRE_F_CONDITIONS;
 
-    return (f & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES)) == 0 && (c & (c - 1)) == 0;
+    return (f & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES | WIRE_F_REAPED)) == 0 && (c & (c - 1)) == 0;
 }
 
 size_t wire_ext_len(uint8_t f)

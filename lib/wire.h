@@ -3,8 +3,8 @@
  *   u8 op, u8 flags, u16 reserved, u32 key_len, u32 val_len, u32 reserved,
  *   u64 version, u64 seq, [u64 if_match], [u64 expires_at], key bytes,
  *   value bytes
- * (little-endian). The flags are the op's condition (below) and
- * WIRE_F_EXPIRES; if_match is there only with WIRE_F_IF_MATCH, expires_at
+ * (little-endian). The flags are the op's condition (below),
+ * WIRE_F_EXPIRES and WIRE_F_REAPED; if_match is there only with WIRE_F_IF_MATCH, expires_at
  * only with WIRE_F_EXPIRES. An unknown flag, or two conditions, make the op
  * malformed.
  * For WIRE_INCR the value is the 8-byte signed delta. A batch answer is a
@@ -37,6 +37,12 @@ enum wire_op_kind { WIRE_PUT = 1, WIRE_DEL = 2, WIRE_INCR = 3 };
  * replica reads it as absent. On a put it sets the key's expiry, on an
  * increment it replaces it (an increment without it keeps the key's). */
 #define WIRE_F_EXPIRES 0x08u
+/* On a delete: the tombstone of an expired record, at that record's own
+ * version (a primary's reaper wrote it; store/reaper.h). A replica holding
+ * the expired record at exactly that version replaces it, where any other
+ * op of the same version would be a no-op. With WIRE_F_EXPIRES, expires_at
+ * names the reaper's index entry (store/sdb.h "expiry"). */
+#define WIRE_F_REAPED 0x10u
 
 /* Bytes the optional fields of flags take (if_match, expires_at): the wire
  * op's, and the queue journal's, which stores them the same way. */

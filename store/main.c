@@ -13,6 +13,7 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "log.h"
+#include "reaper.h"
 #include "role.h"
 #include "wquorum.h"
 
@@ -67,6 +68,7 @@ typedef struct store_main {
     lab_heartbeat_t *hb;
     role_t *follower;
     store_migrate *mig;
+    reaper_t *reaper;
     store_http *sh;
     httpd_t *srv;
 } store_main;
@@ -241,6 +243,15 @@ static int store_main_start(store_main *m)
     });
     if (m->mig == NULL)
         return -1;
+    m->reaper = reaper_start(&(reaper_opts){
+        .db = m->db,
+        .role = m->follower,
+        .mig = m->mig,
+        .may_apply = hb ? lab_heartbeat_may_apply : NULL,
+        .may_apply_arg = hb,
+    });
+    if (m->reaper == NULL)
+        return -1;
     m->sh = store_http_new(&(store_http_opts){
         .db = m->db,
         .shard = (unsigned)m->shard,
@@ -293,6 +304,7 @@ static void store_main_teardown(store_main *m)
     httpd_stop(m->srv);
     store_http_free(m->sh);
     /* Writes (which use its fence) are over; before the role it uses. */
+    reaper_stop(m->reaper);
     store_migrate_stop(m->mig);
     /* Before the role: its state is what heartbeats read. */
     lab_heartbeat_stop(m->hb);

@@ -634,6 +634,12 @@ const char *role_state(role_t *r)
     }
 }
 
+int role_is_primary(role_t *r)
+{
+    return atomic_load(&r->state) == ROLE_S_PRIMARY &&
+           sdb_get_role(r->db) == SDB_ROLE_PRIMARY;
+}
+
 topo_t *role_topo(role_t *r)
 {
     return r->tw ? topo_watch_get(r->tw) : NULL;

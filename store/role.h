@@ -75,6 +75,10 @@ void role_poke(role_t *r);
 int role_primary(role_t *r, char *buf, size_t n);
 /* "primary", "secondary", "rejoining", "resyncing" or "detached". */
 const char *role_state(role_t *r);
+/* 1 when this store leads its shard now: the role thread made it primary
+ * and its copy says so too. What the background writers (the migration's
+ * copier, the reaper) check before they act. */
+int role_is_primary(role_t *r);
 repl_send_t *role_repl(role_t *r);
 /* The latest topology the store knows (a reference: topo_put it), or NULL
  * before the first poll and without a controller. What the request paths

@@ -148,7 +148,31 @@ int sdb_rec_parse(const MDB_val *v, const void *key, size_t klen,
     }
     out->val = p + off;
     out->val_len = v->mv_size - off;
-    out->flags &= SDB_F_TOMBSTONE; /* callers see only public flags */
+    /* callers see only public flags */
+    out->flags &= SDB_F_TOMBSTONE | SDB_F_REAPED;
+    return 0;
+}
+
+int sdb_rec_key(const MDB_val *k, const MDB_val *v, const char **key,
+                size_t *len)
+{
+    const char *p = v->mv_data;
+    uint32_t kl;
+
+    if (v->mv_size < SDB_HDR)
+        return -1;
+    if (!((uint8_t)p[16] & SDB_F_LONGKEY)) {
+        *key = k->mv_data;
+        *len = k->mv_size;
+        return 0;
+    }
+    if (v->mv_size < SDB_LONG_HDR)
+        return -1;
+    memcpy(&kl, p + SDB_HDR, 4);
+    if (v->mv_size < SDB_LONG_HDR + (size_t)kl)
+        return -1;
+    *key = p + SDB_LONG_HDR;
+    *len = kl;
     return 0;
 }
 
@@ -259,7 +283,8 @@ static int sdb_load(sdb *db)
     if ((rc = mdb_dbi_open(txn, "data", MDB_CREATE, &db->data)) != 0 ||
         (rc = mdb_dbi_open(txn, "changes", MDB_CREATE | MDB_INTEGERKEY,
                            &db->changes)) != 0 ||
-        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &db->meta)) != 0)
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &db->meta)) != 0 ||
+        (rc = sdb_expiry_open(db, txn)) != 0)
         goto fail;
 #define SDB_LOAD(name, field)                                                  \
     do {                                                                       \
@@ -510,6 +535,7 @@ int sdb_stats_get(sdb *db, sdb_stats *out)
     out->resyncing = atomic_load(&db->resyncing);
     if (mdb_env_info(db->env, &ei) != 0 || mdb_env_stat(db->env, &es) != 0)
         return -1;
+    out->expiring = sdb_expiry_count(db);
     out->map_size = ei.me_mapsize;
     out->map_used = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
     return 0;

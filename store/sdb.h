@@ -1,16 +1,23 @@
 /* sdb: the LMDB storage of one store replica (one shard copy).
  *
- * One LMDB environment per store directory, three named databases:
- *   data     key -> record: u64 version, u64 seq, u8 flags, [long key], value
+ * One LMDB environment per store directory, four named databases:
+ *   data     key -> record: u64 version, u64 seq, u8 flags, [long key],
+ *            [u64 expires_at], value
  *   changes  u64 seq (MDB_INTEGERKEY) -> full key; one entry per key, at the
  *            seq of its latest change (rewriting a key moves its entry), so
  *            "everything since seq S" is a cursor walk from S + 1
+ *   expiry   u64 expires_at (MDB_INTEGERKEY, MDB_DUPSORT) -> data key, one
+ *            entry per record carrying an expiry: the reaper's work list,
+ *            kept on every replica so that a promoted one has it
  *   meta     small u64 values: epoch, last_seq, max_version, role, keys,
  *            tombstones, applied_seq, gc_seq, unstamped, resyncing
  *
  * Writes follow last-writer-wins by version (lib/hlc.h): an op whose version
  * is not newer than the stored one changes nothing (status 208). A delete
- * writes a tombstone. Every op a primary applies gets the next seq; a
+ * writes a tombstone. The one exception is a reap (lib/wire.h
+ * WIRE_F_REAPED): it replaces an expired record of its own version by a
+ * tombstone of that version, so the reaper never invents a version and a
+ * write that raced it always wins. Every op a primary applies gets the next seq; a
  * secondary stores what it replicates under its primary's seq (so its
  * applied_seq is a position in the primary's changes). last_seq is persisted
  * in the same transaction as the op, so a crash can never leave a record
@@ -23,6 +30,7 @@
  *
  * Files: sdb.c (open, close, reads, meta), sdb_apply.c (writes),
  * sdb_changes.c (the changes feed and snapshots), sdb_gc.c (tombstones),
+ * sdb_reap.c (the expiry index and sdb_reap),
  * sdb_purge.c (dropping records other shards own after a migration),
  * sdb_replica.c (wipe, resync, promote, follow); sdb_internal.h is theirs.
  *
@@ -56,6 +64,8 @@ enum sdb_role { SDB_ROLE_PRIMARY = 1, SDB_ROLE_SECONDARY = 2 };
 #define SDB_F_TOMBSTONE 0x01u
 #define SDB_F_LONGKEY 0x02u /* internal: the record carries the full key */
 #define SDB_F_EXPIRES 0x04u /* internal: the record carries expires_at */
+#define SDB_F_REAPED 0x08u  /* with TOMBSTONE: the reaper's, at the version
+                               of the expired record it replaced */
 
 /* Per-op error detail beside wire_result.status (which is HTTP-like). */
 enum sdb_err {
@@ -89,7 +99,7 @@ typedef struct sdb_opts {
 typedef struct sdb_record {
     uint64_t version;
     uint64_t seq;
-    uint8_t flags;     /* SDB_F_TOMBSTONE */
+    uint8_t flags;     /* SDB_F_TOMBSTONE, SDB_F_REAPED */
     uint64_t expires_at; /* Unix ms from which it reads as absent; 0: never */
     const char *val;   /* NUL-terminated copy (sdb_get) or map pointer */
     size_t val_len;
@@ -112,6 +122,8 @@ typedef struct sdb_stats {
     uint64_t gc_seq;       /* tombstones up to this seq are collected */
     uint64_t unstamped;    /* records held without a seq (repairs on a
                               secondary, waiting for the stream) */
+    uint64_t expiring;     /* records carrying an expiry (the expiry
+                              index: expired ones not reaped yet too) */
     int resyncing;         /* a full resync is under way (data partial) */
     uint64_t map_size;     /* bytes */
     uint64_t map_used;     /* bytes of the map in use */
@@ -249,6 +261,16 @@ void sdb_snap_close(sdb_snap *s);
 /* Deletes tombstones whose seq is <= upto_seq (every replica has passed
  * them), from data and changes. *collected (optional) gets how many. 0/-1. */
 int sdb_collect_tombstones(sdb *db, uint64_t upto_seq, uint64_t *collected);
+
+/* Reaps expired records, one bounded pass: reads up to max (0: 1000) of the
+ * earliest entries of the expiry index that are due at now_ms, and writes
+ * each one's tombstone (WIRE_F_REAPED, the record's version, a new seq) in
+ * ONE write transaction, like a batch of deletes. A record rewritten since
+ * it was read keeps the newer write (208). *reaped gets how many became
+ * tombstones, *more 1 when more were due than one pass takes. For a
+ * primary (a secondary gets its primary's tombstones); 0 or -1. */
+int sdb_reap(sdb *db, uint64_t now_ms, size_t max, uint64_t *reaped,
+             int *more);
 
 /* Purge after a shard migration: deletes, WITHOUT tombstones, every record
  * (value, tombstone or unstamped) whose key owned() says this store does

@@ -176,8 +176,14 @@ static int sdb_apply_is_valid(const sdb *db, sdb_apply_ctx *c)
         (c->m != SDB_APPLY_WRITE && op->op == WIRE_INCR) ||
         /* Conditions are the primary's to judge, on a client's write. */
         (c->m != SDB_APPLY_WRITE && (op->flags & WIRE_F_CONDITIONS)) ||
-        /* A delete has no value to expire. */
-        ((op->flags & WIRE_F_EXPIRES) && (op->op == WIRE_DEL || op->expires_at == 0)) ||
+        /* A delete has no value to expire (a reap's expiry names its index
+         * entry), and a reap is of a delete at a given version. */
+        ((op->flags & WIRE_F_EXPIRES) &&
+         ((op->op == WIRE_DEL && !(op->flags & WIRE_F_REAPED)) ||
+          op->expires_at == 0)) ||
+        ((op->flags & WIRE_F_REAPED) &&
+         (op->op != WIRE_DEL || op->version == 0 ||
+          (op->flags & WIRE_F_CONDITIONS))) ||
         (c->m == SDB_APPLY_REPLICATE && (op->version == 0 || op->seq == 0))) {
         sdb_fail_op(c->res, c->info, 400, SDB_E_BAD_OP);
         return 0;
@@ -251,6 +257,20 @@ static int sdb_apply_condition_holds(sdb_apply_ctx *c)
     return ok;
 }
 
+/* A reap (lib/wire.h WIRE_F_REAPED) replaces the stored record of its own
+ * version when that one is live and expires (at the very time the
+ * reaper's index entry says, when the op names one). */
+static int sdb_apply_reaps(const sdb_apply_ctx *c)
+{
+    const wire_op *op = c->op;
+
+    return (op->flags & WIRE_F_REAPED) && c->have_old &&
+           !(c->old.flags & SDB_F_TOMBSTONE) && c->old.expires_at &&
+           c->old.version == op->version &&
+           (!(op->flags & WIRE_F_EXPIRES) ||
+            c->old.expires_at == op->expires_at);
+}
+
 /* Last writer wins: a version not above the stored one is a no-op (208), so
  * retries and reordered replays are harmless; a stream op of the same
  * version and a newer seq re-stamps the record. 0 or an LMDB error. */
@@ -278,7 +298,7 @@ static int sdb_apply_has_value(sdb_apply_ctx *c)
     int64_t cur = 0, sum;
 
     /* A put sets the expiry it carries (none clears it); an increment
-     * keeps the live record's unless it carries one. */
+     * keeps the live record's unless it carries one; a tombstone has none. */
     c->expires_at = (op->flags & WIRE_F_EXPIRES) ? op->expires_at : 0;
     switch (op->op) {
     case WIRE_PUT:
@@ -286,7 +306,9 @@ static int sdb_apply_has_value(sdb_apply_ctx *c)
         c->vlen = op->val_len;
         return 1;
     case WIRE_DEL:
-        c->flags = SDB_F_TOMBSTONE;
+        c->flags = SDB_F_TOMBSTONE |
+                   ((op->flags & WIRE_F_REAPED) ? SDB_F_REAPED : 0);
+        c->expires_at = 0;
         return 1;
     default:
         break;
@@ -326,8 +348,9 @@ static uint64_t sdb_apply_seq(const sdb_apply_ctx *c,
     }
 }
 
-/* Moves the counters from the old record to the new one and drops the
- * key's previous changes entry (one entry per key). 0 or an LMDB error. */
+/* Moves the counters and the expiry index entry from the old record to the
+ * new one and drops the key's previous changes entry (one entry per key).
+ * 0 or an LMDB error. */
 static int sdb_apply_count(sdb *db, MDB_txn *txn, const sdb_apply_ctx *c,
                            struct sdb_txstate *st)
 {
@@ -353,6 +376,12 @@ static int sdb_apply_count(sdb *db, MDB_txn *txn, const sdb_apply_ctx *c,
         st->keys++;
     if (c->seq == 0)
         st->unstamped++;
+    /* The expiry index follows the record (only live ones expire). */
+    if (c->have_old && c->old.expires_at &&
+        (rc = sdb_expiry_del(db, txn, c->old.expires_at, &c->k)) != 0)
+        return rc;
+    if (c->expires_at)
+        return sdb_expiry_put(db, txn, c->expires_at, &c->k);
     return 0;
 }
 
@@ -395,12 +424,25 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
                          wire_result *res, sdb_opinfo *info)
 {
     sdb_apply_ctx c = {.op = op, .m = m, .res = res, .info = info};
-    int rc, failed;
+    int rc, failed, reap;
 
     if (!sdb_apply_is_valid(db, &c))
         return 0;
     if ((rc = sdb_apply_read_old(db, txn, &c, &failed)) != 0 || failed)
         return rc;
+    reap = sdb_apply_reaps(&c);
+    if ((op->flags & (WIRE_F_REAPED | WIRE_F_EXPIRES)) ==
+        (WIRE_F_REAPED | WIRE_F_EXPIRES)) {
+        /* The reaper's own op: its index entry goes whatever the record
+         * became meanwhile, and only the record it was meant for goes. */
+        if ((rc = sdb_expiry_del(db, txn, op->expires_at, &c.k)) != 0)
+            return rc;
+        if (!reap) {
+            res->status = 208;
+            res->version = c.have_old ? c.old.version : 0;
+            return 0;
+        }
+    }
     if (op->version)
         hlc_observe(&db->hlc, op->version);
     c.version = op->version ? op->version : hlc_next(&db->hlc);
@@ -409,7 +451,7 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
     if (!(c.have_old && c.old.version == c.version) &&
         !sdb_apply_condition_holds(&c))
         return 0;
-    if (c.have_old && c.version <= c.old.version)
+    if (c.have_old && c.version <= c.old.version && !reap)
         return sdb_apply_not_newer(db, txn, &c, st);
     if (!sdb_apply_has_value(&c))
         return 0;

@@ -92,6 +92,10 @@ static int sdb_changes_txn(sdb *db, MDB_txn *txn, uint64_t since, size_t limit,
                 op.flags = WIRE_F_EXPIRES;
                 op.expires_at = rec.expires_at;
             }
+            /* A reaped tombstone replaces the expired record of its
+             * version wherever that one still is. */
+            if (rec.flags & SDB_F_REAPED)
+                op.flags = WIRE_F_REAPED;
             if (wire_put_op(out, &op) != 0) {
                 rc = ENOMEM;
                 goto fail;

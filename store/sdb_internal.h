@@ -40,7 +40,7 @@ _Static_assert(sizeof(size_t) == 8, "64-bit size_t required");
 
 struct sdb {
     MDB_env *env;
-    MDB_dbi data, changes, meta;
+    MDB_dbi data, changes, meta, expiry;
     hlc_t hlc;
     size_t max_key, max_value;
     uint64_t max_skew_us;          /* sdb_opts.max_version_skew_ms, in us */
@@ -73,6 +73,20 @@ void sdb_dkey(const sdb *db, const void *key, size_t klen, char *buf,
  * corrupt, 1 a colliding long key's record. */
 int sdb_rec_parse(const MDB_val *v, const void *key, size_t klen,
                   sdb_record *out);
+/* The user key a data entry stands for: the entry's key, or a long key's
+ * copy in the record. 0, or -1 when the record is corrupt. */
+int sdb_rec_key(const MDB_val *k, const MDB_val *v, const char **key,
+                size_t *len);
+/* The expiry index (store/sdb_reap.c): u64 expires_at (MDB_INTEGERKEY,
+ * MDB_DUPSORT) -> data key, one entry per record carrying an expiry, kept
+ * by every write in the write's transaction. open: opens it inside txn,
+ * building it from data when the store predates it. put/del: 0 or an LMDB
+ * error (del of an absent entry is 0). */
+int sdb_expiry_open(sdb *db, MDB_txn *txn);
+int sdb_expiry_put(sdb *db, MDB_txn *txn, uint64_t at, const MDB_val *dkey);
+int sdb_expiry_del(sdb *db, MDB_txn *txn, uint64_t at, const MDB_val *dkey);
+/* Entries in the index (a read transaction of its own); 0 on error. */
+uint64_t sdb_expiry_count(sdb *db);
 /* One meta value inside txn: 0, or an LMDB error (meta_get: MDB_NOTFOUND
  * when absent). */
 int sdb_meta_get(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out);

@@ -10,31 +10,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* The key a data entry stands for: the entry's key, or a long key's copy in
- * the record. 0, or -1 when the record is corrupt. */
-static int sdb_purge_key(const MDB_val *k, const MDB_val *v, const char **key,
-                         size_t *len)
-{
-    const char *p = v->mv_data;
-    uint32_t kl;
-
-    if (v->mv_size < SDB_HDR)
-        return -1;
-    if (!((uint8_t)p[16] & SDB_F_LONGKEY)) {
-        *key = k->mv_data;
-        *len = k->mv_size;
-        return 0;
-    }
-    if (v->mv_size < SDB_LONG_HDR)
-        return -1;
-    memcpy(&kl, p + SDB_HDR, 4);
-    if (v->mv_size < SDB_LONG_HDR + (size_t)kl)
-        return -1;
-    *key = p + SDB_LONG_HDR;
-    *len = kl;
-    return 0;
-}
-
 /* The changes entry at seq, when it is key's. */
 static int sdb_purge_changes_del(sdb *db, MDB_txn *txn, uint64_t seq,
                                  const char *key, size_t len)
@@ -90,12 +65,16 @@ static int sdb_purge_batch(sdb *db, MDB_txn *txn, const sdb_purge_fns *f,
         seen++;
         memcpy(resume, k.mv_data, k.mv_size);
         *resume_len = k.mv_size;
-        if (sdb_purge_key(&k, &v, &key, &len) != 0) {
+        if (sdb_rec_key(&k, &v, &key, &len) != 0) {
             log_error("store db: purge: corrupt record skipped");
         } else if (!f->owned(ctx, key, len)) {
+            sdb_record rec;
             uint64_t seq = sdb_ld64(p + 8);
             int tomb = ((uint8_t)p[16] & SDB_F_TOMBSTONE) != 0;
             if (seq && (rc = sdb_purge_changes_del(db, txn, seq, key, len)) != 0)
+                break;
+            if (sdb_rec_parse(&v, NULL, 0, &rec) == 0 && rec.expires_at &&
+                (rc = sdb_expiry_del(db, txn, rec.expires_at, &k)) != 0)
                 break;
             if (seq == 0)
                 st->unstamped--;

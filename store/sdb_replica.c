@@ -30,6 +30,7 @@ int sdb_wipe(sdb *db, uint64_t epoch)
     if (rc == 0) {
         if ((rc = mdb_drop(txn, db->data, 0)) == 0 &&
             (rc = mdb_drop(txn, db->changes, 0)) == 0 &&
+            (rc = mdb_drop(txn, db->expiry, 0)) == 0 &&
             (rc = sdb_meta_put(txn, db->meta, SDB_META_LAST_SEQ, 0)) == 0 &&
             (rc = sdb_meta_put(txn, db->meta, SDB_META_APPLIED_SEQ, 0)) == 0 &&
             (rc = sdb_meta_put(txn, db->meta, SDB_META_KEYS, 0)) == 0 &&

@@ -129,8 +129,10 @@ static void store_kv_get_cb(const sdb_record *rec, void *arg)
     }
     snprintf(hdr, sizeof hdr, "X-KV-Version: %" PRIu64, rec->version);
     if (rec->flags & SDB_F_TOMBSTONE) {
+        int reaped = (rec->flags & SDB_F_REAPED) != 0;
         store_stats_add(STORE_STATS_GET_MISSES, 1);
-        httpd_respond(r, 404, STORE_REPLY_JSON, deleted, sizeof deleted - 1, hdrs);
+        httpd_respond(r, 404, STORE_REPLY_JSON, reaped ? expired : deleted,
+                      reaped ? sizeof expired - 1 : sizeof deleted - 1, hdrs);
         return;
     }
     /* Expired reads like a tombstone at its version (404 with the version),

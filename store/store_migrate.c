@@ -581,12 +581,6 @@ static int store_migrate_purge(store_migrate *m)
 
 /* ---- the thread --------------------------------------------------------- */
 
-static int store_migrate_is_primary(store_migrate *m)
-{
-    return sdb_get_role(m->db) == SDB_ROLE_PRIMARY &&
-           strcmp(role_state(m->role), "primary") == 0;
-}
-
 static void *store_migrate_main(void *arg)
 {
     store_migrate *m = arg;
@@ -627,7 +621,7 @@ static void *store_migrate_main(void *arg)
             int source;
             if (t->migration_id != m->id)
                 store_migrate_reset(m, t->migration_id);
-            source = store_migrate_is_primary(m) &&
+            source = role_is_primary(m->role) &&
                      store_owner_in_ring(t->ring_from, m->shard);
             if (source != m->source) {
                 pthread_mutex_lock(&m->mu);

@@ -49,7 +49,11 @@ METRIC_COUNTER(sm_moved, "kv_store_moved_total",
                "ops refused with 421: another shard owns the key");
 METRIC_COUNTER(sm_migrating, "kv_store_migrating_total",
                "writes refused with 503 while their key moves");
+METRIC_COUNTER(sm_reaped, "kv_store_reaped_total",
+               "expired records the reaper turned into tombstones");
 METRIC_GAUGE(sm_keys, "kv_store_keys", "live keys");
+METRIC_GAUGE(sm_expiring, "kv_store_expiring",
+             "records carrying an expiry, expired ones not reaped yet too");
 METRIC_GAUGE(sm_tombs, "kv_store_tombstones", "tombstones kept");
 METRIC_GAUGE(sm_seq, "kv_store_last_seq", "last applied sequence number");
 METRIC_GAUGE(sm_epoch, "kv_store_epoch", "shard epoch this store knows");
@@ -82,14 +86,16 @@ static metric *const store_stats_counters[STORE_STATS_N] = {
     [STORE_STATS_REPAIRS] = &sm_repairs,
     [STORE_STATS_MOVED] = &sm_moved,
     [STORE_STATS_MIGRATING] = &sm_migrating,
+    [STORE_STATS_REAPED] = &sm_reaped,
 };
 
 static pthread_once_t store_stats_once = PTHREAD_ONCE_INIT;
 
 static void store_stats_register_once(void)
 {
-    metric *gauges[] = {&sm_keys,        &sm_tombs,    &sm_seq, &sm_epoch,
-                        &sm_applied_seq, &sm_map_used, &sm_map_size};
+    metric *gauges[] = {&sm_keys,     &sm_expiring, &sm_tombs,
+                        &sm_seq,      &sm_epoch,    &sm_applied_seq,
+                        &sm_map_used, &sm_map_size};
 
     for (size_t i = 0; i < STORE_STATS_N; i++)
         metrics_register(store_stats_counters[i]);
@@ -184,6 +190,7 @@ void store_stats_json(store_http *h, httpd_req *r, const char *rest)
     store_reply_add_u64(j, "seq", st.last_seq);
     store_stats_replication(h, j, &st);
     store_reply_add_u64(j, "keys", st.keys);
+    store_reply_add_u64(j, "expiring", st.expiring);
     store_reply_add_u64(j, "tombstones", st.tombstones);
     store_reply_add_u64(j, "gc_seq", st.gc_seq);
     store_reply_add_u64(j, "unstamped", st.unstamped);
@@ -224,6 +231,7 @@ void store_stats_json(store_http *h, httpd_req *r, const char *rest)
                        metrics_get(&sm_quorum_unavail));
     store_reply_add_i64(req, "moved", metrics_get(&sm_moved));
     store_reply_add_i64(req, "migrating", metrics_get(&sm_migrating));
+    store_reply_add_i64(req, "reaped", metrics_get(&sm_reaped));
     store_reply_add_i64(req, "errors", metrics_get(&sm_errors));
     cJSON_AddItemToObject(j, "requests", req);
     store_reply_add_u64(lat, "p50", metrics_hist_percentile(&sm_write_lat, 0.5));
@@ -241,6 +249,7 @@ void store_stats_metrics(store_http *h, httpd_req *r, const char *rest)
     (void)rest;
     sdb_stats_get(h->db, &st);
     metrics_set(&sm_keys, (int64_t)st.keys);
+    metrics_set(&sm_expiring, (int64_t)st.expiring);
     metrics_set(&sm_tombs, (int64_t)st.tombstones);
     metrics_set(&sm_seq, (int64_t)st.last_seq);
     metrics_set(&sm_epoch, (int64_t)st.epoch);

@@ -36,6 +36,7 @@ enum store_stats_counter {
     STORE_STATS_REPAIRS,
     STORE_STATS_MOVED,
     STORE_STATS_MIGRATING,
+    STORE_STATS_REAPED,
     STORE_STATS_N
 };
 

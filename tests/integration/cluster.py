@@ -384,7 +384,7 @@ def assert_json_error(resp, status, code=None, what=""):
 WIRE_OP = struct.Struct("<BBHIIIQQ")   # op, flags, -, key_len, val_len, -, version, seq
 
 
-WIRE_F_IF_MATCH, WIRE_F_EXPIRES = 0x01, 0x08
+WIRE_F_IF_MATCH, WIRE_F_EXPIRES, WIRE_F_REAPED = 0x01, 0x08, 0x10
 
 
 def decode_wire_ops(buf):
@@ -803,8 +803,9 @@ class Cluster:
 
     def changes_dump(self, url, page=1000, timeout=10):
         """Every record of one store from GET /internal/changes?since=0
-        (paged by X-KV-Last-Seq): {key bytes: (op, version, value bytes)}
-        with op "put" or "del" (a tombstone)."""
+        (paged by X-KV-Last-Seq): {key bytes: (op, version, value bytes,
+        expires_at, flags)} with op "put" or "del" (a tombstone; flags
+        WIRE_F_REAPED when the reaper wrote it)."""
         out, since = {}, 0
         for _ in range(100000):
             st, hd, body = request(
@@ -815,7 +816,7 @@ class Cluster:
                                      % (url, since, st, body[:200]))
             for op in decode_wire_ops(body):
                 out[op["key"]] = ("del" if op["op"] == 2 else "put", op["version"],
-                                  op["value"])
+                                  op["value"], op["expires_at"], op["flags"])
             nxt = hd.get("X-KV-Last-Seq")
             more = hd.get("X-KV-More")
             if not body or nxt is None or int(nxt) <= since or more == "0":
@@ -824,12 +825,15 @@ class Cluster:
         return out
 
     def shard_live_data(self, shard):
-        """{url: {key: (version, value)}} of every replica of shard, live
-        records only (tombstones are collected at different times)."""
-        res = {}
+        """{url: {key: (version, value, expires_at)}} of every replica of
+        shard, live records only: tombstones are collected at different
+        times, and a record expired when this began is absent whether or
+        not a replica reaped it yet (as kvctl parity judges)."""
+        res, now_ms = {}, time.time() * 1000
         for url in self.stores[shard]:
             d = self.changes_dump(url)
-            res[url] = {k: (v[1], v[2]) for k, v in d.items() if v[0] == "put"}
+            res[url] = {k: (v[1], v[2], v[3]) for k, v in d.items()
+                        if v[0] == "put" and not (v[3] and v[3] <= now_ms)}
         return res
 
     def parity_diff(self, shard):

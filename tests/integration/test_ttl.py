@@ -3,13 +3,15 @@ expiry with the record (Unix ms, made at the queue's admission); it
 replicates with it, so every replica agrees. GET answers X-KV-Expires-At
 and JSON expires_at; from that time on no read returns the value, through
 nginx or from any replica's /internal/kv, across a failover too. An
-increment keeps the key's TTL; a put without ttl clears it."""
+increment keeps the key's TTL; a put without ttl clears it. The primary's
+reaper turns expired records into tombstones of their own version, which
+replicate and are collected like deletes."""
 
 import threading
 import time
 import uuid
 
-from cluster import json_of, own_cluster, quote_key, wait_until
+from cluster import WIRE_F_REAPED, decode_wire_ops, json_of, own_cluster, quote_key, wait_until
 
 CLUSTER_CONFIG = {"cluster": {"shards": 2, "replicas": 3},
                   "api": {"rate_limit": 0}}
@@ -52,9 +54,26 @@ def read(cl, url, key, internal=False):
     return cl.request("GET", path)
 
 
+def gone_on_replica(cl, url, key):
+    """A replica's answer for an expired key: 404 "expired" with the
+    version (the record, or the reaper's tombstone), or 404 once the
+    tombstone was collected."""
+    st, hd, body = read(cl, url, key, internal=True)
+    err = json_of(body).get("error")
+    if err == "expired":
+        return st == 404 and int(hd.get("X-KV-Version", 0)) > 0
+    return st == 404 and err == "not_found"
+
+
+def reaped_total(cl):
+    return sum(json_of(cl.internal("GET", url + "/stats")[2])["requests"]["reaped"]
+               for urls in cl.stores for url in urls)
+
+
 def test_ttl_keys_expire_everywhere_the_others_stay(cluster):
     ttl_keys = [ukey("ttl") for _ in range(1000)]
     plain = [ukey("keep") for _ in range(1000)]
+    reaped0 = reaped_total(cluster)
     t0 = time.time()
     write_all(cluster, ttl_keys, TTL_S)
     # Every TTL key was admitted by now: none expires later than this + TTL.
@@ -78,16 +97,57 @@ def test_ttl_keys_expire_everywhere_the_others_stay(cluster):
     wait_until(lambda: time.time() * 1000 >= last, TTL_S + 30, "the last TTL to pass")
     # Once its time has passed, every TTL key is gone through nginx...
     assert all_expired(), "a TTL key still read after its expiry"
-    # ...and on every replica of its shard, with its version kept
+    # ...and on every replica of its shard
+    shard_of = {k: int(json_of(cluster.request("GET", "/ring?key=" + quote_key(k))[2])["shard"])
+                for k in ttl_keys}
     for k in ttl_keys:
-        shard = int(json_of(cluster.request("GET", "/ring?key=" + quote_key(k))[2])["shard"])
-        for url in cluster.stores[shard]:
-            st, hd, body = read(cluster, url, k, internal=True)
-            assert st == 404 and json_of(body)["error"] == "expired", (k, url, st, body)
-            assert int(hd.get("X-KV-Version", 0)) > 0, (k, url, hd)
+        for url in cluster.stores[shard_of[k]]:
+            assert gone_on_replica(cluster, url, k), (k, url, read(cluster, url, k, True))
     for k in plain:
         st, hd, body = cluster.request("GET", "/kv/" + quote_key(k))
         assert st == 200 and body == k.encode() and "X-KV-Expires-At" not in hd, (k, st, hd)
+    # The primaries reaped every one of them (a tombstone each, with a new
+    # seq), and every replica collected the tombstones: no record is left.
+    wait_until(lambda: reaped_total(cluster) - reaped0 >= len(ttl_keys), 30,
+               "the primaries to reap the TTL keys")
+    want = {k.encode() for k in ttl_keys}
+
+    def collected():
+        for urls in cluster.stores:
+            for url in urls:
+                if want & set(cluster.changes_dump(url)):
+                    return False
+        return True
+    wait_until(collected, 60, "the reaped tombstones to be collected on every replica")
+    for k in plain[:100]:
+        assert cluster.request("GET", "/kv/" + quote_key(k))[0] == 200, k
+    for s in range(len(cluster.stores)):
+        cluster.wait_parity(s, 20)
+
+
+def test_reaped_tombstones_replicate_at_the_records_version(cluster):
+    """Caught on every replica before its collection: the reaper's
+    tombstone has the expired record's version and the reaped flag."""
+    key = ukey("ttl-watch")
+    shard = int(json_of(cluster.request("GET", "/ring?key=" + key)[2])["shard"])
+    since = json_of(cluster.internal("GET", cluster.primary(shard) + "/stats")[2])["seq"]
+    st, _, body = cluster.request("PUT", "/kv/%s?ttl=1&sync=1" % key, body=b"v")
+    assert st == 200, (st, body)
+    version = json_of(body)["version"]
+    seen = {}
+
+    def tombstone_seen():
+        # Only what changed since the write: cheap enough to poll often.
+        for url in cluster.stores[shard]:
+            st, _, body = cluster.internal(
+                "GET", "%s/internal/changes?since=%d&limit=10000" % (url, since))
+            for op in decode_wire_ops(body) if st == 200 else []:
+                if op["key"] == key.encode() and op["op"] == 2:
+                    seen[url] = op
+        return len(seen) == len(cluster.stores[shard])
+    wait_until(tombstone_seen, 30, "the reaped tombstone of %s on every replica" % key)
+    for url, op in seen.items():
+        assert op["version"] == version and op["flags"] == WIRE_F_REAPED, (url, op, version)
 
 
 def test_incr_keeps_the_ttl_and_put_clears_it(cluster):
@@ -138,8 +198,7 @@ def test_expired_stays_expired_after_failover_and_restart():
         cl.wait_epoch_change(epoch, 20)
         promoted = cl.primary(0)
         for k in keys:
-            st, _, body = read(cl, promoted, k, internal=True)
-            assert st == 404 and json_of(body)["error"] == "expired", (k, st, body)
+            assert gone_on_replica(cl, promoted, k), (k, read(cl, promoted, k, True))
         # The killed store restarts (a secondary now): R = 2 reads again.
         cl.wait_stores_settled(30)
         wait_until(lambda: cl.request("GET", "/kv/" + quote_key(keys[0]))[0] == 404,
@@ -149,8 +208,7 @@ def test_expired_stays_expired_after_failover_and_restart():
             assert st == 404, (k, st, body)
         for url in cl.stores[0]:
             for k in keys:
-                st, _, body = read(cl, url, k, internal=True)
-                assert st == 404 and json_of(body)["error"] == "expired", (url, k, st, body)
+                assert gone_on_replica(cl, url, k), (url, k, read(cl, url, k, True))
         cl.wait_parity(0, 20)
 
 

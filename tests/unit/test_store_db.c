@@ -344,6 +344,16 @@ static uint64_t expires_of(sdb *db, const char *key)
     return e;
 }
 
+static uint64_t version_of(sdb *db, const char *key)
+{
+    sdb_record rec;
+    uint64_t v;
+    assert_int_equal(sdb_get(db, key, strlen(key), &rec), SDB_GET_FOUND);
+    v = rec.version;
+    sdb_record_free(&rec);
+    return v;
+}
+
 /* A record's expiry (TTL): stored with it (a long key too), read back,
  * judged by the store's clock, kept by an increment, cleared by a put
  * without one; an expired record is absent for conditions and increments
@@ -993,6 +1003,157 @@ static void test_purge(void **state)
     assert_int_equal(st.unstamped, 0);
 }
 
+/* The reaper's pass (sdb_reap): due records only, in bounded passes, become
+ * tombstones at their own version flagged reaped, with new seqs; a write
+ * that replaced a record first wins; the index follows every write, the
+ * purge and a reopen; a replica replaces its same-version expired record
+ * with a reaped tombstone (where a plain delete of that version is a
+ * no-op); the tombstones are collected like deletes. */
+static void test_reap(void **state)
+{
+    tctx *t = *state;
+    uint64_t now = sdb_now_ms(t->db), n = 0, total = 0, v0, next;
+    char key[32], longkey[700];
+    int more = 1, passes = 0, reaped_seen = 0;
+    sdb_record rec;
+    sdb_stats st;
+    wire_buf b = {0};
+    wire_op op;
+    wire_result res;
+    size_t off = 0;
+
+    for (int i = 0; i < 2500; i++) {
+        snprintf(key, sizeof key, "k%04d", i);
+        assert_int_equal(ttl_op(t->db, WIRE_PUT, key, "v", now + 1000).status, 200);
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(key, sizeof key, "later%d", i);
+        assert_int_equal(ttl_op(t->db, WIRE_PUT, key, "v", now + 5000).status, 200);
+        snprintf(key, sizeof key, "plain%d", i);
+        assert_int_equal(put(t->db, key, "v", 0).status, 200);
+    }
+    memset(longkey, 'L', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, longkey, "v", now + 1000).status, 200);
+    v0 = version_of(t->db, "k0000");
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.expiring, 2511);
+    /* Nothing is due yet. */
+    assert_int_equal(sdb_reap(t->db, sdb_now_ms(t->db), 0, &n, &more), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(more, 0);
+    /* Rewritten before it expires: without a TTL, and with a later one. */
+    assert_int_equal(put(t->db, "k0005", "kept", 0).status, 200);
+    assert_int_equal(ttl_op(t->db, WIRE_PUT, "k0006", "later", now + 9000).status, 200);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.expiring, 2510);
+
+    fake_now += 1000 * 1000;
+    more = 1;
+    while (more) {
+        assert_int_equal(sdb_reap(t->db, sdb_now_ms(t->db), 1000, &n, &more), 0);
+        assert_true(n <= 1000);
+        total += n;
+        passes++;
+    }
+    assert_int_equal(total, 2499);
+    assert_int_equal(passes, 3);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.expiring, 11);
+    assert_int_equal(st.keys, 2521 - 2499);
+    assert_int_equal(st.tombstones, 2499);
+    assert_int_equal(sdb_get(t->db, "k0000", 5, &rec), SDB_GET_FOUND);
+    assert_int_equal(rec.flags, SDB_F_TOMBSTONE | SDB_F_REAPED);
+    assert_int_equal(rec.version, v0);
+    assert_int_equal(rec.expires_at, 0);
+    sdb_record_free(&rec);
+    assert_int_equal(sdb_get(t->db, longkey, strlen(longkey), &rec), SDB_GET_FOUND);
+    assert_true(rec.flags & SDB_F_REAPED);
+    sdb_record_free(&rec);
+    check_value(t->db, "k0005", "kept", 0);
+    check_value(t->db, "k0006", "later", 0);
+    check_value(t->db, "later3", "v", 0);
+
+    /* The feed carries the reaped tombstones, at their versions. */
+    assert_int_equal(sdb_changes_since(t->db, 0, 0, 0, &b, &next, &more), 0);
+    while (wire_next_op(b.data, b.len, &off, &op) == 1)
+        if (op.key_len == 5 && memcmp(op.key, "k0000", 5) == 0) {
+            assert_int_equal(op.op, WIRE_DEL);
+            assert_int_equal(op.flags, WIRE_F_REAPED);
+            assert_int_equal(op.version, v0);
+            reaped_seen = 1;
+        }
+    assert_true(reaped_seen);
+    wire_buf_free(&b);
+
+    /* A replica's view: the expired record of that version goes, a plain
+     * delete of the same version would not replace it. */
+    {
+        wire_op rops[3] = {
+            {.op = WIRE_PUT, .flags = WIRE_F_EXPIRES, .version = v0 + 10,
+             .seq = 1, .key = "r", .key_len = 1, .val = "v", .val_len = 1,
+             .expires_at = now + 1000},
+            {.op = WIRE_DEL, .version = v0 + 10, .seq = 2, .key = "r",
+             .key_len = 1},
+            {.op = WIRE_DEL, .flags = WIRE_F_REAPED, .version = v0 + 10,
+             .seq = 3, .key = "r", .key_len = 1},
+        };
+        wire_result rres[3];
+        assert_int_equal(sdb_apply_as(t->db, SDB_APPLY_REPLICATE, rops, 3, rres,
+                                      NULL), 0);
+        assert_int_equal(rres[0].status, 200);
+        assert_int_equal(rres[1].status, 208);
+        assert_int_equal(rres[2].status, 200);
+        assert_int_equal(sdb_get(t->db, "r", 1, &rec), SDB_GET_FOUND);
+        assert_int_equal(rec.flags, SDB_F_TOMBSTONE | SDB_F_REAPED);
+        assert_int_equal(rec.seq, 3);
+        sdb_record_free(&rec);
+    }
+    /* The reaper's op for an entry that no longer matches the record
+     * (another expiry) leaves the record and drops the entry. */
+    op = (wire_op){.op = WIRE_DEL, .flags = WIRE_F_REAPED | WIRE_F_EXPIRES,
+                   .version = version_of(t->db, "later3"), .key = "later3",
+                   .key_len = 6, .expires_at = now + 4000};
+    assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
+    assert_int_equal(res.status, 208);
+    check_value(t->db, "later3", "v", 0);
+    /* Reaps are deletes of a given version, without conditions. */
+    op.expires_at = 0;
+    op.flags = WIRE_F_REAPED;
+    op.op = WIRE_PUT;
+    assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
+    assert_int_equal(res.status, 400);
+    op.op = WIRE_DEL;
+    op.version = 0;
+    assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
+    assert_int_equal(res.status, 400);
+    op.version = 7;
+    op.flags = WIRE_F_REAPED | WIRE_F_IF_EXISTS;
+    assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
+    assert_int_equal(res.status, 400);
+
+    /* The index survives a reopen; the tombstones are collected. */
+    sdb_close(t->db);
+    t->db = open_db(t->dir);
+    assert_int_equal(sdb_stats_get(t->db, &st), 0);
+    assert_int_equal(st.expiring, 11);
+    assert_int_equal(sdb_collect_tombstones(t->db, sdb_last_seq(t->db), &n), 0);
+    assert_int_equal(n, 2500); /* and "r" */
+    assert_int_equal(sdb_get(t->db, "k0000", 5, &rec), SDB_GET_ABSENT);
+    /* A purge takes the index entries of what it drops. */
+    {
+        purge_arg a = {0};
+        sdb_purge_fns f = {purge_begin, purge_owned, purge_end, &a};
+        int done = 0;
+        assert_int_equal(ttl_op(t->db, WIRE_PUT, "xgone", "v", now + 9000).status, 200);
+        assert_int_equal(sdb_stats_get(t->db, &st), 0);
+        assert_int_equal(st.expiring, 12);
+        assert_int_equal(sdb_purge(t->db, &f, 0, &n, &done), 0);
+        assert_int_equal(sdb_stats_get(t->db, &st), 0);
+        assert_int_equal(st.expiring, 11);
+    }
+}
+
 static void test_everysec(void **state)
 {
     sdb_opts o = {0};
@@ -1034,6 +1195,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_collect_tombstones, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reap, setup, teardown),
         cmocka_unit_test(test_everysec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

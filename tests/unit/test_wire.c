@@ -142,7 +142,7 @@ static void test_bad_flags(void **state)
 {
     (void)state;
     wire_buf b = {0};
-    wire_op op = {WIRE_PUT, 0x10, 1, 0, "k", 1, "v", 1, 0, 0};
+    wire_op op = {WIRE_PUT, 0x20, 1, 0, "k", 1, "v", 1, 0, 0};
     wire_op got;
     size_t off;
 
@@ -153,7 +153,8 @@ static void test_bad_flags(void **state)
     op.flags = 0;
     for (unsigned f = 0; f < 256; f++) {
         unsigned c = f & WIRE_F_CONDITIONS;
-        int ok = !(f & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES)) && !(c & (c - 1));
+        int ok = !(f & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES | WIRE_F_REAPED)) &&
+                 !(c & (c - 1));
         wire_buf_reset(&b);
         assert_int_equal(wire_put_op(&b, &op), 0);
         b.data[1] = (uint8_t)f;
