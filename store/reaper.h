@@ -1,4 +1,4 @@
-/* reaper: a primary's expiry reaper (docs/ARCHITECTURE.md "Expiry"), one
+/* reaper: a primary's expiry reaper (docs/PROTOCOL.md "Reaping"), one
  * thread per store.
  *
  * An expired record already reads as absent everywhere (store/sdb.h

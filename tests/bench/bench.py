@@ -18,6 +18,11 @@ Rows (see ROWS below; add one by appending a Row):
   put_w2_n3  the same with N = 3, W = 2
   get_r2_n3  GET /kv/<key> through nginx with N = 3, R = 2 (two secondaries
              in parallel, newest wins)
+  reap       REAP_KEYS records expiring at the same millisecond on one
+             shard (N = 1): GET /kv/<key> through nginx while the reaper
+             turns them into tombstones, beside the same GETs just before
+             (idle); reports keys/s reaped and both p99s (the row's p99 is
+             the one during the reap, p99_idle_ms the other)
 N counts secondaries: cluster.replicas = N + 1.
 
 Every row runs `wrk -t2 -c64 -d8s --latency`. A row whose wrk run reports
@@ -27,7 +32,7 @@ work comes and goes during a run); the ceiling row and every ratio use the
 mean of the two, and both runs are in the report (ceiling_first/_last).
 Writes reports/bench.json:
   {"rows":[{"name","rps","p50_ms","p99_ms","ratio",...}],"machine":{"cores","date",...}}
-The whole run stays under 3 minutes. Python 3 standard library + wrk + nginx.
+The whole run stays under 4 minutes. Python 3 standard library + wrk + nginx.
 """
 
 import argparse
@@ -40,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,9 +54,11 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import cluster as kvc  # noqa: E402
 
-TIME_BUDGET_S = 170          # whole run, under 3 minutes
+TIME_BUDGET_S = 230          # whole run, under 4 minutes
 PRELOAD_KEYS = 200
 VALUE_BYTES = 100
+REAP_KEYS = 500000
+REAP_BATCH = 5000            # records per POST /internal/batch while loading
 
 # --------------------------------------------------------------------------
 # wrk
@@ -219,11 +227,71 @@ http {
 class Row:
     """name; cluster: key of CLUSTERS (None: the bare nginx); url(ctx) -> the
     wrk URL; script(ctx) -> optional lua; internal: the row calls a
-    store's own route, with the cluster token."""
+    store's own route, with the cluster token; run(ctx, url, args, tmp) ->
+    (wrk output, extra result fields): a row that does more around its wrk
+    run than running it."""
 
-    def __init__(self, name, cluster, url, script=None, note="", internal=False):
+    def __init__(self, name, cluster, url, script=None, note="", internal=False,
+                 run=None):
         self.name, self.cluster, self.url, self.script, self.note = name, cluster, url, script, note
-        self.internal = internal
+        self.internal, self.run = internal, run
+
+
+def reap_row(ctx, url, args, tmp):
+    """REAP_KEYS records written straight to the one primary (wire batches
+    with an expiry, REAP_BATCH a request) all expiring at one millisecond;
+    wrk GETs a plain key through nginx before that moment (idle) and from
+    it on (during), while /stats counts the reaped records."""
+    cl, prim = ctx["cluster"], ctx["store"]
+    t_load = time.time()
+    # Far enough ahead for the load and the idle run; checked below.
+    expires_at = int((t_load + 12 + args.duration) * 1000)
+    hdrs = {"Content-Type": "application/octet-stream"}
+    value = b"r" * VALUE_BYTES
+    for start in range(0, REAP_KEYS, REAP_BATCH):
+        body = b"".join(kvc.encode_wire_op(kvc.WIRE_PUT, "reap-%d" % i, value,
+                                           expires_at=expires_at)
+                        for i in range(start, min(start + REAP_BATCH, REAP_KEYS)))
+        st, _, res = cl.internal("POST", prim + "/internal/batch", body=body,
+                                 headers=hdrs, timeout=60)
+        if st != 200:
+            raise RuntimeError("reap load: POST /internal/batch -> %s %r" % (st, res[:200]))
+    load_s = time.time() - t_load
+    idle = parse_wrk(run_wrk(url, args, None, tmp))
+    if time.time() * 1000 >= expires_at:
+        raise RuntimeError("reap: the load (%.1f s) and the idle run outlasted the "
+                           "expiry; raise the margin" % load_s)
+    kvc.wait_until(lambda: time.time() * 1000 >= expires_at, 30, "the reap keys' expiry")
+    t_exp = time.time()
+
+    def reaped():
+        return kvc.get_json(prim + "/stats", headers=cl.internal_headers())[1]["requests"]["reaped"]
+    base = reaped()
+    done = {}
+
+    def watch():
+        def all_reaped():
+            return reaped() - base >= REAP_KEYS
+        try:
+            kvc.wait_until(all_reaped, args.duration + 120, "the reaper", interval=0.02)
+            done["t"] = time.time()
+        except AssertionError as e:
+            done["error"] = str(e)
+    th = threading.Thread(target=watch)
+    th.start()
+    out = run_wrk(url, args, None, tmp)
+    th.join()
+    if "error" in done:
+        raise RuntimeError("reap: %s" % done["error"])
+    took = done["t"] - t_exp
+    during = parse_wrk(out)
+    print("  %-12s   %d keys reaped in %.2f s (%.0f keys/s); GET p99 %.2f ms during, "
+          "%.2f ms idle (%.2fx); loaded in %.1f s"
+          % ("reap", REAP_KEYS, took, REAP_KEYS / took, during["p99_ms"], idle["p99_ms"],
+             during["p99_ms"] / idle["p99_ms"], load_s), flush=True)
+    return out, {"reaped_keys_per_s": round(REAP_KEYS / took), "reap_s": round(took, 2),
+                 "p99_idle_ms": idle["p99_ms"], "rps_idle": round(idle["rps"], 1),
+                 "p99_vs_idle": round(during["p99_ms"] / idle["p99_ms"], 2)}
 
 
 # Cluster configurations rows can run against (overrides of the config).
@@ -239,6 +307,8 @@ CLUSTERS = {
     # W and R do not affect each other's path: one cluster for both rows
     "w2r2_n3": {"api": dict(_RL), "cluster": {"replicas": 4, "write_quorum": 2,
                                               "read_quorum": 2}},
+    # every reaped key on one primary, replicated to one secondary
+    "reap": {"api": dict(_RL), "cluster": {"shards": 1, "replicas": 2}},
 }
 
 ROWS = [
@@ -267,6 +337,8 @@ ROWS = [
         note="PUT ?sync=1 through nginx, N=3, W=2"),
     Row("get_r2_n3", "w2r2_n3", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"],
         note="GET through nginx, N=3, R=2 (2 secondaries in parallel)"),
+    Row("reap", "reap", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"], run=reap_row,
+        note="GET through nginx while %d keys expiring at once are reaped" % REAP_KEYS),
 ]
 
 
@@ -384,9 +456,13 @@ def main():
                     continue
                 url = r.url(gctx)
                 script = r.script(gctx) if r.script else None
+                extra = {}
                 try:
-                    out = run_wrk(url, args, script, tmp,
-                                  cl.internal_headers() if r.internal else None)
+                    if r.run:
+                        out, extra = r.run(gctx, url, args, tmp)
+                    else:
+                        out = run_wrk(url, args, script, tmp,
+                                      cl.internal_headers() if r.internal else None)
                 except Exception as e:  # noqa: BLE001
                     print("bench: row %s failed: %s" % (r.name, e))
                     failed.append(r.name)
@@ -407,7 +483,7 @@ def main():
                 results.append({"name": r.name, "rps": round(m["rps"], 1), "p50_ms": m["p50_ms"],
                                 "p99_ms": m["p99_ms"], "ratio": None, "requests": m["requests"],
                                 "non_2xx": m["non_2xx"], "socket_errors": m["socket_errors"],
-                                "ok": ok, "note": r.note})
+                                "ok": ok, "note": r.note, **extra})
             if cl is not None and any(r.name == "put_queue" for r in rows
                                       if r.cluster == group):
                 results.append(queue_apply_row(cl))

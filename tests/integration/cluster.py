@@ -415,10 +415,15 @@ def decode_wire_ops(buf):
     return ops
 
 
-def encode_wire_op(op, key, value=b"", version=0, seq=0, flags=0):
+def encode_wire_op(op, key, value=b"", version=0, seq=0, flags=0, expires_at=0):
+    """One lib/wire.h op; expires_at (Unix ms) sets WIRE_F_EXPIRES."""
     if isinstance(key, str):
         key = key.encode()
-    return WIRE_OP.pack(op, flags, 0, len(key), len(value), 0, version, seq) + key + value
+    ext = b""
+    if expires_at:
+        flags |= WIRE_F_EXPIRES
+        ext = struct.pack("<Q", expires_at)
+    return WIRE_OP.pack(op, flags, 0, len(key), len(value), 0, version, seq) + ext + key + value
 
 
 # --------------------------------------------------------------------------

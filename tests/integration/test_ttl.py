@@ -66,8 +66,11 @@ def gone_on_replica(cl, url, key):
 
 
 def reaped_total(cl):
-    return sum(json_of(cl.internal("GET", url + "/stats")[2])["requests"]["reaped"]
-               for urls in cl.stores for url in urls)
+    """Records reaped by every store of the topology (new shards too)."""
+    urls = [u for sh in cl.topology()["shards"]
+            for u in [sh["primary"]] + sh["secondaries"] if u]
+    return sum(json_of(cl.internal("GET", u + "/stats")[2])["requests"]["reaped"]
+               for u in urls)
 
 
 def test_ttl_keys_expire_everywhere_the_others_stay(cluster):
@@ -227,3 +230,41 @@ def test_kvctl_ttl(cluster):
     assert "X-KV-Expires-At" in cluster.request("GET", "/kv/" + key + "-n")[1]
     rc, _, err = cluster.kvctl("--ttl", "0", "put", key, "v")
     assert rc == 2 and "--ttl" in err, (rc, err)
+
+
+def test_ttls_move_with_their_keys_in_a_migration():
+    """`kvctl shard add` with TTL keys: a long TTL arrives on its new shard
+    with the same expiry, a short one expires everywhere and is reaped by
+    whichever primary owns it then, and parity holds."""
+    cfg = {"cluster": {"shards": 2, "replicas": 2},
+           "api": {"topology_poll_ms": 200, "rate_limit": 0}}
+    with own_cluster(cfg, "ttl-migrate", start_timeout=60) as cl:
+        long_keys = [ukey("ttl-long") for _ in range(300)]
+        short = [ukey("ttl-short") for _ in range(300)]
+        write_all(cl, long_keys, 600)
+        write_all(cl, short, 4)
+        t_short = time.time()
+        expiry = {k: int(cl.request("GET", "/kv/" + quote_key(k))[1]["X-KV-Expires-At"])
+                  for k in long_keys}
+        reaped0 = reaped_total(cl)
+        rc, out, err = cl.kvctl("--json", "shard", "add")
+        assert rc == 0, (rc, out[-2000:], err[-2000:])
+        wait_until(lambda: "migration" not in cl.topology(), 60, "the migration to end")
+        moved = 0
+        for k in long_keys:
+            st, hd, body = cl.request("GET", "/kv/" + quote_key(k))
+            assert st == 200 and body == k.encode(), (k, st, body)
+            assert int(hd["X-KV-Expires-At"]) == expiry[k], (k, hd, expiry[k])
+            shard = int(json_of(cl.request("GET", "/ring?key=" + quote_key(k))[2])["shard"])
+            moved += shard == 2
+        assert moved > 0, "no long-TTL key moved to the new shard"
+        wait_until(lambda: time.time() > t_short + 4.1, 30, "the short TTLs to pass")
+        for k in short:
+            assert cl.request("GET", "/kv/" + quote_key(k))[0] == 404, k
+        wait_until(lambda: reaped_total(cl) - reaped0 >= len(short), 30,
+                   "the owners to reap the short-TTL keys")
+        rc, out, err = cl.kvctl("parity")
+        assert rc == 0, (out[-3000:], err[-2000:])
+
+
+test_ttls_move_with_their_keys_in_a_migration.timeout = 240
