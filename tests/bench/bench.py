@@ -18,7 +18,7 @@ Rows (see ROWS below; add one by appending a Row):
   put_w2_n3  the same with N = 3, W = 2
   get_r2_n3  GET /kv/<key> through nginx with N = 3, R = 2 (two secondaries
              in parallel, newest wins)
-  reap       REAP_KEYS records expiring at the same millisecond on one
+  reap       --reap-keys records (500 000) expiring at one millisecond on one
              shard (N = 1): GET /kv/<key> through nginx while the reaper
              turns them into tombstones, beside the same GETs just before
              (idle); reports keys/s reaped and both p99s (the row's p99 is
@@ -57,7 +57,7 @@ import cluster as kvc  # noqa: E402
 TIME_BUDGET_S = 230          # whole run, under 4 minutes
 PRELOAD_KEYS = 200
 VALUE_BYTES = 100
-REAP_KEYS = 500000
+REAP_KEYS = 500000           # --reap-keys
 REAP_BATCH = 5000            # records per POST /internal/batch while loading
 
 # --------------------------------------------------------------------------
@@ -238,40 +238,48 @@ class Row:
 
 
 def reap_row(ctx, url, args, tmp):
-    """REAP_KEYS records written straight to the one primary (wire batches
-    with an expiry, REAP_BATCH a request) all expiring at one millisecond;
-    wrk GETs a plain key through nginx before that moment (idle) and from
-    it on (during), while /stats counts the reaped records."""
-    cl, prim = ctx["cluster"], ctx["store"]
+    """--reap-keys records written straight to the one primary (wire
+    batches with an expiry, REAP_BATCH a request) all expiring at one
+    millisecond; once the secondary has them, wrk GETs a plain key through
+    nginx before that moment (idle) and from it on (during), while /stats
+    counts the reaped records."""
+    cl, prim, nkeys = ctx["cluster"], ctx["store"], args.reap_keys
     t_load = time.time()
-    # Far enough ahead for the load and the idle run; checked below.
-    expires_at = int((t_load + 12 + args.duration) * 1000)
+    # Far enough ahead for the load, the replication and the idle run
+    # (checked below): 10 s for 500 000 keys here.
+    expires_at = int((t_load + 3 + args.duration + nkeys / 50000) * 1000)
     hdrs = {"Content-Type": "application/octet-stream"}
     value = b"r" * VALUE_BYTES
-    for start in range(0, REAP_KEYS, REAP_BATCH):
+    for start in range(0, nkeys, REAP_BATCH):
         body = b"".join(kvc.encode_wire_op(kvc.WIRE_PUT, "reap-%d" % i, value,
                                            expires_at=expires_at)
-                        for i in range(start, min(start + REAP_BATCH, REAP_KEYS)))
+                        for i in range(start, min(start + REAP_BATCH, nkeys)))
         st, _, res = cl.internal("POST", prim + "/internal/batch", body=body,
                                  headers=hdrs, timeout=60)
         if st != 200:
             raise RuntimeError("reap load: POST /internal/batch -> %s %r" % (st, res[:200]))
     load_s = time.time() - t_load
+    sec = cl.shard_topology(0)["secondaries"][0]
+
+    def caught_up():  # the idle run is idle: the secondary has every record
+        seq = kvc.get_json(prim + "/stats", headers=cl.internal_headers())[1]["seq"]
+        return kvc.get_json(sec + "/stats", headers=cl.internal_headers())[1]["applied_seq"] >= seq
+    kvc.wait_until(caught_up, 60, "the secondary to catch up with the reap load")
+
+    def reaped():
+        return kvc.get_json(prim + "/stats", headers=cl.internal_headers())[1]["requests"]["reaped"]
+    base = reaped()
     idle = parse_wrk(run_wrk(url, args, None, tmp))
     if time.time() * 1000 >= expires_at:
         raise RuntimeError("reap: the load (%.1f s) and the idle run outlasted the "
                            "expiry; raise the margin" % load_s)
     kvc.wait_until(lambda: time.time() * 1000 >= expires_at, 30, "the reap keys' expiry")
     t_exp = time.time()
-
-    def reaped():
-        return kvc.get_json(prim + "/stats", headers=cl.internal_headers())[1]["requests"]["reaped"]
-    base = reaped()
     done = {}
 
     def watch():
         def all_reaped():
-            return reaped() - base >= REAP_KEYS
+            return reaped() - base >= nkeys
         try:
             kvc.wait_until(all_reaped, args.duration + 120, "the reaper", interval=0.02)
             done["t"] = time.time()
@@ -287,9 +295,9 @@ def reap_row(ctx, url, args, tmp):
     during = parse_wrk(out)
     print("  %-12s   %d keys reaped in %.2f s (%.0f keys/s); GET p99 %.2f ms during, "
           "%.2f ms idle (%.2fx); loaded in %.1f s"
-          % ("reap", REAP_KEYS, took, REAP_KEYS / took, during["p99_ms"], idle["p99_ms"],
+          % ("reap", nkeys, took, nkeys / took, during["p99_ms"], idle["p99_ms"],
              during["p99_ms"] / idle["p99_ms"], load_s), flush=True)
-    return out, {"reaped_keys_per_s": round(REAP_KEYS / took), "reap_s": round(took, 2),
+    return out, {"reaped_keys_per_s": round(nkeys / took), "reap_s": round(took, 2),
                  "p99_idle_ms": idle["p99_ms"], "rps_idle": round(idle["rps"], 1),
                  "p99_vs_idle": round(during["p99_ms"] / idle["p99_ms"], 2)}
 
@@ -338,7 +346,7 @@ ROWS = [
     Row("get_r2_n3", "w2r2_n3", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"],
         note="GET through nginx, N=3, R=2 (2 secondaries in parallel)"),
     Row("reap", "reap", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"], run=reap_row,
-        note="GET through nginx while %d keys expiring at once are reaped" % REAP_KEYS),
+        note="GET through nginx while keys expiring at once are reaped"),
 ]
 
 
@@ -403,6 +411,8 @@ def main():
     ap.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
     ap.add_argument("--nginx-workers", type=int, default=0,
                     help="nginx worker processes for both nginx (0 = auto)")
+    ap.add_argument("--reap-keys", type=int, default=REAP_KEYS,
+                    help="records the reap row expires at once (default %d)" % REAP_KEYS)
     ap.add_argument("--out", default=os.path.join(REPO, "reports", "bench.json"))
     args = ap.parse_args()
 

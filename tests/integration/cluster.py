@@ -384,6 +384,7 @@ def assert_json_error(resp, status, code=None, what=""):
 WIRE_OP = struct.Struct("<BBHIIIQQ")   # op, flags, -, key_len, val_len, -, version, seq
 
 
+WIRE_PUT, WIRE_DEL, WIRE_INCR = 1, 2, 3
 WIRE_F_IF_MATCH, WIRE_F_EXPIRES, WIRE_F_REAPED = 0x01, 0x08, 0x10
 
 

@@ -28,8 +28,10 @@ def run_script(name, *args, timeout=240):
 
 
 def test_bench_rows_run():
-    out = run_script("bench.py", "--duration", "1", "--connections", "8")
-    for row in ("ceiling", "get_nginx", "get_store", "put_queue", "put_ttl", "get_r2_n3"):
+    out = run_script("bench.py", "--duration", "1", "--connections", "8",
+                     "--reap-keys", "5000")
+    for row in ("ceiling", "get_nginx", "get_store", "put_queue", "put_ttl", "get_r2_n3",
+                "reap"):
         assert row in out, out[-2000:]
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 
-from cluster import (WriteLoad, assert_json_error, default_build, encode_wire_op,
+from cluster import (WIRE_PUT, WriteLoad, assert_json_error, default_build, encode_wire_op,
                      get_json, json_of, keys_by_shard, own_cluster, pick_ports,
                      quote_key, request, wait_until)
 
@@ -28,8 +28,6 @@ CLUSTER_CONFIG = {
     "queue": {"wait_max_ms": 10000},
 }
 TEST_TIMEOUT = 300
-
-WIRE_PUT, WIRE_DEL = 1, 2
 
 
 def ukey(prefix):

@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 
-from cluster import (WriteLoad, decode_wire_ops, get_json, json_of, own_cluster,
+from cluster import (WIRE_PUT, WriteLoad, decode_wire_ops, get_json, json_of, own_cluster,
                      port_bindable, proc_alive, quote_key, request, session_members,
                      wait_until)
 
@@ -126,9 +126,6 @@ class Readers:
                 problems.append("%s: read version %d after version %d was acknowledged"
                                 % (key, ver, newest[0]))
         return problems, by_status
-
-
-WIRE_PUT = 1
 
 
 def primary_keys(cl):
