@@ -106,7 +106,8 @@ static int kvctl_parity_read(const kvctl_opts *o, kvctl_parity_dump *d)
             return KVCTL_FAIL;
         }
     }
-    qsort(d->recs, d->n, sizeof *d->recs, kvctl_parity_cmp);
+    if (d->n) /* recs is NULL when there are none, and qsort's may not be */
+        qsort(d->recs, d->n, sizeof *d->recs, kvctl_parity_cmp);
     XXH3_state_t *st = XXH3_createState();
     XXH3_64bits_reset(st);
     for (size_t i = 0; i < d->n; i++) {
