@@ -499,6 +499,12 @@ static void quorum_rd_conclude(quorum_rd *q)
         const quorum_rep *rp = &q->reps[i];
         if (!quorum_pick_is_stale(&pick[i], &pick[win]))
             continue;
+        /* Both read as absent (a tombstone or an expired record against a
+         * miss): nothing for a reader to tell apart, the stream brings the
+         * newer state, and a repaired tombstone would be one outside the
+         * changes index, which no collection reaches. */
+        if (!pick[win].value && !pick[i].value)
+            continue;
         metrics_add(&m_q_stale_seen, 1);
         if (repair_push(c->app->repair, sh->secondaries[rp->idx], c->epoch,
                         w->tomb, c->key, c->klen, w->resp.body,
