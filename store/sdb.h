@@ -172,7 +172,9 @@ int sdb_get_with(sdb *db, const void *key, size_t klen, sdb_read_fn fn,
 /* Applies n ops in order in ONE write transaction (one commit, one fsync
  * under "always"). results[i] is always filled: status 200 applied, 208 not
  * newer (version = the stored version), 400/413/414 invalid op, 409 INCR
- * failed, 412 condition not met; number = counter after an INCR. A
+ * failed, 412 condition not met, 404 a reaper's op (WIRE_F_REAPED with
+ * WIRE_F_EXPIRES) that found no record of its version to reap; number =
+ * counter after an INCR. A
  * condition is judged on the live record (a tombstone is none) and only in
  * WRITE mode (elsewhere it is 400); an op whose own version is stored
  * already is a resend, 208, whatever its condition says now. A version of 0 means "assign one

@@ -438,7 +438,9 @@ static int sdb_apply_one(sdb *db, MDB_txn *txn, const wire_op *op,
         if ((rc = sdb_expiry_del(db, txn, op->expires_at, &c.k)) != 0)
             return rc;
         if (!reap) {
-            res->status = 208;
+            /* 208 when something as new is stored, else nothing to reap */
+            int newer = c.have_old && c.old.version >= op->version;
+            res->status = newer ? 208 : 404;
             res->version = c.have_old ? c.old.version : 0;
             return 0;
         }

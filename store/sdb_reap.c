@@ -179,7 +179,7 @@ int sdb_reap(sdb *db, uint64_t now_ms, size_t max, uint64_t *reaped,
     for (size_t i = 0; i < n; i++)
         if (res[i].status == 200)
             (*reaped)++;
-        else if (res[i].status != 208)
+        else if (res[i].status != 208 && res[i].status != 404)
             log_warn("store db: reap of a record at %llu failed: %u",
                      (unsigned long long)ops[i].expires_at, res[i].status);
 out:

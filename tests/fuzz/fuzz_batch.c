@@ -166,7 +166,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
         if (s != 200 && s != 208 && s != 400 && s != 409 && s != 413 && s != 414 &&
-            !(s == 412 && (ops[i].flags & WIRE_F_CONDITIONS)))
+            !(s == 412 && (ops[i].flags & WIRE_F_CONDITIONS)) &&
+            !(s == 404 && (ops[i].flags & WIRE_F_REAPED)))
             abort();
         if ((s == 200) != (info[i].seq != 0) || res[i].version > HLC_MAX)
             abort();

@@ -48,7 +48,8 @@ static void fuzz_wire_ops(const uint8_t *data, size_t size)
             abort();
         {
             unsigned c = op.flags & WIRE_F_CONDITIONS;
-            if ((op.flags & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES)) || (c & (c - 1)) ||
+            if ((op.flags & ~(WIRE_F_CONDITIONS | WIRE_F_EXPIRES | WIRE_F_REAPED)) ||
+                (c & (c - 1)) ||
                 (!(op.flags & WIRE_F_IF_MATCH) && op.if_match) ||
                 (!(op.flags & WIRE_F_EXPIRES) && op.expires_at))
                 abort();

@@ -1117,6 +1117,14 @@ static void test_reap(void **state)
     assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
     assert_int_equal(res.status, 208);
     check_value(t->db, "later3", "v", 0);
+    /* ...and for a key with no record, writes nothing (no tombstone). */
+    op.key = "never";
+    op.key_len = 5;
+    assert_int_equal(sdb_apply_batch(t->db, &op, 1, &res, NULL), 0);
+    assert_int_equal(res.status, 404);
+    assert_int_equal(sdb_get(t->db, "never", 5, &rec), SDB_GET_ABSENT);
+    op.key = "later3";
+    op.key_len = 6;
     /* Reaps are deletes of a given version, without conditions. */
     op.expires_at = 0;
     op.flags = WIRE_F_REAPED;
