@@ -1,0 +1,1 @@
+fetch("state").then(r=>r.json()).then(s=>{document.getElementById("app").textContent=s.mode;});
