@@ -1,11 +1,13 @@
 /* lab_coordinator_ui: GET /ui/state of the lab (the dashboard's lab view,
  * ui/ui.js; docs/PROTOCOL.md "Dashboard"):
  *   {"mode":"lab","now_ms","lab":<GET /status>,"cost":{"per_hour",
- *    "budget_per_hour","within_budget"},"gateway":<the gateway's /stats> |
- *    null,"events":[...],"last_event"}
- * The gateway's /stats is fetched at most once a second (500 ms at most),
- * outside the lab's lock, so an open page costs the gateway one request a
- * second and a hung gateway never holds the coordinator. */
+ *    "budget_per_hour","within_budget"},"gateway":<the gateway's GET
+ *    /internal/limiter: its /stats with rate_limiter.windows, each client's
+ *    current window> | null,"events":[...],"last_event"}
+ * The gateway is asked at most once a second (500 ms at most), outside the
+ * lab's lock, on a route it neither limits nor counts: an open page costs
+ * it one request a second, spends no client's window, and a hung gateway
+ * never holds the coordinator. */
 #include "lab_coordinator.h"
 
 #include "events.h"
@@ -35,8 +37,8 @@ static cJSON *lab_ui_gateway_stats(void)
 
     pthread_mutex_lock(&lab_ui_mu);
     if (lab_ui_at_ms == 0 || now - lab_ui_at_ms >= LAB_UI_KEEP_MS) {
-        snprintf(url, sizeof url, "http://%s:%d/stats", LAB_COORDINATOR_HOST,
-                 LAB_COORDINATOR_GATEWAY_PORT);
+        snprintf(url, sizeof url, "http://%s:%d/internal/limiter",
+                 LAB_COORDINATOR_HOST, LAB_COORDINATOR_GATEWAY_PORT);
         cJSON_Delete(lab_ui_gateway);
         lab_ui_gateway = NULL;
         if (httpc_do(&req, &resp) == 0 && resp.status == 200)

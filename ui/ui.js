@@ -241,13 +241,20 @@ function renderCluster(s, dt) {
 
 /* ---- lab view (kvctl lab) ------------------------------------------- */
 
+function pretty(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 1);
+  } catch (e) {
+    return text;
+  }
+}
+
 async function labAction(path, body) {
   const out = document.getElementById("lab-out");
   try {
     const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json", ...authHeaders() },
                                   body: body === undefined ? "{}" : JSON.stringify(body) });
-    const text = await r.text();
-    if (out) out.textContent = `${r.status} ${path}\n${text}`;
+    if (out) out.textContent = `${r.status} ${path}\n${pretty(await r.text())}`;
   } catch (e) {
     if (out) out.textContent = `${path}: ${e}`;
   }
@@ -258,7 +265,7 @@ async function labRead(key) {
   const out = document.getElementById("lab-out");
   try {
     const r = await fetch("/read/" + encodeURIComponent(key), { headers: authHeaders() });
-    if (out) out.textContent = `${r.status} GET /read/${key}\n${await r.text()}`;
+    if (out) out.textContent = `${r.status} GET /read/${key}\n${pretty(await r.text())}`;
   } catch (e) {
     if (out) out.textContent = `read: ${e}`;
   }
@@ -307,7 +314,7 @@ function renderLab(s) {
   for (const f of lab.followers || []) nodes.push(nodeCard(f, "follower", ghosts.get(f.node_id) || 0));
   return [
     el("section", { id: "nodes", class: "wide" }, el("h2", {}, "nodes"),
-      el("div", { class: "cards" }, nodes),
+      el("div", { class: "cards small" }, nodes),
       el("div", { class: "row" },
         el("button", { "data-action": "spawn", onclick: () => labAction("/spawn") }, "spawn a follower"),
         el("span", { class: "muted" }, `auto-spawn ${lab.auto_spawn && lab.auto_spawn.enabled ? "on" : "off"} · ` +
@@ -326,11 +333,18 @@ function renderLab(s) {
           el("div", { class: "value " + (cost.within_budget ? "" : "bad") }, `$${fmt(cost.per_hour)}/h`),
           el("div", { class: "label" }, `budget $${fmt(cost.budget_per_hour)}/h`)))),
     el("section", { id: "gateway" }, el("h2", {}, "gateway rate limit"),
-      rl ? el("div", { class: "metrics" },
-        metric("limit", rl.enabled ? `${fmt(rl.max_requests)} per ${fmt(rl.window_seconds, 1)} s` : "off"),
-        metric("clients", fmt(rl.clients)),
+      rl ? [el("div", { class: "metrics" },
+        metric("limit", rl.enabled ? `${fmt(rl.max_requests)} per ${fmt(rl.window_seconds, 0)} s` : "off"),
         metric("allowed", fmt(rl.allowed)),
-        metric("refused (429) /s", fmt(page.series.get("gw.limited").slice(-1)[0]), "gw.limited", "bad"))
+        metric("refused (429) /s", fmt(page.series.get("gw.limited").slice(-1)[0]), "gw.limited", "bad")),
+        el("table", { id: "windows" }, el("thead", {}, el("tr", {}, el("th", {}, "client"),
+          el("th", { class: "num" }, "in its window"), el("th", { class: "num" }, "resets in"))),
+          el("tbody", {}, (rl.windows || []).length ? rl.windows.map((w) =>
+            el("tr", { "data-client": w.client }, el("td", {}, w.client),
+              el("td", { class: "num " + (w.count >= rl.max_requests ? "bad" : "") },
+                `${fmt(w.count)} / ${fmt(rl.max_requests)}`),
+              el("td", { class: "num" }, `${fmt(w.reset_ms / 1000, 0)} s`)))
+            : el("tr", {}, el("td", { class: "muted", colspan: 3 }, "no client in a window"))))]
          : el("p", { class: "bad" }, "the gateway does not answer")),
     el("section", { id: "data" }, el("h2", {}, "write and read"),
       el("div", { class: "row" }, keyIn, valIn,

@@ -56,6 +56,12 @@ def test_dashboard_is_local_only_without_the_token():
             assert st == 200, (path, st)
         st, hd, _ = request("GET", cl.controller + "/ui")
         assert st == 301 and hd["Location"] == "/ui/", (st, hd)
+        # Through nginx (make run's public port) from this machine.
+        for path in ("/ui/", "/ui/state"):
+            st, _, body = request("GET", cl.nginx + path)
+            assert st == 200, (path, st, body[:200])
+        st, hd, _ = request("GET", cl.nginx + "/ui")
+        assert st == 301 and hd["Location"].endswith("/ui/"), (st, hd)
         assert request("GET", cl.controller + "/ui/nothing.js")[0] == 404
         assert request("POST", cl.controller + "/ui/")[0] == 405
         st, _, body = request("GET", cl.controller + "/ui/state?after=nope")
