@@ -60,7 +60,7 @@ MOD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(MOD_SRC))
 all: $(BUILD)/.deps-ok $(PROGS:%=$(BUILD)/bin/%) $(UNIT_BIN)
 	@ln -sfn $(BUILD)/bin bin
 
-$(BUILD)/.deps-ok: scripts/deps.sh
+$(BUILD)/.deps-ok: scripts/deps.sh tests/browser/package-lock.json
 	@sh scripts/deps.sh
 	@mkdir -p $(@D) && touch $@
 
