@@ -218,15 +218,20 @@ function apiSection(s, dt) {
 
 function migrationSection(s) {
   const m = s.migration;
-  if (!m || !m.phase || m.phase === "none") return null;
-  const active = !["done", "failed", "none"].includes(m.phase);
+  if (!m || !m.phase || m.phase === "none" || !m.id) return null;
+  const t = m.totals || {};
+  const done = m.predicted_keys > 0 ? Math.min(1, (t.sent || 0) / m.predicted_keys) : 0;
+  const bar = el("span");
+  bar.style.width = (m.phase === "done" ? 100 : done * 100).toFixed(1) + "%";
+  const cls = m.phase === "failed" ? "bad" : m.running ? "warn" : "ok";
   return el("section", { id: "migration", class: "wide", "data-phase": m.phase },
-    el("h2", {}, "shard migration"),
-    el("p", {}, el("span", { class: "badge " + (m.phase === "failed" ? "bad" : active ? "warn" : "ok") }, m.phase),
-      " ", m.kind || "", m.shard !== undefined ? ` shard ${m.shard}` : "",
-      m.moved_keys !== undefined ? ` · ${fmt(m.moved_keys)} records sent` : "",
-      m.share !== undefined ? ` · ${(m.share * 100).toFixed(1)} % of keys move` : "",
-      m.error ? ` · ${m.error}` : ""));
+    el("h2", {}, `shard migration ${m.id}`),
+    el("p", {}, el("span", { class: "badge " + cls }, m.phase), " ",
+      `${m.kind} shard ${m.shard} · ${fmt(t.sent)} of about ${fmt(m.predicted_keys)} records ` +
+      `sent (${(m.share * 100).toFixed(1)} % of the keys move) · ${fmt(m.keys_per_s)} /s · ` +
+      `${fmt(m.elapsed_s, 1)} s` + (m.eta_s ? ` · about ${fmt(m.eta_s)} s left` : "") +
+      (m.error ? ` · ${m.error}` : "")),
+    el("div", { class: "bar" }, bar));
 }
 
 function renderCluster(s, dt) {
@@ -389,7 +394,16 @@ async function poll() {
   const focused = document.activeElement && document.activeElement.id;
   const inputs = {};
   for (const i of document.querySelectorAll("#app input")) inputs[i.id] = i.value;
-  const parts = s.mode === "lab" ? renderLab(s) : renderCluster(s, dt);
+  let parts;
+  try {
+    parts = s.mode === "lab" ? renderLab(s) : renderCluster(s, dt);
+  } catch (e) {
+    /* A state this page does not understand: say so, keep polling. */
+    console.error("dashboard: cannot draw this state:", e);
+    showError(`cannot draw the state (${e.message}); retrying`);
+    schedule(POLL_MS);
+    return;
+  }
   document.getElementById("app").replaceChildren(...parts.filter(Boolean));
   for (const [id, v] of Object.entries(inputs)) {
     const i = document.getElementById(id);
