@@ -41,6 +41,11 @@ DIR_kvctl := cli
 
 LIB_SRC := $(wildcard lib/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
+# The dashboard's files (ui/), embedded as one generated C table
+# (lib/ui_static.h) in libkv.a.
+UI_FILES := $(sort $(wildcard ui/*))
+UI_C := build/gen/ui_files.c
+UI_OBJ := $(BUILD)/gen/ui_files.o
 # The CloudCart lab (lab/README.md): one archive, so each program links only
 # the lab objects it calls (kv-store the heartbeat, kvctl the grader, ...).
 LAB_SRC := $(wildcard lab/*.c)
@@ -55,7 +60,7 @@ MOD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(MOD_SRC))
 all: $(BUILD)/.deps-ok $(PROGS:%=$(BUILD)/bin/%) $(UNIT_BIN)
 	@ln -sfn $(BUILD)/bin bin
 
-$(BUILD)/.deps-ok: scripts/deps.sh
+$(BUILD)/.deps-ok: scripts/deps.sh tests/browser/package-lock.json
 	@sh scripts/deps.sh
 	@mkdir -p $(@D) && touch $@
 
@@ -63,8 +68,15 @@ $(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/libkv.a: $(LIB_OBJ)
+$(BUILD)/libkv.a: $(LIB_OBJ) $(UI_OBJ)
 	$(AR) rcs $@ $^
+
+$(UI_C): $(UI_FILES) scripts/embed.sh
+	@mkdir -p $(@D)
+	sh scripts/embed.sh $@ $(UI_FILES)
+$(UI_OBJ): $(UI_C) | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libkv.a: $(LLHTTP_OBJ)
 $(LLHTTP_OBJ): $(BUILD)/llhttp/%.o: | $(BUILD)/.deps-ok
@@ -126,7 +138,7 @@ FUZZ_CFLAGS = $(filter-out -O2 -MMD -MP -fsanitize=%,$(CFLAGS)) -O1 -MMD -MP \
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
 FUZZ_BIN := $(FUZZ_NAMES:%=$(FUZZ)/fuzz_%)
-FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ)/obj/%.o,$(LIB_SRC)) \
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ)/obj/%.o,$(LIB_SRC) $(UI_C)) \
 	$(addprefix $(FUZZ)/obj/llhttp/,api.o http.o llhttp.o)
 FUZZ_LAB_OBJ := $(patsubst %.c,$(FUZZ)/obj/%.o,$(LAB_SRC))
 FUZZ_MOD_OBJ := $(patsubst %.c,$(FUZZ)/obj/%.o,$(MOD_SRC))

@@ -17,11 +17,21 @@
 
 METRIC_COUNTER(m_requests, "kv_api_requests_total", "requests received");
 METRIC_COUNTER(m_limited, "kv_api_rate_limited_total", "requests refused with 429");
+static metrics_hist m_latency = {
+    .name = "kv_api_request_seconds",
+    .help = "time from a request's arrival to its answer"};
+static metrics_recent m_latency_recent = METRICS_RECENT_INIT;
 
 void api_http_metrics_register(void)
 {
     metrics_register(&m_requests);
     metrics_register(&m_limited);
+    metrics_register_hist(&m_latency);
+}
+
+metrics_hist *api_http_latency(void)
+{
+    return &m_latency;
 }
 
 /* The per-client limit; 0 to go on, -1 when it answered 429. */
@@ -281,6 +291,19 @@ static void api_http_stats(httpd_req *r, api_app *a)
 
     cJSON_AddNumberToObject(o, "requests", (double)metrics_get(&m_requests));
     cJSON_AddNumberToObject(o, "rate_limited", (double)metrics_get(&m_limited));
+    {
+        cJSON *lat = cJSON_AddObjectToObject(o, "latency");
+        uint64_t p50, p99, n;
+        metrics_recent_read(&m_latency, &m_latency_recent, clock_mono_ms(),
+                            1000, &p50, &p99, &n);
+        cJSON_AddNumberToObject(lat, "p50_ms", metrics_hist_percentile(&m_latency, 0.5) / 1000.0);
+        cJSON_AddNumberToObject(lat, "p99_ms", metrics_hist_percentile(&m_latency, 0.99) / 1000.0);
+        /* Since the previous /stats at least a second before: the live
+         * view's number (a dashboard polls every second). */
+        cJSON_AddNumberToObject(lat, "recent_p50_ms", p50 / 1000.0);
+        cJSON_AddNumberToObject(lat, "recent_p99_ms", p99 / 1000.0);
+        cJSON_AddNumberToObject(lat, "recent_requests", (double)n);
+    }
     cJSON_AddNumberToObject(o, "topology_epoch", t ? (double)t->epoch : 0);
     topo_put(t);
     cJSON_AddNumberToObject(o, "read_quorum", (double)a->cfg.read_quorum);

@@ -17,5 +17,8 @@ void api_http_admit(httpd_req *r, void *app);
 void api_http_count_request(void);
 /* Once, before the server starts. */
 void api_http_metrics_register(void);
+/* The api's answer-time histogram (kv_api_request_seconds), which its
+ * server records into (httpd_opts.latency). */
+metrics_hist *api_http_latency(void);
 
 #endif

@@ -98,7 +98,8 @@ int main(int argc, char **argv)
     httpd_opts ho = {.bind = app.cfg.bind, .port = (uint16_t)port,
                      .threads = (unsigned)app.cfg.api_threads,
                      .max_body = (size_t)app.cfg.max_value_bytes + 64 * 1024,
-                     .admit = lab ? NULL : api_http_admit};
+                     .admit = lab ? NULL : api_http_admit,
+                     .latency = api_http_latency()};
     kvhttp_limits(&ho, &app.cfg);
     /* kv-api --lab serves the lab gateway's own handler, not the API. */
     httpd_t *srv = httpd_start(&ho, lab ? lab_gateway_handle : api_http_handle, &app);

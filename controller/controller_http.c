@@ -2,6 +2,8 @@
 
 #include "cluster_publish.h"
 #include "kvhttp.h"
+#include "ui_state.h"
+#include "ui_static.h"
 #include "log.h"
 #include "metrics.h"
 #include "num.h"
@@ -83,7 +85,9 @@ static void controller_http_shards(struct controller_http *h, httpd_req *r,
 }
 
 /* The mutating routes (POST /shards, DELETE /shards/{id}) need the token;
- * the reads (/topology every process polls, /health, /status) do not. */
+ * the reads (/topology every process polls, /health, /status) do not. The
+ * dashboard (/ui/) is open to this machine only: from elsewhere it needs
+ * the token too (its page sends it once the user typed it). */
 static void controller_http_admit(httpd_req *r, void *app)
 {
     struct controller_http *h = app;
@@ -92,6 +96,21 @@ static void controller_http_admit(httpd_req *r, void *app)
     if (strncmp(path, "/shards", 7) == 0 && !httpd_method_is(r, "GET") &&
         !httpd_method_is(r, "HEAD"))
         kvhttp_auth(r, h->cl->cfg.token);
+    else if (strncmp(path, "/ui", 3) == 0 && !kvhttp_is_local(r))
+        kvhttp_auth(r, h->cl->cfg.token);
+}
+
+/* GET /ui/state[?after=ID] (controller/ui_state.h). */
+static void controller_http_ui_state(struct controller_http *h, httpd_req *r)
+{
+    const char *after = httpd_query(r, "after");
+    uint64_t id = 0;
+
+    if (after && num_parse_max(after, UINT64_MAX >> 11, &id) != 0) {
+        httpd_error(r, 400, "bad_request", "?after= is an event id (a number)");
+        return;
+    }
+    httpd_respond_json(r, 200, ui_state_cluster(h->cl, h->sup, h->rs, id), NULL);
 }
 
 void controller_http_handle(httpd_req *r, void *app)
@@ -104,6 +123,13 @@ void controller_http_handle(httpd_req *r, void *app)
     int route = -1;
 
     metrics_add(&controller_http_requests, 1);
+    if (plen == 9 && memcmp(path, "/ui/state", 9) == 0 &&
+        (httpd_method_is(r, "GET") || httpd_method_is(r, "HEAD"))) {
+        controller_http_ui_state(h, r);
+        return;
+    }
+    if (ui_static_serve(r, path, plen))
+        return;
     if (h->rs && plen >= 7 && memcmp(path, "/shards", 7) == 0 &&
         (plen == 7 || path[7] == '/')) {
         controller_http_shards(h, r, path, plen);

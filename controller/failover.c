@@ -6,6 +6,7 @@
 #include "cluster_state.h"
 #include "httpc.h"
 #include "kvhdr.h"
+#include "events.h"
 #include "log.h"
 #include "probe.h"
 
@@ -223,6 +224,10 @@ enum failover_result failover_shard(failover_t *f, unsigned shard,
              old_node ? old_node->name : "(none)",
              (unsigned long long)shard_epoch, (unsigned long long)epoch,
              (unsigned long long)cands[best].seq);
+    events_add("failover", "shard %u: %s promoted in place of %s at shard "
+               "epoch %llu (topology epoch %llu)", shard, new_node->name,
+               old_node ? old_node->name : "(none)",
+               (unsigned long long)shard_epoch, (unsigned long long)epoch);
     /* The promoted store starts a new window of its own. */
     atomic_store(&new_node->last_ok_ms, now_ms);
     f->down_logged[shard] = 0;

@@ -1,5 +1,7 @@
 #include "nginx_conf.h"
 
+#include "addr.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -210,6 +212,18 @@ int nginx_conf_vars_from_config(nginx_conf_vars *vars, const kv_config *c,
         rc |= nginx_conf_setf(vars, "LISTEN", "%s:%lld", c->bind,
                               (long long)c->nginx_port);
     rc |= nginx_conf_var_set(vars, "UPSTREAM_SERVERS", ups.p ? ups.p : "");
+    {
+        /* The dashboard's server: the controller, as its nodes reach it
+         * (cluster.advertise_host: "controller" in the compose file). */
+        addr_node me = {.name = "controller", .kind = "controller",
+                        .shard = -1, .replica = -1};
+        char chost[128], aerr[128];
+        if (addr_host(c->advertise_host, c->bind, &me, chost, sizeof chost,
+                      aerr, sizeof aerr) != 0)
+            snprintf(chost, sizeof chost, "%s", host);
+        rc |= nginx_conf_setf(vars, "CONTROLLER", "%s:%lld", chost,
+                              (long long)c->base_port);
+    }
     rc |= nginx_conf_setf(vars, "MAX_BODY", "%lld", (long long)max_body);
     rc |= nginx_conf_setf(vars, "HEADER_BUFFER", "%lldk", (long long)header);
     rc |= nginx_conf_setf(vars, "HEADER_TIMEOUT", "%lldms",

@@ -6,6 +6,7 @@
 #include "httpc.h"
 #include "json_whole.h"
 #include "kvhdr.h"
+#include "events.h"
 #include "log.h"
 #include "notify.h"
 #include "probe.h"
@@ -175,6 +176,9 @@ static int reshard_advance(reshard_t *r, uint64_t id,
              (unsigned long long)epoch,
              (double)(m.phase_unix_ms - m.started_unix_ms) / 1000.0,
              (unsigned long long)sent, (unsigned long long)bytes, why);
+    events_add("migration", "%s: %s -> %s, %llu records sent", name,
+               cluster_mig_phase_name(from), cluster_mig_phase_name(to),
+               (unsigned long long)sent);
     reshard_notify(r);
     pthread_mutex_unlock(&r->op);
     return 0;

@@ -3,6 +3,7 @@
 #include "sup_child.h"
 
 #include "clock.h"
+#include "events.h"
 #include "log.h"
 
 #include <errno.h>
@@ -364,6 +365,9 @@ static void sup_reap_locked(sup_t *s)
         log_warn("%s (pid %d) died: %s after %lld ms up; restart #%u in %lld ms",
                  c->spec.name, (int)pid, c->last_exit, (long long)up,
                  c->restarts, (long long)delay);
+        events_add("restart", "%s (pid %d) died: %s; restart #%u in %lld ms",
+                   c->spec.name, (int)pid, c->last_exit, c->restarts,
+                   (long long)delay);
     }
 }
 

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "httpc.h"
 #include "lab_coordinator_http.h"
+#include "events.h"
 #include "log.h"
 #include "sup.h"
 
@@ -316,6 +317,7 @@ int lab_coordinator_start_proc(lab_coordinator_t *L, lab_coordinator_node *n, un
     log_info("lab: %s incarnation %" PRIu64 " on %s (data %s)%s", n->id, inc,
              p->url, data,
              n->target_seq ? "; it catches up from the leader" : "");
+    events_add("start", "%s incarnation %" PRIu64 " on %s", n->id, inc, p->url);
     return 0;
 }
 
@@ -353,6 +355,7 @@ void lab_coordinator_mark_dead(lab_coordinator_t *L, lab_coordinator_node *n, en
         lab_coordinator_topology_changed(L);
     log_warn("lab: %s (incarnation %" PRIu64 ") is dead: %s", n->id, n->inc,
              why);
+    events_add("dead", "%s incarnation %" PRIu64 ": %s", n->id, n->inc, why);
 }
 
 /* Replace follower n by a new incarnation now (auto-spawn). mu held. */
@@ -368,6 +371,7 @@ static void lab_coordinator_respawn(lab_coordinator_t *L, lab_coordinator_node *
     L->respawns++;
     log_warn("lab: auto-spawn: %s replaced by incarnation %" PRIu64
              " (respawn #%" PRIu64 ")", n->id, n->inc, L->respawns);
+    events_add("respawn", "%s replaced by incarnation %" PRIu64, n->id, n->inc);
 }
 
 /* ---- the monitor: the lab's clock ---------------------------------------- */
@@ -386,6 +390,8 @@ static void lab_coordinator_tick(lab_coordinator_t *L)
             sup_signal_child(L->sup, (size_t)p->sup, SIGCONT);
             log_info("lab: %s incarnation %" PRIu64 " resumed (SIGCONT)",
                      L->nodes[p->node].id, p->inc);
+            events_add("resumed", "%s incarnation %" PRIu64 " resumed",
+                       L->nodes[p->node].id, p->inc);
         }
         if (p->kill_at_ms && now >= p->kill_at_ms) {
             p->kill_at_ms = 0;
@@ -589,6 +595,9 @@ int lab_coordinator_heartbeat(lab_coordinator_t *L, const char *id, uint64_t inc
                 log_warn("lab: fenced %s incarnation %" PRIu64 " (replaced "
                          "by %" PRIu64 "): told it to stop", id, incarnation,
                          n->inc);
+                events_add("fenced", "ghost %s incarnation %" PRIu64
+                           " fenced (replaced by %" PRIu64 ")", id, incarnation,
+                           n->inc);
             }
         }
         pthread_mutex_unlock(&L->mu);

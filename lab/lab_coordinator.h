@@ -84,6 +84,9 @@ const lab_config *lab_coordinator_cfg(const lab_coordinator_t *L);
 /* GET /status, /topology (new cJSON, caller deletes). */
 cJSON *lab_coordinator_status_json(lab_coordinator_t *L);
 cJSON *lab_coordinator_topology_json(lab_coordinator_t *L);
+/* GET /ui/state, the dashboard's lab view (lab_coordinator_ui.c); events
+ * newer than events_after. */
+cJSON *lab_coordinator_ui_state(lab_coordinator_t *L, uint64_t events_after);
 /* The lab's /metrics lines: a lib/metrics render callback, ctx = L. */
 void lab_coordinator_metrics(metrics_text *t, void *ctx);
 

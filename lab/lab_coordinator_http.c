@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "num.h"
 #include "quorum_pick.h"
+#include "ui_static.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -644,6 +645,19 @@ static void lab_coordinator_http_metrics(lab_coordinator_http_t *h,
     kvhttp_metrics(r);
 }
 
+/* GET /ui/state[?after=ID] (lab_coordinator_ui.c). */
+static void lab_coordinator_http_ui_state(lab_coordinator_http_t *h, httpd_req *r)
+{
+    const char *after = httpd_query(r, "after");
+    uint64_t id = 0;
+
+    if (after && num_parse_max(after, UINT64_MAX >> 11, &id) != 0) {
+        httpd_error(r, 400, "bad_request", "?after= is an event id (a number)");
+        return;
+    }
+    httpd_respond_json(r, 200, lab_coordinator_ui_state(h->L, id), NULL);
+}
+
 typedef struct lab_coordinator_http_route {
     const char *path;
     int prefix;        /* path + "/" + something: /read/{key}, /kill/{id} */
@@ -662,6 +676,7 @@ static const lab_coordinator_http_route lab_coordinator_http_routes[] = {
     {"/heartbeat", 0, 1, lab_coordinator_http_heartbeat},
     {"/kill", 1, 1, lab_coordinator_http_kill},
     {"/pause", 1, 1, lab_coordinator_http_pause},
+    {"/ui/state", 0, 0, lab_coordinator_http_ui_state},
 };
 
 /* 404 in the shape of the briefs' FastAPI controller: {"error","detail"}. */
@@ -705,6 +720,9 @@ void lab_coordinator_http_handle(httpd_req *r, void *app)
             rt->fn(h, r);
         return;
     }
+    /* The dashboard (lib/ui_static.h): the lab runs on this machine only. */
+    if (ui_static_serve(r, path, plen))
+        return;
     lab_coordinator_http_no_route(r, path, plen);
 }
 

@@ -4,6 +4,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "events.h"
 #include "httpc.h"
 #include "lab_coordinator_http.h"
 #include "log.h"
@@ -285,6 +286,8 @@ unsigned lab_coordinator_pause(lab_coordinator_t *L, const char *id, long ms, cJ
     L->pauses++;
     log_warn("lab: %s incarnation %" PRIu64 " paused for %ld ms (SIGSTOP: a "
              "network blip)", n->id, n->inc, ms);
+    events_add("paused", "%s incarnation %" PRIu64 " paused for %ld ms",
+               n->id, n->inc, ms);
     *out = cJSON_CreateObject();
     cJSON_AddStringToObject(*out, "status", "paused");
     cJSON_AddStringToObject(*out, "node_id", n->id);

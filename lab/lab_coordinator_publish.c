@@ -44,6 +44,11 @@ static cJSON *lab_coordinator_node_json(lab_coordinator_t *L, const lab_coordina
             cJSON_AddNumberToObject(o, "pid", pid);
     }
     cJSON_AddNumberToObject(o, "applied_seq", (double)n->applied_seq);
+    /* Paused by POST /pause (SIGSTOP): it is whatever its heartbeats say,
+     * and this says why they stopped. */
+    if (p && p->cont_at_ms > (int64_t)clock_mono_ms())
+        cJSON_AddNumberToObject(o, "paused_ms_left",
+                                (double)(p->cont_at_ms - (int64_t)clock_mono_ms()));
     if (n->state == LAB_DEAD && lab_coordinator_dead_by_name(n->dead_by))
         cJSON_AddStringToObject(o, "dead_because", lab_coordinator_dead_by_name(n->dead_by));
     if (n->last_hb_ms)

@@ -1,5 +1,6 @@
 #include "httpd.h"
 
+#include "clock.h"
 #include "httpd_conns.h"
 #include "log.h"
 
@@ -56,6 +57,7 @@ struct httpd {
     void *app;
     void (*on_pass)(void *app);
     void (*admit)(httpd_req *r, void *app);
+    metrics_hist *latency;
     httpd_conns *conns;
     unsigned max_conns_mhd;    /* per daemon: the table's, plus spares */
     size_t max_body;
@@ -87,6 +89,7 @@ struct httpd_req {
     unsigned status;
     void *user;
     void (*user_free)(void *);
+    uint64_t t0_us;            /* arrival, when the server times answers */
     char **allocs; /* decoded query values, freed with the request */
     size_t nallocs;
     char ip[INET6_ADDRSTRLEN];
@@ -141,6 +144,8 @@ static httpd_req *httpd_req_new(httpd_worker *w, struct MHD_Connection *conn)
     r->srv = w->srv;
     r->worker = w;
     r->conn = conn;
+    if (w->srv->latency)
+        r->t0_us = clock_mono_us();
     return r;
 }
 
@@ -509,6 +514,7 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
     d->handler = h;
     d->app = app;
     d->on_pass = o->on_pass;
+    d->latency = o->latency;
     d->admit = o->admit;
     d->opts = o;
     d->max_body = o->max_body ? o->max_body : HTTPD_DEFAULT_BODY;
@@ -808,6 +814,8 @@ void httpd_respond(httpd_req *r, unsigned status, const char *content_type,
     }
     r->status = status;
     r->resp = resp;
+    if (r->srv->latency)
+        metrics_hist_record(r->srv->latency, clock_mono_us() - r->t0_us);
     if (r->async) {
         httpd_worker *w = r->worker;
         MHD_resume_connection(r->conn); /* its lock publishes r->resp */

@@ -39,8 +39,10 @@
 #define KV_HTTPD_H
 
 #include "httpc_loop.h"
+#include "metrics.h"
 
 #include <cjson/cJSON.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +68,9 @@ typedef struct httpd_opts {
     /* Called by each worker after every pass of its loop (may be NULL):
      * where a server finishes work it batched over the pass. */
     void (*on_pass)(void *app);
+    /* When set, each answer's time from its request's arrival to the
+     * response is recorded here (a suspended request's too). */
+    metrics_hist *latency;
 } httpd_opts;
 
 httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app);

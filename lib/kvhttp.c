@@ -77,6 +77,20 @@ int kvhttp_auth(httpd_req *r, const char *token)
     return -1;
 }
 
+static int kvhttp_loopback(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+           strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
+int kvhttp_is_local(httpd_req *r)
+{
+    const char *real = httpd_header(r, "X-Real-IP");
+
+    return kvhttp_loopback(httpd_peer_ip(r)) &&
+           (real == NULL || *real == '\0' || kvhttp_loopback(real));
+}
+
 void kvhttp_admit_internal(httpd_req *r, const char *token)
 {
     if (strncmp(httpd_path(r), "/internal/", 10) == 0)

@@ -21,6 +21,11 @@ void kvhttp_bad_method(httpd_req *r, const char *allow);
 /* 0 when the request carries token (compared in constant time), or when
  * token is empty (cluster.auth off); else 401 and -1. */
 int kvhttp_auth(httpd_req *r, const char *token);
+/* 1 when the request comes from this machine: a loopback peer, and no
+ * X-Real-IP (a proxy's word for a client elsewhere) other than loopback.
+ * A client elsewhere cannot pass for local by sending the header: its peer
+ * address is not loopback. */
+int kvhttp_is_local(httpd_req *r);
 /* An admit hook's rule (httpd_opts.admit) for servers whose /internal/
  * routes need the token: without it, 401 from the request's head, its body
  * never read. Other paths go on. */

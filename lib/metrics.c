@@ -78,13 +78,12 @@ void metrics_hist_record(metrics_hist *h, uint64_t us)
     atomic_fetch_add(&h->sum_us, us);
 }
 
-uint64_t metrics_hist_percentile(metrics_hist *h, double p)
+/* The p-th percentile of counts (total of them): a bucket's upper bound. */
+static uint64_t metrics_counts_percentile(const uint64_t *counts,
+                                          uint64_t total, double p)
 {
-    uint64_t total = 0, seen = 0, rank;
-    uint64_t counts[METRICS_HIST_BUCKETS];
+    uint64_t seen = 0, rank;
 
-    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++)
-        total += counts[i] = atomic_load(&h->buckets[i]);
     if (total == 0)
         return 0;
     rank = (uint64_t)(p * (double)total + 0.5);
@@ -96,6 +95,43 @@ uint64_t metrics_hist_percentile(metrics_hist *h, double p)
             return metrics_lat_bucket_upper(i);
     }
     return metrics_lat_bucket_upper(METRICS_HIST_BUCKETS - 1);
+}
+
+uint64_t metrics_hist_percentile(metrics_hist *h, double p)
+{
+    uint64_t total = 0;
+    uint64_t counts[METRICS_HIST_BUCKETS];
+
+    for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++)
+        total += counts[i] = atomic_load(&h->buckets[i]);
+    return metrics_counts_percentile(counts, total, p);
+}
+
+void metrics_recent_read(metrics_hist *h, metrics_recent *w, uint64_t now_ms,
+                         uint64_t min_ms, uint64_t *p50_us, uint64_t *p99_us,
+                         uint64_t *count)
+{
+    uint64_t cur[METRICS_HIST_BUCKETS], delta[METRICS_HIST_BUCKETS], total = 0;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->at_ms == 0 || now_ms - w->at_ms >= min_ms) {
+        for (unsigned i = 0; i < METRICS_HIST_BUCKETS; i++) {
+            cur[i] = atomic_load(&h->buckets[i]);
+            delta[i] = cur[i] - w->base[i];
+            total += delta[i];
+        }
+        if (w->at_ms) {
+            w->p50_us = metrics_counts_percentile(delta, total, 0.5);
+            w->p99_us = metrics_counts_percentile(delta, total, 0.99);
+            w->count = total;
+        }
+        memcpy(w->base, cur, sizeof cur);
+        w->at_ms = now_ms;
+    }
+    *p50_us = w->p50_us;
+    *p99_us = w->p99_us;
+    *count = w->count;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void metrics_text_printf(metrics_text *t, const char *fmt, ...)

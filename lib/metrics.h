@@ -18,6 +18,7 @@
 #ifndef KV_METRICS_H
 #define KV_METRICS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +57,22 @@ void metrics_register_hist(metrics_hist *h);
 void metrics_hist_record(metrics_hist *h, uint64_t us);
 /* p in [0,1]; microseconds (upper bound of the bucket). 0 when empty. */
 uint64_t metrics_hist_percentile(metrics_hist *h, double p);
+
+/* What a histogram recorded lately, for a live view: a read compares the
+ * counts with those it kept at the last read that was at least min_ms
+ * before, so a page polled every second sees the last second's p99 rather
+ * than the process lifetime's; reads closer together give the same answer.
+ * The state is the caller's (zeroed, with the mutex initialised). */
+typedef struct metrics_recent {
+    pthread_mutex_t mu;
+    uint64_t base[METRICS_HIST_BUCKETS];
+    uint64_t at_ms;              /* of the kept counts, 0: none yet */
+    uint64_t p50_us, p99_us, count;
+} metrics_recent;
+#define METRICS_RECENT_INIT {.mu = PTHREAD_MUTEX_INITIALIZER}
+void metrics_recent_read(metrics_hist *h, metrics_recent *w, uint64_t now_ms,
+                         uint64_t min_ms, uint64_t *p50_us, uint64_t *p99_us,
+                         uint64_t *count);
 
 /* The text being rendered, as a callback sees it. */
 typedef struct metrics_text metrics_text;

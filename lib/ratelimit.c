@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -190,6 +191,51 @@ void ratelimit_get_stats(ratelimit_t *rl, ratelimit_stats *out)
         out->clients += rl->stripes[i].n;
         pthread_mutex_unlock(&rl->stripes[i].mu);
     }
+}
+
+/* e's count and window end at now, as a check would see them; 0 when its
+ * windows are over. */
+static uint32_t ratelimit_count_now(const ratelimit_t *rl, const ratelimit_entry *e,
+                                    uint64_t now, uint64_t *reset_ms)
+{
+    uint64_t w = rl->window;
+
+    if (rl->kind == RATELIMIT_FIXED) {
+        if (e->cur == 0 || now >= e->win_start + w)
+            return 0;
+        *reset_ms = e->win_start + w - now;
+        return e->cur;
+    }
+    uint64_t start = now - now % w, elapsed = now - start;
+    double cur = e->win_start == start ? e->cur : 0;
+    double prev = e->win_start == start ? e->prev : start - e->win_start == w ? e->cur : 0;
+    double est = prev * (double)(w - elapsed) / (double)w + cur;
+    *reset_ms = w - elapsed;
+    return (uint32_t)(est + 0.999);
+}
+
+size_t ratelimit_clients(ratelimit_t *rl, uint64_t now_ms, ratelimit_client *out,
+                         size_t max)
+{
+    size_t n = 0;
+
+    for (int i = 0; i < RATELIMIT_STRIPES && n < max; i++) {
+        ratelimit_stripe *s = &rl->stripes[i];
+        pthread_mutex_lock(&s->mu);
+        for (int b = 0; b < RATELIMIT_BUCKETS && n < max; b++)
+            for (const ratelimit_entry *e = s->buckets[b]; e && n < max; e = e->next) {
+                uint64_t reset = 0;
+                uint32_t c = ratelimit_count_now(rl, e, now_ms, &reset);
+                if (c == 0)
+                    continue;
+                snprintf(out[n].client, sizeof out[n].client, "%s", e->key);
+                out[n].count = c;
+                out[n].reset_ms = reset;
+                n++;
+            }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return n;
 }
 
 unsigned ratelimit_retry_after_s(const ratelimit_verdict *v)

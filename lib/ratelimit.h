@@ -36,6 +36,19 @@ void ratelimit_free(ratelimit_t *rl);
 /* Count one request of client at now_ms (monotonic milliseconds). */
 ratelimit_verdict ratelimit_check(ratelimit_t *rl, const char *client, uint64_t now_ms);
 void ratelimit_get_stats(ratelimit_t *rl, ratelimit_stats *out);
+
+/* One client's window as of now: requests it counts (sliding: the
+ * weighted estimate, rounded up) and when the window ends. */
+typedef struct ratelimit_client {
+    char client[48];          /* cut to fit */
+    uint32_t count;
+    uint64_t reset_ms;
+} ratelimit_client;
+/* Up to max clients with a request in their current or previous window,
+ * into out (in no order); returns how many. For a live view: it takes each
+ * stripe's lock in turn, like ratelimit_get_stats. */
+size_t ratelimit_clients(ratelimit_t *rl, uint64_t now_ms, ratelimit_client *out,
+                         size_t max);
 /* Retry-After seconds for a verdict (at least 1). */
 unsigned ratelimit_retry_after_s(const ratelimit_verdict *v);
 

@@ -2,6 +2,8 @@
  * (docs/PROTOCOL.md "Queue"). */
 #include "wq_internal.h"
 
+#include "clock.h"
+
 #include <stdio.h>
 
 cJSON *wq_json_job(wq_t *q, const jobid *id)
@@ -90,4 +92,14 @@ void wq_json_stats(wq_t *q, cJSON *obj)
     cJSON_AddNumberToObject(obj, "journal_records", (double)journal_count(q->jnl));
     cJSON_AddNumberToObject(obj, "apply_p50_ms", metrics_hist_percentile(&wq_m_apply, 0.5) / 1000.0);
     cJSON_AddNumberToObject(obj, "apply_p99_ms", metrics_hist_percentile(&wq_m_apply, 0.99) / 1000.0);
+    {
+        /* Since the previous /stats at least a second before (a live
+         * view's number; the two above are the process lifetime's). */
+        static metrics_recent recent = METRICS_RECENT_INIT;
+        uint64_t p50, p99, n;
+        metrics_recent_read(&wq_m_apply, &recent, clock_mono_ms(), 1000, &p50,
+                            &p99, &n);
+        cJSON_AddNumberToObject(obj, "apply_recent_p99_ms", p99 / 1000.0);
+        cJSON_AddNumberToObject(obj, "apply_recent_count", (double)n);
+    }
 }

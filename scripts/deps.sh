@@ -2,7 +2,10 @@
 # Checks for the libraries and tools the build, the cluster and the tests need
 # and installs the missing ones with apt-get (as root, or through sudo). When
 # that is not possible it stops with one sentence naming what is missing.
+# Then it installs the npm packages of tests/browser when they are missing or
+# differ from its package-lock.json.
 set -u
+cd "$(dirname "$0")/.." || exit 1
 
 missing=""
 need_hdr() { # header, package
@@ -34,10 +37,26 @@ check() {
     need_bin clang clang
     ls "$(clang -print-runtime-dir 2>/dev/null)"/libclang_rt.fuzzer-*.a >/dev/null 2>&1 ||
         missing="$missing libclang-rt-14-dev"
+    # tests/browser: Debian's Chromium (no browser download is reachable),
+    # driven by puppeteer-core on node.
+    need_bin chromium chromium
+    need_bin node nodejs
+    need_bin npm npm
+}
+
+# npm ci wipes node_modules and reinstalls, so it runs only when the copy of
+# the lock it left behind differs from the lock in the tree.
+npm_deps() {
+    dir=tests/browser
+    [ -f $dir/node_modules/puppeteer-core/package.json ] &&
+        cmp -s $dir/package-lock.json $dir/node_modules/.kv-lock && return 0
+    npm ci --prefix $dir --no-audit --no-fund --loglevel=error >/dev/null &&
+        cp $dir/package-lock.json $dir/node_modules/.kv-lock ||
+        { echo "npm ci could not install the packages of $dir (npm's error is above)." >&2; exit 1; }
 }
 
 check
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && { npm_deps; exit 0; }
 
 if [ "$(id -u)" = 0 ]; then
     sudo=""
@@ -61,3 +80,4 @@ if [ -n "$missing" ]; then
     echo "Still missing after apt-get:$missing." >&2
     exit 1
 fi
+npm_deps

@@ -4,15 +4,17 @@ integration modules tests/integration/test_*.py (one real cluster per module).
 
     python3 tests/run.py --build build/release [--unit-only] [-k PATTERN]
 
-One line per test, "PASS name (0.12 s)" or "FAIL name: reason" followed by the
-failure's details, and as the last line "N passed, M failed". Exit status 1
-when anything failed. Python 3 standard library only.
+One line per test, "PASS name (0.12 s)", "FAIL name: reason" followed by the
+failure's details, or "SKIP name: reason", and as the last line "N passed, M
+failed" (", K skipped" after it when K > 0). Exit status 1 when anything
+failed; a skip alone does not fail the run. Python 3 standard library only.
 
 Integration modules: every function named test_* runs in definition order. A
 test that takes a parameter named `cluster` gets the module's cluster, started
 once from the module's CLUSTER_CONFIG (overrides of the config, default {})
 and stopped after the module (the stop checks that no child survives). A
-function's `timeout` attribute (or the module's TEST_TIMEOUT) bounds it.
+function's `timeout` attribute (or the module's TEST_TIMEOUT) bounds it. A
+test that raises cluster.Skip("reason") is skipped, not passed.
 """
 
 import argparse
@@ -44,12 +46,24 @@ class Results:
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.skipped = 0
         self.lock = threading.Lock()
 
     def ok(self, name, secs):
         with self.lock:
             self.passed += 1
             print("PASS %s (%.2f s)" % (name, secs), flush=True)
+
+    def skip(self, name, reason):
+        with self.lock:
+            self.skipped += 1
+            print("SKIP %s: %s" % (name, reason), flush=True)
+
+    def summary(self, extra_failed=0):
+        # the skip count only when there is one, so that readers of the
+        # plain "N passed, M failed" see the line they always saw
+        line = "%d passed, %d failed" % (self.passed, self.failed + extra_failed)
+        return line + (", %d skipped" % self.skipped if self.skipped else "")
 
     def fail(self, name, reason, details=""):
         with self.lock:
@@ -288,7 +302,7 @@ def describe(exc_info):
 
 
 def run_module(path, build, res, pattern, test_timeout, deadline):
-    from cluster import Cluster  # noqa: E402  (sys.path set in main)
+    from cluster import Cluster, Skip  # noqa: E402  (sys.path set in main)
 
     modname = os.path.splitext(os.path.basename(path))[0]
     try:
@@ -347,6 +361,9 @@ def run_module(path, build, res, pattern, test_timeout, deadline):
             elif exc is not None:
                 if exc[0] is KeyboardInterrupt:
                     raise KeyboardInterrupt
+                if issubclass(exc[0], Skip):
+                    res.skip(name, str(exc[1]) or "skipped")
+                    continue
                 reason, details = describe(exc)
                 res.fail(name, reason, details)
                 failed_here += 1
@@ -422,7 +439,7 @@ def main():
         time.sleep(args.timeout + 60)
         print("FAIL run: hard time limit (%.0f s) reached; stopping" % (args.timeout + 60), flush=True)
         emergency_stop()
-        print("%d passed, %d failed" % (res.passed, res.failed + 1), flush=True)
+        print(res.summary(extra_failed=1), flush=True)
         os._exit(1)
     threading.Thread(target=watchdog, daemon=True).start()
 
@@ -451,7 +468,7 @@ def main():
         res.failed += 1
         emergency_stop()
     print("(%.1f s)" % (time.monotonic() - t_start), flush=True)
-    print("%d passed, %d failed" % (res.passed, res.failed), flush=True)
+    print(res.summary(), flush=True)
     sys.exit(1 if res.failed or interrupted else 0)
 
 

@@ -616,6 +616,21 @@ def test_internal_routes_need_the_token(st, c):
         assert none == bad == "401" and good != "401", (m, u, none, bad, good)
 
 
+def test_dashboard(st, c):
+    """DEMO 12: the dashboard through nginx. A browser on the host reaches
+    the controller through nginx's container, not from the controller's
+    own loopback, so the page and its state need the token."""
+    rc, out, _ = st.sh("curl -s -o /dev/null -w '%{http_code}\\n' localhost:8000/ui/")
+    assert out.strip() == "401", out
+    rc, out, _ = st.sh("curl -s -o /dev/null -w '%{http_code}\\n' "
+                       "-H \"Authorization: Bearer $TOKEN\" localhost:8000/ui/")
+    assert out.strip() == "200", out
+    rc, out, err = st.sh("curl -s -H \"Authorization: Bearer $TOKEN\" localhost:8000/ui/state")
+    j = json.loads(out)
+    assert j["mode"] == "cluster" and len(j["status"]["shards"]) == 2, out[:300]
+    assert j["queue"] is not None and j["queue"]["depth"]["main"] >= 0, out[:300]
+
+
 def test_scale_api_to_3_and_back(st, c):
     """DEMO 5: docker compose up -d --scale api=3, and back to 1, while
     clients read and write: every replica serves, no request fails."""
@@ -1142,7 +1157,7 @@ def test_grow_the_cluster(st, c):
 TESTS = [test_up_and_health, test_crud_through_nginx, test_two_clients_one_cart,
          test_session_expires,
          test_sharding_ring,
-         test_internal_routes_need_the_token,
+         test_internal_routes_need_the_token, test_dashboard,
          test_replication_same_value, test_scale_api_to_3_and_back,
          test_nginx_own_errors_are_json, test_backpressure_small_queue,
          test_no_backpressure_large_queue, test_hot_key_spills_to_excess,

@@ -51,6 +51,12 @@ class ClusterError(Exception):
     pass
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run on this machine (a tool that cannot
+    be installed here); tests/run.py prints "SKIP name: reason" and counts it
+    as skipped, neither passed nor failed."""
+
+
 # --------------------------------------------------------------------------
 # helpers
 

@@ -31,7 +31,8 @@ import tempfile
 import time
 
 
-from cluster import (SANITIZER_MARKERS, default_build, get_json, json_of,
+from browser import Skip, available, run_script
+from cluster import (REPO, SANITIZER_MARKERS, default_build, get_json, json_of,
                      port_bindable, proc_alive, request, session_members, tail,
                      wait_until)
 
@@ -541,3 +542,24 @@ def test_assess_solved_config_scores_100():
             "solved config: exit %d\n%s" % (rc, out[-3000:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_dashboard_lab_view():
+    """The lab view of the dashboard (ui/, served on :7000) in Debian's
+    Chromium: clicking kill on follower-1 turns its card dead and
+    can_write no (W = 2 of 2); auto-spawn brings a new incarnation and
+    can_write yes; pause shows the paused state; a write and a read from
+    the page show the version and served_by. Screenshots to docs/img/."""
+    why = available()
+    if why:
+        raise Skip(why)
+
+    def body(lab):
+        out = run_script("dashboard_lab", {"url": CTL + "/ui/",
+                                           "shots": os.path.join(REPO, "docs", "img")},
+                         timeout=150)
+        print("    (%s)" % "; ".join(out.strip().splitlines()[:-1]))
+    with_lab(body, followers=2, W=2, R=1, auto_spawn=True, delay=3)
+
+
+test_dashboard_lab_view.timeout = 180
