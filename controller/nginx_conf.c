@@ -321,11 +321,13 @@ static int nginx_conf_mkdir(const char *path, char *err, size_t errlen)
 
 /* Render into out_path; upstream_include (NULL: the layout's api servers)
  * replaces UPSTREAM_SERVERS with an include of that file and sends the
- * error log to stderr. */
+ * error log to stderr; controller (NULL: from the configuration) is the
+ * host:port the dashboard is passed to. */
 static int nginx_conf_write_with(const char *template_path,
                                  const char *out_path, const kv_config *c,
                                  const char *run_dir, const char *host,
-                                 const char *upstream_include, char *err,
+                                 const char *upstream_include,
+                                 const char *controller, char *err,
                                  size_t errlen)
 {
     static const char *const tmp[] = {"client_body", "proxy", "fastcgi",
@@ -354,7 +356,8 @@ static int nginx_conf_write_with(const char *template_path,
         (upstream_include &&
          (nginx_conf_setf(&vars, "UPSTREAM_SERVERS", "include %s;",
                           upstream_include) < 0 ||
-          nginx_conf_var_set(&vars, "ERROR_LOG", "stderr") < 0))) {
+          nginx_conf_var_set(&vars, "ERROR_LOG", "stderr") < 0)) ||
+        (controller && nginx_conf_var_set(&vars, "CONTROLLER", controller) < 0)) {
         snprintf(err, errlen, "out of memory");
         text = NULL;
     } else {
@@ -389,13 +392,14 @@ int nginx_conf_write(const char *template_path, const char *out_path,
                      const char *host, char *err, size_t errlen)
 {
     return nginx_conf_write_with(template_path, out_path, c, run_dir, host,
-                                 NULL, err, errlen);
+                                 NULL, NULL, err, errlen);
 }
 
 int nginx_conf_render_container(const char *template_path, const char *dir,
                                 const kv_config *c, char *err, size_t errlen)
 {
-    char conf[PATH_MAX], ups[PATH_MAX];
+    char conf[PATH_MAX], ups[PATH_MAX], ctl[256];
+    const char *env = getenv("KV_CONTROLLER");
     FILE *f;
 
     if (nginx_conf_mkdir(dir, err, errlen) < 0)
@@ -416,8 +420,15 @@ int nginx_conf_render_container(const char *template_path, const char *dir,
             return -1;
         }
     }
+    /* The controller runs in a container of its own: $KV_CONTROLLER
+     * (http://controller:7000, what kvctl uses) names it. */
+    ctl[0] = '\0';
+    if (env && strncmp(env, "http://", 7) == 0 && strlen(env + 7) < sizeof ctl) {
+        snprintf(ctl, sizeof ctl, "%s", env + 7);
+        ctl[strcspn(ctl, "/")] = '\0';
+    }
     /* In a container the api replicas are found by name (the include),
      * not from the local port layout: host is unused. */
     return nginx_conf_write_with(template_path, conf, c, dir, "127.0.0.1", ups,
-                                 err, errlen);
+                                 ctl[0] ? ctl : NULL, err, errlen);
 }
