@@ -103,14 +103,10 @@ static void controller_http_admit(httpd_req *r, void *app)
 /* GET /ui/state[?after=ID] (controller/ui_state.h). */
 static void controller_http_ui_state(struct controller_http *h, httpd_req *r)
 {
-    const char *after = httpd_query(r, "after");
-    uint64_t id = 0;
+    uint64_t id;
 
-    if (after && num_parse_max(after, UINT64_MAX >> 11, &id) != 0) {
-        httpd_error(r, 400, "bad_request", "?after= is an event id (a number)");
-        return;
-    }
-    httpd_respond_json(r, 200, ui_state_cluster(h->cl, h->sup, h->rs, id), NULL);
+    if (ui_static_after(r, &id) == 0)
+        httpd_respond_json(r, 200, ui_state_cluster(h->cl, h->sup, h->rs, id), NULL);
 }
 
 void controller_http_handle(httpd_req *r, void *app)

@@ -648,14 +648,10 @@ static void lab_coordinator_http_metrics(lab_coordinator_http_t *h,
 /* GET /ui/state[?after=ID] (lab_coordinator_ui.c). */
 static void lab_coordinator_http_ui_state(lab_coordinator_http_t *h, httpd_req *r)
 {
-    const char *after = httpd_query(r, "after");
-    uint64_t id = 0;
+    uint64_t id;
 
-    if (after && num_parse_max(after, UINT64_MAX >> 11, &id) != 0) {
-        httpd_error(r, 400, "bad_request", "?after= is an event id (a number)");
-        return;
-    }
-    httpd_respond_json(r, 200, lab_coordinator_ui_state(h->L, id), NULL);
+    if (ui_static_after(r, &id) == 0)
+        httpd_respond_json(r, 200, lab_coordinator_ui_state(h->L, id), NULL);
 }
 
 typedef struct lab_coordinator_http_route {

@@ -1,5 +1,7 @@
 #include "ui_static.h"
 
+#include "num.h"
+
 #include <string.h>
 
 static const char *const ui_static_hdrs[] = {
@@ -18,6 +20,18 @@ static const ui_file *ui_static_find(const char *name, size_t len)
             memcmp(ui_files[i].name, name, len) == 0)
             return &ui_files[i];
     return NULL;
+}
+
+int ui_static_after(httpd_req *r, uint64_t *after)
+{
+    const char *q = httpd_query(r, "after");
+
+    *after = 0;
+    if (q && num_parse_max(q, UINT64_MAX >> 11, after) != 0) {
+        httpd_error(r, 400, "bad_request", "?after= is an event id (a number)");
+        return -1;
+    }
+    return 0;
 }
 
 int ui_static_serve(httpd_req *r, const char *path, size_t plen)

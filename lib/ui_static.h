@@ -18,6 +18,7 @@
 #include "httpd.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct ui_file {
     const char *name;          /* "index.html" */
@@ -32,5 +33,9 @@ extern const size_t ui_files_n;
 /* 1 when path (its query cut off: plen) is /ui or under /ui/, and was
  * answered; 0 when it is another path (nothing answered). */
 int ui_static_serve(httpd_req *r, const char *path, size_t plen);
+
+/* The ?after=ID of a GET /ui/state (the newest event the page has; 0 when
+ * absent) into *after: 0, or -1 when it is not a number (answered 400). */
+int ui_static_after(httpd_req *r, uint64_t *after);
 
 #endif

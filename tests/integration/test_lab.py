@@ -555,6 +555,9 @@ def test_dashboard_lab_view():
         raise Skip(why)
 
     def body(lab):
+        st, _, raw = request("GET", CTL + "/ui/state")
+        assert st == 200 and json_of(raw)["mode"] == "lab", (st, raw[:200])
+        assert request("GET", CTL + "/ui/state?after=x")[0] == 400
         out = run_script("dashboard_lab", {"url": CTL + "/ui/",
                                            "shots": os.path.join(REPO, "docs", "img")},
                          timeout=150)

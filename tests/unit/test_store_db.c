@@ -334,24 +334,23 @@ static wire_result ttl_op(sdb *db, uint8_t kind, const char *key,
     return apply1(db, op, NULL, NULL);
 }
 
-static uint64_t expires_of(sdb *db, const char *key)
+/* The stored record of key (it must be there), without its value. */
+static sdb_record stored(sdb *db, const char *key)
 {
     sdb_record rec;
-    uint64_t e;
     assert_int_equal(sdb_get(db, key, strlen(key), &rec), SDB_GET_FOUND);
-    e = rec.expires_at;
     sdb_record_free(&rec);
-    return e;
+    return rec;
+}
+
+static uint64_t expires_of(sdb *db, const char *key)
+{
+    return stored(db, key).expires_at;
 }
 
 static uint64_t version_of(sdb *db, const char *key)
 {
-    sdb_record rec;
-    uint64_t v;
-    assert_int_equal(sdb_get(db, key, strlen(key), &rec), SDB_GET_FOUND);
-    v = rec.version;
-    sdb_record_free(&rec);
-    return v;
+    return stored(db, key).version;
 }
 
 /* A record's expiry (TTL): stored with it (a long key too), read back,
