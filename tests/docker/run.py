@@ -6,8 +6,8 @@
 1. A Docker engine: the one DOCKER_HOST (or the default socket) names when it
    answers; else this script starts its own (`dockerd --iptables=false
    --storage-driver=vfs`, data and sockets in a temporary directory) and
-   stops it at the end. docker.io and docker-compose are installed with
-   apt-get when missing (as root).
+   stops it at the end (tests/docker/dockertest.py). docker.io and
+   docker-compose are installed with apt-get when missing (as root).
 2. The image: tests/docker/mkimage.py assembles the Dockerfile's layout
    from this machine's files (no registry here to pull debian:bookworm-slim)
    and `docker import`s it; KV_IMAGE points the compose file at it, so
@@ -31,152 +31,21 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+import dockertest  # noqa: E402
 import mkimage  # noqa: E402
+from dockertest import Engine, log, run, wait_until  # noqa: E402
 
 COMPOSE_FILE = os.path.join(REPO, "docker-compose.yml")
-T0 = time.monotonic()
-
-
-def log(msg):
-    print("  [%6.1f s] %s" % (time.monotonic() - T0, msg), flush=True)
-
-
-def wait_until(fn, timeout, what, interval=0.25):
-    """Poll fn() until it returns something true; its value. AssertionError
-    naming what (and the last value or exception) after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            v = fn()
-            if v:
-                return v
-            last = v
-        except Exception as e:  # noqa: BLE001 -- polled again until the deadline
-            last = e
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %.0f s waiting for %s "
-                                 "(last: %r)" % (timeout, what, last))
-        time.sleep(interval)
-
-
-def run(argv, timeout, env=None, check=True, input_bytes=None):
-    r = subprocess.run(argv, capture_output=True, env=env, timeout=timeout,
-                       input=input_bytes, check=False)
-    out = r.stdout.decode(errors="replace")
-    err = r.stderr.decode(errors="replace")
-    if check and r.returncode != 0:
-        raise AssertionError("%s exited %d:\n%s%s" % (
-            " ".join(argv), r.returncode, out[-2000:], err[-3000:]))
-    return r.returncode, out, err
-
-
-# ---------------------------------------------------------------- engine --
-
-class Engine:
-    """A Docker engine for the run: an existing one, or one we start."""
-
-    def __init__(self):
-        self.env = dict(os.environ)
-        self.proc = None
-        self.root = None
-
-    def _answers(self):
-        try:
-            return subprocess.run(["docker", "info"], capture_output=True,
-                                  env=self.env, timeout=20).returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            return False
-
-    @staticmethod
-    def install():
-        missing = [c for c in ("docker", "dockerd", "docker-compose")
-                   if not shutil.which(c, path=os.environ.get("PATH", "") +
-                                       ":/usr/sbin:/sbin")]
-        if not missing:
-            return
-        if os.geteuid() != 0:
-            raise RuntimeError("test-docker: %s missing; install docker.io and "
-                             "docker-compose (apt-get, as root)"
-                             % " ".join(missing))
-        log("installing docker.io docker-compose (missing: %s)"
-            % " ".join(missing))
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        run(["apt-get", "update", "-qq"], 600, env=env)
-        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-             "docker.io", "docker-compose"], 900, env=env)
-
-    def start(self):
-        self.install()
-        if self._answers():
-            log("using the running Docker engine")
-            return
-        dockerd = shutil.which("dockerd", path=os.environ.get("PATH", "") +
-                               ":/usr/sbin:/sbin")
-        self.root = tempfile.mkdtemp(prefix="kvdk-", dir="/tmp")
-        sock = os.path.join(self.root, "docker.sock")
-        argv = [dockerd, "--iptables=false", "--storage-driver=vfs",
-                "--bridge=none", "--data-root", os.path.join(self.root, "root"),
-                "--exec-root", os.path.join(self.root, "exec"),
-                "--pidfile", os.path.join(self.root, "docker.pid"),
-                "-H", "unix://" + sock]
-        self.log_path = os.path.join(self.root, "dockerd.log")
-        with open(self.log_path, "wb") as lf:
-            self.proc = subprocess.Popen(argv, stdout=lf, stderr=lf,
-                                         stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        self.env["DOCKER_HOST"] = "unix://" + sock
-        log("started dockerd (pid %d, %s)" % (self.proc.pid, self.root))
-        deadline = time.monotonic() + 60
-        while not self._answers():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                with open(self.log_path, errors="replace") as f:
-                    tail = f.read()[-3000:]
-                raise AssertionError("dockerd %s:\n%s" % (
-                    "exited" if self.proc.poll() is not None
-                    else "did not answer `docker info` within 60 s", tail))
-            time.sleep(0.5)
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        log("dockerd stopped")
-        self.proc = None
-        if self.root:
-            # vfs layers are plain copies; a mount left behind would make
-            # rmtree fail: lazily unmount what is still mounted below root.
-            try:
-                with open("/proc/self/mounts") as f:
-                    mounts = [ln.split()[1] for ln in f
-                              if ln.split()[1].startswith(self.root)]
-                for m in sorted(mounts, reverse=True):
-                    subprocess.run(["umount", "-l", m], capture_output=True,
-                                   timeout=20, check=False)
-            except OSError:
-                pass
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
 # --------------------------------------------------------------- cluster --
 
 class Stack:
@@ -1203,38 +1072,22 @@ def main():
                 % (stack.project, stack.port))
         except (Exception, SystemExit) as e:  # noqa: BLE001 -- a failed setup
             failed += 1
-            print("FAIL setup: %s" % str(e).strip().splitlines()[0], flush=True)
-            print("\n".join("    " + ln for ln in traceback.format_exc()
-                            .strip().splitlines()[-12:]), flush=True)
+            dockertest.print_failure("setup", e, lines=12)
         if stack:
-            c = Client(stack.port)
-            for i, t in enumerate(TESTS):
-                if a.pattern and i > 0 and a.pattern not in t.__name__:
-                    continue
-                t0 = time.monotonic()
-                try:
-                    t(stack, c)
-                    passed += 1
-                    print("PASS %s (%.2f s)" % (t.__name__,
-                                                time.monotonic() - t0),
-                          flush=True)
-                except Exception as e:  # noqa: BLE001 -- one test's failure
-                    failed += 1
-                    c.close()
-                    c = Client(stack.port)
-                    first = (str(e).strip() or type(e).__name__).splitlines()
-                    print("FAIL %s: %s" % (t.__name__, first[0][:300]),
-                          flush=True)
-                    print("\n".join("    " + ln for ln in traceback.format_exc()
-                                    .strip().splitlines()[-14:]), flush=True)
-                    if i == 0:
-                        _, logs, _ = stack.compose("logs", "--no-color",
-                                                   "--tail", "30",
-                                                   check=False)
-                        print("\n".join("    " + ln for ln in
-                                        logs.splitlines()[-120:]), flush=True)
-                        break
-            c.close()
+            cur = {"c": Client(stack.port)}
+
+            def after_failure(i):
+                cur["c"].close()
+                cur["c"] = Client(stack.port)
+                if i == 0:
+                    _, logs, _ = stack.compose("logs", "--no-color", "--tail",
+                                               "30", check=False)
+                    print("\n".join("    " + ln for ln in
+                                    logs.splitlines()[-120:]), flush=True)
+            p, f = dockertest.run_tests(TESTS, lambda t: t(stack, cur["c"]),
+                                        a.pattern, after_failure)
+            passed, failed = passed + p, failed + f
+            cur["c"].close()
     except KeyboardInterrupt as e:
         failed += 1
         print("FAIL interrupted: %s" % e, flush=True)
