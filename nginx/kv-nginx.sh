@@ -26,6 +26,10 @@
 #      sends a request on a connection to a container that is gone. One that
 #      stops before the next round anyway is skipped by nginx itself
 #      (connect error: the next upstream, proxy_next_upstream error).
+#   4. in the same round looks up the controller's name ($KV_CONTROLLER, for
+#      /ui/): nginx resolved it at start, and a controller started again
+#      elsewhere (a new Swarm task) has another address; when the address
+#      changed it reloads nginx the same way.
 # SIGTERM or SIGINT stop nginx gracefully (SIGQUIT) and the script with it;
 # if nginx dies the script exits with its status (the restart policy
 # starts the container again).
@@ -35,6 +39,9 @@ set -u
 
 dir=${KV_NGINX_DIR:-/tmp/kv-nginx}
 api_host=${KV_API_HOST:-api}
+ctl_host=${KV_CONTROLLER:-http://controller:7000}
+ctl_host=${ctl_host#*://}
+ctl_host=${ctl_host%%[:/]*}
 api_port=${KV_API_PORT:-7010}
 interval=${KV_RESOLVE_INTERVAL:-1}
 
@@ -43,12 +50,13 @@ log() { echo "kv-nginx: $*" >&2; }
 # shellcheck disable=SC2086
 words() { set -- $1; echo "${*:-none}"; }
 
-# The api addresses, one per line, sorted (DNS answers come shuffled).
+# The addresses of the name $1, one per line, sorted (DNS answers come
+# shuffled).
 # A name that does not resolve (no replica) would otherwise wait for the
 # resolver's default 2 x 5 s; the name is tried as is before any search
 # domain (ndots:0).
 resolve() {
-    RES_OPTIONS="ndots:0 timeout:1 attempts:1" getent ahostsv4 "$api_host" \
+    RES_OPTIONS="ndots:0 timeout:1 attempts:1" getent ahostsv4 "$1" \
         2>/dev/null |
         while read -r ip kind _; do
             [ "$kind" = STREAM ] && echo "$ip"
@@ -88,7 +96,8 @@ write_upstream() {
 
 kv-controller --render-nginx "$dir" || exit 1
 current=
-current=$(ready_only "$(resolve)")
+current=$(ready_only "$(resolve "$api_host")")
+ctl=$(resolve "$ctl_host")
 write_upstream "$current"
 log "api upstream: $(words "$current") (port $api_port)"
 
@@ -102,7 +111,14 @@ while [ "$stopping" = 0 ] && kill -0 "$pid" 2>/dev/null; do
     sleep "$interval" &
     wait $! 2>/dev/null
     [ "$stopping" = 0 ] || break
-    now=$(ready_only "$(resolve)")
+    ctl_now=$(resolve "$ctl_host")
+    if [ -n "$ctl_now" ] && [ "$ctl_now" != "$ctl" ]; then
+        if kill -HUP "$pid" 2>/dev/null; then
+            log "controller $ctl_host: $(words "$ctl_now") (was: $(words "$ctl")); reloaded"
+        fi
+        ctl=$ctl_now
+    fi
+    now=$(ready_only "$(resolve "$api_host")")
     # No answer at all: the service scaled to 0, or a DNS hiccup. Only a
     # third empty answer in a row empties the upstream.
     if [ -z "$now" ] && [ -n "$current" ]; then
