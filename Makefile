@@ -5,6 +5,7 @@
 #   make bench      wrk against the real cluster; writes reports/bench.json
 #   make test SAN=address,undefined   the same under sanitizers
 #   make test-docker  docker-compose.yml end to end (tests/docker)
+#   make test-swarm   the same on a single-node Docker Swarm (tests/docker)
 #   make fuzz       libFuzzer harnesses (tests/fuzz) into build/fuzz, each run
 #                   FUZZ_SECONDS (60); make fuzz-smoke: 5 s each (CI)
 # Objects live in build/<variant>/; bin/ points at the variant built last.
@@ -56,7 +57,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 MOD_SRC := $(filter-out %/main.c,$(wildcard store/*.c queue/*.c api/*.c controller/*.c cli/*.c))
 MOD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(MOD_SRC))
 
-.PHONY: all run test unit bench deps clean test-docker fuzz fuzz-smoke
+.PHONY: all run test unit bench deps clean test-docker test-swarm fuzz fuzz-smoke
 all: $(BUILD)/.deps-ok $(PROGS:%=$(BUILD)/bin/%) $(UNIT_BIN)
 	@ln -sfn $(BUILD)/bin bin
 
@@ -116,6 +117,9 @@ unit: all
 # runs. Ends with "N passed, N failed".
 test-docker: all
 	$(PYTHON) tests/docker/run.py --build $(BUILD)
+
+test-swarm: all
+	$(PYTHON) tests/docker/swarm.py --build $(BUILD)
 
 bench: all
 	$(PYTHON) tests/bench/bench.py
