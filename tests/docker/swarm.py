@@ -288,7 +288,8 @@ def test_crud_through_nginx(sw):
     assert sw.http("PUT", "/kv/gone?sync=1", "x")[0] == 200
     assert sw.http("DELETE", "/kv/gone?sync=1")[0] == 200
     st, body = sw.http("GET", "/kv/gone")
-    assert st == 404 and json.loads(body)["error"] == "deleted", body
+    assert st == 404 and json.loads(body)["error"] == "deleted", \
+        sw.curl("-i", NGINX + "/kv/gone")
     st, body = sw.http("PUT", "/kv/async", "queued")
     assert st == 202 and json.loads(body)["status"] == "queued", body
     wait_until(lambda: sw.http("GET", "/kv/async") == (200, "queued"), 10,
@@ -478,6 +479,23 @@ TESTS = [test_deploy, test_crud_through_nginx, test_token_is_a_swarm_secret,
 
 # ------------------------------------------------------------------ main --
 
+def no_other_swarm(engine):
+    """Another engine's swarm whose namespaces are still mounted (a dockerd
+    stopped without leaving it) holds the overlay's VXLAN ids on this
+    host: ours would fail with "error creating vxlan interface: file
+    exists". Say so at once rather than after the deploy's timeout."""
+    with open("/proc/self/mounts") as f:
+        others = [ln.split()[1] for ln in f
+                  if "/netns/ingress_sbox" in ln.split()[1] and
+                  not ln.split()[1].startswith(engine.root + "/")]
+    if others:
+        raise RuntimeError(
+            "another Docker engine's swarm is still mounted here (%s): its "
+            "overlay networks keep the VXLAN ids ours need. Leave that "
+            "swarm (docker swarm leave --force) or umount its namespaces"
+            % ", ".join(others))
+
+
 def yaml_python(engine):
     """A directory to put first on PATH so that the README's `python3
     scripts/swarm-stack.py` finds PyYAML, or None when the python3 on PATH
@@ -517,6 +535,7 @@ def main():
     try:
         try:
             engine.start()
+            no_other_swarm(engine)
             data = mkimage.assemble(build)
             mkimage.docker_import(data, IMAGE, env=engine.env)
             log("image %s: %.1f MiB" % (IMAGE, len(data) / 1048576))
@@ -528,6 +547,9 @@ def main():
             def after_failure(i):
                 if i == 0:
                     out = sw.docker("service", "ls", check=False)
+                    out += sw.docker("service", "ps", "--no-trunc", "--format",
+                                     "{{.Name}} {{.CurrentState}} {{.Error}}",
+                                     "kv_nginx", "kv_api", check=False)
                     for s in SERVICES:
                         out += sw.docker("service", "logs", "--tail", "15",
                                          "%s_%s" % (STACK, s), check=False)
