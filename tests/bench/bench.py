@@ -25,14 +25,26 @@ Rows (see ROWS below; add one by appending a Row):
              the one during the reap, p99_idle_ms the other)
 N counts secondaries: cluster.replicas = N + 1.
 
+The all-nginx chains: a row marked with a chain length L (the servers its
+request crosses in a row, a parallel fan-out counting once; Row.chain) also
+runs, just before and just after itself and half as long each, the chain of
+L servers: one nginx whose server blocks proxy to each other over keep-alive
+upstreams, the last to the row's cluster's primary store, GET
+/internal/kv/<key> crossing L - 1 nginx hops and the store. vs_chain is the
+row's req/s over the mean of those two runs (chain_rps): what our servers do
+against nginx doing nothing but forward, on the same machine at the same
+time (a shared machine changes within seconds).
+
 Every row runs `wrk -t2 -c64 -d8s --latency`. A row whose wrk run reports
 non-2xx responses or socket errors is a failure (printed; exit status 1).
 The ceiling runs first and again last (these machines are shared: other
 work comes and goes during a run); the ceiling row and every ratio use the
 mean of the two, and both runs are in the report (ceiling_first/_last).
 Writes reports/bench.json:
-  {"rows":[{"name","rps","p50_ms","p99_ms","ratio",...}],"machine":{"cores","date",...}}
-The whole run stays under 4 minutes. Python 3 standard library + wrk + nginx.
+  {"rows":[{"name","rps","p50_ms","p99_ms","ratio","chain","chain_rps",
+            "vs_chain",...}],
+   "machine":{"cores","date",...}}
+The whole run stays under 5 minutes. Python 3 standard library + wrk + nginx.
 """
 
 import argparse
@@ -54,7 +66,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
 import cluster as kvc  # noqa: E402
 
-TIME_BUDGET_S = 230          # whole run, under 4 minutes
+TIME_BUDGET_S = 290          # whole run, under 5 minutes
 PRELOAD_KEYS = 200
 VALUE_BYTES = 100
 REAP_KEYS = 500000           # --reap-keys
@@ -97,9 +109,10 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(url, args, script=None, tmp=None, headers=None):
+def run_wrk(url, args, script=None, tmp=None, headers=None, duration=None):
+    duration = duration or args.duration
     cmd = ["wrk", "-t%d" % args.threads, "-c%d" % args.connections,
-           "-d%ds" % args.duration, "--latency", "--timeout", "5s"]
+           "-d%ds" % duration, "--latency", "--timeout", "5s"]
     for k, v in (headers or {}).items():
         cmd += ["-H", "%s: %s" % (k, v)]
     if script:
@@ -109,7 +122,7 @@ def run_wrk(url, args, script=None, tmp=None, headers=None):
         cmd += ["-s", path]
     cmd.append(url)
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=args.duration + 30, text=True)
+                       timeout=duration + 30, text=True)
     if p.returncode != 0:
         raise RuntimeError("wrk exited %d:\n%s" % (p.returncode, p.stdout))
     return p.stdout
@@ -166,47 +179,50 @@ end
 # --------------------------------------------------------------------------
 # the ceiling: a bare nginx
 
-class BareNginx:
-    def __init__(self, workers, tmp):
-        self.dir = os.path.join(tmp, "ceiling")
-        os.makedirs(self.dir, exist_ok=True)
-        self.port, _, self.locks = None, None, []
-        base, port, self.locks = kvc.pick_ports(block=1)
-        self.port = base
-        conf = os.path.join(self.dir, "nginx.conf")
-        d = self.dir
-        with open(conf, "w") as f:
-            f.write("""worker_processes %s;
+class BenchNginx:
+    """An nginx of its own (workers as the cluster's, keep-alive without
+    limit) serving the server blocks given: the ceiling's, or a chain's."""
+
+    CONF = """worker_processes %(workers)s;
 daemon off;
 master_process on;
-pid %s/nginx.pid;
-error_log %s/error.log warn;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
     keepalive_requests 1000000;
-    client_body_temp_path %s/body;
-    proxy_temp_path %s/proxy;
-    fastcgi_temp_path %s/fastcgi;
-    uwsgi_temp_path %s/uwsgi;
-    scgi_temp_path %s/scgi;
-    server {
-        listen 127.0.0.1:%d;
-        location / { return 200 "ok"; }
-    }
+    client_body_temp_path %(d)s/body;
+    proxy_temp_path %(d)s/proxy;
+    fastcgi_temp_path %(d)s/fastcgi;
+    uwsgi_temp_path %(d)s/uwsgi;
+    scgi_temp_path %(d)s/scgi;
+%(servers)s
 }
-""" % (workers if workers else "auto", d, d, d, d, d, d, d, self.port))
+"""
+
+    def __init__(self, name, workers, tmp, nports, servers):
+        """servers(ports) -> the server blocks, for nports ports of ours."""
+        d = self.dir = os.path.join(tmp, name)
+        os.makedirs(d, exist_ok=True)
+        base, _, self.locks = kvc.pick_ports(block=nports)
+        self.ports = list(range(base, base + nports))
+        conf = os.path.join(d, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(self.CONF % {"workers": workers if workers else "auto",
+                                 "d": d, "servers": servers(self.ports)})
         self.proc = subprocess.Popen(
             [kvc.find_nginx(), "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(d, "stderr.log"), "wb"), start_new_session=True)
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "http://127.0.0.1:%d" % self.ports[0]
 
         def up():
             if self.proc.poll() is not None:
-                raise RuntimeError("ceiling nginx exited: %s" % kvc.tail(os.path.join(d, "error.log")))
-            return kvc.request("GET", self.url + "/", timeout=1)[0] == 200
-        kvc.wait_until(up, 10, "the ceiling nginx to answer")
+                raise RuntimeError("%s nginx exited: %s" % (
+                    name, kvc.tail(os.path.join(d, "error.log"))))
+            return kvc.request("GET", self.url + "/", timeout=1)[0] != 0
+        kvc.wait_until(up, 10, "the %s nginx to answer" % name)
 
     def stop(self):
         kvc.close_connections()
@@ -221,6 +237,48 @@ http {
             lk.release()
 
 
+def bare_nginx(workers, tmp):
+    """The ceiling: `return 200 "ok"`."""
+    return BenchNginx("ceiling", workers, tmp, 1, lambda ports: """
+    server {
+        listen 127.0.0.1:%d;
+        location / { return 200 "ok"; }
+    }""" % ports[0])
+
+
+# The all-nginx chains: CHAIN_MAX - 1 server blocks of one nginx, each
+# proxying to the next over keep-alive upstreams, the last to the cluster's
+# primary store (with the token). chainN enters at the block N - 1 hops from
+# the store: N servers in a row, the store included, as a project row of N
+# servers crosses.
+CHAIN_MAX = 5
+
+
+def nginx_chain(workers, tmp, store, auth):
+    def servers(ports):
+        blocks = []
+        for i, port in enumerate(ports):
+            nxt = ("127.0.0.1:%d" % ports[i - 1]) if i else store.split("//", 1)[1]
+            blocks.append("""
+    upstream hop%(i)d {
+        server %(nxt)s;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / {
+            proxy_pass http://hop%(i)d;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            %(auth)s
+        }
+    }""" % {"i": i, "nxt": nxt, "port": port,
+                "auth": 'proxy_set_header Authorization "%s";' % auth if auth and not i else ""})
+        return "".join(blocks)
+    return BenchNginx("chain", workers, tmp, CHAIN_MAX - 1, servers)
+
+
 # --------------------------------------------------------------------------
 # rows
 
@@ -232,9 +290,12 @@ class Row:
     run than running it."""
 
     def __init__(self, name, cluster, url, script=None, note="", internal=False,
-                 run=None):
+                 run=None, chain=None):
+        """chain: how many servers a request crosses in a row (a parallel
+        fan-out counts once): the row is also reported as a fraction of the
+        all-nginx chain of that length (vs_chain)."""
         self.name, self.cluster, self.url, self.script, self.note = name, cluster, url, script, note
-        self.internal, self.run = internal, run
+        self.internal, self.run, self.chain = internal, run, chain
 
 
 def reap_row(ctx, url, args, tmp):
@@ -323,28 +384,29 @@ ROWS = [
     Row("ceiling", None, lambda ctx: ctx["ceiling"] + "/",
         note="bare nginx return 200"),
     Row("get_nginx", "default", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"],
-        note="GET through nginx -> api -> primary"),
+        note="GET through nginx -> api -> primary", chain=3),
     Row("get_api", "default", lambda ctx: ctx["api"] + "/kv/" + ctx["key"],
-        note="GET straight to one api"),
+        note="GET straight to one api", chain=2),
     Row("get_store", "default", lambda ctx: ctx["store"] + "/internal/kv/" + ctx["key"],
         note="GET straight to the primary store", internal=True),
+ 
     Row("put_queue", "default", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put("bench-put-", 10000, VALUE_BYTES),
-        note="PUT through nginx -> api -> queue (202)"),
+        note="PUT through nginx -> api -> queue (202)", chain=4),
     Row("put_ttl", "default_ttl", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put("bench-ttl-", 10000, VALUE_BYTES, "?ttl=3600"),
-        note="put_queue with ?ttl=3600 on every write"),
+        note="put_queue with ?ttl=3600 on every write", chain=4),
     Row("put_w0_n2", "w0_n2", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put_sync("bench-w0-", 10000, VALUE_BYTES),
-        note="PUT ?sync=1 through nginx, N=2, W=0"),
+        note="PUT ?sync=1 through nginx, N=2, W=0", chain=4),
     Row("put_w1_n2", "w1_n2", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put_sync("bench-w1-", 10000, VALUE_BYTES),
-        note="PUT ?sync=1 through nginx, N=2, W=1"),
+        note="PUT ?sync=1 through nginx, N=2, W=1", chain=5),
     Row("put_w2_n3", "w2r2_n3", lambda ctx: ctx["nginx"] + "/",
         script=lambda ctx: lua_put_sync("bench-w2-", 10000, VALUE_BYTES),
-        note="PUT ?sync=1 through nginx, N=3, W=2"),
+        note="PUT ?sync=1 through nginx, N=3, W=2", chain=5),
     Row("get_r2_n3", "w2r2_n3", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"],
-        note="GET through nginx, N=3, R=2 (2 secondaries in parallel)"),
+        note="GET through nginx, N=3, R=2 (2 secondaries in parallel)", chain=3),
     Row("reap", "reap", lambda ctx: ctx["nginx"] + "/kv/" + ctx["key"], run=reap_row,
         note="GET through nginx while keys expiring at once are reaped"),
 ]
@@ -372,6 +434,27 @@ def prepare_cluster(cl):
         if st != 200 or body != value:
             raise RuntimeError("%s check: GET %s -> %s %r" % (name, url, st, body[:100]))
     return ctx
+
+
+def chain_paired(ctx, r, url, script, args, tmp):
+    """The row's wrk run between two half-length runs of the all-nginx
+    chain of its length (chain, row, chain): both see the same machine,
+    which on a shared one changes within seconds. The chain's req/s is the
+    mean of its two runs."""
+    curl = ctx["chain"][r.chain] + "/internal/kv/" + ctx["key"]
+    half = max(1, args.duration // 2)
+    before = parse_wrk(run_wrk(curl, args, None, tmp, duration=half))
+    out = run_wrk(url, args, script, tmp)
+    after = parse_wrk(run_wrk(curl, args, None, tmp, duration=half))
+    if before["non_2xx"] or after["non_2xx"] or before["socket_errors"] or \
+            after["socket_errors"]:
+        raise RuntimeError("chain%d: non-2xx answers or socket errors" % r.chain)
+    rps = (before["rps"] + after["rps"]) / 2
+    print("  %-12s %10.1f req/s (chain%d, around %s: %.1f and %.1f)"
+          % ("chain%d" % r.chain, rps, r.chain, r.name, before["rps"], after["rps"]),
+          flush=True)
+    return out, {"chain_rps": round(rps, 1),
+                 "chain_p99_ms": max(before["p99_ms"], after["p99_ms"])}
 
 
 def machine():
@@ -433,10 +516,10 @@ def main():
     ceiling_rps = None
     ctx = {}
     clusters = {}
-    ceiling = None
+    ceiling = chain = None
     try:
         # the ceiling always runs first: every ratio needs it
-        ceiling = BareNginx(args.nginx_workers, tmp)
+        ceiling = bare_nginx(args.nginx_workers, tmp)
         ctx["ceiling"] = ceiling.url
         if not any(r.cluster is None for r in rows):
             rows.insert(0, ROWS[0])
@@ -447,7 +530,7 @@ def main():
                 order.append(r.cluster)
         for group in order:
             gctx = dict(ctx)
-            cl = None
+            cl = chain = None
             if group is not None:
                 over = json.loads(json.dumps(CLUSTERS[group]))
                 kvc.deep_merge(over, {"nginx": {"workers": args.nginx_workers}})
@@ -458,6 +541,17 @@ def main():
                                            "api": {"count": 2}})
                 clusters[group] = cl
                 gctx.update(prepare_cluster(cl))
+                if any(r.chain for r in rows if r.cluster == group):
+                    chain = nginx_chain(args.nginx_workers, tmp, gctx["store"],
+                                        cl.internal_headers().get("Authorization"))
+                    gctx["chain"] = {n: "http://127.0.0.1:%d" % chain.ports[n - 2]
+                                     for n in range(2, CHAIN_MAX + 1)}
+                    for n, base in sorted(gctx["chain"].items()):
+                        url = base + "/internal/kv/" + gctx["key"]
+                        st, _, body = kvc.request("GET", url)
+                        if st != 200 or body != b"v" * VALUE_BYTES:
+                            raise RuntimeError("chain%d check: GET %s -> %s %r"
+                                               % (n, url, st, body[:100]))
             for r in (r for r in rows if r.cluster == group):
                 left = TIME_BUDGET_S - (time.monotonic() - t0)
                 if left < args.duration + 15:
@@ -470,6 +564,8 @@ def main():
                 try:
                     if r.run:
                         out, extra = r.run(gctx, url, args, tmp)
+                    elif r.chain:
+                        out, extra = chain_paired(gctx, r, url, script, args, tmp)
                     else:
                         out = run_wrk(url, args, script, tmp,
                                       cl.internal_headers() if r.internal else None)
@@ -490,13 +586,17 @@ def main():
                           % (r.name, m["non_2xx"], m["socket_errors"], m["requests"]))
                     failed.append(r.name)
                 print("  %-12s %10.1f req/s" % (r.name, m["rps"]), flush=True)
-                results.append({"name": r.name, "rps": round(m["rps"], 1), "p50_ms": m["p50_ms"],
+                results.append({"name": r.name, "chain": r.chain,
+                                "rps": round(m["rps"], 1), "p50_ms": m["p50_ms"],
                                 "p99_ms": m["p99_ms"], "ratio": None, "requests": m["requests"],
                                 "non_2xx": m["non_2xx"], "socket_errors": m["socket_errors"],
                                 "ok": ok, "note": r.note, **extra})
             if cl is not None and any(r.name == "put_queue" for r in rows
                                       if r.cluster == group):
                 results.append(queue_apply_row(cl))
+            if chain is not None:
+                chain.stop()
+                chain = None
             if cl is not None:
                 cl.stop()
                 cl.cleanup()
@@ -517,6 +617,8 @@ def main():
                                     "ceiling_first": round(first, 1),
                                     "ceiling_last": round(last, 1)})
     finally:
+        if chain is not None:
+            chain.stop()
         for cl in clusters.values():
             try:
                 cl.stop()
@@ -533,14 +635,19 @@ def main():
     for row in results:
         if ceiling_rps and row["rps"] is not None:
             row["ratio"] = round(row["rps"] / ceiling_rps, 3)
+        ref = row.get("chain_rps")
+        row["vs_chain"] = round(row["rps"] / ref, 3) if ref and row["rps"] else None
     print()
-    print("%-12s %12s %9s %9s %7s  %s" % ("row", "req/s", "p50 ms", "p99 ms", "ratio", ""))
+    print("%-12s %12s %9s %9s %7s %14s %9s  %s" % ("row", "req/s", "p50 ms", "p99 ms",
+                                                 "ratio", "chain req/s", "vs chain", ""))
     for row in results:
-        print("%-12s %12s %9s %9s %7s  %s" % (
+        print("%-12s %12s %9s %9s %7s %14s %9s  %s" % (
             row["name"], "%.1f" % row["rps"] if row["rps"] is not None else "-",
             "%.3f" % row["p50_ms"] if row["p50_ms"] is not None else "-",
             "%.3f" % row["p99_ms"] if row["p99_ms"] is not None else "-",
             "%.3f" % row["ratio"] if row["ratio"] is not None else "-",
+            "%.1f (%d)" % (row["chain_rps"], row["chain"]) if row.get("chain_rps") else "-",
+            "%.3f" % row["vs_chain"] if row["vs_chain"] else "-",
             "" if row["ok"] else "FAILED (%d non-2xx, %d socket errors)"
             % (row["non_2xx"], row["socket_errors"])))
     report = {"rows": results, "machine": machine(),

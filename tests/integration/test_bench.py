@@ -6,6 +6,7 @@ not timed tests), only that every row was answered 2xx and the script
 exited 0."""
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,16 @@ def run_script(name, *args, timeout=240):
 def test_bench_rows_run():
     out = run_script("bench.py", "--duration", "1", "--connections", "8",
                      "--reap-keys", "5000")
-    for row in ("ceiling", "get_nginx", "get_store", "put_queue", "put_ttl", "get_r2_n3",
-                "reap"):
+    for row in ("ceiling", "get_nginx", "get_store", "put_queue", "put_ttl",
+                "get_r2_n3", "reap"):
         assert row in out, out[-2000:]
+    # each row of N servers in a row against the all-nginx chain of N,
+    # measured around it
+    for row, n in (("get_api", 2), ("get_nginx", 3), ("put_queue", 4), ("put_w1_n2", 5)):
+        assert re.search(r"^ +chain%d +[0-9.]+ req/s \(chain%d, around %s: " % (n, n, row),
+                         out, re.M), out[-3000:]
+        assert re.search(r"^%s .* \(%d\) +\d\.\d{3} *$" % (row, n), out, re.M), \
+            out[-3000:]
 
 
 def test_reshard_bench_runs():
