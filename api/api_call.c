@@ -249,9 +249,10 @@ int api_call_async(api_call *c, const httpc_req *req, httpc_done_fn cb)
 void api_call_start(api_call *c, const char *method, const void *body,
                         size_t len, long timeout_ms)
 {
+    /* subreq: the writes of one pass go to the queue together */
     httpc_req req = {.method = method, .url = c->url, .body = body,
                      .body_len = len, .headers = c->hdrs,
-                     .timeout_ms = timeout_ms};
+                     .timeout_ms = timeout_ms, .subreq = 1};
     int rc = api_call_async(c, &req, api_call_done);
 
     if (rc == 0)

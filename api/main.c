@@ -3,6 +3,7 @@
 #include "api_http.h"
 #include "daemon.h"
 #include "flags.h"
+#include "httpc_batch.h"
 #include "kvhttp.h"
 #include "lab_gateway.h"
 #include "kvhdr.h"
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
 
     daemon_block_signals();
     httpc_global_init();
+    httpc_batch_metrics_register();
     api_http_metrics_register();
     quorum_metrics_register();
     repair_metrics_register();

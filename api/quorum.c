@@ -307,8 +307,10 @@ static int quorum_rd_get_at(quorum_rd *q, int slot, const char *url, uint64_t ep
     const char *hdrs[4];
     char eh[KVHDR_EPOCH_MAX];
     qget *g = malloc(sizeof *g);
+    /* subreq: the reads of one pass for one store go together */
     httpc_req req = {.method = "GET", .url = url,
-                     .timeout_ms = q->c->app->cfg.upstream_timeout_ms};
+                     .timeout_ms = q->c->app->cfg.upstream_timeout_ms,
+                     .subreq = 1};
 
     if (g == NULL || url == NULL) {
         free(g);

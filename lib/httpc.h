@@ -35,6 +35,10 @@ typedef struct httpc_req {
     const char *src_addr;          /* bind the client socket to this local
                                       address (httpc_do and
                                       httpc_parallel; NULL: any) */
+    int subreq;                    /* httpc_loop_async on the loop's own
+                                      thread: may travel with others to
+                                      the same server in one request
+                                      (lib/httpc_batch.h) */
 } httpc_req;
 
 typedef struct httpc_resp {

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "http1_parse.h"
+#include "httpc_batch.h"
 #include "log.h"
 #include "resolve.h"
 
@@ -96,6 +97,8 @@ struct httpc_loop {
     int stopping;
     pthread_t thread;              /* httpc_loop_start's */
     int threaded;
+    httpc_batch *batch;            /* requests held for a batch; loop thread */
+    int batch_closed;              /* freeing: no more are held */
 };
 
 /* ---- jobs ---- */
@@ -596,6 +599,8 @@ static void httpc_loop_take_inbox(httpc_loop *l)
  * those start in this same pass. */
 static void httpc_loop_start_pending(httpc_loop *l)
 {
+    if (l->batch)
+        httpc_batch_flush(l->batch); /* into pend, through httpc_loop_async */
     while (l->pend_head) {
         httpc_loop_job *j = l->pend_head;
         char err[256];
@@ -699,7 +704,11 @@ void httpc_loop_free(httpc_loop *l)
     if (l == NULL)
         return;
     resolve_cancel(httpc_loop_resolved, l);
+    l->batch_closed = 1;
+    if (l->batch)
+        httpc_batch_flush(l->batch);
     httpc_loop_abandon(l);
+    httpc_batch_free(l->batch);
     close(l->epfd);
     close(l->wakefd);
     pthread_mutex_destroy(&l->mu);
@@ -812,6 +821,12 @@ int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void
         hlen >= sizeof j->hname) {
         log_warn("httpc: not an http://host[:port]/path URL: %s", req->url);
         return -1;
+    }
+    if (req->subreq && here && !l->batch_closed) {
+        if (l->batch == NULL)
+            l->batch = httpc_batch_new(l);
+        if (l->batch && httpc_batch_add(l->batch, req, host, hlen, port, cb, ctx) == 0)
+            return 0; /* the next httpc_loop_run sends it, alone or not */
     }
     j = calloc(1, sizeof *j);
     if (j == NULL)

@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "httpd_conns.h"
+#include "httpd_internal.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -29,72 +30,6 @@
 #define HTTPD_CONN_MEMORY ((size_t)16 * 1024)
 #endif
 
-/* One worker thread: an MHD daemon in external-epoll mode on the shared
- * listening socket, and an httpc loop, both waited on with one epoll set. */
-typedef struct httpd_worker {
-    httpd_t *srv;
-    struct MHD_Daemon *mhd;
-    httpc_loop *hc;
-    int epfd;
-    int wakefd;                /* eventfd: a request was answered elsewhere */
-    int resumed;               /* a request was answered in this pass: the
-                                  next pass starts at once (libmicrohttpd
-                                  sends a resumed answer only in the
-                                  MHD_run after the one that resumed it) */
-    pthread_t thread;
-    int started;
-} httpd_worker;
-
-struct httpd {
-    httpd_worker *workers;
-    unsigned nworkers;
-    int listen_fd;
-    int stopfd;                /* eventfd: readable once stopping */
-    _Atomic int stopping;
-    _Atomic int closing;       /* answers close their connections */
-    _Atomic int pending;       /* suspended requests not yet finished */
-    httpd_handler handler;
-    void *app;
-    void (*on_pass)(void *app);
-    void (*admit)(httpd_req *r, void *app);
-    metrics_hist *latency;
-    httpd_conns *conns;
-    unsigned max_conns_mhd;    /* per daemon: the table's, plus spares */
-    size_t max_body;
-    uint16_t port;
-    pthread_mutex_t start_mu;  /* workers report their start here */
-    pthread_cond_t start_cv;
-    unsigned nready, nfailed;
-    const httpd_opts *opts;    /* during httpd_start only */
-};
-
-enum httpd_req_state { REQ_HEAD, REQ_READING, REQ_HANDLED };
-
-struct httpd_req {
-    httpd_t *srv;
-    httpd_worker *worker;
-    struct MHD_Connection *conn;
-    httpd_conns_slot *slot;    /* its connection's, in d->conns */
-    size_t uri_len;            /* of the raw request target, to its first NUL */
-    int bad_uri;               /* a space or control byte in it */
-    const char *method;
-    const char *path;
-    enum httpd_req_state state;
-    int too_big;
-    int async;                 /* set by httpd_suspend in the handler */
-    char *body;
-    size_t len, cap;
-    size_t want;               /* Content-Length, when it came with one */
-    struct MHD_Response *resp; /* ready to queue */
-    unsigned status;
-    void *user;
-    void (*user_free)(void *);
-    uint64_t t0_us;            /* arrival, when the server times answers */
-    char **allocs; /* decoded query values, freed with the request */
-    size_t nallocs;
-    char ip[INET6_ADDRSTRLEN];
-};
-
 /* Keep the raw %-encoded path and query values: we decode ourselves so that
  * %2F inside a key is not taken for a path separator. */
 static size_t httpd_no_unescape(void *cls, struct MHD_Connection *c, char *s)
@@ -108,6 +43,11 @@ static void httpd_free(httpd_t *d);
 
 static void httpd_req_free(httpd_req *r)
 {
+    for (size_t i = 0; i < r->nsubs; i++)
+        if (r->subs[i])
+            httpd_req_free(r->subs[i]);
+    free(r->subs);
+    httpd_subreq_free(r);
     if (r->resp)
         MHD_destroy_response(r->resp);
     if (r->user_free)
@@ -291,6 +231,8 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn,
         if (r->too_big)
             httpd_error(r, 413, "too_large",
                         "request body is over the %zu byte limit", d->max_body);
+        else if (d->subreq && strcmp(r->path, SUBREQ_PATH) == 0)
+            httpd_subreq_run(r);
         else
             d->handler(r, d->app);
         /* Suspended: another thread may be answering right now; MHD calls
@@ -514,6 +456,7 @@ httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app)
     d->handler = h;
     d->app = app;
     d->on_pass = o->on_pass;
+    d->subreq = o->subreq;
     d->latency = o->latency;
     d->admit = o->admit;
     d->opts = o;
@@ -632,10 +575,12 @@ int httpd_method_is(const httpd_req *r, const char *m)
 
 const char *httpd_header(httpd_req *r, const char *name)
 {
+    if (r->parent)
+        return httpd_subreq_header(r, name);
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-static void httpd_keep(httpd_req *r, char *s)
+void httpd_keep(httpd_req *r, char *s)
 {
     char **a = realloc(r->allocs, (r->nallocs + 1) * sizeof *a);
     if (a == NULL) {
@@ -648,10 +593,12 @@ static void httpd_keep(httpd_req *r, char *s)
 
 const char *httpd_query(httpd_req *r, const char *name)
 {
-    const char *raw = MHD_lookup_connection_value(r->conn,
-                                                  MHD_GET_ARGUMENT_KIND, name);
+    const char *raw;
     char *dec;
 
+    if (r->parent)
+        return httpd_subreq_query(r, name);
+    raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
     if (raw == NULL)
         return NULL;
     dec = httpd_decode(raw, strlen(raw), NULL);
@@ -680,6 +627,8 @@ const char *httpd_peer_ip(httpd_req *r)
 {
     const union MHD_ConnectionInfo *ci;
 
+    if (r->parent)
+        return httpd_peer_ip(r->parent);
     if (r->ip[0])
         return r->ip;
     ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -778,6 +727,8 @@ void *httpd_user(const httpd_req *r)
 void httpd_suspend(httpd_req *r)
 {
     r->async = 1;
+    if (r->parent) /* its batch is suspended while any is unanswered */
+        return;
     atomic_fetch_add(&r->srv->pending, 1);
     MHD_suspend_connection(r->conn);
 }
@@ -785,9 +736,14 @@ void httpd_suspend(httpd_req *r)
 void httpd_respond(httpd_req *r, unsigned status, const char *content_type,
                    const void *body, size_t len, const char *const *headers)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp;
 
+    if (r->parent) {
+        httpd_subreq_answer(r, status, content_type, body, len, headers);
+        return;
+    }
+    resp = MHD_create_response_from_buffer(len, (void *)body,
+                                           MHD_RESPMEM_MUST_COPY);
     if (resp == NULL) {
         log_error("httpd: out of memory building a response");
         resp = MHD_create_response_from_buffer(0, (void *)"",

@@ -71,6 +71,10 @@ typedef struct httpd_opts {
     /* When set, each answer's time from its request's arrival to the
      * response is recorded here (a suspended request's too). */
     metrics_hist *latency;
+    /* Serve POST SUBREQ_PATH (lib/subreq.h): each request in its body goes
+     * through admit and the handler as if it had come alone, and the
+     * answers go back together. For servers our own servers call. */
+    int subreq;
 } httpd_opts;
 
 httpd_t *httpd_start(const httpd_opts *o, httpd_handler h, void *app);

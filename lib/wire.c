@@ -43,7 +43,7 @@ static uint64_t wire_get64(const uint8_t *p)
     return v;
 }
 
-static uint8_t *wire_grow(wire_buf *b, size_t n)
+uint8_t *wire_buf_grow(wire_buf *b, size_t n)
 {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -81,7 +81,7 @@ int wire_put_op(wire_buf *b, const wire_op *op)
     if (op->key_len > UINT32_MAX || op->val_len > UINT32_MAX ||
         !wire_flags_valid(op->flags))
         return -1;
-    p = wire_grow(b, hdr + op->key_len + op->val_len);
+    p = wire_buf_grow(b, hdr + op->key_len + op->val_len);
     if (p == NULL)
         return -1;
     memset(p, 0, WIRE_OP_HDR);
@@ -135,7 +135,7 @@ int wire_next_op(const void *buf, size_t len, size_t *off, wire_op *out)
 
 int wire_put_result(wire_buf *b, const wire_result *res)
 {
-    uint8_t *p = wire_grow(b, WIRE_RESULT_LEN);
+    uint8_t *p = wire_buf_grow(b, WIRE_RESULT_LEN);
     if (p == NULL)
         return -1;
     memset(p, 0, 8);

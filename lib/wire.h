@@ -83,6 +83,9 @@ int wire_next_result(const void *buf, size_t len, size_t *off,
 /* An increment's delta as the op's 8-byte value. */
 void wire_encode_delta(int64_t delta, char out[8]);
 int64_t wire_decode_delta(const char *in);
+/* n more bytes at the end of b (its len grows by n): where they start, or
+ * NULL when out of memory (b unchanged). */
+uint8_t *wire_buf_grow(wire_buf *b, size_t n);
 void wire_buf_reset(wire_buf *b);
 void wire_buf_free(wire_buf *b);
 

@@ -72,7 +72,8 @@ int main(int argc, char **argv)
                      .threads = (unsigned)cfg.queue_threads,
                      .max_body = (size_t)cfg.max_value_bytes + 64 * 1024,
                      .on_pass = queue_http_flush,
-                     .admit = queue_http_admit};
+                     .admit = queue_http_admit,
+                     .subreq = 1}; /* the api's writes, many in one request */
     kvhttp_limits(&ho, &cfg);
     httpd_t *srv = httpd_start(&ho, queue_http_handle, &app);
     if (srv == NULL) {

@@ -202,6 +202,7 @@ static int store_main_start(store_main *m)
         .threads = (unsigned)m->cfg.store_threads,
         .max_body = store_http_max_body((size_t)m->cfg.max_value_bytes),
         .admit = store_http_admit,
+        .subreq = 1, /* the api's reads, many in one request */
     };
 
     if (m->cfg.write_quorum > 0 &&
