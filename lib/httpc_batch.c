@@ -26,7 +26,8 @@ void httpc_batch_metrics_register(void)
 
 /* A request held for a batch: what httpc_loop_async needs to send it alone. */
 typedef struct httpc_batch_item {
-    char *method, *url, *target;   /* target: the URL's path and query */
+    char *method, *url;
+    const char *target;            /* the URL's path and query */
     char **headers;                /* NULL-terminated copies */
     const void *body;              /* borrowed until cb */
     size_t body_len;
@@ -144,10 +145,10 @@ static httpc_batch_group *httpc_batch_group_for(httpc_batch *b, const char *host
 }
 
 int httpc_batch_add(httpc_batch *b, const httpc_req *req, const char *host,
-                    size_t hlen, uint16_t port, httpc_done_fn cb, void *ctx)
+                    size_t hlen, uint16_t port, const char *path,
+                    httpc_done_fn cb, void *ctx)
 {
     size_t len = req->body ? req->body_len : 0, nh = 0;
-    const char *path;
     httpc_batch_group *g;
     httpc_batch_item *it;
 
@@ -165,12 +166,13 @@ int httpc_batch_add(httpc_batch *b, const httpc_req *req, const char *host,
         if ((it->headers[i] = strdup(req->headers[i])) == NULL)
             break;
     if (it->method == NULL || it->url == NULL || it->headers == NULL ||
-        (nh && it->headers[nh - 1] == NULL) ||
-        httpc_url_split(it->url, &host, &hlen, &port, &path) != 0) {
+        (nh && it->headers[nh - 1] == NULL)) {
         httpc_batch_item_free(it);
         return -1;
     }
-    it->target = (char *)path;
+    /* the path within our copy (a URL without one asks for "/") */
+    it->target = *path == '/' && path >= req->url ? it->url + (path - req->url)
+                                                  : "/";
     it->body = req->body;
     it->body_len = len;
     it->deadline_ms = (int64_t)clock_mono_ms() +

@@ -30,11 +30,12 @@
 typedef struct httpc_batch httpc_batch;
 
 httpc_batch *httpc_batch_new(httpc_loop *l);
-/* Hold req for host:port (split from its URL) until httpc_batch_flush. 0,
- * or -1: not held (out of memory, its body too big, or the host refuses
- * batches): send it the usual way. */
+/* Hold req for host:port until httpc_batch_flush (host, port and path:
+ * httpc_url_split of its URL). 0, or -1: not held (out of memory, its body
+ * too big, or the host refuses batches): send it the usual way. */
 int httpc_batch_add(httpc_batch *b, const httpc_req *req, const char *host,
-                    size_t hlen, uint16_t port, httpc_done_fn cb, void *ctx);
+                    size_t hlen, uint16_t port, const char *path,
+                    httpc_done_fn cb, void *ctx);
 /* Send what is held (through httpc_loop_async on the batch's loop). */
 void httpc_batch_flush(httpc_batch *b);
 /* Flushes first: what it sent ends with the loop's other requests. */

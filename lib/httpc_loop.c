@@ -825,7 +825,8 @@ int httpc_loop_async(httpc_loop *l, const httpc_req *req, httpc_done_fn cb, void
     if (req->subreq && here && !l->batch_closed) {
         if (l->batch == NULL)
             l->batch = httpc_batch_new(l);
-        if (l->batch && httpc_batch_add(l->batch, req, host, hlen, port, cb, ctx) == 0)
+        if (l->batch && httpc_batch_add(l->batch, req, host, hlen, port, path, cb,
+                                       ctx) == 0)
             return 0; /* the next httpc_loop_run sends it, alone or not */
     }
     j = calloc(1, sizeof *j);

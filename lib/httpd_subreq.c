@@ -102,18 +102,19 @@ static void httpd_subreq_finish(httpd_req *r)
 {
     wire_buf all = {0};
     size_t total = 0;
+    uint8_t *p;
 
     for (size_t i = 0; i < r->nsubs; i++)
         total += r->subs[i]->sub->out.len;
-    all.data = malloc(total ? total : 1);
-    if (all.data == NULL) {
+    if ((p = wire_buf_grow(&all, total)) == NULL && total) {
         httpd_error(r, 500, "internal", "out of memory answering a batch");
         return;
     }
     for (size_t i = 0; i < r->nsubs; i++) {
-        memcpy(all.data + all.len, r->subs[i]->sub->out.data,
-               r->subs[i]->sub->out.len);
-        all.len += r->subs[i]->sub->out.len;
+        const wire_buf *o = &r->subs[i]->sub->out;
+        if (o->len)
+            memcpy(p, o->data, o->len);
+        p += o->len;
     }
     httpd_respond(r, 200, SUBREQ_CONTENT_TYPE, all.data, all.len, NULL);
     wire_buf_free(&all);
@@ -163,8 +164,7 @@ static httpd_req *httpd_subreq_new(httpd_req *parent, const subreq_frame *f)
     r->worker = parent->worker;
     r->parent = parent;
     r->state = REQ_HANDLED;
-    if (subreq_parse_request(f, &m, &t) != 0 ||
-        memchr(t.p, '\0', t.len) || t.p[0] != '/') {
+    if (subreq_parse_request(f, &m, &t) != 0 || t.p[0] != '/') {
         if ((r->sub = calloc(1, sizeof *r->sub)) == NULL) {
             free(r);
             return NULL;

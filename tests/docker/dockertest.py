@@ -5,6 +5,7 @@ prints one line per test and "N passed, M failed" at the end. Python 3
 standard library only.
 """
 
+import argparse
 import os
 import shutil
 import signal
@@ -179,3 +180,20 @@ def run_tests(tests, call, pattern=None, on_failure=None):
             if i == 0:
                 break
     return passed, failed
+
+
+def arguments(doc, first, keep):
+    """The command line both runners take: --build (made absolute from the
+    repository), -k PATTERN (the first test, which `first`, always runs)
+    and --keep (which leaves `keep` running)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--build", default="build/release")
+    ap.add_argument("-k", dest="pattern", help="run the tests whose name "
+                    "contains this (the first one always runs: it %s)" % first)
+    ap.add_argument("--keep", action="store_true",
+                    help="leave %s running (debugging)" % keep)
+    a = ap.parse_args()
+    a.build = os.path.join(repo, a.build)  # an absolute one stays as it is
+    return a

@@ -26,7 +26,6 @@ Every wait polls with a deadline. One line per test, "PASS name (s)" or
 1 when anything failed. Python 3 standard library only.
 """
 
-import argparse
 import http.client
 import json
 import os
@@ -1042,15 +1041,8 @@ TESTS = [test_up_and_health, test_crud_through_nginx, test_two_clients_one_cart,
 # ------------------------------------------------------------------ main --
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default="build/release")
-    ap.add_argument("-k", dest="pattern", help="run the tests whose name "
-                    "contains this (the first one always runs: it starts "
-                    "the stack)")
-    ap.add_argument("--keep", action="store_true",
-                    help="leave the stack running (debugging)")
-    a = ap.parse_args()
-    build = a.build if os.path.isabs(a.build) else os.path.join(REPO, a.build)
+    a = dockertest.arguments(__doc__, "starts the stack", "the stack")
+    build = a.build
     passed = failed = 0
     engine = Engine()
     stack = None

@@ -28,7 +28,6 @@ Every wait polls with a deadline. One line per test, "PASS name (s)" or
 needs PyYAML: the python3 that has it runs it).
 """
 
-import argparse
 import json
 import os
 import re
@@ -515,15 +514,8 @@ def yaml_python(engine):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--build", default="build/release")
-    ap.add_argument("-k", dest="pattern", help="run the tests whose name "
-                    "contains this (the first one always runs: it deploys "
-                    "the stack)")
-    ap.add_argument("--keep", action="store_true",
-                    help="leave the swarm and its engine running (debugging)")
-    a = ap.parse_args()
-    build = a.build if os.path.isabs(a.build) else os.path.join(REPO, a.build)
+    a = dockertest.arguments(__doc__, "deploys the stack", "the swarm and its engine")
+    build = a.build
     passed = failed = 0
     engine = Engine(reuse=False)
     sw = None

@@ -4,7 +4,9 @@
  * retry when the server closed a kept-alive connection, refused connections,
  * timeouts, malformed answers, requests submitted from another thread, and
  * connections closed while their events wait in the same epoll batch (issue
- * 11 finding 6: a use-after-free before, seen under ASan). */
+ * 11 finding 6: a use-after-free before, seen under ASan), and sub-request
+ * batches (lib/httpc_batch.h): split back into each request's answer, sent
+ * one by one when the server refuses them, one answer for all otherwise. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 
 #include "clock.h"
 #include "httpc_loop.h"
+#include "subreq.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +38,7 @@ typedef struct peer {
     uint16_t port;
     pthread_t th;
     const char *answers[PEER_MAX];
+    size_t answer_len[PEER_MAX]; /* bytes of answers[n] when not a string */
     int close_after[PEER_MAX];  /* close the connection after answer n */
     int trickle;                /* send answers in 3-byte pieces */
     int silent;                 /* read requests, never answer */
@@ -70,9 +74,8 @@ static int peer_read_request(peer *p, int fd, char *out, size_t cap)
     return -1;
 }
 
-static void peer_send(peer *p, int fd, const char *s)
+static void peer_send(peer *p, int fd, const char *s, size_t len)
 {
-    size_t len = strlen(s);
     for (size_t off = 0; off < len;) {
         size_t n = p->trickle ? 3 : len - off;
         if (n > len - off)
@@ -109,7 +112,8 @@ static void *peer_main(void *arg)
             }
             if (p->answers[i] == NULL)
                 break;
-            peer_send(p, fd, p->answers[i]);
+            peer_send(p, fd, p->answers[i],
+                      p->answer_len[i] ? p->answer_len[i] : strlen(p->answers[i]));
             atomic_fetch_add(&p->served, 1);
             if (p->close_after[i])
                 break;
@@ -644,6 +648,139 @@ static void test_retry_closes_connection_with_event_in_same_batch(void **state)
     duo_close(&d);
 }
 
+/* ---- sub-request batches ---- */
+
+/* Two GETs with subreq, submitted in one go: they wait for the same run. */
+static void batch_pair(httpc_loop *l, peer *p, const char *a, const char *b,
+                       result *ra, result *rb)
+{
+    const char *hdrs[] = {"Authorization: Bearer t", NULL};
+    char ua[128], ub[128];
+    snprintf(ua, sizeof ua, "http://127.0.0.1:%u%s", p->port, a);
+    snprintf(ub, sizeof ub, "http://127.0.0.1:%u%s", p->port, b);
+    httpc_req qa = {.url = ua, .headers = hdrs, .timeout_ms = 2000, .subreq = 1};
+    httpc_req qb = {.url = ub, .headers = hdrs, .timeout_ms = 2000, .subreq = 1};
+    memset(ra, 0, sizeof *ra);
+    memset(rb, 0, sizeof *rb);
+    assert_int_equal(httpc_loop_async(l, &qa, on_done, ra), 0);
+    assert_int_equal(httpc_loop_async(l, &qb, on_done, rb), 0);
+    assert_false(ra->done || rb->done);
+    run_until(l, ra, 3000);
+    run_until(l, rb, 3000);
+    assert_true(ra->done && rb->done);
+}
+
+static void test_batch_answer_is_split(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    const char *vh[] = {"X-KV-Version: 9", NULL};
+    wire_buf frames = {0};
+    char *answer;
+    size_t n;
+    result ra, rb;
+
+    assert_int_equal(subreq_put_response(&frames, 200, "application/octet-stream",
+                                         vh, "apples", 6), 0);
+    assert_int_equal(subreq_put_response(&frames, 404, "application/json", NULL,
+                                         "{}", 2), 0);
+    answer = malloc(256 + frames.len);
+    n = (size_t)sprintf(answer, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                        "Content-Length: %zu\r\n\r\n", SUBREQ_CONTENT_TYPE,
+                        frames.len);
+    memcpy(answer + n, frames.data, frames.len);
+    p->answers[0] = answer;
+    p->answer_len[0] = n + frames.len;
+    peer_go(p);
+    batch_pair(l, p, "/internal/kv/a", "/internal/kv/b", &ra, &rb);
+    /* one request went, carrying both, with the headers they share */
+    assert_int_equal(atomic_load(&p->served), 1);
+    assert_non_null(strstr(p->req[0], "POST " SUBREQ_PATH " HTTP/1.1\r\n"));
+    assert_non_null(strstr(p->req[0], "\r\nAuthorization: Bearer t\r\n"));
+    /* the frames (binary lengths: past the first NUL; the rest of req[0]
+     * is zeroes) */
+    assert_non_null(memmem(p->req[0], sizeof p->req[0], "GET /internal/kv/a\r\n"
+                           "Authorization: Bearer t\r\n", 45));
+    assert_non_null(memmem(p->req[0], sizeof p->req[0], "GET /internal/kv/b\r\n", 20));
+    assert_int_equal(ra.status, 200);
+    assert_string_equal(ra.body, "apples");
+    assert_string_equal(ra.version, "9");
+    assert_int_equal(rb.status, 404);
+    assert_string_equal(rb.body, "{}");
+    assert_string_equal(rb.version, "");
+    httpc_loop_free(l);
+    peer_stop(p);
+    wire_buf_free(&frames);
+    free(answer);
+}
+
+static void test_refused_batch_goes_one_by_one(void **state)
+{
+    (void)state;
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    result ra, rb;
+
+    /* 404 to the batch; then each request alone, and for HTTPC_BATCH_OFF_MS
+     * no batch to that server: two more go one by one too. One connection
+     * at a time (the peer serves them in turn): each closes after one. */
+    p->answers[0] = "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}";
+    for (int i = 1; i <= 4; i++) {
+        p->answers[i] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        p->close_after[i] = 1;
+    }
+    peer_go(p);
+    batch_pair(l, p, "/internal/kv/a", "/internal/kv/b", &ra, &rb);
+    assert_non_null(strstr(p->req[0], "POST " SUBREQ_PATH " "));
+    assert_int_equal(ra.status, 200);
+    assert_int_equal(rb.status, 200);
+    assert_int_equal(atomic_load(&p->served), 3);
+    for (int i = 1; i <= 2; i++)
+        assert_true(strncmp(p->req[i], "GET /internal/kv/", 17) == 0);
+    batch_pair(l, p, "/internal/kv/c", "/internal/kv/d", &ra, &rb);
+    assert_int_equal(ra.status, 200);
+    assert_int_equal(rb.status, 200);
+    assert_int_equal(atomic_load(&p->served), 5);
+    for (int i = 3; i <= 4; i++)
+        assert_true(strncmp(p->req[i], "GET /internal/kv/", 17) == 0);
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
+static void test_batch_failure_is_every_answer(void **state)
+{
+    (void)state;
+    result ra, rb;
+
+    /* a 503 to the batch: each request's answer */
+    peer *p = peer_start();
+    httpc_loop *l = httpc_loop_new();
+    p->answers[0] = "HTTP/1.1 503 Unavailable\r\nContent-Length: 4\r\n\r\nbusy";
+    peer_go(p);
+    batch_pair(l, p, "/x", "/y", &ra, &rb);
+    assert_int_equal(ra.status, 503);
+    assert_string_equal(ra.body, "busy");
+    assert_int_equal(rb.status, 503);
+    assert_string_equal(rb.body, "busy");
+    assert_int_equal(atomic_load(&p->served), 1);
+    httpc_loop_free(l);
+    peer_stop(p);
+
+    /* a 200 that is not a batch answer: every request failed */
+    p = peer_start();
+    l = httpc_loop_new();
+    p->answers[0] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    "Content-Length: 2\r\n\r\nok";
+    peer_go(p);
+    batch_pair(l, p, "/x", "/y", &ra, &rb);
+    assert_int_equal(ra.status, 0);
+    assert_int_equal(rb.status, 0);
+    assert_non_null(strstr(ra.error, "a malformed batch answer"));
+    httpc_loop_free(l);
+    peer_stop(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,6 +798,9 @@ int main(void)
         cmocka_unit_test(test_threaded_loop_from_another_thread),
         cmocka_unit_test(test_reset_idle_connections_then_request_same_run),
         cmocka_unit_test(test_retry_closes_connection_with_event_in_same_batch),
+        cmocka_unit_test(test_batch_answer_is_split),
+        cmocka_unit_test(test_refused_batch_goes_one_by_one),
+        cmocka_unit_test(test_batch_failure_is_every_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
