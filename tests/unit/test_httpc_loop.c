@@ -112,9 +112,11 @@ static void *peer_main(void *arg)
             }
             if (p->answers[i] == NULL)
                 break;
+            /* counted before it is sent: the client may look at the count
+             * as soon as the answer reaches it */
+            atomic_fetch_add(&p->served, 1);
             peer_send(p, fd, p->answers[i],
                       p->answer_len[i] ? p->answer_len[i] : strlen(p->answers[i]));
-            atomic_fetch_add(&p->served, 1);
             if (p->close_after[i])
                 break;
         }
