@@ -30,6 +30,8 @@ METRIC_COUNTER(m_primary_fallback, "kv_api_primary_fallback_reads_total",
                "R = 0 reads served by a secondary because the primary did not answer");
 METRIC_COUNTER(m_epoch_retries, "kv_api_read_epoch_retries_total",
                "reads asked again at a store's newer epoch after a 409");
+METRIC_COUNTER(m_not_primary, "kv_api_read_not_primary_total",
+               "R = 0 reads the store asked as primary refused with 409 not_primary");
 METRIC_COUNTER(m_moved_reroutes, "kv_api_read_moved_total",
                "reads a store answered 421 moved (a migration switched the key)");
 
@@ -41,6 +43,7 @@ void quorum_metrics_register(void)
     metrics_register(&m_q_stale_seen);
     metrics_register(&m_primary_fallback);
     metrics_register(&m_epoch_retries);
+    metrics_register(&m_not_primary);
     metrics_register(&m_moved_reroutes);
 }
 
@@ -171,6 +174,22 @@ int quorum_classify(const httpc_resp *resp, uint64_t *version, int *tomb)
     return 1;
 }
 
+/* 409 not_primary (store/store_fence.c): 1, and the primary the store
+ * names (or "") into named; else 0. */
+static int quorum_not_primary(const httpc_resp *resp, char *named, size_t n)
+{
+    named[0] = '\0';
+    if (resp->status != 409 || resp->body == NULL ||
+        strstr(resp->body, "not_primary") == NULL)
+        return 0;
+    cJSON *j = json_whole_parse(resp->body, resp->len, NULL);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "primary");
+    if (cJSON_IsString(p) && strlen(p->valuestring) < n)
+        snprintf(named, n, "%s", p->valuestring);
+    cJSON_Delete(j);
+    return 1;
+}
+
 uint64_t quorum_stale_epoch(const httpc_resp *resp)
 {
     uint64_t e = 0;
@@ -208,6 +227,7 @@ enum quorum_rd_phase {
     QUORUM_RD_PRIMARY,            /* R = 0: the primary first */
     QUORUM_RD_FALLBACK,           /* R = 0: secondaries one by one */
     QUORUM_RD_PRIMARY_LAST,       /* R = 0: the suspect primary after all */
+    QUORUM_RD_PRIMARY_NAMED,      /* R = 0: the primary a store named */
     QUORUM_RD_ROUND,              /* R >= 1: a round of parallel GETs */
     QUORUM_RD_MOVED               /* after a 421: the owner the store named */
 };
@@ -225,6 +245,9 @@ typedef struct quorum_rd {
     size_t nrep, answered, outstanding;
     httpc_resp presp;      /* R = 0: the primary's failed answer */
     int have_primary;
+    int primary_refused;   /* R = 0: 409 not_primary: not asked again */
+    char *named;           /* the primary the asked one named, and the */
+    char *named_url;       /* key's URL there */
     int moved;             /* a store answered 421: not its key any more */
     int rerouted;          /* this read already followed one 421 */
     int hops;              /* 421s followed to the owner a store named */
@@ -248,17 +271,21 @@ static void quorum_rd_reroute(quorum_rd *q);
 static void quorum_rd_moved_note(quorum_rd *q, const httpc_resp *resp);
 static int quorum_rd_moved_again(quorum_rd *q, const httpc_resp *resp);
 
-/* The headers of a read to a store: token and epoch. */
+/* The headers of a read to a store: token, epoch, and what the read is
+ * after: the primary (R = 0, lib/kvhdr.h) or a key a source sent it to. */
 static const char *const *quorum_hdrs(const api_app *a, const char **out,
                                       char *eh, size_t ehlen, uint64_t epoch,
-                                      int moved)
+                                      enum quorum_rd_phase phase)
 {
     size_t n = 0;
     if (a->auth[0])
         out[n++] = a->auth;
     kvhdr_epoch(eh, ehlen, epoch);
     out[n++] = eh;
-    if (moved)
+    if (phase == QUORUM_RD_PRIMARY || phase == QUORUM_RD_PRIMARY_LAST ||
+        phase == QUORUM_RD_PRIMARY_NAMED)
+        out[n++] = KVHDR_READ_PRIMARY ": 1";
+    else if (phase == QUORUM_RD_MOVED)
         out[n++] = "X-KV-Moved: 1"; /* a source sent us here (store_owner.h) */
     out[n] = NULL;
     return out;
@@ -280,6 +307,8 @@ static void quorum_rd_free(quorum_rd *q)
     }
     httpc_resp_free(&q->presp);
     free(q->moved_url);
+    free(q->named);
+    free(q->named_url);
     topo_put(q->t);
     free(q->raw_key);
     free(q);
@@ -318,8 +347,7 @@ static int quorum_rd_get_at(quorum_rd *q, int slot, const char *url, uint64_t ep
     }
     *g = (qget){.q = q, .slot = slot, .url = url, .epoch = epoch,
                 .retried = retried};
-    req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch,
-                              q->phase == QUORUM_RD_MOVED);
+    req.headers = quorum_hdrs(q->c->app, hdrs, eh, sizeof eh, epoch, q->phase);
     if (httpc_loop_async(httpd_loop(q->c->r), &req, quorum_rd_got, g) != 0) {
         free(g);
         return -1;
@@ -374,7 +402,7 @@ static void quorum_rd_fallback_next(quorum_rd *q)
         if (quorum_rd_get(q, (int)(q->nrep - 1), rp->url) == 0)
             return;
     }
-    if (!q->have_primary && sh->primary) {
+    if (!q->have_primary && !q->primary_refused && sh->primary) {
         /* It was skipped as suspect and no secondary answered: ask it. */
         q->phase = QUORUM_RD_PRIMARY_LAST;
         if (quorum_rd_get(q, -1, q->c->url) == 0)
@@ -391,23 +419,57 @@ static void quorum_rd_fallback_next(quorum_rd *q)
     quorum_rd_fail(q, 503, "no_primary", msg);
 }
 
+/* 409 not_primary: the store asked is not the primary now (replaced while
+ * this api's topology is older, or just started and not yet told), so its
+ * copy may be behind. Once, ask the primary it names; else the
+ * secondaries, as for a primary that does not answer. */
+static void quorum_rd_not_primary(quorum_rd *q, const char *named)
+{
+    const topo_shard *sh = q->sh;
+    int first = q->phase == QUORUM_RD_PRIMARY;
+
+    metrics_add(&m_not_primary, 1);
+    quorum_poke(q->c->app);
+    q->primary_refused = 1;
+    if (first && named[0] && strcmp(named, sh->primary) != 0 &&
+        (q->named = strdup(named)) != NULL &&
+        (q->named_url = quorum_url(named, q->raw_key, q->raw_len)) != NULL) {
+        q->phase = QUORUM_RD_PRIMARY_NAMED;
+        snprintf(q->c->served_by, sizeof q->c->served_by,
+                 "%s; redirect=not_primary", named);
+        if (quorum_rd_get(q, -1, q->named_url) == 0)
+            return;
+    }
+    log_debug("read %s: the primary asked is not primary: trying secondaries",
+              q->c->url);
+    if (q->phase != QUORUM_RD_PRIMARY_LAST)
+        q->phase = QUORUM_RD_FALLBACK;
+    quorum_rd_fallback_next(q);
+}
+
 static void quorum_rd_primary_got(quorum_rd *q, httpc_resp *resp)
 {
     const topo_shard *sh = q->sh;
+    const char *asked = q->phase == QUORUM_RD_PRIMARY_NAMED ? q->named : sh->primary;
+    char named[256];
 
+    if (quorum_not_primary(resp, named, sizeof named)) {
+        quorum_rd_not_primary(q, named);
+        return;
+    }
     if (q->phase == QUORUM_RD_PRIMARY_LAST) {
-        quorum_mark(q->c->app->quorum, sh->primary, resp->status == 200 || resp->status == 404);
+        quorum_mark(q->c->app->quorum, asked, resp->status == 200 || resp->status == 404);
         quorum_rd_finish(q, resp);
         return;
     }
     if (resp->status != 0 && resp->status < 500) {
         if (resp->status == 200 || resp->status == 404)
-            quorum_mark(q->c->app->quorum, sh->primary, 1);
+            quorum_mark(q->c->app->quorum, asked, 1);
         quorum_rd_finish(q, resp);
         return;
     }
     if (resp->status == 0)
-        quorum_mark(q->c->app->quorum, sh->primary, 0);
+        quorum_mark(q->c->app->quorum, asked, 0);
     quorum_poke(q->c->app);
     log_debug("read %s: primary failed (%s): trying secondaries", q->c->url,
               resp->status ? "5xx" : resp->error);
@@ -427,8 +489,9 @@ static void quorum_rd_fallback_got(quorum_rd *q, quorum_rep *rp, httpc_resp *res
         quorum_mark(q->c->app->quorum, sh->secondaries[rp->idx], 0);
     if (resp->status == 200 || resp->status == 404) {
         metrics_add(&m_primary_fallback, 1);
-        snprintf(c->served_by, sizeof c->served_by,
-                 "%s; fallback=primary_unreachable", sh->secondaries[rp->idx]);
+        snprintf(c->served_by, sizeof c->served_by, "%s; fallback=%s",
+                 sh->secondaries[rp->idx],
+                 q->primary_refused ? "not_primary" : "primary_unreachable");
         quorum_rd_finish(q, resp);
         return;
     }

@@ -3,6 +3,8 @@
  *  - X-KV-Epoch: the sender's topology epoch for the shard; a store fences
  *    a request from an older epoch with 409 stale_epoch.
  *  - Authorization: Bearer <cluster.token> on /internal/ routes.
+ *  - X-KV-Read-Primary: 1 on a GET meant for the shard's primary (the api's
+ *    R = 0 read); a store that is not primary now answers 409 not_primary.
  *  - X-KV-Version, X-KV-Seq, X-KV-Applied-Seq...: u64 values a response
  *    carries.
  * Ownership: the builders write into the caller's buffer and return it. */
@@ -15,6 +17,7 @@
 #include <stdint.h>
 
 #define KVHDR_EPOCH "X-KV-Epoch"
+#define KVHDR_READ_PRIMARY "X-KV-Read-Primary"
 /* Room for "X-KV-Epoch: <u64>". */
 #define KVHDR_EPOCH_MAX 40
 /* Room for "Authorization: Bearer <token>" with a token of cluster.token's

@@ -21,6 +21,7 @@ enum role_state {
     ROLE_S_PRIMARY = 0,
     ROLE_S_SECONDARY,
     ROLE_S_DETACHED,
+    ROLE_S_STARTING,  /* a controller, and no topology from it yet */
 };
 
 /* Two threads: the role thread applies topologies (fast: never waits on
@@ -140,6 +141,18 @@ static enum role_state role_find_me(const role_t *r, const topo_shard *sh)
 }
 
 /* ---- the role thread: applying a topology ------------------------------ */
+
+/* The first topology did not place this store (no such shard, or an epoch
+ * older than ours): it is what it was. */
+static void role_started(role_t *r)
+{
+    if (atomic_load(&r->state) != ROLE_S_STARTING)
+        return;
+    if (sdb_get_role(r->db) == SDB_ROLE_PRIMARY)
+        role_set_primary(r, r->self, ROLE_S_PRIMARY);
+    else
+        role_set_primary(r, NULL, ROLE_S_SECONDARY);
+}
 
 static void role_gc_collect(role_t *r, enum role_state st);
 
@@ -354,6 +367,7 @@ static void *role_main(void *arg)
             role_apply(r, t);
             topo_put(r->cur);
             r->cur = t;
+            role_started(r);
         } else {
             topo_put(t);
         }
@@ -550,14 +564,19 @@ role_t *role_start(const role_opts *o)
     });
     if (r->repl == NULL || r->recon == NULL)
         goto fail;
-    /* Until the topology says otherwise, the store is what it was. */
-    atomic_store(&r->state, sdb_get_role(o->db) == SDB_ROLE_PRIMARY
-                                ? ROLE_S_PRIMARY
-                                : ROLE_S_SECONDARY);
-    if (sdb_get_role(o->db) == SDB_ROLE_PRIMARY)
-        snprintf(r->primary, sizeof r->primary, "%s", r->self);
-    if (o->controller == NULL || o->controller[0] == '\0')
-        return r; /* standalone */
+    if (o->controller == NULL || o->controller[0] == '\0') {
+        /* standalone: the store is what it was */
+        atomic_store(&r->state, sdb_get_role(o->db) == SDB_ROLE_PRIMARY
+                                    ? ROLE_S_PRIMARY
+                                    : ROLE_S_SECONDARY);
+        if (sdb_get_role(o->db) == SDB_ROLE_PRIMARY)
+            snprintf(r->primary, sizeof r->primary, "%s", r->self);
+        return r;
+    }
+    /* A primary killed and started again may have been replaced while it
+     * was down: it takes no write, and no read meant for the primary,
+     * until the controller's topology says what it is now. */
+    atomic_store(&r->state, ROLE_S_STARTING);
     r->tw = topo_watch_start(o->controller, (long)r->cfg.topology_poll_ms);
     if (r->tw == NULL)
         goto fail;
@@ -623,6 +642,8 @@ const char *role_state(role_t *r)
     switch ((enum role_state)atomic_load(&r->state)) {
     case ROLE_S_PRIMARY:
         return "primary";
+    case ROLE_S_STARTING:
+        return "starting";
     case ROLE_S_SECONDARY:
         if (sdb_resyncing(r->db))
             return "resyncing";

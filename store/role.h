@@ -29,6 +29,11 @@
  * primary's last seq (409 seq_ahead) does the same with that seq. Every
  * step is logged.
  *
+ * Starting. With a controller, the store is "starting" until the first
+ * topology is applied: no client writes, no reads for the primary (a
+ * primary killed and started again may have been replaced meanwhile). A
+ * topology that does not place it leaves it what its data says.
+ *
  * Without a controller (standalone) the role stays what the store had and
  * no thread runs.
  *

@@ -83,7 +83,11 @@ int store_fence_primary(store_http *h, httpd_req *r)
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "error", "not_primary");
     cJSON_AddStringToObject(j, "message",
-                            "this store is not the shard's primary");
+                            strcmp(role_state(h->role), "starting") == 0
+                                ? "this store has just started and has not "
+                                  "heard from the controller whether it is "
+                                  "still the shard's primary"
+                                : "this store is not the shard's primary");
     if (role_primary(h->role, primary, sizeof primary) == 0 &&
         strcmp(primary, "") != 0)
         cJSON_AddStringToObject(j, "primary", primary);

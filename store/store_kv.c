@@ -1,6 +1,7 @@
 #include "store_kv.h"
 
 #include "clock.h"
+#include "kvhdr.h"
 #include "kvhttp.h"
 #include "num.h"
 #include "precond.h"
@@ -156,6 +157,10 @@ static void store_kv_get(store_http *h, httpd_req *r, const store_kv_key *k)
     int refused;
 
     store_stats_add(STORE_STATS_GETS, 1);
+    /* A read for the primary, at a store that is not (any more, or not
+     * yet): its copy may be behind the one that is. */
+    if (httpd_header(r, KVHDR_READ_PRIMARY) && store_fence_primary(h, r) != 0)
+        return;
     refused = store_fence_owner(h, r, t, k->p, k->len,
                                 httpd_header(r, "X-KV-Moved") ? STORE_OWNER_READ_MOVED
                                                               : STORE_OWNER_READ);

@@ -178,6 +178,52 @@ def test_no_failover_without_live_secondary():
                    == "secondary", 20, "the old primary to step down")
 
 
+def test_a_read_for_the_primary_is_not_served_by_a_replaced_one():
+    """An api whose topology is older than a failover reads the shard's old
+    primary, back as a secondary and behind the new one. It answers 409
+    not_primary naming the new primary, and the api reads the value there.
+
+    How the api's topology is kept old: it is paused (SIGSTOP) through the
+    failover, and the controller is paused when the api resumes, so that
+    neither a poll nor a poke can bring it the new one. The old primary is
+    kept behind by a replication delay of 3 s and no reconcile rounds."""
+    cfg = scenario_config(replicas=2, w=0)
+    cfg["cluster"]["shards"] = 1
+    cfg["cluster"]["replicas"] = 2
+    cfg["api"]["count"] = 1
+    cfg["store"] = {"reconcile_interval_ms": 600000, "repl_delay_ms": 3000}
+    with own_cluster(cfg, "failover-replaced") as cl:
+        cl.wait_stores_settled()
+        old, new = cl.stores[0][0], cl.stores[0][1]
+        key = "cart:replaced"
+        assert put_sync(cl, key, b"v1")[0] == 200
+        wait_until(lambda: cl.internal("GET", new + "/internal/kv/" + key)[2] == b"v1",
+                   10, "the secondary to hold v1")
+        api = [c["name"] for c in cl.children_by_role("api")][0]
+        cl.pause(api)
+        epoch0 = cl.topology_epoch()
+        old_pid = cl.pid(cl.store_name(0, 0))
+        cl.kill(cl.store_name(0, 0), signal.SIGKILL)
+        topo, _ = cl.wait_epoch_change(epoch0, 10)
+        assert topo["shards"][0]["primary"] == new, topo
+        wait_until(lambda: cl.child(cl.store_name(0, 0)).get("pid") != old_pid and
+                   (cl.store_health(old) or {}).get("state") == "secondary", 20,
+                   "the old primary to be back as a secondary")
+        st, _, body = cl.internal("PUT", new + "/internal/kv/" + key, body=b"v2")
+        assert st == 200, (st, body)
+        # the old primary's copy is behind: what the api must not serve
+        assert cl.internal("GET", old + "/internal/kv/" + key)[2] == b"v1"
+        os.kill(cl.proc.pid, signal.SIGSTOP)
+        try:
+            cl.resume(api)
+            st, hd, body = request("GET", "%s/kv/%s" % (cl.apis[0], key))
+        finally:
+            os.kill(cl.proc.pid, signal.SIGCONT)
+        assert st == 200 and body == b"v2", (st, hd.get("X-KV-Served-By"), body)
+        assert hd.get("X-KV-Served-By") == new + "; redirect=not_primary", hd
+        assert cl.api_metric("kv_api_read_not_primary_total") >= 1
+
+
 def test_controller_restart_keeps_topology_state():
     """The stores keep their epochs on disk, so the controller keeps its
     topology state too (<data_dir>/controller-state.json): a controller

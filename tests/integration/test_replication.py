@@ -602,3 +602,45 @@ def test_store_sigkill_keeps_data_and_seq_under_each_fsync_policy():
         for lk in locks:
             lk.release()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_store_that_has_not_heard_the_topology_is_no_primary_yet():
+    """A store started with its controller out of reach (the controller's
+    port answers nothing), over data that says it was primary: it may have
+    been replaced while it was down, so until the topology says what it is
+    it takes no write and no read meant for the primary (409 not_primary,
+    naming none), and says "starting" in /health. A plain read (a
+    secondary's) is served."""
+    build = os.environ.get("KV_BUILD") or default_build()
+    exe = os.path.join(build, "bin", "kv-store")
+    base, _, locks = pick_ports()
+    tmp = tempfile.mkdtemp(prefix="kvtest-starting-")
+    url = "http://127.0.0.1:%d" % (base + 100)
+    p = None
+    try:
+        argv = [exe, "--port", str(base + 100), "--data", os.path.join(tmp, "d"),
+                "--role", "primary", "--controller", "http://127.0.0.1:%d" % base,
+                "--set", "cluster.bind=127.0.0.1"]
+        with open(os.path.join(tmp, "store.log"), "ab") as log:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=subprocess.STDOUT, env=dict(os.environ, KV_TOKEN=TOKEN))
+        wait_until(lambda: request("GET", url + "/health", timeout=1)[0] == 200, 15,
+                   "kv-store to answer /health")
+        _, h = get_json(url + "/health")
+        assert h["role"] == "primary" and h["state"] == "starting", h
+        primary_read = dict(AUTH, **{"X-KV-Read-Primary": "1"})
+        resp = request("GET", url + "/internal/kv/k", headers=primary_read)
+        body = assert_json_error(resp, 409, "not_primary", "a read for the primary")
+        assert body["primary"] is None and "just started" in body["message"], body
+        resp = request("PUT", url + "/internal/kv/k", body=b"v", headers=AUTH)
+        assert_json_error(resp, 409, "not_primary", "a write")
+        st, _, _ = request("GET", url + "/internal/kv/k", headers=AUTH)
+        assert st == 404, st
+        assert p.poll() is None
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+        for lk in locks:
+            lk.release()
+        shutil.rmtree(tmp, ignore_errors=True)
