@@ -72,7 +72,9 @@ README_COMMANDS = [INIT, LABELS, SECRET, DEPLOY, SCALE_UP, SCALE_DOWN,
 
 # The client's load: one writer-reader per key load:K, each PUT ?sync=1
 # then a GET of the value just written, until /tmp/stop.N exists. One line
-# per answer: "PUT value code api" or "GET value body code api".
+# per answer: "PUT key value code api" or "GET key value body code api |
+# served-by" (X-KV-Served-By: which store answered, and why if not the
+# primary).
 LOAD_SH = r"""
 load() {
     i=0
@@ -81,7 +83,8 @@ load() {
         r=$(curl -s -m 15 -o /dev/null -w '%{http_code} %header{x-kv-api}' \
             -X PUT --data-binary "v$i" "$2/kv/load:$3?sync=1")
         echo "PUT $3 v$i $r"
-        r=$(curl -s -m 15 -w ' %{http_code} %header{x-kv-api}' "$2/kv/load:$3")
+        r=$(curl -s -m 15 -w ' %{http_code} %header{x-kv-api} | %header{x-kv-served-by}' \
+            "$2/kv/load:$3")
         echo "GET $3 v$i $r"
     done
 }
@@ -236,7 +239,7 @@ class Load:
         """(answers, {api: count}); AssertionError naming the failures."""
         bad, apis, answers = [], {}, 0
         for ln in self.lines:
-            f = ln.split()
+            f = ln.split(" | ")[0].split()
             ok = len(f) == 5 and f[0] == "PUT" and f[3].startswith("2") or \
                 len(f) == 6 and f[0] == "GET" and f[2] == f[3] and \
                 f[4] == "200"
