@@ -373,6 +373,11 @@ void httpc_batch_flush(httpc_batch *b)
     }
 }
 
+int httpc_batch_holding(const httpc_batch *b)
+{
+    return b != NULL && b->open != NULL;
+}
+
 void httpc_batch_free(httpc_batch *b)
 {
     if (b == NULL)

@@ -38,6 +38,8 @@ int httpc_batch_add(httpc_batch *b, const httpc_req *req, const char *host,
                     httpc_done_fn cb, void *ctx);
 /* Send what is held (through httpc_loop_async on the batch's loop). */
 void httpc_batch_flush(httpc_batch *b);
+/* 1 when a request is held: the loop's next run has work. */
+int httpc_batch_holding(const httpc_batch *b);
 /* Flushes first: what it sent ends with the loop's other requests. */
 void httpc_batch_free(httpc_batch *b);
 

@@ -515,7 +515,7 @@ long httpc_loop_timeout_ms(const httpc_loop *l)
 {
     int64_t first = -1, now;
 
-    if (l->pend_head)
+    if (l->pend_head || httpc_batch_holding(l->batch))
         return 0;
     for (const httpc_loop_job *j = l->active; j; j = j->next)
         if (first < 0 || j->deadline_ms < first)
@@ -651,11 +651,9 @@ static void httpc_loop_unpark(httpc_loop *l)
     }
 }
 
-void httpc_loop_run(httpc_loop *l)
+/* One run over the n events of ev (none: httpc_loop_run_idle). */
+static void httpc_loop_run_events(httpc_loop *l, const struct epoll_event *ev, int n)
 {
-    struct epoll_event ev[64];
-    int n = epoll_wait(l->epfd, ev, 64, 0);
-
     httpc_loop_start_pending(l);
     for (int i = 0; i < n; i++) {
         httpc_loop_conn *c = ev[i].data.ptr;
@@ -670,6 +668,24 @@ void httpc_loop_run(httpc_loop *l)
     if (l->active)
         httpc_loop_expire(l);
     httpc_loop_bury(l);
+}
+
+void httpc_loop_run(httpc_loop *l)
+{
+    struct epoll_event ev[64];
+    int n = epoll_wait(l->epfd, ev, 64, 0);
+
+    httpc_loop_run_events(l, ev, n);
+}
+
+int httpc_loop_due(const httpc_loop *l)
+{
+    return l->nparked || httpc_loop_timeout_ms(l) == 0;
+}
+
+void httpc_loop_run_idle(httpc_loop *l)
+{
+    httpc_loop_run_events(l, NULL, 0);
 }
 
 /* Fail everything in flight or waiting, close every connection. */

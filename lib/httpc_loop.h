@@ -78,6 +78,13 @@ httpc_loop *httpc_loop_new(void);
 int httpc_loop_fd(const httpc_loop *l);
 long httpc_loop_timeout_ms(const httpc_loop *l);
 void httpc_loop_run(httpc_loop *l);
+/* For a caller whose own epoll set holds httpc_loop_fd(): when it did not
+ * report the descriptor, httpc_loop_due() says whether a run has work all
+ * the same (requests to start, a deadline passed) and httpc_loop_run_idle()
+ * does it without reading events, a system call fewer than
+ * httpc_loop_run. */
+int httpc_loop_due(const httpc_loop *l);
+void httpc_loop_run_idle(httpc_loop *l);
 void httpc_loop_free(httpc_loop *l);
 
 /* Queue a request (see Threads above). 0, or -1 when the URL is not

@@ -371,6 +371,14 @@ static int httpd_worker_timeout(httpd_worker *w)
     return (int)t;
 }
 
+/* MHD has work without an event: a timeout, or resumed connections it
+ * has yet to put back in its epoll set (its timeout is 0 then). */
+static int httpd_worker_mhd_due(httpd_worker *w)
+{
+    MHD_UNSIGNED_LONG_LONG mt;
+    return MHD_get_timeout(w->mhd, &mt) == MHD_YES && mt == 0;
+}
+
 static void *httpd_worker_main(void *arg)
 {
     httpd_worker *w = arg;
@@ -388,24 +396,36 @@ static void *httpd_worker_main(void *arg)
     while (rc == 0 && !atomic_load(&d->stopping)) {
         struct epoll_event ev[4];
         int n = epoll_wait(w->epfd, ev, 4, w->resumed ? 0 : httpd_worker_timeout(w));
+        int mhd_ready = w->resumed, hc_ready = 0;
 
         w->resumed = 0;
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             if (ev[i].data.ptr == &w->wakefd) {
                 uint64_t v;
                 if (read(w->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
                     log_warn("httpd: wake read: %s", strerror(errno));
                 /* A request answered on another thread: this pass's MHD_run
                  * resumes it, the next (at once) sends the answer. */
-                w->resumed = 1;
+                mhd_ready = 1;
+            } else if (ev[i].data.ptr == w->mhd) {
+                mhd_ready = 1;
+            } else if (ev[i].data.ptr == w->hc) {
+                hc_ready = 1;
             }
+        }
         /* Requests in and handlers run (they may start upstream calls),
          * upstream answers in (their callbacks answer and resume requests),
          * then the server's batched work for the requests of this pass
          * (on_pass). Answers given on this thread leave with the next
-         * MHD_run, in a pass that starts at once (resumed). */
-        MHD_run(w->mhd);
-        httpc_loop_run(w->hc);
+         * MHD_run, in a pass that starts at once (resumed). Each side runs
+         * only when it has something to do: under load a pass is often
+         * for one of them, and each run costs an epoll_wait of its own. */
+        if (mhd_ready || httpd_worker_mhd_due(w))
+            MHD_run(w->mhd);
+        if (hc_ready)
+            httpc_loop_run(w->hc);
+        else if (httpc_loop_due(w->hc))
+            httpc_loop_run_idle(w->hc);
         httpd_conns_sweep(d->conns);
         if (d->on_pass)
             d->on_pass(d->app);
