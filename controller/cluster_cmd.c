@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int cluster_cmd_arg(cluster_cmd_argv *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -47,6 +48,22 @@ static int cluster_cmd_controller(const cluster_t *cl, cluster_cmd_argv *a)
     return rc | cluster_cmd_arg(a, "%s", cl->controller_url);
 }
 
+/* api.threads 0 means the cores, for an api alone on its machine. The apis
+ * this controller starts share one: each gets its part of the cores (at
+ * least one), as nginx's workers together are one per core. Twice as many
+ * threads as cores cost about 6% of get_nginx's req/s in context switches
+ * (three paired make bench runs, 2026-12-07). */
+static int cluster_cmd_api_threads(const cluster_t *cl, cluster_cmd_argv *a)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long each = cores > 0 ? cores / (long)cl->cfg.api_count : 1;
+
+    if (cl->cfg.api_threads != 0)
+        return 0;
+    return cluster_cmd_arg(a, "--set") |
+           cluster_cmd_arg(a, "api.threads=%ld", each > 0 ? each : 1);
+}
+
 int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *a)
 {
     const cluster_node *n = &cl->nodes[i];
@@ -78,6 +95,7 @@ int cluster_cmd_node_argv(cluster_t *cl, size_t i, cluster_cmd_argv *a)
     case CLUSTER_API:
         rc |= cluster_cmd_server(cl, n, "kv-api", a);
         rc |= cluster_cmd_controller(cl, a);
+        rc |= cluster_cmd_api_threads(cl, a);
         break;
     case CLUSTER_NGINX:
         rc |= cluster_cmd_arg(a, "%s", cl->nginx_bin[0] ? cl->nginx_bin

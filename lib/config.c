@@ -143,7 +143,8 @@ static const config_field config_fields[] = {
     INT("api.count", "API_COUNT", api_count, 2, 1, 64,
         "kv-api processes behind nginx"),
     INT("api.threads", "API_THREADS", api_threads, 0, 0, 256,
-        "HTTP worker threads of an api (0: the cores)"),
+        "HTTP worker threads of an api (0: the cores; the apis a "
+        "controller starts: cores / api.count each)"),
     INT("api.rate_limit", "RATE_LIMIT", rate_limit, 100000, 0, 1000000000,
         "requests per client per window (0: no limit)"),
     INT("api.rate_window_ms", "RATE_WINDOW_MS", rate_window_ms, 1000, 1,

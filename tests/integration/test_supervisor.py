@@ -37,6 +37,16 @@ def test_status_lists_every_child(cluster):
             assert cluster.base_port + 100 + 10 * s + r in ports, ("store port", s, r, ports)
 
 
+def test_apis_share_the_cores(cluster):
+    """api.threads 0 (the default): the apis the controller starts on one
+    machine each get cores / api.count threads, at least one, rather than
+    one per core each."""
+    want = max(1, (os.cpu_count() or 1) // cluster.api_count)
+    for c in cluster.children_by_role("api"):
+        cmd = proc_cmdline(c["pid"])
+        assert "--set api.threads=%d" % want in cmd, (want, cmd)
+
+
 def test_api_sigkill_restarted_nginx_fails_over(cluster):
     key = "sup-" + uuid.uuid4().hex[:8]
     st, _, body = cluster.request("PUT", "/kv/%s?sync=1" % quote_key(key), body=b"still-here")
