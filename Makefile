@@ -3,6 +3,7 @@
 #   make run        start a local cluster (nginx on 127.0.0.1:8000)
 #   make test       unit + integration tests; ends with "N passed, N failed"
 #   make bench      wrk against the real cluster; writes reports/bench.json
+#   make profile    CPU and system calls per request of each hop (PERF=1: perf)
 #   make test SAN=address,undefined   the same under sanitizers
 #   make test-docker  docker-compose.yml end to end (tests/docker)
 #   make test-swarm   the same on a single-node Docker Swarm (tests/docker)
@@ -57,7 +58,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 MOD_SRC := $(filter-out %/main.c,$(wildcard store/*.c queue/*.c api/*.c controller/*.c cli/*.c))
 MOD_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(MOD_SRC))
 
-.PHONY: all run test unit bench deps clean test-docker test-swarm fuzz fuzz-smoke
+.PHONY: all run test unit bench profile deps clean test-docker test-swarm fuzz fuzz-smoke
 all: $(BUILD)/.deps-ok $(PROGS:%=$(BUILD)/bin/%) $(UNIT_BIN)
 	@ln -sfn $(BUILD)/bin bin
 
@@ -124,6 +125,11 @@ test-swarm: all
 bench: all
 	$(PYTHON) tests/bench/bench.py
 	$(PYTHON) tests/bench/reshard.py
+
+# What each hop costs per request (CPU, system calls; PERF=1: hottest
+# functions too), for the chain rows of make bench and their chains.
+profile: all
+	$(PYTHON) tests/bench/profile.py $(if $(PERF),--perf)
 
 # libFuzzer harnesses (tests/fuzz/README.md): Debian's clang, the same
 # sources as above compiled into build/fuzz/obj with the fuzzer's coverage

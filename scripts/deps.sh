@@ -28,6 +28,7 @@ check() {
         ${CC:-cc} -E -x c - >/dev/null 2>&1 || missing="$missing libcmocka-dev"
     need_bin nginx nginx-light
     need_bin wrk wrk
+    need_bin strace strace
     need_bin python3 python3
     need_bin curl curl
     need_bin gnuplot gnuplot-nox

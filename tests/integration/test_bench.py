@@ -15,16 +15,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(HERE, "..", "bench")
 
 
-def run_script(name, *args, timeout=240):
+def run_script(name, *args, timeout=240, out=True):
     with tempfile.TemporaryDirectory(prefix="kvtest-bench-") as tmp:
         p = subprocess.run([sys.executable, os.path.join(BENCH, name),
-                            "--build", os.environ["KV_BUILD"],
-                            "--out", os.path.join(tmp, "out.json")] + list(args),
+                            "--build", os.environ["KV_BUILD"]] +
+                           (["--out", os.path.join(tmp, "out.json")] if out else []) +
+                           list(args),
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=timeout)
         assert p.returncode == 0, "%s exited %d:\n%s\n%s" % (
             name, p.returncode, p.stdout[-3000:], p.stderr[-3000:])
-        assert os.path.getsize(os.path.join(tmp, "out.json")) > 0
+        assert not out or os.path.getsize(os.path.join(tmp, "out.json")) > 0
         return p.stdout
 
 
@@ -48,5 +49,21 @@ def test_reshard_bench_runs():
     assert "reshard_add" in out and "reshard_remove" in out, out[-2000:]
 
 
+def test_profile_runs():
+    """tests/bench/profile.py: CPU and system calls per request of each
+    server of get_api and of its chain, as JSON."""
+    import json
+    res = json.loads(run_script("profile.py", "--rows", "get_api", "--duration", "1",
+                                "--connections", "8", "--json", out=False))
+    assert [r["path"] for r in res] == ["get_api", "chain2 (for get_api)"], res
+    assert set(res[0]["kinds"]) == {"api", "store"}, res[0]
+    assert set(res[1]["kinds"]) == {"nginx", "store"}, res[1]
+    for r in res:
+        assert r["requests"] > 0, r
+        for k, v in r["kinds"].items():
+            assert v["cpu_us"] > 0 and v["syscalls"] > 0 and v["top_syscalls"], (r["path"], k, v)
+
+
 test_bench_rows_run.timeout = 300
+test_profile_runs.timeout = 120
 test_reshard_bench_runs.timeout = 300
