@@ -153,7 +153,7 @@ static void store_kv_get_cb(const sdb_record *rec, void *arg)
 
 static void store_kv_get(store_http *h, httpd_req *r, const store_kv_key *k)
 {
-    topo_t *t = role_topo(h->role);
+    topo_t *t;
     int refused;
 
     store_stats_add(STORE_STATS_GETS, 1);
@@ -161,6 +161,7 @@ static void store_kv_get(store_http *h, httpd_req *r, const store_kv_key *k)
      * yet): its copy may be behind the one that is. */
     if (httpd_header(r, KVHDR_READ_PRIMARY) && store_fence_primary(h, r) != 0)
         return;
+    t = role_topo(h->role);
     refused = store_fence_owner(h, r, t, k->p, k->len,
                                 httpd_header(r, "X-KV-Moved") ? STORE_OWNER_READ_MOVED
                                                               : STORE_OWNER_READ);
