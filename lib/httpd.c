@@ -406,7 +406,7 @@ static void *httpd_worker_main(void *arg)
                     log_warn("httpd: wake read: %s", strerror(errno));
                 /* A request answered on another thread: this pass's MHD_run
                  * resumes it, the next (at once) sends the answer. */
-                mhd_ready = 1;
+                mhd_ready = w->resumed = 1;
             } else if (ev[i].data.ptr == w->mhd) {
                 mhd_ready = 1;
             } else if (ev[i].data.ptr == w->hc) {
