@@ -142,16 +142,21 @@ static enum role_state role_find_me(const role_t *r, const topo_shard *sh)
 
 /* ---- the role thread: applying a topology ------------------------------ */
 
-/* The first topology did not place this store (no such shard, or an epoch
- * older than ours): it is what it was. */
-static void role_started(role_t *r)
+/* The role the store's data says it has. */
+static void role_as_stored(role_t *r)
 {
-    if (atomic_load(&r->state) != ROLE_S_STARTING)
-        return;
     if (sdb_get_role(r->db) == SDB_ROLE_PRIMARY)
         role_set_primary(r, r->self, ROLE_S_PRIMARY);
     else
         role_set_primary(r, NULL, ROLE_S_SECONDARY);
+}
+
+/* The first topology did not place this store (no such shard, or an epoch
+ * older than ours): it is what it was. */
+static void role_started(role_t *r)
+{
+    if (atomic_load(&r->state) == ROLE_S_STARTING)
+        role_as_stored(r);
 }
 
 static void role_gc_collect(role_t *r, enum role_state st);
@@ -565,12 +570,7 @@ role_t *role_start(const role_opts *o)
     if (r->repl == NULL || r->recon == NULL)
         goto fail;
     if (o->controller == NULL || o->controller[0] == '\0') {
-        /* standalone: the store is what it was */
-        atomic_store(&r->state, sdb_get_role(o->db) == SDB_ROLE_PRIMARY
-                                    ? ROLE_S_PRIMARY
-                                    : ROLE_S_SECONDARY);
-        if (sdb_get_role(o->db) == SDB_ROLE_PRIMARY)
-            snprintf(r->primary, sizeof r->primary, "%s", r->self);
+        role_as_stored(r); /* standalone: the store is what it was */
         return r;
     }
     /* A primary killed and started again may have been replaced while it

@@ -149,6 +149,16 @@ class Engine:
 
 
 
+def interrupt_on_signals():
+    """SIGTERM and SIGHUP (CI's timeout, a closed terminal) raise
+    KeyboardInterrupt, so that a runner's finally removes what it
+    started."""
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+
 def print_failure(name, exc, lines=14):
     """The FAIL line of a test (or of the setup) and its traceback's end."""
     first = (str(exc).strip() or type(exc).__name__).splitlines()

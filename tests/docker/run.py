@@ -30,7 +30,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -1047,11 +1046,7 @@ def main():
     engine = Engine()
     stack = None
     image = None
-
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    dockertest.interrupt_on_signals()
     try:
         try:
             engine.start()

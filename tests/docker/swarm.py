@@ -31,7 +31,6 @@ needs PyYAML: the python3 that has it runs it).
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -522,11 +521,7 @@ def main():
     passed = failed = 0
     engine = Engine(reuse=False)
     sw = None
-
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    dockertest.interrupt_on_signals()
     try:
         try:
             engine.start()
