@@ -36,30 +36,35 @@ typedef struct httpc_batch_item {
     void *ctx;
 } httpc_batch_item;
 
-/* The requests held for one host:port, then the batch in flight. */
-typedef struct httpc_batch_group {
-    httpc_batch *b;
+/* A host:port this loop sends to: what is out there now, and whether it
+ * takes batches. Kept while it has something open or out, or refuses. */
+typedef struct httpc_batch_peer {
     char host[256];
     uint16_t port;
+    unsigned inflight;             /* our transfers out there now */
+    uint64_t sent_us;              /* when the last one left */
+    unsigned open;                 /* groups collecting for it */
+    int64_t off_until_ms;          /* refused a batch: none until then */
+    struct httpc_batch_peer *next;
+} httpc_batch_peer;
+
+/* The requests held for one peer, then the transfer in flight (a batch,
+ * or one request alone). */
+typedef struct httpc_batch_group {
+    httpc_batch *b;
+    httpc_batch_peer *peer;
     httpc_batch_item items[SUBREQ_MAX];
     size_t n, bytes;
+    int full;                      /* no more fit: it goes at once */
     wire_buf body;                 /* the frames, while in flight */
     char *common[SUBREQ_MAX_HEADERS + 2]; /* the batch's own headers */
     struct httpc_batch_group *next;
 } httpc_batch_group;
 
-/* A host that refused a batch, and until when it gets none. */
-typedef struct httpc_batch_off {
-    char host[256];
-    uint16_t port;
-    int64_t until_ms;
-    struct httpc_batch_off *next;
-} httpc_batch_off;
-
 struct httpc_batch {
     httpc_loop *l;
-    httpc_batch_group *open;       /* collecting until the next flush */
-    httpc_batch_off *off;
+    httpc_batch_group *open;       /* collecting until they may go */
+    httpc_batch_peer *peers;
 };
 
 httpc_batch *httpc_batch_new(httpc_loop *l)
@@ -88,57 +93,59 @@ static void httpc_batch_group_free(httpc_batch_group *g)
     free(g);
 }
 
-static int httpc_batch_refuses(httpc_batch *b, const char *host, size_t hlen,
-                               uint16_t port)
+/* host:port's peer, made when it has none; NULL: out of memory. */
+static httpc_batch_peer *httpc_batch_peer_get(httpc_batch *b, const char *host,
+                                              size_t hlen, uint16_t port)
+{
+    httpc_batch_peer *p;
+
+    for (p = b->peers; p; p = p->next)
+        if (p->port == port && strlen(p->host) == hlen &&
+            memcmp(p->host, host, hlen) == 0)
+            return p;
+    if ((p = calloc(1, sizeof *p)) == NULL)
+        return NULL;
+    memcpy(p->host, host, hlen);
+    p->port = port;
+    p->next = b->peers;
+    b->peers = p;
+    return p;
+}
+
+/* Forget the peers with nothing open or out that take batches again. */
+static void httpc_batch_peers_prune(httpc_batch *b)
 {
     int64_t now = (int64_t)clock_mono_ms();
 
-    for (httpc_batch_off **p = &b->off; *p;) {
-        httpc_batch_off *o = *p;
-        if (o->until_ms <= now) {
-            *p = o->next;
-            free(o);
+    for (httpc_batch_peer **pp = &b->peers; *pp;) {
+        httpc_batch_peer *p = *pp;
+        if (p->inflight || p->open || p->off_until_ms > now) {
+            pp = &p->next;
             continue;
         }
-        if (o->port == port && strlen(o->host) == hlen &&
-            memcmp(o->host, host, hlen) == 0)
-            return 1;
-        p = &o->next;
+        *pp = p->next;
+        free(p);
     }
-    return 0;
 }
 
-static void httpc_batch_refused(httpc_batch *b, const httpc_batch_group *g)
-{
-    httpc_batch_off *o = calloc(1, sizeof *o);
-
-    metrics_add(&m_refused, 1);
-    if (o == NULL)
-        return;
-    snprintf(o->host, sizeof o->host, "%s", g->host);
-    o->port = g->port;
-    o->until_ms = (int64_t)clock_mono_ms() + HTTPC_BATCH_OFF_MS;
-    o->next = b->off;
-    b->off = o;
-}
-
-/* The open group for host:port with room for len more body bytes. */
-static httpc_batch_group *httpc_batch_group_for(httpc_batch *b, const char *host,
-                                                size_t hlen, uint16_t port,
+/* The open group for the peer with room for len more body bytes. */
+static httpc_batch_group *httpc_batch_group_for(httpc_batch *b, httpc_batch_peer *p,
                                                 size_t len)
 {
     httpc_batch_group *g;
 
-    for (g = b->open; g; g = g->next)
-        if (g->port == port && strlen(g->host) == hlen &&
-            memcmp(g->host, host, hlen) == 0 && g->n < SUBREQ_MAX &&
-            g->bytes + len <= HTTPC_BATCH_BYTES)
+    for (g = b->open; g; g = g->next) {
+        if (g->peer != p || g->full)
+            continue;
+        if (g->n < SUBREQ_MAX && g->bytes + len <= HTTPC_BATCH_BYTES)
             return g;
+        g->full = 1;
+    }
     if ((g = calloc(1, sizeof *g)) == NULL)
         return NULL;
     g->b = b;
-    memcpy(g->host, host, hlen);
-    g->port = port;
+    g->peer = p;
+    p->open++;
     g->next = b->open;
     b->open = g;
     return g;
@@ -149,12 +156,14 @@ int httpc_batch_add(httpc_batch *b, const httpc_req *req, const char *host,
                     httpc_done_fn cb, void *ctx)
 {
     size_t len = req->body ? req->body_len : 0, nh = 0;
+    httpc_batch_peer *p;
     httpc_batch_group *g;
     httpc_batch_item *it;
 
-    if (len > HTTPC_BATCH_BYTES / 4 || hlen >= sizeof g->host ||
-        httpc_batch_refuses(b, host, hlen, port) ||
-        (g = httpc_batch_group_for(b, host, hlen, port, len)) == NULL)
+    if (len > HTTPC_BATCH_BYTES / 4 || hlen >= sizeof p->host ||
+        (p = httpc_batch_peer_get(b, host, hlen, port)) == NULL ||
+        p->off_until_ms > (int64_t)clock_mono_ms() ||
+        (g = httpc_batch_group_for(b, p, len)) == NULL)
         return -1;
     while (req->headers && req->headers[nh])
         nh++;
@@ -254,12 +263,14 @@ static void httpc_batch_done(httpc_resp *resp, void *ctx)
     size_t off = 0, n = 0;
     int rc = 0;
 
+    g->peer->inflight--;
     if (resp->status == 400 || resp->status == 404 || resp->status == 405 ||
         resp->status == 413) {
         log_warn("httpc: %s:%u answered a batch of %zu with %ld: sending them "
-                 "one by one, and no batch there for %d s", g->host, g->port,
-                 g->n, resp->status, HTTPC_BATCH_OFF_MS / 1000);
-        httpc_batch_refused(g->b, g);
+                 "one by one, and no batch there for %d s", g->peer->host,
+                 g->peer->port, g->n, resp->status, HTTPC_BATCH_OFF_MS / 1000);
+        metrics_add(&m_refused, 1);
+        g->peer->off_until_ms = (int64_t)clock_mono_ms() + HTTPC_BATCH_OFF_MS;
         for (size_t i = 0; i < g->n; i++)
             httpc_batch_send_alone(g->b, &g->items[i]);
         g->n = 0;
@@ -280,7 +291,8 @@ static void httpc_batch_done(httpc_resp *resp, void *ctx)
         if (rc != 0) {
             resp->status = 0;
             snprintf(resp->error, sizeof resp->error,
-                     "%.200s:%u: a malformed batch answer", g->host, g->port);
+                     "%.200s:%u: a malformed batch answer", g->peer->host,
+                     g->peer->port);
         }
     }
     for (size_t i = 0; i < g->n; i++) {
@@ -290,7 +302,7 @@ static void httpc_batch_done(httpc_resp *resp, void *ctx)
         } else if (httpc_batch_resp(&f[i], &r) != 0) {
             memset(&r, 0, sizeof r);
             snprintf(r.error, sizeof r.error, "%.200s:%u: a malformed answer "
-                     "in a batch", g->host, g->port);
+                     "in a batch", g->peer->host, g->peer->port);
         }
         g->items[i].cb(&r, g->items[i].ctx);
         httpc_resp_free(&r);
@@ -322,9 +334,43 @@ static void httpc_batch_common(httpc_batch_group *g)
     g->common[n] = NULL;
 }
 
+/* A transfer to g's peer left now. */
+static void httpc_batch_sent(httpc_batch_group *g)
+{
+    g->peer->inflight++;
+    g->peer->sent_us = clock_mono_us();
+}
+
+/* The answer to a group of one, which went as it is. */
+static void httpc_batch_one_done(httpc_resp *resp, void *ctx)
+{
+    httpc_batch_group *g = ctx;
+
+    g->peer->inflight--;
+    g->items[0].cb(resp, g->items[0].ctx);
+    httpc_batch_group_free(g);
+}
+
+static void httpc_batch_send_one(httpc_batch *b, httpc_batch_group *g)
+{
+    httpc_batch_item *it = &g->items[0];
+    httpc_req req = {.method = it->method, .url = it->url, .body = it->body,
+                     .body_len = it->body_len,
+                     .headers = (const char *const *)it->headers,
+                     .timeout_ms = httpc_batch_left_ms(it->deadline_ms)};
+
+    if (httpc_loop_async(b->l, &req, httpc_batch_one_done, g) == 0) {
+        httpc_batch_sent(g);
+        return;
+    }
+    httpc_batch_send_alone(b, it); /* it fails there, from its callback */
+    g->n = 0;
+    httpc_batch_group_free(g);
+}
+
 static void httpc_batch_send(httpc_batch *b, httpc_batch_group *g)
 {
-    char url[sizeof g->host + 48];
+    char url[sizeof g->peer->host + 48];
     int64_t deadline = g->items[0].deadline_ms;
     httpc_req req = {.method = "POST", .url = url};
 
@@ -338,13 +384,14 @@ static void httpc_batch_send(httpc_batch *b, httpc_batch_group *g)
             goto alone;
     }
     httpc_batch_common(g);
-    snprintf(url, sizeof url, "http://%s:%u%s", g->host, (unsigned)g->port,
-             SUBREQ_PATH);
+    snprintf(url, sizeof url, "http://%s:%u%s", g->peer->host,
+             (unsigned)g->peer->port, SUBREQ_PATH);
     req.body = g->body.data;
     req.body_len = g->body.len;
     req.headers = (const char *const *)g->common;
     req.timeout_ms = httpc_batch_left_ms(deadline);
     if (httpc_loop_async(b->l, &req, httpc_batch_done, g) == 0) {
+        httpc_batch_sent(g);
         metrics_add(&m_batches, 1);
         metrics_add(&m_carried, g->n);
         return;
@@ -356,37 +403,82 @@ alone:
     httpc_batch_group_free(g);
 }
 
-void httpc_batch_flush(httpc_batch *b)
+/* When g may go (clock_mono_us; 0: now). While its peer has a transfer of
+ * ours out, g waits for that answer, or HTTPC_BATCH_HOLD_US after the
+ * transfer left, whichever comes first; a full group goes at once. */
+static uint64_t httpc_batch_ready_us(const httpc_batch_group *g)
 {
-    while (b->open) {
-        httpc_batch_group *g = b->open;
-        b->open = g->next;
-        g->next = NULL;
-        if (g->n >= 2) {
-            httpc_batch_send(b, g);
-            continue;
-        }
-        if (g->n == 1)
-            httpc_batch_send_alone(b, &g->items[0]);
-        g->n = 0;
-        httpc_batch_group_free(g);
-    }
+    const httpc_batch_peer *p = g->peer;
+
+    return g->full || p->inflight == 0 ? 0 : p->sent_us + HTTPC_BATCH_HOLD_US;
 }
 
-int httpc_batch_holding(const httpc_batch *b)
+/* Send the open groups that may go now (all: every one). Which go is
+ * decided before any leaves: groups waiting together go together. */
+static void httpc_batch_send_ready(httpc_batch *b, int all)
 {
-    return b != NULL && b->open != NULL;
+    uint64_t now = clock_mono_us();
+    httpc_batch_group *go = NULL;
+
+    for (httpc_batch_group **pg = &b->open; *pg;) {
+        httpc_batch_group *g = *pg;
+        if (!all && httpc_batch_ready_us(g) > now) {
+            pg = &g->next;
+            continue;
+        }
+        *pg = g->next;
+        g->next = go;
+        go = g;
+    }
+    while (go) {
+        httpc_batch_group *g = go;
+        go = g->next;
+        g->next = NULL;
+        g->peer->open--;
+        if (g->n >= 2)
+            httpc_batch_send(b, g);
+        else if (g->n == 1)
+            httpc_batch_send_one(b, g);
+        else
+            httpc_batch_group_free(g);
+    }
+    httpc_batch_peers_prune(b);
+}
+
+void httpc_batch_flush(httpc_batch *b)
+{
+    httpc_batch_send_ready(b, 0);
+}
+
+void httpc_batch_flush_all(httpc_batch *b)
+{
+    httpc_batch_send_ready(b, 1);
+}
+
+long httpc_batch_timeout_ms(const httpc_batch *b)
+{
+    uint64_t first = UINT64_MAX, now;
+
+    if (b == NULL || b->open == NULL)
+        return -1;
+    for (const httpc_batch_group *g = b->open; g; g = g->next) {
+        uint64_t at = httpc_batch_ready_us(g);
+        if (at < first)
+            first = at;
+    }
+    now = clock_mono_us();
+    return first <= now ? 0 : (long)((first - now + 999) / 1000);
 }
 
 void httpc_batch_free(httpc_batch *b)
 {
     if (b == NULL)
         return;
-    httpc_batch_flush(b);
-    while (b->off) {
-        httpc_batch_off *o = b->off;
-        b->off = o->next;
-        free(o);
+    httpc_batch_flush_all(b);
+    while (b->peers) {
+        httpc_batch_peer *p = b->peers;
+        b->peers = p->next;
+        free(p);
     }
     free(b);
 }

@@ -514,16 +514,18 @@ int httpc_loop_fd(const httpc_loop *l)
 long httpc_loop_timeout_ms(const httpc_loop *l)
 {
     int64_t first = -1, now;
+    long held = httpc_batch_timeout_ms(l->batch), t;
 
-    if (l->pend_head || httpc_batch_holding(l->batch))
+    if (l->pend_head || held == 0)
         return 0;
     for (const httpc_loop_job *j = l->active; j; j = j->next)
         if (first < 0 || j->deadline_ms < first)
             first = j->deadline_ms;
     if (first < 0)
-        return -1;
+        return held;
     now = (int64_t)clock_mono_ms();
-    return first <= now ? 0 : (long)(first - now);
+    t = first <= now ? 0 : (long)(first - now);
+    return held >= 0 && held < t ? held : t;
 }
 
 /* End an active job with an error, closing its connection (an answer may
@@ -722,7 +724,7 @@ void httpc_loop_free(httpc_loop *l)
     resolve_cancel(httpc_loop_resolved, l);
     l->batch_closed = 1;
     if (l->batch)
-        httpc_batch_flush(l->batch);
+        httpc_batch_flush_all(l->batch);
     httpc_loop_abandon(l);
     httpc_batch_free(l->batch);
     close(l->epfd);

@@ -34,9 +34,10 @@
  *    caller's loop runs at httpc_loop_timeout_ms() at the latest.
  *  - Batches: a request with httpc_req.subreq, submitted on the loop's own
  *    thread, may go to its server together with the others for it that
- *    wait in the same run, as one POST /internal/subreq whose answer is
- *    split back into each one's (lib/httpc_batch.h); its callback sees the
- *    answer it would have had alone.
+ *    wait with it, as one POST /internal/subreq whose answer is split back
+ *    into each one's (lib/httpc_batch.h); its callback sees the answer it
+ *    would have had alone. While that server has a transfer of this loop
+ *    out, such a request waits up to HTTPC_BATCH_HOLD_US for its answer.
  *  - Host names come from lib/resolve, whose own thread does the DNS: a
  *    request whose name has no address yet waits (its deadline running)
  *    without holding up the loop.
