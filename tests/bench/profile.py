@@ -12,7 +12,9 @@ twice:
   1. CPU: /proc/<pid>/stat (user + system time of every thread) of each
      server before and after, over the requests wrk completed: CPU
      microseconds per request for each process kind (nginx, api, queue,
-     store; chain: the chain's nginx and the store);
+     store: a GET's primary; stores: for a write, every store, primaries
+     and secondaries, which apply the queue's batches meanwhile; chain:
+     the chain's nginx and the store);
   2. system calls: `strace -c -f` attached to each process kind during the
      run, calls per request and the four most frequent ones. strace slows
      the servers many times over, so the counts, not the rates, are what
@@ -76,9 +78,11 @@ def descendants(pid):
 
 
 def cluster_kinds(cl, store_url):
-    """{kind: [pids]} of a cluster: nginx (its workers), api, queue and the
-    store that serves the row's key (its primary)."""
-    kinds = {"nginx": [], "api": [], "queue": [], "store": []}
+    """{kind: [pids]} of a cluster: nginx (its workers), api, queue, the
+    store that serves the row's key (its primary) and, as "stores", every
+    store (primaries and secondaries: what a write costs once it is
+    applied)."""
+    kinds = {"nginx": [], "api": [], "queue": [], "store": [], "stores": []}
     for c in cl.children():
         pid, role, url = c.get("pid"), c.get("role"), c.get("url", "")
         if not isinstance(pid, int) or pid <= 0:
@@ -90,8 +94,10 @@ def cluster_kinds(cl, store_url):
             kinds["api"].append(pid)
         elif name.startswith("queue"):
             kinds["queue"].append(pid)
-        elif name.startswith("store") and url == store_url:
-            kinds["store"].append(pid)
+        elif name.startswith("store"):
+            kinds["stores"].append(pid)
+            if url == store_url:
+                kinds["store"].append(pid)
     return {k: v for k, v in kinds.items() if v}
 
 
@@ -253,8 +259,11 @@ def main():
                                 if c.get("url") == ctx["api"]] or kinds["api"]
             if r.name.startswith("get"):
                 kinds.pop("queue", None)
+                kinds.pop("stores", None)
             else:
-                kinds.pop("store", None)  # the queue applies later, in batches
+                # the queue applies in batches, to both shards and their
+                # secondaries: every store's share of the row's CPU
+                kinds.pop("store", None)
 
             def run(url=url, script=script):
                 return bench.parse_wrk(bench.run_wrk(url, args, script, tmp))["requests"]
