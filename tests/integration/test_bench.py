@@ -51,13 +51,18 @@ def test_reshard_bench_runs():
 
 def test_profile_runs():
     """tests/bench/profile.py: CPU and system calls per request of each
-    server of get_api and of its chain, as JSON."""
+    server of get_api, of put_queue (every store too: they apply its
+    writes) and of their chains, as JSON."""
     import json
-    res = json.loads(run_script("profile.py", "--rows", "get_api", "--duration", "1",
+    res = json.loads(run_script("profile.py", "--rows", "get_api,put_queue", "--duration", "1",
                                 "--connections", "8", "--json", out=False))
-    assert [r["path"] for r in res] == ["get_api", "chain2 (for get_api)"], res
+    assert [r["path"] for r in res] == ["get_api", "chain2 (for get_api)", "put_queue",
+                                        "chain4 (for put_queue)"], res
     assert set(res[0]["kinds"]) == {"api", "store"}, res[0]
     assert set(res[1]["kinds"]) == {"nginx", "store"}, res[1]
+    assert set(res[2]["kinds"]) == {"nginx", "api", "queue", "stores"}, res[2]
+    assert res[2]["kinds"]["stores"]["processes"] == 4, res[2]
+    assert set(res[3]["kinds"]) == {"nginx", "store"}, res[3]
     for r in res:
         assert r["requests"] > 0, r
         for k, v in r["kinds"].items():
