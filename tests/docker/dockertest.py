@@ -7,6 +7,7 @@ standard library only.
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,18 @@ def wait_until(fn, timeout, what, interval=0.25):
             raise AssertionError("timed out after %.0f s waiting for %s "
                                  "(last: %r)" % (timeout, what, last))
         time.sleep(interval)
+
+
+def wait_until_matches(get, patterns, timeout, what):
+    """Poll get() -> text until every regex of patterns matches it; the
+    text. After timeout seconds, AssertionError with what and the last
+    text (a status the controller takes a probe or two to update)."""
+    def matches():
+        out = get()
+        if all(re.search(p, out) for p in patterns):
+            return out
+        raise AssertionError(out)
+    return wait_until(matches, timeout, what)
 
 
 def run(argv, timeout, env=None, check=True, input_bytes=None):
