@@ -313,7 +313,16 @@ def test_token_is_a_swarm_secret(sw):
         assert token not in env and "KV_TOKEN=" not in env, (s, env)
     url = "http://store-0-1:7101/internal/kv/cart:42"
     assert sw.curl("-o", "/dev/null", "-w", "%{http_code}", url) == "401"
-    assert sw.curl("--oauth2-bearer", token, url) == "2 apples"
+    # Once in CI this read got an empty reply (curl exit 52) from the
+    # store, not reproduced: it is logged, and read again until a deadline.
+    tries = []
+
+    def read():
+        tries.append(1)
+        return sw.curl("--oauth2-bearer", token, url) == "2 apples"
+    wait_until(read, 10, "the store's answer with the token")
+    if len(tries) > 1:
+        log("token: the read with the token took %d tries" % len(tries))
 
 
 def test_scale_api_to_3_and_back(sw):
