@@ -112,14 +112,13 @@ static httpc_batch_peer *httpc_batch_peer_get(httpc_batch *b, const char *host,
     return p;
 }
 
-/* Forget the peers with nothing open or out that take batches again. */
-static void httpc_batch_peers_prune(httpc_batch *b)
+/* Forget the peers with nothing open or out that take batches again
+ * (now_ms: clock_mono_ms). */
+static void httpc_batch_peers_prune(httpc_batch *b, int64_t now_ms)
 {
-    int64_t now = (int64_t)clock_mono_ms();
-
     for (httpc_batch_peer **pp = &b->peers; *pp;) {
         httpc_batch_peer *p = *pp;
-        if (p->inflight || p->open || p->off_until_ms > now) {
+        if (p->inflight || p->open || p->off_until_ms > now_ms) {
             pp = &p->next;
             continue;
         }
@@ -442,7 +441,7 @@ static void httpc_batch_send_ready(httpc_batch *b, int all)
         else
             httpc_batch_group_free(g);
     }
-    httpc_batch_peers_prune(b);
+    httpc_batch_peers_prune(b, (int64_t)(now / 1000));
 }
 
 void httpc_batch_flush(httpc_batch *b)
